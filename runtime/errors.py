@@ -1,0 +1,13 @@
+"""Errors a user can cause (bad file, bad flag, missing camera).
+
+The CLIs print these as one line and exit non-zero; anything else is a bug and
+keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, no traceback."""
+
+
+class ManifestError(UserError):
+    """A manifest that is missing, unreadable, of another schema or inconsistent."""
