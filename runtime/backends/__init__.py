@@ -1,0 +1,30 @@
+"""Inference backends behind one interface; ``open_backend`` picks one by suffix and manifest."""
+import os
+
+from runtime.errors import UserError
+
+BACKENDS = ("onnxruntime", "tensorrt")
+
+
+def backend_for(path, manifest=None, requested=None):
+    """Which backend runs ``path``: ``requested`` if given, else by manifest format or suffix."""
+    if requested:
+        if requested not in BACKENDS:
+            raise UserError("unknown backend {!r}; use one of {}".format(requested, ", ".join(BACKENDS)))
+        return requested
+    fmt = (manifest or {}).get("artifact", {}).get("format")
+    if fmt == "onnx" or str(path).endswith(".onnx"):
+        return "onnxruntime"
+    if fmt == "tensorrt" or os.path.splitext(str(path))[1] in (".plan", ".engine", ".trt"):
+        return "tensorrt"
+    raise UserError("cannot tell the backend for {}: use .onnx or .plan, or --backend".format(path))
+
+
+def open_backend(path, manifest=None, backend=None, providers=None, threads=None):
+    """Load ``path`` with the right backend; imports the backend's library lazily."""
+    kind = backend_for(path, manifest, backend)
+    if kind == "onnxruntime":
+        from runtime.backends.onnxruntime import OnnxRuntimeBackend
+        return OnnxRuntimeBackend(str(path), providers=providers, threads=threads)
+    from runtime.backends.tensorrt import TensorRTBackend
+    return TensorRTBackend(str(path), manifest=manifest)

@@ -1,0 +1,233 @@
+"""rt-export: checkpoint -> verified ONNX artifact + manifest (engines/NAME.onnx + NAME.onnx.json)."""
+import argparse
+import datetime
+import os
+import platform
+import re
+import sys
+import time
+
+from runtime import manifest as manifest_mod
+from runtime.cli.common import add_common_args, run_cli
+from runtime.errors import UserError
+
+DEFAULT_SIZE = (256, 512)
+DEFAULT_OPSET = 17
+
+
+def parse_size(text):
+    """'256x512' -> (256, 512); both multiples of 32 (the network's output stride)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not match:
+        raise UserError("malformed --size {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(text))
+    height, width = int(match.group(1)), int(match.group(2))
+    if height < 64 or width < 64 or height % 32 or width % 32:
+        raise UserError("--size {}x{}: height and width must be multiples of 32 and at least 64"
+                        .format(height, width))
+    return height, width
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="rt-export",
+        description="Export a SwiftNet checkpoint to ONNX with a manifest, checked by a "
+                    "PyTorch vs ONNX Runtime parity gate.")
+    parser.add_argument("--arch", required=True, help="network name (see --list-archs)")
+    parser.add_argument("--checkpoint", help="checkpoint: the published SwiftNet layouts or ours "
+                                             "(default: untrained weights, for testing only)")
+    parser.add_argument("--size", default="256x512", help="input HEIGHTxWIDTH (default 256x512)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32"],
+                        help="numeric precision of the artifact")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help="ONNX opset: 17 for TensorRT 8.5/8.6 (default), 13 for TensorRT 8.2 (TX2)")
+    parser.add_argument("--input", dest="input_format", default="frame", choices=["frame", "tensor"],
+                        help="frame: uint8 HxWx3 camera frame, normalized in the graph (default); "
+                             "tensor: normalized float NCHW")
+    parser.add_argument("--color-order", default="BGR", choices=["BGR", "RGB"],
+                        help="colour order of frames fed to the engine (OpenCV gives BGR)")
+    parser.add_argument("--output-kind", default="class_map", choices=["class_map", "logits"],
+                        help="class_map: uint8 argmax in the graph (default); logits: float scores")
+    parser.add_argument("--resize", default="stretch", choices=["stretch", "letterbox", "crop"],
+                        help="how the runtime fits frames to the input by default")
+    parser.add_argument("--parity-images", type=int, default=4,
+                        help="images for the PyTorch vs ONNX Runtime parity gate (default 4)")
+    parser.add_argument("--min-agreement", type=float, default=0.999,
+                        help="minimum argmax agreement of the parity gate (default 0.999)")
+    parser.add_argument("--output", "-o", help="output .onnx (default engines/<arch>_<precision>.onnx)")
+    add_common_args(parser)
+    return parser
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    size = parse_size(args.size)
+    if args.parity_images < 1:
+        raise UserError("--parity-images must be at least 1")
+    output = args.output or os.path.join("engines", "{}_{}.onnx".format(args.arch, args.precision))
+    if not output.endswith(".onnx"):
+        raise UserError("--output {}: only .onnx artifacts can be exported here "
+                        "(TensorRT plans are built on the device)".format(output))
+    export(args.arch, args.checkpoint, size, output, opset=args.opset,
+           input_format=args.input_format, color_order=args.color_order,
+           output_kind=args.output_kind, resize=args.resize, parity_images=args.parity_images,
+           min_agreement=args.min_agreement, log=_log(args.quiet))
+    return 0
+
+
+def _log(quiet):
+    start = time.time()
+
+    def log(message):
+        if not quiet:
+            sys.stderr.write("[{:6.1f}s] {}\n".format(time.time() - start, message))
+            sys.stderr.flush()
+    return log
+
+
+def export(arch, checkpoint, size, output, opset=DEFAULT_OPSET, input_format="frame",
+           color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
+           min_agreement=0.999, log=print):
+    """The whole export: load, export, check, parity gate, manifest. Returns the manifest."""
+    from export import checkpoints, models, onnx_export
+
+    if not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
+        raise UserError("--opset {}: use {}..{} (13 for TensorRT 8.2, 17 for 8.5/8.6)".format(
+            opset, onnx_export.MIN_OPSET, onnx_export.MAX_OPSET))
+    if checkpoint:
+        log("loading checkpoint {}".format(checkpoint))
+        model, info = checkpoints.load_checkpoint(arch, checkpoint)
+    else:
+        log("WARNING: no --checkpoint: exporting UNTRAINED weights (class maps will be noise)")
+        import torch
+        torch.manual_seed(0)  # untrained exports are reproducible
+        model = models.create(arch)
+        info = {"layout": None, "sha256": None, "classes": None,
+                "normalization": model.normalization, "input_size": None, "metadata": {}}
+    return export_model(model, info, arch, checkpoint, size, output, opset=opset,
+                        input_format=input_format, color_order=color_order,
+                        output_kind=output_kind, resize=resize, parity_images=parity_images,
+                        min_agreement=min_agreement, log=log)
+
+
+def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSET,
+                 input_format="frame", color_order="BGR", output_kind="class_map",
+                 resize="stretch", parity_images=4, min_agreement=0.999, log=print):
+    """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the manifest."""
+    from export import onnx_export, parity
+    from export.classes import IGNORE_ID, cityscapes_classes
+
+    model.eval()
+    classes = info.get("classes") or cityscapes_classes()
+    normalization = info.get("normalization") or model.normalization
+    wrapper = onnx_export.DeployWrapper(model, normalization, input_format=input_format,
+                                        color_order=color_order, output_kind=output_kind)
+
+    log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
+    input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
+        wrapper, size, output, opset=opset, input_format=input_format)
+    written = _checked(onnx_export.check_model, output, opset)
+    log("wrote {} (opset {}, {:.1f} MB)".format(output, written, os.path.getsize(output) / 1e6))
+
+    data = _manifest(arch, output, size, input_name, input_shape, input_dtype, input_format,
+                     color_order, normalization, output_name, output_kind, classes, IGNORE_ID,
+                     opset, resize, checkpoint, info)
+    log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
+    frames = parity_frames(parity_images, size, data["input"])
+    try:
+        figures = parity.run_parity(wrapper, output, frames, min_agreement=min_agreement)
+    except parity.ParityError as exc:
+        _remove(output)
+        raise UserError(str(exc) + "; {} removed".format(output))
+    log("parity: argmax agreement {:.4%}, max abs error {:.2e}, max rel error {:.2e}".format(
+        figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
+    data["parity"] = figures
+    path = manifest_mod.write(output, data)
+    log("wrote manifest {}".format(path))
+    return data
+
+
+def _checked(check, path, opset):
+    try:
+        return check(path, opset)
+    except Exception as exc:
+        _remove(path)
+        raise UserError("exported model failed the ONNX check: {}".format(str(exc).splitlines()[0]))
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def parity_frames(count, size, manifest_input):
+    """``count`` generated road scenes, preprocessed exactly as the runtime will."""
+    from runtime.data.synthetic import render_scene
+    from runtime.preprocess import Preprocessor
+    pre = Preprocessor(manifest_input)
+    frames = []
+    for index in range(count):
+        image = render_scene(seed=12345, index=index, size=size)[0]
+        frames.append(pre(image)[0])
+    return frames
+
+
+def _versions():
+    import onnx
+    import torch
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "onnx": onnx.__version__}
+    try:
+        import onnxruntime
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    from runtime import __version__
+    versions["swiftrt"] = __version__
+    return versions
+
+
+def _manifest(arch, output, size, input_name, input_shape, input_dtype, input_format, color_order,
+              normalization, output_name, output_kind, classes, ignore_id, opset, resize,
+              checkpoint, info):
+    height, width = size
+    if output_kind == "class_map":
+        out = {"name": output_name, "shape": [1, height, width], "dtype": "uint8",
+               "meaning": "class_map"}
+    else:
+        out = {"name": output_name, "shape": [1, len(classes), height, width], "dtype": "float32",
+               "meaning": "logits"}
+    return {
+        "schema_version": manifest_mod.SCHEMA_VERSION,
+        "arch": arch,
+        "task": "segmentation",
+        "artifact": {"file": os.path.basename(output), "format": "onnx",
+                     "sha256": manifest_mod.sha256_file(output)},
+        "input": {
+            "name": input_name, "shape": input_shape, "dtype": input_dtype,
+            "layout": "NHWC" if input_format == "frame" else "NCHW",
+            "color_order": color_order if input_format == "frame" else "RGB",
+            "normalization": {"in_graph": input_format == "frame",
+                              "scale": float(normalization["scale"]),
+                              "mean": [float(v) for v in normalization["mean"]],
+                              "std": [float(v) for v in normalization["std"]]},
+            "resize": resize,
+        },
+        "outputs": [out],
+        "classes": classes,
+        "ignore_id": ignore_id,
+        "precision": "fp32",
+        "opset": opset,
+        "source_checkpoint": {"path": os.path.abspath(checkpoint) if checkpoint else None,
+                              "sha256": info.get("sha256"), "layout": info.get("layout"),
+                              "trained": bool(checkpoint)},
+        "toolchain": _versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def entry():
+    sys.exit(run_cli(main, prog="rt-export"))
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,111 @@
+"""PyTorch model -> ONNX with pre- and postprocessing folded into the graph.
+
+Defaults (and why, see README "Why frames in, class maps out"):
+- input ``frame``: the camera frame as OpenCV delivers it, uint8 NHWC BGR. The host
+  only resizes; cast, colour reorder, normalization and transpose run inside the
+  graph, on the accelerator, and the host-to-device copy is 4x smaller than float.
+- output ``class_map``: the argmax of the full-resolution logits as uint8, so the host
+  copies H*W bytes instead of 19*H*W floats and does no argmax of its own.
+"""
+import os
+import tempfile
+import warnings
+
+import torch
+from torch import nn
+
+INPUT_FORMATS = ("frame", "tensor")
+OUTPUT_KINDS = ("class_map", "logits")
+MIN_OPSET, MAX_OPSET = 13, 20
+
+
+class DeployWrapper(nn.Module):
+    """Wraps a segmentation model with the chosen in-graph pre- and postprocessing.
+
+    ``normalization`` = {scale, mean, std} turns RGB 0..255 into the model's input.
+    """
+
+    def __init__(self, model, normalization, input_format="frame", color_order="BGR",
+                 output_kind="class_map", class_map_dtype=torch.uint8):
+        super().__init__()
+        if input_format not in INPUT_FORMATS:
+            raise ValueError("input_format must be one of {}".format(INPUT_FORMATS))
+        if output_kind not in OUTPUT_KINDS:
+            raise ValueError("output_kind must be one of {}".format(OUTPUT_KINDS))
+        self.model = model
+        self.input_format = input_format
+        self.output_kind = output_kind
+        self.class_map_dtype = class_map_dtype
+        scale = float(normalization["scale"])
+        mean = torch.tensor(normalization["mean"], dtype=torch.float32)
+        std = torch.tensor(normalization["std"], dtype=torch.float32)
+        # (x * scale - mean) / std == x * mul + add, folded into two constants.
+        self.register_buffer("mul", (scale / std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("add", (-mean / std).view(1, 3, 1, 1), persistent=False)
+        self.bgr = color_order == "BGR"
+
+    def forward(self, x):
+        if self.input_format == "frame":
+            x = x.permute(0, 3, 1, 2).float()
+            if self.bgr:
+                x = x[:, [2, 1, 0]]
+            x = x * self.mul + self.add
+        logits = self.model(x)
+        if self.output_kind == "logits":
+            return logits
+        return torch.argmax(logits, dim=1).to(self.class_map_dtype)
+
+
+def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=None,
+                output_name=None):
+    """Trace ``wrapper`` at batch 1 and static ``size`` = (H, W) and write ONNX to ``path``.
+
+    Written to a temporary file first and moved into place, so a failed export never
+    leaves a half-written model. Returns (input_name, output_name, input_shape, input_dtype).
+    """
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError("opset {} not supported (use {}..{})".format(opset, MIN_OPSET, MAX_OPSET))
+    height, width = size
+    if input_format == "frame":
+        dummy = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8)
+        input_name = input_name or "frame"
+    else:
+        dummy = torch.randn(1, 3, height, width)
+        input_name = input_name or "image"
+    output_name = output_name or wrapper.output_kind
+    wrapper.eval()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".onnx", dir=folder)
+    os.close(handle)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python ints are intended
+            torch.onnx.export(wrapper, (dummy,), tmp, dynamo=False, opset_version=opset,
+                              input_names=[input_name], output_names=[output_name],
+                              do_constant_folding=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return input_name, output_name, list(dummy.shape), str(dummy.dtype).replace("torch.", "")
+
+
+def written_opset(path):
+    """The default-domain opset recorded in an ONNX file."""
+    import onnx
+    model = onnx.load(path, load_external_data=False)
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ValueError("{} has no default-domain opset".format(path))
+
+
+def check_model(path, opset):
+    """ONNX checker + assert the opset written is the one asked for."""
+    import onnx
+    onnx.checker.check_model(path)
+    got = written_opset(path)
+    if got != opset:
+        raise RuntimeError("asked for opset {} but the exporter wrote {}".format(opset, got))
+    return got

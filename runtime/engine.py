@@ -1,0 +1,108 @@
+"""An engine: a model artifact + its manifest + a backend, turning frames into class maps.
+
+This is the "network" object of the three-object API (source, engine, output):
+
+    engine = Engine("engines/swiftnet.onnx")
+    result = engine.segment(frame_bgr)
+    result.class_map  # (H, W) uint8 train ids at the network's resolution
+"""
+import time
+
+import numpy as np
+
+from runtime import manifest as manifest_mod
+from runtime.backends import open_backend
+from runtime.errors import ManifestError
+from runtime.preprocess import Preprocessor
+
+
+class Result(object):
+    """What one frame gives: the fitted frame, the class map, raw outputs and stage timings (ms)."""
+
+    __slots__ = ("frame", "class_map", "outputs", "timings", "fit")
+
+    def __init__(self, frame, class_map, outputs, timings, fit=None):
+        self.frame = frame
+        self.class_map = class_map
+        self.outputs = outputs
+        self.timings = timings
+        self.fit = fit
+
+
+class Engine(object):
+    """Loads an artifact with its manifest and runs frames through it."""
+
+    def __init__(self, path, backend=None, providers=None, threads=None, resize=None):
+        self.path = str(path)
+        self.manifest = manifest_mod.load(self.path)
+        artifact, _ = manifest_mod.resolve(self.path)
+        self.artifact = artifact
+        self.backend = open_backend(artifact, self.manifest, backend=backend,
+                                    providers=providers, threads=threads)
+        self._check_io()
+        self.preprocessor = Preprocessor(self.manifest["input"], resize=resize)
+        self.input_name = self.manifest["input"]["name"]
+        self.size = self.preprocessor.size
+        self.classes = self.manifest["classes"]
+        self.class_map_output = manifest_mod.output_by_meaning(self.manifest, "class_map")
+        self.logits_output = manifest_mod.output_by_meaning(self.manifest, "logits")
+        if self.class_map_output is None and self.logits_output is None:
+            raise ManifestError("{}: no output with meaning 'class_map' or 'logits'".format(self.path))
+
+    def _check_io(self):
+        """Refuse an artifact whose tensors are not the ones its manifest describes."""
+        names = {t.name for t in self.backend.inputs}
+        expected = self.manifest["input"]["name"]
+        if expected not in names:
+            raise ManifestError("{}: manifest input '{}' is not in the model (it has {})".format(
+                self.path, expected, ", ".join(sorted(names))))
+        outputs = {t.name for t in self.backend.outputs}
+        for out in self.manifest["outputs"]:
+            if out["name"] not in outputs:
+                raise ManifestError("{}: manifest output '{}' is not in the model (it has {})".format(
+                    self.path, out["name"], ", ".join(sorted(outputs))))
+
+    def preprocess(self, frame):
+        """BGR frame -> (input tensor, fitted frame, Fit)."""
+        return self.preprocessor(frame)
+
+    def infer(self, tensor):
+        """Input tensor -> {output name: array} (complete when it returns)."""
+        return self.backend.run({self.input_name: tensor})
+
+    def postprocess(self, outputs):
+        """Raw outputs -> (H, W) uint8 class map."""
+        if self.class_map_output is not None:
+            class_map = outputs[self.class_map_output["name"]][0]
+        else:
+            class_map = np.argmax(outputs[self.logits_output["name"]][0], axis=0)
+        return class_map.astype(np.uint8, copy=False)
+
+    def segment(self, frame):
+        """Run one BGR frame through preprocess, inference and postprocess, timing each."""
+        t0 = time.perf_counter()
+        tensor, fitted, fit = self.preprocess(frame)
+        t1 = time.perf_counter()
+        outputs = self.infer(tensor)
+        t2 = time.perf_counter()
+        class_map = self.postprocess(outputs)
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                   "postprocess": (t3 - t2) * 1e3}
+        return Result(fitted, class_map, outputs, timings, fit)
+
+    def dummy_input(self, seed=0):
+        """A random input tensor of the right shape and dtype (for warm-up and benchmarks)."""
+        rng = np.random.RandomState(seed)
+        h, w = self.size
+        frame = rng.randint(0, 256, size=(h, w, 3)).astype(np.uint8)
+        return self.preprocessor.to_tensor(frame)
+
+    def describe(self):
+        info = dict(self.backend.describe())
+        info.update({"engine": self.artifact, "arch": self.manifest["arch"],
+                     "precision": self.manifest["precision"], "input_size": list(self.size)})
+        return info
+
+    def close(self):
+        self.backend.close()
