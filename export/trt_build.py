@@ -1,0 +1,475 @@
+"""Build TensorRT plans from ONNX with the TensorRT installed here (on the Jetson itself).
+
+TensorRT is imported lazily (it exists only where JetPack or NVIDIA's wheels put it), and
+every version difference is a small explicit branch on the installed version, following
+the API table of the deployment reference (8.2 on TX2, 8.5.2 on Xavier, 8.6.2 / 10.3 on
+Orin). ``trt`` and ``gpu_info`` can be injected, so the tests run it with fakes.
+
+Also here, pure Python: the plan manifest, TensorRT's native INT8 calibration-cache
+format (with a sidecar naming the model and TensorRT version it is for) and a
+Polygraphy-style comparison of outputs for the post-build check.
+"""
+import copy
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+
+from runtime import manifest as manifest_mod
+from runtime.backends import trt_api
+from runtime.errors import UserError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+INT8_MODES = ("qdq", "cache", "ranges")
+CALIBRATOR_NAME = "EntropyCalibration2"
+
+
+# -- TensorRT access --------------------------------------------------------------------
+
+def _import_trt():
+    try:
+        import tensorrt
+    except (ImportError, OSError):
+        raise UserError("TensorRT is not installed here: build plans on the Jetson (JetPack's "
+                        "python3-libnvinfer) or on a GPU box with tensorrt-cu12>=10,<11")
+    return tensorrt
+
+
+def pycuda_gpu_info(device=0):
+    """{'name', 'compute_capability'} of a CUDA device via pycuda; None values without pycuda."""
+    try:
+        import pycuda.driver as cuda
+        cuda.init()
+        dev = cuda.Device(device)
+        return {"name": dev.name(),
+                "compute_capability": trt_api.compute_capability(dev.compute_capability())}
+    except Exception as exc:  # ImportError, or pycuda's own errors without a driver
+        _warn("cannot tell the GPU ({}): the plan manifest will not record it, so the runtime "
+              "can only check the TensorRT version".format(_first_line(exc)))
+        return {"name": None, "compute_capability": None}
+
+
+def _make_logger(trt, verbose=False):
+    """A TensorRT logger that prints warnings and keeps the errors for our one-line messages."""
+
+    class _Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors = []
+
+        def log(self, severity, msg):
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                self.errors.append(str(msg).strip())
+            worst = trt.ILogger.Severity.INFO if verbose else trt.ILogger.Severity.WARNING
+            if int(severity) <= int(worst):
+                sys.stderr.write("[TensorRT] {}\n".format(msg))
+
+    return _Logger()
+
+
+def _make_cache_calibrator(trt, cache_bytes):
+    """An IInt8EntropyCalibrator2 that only replays a calibration cache (no batches)."""
+
+    class _CacheCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self, data):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.data = data
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            return None
+
+        def read_calibration_cache(self):
+            return self.data
+
+        def write_calibration_cache(self, cache):
+            return None
+
+    return _CacheCalibrator(cache_bytes)
+
+
+# -- building ---------------------------------------------------------------------------
+
+def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing_cache=None,
+                 int8_mode="qdq", calib_cache=None, amax_json=None, fp32_layers=(), trt=None,
+                 gpu_info=None, verbose=False):
+    """Build ``plan_path`` from ``onnx_path``; returns a dict describing the build.
+
+    precision: 'fp32', 'fp16' (FP32 fallback where FP16 is not fast) or 'int8' (INT8 with
+    FP16 fallback). int8_mode: 'qdq' (the ONNX model has Q/DQ nodes; TensorRT >= 8.5),
+    'cache' (a TensorRT calibration cache, ``calib_cache``) or 'ranges' (an amax JSON
+    ``{tensor name: amax}``, ``amax_json``). fp32_layers: substrings of layer names kept in
+    FP32. timing_cache: a file loaded if present and saved after the build.
+    """
+    if precision not in PRECISIONS:
+        raise UserError("precision {!r}: use one of {}".format(precision, ", ".join(PRECISIONS)))
+    if precision == "int8" and int8_mode not in INT8_MODES:
+        raise UserError("int8 mode {!r}: use one of {}".format(int8_mode, ", ".join(INT8_MODES)))
+    if not os.path.exists(str(onnx_path)):
+        raise UserError("ONNX model not found: {}".format(onnx_path))
+    if precision == "int8" and int8_mode == "cache" and not calib_cache:
+        raise UserError("int8 mode 'cache' needs a calibration cache file")
+    if precision == "int8" and int8_mode == "ranges" and not amax_json:
+        raise UserError("int8 mode 'ranges' needs an amax JSON file ({tensor name: amax})")
+    trt = trt if trt is not None else _import_trt()
+    version = trt_api.parse_version(trt.__version__)
+    vstr = trt_api.version_string(version)
+    logger = _make_logger(trt, verbose)
+    trt.init_libnvinfer_plugins(logger, "")
+    builder = _create_builder(trt, logger)
+
+    flags = 0 if version[0] >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    _parse(parser, str(onnx_path), vstr)
+
+    config = builder.create_builder_config()
+    workspace = int(workspace_mb) * (1 << 20)
+    if version[:2] >= (8, 4):
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+    else:
+        config.max_workspace_size = workspace
+
+    used = []
+    info_extra = {}
+    if precision in ("fp16", "int8"):
+        if builder.platform_has_fast_fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+            used.append("FP16")
+        else:
+            _warn("this GPU has no fast FP16: building without FP16 kernels")
+    calibrator = None  # keep a reference until the build is done
+    if precision == "int8":
+        if version[:2] < (8, 5):
+            raise UserError("INT8 needs TensorRT >= 8.5 on Xavier or Orin (this is TensorRT {}; "
+                            "the TX2 has no fast INT8): build fp16".format(vstr))
+        if not builder.platform_has_fast_int8:
+            raise UserError("INT8 needs a GPU with fast INT8 (Xavier, Orin); this one has none "
+                            "(a TX2 has no fast INT8): build fp16")
+        config.set_flag(trt.BuilderFlag.INT8)
+        used.append("INT8")
+        if int8_mode == "qdq":
+            if not _has_qdq(trt, network):
+                raise UserError("int8 mode 'qdq' but {} has no QuantizeLinear/DequantizeLinear "
+                                "nodes: use a QDQ model, or int8 mode 'cache' or 'ranges'"
+                                .format(onnx_path))
+        elif int8_mode == "cache":
+            data = read_calibration_cache(calib_cache, expected_sha256=manifest_mod.sha256_file(
+                onnx_path), expected_version=vstr)
+            calibrator = _make_cache_calibrator(trt, data)
+            config.int8_calibrator = calibrator
+        else:
+            with open(str(amax_json)) as handle:
+                amax = json.load(handle)
+            info_extra["ranges"] = set_dynamic_ranges(network, amax)
+
+    if fp32_layers:
+        if hasattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS"):
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+            used.append("OBEY_PRECISION_CONSTRAINTS")
+        else:
+            config.set_flag(trt.BuilderFlag.STRICT_TYPES)
+            used.append("STRICT_TYPES")
+        info_extra["fp32_layers"] = keep_layers_fp32(trt, network, fp32_layers)
+
+    if timing_cache:
+        blob = b""
+        if os.path.exists(str(timing_cache)):
+            with open(str(timing_cache), "rb") as handle:
+                blob = handle.read()
+        cache = config.create_timing_cache(blob)
+        if cache is None or config.set_timing_cache(cache, ignore_mismatch=False) is False:
+            _warn("timing cache {} was made by another TensorRT or GPU (or is damaged): starting "
+                  "a new one".format(timing_cache))
+            config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+
+    gpu = (gpu_info or pycuda_gpu_info)()
+    t0 = time.time()
+    serialized = builder.build_serialized_network(network, config)
+    seconds = time.time() - t0
+    if serialized is None:
+        reason = logger.errors[-1] if logger.errors else "see the TensorRT log above"
+        raise UserError("TensorRT {} could not build {}: {}".format(vstr, onnx_path,
+                                                                    _one_line(reason)))
+    _write_bytes(str(plan_path), serialized)
+    if timing_cache:
+        _write_bytes(str(timing_cache), config.get_timing_cache().serialize())
+
+    info = {"tensorrt_version": vstr, "gpu": gpu.get("name"),
+            "compute_capability": trt_api.compute_capability(gpu.get("compute_capability")),
+            "precision": precision, "flags": used, "workspace_mb": int(workspace_mb),
+            "int8_mode": int8_mode if precision == "int8" else None,
+            "timing_cache": str(timing_cache) if timing_cache else None,
+            "build_seconds": round(seconds, 2), "plan": str(plan_path)}
+    info.update(info_extra)
+    return info
+
+
+def _create_builder(trt, logger):
+    try:
+        builder = trt.Builder(logger)
+    except Exception as exc:  # pybind11: "factory function returned nullptr"
+        builder = None
+        failure = _first_line(exc)
+    else:
+        failure = "TensorRT returned no builder"
+    if builder is None:
+        seen = " ".join(logger.errors + [failure])
+        if "CUDA initialization failure" in seen or "error: 35" in seen:
+            raise UserError("TensorRT is installed but CUDA cannot start here (CUDA initialization "
+                            "failure, error 35: no GPU or no NVIDIA driver): build the plan on "
+                            "the Jetson")
+        raise UserError("cannot create a TensorRT builder: {}".format(_one_line(
+            logger.errors[-1] if logger.errors else failure)))
+    return builder
+
+
+def _parse(parser, onnx_path, vstr):
+    if hasattr(parser, "parse_from_file"):  # resolves external weight files beside the model
+        ok = parser.parse_from_file(onnx_path)
+    else:
+        with open(onnx_path, "rb") as handle:
+            ok = parser.parse(handle.read())
+    if not ok:
+        errors = [_one_line(str(parser.get_error(i))) for i in range(parser.num_errors)]
+        raise UserError("TensorRT {} cannot parse {}: {}".format(
+            vstr, onnx_path, "; ".join(errors) or "unknown parser error"))
+
+
+def _has_qdq(trt, network):
+    kinds = (trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE)
+    return any(network.get_layer(i).type in kinds for i in range(network.num_layers))
+
+
+def network_tensors(network):
+    """Every tensor of a parsed network: its inputs and the outputs of all layers."""
+    tensors = [network.get_input(i) for i in range(network.num_inputs)]
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        tensors.extend(layer.get_output(j) for j in range(layer.num_outputs))
+    return tensors
+
+
+def set_dynamic_ranges(network, amax):
+    """``tensor.dynamic_range = (-a, a)`` for every network tensor named in ``amax``.
+
+    Returns {'set': n, 'missing': [names of network tensors without an entry]}; refuses a
+    table that names none of the network's tensors (it was made for another model).
+    """
+    count, missing = 0, []
+    for tensor in network_tensors(network):
+        if tensor.name in amax:
+            value = abs(float(amax[tensor.name]))
+            tensor.dynamic_range = (-value, value)
+            count += 1
+        else:
+            missing.append(tensor.name)
+    if count == 0:
+        raise UserError("the amax table names none of the network's tensors: was it made for "
+                        "this model?")
+    if missing:
+        _warn("{} tensor(s) have no INT8 range and stay in FP16/FP32 (e.g. {})".format(
+            len(missing), missing[0]))
+    return {"set": count, "missing": missing}
+
+
+def keep_layers_fp32(trt, network, patterns):
+    """Pin every layer whose name contains one of ``patterns`` to FP32; returns the names.
+
+    Only floating-point outputs are retyped (shape and index tensors keep their types).
+    """
+    chosen, hit = [], set()
+    floats = (trt.float32, trt.float16)
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        matched = [p for p in patterns if p in layer.name]
+        if not matched:
+            continue
+        hit.update(matched)
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            if layer.get_output(j).dtype in floats:
+                layer.set_output_type(j, trt.float32)
+        chosen.append(layer.name)
+    unused = [p for p in patterns if p not in hit]
+    if unused:
+        raise UserError("no layer name contains {}: check --fp32-layers against the network's "
+                        "layer names".format(", ".join(repr(p) for p in unused)))
+    return chosen
+
+
+# -- plan manifest ----------------------------------------------------------------------
+
+def plan_manifest(onnx_manifest, plan_path, build_info):
+    """The manifest of a plan: the ONNX manifest with its artifact, precision and ``tensorrt``.
+
+    The runtime's compatibility check reads exactly ``tensorrt``: version, gpu,
+    compute_capability (and reports flags, workspace_mb, int8_mode).
+    """
+    data = copy.deepcopy(onnx_manifest)
+    data["artifact"] = {"file": os.path.basename(str(plan_path)), "format": "tensorrt",
+                        "sha256": manifest_mod.sha256_file(plan_path)}
+    data["precision"] = build_info["precision"]
+    data["tensorrt"] = {"version": build_info["tensorrt_version"], "gpu": build_info.get("gpu"),
+                        "compute_capability": build_info.get("compute_capability"),
+                        "flags": list(build_info.get("flags", [])),
+                        "workspace_mb": build_info.get("workspace_mb"),
+                        "int8_mode": build_info.get("int8_mode")}
+    return data
+
+
+# -- TensorRT calibration caches --------------------------------------------------------
+
+def calibration_cache_header(version):
+    """'TRT-8502-EntropyCalibration2' for 8.5.2; 10.x: major*10000+minor*100+patch."""
+    major, minor, patch = trt_api.parse_version(version)
+    if major >= 10:
+        number = major * 10000 + minor * 100 + patch
+    else:
+        number = major * 1000 + minor * 100 + patch
+    return "TRT-{}-{}".format(number, CALIBRATOR_NAME)
+
+
+def amax_to_hex(amax):
+    """Cache value of a tensor: big-endian float32 of the scale amax/127, as 8 hex digits."""
+    return struct.pack(">f", float(amax) / 127.0).hex()
+
+
+def hex_to_amax(text):
+    return struct.unpack(">f", bytes.fromhex(text.strip()))[0] * 127.0
+
+
+def write_calibration_cache(path, amax, version, onnx_sha256, method="minmax"):
+    """Write a TensorRT calibration cache for ``amax`` {tensor: amax} and its sidecar.
+
+    The cache holds only what TensorRT parses (header + one ``name: hex`` line per tensor);
+    ``<path>.json`` records the model (onnx_sha256), TensorRT version and range method.
+    """
+    lines = [calibration_cache_header(version)]
+    for name in sorted(amax):
+        lines.append("{}: {}".format(name, amax_to_hex(abs(float(amax[name])))))
+    _write_bytes(str(path), ("\n".join(lines) + "\n").encode("ascii"))
+    side = {"onnx_sha256": onnx_sha256, "tensorrt_version": trt_api.version_string(version),
+            "method": method}
+    _write_bytes(str(path) + ".json", (json.dumps(side, indent=2) + "\n").encode("ascii"))
+    return str(path)
+
+
+def parse_calibration_cache(data):
+    """(header, {tensor: amax}) from the bytes or text of a calibration cache."""
+    text = data.decode("ascii") if isinstance(data, bytes) else data
+    rows = [line for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise UserError("empty calibration cache")
+    table = {}
+    for row in rows[1:]:
+        name, _, value = row.rpartition(":")
+        table[name.strip()] = hex_to_amax(value)
+    return rows[0].strip(), table
+
+
+def read_calibration_cache(path, expected_sha256=None, expected_version=None):
+    """The bytes of a calibration cache, refused when made for another model or TensorRT."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise UserError("calibration cache not found: {}".format(path))
+    with open(path, "rb") as handle:
+        data = handle.read()
+    side_path = path + ".json"
+    if not os.path.exists(side_path):
+        raise UserError("{} has no sidecar {}: cannot tell which model it was made for "
+                        "(regenerate it with the calib tools)".format(path, side_path))
+    with open(side_path) as handle:
+        side = json.load(handle)
+    if expected_sha256 and side.get("onnx_sha256") != expected_sha256:
+        raise UserError("{} was made for another model (sha256 {}…, this ONNX is {}…): "
+                        "recalibrate".format(path, str(side.get("onnx_sha256"))[:12],
+                                             expected_sha256[:12]))
+    header, _ = parse_calibration_cache(data)
+    if expected_version:
+        wanted = calibration_cache_header(expected_version)
+        if header != wanted:
+            raise UserError("{} is for {} ({}), this is TensorRT {} (expects {}): TensorRT would "
+                            "ignore it; rewrite it for this version".format(
+                                path, side.get("tensorrt_version", "another TensorRT"), header,
+                                trt_api.version_string(expected_version), wanted))
+    return data
+
+
+# -- post-build check -------------------------------------------------------------------
+
+def check_outputs(reference, candidate, max_mismatch=0.01, atol=None, class_axis=1):
+    """Compare a candidate's outputs with the reference's, Polygraphy-style.
+
+    For each reference output: the candidate must have it with the same shape and only
+    finite values; class decisions must agree on at least ``1 - max_mismatch`` of the
+    pixels (argmax over ``class_axis`` for 4-D float outputs with more than one class, i.e.
+    NCHW logits; equality for integer outputs such as class maps); with ``atol`` the max
+    abs error of float outputs must stay within it. Returns {'ok', 'outputs': {name: stats}, 'problems': [...]}.
+    """
+    problems, stats = [], {}
+    for name, ref in reference.items():
+        ref = np.asarray(ref)
+        if name not in candidate:
+            problems.append("{}: missing from the candidate".format(name))
+            continue
+        cand = np.asarray(candidate[name])
+        if cand.shape != ref.shape:
+            problems.append("{}: shape {} vs reference {}".format(name, cand.shape, ref.shape))
+            continue
+        entry = {}
+        if cand.dtype.kind == "f":
+            bad = int(np.size(cand) - np.count_nonzero(np.isfinite(cand)))
+            entry["non_finite"] = bad
+            if bad:
+                problems.append("{}: {} NaN/Inf value(s)".format(name, bad))
+                stats[name] = entry
+                continue
+        if ref.dtype.kind == "f" and cand.dtype.kind == "f":
+            diff = np.abs(cand.astype(np.float64) - ref.astype(np.float64))
+            entry["max_abs_error"] = float(diff.max()) if diff.size else 0.0
+            entry["mean_abs_error"] = float(diff.mean()) if diff.size else 0.0
+            if atol is not None and entry["max_abs_error"] > atol:
+                problems.append("{}: max abs error {:.4g} > {:.4g}".format(
+                    name, entry["max_abs_error"], atol))
+            if ref.ndim == 4 and ref.shape[class_axis] > 1:
+                agree = np.argmax(ref, axis=class_axis) == np.argmax(cand, axis=class_axis)
+                entry["mismatch"] = 1.0 - float(agree.mean())
+        elif ref.dtype.kind in "iub":
+            entry["mismatch"] = 1.0 - float((ref == cand).mean()) if ref.size else 0.0
+        if entry.get("mismatch", 0.0) > max_mismatch:
+            problems.append("{}: {:.2%} of the class decisions differ (> {:.2%})".format(
+                name, entry["mismatch"], max_mismatch))
+        stats[name] = entry
+    return {"ok": not problems, "outputs": stats, "problems": problems}
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+def _write_bytes(path, data):
+    """Write to a temporary file and rename, so a failed write never leaves half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def _warn(text):
+    sys.stderr.write("warning: {}\n".format(text))
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
