@@ -340,3 +340,12 @@ def test_onnx_export_matches_onnxruntime(arch, opset, tmp_path):
         expected = model(x).numpy()
     assert abs(expected).max() > 0.1
     assert abs(got - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("h, w, grid", [(4, 8, (8, 16)), (12, 24, (8, 16)), (5, 7, (2, 3)),
+                                        (8, 16, (4, 8))])
+def test_adaptive_pool_equals_pytorch_at_any_size(h, w, grid):
+    """SPP pooling that exports at sizes the grid does not divide (e.g. 384x768)."""
+    from export.models.blocks import adaptive_avg_pool
+    x = torch.randn(2, 5, h, w)
+    assert torch.allclose(adaptive_avg_pool(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-6)

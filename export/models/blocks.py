@@ -14,12 +14,43 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BNReluConv", "SpatialPyramidPooling", "UpsampleBlend", "spatial_size", "upsample_to"]
+__all__ = ["BNReluConv", "SpatialPyramidPooling", "UpsampleBlend", "adaptive_avg_pool",
+           "spatial_size", "upsample_to"]
 
 
 def spatial_size(x: Tensor) -> Tuple[int, int]:
     """(H, W) of an NCHW tensor as Python ints (constants in a traced graph)."""
     return int(x.shape[2]), int(x.shape[3])
+
+
+def _pool_matrix(size_in: int, size_out: int) -> Tensor:
+    """(size_out, size_in) matrix averaging the bins of PyTorch's adaptive pooling.
+
+    Bin i covers [floor(i * n / m), ceil((i + 1) * n / m)), exactly as
+    ``adaptive_avg_pool2d`` does, so results are identical.
+    """
+    matrix = torch.zeros(size_out, size_in)
+    for i in range(size_out):
+        start = (i * size_in) // size_out
+        end = -((-(i + 1) * size_in) // size_out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def adaptive_avg_pool(x: Tensor, grid: Tuple[int, int]) -> Tensor:
+    """Adaptive average pooling that exports to ONNX at any input size.
+
+    When the grid divides the map this is ``adaptive_avg_pool2d`` (exported as
+    AveragePool). Otherwise the ONNX exporter refuses adaptive pooling, so the
+    same averages are computed as two MatMuls with constant pooling matrices,
+    which every ONNX Runtime and TensorRT version runs.
+    """
+    h, w = spatial_size(x)
+    if h % grid[0] == 0 and w % grid[1] == 0:
+        return F.adaptive_avg_pool2d(x, grid)
+    rows = _pool_matrix(h, grid[0]).to(x.dtype).to(x.device)
+    cols = _pool_matrix(w, grid[1]).to(x.dtype).to(x.device)
+    return torch.matmul(torch.matmul(rows, x), cols.t())
 
 
 def upsample_to(x: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -79,7 +110,7 @@ class SpatialPyramidPooling(nn.Module):
         x = self.spp["spp_bn"](x)
         levels = [x]
         for i, grid in enumerate(self.grid_sizes(*size)):
-            level = F.adaptive_avg_pool2d(x, grid)
+            level = adaptive_avg_pool(x, grid)
             level = self.spp["spp{}".format(i)](level)
             levels.append(upsample_to(level, size))
         return self.spp["spp_fuse"](torch.cat(levels, dim=1))
