@@ -24,6 +24,11 @@ from runtime.errors import UserError
 from runtime.metrics import ConfusionMatrix
 
 
+# Mixed precision for the forward pass: bf16 roughly halves CPU training time where the
+# CPU has bf16 instructions (AVX512-BF16/AMX); fp16 is for CUDA.
+_AMP_DTYPES = {None: torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 class SegmentationFolder(Dataset):
     """Image/label pairs of a Cityscapes-format folder, augmented for training."""
 
@@ -110,8 +115,8 @@ def lr_at(step, total, base_lr, warmup):
 
 def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), size=None,
           lr=2e-3, weight_decay=1e-4, warmup=100, val_every=500, val_limit=None, workers=0,
-          device="cpu", seed=0, threads=None, init=None, half=False, progress=True,
-          log=print):
+          device="cpu", seed=0, threads=None, init=None, half=False, amp=None, scale=(0.75, 1.5),
+          flip=True, progress=True, log=print):
     """Train ``arch`` on ``data`` (a Cityscapes-format root) and write the best checkpoint."""
     from tqdm import tqdm
 
@@ -125,7 +130,8 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
     torch.manual_seed(seed)
     np.random.seed(seed)
     train_pairs = find_pairs(data, "train")
-    val_pairs = find_pairs(data, "val")
+    has_val = os.path.isdir(os.path.join(data, "leftImg8bit", "val"))
+    val_pairs = find_pairs(data, "val") if has_val else []
     if not train_pairs:
         raise UserError("no training images under {}/leftImg8bit/train with labels in gtFine/train"
                         .format(data))
@@ -139,7 +145,7 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
     model.to(device)
     normalization = model.normalization
     train_set = SegmentationFolder(train_pairs, normalization, crop=crop, size=size,
-                                   ignore_id=IGNORE_ID)
+                                   scale=scale, flip=flip, ignore_id=IGNORE_ID)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=workers, worker_init_fn=_seed_worker,
                         persistent_workers=workers > 0)
@@ -159,8 +165,9 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, iterations, lr, warmup)
-            logits = model(images.to(device))
-            loss = F.cross_entropy(logits, labels.to(device), ignore_index=IGNORE_ID)
+            with torch.autocast(device, dtype=_AMP_DTYPES[amp], enabled=amp is not None):
+                logits = model(images.to(device))
+            loss = F.cross_entropy(logits.float(), labels.to(device), ignore_index=IGNORE_ID)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -225,6 +232,8 @@ def build_parser():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", help="start from this checkpoint")
+    parser.add_argument("--amp", choices=["bf16", "fp16"],
+                        help="mixed-precision forward pass (bf16 on CPUs with AVX512-BF16/AMX)")
     parser.add_argument("--half", action="store_true",
                         help="store weights as fp16 (small committed demo checkpoints)")
     add_common_args(parser)
@@ -238,7 +247,7 @@ def main(argv):
                    size=_size(args.size) if args.size else None, lr=args.lr,
                    weight_decay=args.weight_decay, warmup=args.warmup, val_every=args.val_every,
                    val_limit=args.val_limit, workers=args.workers, device=args.device,
-                   seed=args.seed, threads=args.threads, init=args.init, half=args.half,
+                   seed=args.seed, threads=args.threads, init=args.init, half=args.half, amp=args.amp,
                    progress=not args.quiet, log=lambda m: sys.stderr.write(m + "\n"))
     print(json.dumps(result, indent=2))
     return 0
