@@ -1,0 +1,257 @@
+"""rt-segment: stream a camera, a video or images through a segmentation engine.
+
+    rt-segment --engine engines/swiftnet-rn18_fp16.plan --csi 0 --display
+    rt-segment --engine engines/swiftnet-rn18_fp32.onnx --video drive.mp4 \
+        --output out.mp4 --report report.json
+
+Built on the library API (runtime.pipeline.Pipeline) like any embedding program.
+Ctrl-C and SIGTERM end the run cleanly: the video is finalised, the summary printed
+and the report written; the exit code is then 130 (SIGINT) or 143 (SIGTERM).
+"""
+import argparse
+import collections
+import logging
+import re
+import signal
+import sys
+import time
+
+import numpy as np
+
+from runtime import report as report_mod
+from runtime import sources
+from runtime.backends import BACKENDS
+from runtime.cli.common import add_common_args, run_cli
+from runtime.engine import Engine
+from runtime.errors import UserError
+from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
+from runtime.pipeline import Pipeline
+from runtime.preprocess import RESIZE_MODES
+from runtime.visualize import MODES, Visualizer
+
+
+_SIGNAL_EXIT = {"interrupted": 130, "terminated": 143}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (UserError), like every other user error."""
+
+    def error(self, message):
+        raise UserError(message)
+
+
+def build_parser():
+    parser = _Parser(prog="rt-segment",
+                     description="Real-time semantic segmentation of a camera, video or images.")
+    parser.add_argument("--engine", "-e", required=True,
+                        help="model artifact (.onnx or .plan) with its manifest beside it")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--camera", metavar="N", help="USB/V4L2 camera index or /dev/videoN")
+    src.add_argument("--csi", metavar="N", help="Jetson CSI camera sensor id (nvarguscamerasrc)")
+    src.add_argument("--gst", metavar="PIPELINE", help="GStreamer pipeline ending in appsink")
+    src.add_argument("--video", metavar="FILE", help="video file")
+    src.add_argument("--images", metavar="DIR|GLOB", help="folder or glob of images")
+    src.add_argument("--rtsp", metavar="URL", help="RTSP (or HTTP) stream")
+    parser.add_argument("--capture-size", metavar="WxH",
+                        help="camera/CSI capture size (e.g. 1920x1080)")
+    parser.add_argument("--capture-fps", type=float, metavar="FPS", help="camera/CSI frame rate")
+    parser.add_argument("--resize", metavar="MODE", help="fit frames to the input: {} (default: the manifest's)"
+                        .format("|".join(RESIZE_MODES)))
+    parser.add_argument("--backend", metavar="NAME", help="force a backend: {}".format("|".join(BACKENDS)))
+    parser.add_argument("--providers", metavar="LIST", help="ONNX Runtime providers, comma-separated "
+                                            "(e.g. tensorrt,cuda,cpu)")
+    parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
+    parser.add_argument("--realtime", action="store_true",
+                        help="play a file at its own frame rate, dropping frames like a camera")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--reconnect", type=int, default=5, metavar="N",
+                        help="reconnection attempts of a live source, with exponential backoff "
+                             "(default 5)")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--display", action="store_true", help="show a window (if there is a display)")
+    out.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video (.mp4, .avi)")
+    out.add_argument("--save-frames", metavar="DIR",
+                     help="save each picture (.jpg) and class map (_labels.png)")
+    out.add_argument("--visualize", default="overlay", metavar="MODE", help="|".join(MODES) + " (default overlay)")
+    out.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
+    out.add_argument("--no-legend", action="store_true", help="no class legend")
+    out.add_argument("--no-hud", action="store_true", help="no FPS/latency text on the frames")
+    out.add_argument("--report", metavar="JSON", help="write the run report (docs/report-schema.md)")
+    out.add_argument("--status-interval", type=float, default=5.0, metavar="S",
+                     help="seconds between status lines when stderr is not a terminal (default 5)")
+    add_common_args(parser)
+    return parser
+
+
+def parse_wxh(text, flag):
+    match = re.match(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$", text or "")
+    if not match or not int(match.group(1)) or not int(match.group(2)):
+        raise UserError("malformed {} {!r}: expected WIDTHxHEIGHT, e.g. 1920x1080".format(flag, text))
+    return int(match.group(2)), int(match.group(1))  # (h, w)
+
+
+def make_source(args):
+    """The Source the flags ask for (files are checked now; devices open in Pipeline.start)."""
+    for kind in sources.KINDS:
+        spec = getattr(args, kind)
+        if spec is not None:
+            break
+    size = parse_wxh(args.capture_size, "--capture-size") if args.capture_size else None
+    return sources.open_source(spec, kind=kind, reconnect=args.reconnect, size=size,
+                               fps=args.capture_fps)
+
+
+def _check_args(args):
+    if args.resize is not None and args.resize not in RESIZE_MODES:
+        raise UserError("unknown --resize {!r}; use one of {}".format(args.resize, ", ".join(RESIZE_MODES)))
+    if args.backend is not None and args.backend not in BACKENDS:
+        raise UserError("unknown --backend {!r}; use one of {}".format(args.backend, ", ".join(BACKENDS)))
+    if args.visualize not in MODES:
+        raise UserError("unknown --visualize {!r}; use one of {}".format(args.visualize, ", ".join(MODES)))
+    if args.reconnect < 0:
+        raise UserError("--reconnect must be 0 or more")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    if args.status_interval <= 0:
+        raise UserError("--status-interval must be positive")
+
+
+class StatusLine(object):
+    """FPS, p50/p99 capture-to-result latency and drops on stderr while running.
+
+    On a terminal the line is rewritten in place twice a second; otherwise (logs,
+    pipes) one line every ``interval`` seconds.
+    """
+
+    def __init__(self, pipeline, stream=None, interval=5.0, quiet=False):
+        self.pipeline = pipeline
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = 0.5 if self.tty else float(interval)
+        self._ages = collections.deque(maxlen=256)
+        self._last = time.monotonic()
+        self._shown = False
+
+    def update(self, result):
+        if self.quiet:
+            return
+        self._ages.append(result.age_ms)
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        p50, p99 = np.percentile(np.asarray(self._ages), (50, 99))
+        pipe = self.pipeline
+        line = ("frames {}  {:.1f} FPS  latency p50 {:.1f} ms  p99 {:.1f} ms  dropped {}  corrupt {}"
+                .format(pipe.frames_processed, pipe.fps_recent, p50, p99, pipe.frames_dropped,
+                        pipe.frames_corrupt))
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self._shown = True
+
+    def finish(self):
+        if self.tty and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _install_signals(pipeline):
+    """SIGINT/SIGTERM stop the pipeline (a second Ctrl-C exits at once)."""
+    previous = {}
+
+    def handler(signum, frame):
+        if pipeline.reason in ("interrupted", "terminated") and signum == signal.SIGINT:
+            raise KeyboardInterrupt()
+        pipeline.stop("interrupted" if signum == signal.SIGINT else "terminated")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (embedded use): leave signals alone
+            pass
+    return previous
+
+
+def _restore_signals(previous):
+    for sig, old in previous.items():
+        signal.signal(sig, old)
+
+
+def _quiet_opencv(debug):
+    """OpenCV's own warnings (e.g. a camera that fails to open) would duplicate our one line."""
+    if debug:
+        return
+    try:
+        cv2_logging = __import__("cv2").utils.logging
+        cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_ERROR)
+    except Exception:
+        pass
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    if args.quiet:
+        logging.getLogger().setLevel(logging.WARNING)
+    _quiet_opencv(args.debug)
+    source = make_source(args)
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+    engine = Engine(args.engine, backend=args.backend, providers=providers, threads=args.threads,
+                    resize=args.resize)
+    visualizer = Visualizer(engine.manifest, mode=args.visualize, alpha=args.alpha,
+                            legend=not args.no_legend, hud=not args.no_hud)
+    outputs = []
+    if args.output:
+        outputs.append(VideoOutput(args.output))
+    if args.save_frames:
+        outputs.append(FrameSaver(args.save_frames))
+    if args.display:
+        outputs.append(DisplayOutput())
+    pipeline = Pipeline(source, engine, outputs=outputs, realtime=args.realtime,
+                        max_frames=args.max_frames, duration=args.duration, visualizer=visualizer)
+    status = StatusLine(pipeline, interval=args.status_interval, quiet=args.quiet)
+    previous = _install_signals(pipeline)
+    rss_start = None
+    code = None
+    try:
+        pipeline.start()
+        rss_start = report_mod.rss_mb()
+        pipeline.run(callback=status.update)
+        code = _SIGNAL_EXIT.get(pipeline.reason, 0)
+    finally:
+        pipeline.close()
+        _restore_signals(previous)
+        status.finish()
+        _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, code)
+    return code
+
+
+def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, code):
+    """Summary and report on every exit path (end, error, Ctrl-C)."""
+    engine_info = dict(engine.describe(), resize=engine.preprocessor.resize)
+    report = report_mod.build(
+        pipeline.summary(), engine_info=engine_info, source_info=source.describe(),
+        outputs_info=[o.describe() for o in outputs],
+        memory=report_mod.memory_info(rss_start), tool="rt-segment",
+        command=["rt-segment"] + list(argv), started_at=pipeline.started_at,
+        finished_at=pipeline.finished_at, exit_code=code if code is not None else 2)
+    if args.report:
+        report_mod.write(args.report, report)
+    if not args.quiet and pipeline.started_at is not None:
+        sys.stdout.write(report_mod.format_summary(report) + "\n")
+        if args.report:
+            sys.stdout.write("report: {}\n".format(args.report))
+        sys.stdout.flush()
+
+
+def entry():
+    sys.exit(run_cli(main, prog="rt-segment"))
+
+
+if __name__ == "__main__":
+    entry()

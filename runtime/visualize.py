@@ -1,0 +1,114 @@
+"""Pictures of a class map: overlay, colour mask or side by side, with a legend and a HUD.
+
+Colours and names come from the manifest (``runtime.manifest.palette``), never from a
+hard-coded class list. Images are drawn at the resolution the network saw (the
+fitted frame), so an output video has one fixed size whatever the camera gives.
+Only called when an output needs a picture: the hot path never pays for it otherwise.
+"""
+import math
+
+import cv2
+import numpy as np
+
+from runtime.errors import UserError
+from runtime.manifest import palette
+
+MODES = ("overlay", "mask", "side-by-side")
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+class Visualizer(object):
+    """Renders (fitted BGR frame, class map) into one BGR image."""
+
+    def __init__(self, manifest, mode="overlay", alpha=0.5, legend=True, hud=True):
+        if mode not in MODES:
+            raise UserError("unknown --visualize {!r}; use one of {}".format(mode, ", ".join(MODES)))
+        alpha = float(alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise UserError("--alpha must be between 0 and 1, got {}".format(alpha))
+        self.mode, self.alpha, self.legend, self.hud = mode, alpha, bool(legend), bool(hud)
+        self.lut = np.ascontiguousarray(palette(manifest)[:, ::-1])  # manifest colours are RGB
+        self.classes = sorted(manifest["classes"], key=lambda c: int(c["id"]))
+        self._panels = {}
+
+    def colorize(self, class_map):
+        """(H, W) class ids -> (H, W, 3) BGR colours."""
+        return np.take(self.lut, class_map, axis=0)
+
+    def output_size(self, frame_hw):
+        """(height, width) of the rendered image for a fitted frame of ``frame_hw``."""
+        height, width = frame_hw
+        if self.mode == "side-by-side":
+            width *= 2
+        if self.legend:
+            width += self.legend_panel(height).shape[1]
+        return height, width
+
+    def render(self, frame, class_map, hud_text=None):
+        """One BGR image: the chosen view, the legend on the right, the HUD on top."""
+        height, width = frame.shape[:2]
+        if class_map.shape[:2] != (height, width):
+            class_map = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
+        color = self.colorize(class_map)
+        if self.mode == "overlay":
+            view = cv2.addWeighted(frame, 1.0 - self.alpha, color, self.alpha, 0.0)
+        elif self.mode == "mask":
+            view = color
+        else:
+            view = None
+        if self.mode != "side-by-side" and not self.legend:
+            image = view
+        else:
+            out_h, out_w = self.output_size((height, width))
+            image = np.empty((out_h, out_w, 3), dtype=np.uint8)
+            if view is None:
+                image[:, :width] = frame
+                image[:, width:2 * width] = color
+                right = 2 * width
+            else:
+                image[:, :width] = view
+                right = width
+            if self.legend:
+                image[:, right:] = self.legend_panel(height)
+        if self.hud and hud_text:
+            draw_hud(image, hud_text)
+        return image
+
+    def legend_panel(self, height):
+        """The class legend for a frame of this height (drawn once per height, then reused)."""
+        panel = self._panels.get(height)
+        if panel is None:
+            panel = _legend_panel(self.classes, self.lut, height)
+            self._panels[height] = panel
+        return panel
+
+
+def _legend_panel(classes, lut, height):
+    """Colour swatches and names in as many columns as the height needs."""
+    scale = max(0.3, min(0.8, height / 720.0))
+    row_h = max(11, int(round(30 * scale)))
+    rows = max(1, height // row_h)
+    cols = max(1, int(math.ceil(len(classes) / float(rows))))
+    text_w = max([cv2.getTextSize(c["name"], _FONT, scale, 1)[0][0] for c in classes] or [0])
+    swatch = max(6, row_h - 4)
+    col_w = swatch + 4 + text_w + 6
+    panel = np.full((height, 4 + cols * col_w, 3), 32, dtype=np.uint8)
+    for i, cls in enumerate(classes):
+        col, row = divmod(i, rows)
+        x, y = 4 + col * col_w, row * row_h + 2
+        if y + swatch > height:
+            break
+        color = tuple(int(v) for v in lut[int(cls["id"])])
+        cv2.rectangle(panel, (x, y), (x + swatch - 1, y + swatch - 1), color, -1)
+        cv2.putText(panel, cls["name"], (x + swatch + 3, y + swatch - 2), _FONT, scale,
+                    (235, 235, 235), 1, cv2.LINE_AA)
+    return panel
+
+
+def draw_hud(image, text):
+    """A line of text (e.g. FPS and latency) on a dark box at the top left, in place."""
+    scale = max(0.35, min(1.0, image.shape[1] / 1000.0))
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
+    cv2.rectangle(image, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
+    cv2.putText(image, text, (4, th + 4), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return image

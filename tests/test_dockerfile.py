@@ -1,0 +1,104 @@
+"""Dockerfile.jetson cannot be built here (arm64 + NVIDIA runtime), so check what can be checked:
+known base images, no torch, no pip OpenCV, only the runtime's pip requirements, the run command."""
+import configparser
+import os
+import re
+import shlex
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCKERFILE = os.path.join(REPO, "Dockerfile.jetson")
+
+# The L4T images of /work/shared/reference/deployment.md (JetPack 4.6, 5.1, 6.x).
+KNOWN_IMAGES = [r"l4t-base:r32\.7\.1", r"l4t-tensorrt:r8\.2\.1-runtime", r"l4t-tensorrt:r8\.5\.2-runtime",
+                r"l4t-tensorrt:r10\.3\.0-runtime", r"l4t-jetpack:r35\.\d+\.\d+", r"l4t-jetpack:r36\.\d+\.\d+"]
+
+
+@pytest.fixture(scope="module")
+def text():
+    with open(DOCKERFILE) as handle:
+        return handle.read()
+
+
+def instructions(text):
+    """(instruction, arguments) with comments dropped and continuation lines joined."""
+    lines = [l for l in text.splitlines() if not l.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def runtime_requirements():
+    """numpy (install_requires) and the GPU extra without onnxruntime-gpu: the device's pip deps."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(REPO, "setup.cfg"))
+    names = set()
+    for block in (config["options"]["install_requires"], config["options.extras_require"]["gpu"]):
+        for line in block.splitlines():
+            if line.strip():
+                names.add(re.split(r"[<>=!~; \[]", line.strip())[0].lower())
+    names.discard("onnxruntime-gpu")  # TensorRT is the Jetson backend here
+    return names
+
+
+def test_base_images_are_known_l4t_images(text):
+    images = re.findall(r"nvcr\.io/nvidia/([\w.-]+:[\w.-]+)", text)
+    assert images, "no NGC image named"
+    for image in images:
+        assert any(re.fullmatch(p, image) for p in KNOWN_IMAGES), image
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    assert args["BASE"] == "nvcr.io/nvidia/l4t-tensorrt:r8.5.2-runtime"
+    froms = [rest for word, rest in instructions(text) if word == "FROM"]
+    assert froms == ["${BUILDER} AS pycuda", "${BASE}"]
+    for release in ("r32.7.1", "r35", "r36"):  # JetPack 4.6, 5.1 and 6.x are documented
+        assert release in text
+
+
+def test_no_torch_and_no_pip_opencv(text):
+    for word, rest in instructions(text):
+        assert "torch" not in rest.lower(), rest
+        assert not re.search(r"(?<![\w-])opencv-(contrib-)?python", rest), rest
+    assert "libopencv-python" in text  # JetPack's OpenCV, the one with GStreamer
+
+
+def test_pip_installs_only_runtime_requirements(text):
+    allowed = runtime_requirements()
+    assert allowed == {"numpy", "pycuda"}
+    installed = []
+    for word, rest in instructions(text):
+        if word != "RUN":
+            continue
+        for command in rest.split("&&"):
+            if "pip" not in command:
+                continue
+            tokens = shlex.split(command)
+            for i, token in enumerate(tokens):
+                if token in ("install", "wheel") and i and tokens[i - 1] in ("pip", "pip3"):
+                    installed += [t for t in tokens[i + 1:] if not t.startswith("-")
+                                  and not t.startswith("/wheels") and t not in ("/wheels",)]
+                    wheels = [t for t in tokens[i + 1:] if t.startswith("/wheels/")]
+                    installed += [os.path.basename(w).split("-")[0] for w in wheels]
+    names = {re.split(r"[<>=!~ ]", t)[0].lower() for t in installed}
+    assert names and names <= allowed, names
+
+
+def test_only_the_runtime_is_copied(text):
+    copies = [rest for word, rest in instructions(text) if word in ("COPY", "ADD")]
+    sources = [shlex.split(rest)[0] for rest in copies if not rest.startswith("--from")]
+    assert "runtime/" in sources
+    for src in sources:
+        assert not src.startswith(("export", "calib", "tests", ".")), src
+
+
+def test_run_command_is_documented(text):
+    header = "\n".join(l for l in text.splitlines() if l.startswith("#"))
+    run = header[header.index("docker run"):]
+    for needle in ("--runtime nvidia", "-v /tmp/argus_socket:/tmp/argus_socket",
+                   "--device /dev/video0", "rt-segment --engine"):
+        assert needle in run
+    assert "GStreamer" in text and "getBuildInformation" in text
