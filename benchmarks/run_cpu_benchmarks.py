@@ -1,0 +1,385 @@
+#!/usr/bin/env python
+"""Regenerate BENCHMARKS.md on the machine at hand (the CPU tables; Jetson rows stay empty).
+
+    python benchmarks/run_cpu_benchmarks.py                 # writes BENCHMARKS.md
+    python benchmarks/run_cpu_benchmarks.py --quick         # fewer iterations (a smoke run)
+
+For every architecture at 256x512 it exports the FP32 ONNX engine (untrained seeded
+weights are fine for latency; the demo checkpoint is used where it exists), then times,
+interleaved in one run with the same input and the same threads: ONNX Runtime on every
+engine variant (FP32; INT8 where its engine exists), PyTorch eager FP32 and OpenVINO
+(where installed). Then the rt-segment pipeline end to end on a generated drive video,
+and the timing loop's own overhead with a no-op runner. Everything goes through
+runtime.bench, the same code as rt-bench.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from runtime import bench  # noqa: E402
+from runtime.cli.bench import environment_lines  # noqa: E402
+
+ARCHS = ("swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2")
+SIZE = (256, 512)
+HEADLINE = "swiftnet-rn18"
+ENGINE_DIR = os.path.join(REPO, "engines", "bench")
+DEMO_CHECKPOINTS = {"swiftnet-rn18": os.path.join(REPO, "checkpoints", "swiftnet-rn18_synthetic.pt")}
+TARGET_SPEEDUP = 5.0      # best CPU engine (INT8) vs PyTorch eager FP32, swiftnet-rn18 256x512
+TARGET_OVERHEAD_MS = 0.2  # timing loop cost per iteration
+CALLS_PER_ROUND = 2       # fine interleaving: a shared machine's drift hits every runner alike
+
+
+def fp32_engine(arch, fp32_path):
+    return fp32_path
+
+
+def existing(pattern):
+    """A variant whose engine is built elsewhere (e.g. by calib/): used when the file exists."""
+    def find(arch, fp32_path):
+        path = os.path.join(REPO, pattern.format(arch=arch))
+        return path if os.path.exists(path) and os.path.exists(path + ".json") else None
+    return find
+
+
+# Engine columns: (label, function(arch, fp32 ONNX path) -> engine path or None). A column
+# appears as soon as one architecture has its engine. Adding INT8 built here is one line,
+# replacing existing(...) with calib/'s builder, e.g. lambda arch, fp32: quantize(fp32, ...).
+VARIANTS = [
+    ("FP32", fp32_engine),
+    ("INT8", existing("engines/{arch}_int8_cpu.onnx")),
+]
+
+
+def log(message):
+    sys.stderr.write("[{}] {}\n".format(time.strftime("%H:%M:%S"), message))
+    sys.stderr.flush()
+
+
+# -- engines and inputs -------------------------------------------------------------------
+
+def export_fp32(arch, re_export=False):
+    """engines/bench/<arch>_fp32.onnx at SIZE, reused when its manifest matches."""
+    from export.cli import export
+    path = os.path.join(ENGINE_DIR, "{}_fp32.onnx".format(arch))
+    checkpoint = DEMO_CHECKPOINTS.get(arch)
+    checkpoint = checkpoint if checkpoint and os.path.exists(checkpoint) else None
+    if not re_export and os.path.exists(path) and os.path.exists(path + ".json"):
+        with open(path + ".json") as handle:
+            manifest = json.load(handle)
+        source = (manifest.get("source_checkpoint") or {}).get("path")
+        if (manifest.get("arch") == arch and manifest["input"]["shape"][1:3] == list(SIZE)
+                and (source or None) == (os.path.abspath(checkpoint) if checkpoint else None)):
+            return path, checkpoint
+    if not os.path.isdir(ENGINE_DIR):
+        os.makedirs(ENGINE_DIR)
+    log("exporting {} {}x{}{}".format(arch, SIZE[0], SIZE[1],
+                                      " from " + checkpoint if checkpoint else " (untrained weights)"))
+    export(arch, checkpoint, SIZE, path, parity_images=1, log=lambda message: None)
+    return path, checkpoint
+
+
+def drive_video(path, frames):
+    """A generated drive at 512x1024 (the synthetic renderer; random frames if it is unavailable)."""
+    if os.path.exists(path):
+        return path
+    size = (SIZE[0] * 2, SIZE[1] * 2)
+    try:
+        from runtime.data.synthetic import write_video
+        write_video(path, frames=frames, fps=30.0, seed=7, size=size)
+        return path
+    except Exception as exc:  # the renderer is optional here: any frames time the pipeline
+        log("synthetic video unavailable ({}): writing random frames".format(exc))
+    import cv2
+    import numpy as np
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (size[1], size[0]))
+    rng = np.random.RandomState(7)
+    for _ in range(frames):
+        writer.write(rng.randint(0, 256, size=size + (3,)).astype(np.uint8))
+    writer.release()
+    return path
+
+
+# -- measurements -------------------------------------------------------------------------
+
+def measure_arch(arch, engines, checkpoint, threads, iterations, warmup):
+    """One interleaved run: every engine variant, PyTorch eager FP32, OpenVINO FP32."""
+    from export.torch_runner import TorchRunner
+    from runtime.engine import Engine
+    runners, opened, notes = [], [], []
+    try:
+        for label, path in engines:
+            engine = Engine(path, threads=threads)
+            opened.append(engine)
+            runners.append(bench.EngineRunner(engine, name="onnxruntime-" + label.lower()))
+        first = runners[0]
+        runners.append(TorchRunner(arch, first.tensor, first.engine.manifest["input"],
+                                   checkpoint=checkpoint, threads=threads))
+        try:
+            runners.append(bench.OpenVinoRunner(first.engine.artifact, first.feeds, threads=threads,
+                                                precision="f32"))
+        except bench.Unavailable as exc:
+            notes.append("OpenVINO: {}".format(exc))
+        rounds = max(1, iterations // CALLS_PER_ROUND)
+        log("{}: {} x {} calls, interleaved in {} rounds".format(
+            arch, ", ".join(r.name for r in runners), iterations, rounds))
+        m = bench.measure(runners, warmup_iters=warmup, iterations=iterations, rounds=rounds)
+        entries, warnings = bench.results(m)
+    finally:
+        for runner in runners:
+            runner.close()
+        for engine in opened:
+            engine.close()
+    return {"arch": arch, "runners": entries, "notes": notes, "rounds": rounds,
+            "warnings": ["{}: {}".format(arch, w) for w in warnings]}
+
+
+def measure_e2e(arch, path, video, threads, frames):
+    """The pipeline twice: every frame (throughput) and paced like a camera (latency)."""
+    from runtime.engine import Engine
+    engine = Engine(path, threads=threads)
+    try:
+        log("{}: end to end on {} (every frame, then paced at 30 FPS)".format(
+            arch, os.path.basename(video)))
+        return {"file": bench.end_to_end(engine, video, max_frames=frames),
+                "live": bench.end_to_end(engine, video, realtime=True)}
+    finally:
+        engine.close()
+
+
+# -- BENCHMARKS.md ------------------------------------------------------------------------
+
+def _f(value, digits=1):
+    return "–" if value is None else "{:.{}f}".format(value, digits)
+
+
+def _by_kind(run):
+    out = {}
+    for e in run["runners"]:
+        backend = (e["info"] or {}).get("backend")
+        if e["kind"] == "engine":
+            out[e["name"].replace("onnxruntime-", "").upper()] = e
+        elif backend == "pytorch":
+            out["pytorch"] = e
+        elif backend == "openvino":
+            out["openvino"] = e
+    return out
+
+
+def _speedup(slow, fast, key="mean"):
+    if not slow or not fast or not fast["latency_ms"][key]:
+        return None
+    return slow["latency_ms"][key] / fast["latency_ms"][key]
+
+
+def _paired_speedup(slow, fast):
+    """From the per-round paired ratios to the first runner (median over rounds)."""
+    if not slow or not fast or not slow.get("ratio_to_first_paired") or not fast.get("ratio_to_first_paired"):
+        return None
+    return slow["ratio_to_first_paired"] / fast["ratio_to_first_paired"]
+
+
+def render(data):
+    env, runs, labels = data["environment"], data["runs"], data["labels"]
+    threads = env["threads"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/run_cpu_benchmarks.py{}` on {} ({:.0f} s). Each table was "
+        "measured in one run: the runners of a row are interleaved in rounds ({} calls each per "
+        "round, order rotated), with the same input and the same {} CPU threads, after an untimed "
+        "warm-up. No number is given for hardware that did not run. Latency in ms per batch-1 call "
+        "at 256×512; lower is better.".format(
+            data["args"], data["created"], data["wall_s"], CALLS_PER_ROUND, threads),
+        "",
+        "## Machine",
+        "",
+    ]
+    lines += ["- " + l for l in environment_lines(env)]
+    lines.append("- weights: {}".format(data["weights"]))
+    load = env.get("load_average") or {}
+    busiest = max((load.get("start") or [0])[0], (load.get("end") or [0])[0])
+    cores = (env.get("host") or {}).get("cores_usable") or threads
+    if busiest > cores:
+        lines += ["", "**This machine was shared during the run** (1-min load average up to {:.1f} on {} "
+                  "cores): absolute latencies are inflated and noisy (see the CVs). Ratios within a row "
+                  "are fairer, since the runners are interleaved, but contention is not neutral either: "
+                  "runners whose threads wait on each other (PyTorch's OpenMP pool most) lose more. "
+                  "Re-run on a quiet machine for absolute numbers.".format(busiest, cores)]
+
+    head = runs.get(HEADLINE)
+    lines += ["", "## Headline: SwiftNet-RN18 256×512, ONNX Runtime CPU vs PyTorch eager FP32 (same run)", ""]
+    if head:
+        by = _by_kind(head)
+        torch_entry = by.get("pytorch")
+        lines += ["| runner | min | mean | p50 | p90 | p99 | CV | FPS | speed-up vs PyTorch: mean / p50 / paired |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name in labels + ["openvino", "pytorch"]:
+            e = by.get(name)
+            if e is None:
+                continue
+            st = e["latency_ms"]
+            title = {"pytorch": "PyTorch eager FP32", "openvino": "OpenVINO CPU FP32 (same ONNX)"}.get(
+                name, "ONNX Runtime CPU " + name)
+            lines.append("| {} | {} | {} | {} | {} | {} | {:.1%} | {} | {}× / {}× / {}× |".format(
+                title, _f(st["min"]), _f(st["mean"]), _f(st["p50"]), _f(st["p90"]), _f(st["p99"]),
+                st["cv"], _f(e["throughput_fps"]), _f(_speedup(torch_entry, e), 2),
+                _f(_speedup(torch_entry, e, "p50"), 2), _f(_paired_speedup(torch_entry, e), 2)))
+        lines += ["", "*paired*: in every round the runners run back to back; the ratio of their round means, "
+                  "median over the {} rounds, is the figure least moved by a shared machine's drift "
+                  "(relative to ONNX Runtime {} for the other rows).".format(
+                      head["rounds"], labels[0])]
+        best_label = "INT8" if "INT8" in by else "FP32"
+        ratio = _speedup(torch_entry, by.get(best_label))
+        paired = _paired_speedup(torch_entry, by.get(best_label))
+        lines += ["", "Target: the best CPU engine (INT8) at least {:.0f}× faster than PyTorch eager FP32. "
+                  "{}".format(TARGET_SPEEDUP, (
+                      "INT8 is not available yet (calib/ adds it); in this run ONNX Runtime FP32 is "
+                      "{}× faster (mean; {}× paired).".format(_f(ratio, 2), _f(paired, 2))
+                      if best_label == "FP32" else
+                      "ONNX Runtime INT8 is {}× faster (mean; {}× paired): target {}.".format(
+                          _f(ratio, 2), _f(paired, 2),
+                          "met" if ratio and ratio >= TARGET_SPEEDUP else "NOT met")))]
+
+    lines += ["", "## All architectures: mean (p99) ms, {} threads, one interleaved run per row".format(threads), ""]
+    cols = ["ONNX Runtime " + l for l in labels] + ["PyTorch eager FP32", "OpenVINO FP32",
+                                                    "ORT {} vs PyTorch: mean / paired".format(labels[-1])]
+    lines += ["| architecture | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for arch in ARCHS:
+        run = runs.get(arch)
+        if run is None:
+            lines.append("| {} | ".format(arch) + " | ".join(["not run"] * len(cols)) + " |")
+            continue
+        by = _by_kind(run)
+        cells = []
+        for key in labels + ["pytorch", "openvino"]:
+            e = by.get(key)
+            cells.append("{} ({})".format(_f(e["latency_ms"]["mean"]), _f(e["latency_ms"]["p99"]))
+                         if e else ("not installed" if key == "openvino" else "–"))
+        cells.append("{}× / {}×".format(_f(_speedup(by.get("pytorch"), by.get(labels[-1])), 2),
+                                        _f(_paired_speedup(by.get("pytorch"), by.get(labels[-1])), 2)))
+        lines.append("| {} | {} |".format(arch, " | ".join(cells)))
+    lines += ["", "What one timed call includes:", ""]
+    described = head or next(iter(runs.values()), {"runners": []})
+    for e in described["runners"]:
+        lines.append("- **{}**: {}".format(e["name"], e["includes"]))
+    lines.append("- The fair comparison is model-only: PyTorch runs the bare network on the tensor the "
+                 "engine's graph computes internally, while the engines also cast/normalize the uint8 "
+                 "frame and take the argmax (a few ms that PyTorch is spared).")
+
+    lines += ["", "## End to end: the rt-segment pipeline, headless (ONNX Runtime FP32)", "",
+              "Capture (decode of a generated 512×1024, 30 FPS drive video) → preprocess (resize to "
+              "256×512, to tensor) → inference → postprocess, in three overlapping threads, nothing "
+              "written. *Every frame*: the video is read as fast as the pipeline takes it (throughput; "
+              "stage means in ms from this run). *Paced*: the video plays at 30 FPS and the pipeline "
+              "takes the newest frame like a camera (drops counted): capture→result is the latency a "
+              "camera user sees.", "",
+              "| architecture | every frame: frames | FPS | read | preprocess | inference | postprocess "
+              "| paced: frames (dropped) | FPS | capture→result p50 | p99 | engine-only mean |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for arch in ARCHS:
+        e2e = data["e2e"].get(arch)
+        if not e2e:
+            continue
+        full, live = e2e["file"], e2e["live"]
+        lat, age = full["latency_ms"], live["latency_ms"]["capture_to_result"]
+        engine_only = _by_kind(runs[arch]).get("FP32") if arch in runs else None
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} |".format(
+            arch, full["frames"]["processed"], _f(full["fps"]), _f(lat["read"]["mean"]),
+            _f(lat["preprocess"]["mean"]), _f(lat["inference"]["mean"]), _f(lat["postprocess"]["mean"]),
+            live["frames"]["processed"], live["frames"]["dropped"], _f(live["fps"]), _f(age["p50"]),
+            _f(age["p99"]), _f(engine_only["latency_ms"]["mean"]) if engine_only else "–"))
+
+    o = data["overhead"]
+    lines += ["", "## Measurement overhead", "",
+              "The timing loop with a no-op runner ({} calls): what `time.perf_counter` around "
+              "`run_once` adds to each sample, and the loop's whole cost per iteration.".format(o["iterations"]),
+              "", "| per timed call (mean) | p99 | per loop iteration | target |", "|---:|---:|---:|---|",
+              "| {:.4f} ms | {:.4f} ms | {:.4f} ms | < {} ms: {} |".format(
+                  o["timed_ms"], o["timed_p99_ms"], o["loop_ms"], TARGET_OVERHEAD_MS,
+                  "met" if o["loop_ms"] < TARGET_OVERHEAD_MS else "NOT met")]
+
+    lines += ["", "## Jetson (TensorRT)", "",
+              "Not measured yet: no Jetson has run this code. Fill a cell with the mean (p99) of "
+              "`rt-bench --engine engines/<arch>_<precision>.plan --power --json out.json` on the device "
+              "(MAXN, `sudo jetson_clocks`), swiftnet-rn18 at 256×512.", "",
+              "| module | JetPack / TensorRT | FP32 | FP16 | INT8 | board power | energy per frame |",
+              "|---|---|---|---|---|---|---|",
+              "| TX2 | 4.6.x / 8.2 | not measured | not measured | n/a (no fast INT8 on SM 6.2) | not measured | not measured |",
+              "| Xavier (AGX / NX) | 5.1.x / 8.5 | not measured | not measured | not measured | not measured | not measured |",
+              "| Orin (AGX / NX / Nano) | 6.x / 8.6 or 10.3 | not measured | not measured | not measured | not measured | not measured |"]
+
+    notes = [w for run in runs.values() for w in run["warnings"]] + \
+            ["{}: {}".format(arch, n) for arch, run in runs.items() for n in run["notes"]] + data["notes"]
+    if notes:
+        lines += ["", "## Warnings and notes from this run", ""] + ["- " + n for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+# -- main ---------------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default=os.path.join(REPO, "BENCHMARKS.md"))
+    parser.add_argument("--json", help="also write the raw results as JSON")
+    parser.add_argument("--iterations", type=int, default=20, help="timed calls per runner (headline: x2)")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up calls per runner")
+    parser.add_argument("--e2e-frames", type=int, default=60,
+                        help="video length (30 FPS) and frames of the every-frame run")
+    parser.add_argument("--threads", type=int, default=None, help="default: usable cores")
+    parser.add_argument("--archs", default=",".join(ARCHS))
+    parser.add_argument("--re-export", action="store_true", help="export the engines again")
+    parser.add_argument("--quick", action="store_true", help="5 calls per runner, 10 frames")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.iterations, args.warmup, args.e2e_frames = 5, 1, 30
+    start = time.time()
+    load_start = bench.load_average()
+    threads = args.threads or bench.default_threads()
+    archs = [a for a in args.archs.split(",") if a]
+
+    log("measurement overhead (no-op runner)")
+    overhead = bench.loop_overhead(iterations=20000)
+
+    runs, e2e, labels, weights, notes = {}, {}, [], {}, []
+    frames = max(args.e2e_frames, 30)
+    video = drive_video(os.path.join(ENGINE_DIR, "drive_512x1024_{}f.mp4".format(frames)), frames)
+    for arch in archs:
+        fp32, checkpoint = export_fp32(arch, args.re_export)
+        weights[arch] = os.path.relpath(checkpoint, REPO) if checkpoint else "untrained (seeded)"
+        engines = []
+        for label, make in VARIANTS:
+            path = make(arch, fp32)
+            if path:
+                engines.append((label, path))
+                if label not in labels:
+                    labels.append(label)
+        iterations = args.iterations * (2 if arch == HEADLINE else 1)
+        runs[arch] = measure_arch(arch, engines, checkpoint, threads, iterations, args.warmup)
+        e2e[arch] = measure_e2e(arch, fp32, video, threads, args.e2e_frames)
+    labels = [label for label, _ in VARIANTS if label in labels]
+
+    all_entries = [e for run in runs.values() for e in run["runners"]]
+    env = bench.environment(threads, all_entries, load_start=load_start)
+    notes += bench.environment_warnings(env)
+    data = {"created": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "args": (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
+            "wall_s": time.time() - start, "environment": env, "runs": runs, "e2e": e2e,
+            "labels": labels, "overhead": overhead, "notes": notes,
+            "weights": ", ".join("{}: {}".format(a, w) for a, w in weights.items())}
+    with open(args.output, "w") as handle:
+        handle.write(render(data))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
+    log("wrote {} in {:.0f} s".format(args.output, time.time() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,677 @@
+"""rt-bench's measurement core: runners, warm-up, interleaved rounds, results.
+
+A *runner* is one thing to time, behind a tiny interface:
+
+    name, kind, includes      # includes: what one timed call covers, in words
+    warmup()                  # one untimed call (default: run_once)
+    run_once() -> dict|None   # one complete call; optional sub-timings in ms
+    describe() -> dict        # versions, devices, threads (for the report)
+
+``measure`` warms every runner up (warm-up never counts), then times them in
+*rounds*: each round every runner makes its share of the calls, in an order rotated
+from round to round, so that machine drift (thermal, other tenants, frequency
+scaling) hits all runners alike. Every sample is ``time.perf_counter`` around
+``run_once``, and ``run_once`` returns only when its results are on the host.
+
+``results`` turns a measurement into plain dicts: latency statistics
+(runtime.stats.summarize), throughput = 1000 / mean, ratio to the first runner,
+sub-timings (TensorRT: H2D, GPU compute, D2H, enqueue from CUDA events), stability.
+
+Device side: Python 3.6, numpy; never torch (the PyTorch peer lives in export/).
+"""
+import ctypes
+import logging
+import os
+import platform
+import time
+
+from runtime import report
+from runtime.errors import UserError
+from runtime.stats import summarize
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "rt-bench/1"
+DEFAULT_ROUNDS = 10
+DEFAULT_CV_WARN = 0.10   # std / mean above which a latency is called unstable
+DEFAULT_WARMUP_S = 1.0   # per runner, when neither --warmup nor --warmup-s is given
+DEFAULT_DURATION_S = 5.0  # timed seconds per runner, when neither --iterations nor --duration
+
+
+class Unavailable(Exception):
+    """A peer that cannot run here (not installed, wrong artifact); reported, not fatal."""
+
+
+# -- runners ------------------------------------------------------------------------------
+
+class Runner(object):
+    """Base runner: subclasses set name, kind, includes and implement run_once."""
+
+    name = "runner"
+    kind = "runner"
+    includes = ""
+
+    def warmup(self):
+        self.run_once()
+
+    def run_once(self):
+        raise NotImplementedError
+
+    def describe(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+class NoopRunner(Runner):
+    """Does nothing: what the timing loop itself costs per iteration."""
+
+    name = "no-op"
+    kind = "no-op"
+    includes = "nothing (the timing loop's own cost)"
+
+    def run_once(self):
+        return None
+
+
+class CallRunner(Runner):
+    """Times a plain callable (peers, tests)."""
+
+    def __init__(self, name, call, kind="callable", includes="", info=None):
+        self.name, self.kind, self.includes = name, kind, includes
+        self._call = call
+        self._info = dict(info or {})
+
+    def run_once(self):
+        self._call()
+        return None
+
+    def describe(self):
+        return dict(self._info)
+
+
+def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, providers=None):
+    """What one timed call of an engine covers, from its manifest and backend."""
+    inp = manifest["input"]
+    if inp["normalization"]["in_graph"]:
+        pre = "{} {} frame in, cast/normalize/transpose in the graph".format(
+            inp["dtype"], inp["layout"])
+    else:
+        pre = "normalized {} {} tensor in".format(inp["dtype"], inp["layout"])
+    meanings = [o.get("meaning") for o in manifest["outputs"]]
+    post = ("upsample + argmax in the graph, class map out" if "class_map" in meanings
+            else "logits out")
+    if backend_name == "tensorrt":
+        steps = "enqueue + GPU compute + stream sync" if not transfers else \
+            "copy into pinned buffer + H2D + enqueue + GPU compute + D2H + stream sync + copy out"
+        if cuda_graph:
+            steps += " (enqueue as a CUDA graph launch)"
+        how = "TensorRT: " + steps
+    else:
+        how = "ONNX Runtime session.run{}, outputs on the host".format(
+            " ({})".format(", ".join(providers)) if providers else "")
+    return "{}; {}; {}".format(how, pre, post)
+
+
+class EngineRunner(Runner):
+    """An engine (ONNX Runtime or TensorRT) fed a prepared input tensor (no host preprocessing).
+
+    TensorRT only: ``transfers=False`` times enqueue + compute without H2D/D2H
+    (like trtexec --noDataTransfers); ``cuda_graph=True`` captures the enqueue once
+    as a CUDA graph and launches the graph (trtexec --useCudaGraph).
+    """
+
+    kind = "engine"
+
+    def __init__(self, engine, name=None, transfers=True, cuda_graph=False):
+        self.engine = engine
+        self.backend_name = engine.backend.name
+        self.name = name or os.path.basename(engine.path)
+        self.tensor = engine.dummy_input()
+        self.feeds = {engine.input_name: self.tensor}
+        self.transfers, self.cuda_graph = bool(transfers), bool(cuda_graph)
+        self._loop = None
+        if self.backend_name == "tensorrt" and (not transfers or cuda_graph):
+            engine.backend.run(self.feeds)  # TensorRT's lazy set-up happens before any capture
+            self._loop = TensorRTLoop(engine.backend, self.feeds, transfers=transfers,
+                                      cuda_graph=cuda_graph)
+        self.includes = engine_includes(engine.manifest, self.backend_name,
+                                        transfers=self.transfers, cuda_graph=self.cuda_graph,
+                                        providers=engine.describe().get("providers"))
+
+    def run_once(self):
+        if self._loop is not None:
+            return self._loop.run()
+        self.engine.backend.run(self.feeds)
+        timings = getattr(self.engine.backend, "last_timings", None)
+        return dict(timings) if timings else None
+
+    def describe(self):
+        info = dict(self.engine.describe())
+        if self.backend_name == "tensorrt":
+            info.update(transfers=self.transfers, cuda_graph=self.cuda_graph)
+        return info
+
+    def close(self):
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+
+class TensorRTLoop(object):
+    """Enqueue on the TensorRT backend's own stream, buffers and events, without the copies
+    (``transfers=False``) and/or through a CUDA graph. Needs a GPU: not verified on a device yet.
+    """
+
+    _NEEDS = ("_lock", "_ctx", "_cuda", "_stream", "_events", "_host", "_device", "_context",
+              "_names", "_pointers", "api", "inputs", "outputs")
+
+    def __init__(self, backend, feeds, transfers=True, cuda_graph=False, cuda_lib=None):
+        missing = [a for a in self._NEEDS if not hasattr(backend, a)]
+        if missing:
+            raise UserError("this TensorRT backend does not support --no-transfers/--cuda-graph "
+                            "(missing {})".format(", ".join(missing)))
+        from runtime.backends import trt_api
+        self._trt_api = trt_api
+        self.backend, self.transfers = backend, transfers
+        self.graph = None
+        for info in backend.inputs:  # the input stays in the pinned buffer (and on the device)
+            backend._host[info.name][...] = feeds[info.name]
+        with backend._lock:
+            backend._ctx.push()
+            try:
+                stream = backend._stream
+                for info in backend.inputs:
+                    backend._cuda.memcpy_htod_async(backend._device[info.name],
+                                                    backend._host[info.name], stream)
+                stream.synchronize()
+                if cuda_graph:
+                    self.graph = CudaGraph(stream.handle, self._enqueue, lib=cuda_lib)
+            finally:
+                backend._cuda.Context.pop()
+
+    def _enqueue(self):
+        b = self.backend
+        self._trt_api.bind_and_execute(b.api, b._context, b._names, b._pointers, b._stream.handle)
+
+    def run(self):
+        b = self.backend
+        with b._lock:
+            b._ctx.push()
+            try:
+                return self._run()
+            finally:
+                b._cuda.Context.pop()
+
+    def _run(self):
+        b, cuda, stream = self.backend, self.backend._cuda, self.backend._stream
+        start, copied_in, computed, copied_out = b._events
+        start.record(stream)
+        if self.transfers:
+            for info in b.inputs:
+                cuda.memcpy_htod_async(b._device[info.name], b._host[info.name], stream)
+        copied_in.record(stream)
+        t0 = time.perf_counter()
+        if self.graph is not None:
+            self.graph.launch(stream.handle)
+        else:
+            self._enqueue()
+        enqueue = (time.perf_counter() - t0) * 1e3
+        computed.record(stream)
+        if self.transfers:
+            for info in b.outputs:
+                cuda.memcpy_dtoh_async(b._host[info.name], b._device[info.name], stream)
+        copied_out.record(stream)
+        stream.synchronize()
+        timings = {"compute": computed.time_since(copied_in), "enqueue": enqueue}
+        if self.transfers:
+            timings.update(h2d=copied_in.time_since(start), d2h=copied_out.time_since(computed))
+        return timings
+
+    def close(self):
+        if self.graph is not None:
+            self.graph.close()
+            self.graph = None
+
+
+class CudaGraph(object):
+    """One CUDA graph captured from ``enqueue()`` on a stream (CUDA driver API via ctypes).
+
+    CUDA >= 11.4 instantiates with cuGraphInstantiateWithFlags; CUDA 10.x (TX2) with the
+    5-argument cuGraphInstantiate. The CUDA context must be current.
+    """
+
+    CAPTURE_MODE_THREAD_LOCAL = 1
+
+    def __init__(self, stream_handle, enqueue, lib=None):
+        self.lib = lib if lib is not None else ctypes.CDLL("libcuda.so.1")
+        stream = ctypes.c_void_p(int(stream_handle))
+        begin = getattr(self.lib, "cuStreamBeginCapture_v2", None) or self.lib.cuStreamBeginCapture
+        self._check(begin(stream, ctypes.c_int(self.CAPTURE_MODE_THREAD_LOCAL)), "begin capture")
+        graph = ctypes.c_void_p()
+        try:
+            enqueue()
+        finally:
+            status = self.lib.cuStreamEndCapture(stream, ctypes.byref(graph))
+        self._check(status, "end capture")
+        self.exec_ = ctypes.c_void_p()
+        with_flags = getattr(self.lib, "cuGraphInstantiateWithFlags", None)
+        if with_flags is not None:
+            status = with_flags(ctypes.byref(self.exec_), graph, ctypes.c_ulonglong(0))
+        else:
+            status = self.lib.cuGraphInstantiate(ctypes.byref(self.exec_), graph, None, None,
+                                                 ctypes.c_size_t(0))
+        self.lib.cuGraphDestroy(graph)
+        self._check(status, "instantiate")
+
+    def _check(self, status, what):
+        if status:
+            raise UserError("CUDA graph {} failed (CUresult {}): run without --cuda-graph".format(
+                what, status))
+
+    def launch(self, stream_handle):
+        self._check(self.lib.cuGraphLaunch(self.exec_, ctypes.c_void_p(int(stream_handle))),
+                    "launch")
+
+    def close(self):
+        if self.exec_ is not None:
+            self.lib.cuGraphExecDestroy(self.exec_)
+            self.exec_ = None
+
+
+class OpenVinoRunner(Runner):
+    """OpenVINO on the CPU, on the same ONNX file and input (a peer a user would otherwise pick)."""
+
+    kind = "peer"
+
+    def __init__(self, onnx_path, feeds, threads=None, precision="f32", device="CPU"):
+        try:
+            try:
+                import openvino as ov
+                core = ov.Core()
+            except (ImportError, AttributeError):  # 2022.x: openvino.runtime
+                from openvino.runtime import Core
+                core = Core()
+                ov = None
+        except ImportError:
+            raise Unavailable("not installed (pip install openvino)")
+        if not str(onnx_path).endswith(".onnx"):
+            raise Unavailable("needs an .onnx engine, got {}".format(onnx_path))
+        self.name = "openvino-{}".format(precision)
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self.compiled = core.compile_model(str(onnx_path), device, config)
+        except Exception as exc:  # OpenVINO raises its own RuntimeError subclasses
+            raise Unavailable("cannot compile {}: {}".format(onnx_path, _first_line(exc)))
+        self.request = self.compiled.create_infer_request()
+        self.feeds = dict(feeds)
+        self.version = getattr(ov, "__version__", None) or _ov_version()
+        self.threads, self.precision, self.device = threads, precision, device
+        self.includes = ("OpenVINO {} infer() on the same ONNX graph and input, precision hint {}"
+                         .format(device, precision))
+
+    def run_once(self):
+        self.request.infer(self.feeds)
+        return None
+
+    def describe(self):
+        return {"backend": "openvino", "version": self.version, "device": self.device,
+                "threads": self.threads, "precision_hint": self.precision}
+
+
+def _ov_version():
+    try:
+        from openvino.runtime import get_version
+        return get_version()
+    except Exception:
+        return None
+
+
+# -- measurement --------------------------------------------------------------------------
+
+class Record(object):
+    """What was measured for one runner: samples (ms), sub-timings, timed windows."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.samples = []
+        self.sub = {}
+        self.windows = []       # (t_start, t_end) of each timed segment, clock seconds
+        self.segments = []      # (first, end) sample indices of each segment, one per round
+        self.warmup_calls = 0
+        self.warmup_s = 0.0
+
+    def add_sub(self, timings):
+        for key, value in timings.items():
+            self.sub.setdefault(key, []).append(value)
+
+
+class Measurement(object):
+    """Records per runner (in the given order), the segment order and the settings."""
+
+    def __init__(self, records, order, settings):
+        self.records = records
+        self.order = order          # [(round, runner index)] in the order segments ran
+        self.settings = settings
+
+
+def measure(runners, warmup_iters=None, warmup_s=None, iterations=None, duration=None,
+            rounds=DEFAULT_ROUNDS, clock=time.perf_counter):
+    """Warm up, then time ``runners`` interleaved in rounds.
+
+    Warm-up: ``warmup_iters`` calls or ``warmup_s`` seconds per runner (at least one
+    call; default DEFAULT_WARMUP_S). Timed: ``iterations`` calls per runner, spread over
+    ``rounds`` rounds, or ``duration`` timed seconds per runner (default
+    DEFAULT_DURATION_S), each round getting duration / rounds. Round r runs the runners
+    starting at index r mod n.
+    """
+    runners = list(runners)
+    if not runners:
+        raise ValueError("nothing to measure")
+    if warmup_iters is not None and warmup_s is not None:
+        raise ValueError("give warmup_iters or warmup_s, not both")
+    if iterations is not None and duration is not None:
+        raise ValueError("give iterations or duration, not both")
+    if warmup_iters is None and warmup_s is None:
+        warmup_s = DEFAULT_WARMUP_S
+    if iterations is None and duration is None:
+        duration = DEFAULT_DURATION_S
+    rounds = max(1, int(rounds))
+    if iterations is not None:
+        iterations = int(iterations)
+        if iterations < 1:
+            raise ValueError("iterations must be at least 1")
+        rounds = min(rounds, iterations)
+    records = [Record(r) for r in runners]
+
+    for record in records:
+        _warm_up(record, warmup_iters, warmup_s, clock)
+
+    order = []
+    n = len(records)
+    for rnd in range(rounds):
+        for k in range(n):
+            index = (rnd + k) % n
+            order.append((rnd, index))
+            if iterations is not None:
+                calls = iterations // rounds + (1 if rnd < iterations % rounds else 0)
+                _timed(records[index], calls, None, clock)
+            else:
+                _timed(records[index], None, float(duration) / rounds, clock)
+    settings = {"warmup_iters": warmup_iters, "warmup_s": warmup_s, "iterations": iterations,
+                "duration_s": duration, "rounds": rounds, "runners": n}
+    return Measurement(records, order, settings)
+
+
+def _warm_up(record, iterations, seconds, clock):
+    start = clock()
+    calls = 0
+    while True:
+        record.runner.warmup()
+        calls += 1
+        if iterations is not None:
+            if calls >= iterations:
+                break
+        elif clock() - start >= seconds:
+            break
+    record.warmup_calls = calls
+    record.warmup_s = clock() - start
+
+
+def _timed(record, calls, seconds, clock):
+    """One segment: ``calls`` timed calls, or calls until ``seconds`` have passed (>= 1)."""
+    run = record.runner.run_once
+    samples = record.samples
+    first = len(samples)
+    start = clock()
+    if calls is not None:
+        for _ in range(calls):
+            t0 = clock()
+            sub = run()
+            t1 = clock()
+            samples.append((t1 - t0) * 1e3)
+            if sub:
+                record.add_sub(sub)
+    else:
+        deadline = start + seconds
+        while True:
+            t0 = clock()
+            sub = run()
+            t1 = clock()
+            samples.append((t1 - t0) * 1e3)
+            if sub:
+                record.add_sub(sub)
+            if t1 >= deadline:
+                break
+    record.windows.append((start, clock()))
+    record.segments.append((first, len(samples)))
+
+
+def paired_ratio(record, reference):
+    """Median over rounds of (this runner's mean / the reference's mean in the same round).
+
+    Robust to drift: a slow phase of the machine scales both sides of a round alike.
+    """
+    ratios = []
+    for (a0, a1), (b0, b1) in zip(record.segments, reference.segments):
+        if a1 > a0 and b1 > b0:
+            mine = sum(record.samples[a0:a1]) / (a1 - a0)
+            ref = sum(reference.samples[b0:b1]) / (b1 - b0)
+            if ref > 0:
+                ratios.append(mine / ref)
+    if not ratios:
+        return None
+    ratios.sort()
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2.0
+
+
+def loop_overhead(iterations=20000, rounds=DEFAULT_ROUNDS, clock=time.perf_counter):
+    """The timing loop's own cost with a no-op runner, in ms per iteration.
+
+    ``timed_ms``: what a timed sample is inflated by (clock reads + the call);
+    ``loop_ms``: the whole per-iteration cost, wall time / calls.
+    """
+    m = measure([NoopRunner()], warmup_iters=100, iterations=iterations, rounds=rounds,
+                clock=clock)
+    rec = m.records[0]
+    wall = sum(t1 - t0 for t0, t1 in rec.windows)
+    stats = summarize(rec.samples)
+    return {"iterations": len(rec.samples), "timed_ms": stats["mean"], "timed_p99_ms": stats["p99"],
+            "loop_ms": wall * 1e3 / len(rec.samples)}
+
+
+# -- results ------------------------------------------------------------------------------
+
+def results(measurement, cv_warn=DEFAULT_CV_WARN):
+    """Per-runner result dicts (the JSON's ``runners``) and warnings."""
+    entries, warnings = [], []
+    first = None
+    for record in measurement.records:
+        runner = record.runner
+        stats = summarize(record.samples)
+        mean, p50 = stats["mean"], stats["p50"]
+        if first is None:
+            first = stats
+        entry = {
+            "name": runner.name, "kind": runner.kind, "includes": runner.includes,
+            "info": runner.describe(),
+            "latency_ms": stats,
+            "throughput_fps": 1000.0 / mean if mean else None,
+            "ratio_to_first": mean / first["mean"] if mean and first["mean"] else None,
+            "ratio_to_first_p50": p50 / first["p50"] if p50 and first["p50"] else None,
+            "ratio_to_first_paired": paired_ratio(record, measurement.records[0]),
+            "sub_timings_ms": dict((k, summarize(v)) for k, v in sorted(record.sub.items())),
+            "stable": None if stats["cv"] is None else stats["cv"] <= cv_warn,
+            "warmup": {"calls": record.warmup_calls, "seconds": record.warmup_s},
+            "timed_s": sum(t1 - t0 for t0, t1 in record.windows),
+            "power": None,
+        }
+        if entry["stable"] is False:
+            warnings.append("{}: latency is unstable (coefficient of variation {:.1%} > {:.0%}): "
+                            "lock clocks (jetson_clocks / performance governor), stop other load, "
+                            "or measure longer".format(runner.name, stats["cv"], cv_warn))
+        for key, sub in entry["sub_timings_ms"].items():
+            if sub["cv"] is not None and sub["cv"] > cv_warn:
+                warnings.append("{}: {} time is unstable (coefficient of variation {:.1%})".format(
+                    runner.name, key, sub["cv"]))
+        entries.append(entry)
+    return entries, warnings
+
+
+def attach_power(entries, measurement, reader):
+    """Average board power (mW) in each runner's timed windows and energy per call (mJ)."""
+    from runtime.tegrastats import energy_per_frame_mj
+    for entry, record in zip(entries, measurement.records):
+        mean_mw, count = reader.average_mw(record.windows)
+        entry["power"] = {"average_mw": mean_mw, "samples": count, "source": reader.source,
+                          "energy_per_frame_mj": energy_per_frame_mj(
+                              mean_mw, entry["latency_ms"]["mean"])}
+
+
+# -- end to end ---------------------------------------------------------------------------
+
+def end_to_end(engine, video_path, max_frames=None, realtime=False, reader=None,
+               clock=time.perf_counter):
+    """Run the rt-segment pipeline headless on a video; per-stage and capture-to-result latency.
+
+    Default (file mode): every frame is processed and the reader runs ahead into the
+    pipeline's 2-deep queues, so FPS is the pipeline's throughput and capture-to-result
+    includes the time a frame waits in those queues. ``realtime``: the video plays at its
+    own frame rate with a camera's drop policy (only the newest frame is taken), so
+    capture-to-result is the latency a camera user sees (FPS is then capped by the video's).
+    """
+    from runtime.pipeline import Pipeline
+    from runtime.sources import video
+    pipe = Pipeline(video(video_path), engine, outputs=(), max_frames=max_frames,
+                    realtime=realtime)
+    try:
+        pipe.start()
+        t0 = clock()
+        pipe.run()
+        t1 = clock()
+    finally:
+        pipe.close()
+    summary = pipe.summary()
+    out = {"video": str(video_path), "engine": os.path.basename(engine.path),
+           "frames": summary["frames"], "frame_size": summary["frame_size"],
+           "wall_s": summary["wall_s"], "fps": summary["fps"]["processed"],
+           "latency_ms": summary["latency_ms"], "reason": summary["reason"],
+           "mode": "realtime" if realtime else "file",
+           "includes": "capture (decode) -> preprocess (resize, to tensor) -> inference -> "
+                       "postprocess, three threads overlapped; no outputs written; " + (
+                           "video paced at its frame rate, newest frame taken (drops counted)"
+                           if realtime else "every frame processed, capture-to-result includes "
+                           "waiting in the 2-deep queues"),
+           "power": None}
+    if reader is not None:
+        from runtime.tegrastats import energy_per_frame_mj
+        mean_mw, count = reader.average_mw([(t0, t1)])
+        fps = out["fps"]
+        out["power"] = {"average_mw": mean_mw, "samples": count, "source": reader.source,
+                        "energy_per_frame_mj": energy_per_frame_mj(
+                            mean_mw, 1000.0 / fps if fps else None)}
+    return out
+
+
+# -- environment --------------------------------------------------------------------------
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def cpu_governor():
+    """The cpufreq governor(s) of the usable CPUs ("performance", ...), or None if unknown."""
+    governors = set()
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    for cpu in sorted(cpus):
+        value = _read("/sys/devices/system/cpu/cpu{}/cpufreq/scaling_governor".format(cpu))
+        if value:
+            governors.add(value)
+    return ",".join(sorted(governors)) if governors else None
+
+
+def cuda_version():
+    """The CUDA toolkit version found on disk (version.json / version.txt), or None."""
+    import json
+    text = _read("/usr/local/cuda/version.json")
+    if text:
+        try:
+            return json.loads(text)["cuda"]["version"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    text = _read("/usr/local/cuda/version.txt")
+    if text:
+        return text.replace("CUDA Version", "").strip()
+    return None
+
+
+def default_threads():
+    """CPU threads to give every CPU runner alike: the cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, or None (a busy machine makes numbers noisy)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def environment(threads=None, entries=(), load_start=None):
+    """The machine and software a measurement ran on (every field best-effort)."""
+    host = report.host_info()
+    env = {"host": host, "governor": cpu_governor(), "threads": threads,
+           "load_average": {"start": load_start, "end": load_average()},
+           "python": platform.python_version(), "versions": report.versions(),
+           "onnxruntime": None, "tensorrt": None, "cuda": cuda_version(), "peers": {}}
+    try:
+        import onnxruntime
+        env["onnxruntime"] = {"version": onnxruntime.__version__,
+                              "providers": onnxruntime.get_available_providers()}
+    except ImportError:
+        pass
+    for entry in entries:
+        info = entry.get("info") or {}
+        if info.get("backend") == "tensorrt":
+            env["tensorrt"] = info.get("version")
+        elif entry.get("kind") == "peer" and info.get("backend"):
+            env["peers"][info["backend"]] = info.get("version")
+    return env
+
+
+def environment_warnings(env):
+    """Conditions that make latency numbers less trustworthy."""
+    out = []
+    gov = env.get("governor")
+    if gov and gov != "performance":
+        out.append("CPU governor is '{}': 'performance' gives steadier numbers".format(gov))
+    jetson = (env.get("host") or {}).get("jetson")
+    if jetson and jetson.get("clocks_locked") is False:
+        out.append("Jetson clocks are not locked: run sudo jetson_clocks for stable numbers")
+    return out
+
+
+def build_report(entries, settings, env, warnings=(), notes=(), end_to_end=None, command=None):
+    """The rt-bench JSON report."""
+    return {"schema": SCHEMA, "tool": "rt-bench",
+            "command": list(command) if command is not None else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings": dict(settings), "runners": list(entries),
+            "end_to_end": end_to_end, "environment": env,
+            "warnings": list(warnings), "notes": list(notes)}
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
