@@ -19,7 +19,6 @@ sub-timings (TensorRT: H2D, GPU compute, D2H, enqueue from CUDA events), stabili
 
 Device side: Python 3.6, numpy; never torch (the PyTorch peer lives in export/).
 """
-import ctypes
 import logging
 import os
 import platform
@@ -119,7 +118,8 @@ class EngineRunner(Runner):
 
     TensorRT only: ``transfers=False`` times enqueue + compute without H2D/D2H
     (like trtexec --noDataTransfers); ``cuda_graph=True`` captures the enqueue once
-    as a CUDA graph and launches the graph (trtexec --useCudaGraph).
+    as a CUDA graph and launches the graph (trtexec --useCudaGraph). Both go through the
+    backend's public benchmarking API (load_inputs, run_timed, capture_graph).
     """
 
     kind = "engine"
@@ -131,18 +131,26 @@ class EngineRunner(Runner):
         self.tensor = engine.dummy_input()
         self.feeds = {engine.input_name: self.tensor}
         self.transfers, self.cuda_graph = bool(transfers), bool(cuda_graph)
-        self._loop = None
+        self._timed = False     # run_timed instead of run
+        self._graph = None
         if self.backend_name == "tensorrt" and (not transfers or cuda_graph):
-            engine.backend.run(self.feeds)  # TensorRT's lazy set-up happens before any capture
-            self._loop = TensorRTLoop(engine.backend, self.feeds, transfers=transfers,
-                                      cuda_graph=cuda_graph)
+            backend = engine.backend
+            missing = [a for a in ("load_inputs", "run_timed", "capture_graph")
+                       if not hasattr(backend, a)]
+            if missing:
+                raise UserError("this TensorRT backend does not support --no-transfers/"
+                                "--cuda-graph (missing {})".format(", ".join(missing)))
+            backend.load_inputs(self.feeds)  # stays in the pinned buffer and on the device
+            if cuda_graph:
+                self._graph = backend.capture_graph()
+            self._timed = True
         self.includes = engine_includes(engine.manifest, self.backend_name,
                                         transfers=self.transfers, cuda_graph=self.cuda_graph,
                                         providers=engine.describe().get("providers"))
 
     def run_once(self):
-        if self._loop is not None:
-            return self._loop.run()
+        if self._timed:
+            return self.engine.backend.run_timed(transfers=self.transfers, graph=self._graph)
         self.engine.backend.run(self.feeds)
         timings = getattr(self.engine.backend, "last_timings", None)
         return dict(timings) if timings else None
@@ -154,130 +162,10 @@ class EngineRunner(Runner):
         return info
 
     def close(self):
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
-
-
-class TensorRTLoop(object):
-    """Enqueue on the TensorRT backend's own stream, buffers and events, without the copies
-    (``transfers=False``) and/or through a CUDA graph. Needs a GPU: not verified on a device yet.
-    """
-
-    _NEEDS = ("_lock", "_ctx", "_cuda", "_stream", "_events", "_host", "_device", "_context",
-              "_names", "_pointers", "api", "inputs", "outputs")
-
-    def __init__(self, backend, feeds, transfers=True, cuda_graph=False, cuda_lib=None):
-        missing = [a for a in self._NEEDS if not hasattr(backend, a)]
-        if missing:
-            raise UserError("this TensorRT backend does not support --no-transfers/--cuda-graph "
-                            "(missing {})".format(", ".join(missing)))
-        from runtime.backends import trt_api
-        self._trt_api = trt_api
-        self.backend, self.transfers = backend, transfers
-        self.graph = None
-        for info in backend.inputs:  # the input stays in the pinned buffer (and on the device)
-            backend._host[info.name][...] = feeds[info.name]
-        with backend._lock:
-            backend._ctx.push()
-            try:
-                stream = backend._stream
-                for info in backend.inputs:
-                    backend._cuda.memcpy_htod_async(backend._device[info.name],
-                                                    backend._host[info.name], stream)
-                stream.synchronize()
-                if cuda_graph:
-                    self.graph = CudaGraph(stream.handle, self._enqueue, lib=cuda_lib)
-            finally:
-                backend._cuda.Context.pop()
-
-    def _enqueue(self):
-        b = self.backend
-        self._trt_api.bind_and_execute(b.api, b._context, b._names, b._pointers, b._stream.handle)
-
-    def run(self):
-        b = self.backend
-        with b._lock:
-            b._ctx.push()
-            try:
-                return self._run()
-            finally:
-                b._cuda.Context.pop()
-
-    def _run(self):
-        b, cuda, stream = self.backend, self.backend._cuda, self.backend._stream
-        start, copied_in, computed, copied_out = b._events
-        start.record(stream)
-        if self.transfers:
-            for info in b.inputs:
-                cuda.memcpy_htod_async(b._device[info.name], b._host[info.name], stream)
-        copied_in.record(stream)
-        t0 = time.perf_counter()
-        if self.graph is not None:
-            self.graph.launch(stream.handle)
-        else:
-            self._enqueue()
-        enqueue = (time.perf_counter() - t0) * 1e3
-        computed.record(stream)
-        if self.transfers:
-            for info in b.outputs:
-                cuda.memcpy_dtoh_async(b._host[info.name], b._device[info.name], stream)
-        copied_out.record(stream)
-        stream.synchronize()
-        timings = {"compute": computed.time_since(copied_in), "enqueue": enqueue}
-        if self.transfers:
-            timings.update(h2d=copied_in.time_since(start), d2h=copied_out.time_since(computed))
-        return timings
-
-    def close(self):
-        if self.graph is not None:
-            self.graph.close()
-            self.graph = None
-
-
-class CudaGraph(object):
-    """One CUDA graph captured from ``enqueue()`` on a stream (CUDA driver API via ctypes).
-
-    CUDA >= 11.4 instantiates with cuGraphInstantiateWithFlags; CUDA 10.x (TX2) with the
-    5-argument cuGraphInstantiate. The CUDA context must be current.
-    """
-
-    CAPTURE_MODE_THREAD_LOCAL = 1
-
-    def __init__(self, stream_handle, enqueue, lib=None):
-        self.lib = lib if lib is not None else ctypes.CDLL("libcuda.so.1")
-        stream = ctypes.c_void_p(int(stream_handle))
-        begin = getattr(self.lib, "cuStreamBeginCapture_v2", None) or self.lib.cuStreamBeginCapture
-        self._check(begin(stream, ctypes.c_int(self.CAPTURE_MODE_THREAD_LOCAL)), "begin capture")
-        graph = ctypes.c_void_p()
-        try:
-            enqueue()
-        finally:
-            status = self.lib.cuStreamEndCapture(stream, ctypes.byref(graph))
-        self._check(status, "end capture")
-        self.exec_ = ctypes.c_void_p()
-        with_flags = getattr(self.lib, "cuGraphInstantiateWithFlags", None)
-        if with_flags is not None:
-            status = with_flags(ctypes.byref(self.exec_), graph, ctypes.c_ulonglong(0))
-        else:
-            status = self.lib.cuGraphInstantiate(ctypes.byref(self.exec_), graph, None, None,
-                                                 ctypes.c_size_t(0))
-        self.lib.cuGraphDestroy(graph)
-        self._check(status, "instantiate")
-
-    def _check(self, status, what):
-        if status:
-            raise UserError("CUDA graph {} failed (CUresult {}): run without --cuda-graph".format(
-                what, status))
-
-    def launch(self, stream_handle):
-        self._check(self.lib.cuGraphLaunch(self.exec_, ctypes.c_void_p(int(stream_handle))),
-                    "launch")
-
-    def close(self):
-        if self.exec_ is not None:
-            self.lib.cuGraphExecDestroy(self.exec_)
-            self.exec_ = None
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+        self._timed = False
 
 
 class OpenVinoRunner(Runner):

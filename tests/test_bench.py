@@ -230,75 +230,44 @@ def bench_avg(samples, windows):
 
 # -- TensorRT flags, against test doubles (no GPU here) -----------------------------------
 
-class _Event(object):
-    def __init__(self, log, ms):
-        self.log, self.ms = log, ms
-
-    def record(self, stream):
-        self.log.append("event")
-
-    def time_since(self, other):
-        return self.ms
-
-
-class _FakeCudaLib(object):
-    def __init__(self, log):
-        self.log = log
-
-    def __getattr__(self, name):
-        if not name.startswith("cu"):
-            raise AttributeError(name)
-
-        def call(*args):
-            self.log.append(name)
-            return 0
-        return call
-
-
-def _fake_trt_engine(log):
-    from runtime.backends.base import TensorInfo
-    cuda = types.SimpleNamespace(
-        memcpy_htod_async=lambda dst, src, stream: log.append("h2d"),
-        memcpy_dtoh_async=lambda dst, src, stream: log.append("d2h"),
-        Context=types.SimpleNamespace(pop=lambda: log.append("pop")))
-    context = types.SimpleNamespace(execute_async_v3=lambda stream_handle: log.append("execute") or True,
-                                    set_tensor_address=lambda name, ptr: None)
-    backend = types.SimpleNamespace(
-        name="tensorrt", _lock=__import__("threading").Lock(),
-        _ctx=types.SimpleNamespace(push=lambda: log.append("push")), _cuda=cuda,
-        _stream=types.SimpleNamespace(handle=7, synchronize=lambda: log.append("sync")),
-        _events=[_Event(log, 0.5), _Event(log, 0.5), _Event(log, 2.0), _Event(log, 0.25)],
-        _host={"frame": np.zeros((1, 4, 4, 3), np.uint8), "class_map": np.zeros((1, 4, 4), np.uint8)},
-        _device={"frame": 1, "class_map": 2}, _context=context, _names=["frame", "class_map"],
-        _pointers=[1, 2], api="tensor", inputs=[TensorInfo("frame", (1, 4, 4, 3), "uint8")],
-        outputs=[TensorInfo("class_map", (1, 4, 4), "uint8")],
-        run=lambda feeds: log.append("backend.run"), last_timings={},
-        describe=lambda: {"backend": "tensorrt", "version": "10.3.0"})
-    manifest = {"input": {"dtype": "uint8", "layout": "NHWC", "normalization": {"in_graph": True}},
+def _fake_trt_engine(tmp_path, monkeypatch):
+    """A real TensorRTBackend on the fake tensorrt / pycuda of test_tensorrt_doubles."""
+    from runtime.backends.tensorrt import TensorRTBackend
+    from tests.test_tensorrt_doubles import install, make_cuda, make_trt, plan_files
+    cuda = make_cuda(event_ms=(0.5, 0.5, 2.0, 0.25))
+    trt = make_trt("10.3.0", cuda=cuda)
+    install(monkeypatch, trt, cuda)
+    path, plan_manifest = plan_files(tmp_path, "10.3.0")
+    backend = TensorRTBackend(path, manifest=plan_manifest)
+    manifest = {"input": {"dtype": "float32", "layout": "NCHW", "normalization": {"in_graph": True}},
                 "outputs": [{"meaning": "class_map"}]}
-    return types.SimpleNamespace(backend=backend, path="x.plan", input_name="frame", manifest=manifest,
-                                 dummy_input=lambda: np.ones((1, 4, 4, 3), np.uint8),
-                                 describe=backend.describe)
+    engine = types.SimpleNamespace(backend=backend, path=path, input_name="input", manifest=manifest,
+                                   dummy_input=lambda: np.ones((1, 3, 4, 4), np.float32),
+                                   describe=backend.describe)
+    return engine, cuda.log
 
 
-def test_tensorrt_no_transfers_times_enqueue_and_compute_only():
-    log = []
-    runner = bench.EngineRunner(_fake_trt_engine(log), transfers=False)
+def test_tensorrt_no_transfers_times_enqueue_and_compute_only(tmp_path, monkeypatch):
+    engine, log = _fake_trt_engine(tmp_path, monkeypatch)
+    runner = bench.EngineRunner(engine, transfers=False)
     assert "enqueue + GPU compute" in runner.includes and "H2D" not in runner.includes
+    assert "h2d" in log                          # the input went to the device once
     del log[:]
     timings = runner.run_once()
     assert sorted(timings) == ["compute", "enqueue"] and timings["compute"] == 2.0
     assert "h2d" not in log and "d2h" not in log and "execute" in log
     assert log[0] == "push" and log[-1] == "pop" and "sync" in log
+    assert log.count("push") == log.count("pop")
     assert runner.describe()["transfers"] is False
+    runner.close()
+    engine.backend.close()
 
 
-def test_tensorrt_cuda_graph_launches_the_captured_graph(monkeypatch):
-    log = []
-    engine = _fake_trt_engine(log)
-    real_graph = bench.CudaGraph
-    monkeypatch.setattr(bench, "CudaGraph", lambda handle, enqueue, lib=None:
-                        real_graph(handle, enqueue, lib=_FakeCudaLib(log)))
+def test_tensorrt_cuda_graph_launches_the_captured_graph(tmp_path, monkeypatch):
+    from runtime.backends import cuda_graph
+    from tests.test_tensorrt_doubles import FakeCudaLib
+    engine, log = _fake_trt_engine(tmp_path, monkeypatch)
+    monkeypatch.setattr(cuda_graph, "libcuda", lambda: FakeCudaLib(log))
     runner = bench.EngineRunner(engine, cuda_graph=True)
     capture = log[log.index("cuStreamBeginCapture_v2"):]
     assert capture[:3] == ["cuStreamBeginCapture_v2", "execute", "cuStreamEndCapture"]
@@ -307,9 +276,21 @@ def test_tensorrt_cuda_graph_launches_the_captured_graph(monkeypatch):
     timings = runner.run_once()
     assert "cuGraphLaunch" in log and "execute" not in log
     assert log.index("h2d") < log.index("cuGraphLaunch") < log.index("d2h")
+    assert log[0] == "push" and log[-1] == "pop" and log.count("push") == log.count("pop")
     assert sorted(timings) == ["compute", "d2h", "enqueue", "h2d"]
     runner.close()
     assert "cuGraphExecDestroy" in log
+    engine.backend.close()
+
+
+def test_tensorrt_runner_uses_only_the_public_backend_api():
+    import ast
+    with open(os.path.join(REPO, "runtime", "bench.py")) as handle:
+        tree = ast.parse(handle.read())
+    private = sorted(set(node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                         and node.attr.startswith("_") and not node.attr.startswith("__")
+                         and not (isinstance(node.value, ast.Name) and node.value.id == "self")))
+    assert private == []
 
 
 # -- the CLI with a real engine -----------------------------------------------------------

@@ -283,8 +283,14 @@ class FakeContext(object):
         y = (2 * x[:, :2]).astype(np.float32)
         memory[pointers["logits"]][:] = y.tobytes()
 
+    def _log(self):
+        cuda = self.engine.trt.cuda
+        if cuda is not None:
+            cuda.log.append("execute")
+
     def execute_async_v2(self, bindings, stream_handle):
         self.calls.append(("v2", stream_handle))
+        self._log()
         names = [row[0] for row in self.engine.io]
         self._compute(dict(zip(names, bindings)))
         return True
@@ -294,6 +300,7 @@ class FakeContext(object):
 
     def execute_async_v3(self, stream_handle):
         self.calls.append(("v3", stream_handle))
+        self._log()
         self._compute(self.addresses)
         return True
 
@@ -359,21 +366,27 @@ class FakeAllocation(object):
         self.cuda.freed.append(self.ptr)
 
 
-def make_cuda(name="Orin", capability=(8, 7), devices=1):
+def make_cuda(name="Orin", capability=(8, 7), devices=1, event_ms=(0.25,)):
+    """A fake ``pycuda.driver``; ``cuda.log`` records push/pop, h2d/d2h, sync (and the fake
+    TensorRT context's "execute"); the n-th Event created reports ``event_ms[n % len]``."""
     cuda = types.ModuleType("pycuda.driver")
     cuda.memory, cuda.freed, cuda.next_ptr = {}, [], 0x1000
     cuda.stack = []  # context stack of the fake
     cuda.threads = set()
+    cuda.log = []
+    cuda.events = []
 
     class Ctx(object):
         def push(self):
             cuda.stack.append(self)
             cuda.threads.add(threading.current_thread().name)
+            cuda.log.append("push")
 
     class Context(object):
         @staticmethod
         def pop():
             cuda.stack.pop()
+            cuda.log.append("pop")
 
     class Device(object):
         def __init__(self, n):
@@ -396,20 +409,30 @@ def make_cuda(name="Orin", capability=(8, 7), devices=1):
         handle = 0xBEEF
 
         def synchronize(self):
+            assert cuda.stack, "stream synchronized without a current context"
             cuda.synced = True
+            cuda.log.append("sync")
 
     class Event(object):
+        def __init__(self):
+            self.ms = event_ms[len(cuda.events) % len(event_ms)]
+            cuda.events.append(self)
+
         def record(self, stream=None):
             assert cuda.stack, "event recorded without a current context"
 
         def time_since(self, other):
-            return 0.25
+            return self.ms
 
     def memcpy_htod_async(dest, src, stream=None):
+        assert cuda.stack, "copy without a current context"
         cuda.memory[int(dest)][:] = np.ascontiguousarray(src).tobytes()
+        cuda.log.append("h2d")
 
     def memcpy_dtoh_async(dest, src, stream=None):
+        assert cuda.stack, "copy without a current context"
         dest[...] = np.frombuffer(bytes(cuda.memory[int(src)]), dest.dtype).reshape(dest.shape)
+        cuda.log.append("d2h")
 
     cuda.init = lambda: None
     cuda.Device, cuda.Context, cuda.Stream, cuda.Event = Device, Context, Stream, Event
@@ -417,6 +440,22 @@ def make_cuda(name="Orin", capability=(8, 7), devices=1):
     cuda.mem_alloc = lambda nbytes: FakeAllocation(cuda, nbytes)
     cuda.memcpy_htod_async, cuda.memcpy_dtoh_async = memcpy_htod_async, memcpy_dtoh_async
     return cuda
+
+
+class FakeCudaLib(object):
+    """The CUDA driver library for CudaGraph: every cu* call is logged and succeeds."""
+
+    def __init__(self, log, fail=()):
+        self.log, self.fail = log, set(fail)
+
+    def __getattr__(self, name):
+        if not name.startswith("cu"):
+            raise AttributeError(name)
+
+        def call(*args):
+            self.log.append(name)
+            return 999 if name in self.fail else 0
+        return call
 
 
 def install(monkeypatch, trt, cuda):
@@ -619,6 +658,107 @@ def test_backend_checks_input_shape(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="expects"):
         backend.run({"input": np.zeros((1, 3, 8, 8), np.float32)})
     assert cuda.stack == []
+
+
+def _fake_backend(tmp_path, monkeypatch, version="8.6.2", event_ms=(0.25,)):
+    cuda = make_cuda(event_ms=event_ms)
+    trt = make_trt(version, cuda=cuda)
+    install(monkeypatch, trt, cuda)
+    path, manifest = plan_files(tmp_path, version)
+    from runtime.backends.tensorrt import TensorRTBackend
+    return TensorRTBackend(path, manifest=manifest), cuda
+
+
+def test_run_is_one_step_of_h2d_execute_d2h(tmp_path, monkeypatch):
+    backend, cuda = _fake_backend(tmp_path, monkeypatch, event_ms=(0.5, 1.0, 2.0, 0.25))
+    del cuda.log[:]
+    backend.run({"input": np.ones((1, 3, 4, 4), np.float32)})
+    assert cuda.log == ["push", "h2d", "execute", "d2h", "sync", "pop"]
+    assert backend.last_timings["h2d"] == 1.0 and backend.last_timings["compute"] == 2.0
+    assert backend.last_timings["d2h"] == 0.25 and backend.last_timings["enqueue"] >= 0
+    backend.close()
+
+
+@pytest.mark.parametrize("version", ["8.2.1.8", "10.3.0"])
+def test_run_timed_without_transfers(tmp_path, monkeypatch, version):
+    backend, cuda = _fake_backend(tmp_path, monkeypatch, version, event_ms=(0.5, 0.5, 2.0, 0.25))
+    x = np.arange(48, dtype=np.float32).reshape(1, 3, 4, 4)
+    del cuda.log[:]
+    backend.load_inputs({"input": x})
+    assert cuda.log == ["push", "h2d", "sync", "pop"]  # copied in once
+    del cuda.log[:]
+    timings = backend.run_timed(transfers=False)
+    assert sorted(timings) == ["compute", "enqueue"] and timings["compute"] == 2.0
+    assert cuda.log == ["push", "execute", "sync", "pop"]
+    assert backend.last_timings == timings and cuda.stack == []
+    # the outputs stay on the device; with transfers they come back into the pinned buffer
+    del cuda.log[:]
+    timings = backend.run_timed(transfers=True)
+    assert sorted(timings) == ["compute", "d2h", "enqueue", "h2d"]
+    assert cuda.log == ["push", "h2d", "execute", "d2h", "sync", "pop"]
+    np.testing.assert_array_equal(backend._host["logits"], 2 * x[:, :2])
+    backend.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        backend.run_timed()
+    assert cuda.stack == []
+
+
+def test_load_inputs_checks_the_feeds(tmp_path, monkeypatch):
+    backend, cuda = _fake_backend(tmp_path, monkeypatch)
+    with pytest.raises(ValueError, match="missing input 'input'"):
+        backend.load_inputs({"frame": np.zeros((1, 3, 4, 4), np.float32)})
+    with pytest.raises(ValueError, match="expects"):
+        backend.load_inputs({"input": np.zeros((1, 3, 8, 8), np.float32)})
+    assert cuda.stack == []
+    backend.close()
+
+
+def test_capture_graph_and_launch(tmp_path, monkeypatch):
+    backend, cuda = _fake_backend(tmp_path, monkeypatch)
+    backend.load_inputs({"input": np.ones((1, 3, 4, 4), np.float32)})
+    del cuda.log[:]
+    graph = backend.capture_graph(cuda_lib=FakeCudaLib(cuda.log))
+    capture = cuda.log[cuda.log.index("cuStreamBeginCapture_v2"):]
+    assert capture[:3] == ["cuStreamBeginCapture_v2", "execute", "cuStreamEndCapture"]
+    assert "cuGraphInstantiateWithFlags" in capture and "cuGraphDestroy" in capture
+    assert cuda.log[0] == "push" and cuda.log[-1] == "pop" and cuda.stack == []
+    del cuda.log[:]
+    timings = backend.run_timed(transfers=False, graph=graph)
+    assert cuda.log == ["push", "cuGraphLaunch", "sync", "pop"]
+    assert sorted(timings) == ["compute", "enqueue"]
+    del cuda.log[:]
+    backend.close()                             # closes a graph still open, in the context
+    assert cuda.log == ["push", "cuGraphExecDestroy", "pop"] and cuda.stack == []
+    graph.close()                               # idempotent
+    assert cuda.log.count("cuGraphExecDestroy") == 1
+
+
+def test_capture_graph_failure_is_one_line(tmp_path, monkeypatch):
+    backend, cuda = _fake_backend(tmp_path, monkeypatch)
+    lib = FakeCudaLib(cuda.log, fail=["cuStreamEndCapture"])
+    with pytest.raises(UserError, match="CUDA graph end capture failed") as info:
+        backend.capture_graph(cuda_lib=lib)
+    assert "\n" not in str(info.value) and cuda.stack == []
+    backend.close()
+
+
+def test_cuda_graph_without_flags_uses_the_cuda10_instantiate():
+    from runtime.backends.cuda_graph import CudaGraph
+
+    class Cuda10Lib(FakeCudaLib):
+        def __getattr__(self, name):
+            if name in ("cuStreamBeginCapture_v2", "cuGraphInstantiateWithFlags"):
+                raise AttributeError(name)
+            return FakeCudaLib.__getattr__(self, name)
+
+    log = []
+    graph = CudaGraph(5, lambda: log.append("enqueue"), lib=Cuda10Lib(log))
+    assert log == ["cuStreamBeginCapture", "enqueue", "cuStreamEndCapture", "cuGraphInstantiate",
+                   "cuGraphDestroy"]
+    graph.launch(5)
+    graph.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        graph.launch(5)
 
 
 def test_missing_tensorrt_is_one_line(tmp_path, monkeypatch):

@@ -4,14 +4,19 @@ One engine, one execution context, one CUDA stream, page-locked host buffers and
 buffers allocated once. Every call pushes the device's *primary* CUDA context (the one
 TensorRT's runtime API uses) and pops it again, so the backend can be created in one
 thread and run from another. Version differences live in ``trt_api``.
+
+``run`` is inference; ``load_inputs`` / ``run_timed`` / ``capture_graph`` are for rt-bench
+(--no-transfers, --cuda-graph). Both go through one H2D -> execute -> D2H step (``_step``),
+timed with CUDA events.
 """
+import contextlib
 import os
 import threading
 import time
 
 import numpy as np
 
-from runtime.backends import trt_api
+from runtime.backends import cuda_graph, trt_api
 from runtime.backends.base import Backend, TensorInfo
 from runtime.errors import UserError
 
@@ -54,6 +59,7 @@ class TensorRTBackend(Backend):
         self._lock = threading.Lock()
         self._ctx = None
         self._device_buffers = []
+        self._graphs = []
         self.last_timings = {}
         if not os.path.exists(self.path):
             raise UserError("engine not found: {}".format(self.path))
@@ -121,17 +127,59 @@ class TensorRTBackend(Backend):
     # -- inference ------------------------------------------------------------------------
 
     def run(self, feeds):
+        """One inference: copy ``feeds`` in, H2D, execute, D2H; the outputs (copies)."""
+        with self._current():
+            self._stage(feeds)
+            self._step(transfers=True)
+            return {info.name: self._host[info.name].copy() for info in self.outputs}
+
+    # -- benchmarking (rt-bench --no-transfers / --cuda-graph) ----------------------------
+
+    def load_inputs(self, feeds):
+        """Put ``feeds`` in the pinned input buffers and on the device once, for run_timed."""
+        with self._current():
+            self._stage(feeds)
+            self._copy_in()
+            self._stream.synchronize()
+
+    def run_timed(self, transfers=True, graph=None):
+        """One inference on the inputs already loaded (``load_inputs``); its timings (ms).
+
+        ``transfers=False``: no H2D/D2H (the inputs stay on the device, the outputs are
+        left there), timings ``compute`` and ``enqueue``; with transfers also ``h2d`` and
+        ``d2h``. ``graph``: a ``capture_graph()`` launched instead of the enqueue.
+        """
+        with self._current():
+            return dict(self._step(transfers=transfers, graph=graph))
+
+    def capture_graph(self, cuda_lib=None):
+        """The enqueue captured once as a CUDA graph (for ``run_timed(graph=...)``).
+
+        The caller closes it; ``close()`` closes any graph still open.
+        """
+        with self._current():
+            self._enqueue()           # TensorRT's lazy set-up happens before any capture
+            self._stream.synchronize()
+            graph = cuda_graph.CudaGraph(self._stream.handle, self._enqueue, lib=cuda_lib)
+            self._graphs.append(graph)
+            return graph
+
+    # -- the one enqueue path -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _current(self):
+        """Hold the lock with our context current (pushed, popped again on the way out)."""
         if self._closed:
             raise RuntimeError("TensorRT backend used after close()")
         with self._lock:
             self._ctx.push()
             try:
-                return self._run(feeds)
+                yield
             finally:
                 self._pop()
 
-    def _run(self, feeds):
-        cuda, stream = self._cuda, self._stream
+    def _stage(self, feeds):
+        """Check ``feeds`` and copy them into the pinned input buffers."""
         for info in self.inputs:
             if info.name not in feeds:
                 raise ValueError("missing input '{}' (the plan has {})".format(
@@ -141,24 +189,49 @@ class TensorRTBackend(Backend):
                 raise ValueError("input '{}' has shape {}, the plan expects {}".format(
                     info.name, tuple(value.shape), info.shape))
             np.copyto(self._host[info.name], value, casting="same_kind")
+
+    def _copy_in(self):
+        for info in self.inputs:
+            self._cuda.memcpy_htod_async(self._device[info.name], self._host[info.name],
+                                         self._stream)
+
+    def _copy_out(self):
+        for info in self.outputs:
+            self._cuda.memcpy_dtoh_async(self._host[info.name], self._device[info.name],
+                                         self._stream)
+
+    def _enqueue(self):
+        trt_api.bind_and_execute(self.api, self._context, self._names, self._pointers,
+                                 self._stream.handle)
+
+    def _step(self, transfers=True, graph=None):
+        """[H2D ->] execute (or launch ``graph``) [-> D2H], synchronize; sets last_timings.
+
+        Timed with CUDA events on the stream, plus the host-side enqueue time. Needs the
+        lock and the context (``_current``).
+        """
+        stream = self._stream
         start, copied_in, computed, copied_out = self._events
         start.record(stream)
-        for info in self.inputs:
-            cuda.memcpy_htod_async(self._device[info.name], self._host[info.name], stream)
+        if transfers:
+            self._copy_in()
         copied_in.record(stream)
         t0 = time.perf_counter()
-        trt_api.bind_and_execute(self.api, self._context, self._names, self._pointers,
-                                 stream.handle)
+        if graph is not None:
+            graph.launch(stream.handle)
+        else:
+            self._enqueue()
         enqueue = (time.perf_counter() - t0) * 1e3
         computed.record(stream)
-        for info in self.outputs:
-            cuda.memcpy_dtoh_async(self._host[info.name], self._device[info.name], stream)
+        if transfers:
+            self._copy_out()
         copied_out.record(stream)
         stream.synchronize()
-        self.last_timings = {"h2d": copied_in.time_since(start),
-                             "compute": computed.time_since(copied_in),
-                             "d2h": copied_out.time_since(computed), "enqueue": enqueue}
-        return {info.name: self._host[info.name].copy() for info in self.outputs}
+        timings = {"compute": computed.time_since(copied_in), "enqueue": enqueue}
+        if transfers:
+            timings.update(h2d=copied_in.time_since(start), d2h=copied_out.time_since(computed))
+        self.last_timings = timings
+        return timings
 
     # -- reporting and clean-up -----------------------------------------------------------
 
@@ -181,7 +254,11 @@ class TensorRTBackend(Backend):
                 self._ctx = None  # drop our reference to the primary context
 
     def _release_buffers(self):
-        # Context before engine before runtime; device memory while the context is current.
+        # Graphs, then context before engine before runtime; device memory while the
+        # context is current.
+        for graph in self._graphs:
+            graph.close()
+        self._graphs = []
         for attr in ("_context", "_engine", "_runtime"):
             if hasattr(self, attr):
                 setattr(self, attr, None)
