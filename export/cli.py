@@ -36,8 +36,9 @@ def build_parser():
     parser.add_argument("--checkpoint", help="checkpoint: the published SwiftNet layouts or ours "
                                              "(default: untrained weights, for testing only)")
     parser.add_argument("--size", default="256x512", help="input HEIGHTxWIDTH (default 256x512)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32"],
-                        help="numeric precision of the artifact")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
+                        help="numeric precision of the artifact (fp16/int8: converted from the "
+                             "parity-gated FP32 export by calib/, with the accuracy cost measured)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                         help="ONNX opset: 17 for TensorRT 8.5/8.6 (default), 13 for TensorRT 8.2 (TX2)")
     parser.add_argument("--input", dest="input_format", default="frame", choices=["frame", "tensor"],
@@ -54,8 +55,38 @@ def build_parser():
     parser.add_argument("--min-agreement", type=float, default=0.999,
                         help="minimum argmax agreement of the parity gate (default 0.999)")
     parser.add_argument("--output", "-o", help="output .onnx (default engines/<arch>_<precision>.onnx)")
+    _add_reduced_precision_args(parser)
     add_common_args(parser)
     return parser
+
+
+def _add_reduced_precision_args(parser):
+    group = parser.add_argument_group("fp16 / int8 (see calib/)")
+    group.add_argument("--calib", help="int8: calibration images: a folder (Cityscapes layout "
+                                       "works), a glob, a video, or 'synthetic'")
+    group.add_argument("--calib-count", type=int, default=500,
+                       help="int8: images sampled for calibration (default 500)")
+    group.add_argument("--calib-method", default="entropy",
+                       choices=["entropy", "percentile", "minmax"],
+                       help="int8: ONNX Runtime calibrator (default entropy)")
+    group.add_argument("--calib-seed", type=int, default=0,
+                       help="int8: seed of the calibration sample (default 0)")
+    group.add_argument("--flavor", default="cpu", choices=["cpu", "trt"],
+                       help="int8: cpu = U8S8 QDQ that ONNX Runtime accelerates on x86 "
+                            "(default); trt = TensorRT's explicit INT8 QDQ, plus a TensorRT "
+                            "calibration cache and amax table for the FP32 model")
+    group.add_argument("--trt-version", help="int8 --flavor trt: TensorRT version the "
+                                             "calibration cache is for (default 8.5.2, "
+                                             "8.2.1 with --opset 13)")
+    group.add_argument("--keep-fp32", action="append", default=[], metavar="NODES",
+                       help="fp16/int8: ONNX node names (comma-separated, repeatable) left in FP32")
+    group.add_argument("--max-drop", type=float,
+                       help="int8: leave the costliest layers in FP32 until the drop is at most "
+                            "this (mIoU pp with --eval-data, else %% of pixels whose class "
+                            "differs from FP32); fp16: fail above it")
+    group.add_argument("--eval-data", help="fp16/int8: held-out Cityscapes-format folder for the "
+                                           "mIoU drop against FP32 (default: argmax agreement "
+                                           "on generated scenes)")
 
 
 def main(argv):
@@ -67,10 +98,55 @@ def main(argv):
     if not output.endswith(".onnx"):
         raise UserError("--output {}: only .onnx artifacts can be exported here "
                         "(TensorRT plans are built on the device)".format(output))
+    if args.precision != "fp32":
+        return _export_reduced(args, size, output, _log(args.quiet))
+    _refuse_reduced_only_args(args)
     export(args.arch, args.checkpoint, size, output, opset=args.opset,
            input_format=args.input_format, color_order=args.color_order,
            output_kind=args.output_kind, resize=args.resize, parity_images=args.parity_images,
            min_agreement=args.min_agreement, log=_log(args.quiet))
+    return 0
+
+
+def _refuse_reduced_only_args(args):
+    given = [flag for flag, value in (("--calib", args.calib), ("--keep-fp32", args.keep_fp32),
+                                      ("--max-drop", args.max_drop),
+                                      ("--eval-data", args.eval_data)) if value]
+    if given:
+        raise UserError("{} only apply to --precision fp16/int8".format(", ".join(given)))
+
+
+def _export_reduced(args, size, output, log):
+    """fp16 / int8: the parity-gated FP32 export into a temporary folder, then calib/."""
+    import shutil
+    import tempfile
+    if args.precision == "int8" and not args.calib:
+        raise UserError("--precision int8 needs --calib: a folder, glob or video of "
+                        "representative frames ('synthetic' for generated scenes)")
+    if args.precision == "fp16" and args.calib:
+        raise UserError("--calib only applies to --precision int8")
+    keep = [name.strip() for item in args.keep_fp32 for name in item.split(",") if name.strip()]
+    folder = os.path.dirname(os.path.abspath(output))
+    os.makedirs(folder, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".rt-export-", dir=folder)
+    try:
+        fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
+        export(args.arch, args.checkpoint, size, fp32, opset=args.opset,
+               input_format=args.input_format, color_order=args.color_order,
+               output_kind=args.output_kind, resize=args.resize,
+               parity_images=args.parity_images, min_agreement=args.min_agreement, log=log)
+        if args.precision == "int8":
+            from calib.qdq import export_int8
+            export_int8(fp32, output, args.calib, count=args.calib_count, seed=args.calib_seed,
+                        method=args.calib_method, flavor=args.flavor, keep_fp32=keep,
+                        max_drop=args.max_drop, eval_data=args.eval_data,
+                        trt_version=args.trt_version, progress=not args.quiet, log=log)
+        else:
+            from calib.fp16 import export_fp16
+            export_fp16(fp32, output, keep_fp32=keep, max_drop=args.max_drop,
+                        eval_data=args.eval_data, progress=not args.quiet, log=log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

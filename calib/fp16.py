@@ -1,0 +1,99 @@
+"""FP16 ONNX models with chosen nodes kept in FP32.
+
+The conversion is onnxconverter-common's ``convert_float_to_float16`` when that package is
+installed, else the copy of it that ships with ONNX Runtime
+(``onnxruntime.transformers.float16``). The in-graph preprocessing (uint8 frame -> normalized
+float) and postprocessing (the logits' Resize, ArgMax) always stay in FP32, and so do the
+nodes given with ``keep_fp32``; inputs and outputs keep their types (uint8 frame in, uint8
+class map out), so the runtime feeds an FP16 model exactly like the FP32 one.
+"""
+import os
+import shutil
+import tempfile
+import time
+import warnings
+
+from runtime.errors import UserError
+
+
+def _converter():
+    """(convert_float_to_float16, 'package name')."""
+    try:
+        from onnxconverter_common import float16
+        return float16.convert_float_to_float16, "onnxconverter-common"
+    except ImportError:
+        pass
+    try:
+        from onnxruntime.transformers import float16
+        return float16.convert_float_to_float16, "onnxruntime.transformers.float16"
+    except ImportError:
+        raise UserError("FP16 conversion needs onnxconverter-common (pip install "
+                        "onnxconverter-common) or an onnxruntime that ships "
+                        "onnxruntime.transformers")
+
+
+def convert(model, keep_fp32=()):
+    """An FP16 copy of ``model`` (ModelProto); returns (model, info)."""
+    from calib import qdq
+    convert_fn, package = _converter()
+    keep_fp32 = qdq.check_keep_fp32(model, list(keep_fp32 or ()))
+    pre, post = qdq.network_bounds(model)
+    block = pre + post + [n for n in keep_fp32 if n not in pre and n not in post]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the float32 number ... will be truncated to 1e-07"
+        half = convert_fn(model, keep_io_types=True, node_block_list=block)
+    qdq.strip_unused_domains(half)
+    info = {"converter": package, "keep_io_types": True,
+            "fp32_nodes": {"preprocessing": pre, "postprocessing": post,
+                           "keep_fp32": keep_fp32}}
+    return half, info
+
+
+def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
+                eval_split="val", agreement_images=8, progress=True, log=None):
+    """FP32 ONNX (+ manifest) -> FP16 ONNX ``output`` + manifest (with its accuracy against
+    FP32). Returns the manifest. With ``max_drop``, a larger drop is an error (choose
+    ``keep_fp32`` nodes, or use FP32)."""
+    from calib import accuracy, qdq
+    from runtime import manifest as manifest_mod
+    log = log or (lambda message: None)
+    output = str(output)
+    if not output.endswith(".onnx"):
+        raise UserError("FP16 output must be an .onnx file, got {}".format(output))
+    fp32_manifest = manifest_mod.load(fp32_onnx)
+    if fp32_manifest.get("precision") != "fp32":
+        raise UserError("{} is not an FP32 model (precision {})".format(
+            fp32_onnx, fp32_manifest.get("precision")))
+    started = time.time()
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+    folder = tempfile.mkdtemp(prefix="calib-fp16-", dir=out_dir)
+    try:
+        prepared = qdq.load(qdq.prepare(fp32_onnx, os.path.join(folder, "prepared.onnx")))
+        half, info = convert(prepared, keep_fp32)
+        staged = os.path.join(folder, "fp16.onnx")
+        qdq._save(half, staged)
+        info["opset"] = qdq.default_opset(half)
+        measure = accuracy.Measure(fp32_onnx, eval_data=eval_data, split=eval_split,
+                                   images=agreement_images, progress=progress)
+        result = measure(staged)
+        log("FP16: {}".format(accuracy.describe(result)))
+        if max_drop is not None and result["drop"] > max_drop:
+            raise UserError("FP16 drop {:.3f} > --max-drop {:.3f}: keep the sensitive layers "
+                            "in FP32 with --keep-fp32, or export FP32".format(
+                                result["drop"], max_drop))
+        os.replace(staged, output)
+        data = qdq.derived_manifest(fp32_manifest, output, "fp16")
+        data["fp16"] = info
+        data["accuracy"] = result
+        manifest_mod.write(output, data)
+        log("wrote {} and its manifest".format(output))
+        return data
+    except BaseException:
+        for path in (output, manifest_mod.sidecar_path(output)):
+            if os.path.exists(path) and os.path.getmtime(path) >= started:
+                os.remove(path)
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,776 @@
+"""INT8 QDQ models from one calibration: a TensorRT-style model and a CPU-fast model.
+
+Both are written by ONNX Runtime's ``quantize_static`` from the same ranges (calib.ranges),
+on the same prepared FP32 model:
+
+* ``trt``: explicit quantization as TensorRT parses it: symmetric INT8 activations and
+  weights (zero points 0), per-channel weight scales on Conv axis 0, float bias, dedicated
+  Q/DQ pairs on float weights, Q/DQ only on the inputs of quantized layers (TensorRT fuses
+  them into the layers), no QOperator / DynamicQuantizeLinear ops, and the opset of the
+  FP32 model (13 for TensorRT 8.2, 17 for 8.5/8.6).
+* ``cpu``: U8 activations and S8 weights (what ONNX Runtime accelerates on x86: S8S8 runs
+  no faster than FP32 there), per-channel weights; pre-activation BatchNormalization
+  becomes a depthwise 1x1 Conv so the whole decoder stays in INT8 (identical in FP32).
+
+Only the network is quantized: the in-graph preprocessing of the uint8 frame (Cast,
+Transpose, Gather, Mul, Add) and the postprocessing (the logits' Resize, ArgMax, Cast) stay
+in FP32; see :func:`network_bounds`.
+
+Programmatic use (what rt-export --precision int8 does)::
+
+    from calib.qdq import export_int8
+    manifest = export_int8("engines/x_fp32.onnx", "engines/x_int8.onnx", calib="data/cs",
+                           count=500, method="entropy", flavor="cpu")
+"""
+import collections
+import copy
+import datetime
+import inspect
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from runtime.errors import UserError
+
+FLAVORS = ("cpu", "trt")
+ANCHOR_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+ACTIVATION_OPS = ("Relu", "Clip")
+# Operators quantized per flavor (Resize in linear mode has no INT8 kernel in ONNX Runtime:
+# it stays FP32 between a DQ and a Q either way, so it is left out).
+CPU_OP_TYPES = ("Conv", "Add", "MaxPool", "AveragePool", "Concat", "Relu")
+TRT_OP_TYPES = ("Conv", "Add", "MaxPool", "AveragePool")
+DEFAULT_TRT_VERSIONS = {13: "8.2.1", 17: "8.5.2"}
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def _log_default(message):
+    sys.stderr.write("{}\n".format(message))
+
+
+# -- graph helpers ----------------------------------------------------------------------
+
+def _onnx():
+    import onnx
+    return onnx
+
+
+def load(path):
+    onnx = _onnx()
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise UserError("cannot load ONNX model {}: {}".format(path, _first_line(exc)))
+
+
+def default_opset(model):
+    for entry in model.opset_import:
+        if entry.domain in _DEFAULT_DOMAINS:
+            return int(entry.version)
+    raise UserError("model has no default-domain opset")
+
+
+def strip_unused_domains(model):
+    """Drop opset imports of domains no node uses (quant_pre_process adds a dozen)."""
+    used = set(node.domain for node in model.graph.node)
+    keep = [entry for entry in model.opset_import
+            if entry.domain in _DEFAULT_DOMAINS or entry.domain in used]
+    removed = [entry.domain for entry in model.opset_import if entry not in keep]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return removed
+
+
+def _name_nodes(model):
+    """Give every node a unique, non-empty name (nodes_to_exclude works by name)."""
+    seen = set()
+    for index, node in enumerate(model.graph.node):
+        name = node.name or "{}_{}".format(node.op_type, index)
+        while name in seen:
+            name = "{}_{}".format(name, index)
+        node.name = name
+        seen.add(name)
+
+
+def _unshare_initializers(model):
+    """Give each use of a float initializer shared by several nodes its own copy.
+
+    The exporter de-duplicates equal constants (e.g. zero biases of a Conv and of a
+    BatchNormalization); the quantizer renames tensors graph-wide, so a shared bias would
+    be rewritten for every user. Returns how many copies were made.
+    """
+    onnx = _onnx()
+    inits = dict((init.name, init) for init in model.graph.initializer)
+    uses = collections.Counter(name for node in model.graph.node for name in node.input
+                               if name in inits)
+    copies = 0
+    seen = collections.Counter()
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name not in inits or uses[name] < 2:
+                continue
+            seen[name] += 1
+            if seen[name] == 1:
+                continue  # the first user keeps the original
+            if inits[name].data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+                continue
+            new = copy.deepcopy(inits[name])
+            new.name = "{}__use{}".format(name, seen[name])
+            model.graph.initializer.append(new)
+            node.input[i] = new.name
+            copies += 1
+    return copies
+
+
+def network_bounds(model):
+    """(pre, post): names of the nodes before the first and after the last weighted layer.
+
+    pre: ancestors of a Conv/Gemm/MatMul that descend from none (the frame's Cast,
+    Transpose, Gather, Mul, Add); post: descendants of one that feed none (the logits'
+    Resize, ArgMax, Cast). Everything else is the network.
+    """
+    nodes = list(model.graph.node)
+    pre, post = bounds_indices(model)
+    return [nodes[i].name for i in sorted(pre)], [nodes[i].name for i in sorted(post)]
+
+
+def bounds_indices(model):
+    """(pre, post) of :func:`network_bounds` as sets of node indices."""
+    nodes = list(model.graph.node)
+    producer = {}
+    consumers = collections.defaultdict(list)
+    for index, node in enumerate(nodes):
+        for out in node.output:
+            producer[out] = index
+        for name in node.input:
+            consumers[name].append(index)
+    anchors = [i for i, node in enumerate(nodes) if node.op_type in ANCHOR_OPS]
+    if not anchors:
+        raise UserError("the model has no Conv/Gemm/MatMul layer to quantize")
+    below = set()
+    stack = [c for i in anchors for out in nodes[i].output for c in consumers[out]]
+    while stack:
+        i = stack.pop()
+        if i in below:
+            continue
+        below.add(i)
+        stack.extend(c for out in nodes[i].output for c in consumers[out])
+    above = set()
+    stack = [producer[name] for i in anchors for name in nodes[i].input if name in producer]
+    while stack:
+        i = stack.pop()
+        if i in above:
+            continue
+        above.add(i)
+        stack.extend(producer[name] for name in nodes[i].input if name in producer)
+    anchor_set = set(anchors)
+    return above - below - anchor_set, below - above - anchor_set
+
+
+def _bn_to_depthwise(model):
+    """BatchNormalization (inference) -> depthwise 1x1 Conv, same output tensor name.
+
+    Used for the CPU flavor only: the pre-activation BNs of SwiftNet's decoder cannot be
+    folded into a neighbouring Conv; as a Conv they run in INT8 in NHWC like the rest of
+    the decoder instead of forcing layout transposes and FP32 islands. Exact in FP32.
+    """
+    onnx = _onnx()
+    from onnx import helper, numpy_helper
+    inits = dict((init.name, init) for init in model.graph.initializer)
+    new_nodes, count = [], 0
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization" or len(node.output) != 1 or \
+                not all(name in inits for name in node.input[1:5]):
+            new_nodes.append(node)
+            continue
+        eps = 1e-5
+        for attr in node.attribute:
+            if attr.name == "epsilon":
+                eps = attr.f
+        gamma, beta, mean, var = [numpy_helper.to_array(inits[n]).astype(np.float64)
+                                  for n in node.input[1:5]]
+        scale = gamma / np.sqrt(var + eps)
+        shift = beta - mean * scale
+        channels = int(scale.size)
+        weight = numpy_helper.from_array(scale.astype(np.float32).reshape(channels, 1, 1, 1),
+                                         node.name + "_dw_weight")
+        bias = numpy_helper.from_array(shift.astype(np.float32), node.name + "_dw_bias")
+        model.graph.initializer.extend([weight, bias])
+        new_nodes.append(helper.make_node(
+            "Conv", [node.input[0], weight.name, bias.name], list(node.output),
+            name=node.name, group=channels, kernel_shape=[1, 1]))
+        count += 1
+    if count:
+        del model.graph.node[:]
+        model.graph.node.extend(new_nodes)
+        used = set(name for node in model.graph.node for name in node.input)
+        keep = [init for init in model.graph.initializer if init.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep)
+        onnx.checker.check_model(model)
+    return count
+
+
+def _save(model, path):
+    """Save atomically (temporary file in the same folder, then rename)."""
+    onnx = _onnx()
+    path = str(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+    handle, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=folder)
+    os.close(handle)
+    try:
+        onnx.save(model, tmp)
+        _chmod_default(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _chmod_default(path):
+    """mkstemp files are 0600: give them the permissions of a normally created file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+# -- preparing ----------------------------------------------------------------------------
+
+def prepare(src, dst):
+    """The FP32 model that is calibrated and quantized: ONNX Runtime's quant_pre_process
+    (shape inference, constant folding), unused opset domains stripped, nodes named,
+    shared float initializers unshared. Tensor names of the network are kept. Returns dst.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    onnx = _onnx()
+    source = load(src)
+    opset = default_opset(source)
+    folder = tempfile.mkdtemp(prefix="calib-prep-")
+    try:
+        staged = os.path.join(folder, "pre.onnx")
+        try:
+            with _quiet_logging():
+                quant_pre_process(str(src), staged)
+        except Exception as exc:
+            raise UserError("ONNX Runtime could not prepare {} for quantization: {}".format(
+                src, _first_line(exc)))
+        model = onnx.load(staged)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    strip_unused_domains(model)
+    if default_opset(model) != opset:
+        raise UserError("preparing changed the opset from {} to {}".format(
+            opset, default_opset(model)))
+    _name_nodes(model)
+    _unshare_initializers(model)
+    return _save(model, dst)
+
+
+# -- quantizing -----------------------------------------------------------------------------
+
+def flavor_options(flavor):
+    """quantize_static arguments of a flavor (see the module docstring)."""
+    from onnxruntime.quantization import QuantType
+    if flavor == "trt":
+        return {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8,
+                "per_channel": True, "op_types": list(TRT_OP_TYPES),
+                "extra_options": {
+                    "ActivationSymmetric": True, "WeightSymmetric": True,
+                    "QuantizeBias": False, "AddQDQPairToWeight": True,
+                    "DedicatedQDQPair": True,
+                    "OpTypesToExcludeOutputQuantization": list(TRT_OP_TYPES),
+                    "QDQOpTypePerChannelSupportToAxis": {"Conv": 0},
+                    "ForceQuantizeNoInputCheck": True}}
+    if flavor == "cpu":
+        return {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8,
+                "per_channel": True, "op_types": list(CPU_OP_TYPES),
+                "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": True}}
+    raise UserError("unknown --flavor {!r}: use cpu (ONNX Runtime on x86/ARM CPUs) or trt "
+                    "(TensorRT's explicit quantization)".format(flavor))
+
+
+def flavor_model(prepared, flavor):
+    """The prepared ModelProto rewritten for a flavor (a copy; the CPU flavor's BN -> Conv)."""
+    model = load(prepared) if isinstance(prepared, str) else copy.deepcopy(prepared)
+    if flavor == "cpu":
+        _bn_to_depthwise(model)
+    return model
+
+
+def check_keep_fp32(model, names):
+    """Refuse --keep-fp32 names that are not nodes of the model (one clear line)."""
+    known = set(node.name for node in model.graph.node)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        convs = [node.name for node in model.graph.node if node.op_type in ANCHOR_OPS]
+        raise UserError("--keep-fp32: no node named {} (layers are named like {})".format(
+            ", ".join(repr(n) for n in unknown[:3]), ", ".join(convs[:2]) or "?"))
+    return list(names)
+
+
+def expand_units(model, names):
+    """``names`` plus the activations (Relu, Clip) that directly follow those nodes: a layer
+    kept in FP32 keeps its activation (the quantizer folds an activation into the Q of the
+    layer before it, which a float layer no longer has)."""
+    names = list(names)
+    consumers = collections.defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    by_name = dict((node.name, node) for node in model.graph.node)
+    for name in list(names):
+        node = by_name.get(name)
+        if node is None or node.op_type in ACTIVATION_OPS:
+            continue
+        for out in node.output:
+            for follower in consumers[out]:
+                if follower.op_type in ACTIVATION_OPS and follower.name not in names:
+                    names.append(follower.name)
+    return names
+
+
+def search_candidates(model, flavor, skip=()):
+    """Nodes the keep-fp32 search may leave in FP32: every node the flavor quantizes except
+    activations (they go with the layer before them) and ``skip``."""
+    pre, post = network_bounds(model)
+    skip = set(pre) | set(post) | set(skip)
+    ops = set(flavor_options(flavor)["op_types"]) - set(ACTIVATION_OPS)
+    return [node.name for node in model.graph.node if node.op_type in ops and
+            node.name not in skip]
+
+
+def float_inputs(model, fp32_model, names, suffix="__fp32"):
+    """Make the nodes ``names`` of a QDQ ``model`` read FP32 inputs again, in place.
+
+    A Q/DQ pair is shared by all readers of a tensor, so a node left out of quantization
+    still reads the dequantized tensor when another reader is quantized; here its input is
+    wired back to the float tensor the FP32 node reads (re-creating a ReLU the quantizer
+    folded into a Q), and a quantized weight is replaced by the float one of ``fp32_model``.
+    Unused Q/DQ nodes are removed. Returns the number of inputs rewired.
+    """
+    producer = dict((out, node) for node in model.graph.node for out in node.output)
+    inits = set(init.name for init in model.graph.initializer)
+    fp32_inits = dict((init.name, init) for init in fp32_model.graph.initializer)
+    fp32_nodes = dict((node.name, node) for node in fp32_model.graph.node)
+    fp32_producer = dict((out, node) for node in fp32_model.graph.node for out in node.output)
+    count = 0
+    added = []
+    twins = {}
+    for node in model.graph.node:
+        if node.name not in names or node.name not in fp32_nodes:
+            continue
+        original_inputs = fp32_nodes[node.name].input
+        for i, name in enumerate(node.input):
+            dq = producer.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear" or i >= len(original_inputs):
+                continue
+            original = original_inputs[i]
+            if original in fp32_inits:
+                restored = original + suffix
+                if restored not in inits:
+                    init = copy.deepcopy(fp32_inits[original])
+                    init.name = restored
+                    model.graph.initializer.append(init)
+                    inits.add(restored)
+                node.input[i] = restored
+                count += 1
+                continue
+            quant = producer.get(dq.input[0])
+            if quant is None or quant.op_type != "QuantizeLinear":
+                continue
+            fp32_made_by = fp32_producer.get(original)
+            made_by = producer.get(original)
+            if made_by is not None and (fp32_made_by is None or
+                                        made_by.op_type == fp32_made_by.op_type):
+                node.input[i] = original  # the very tensor, in float
+                count += 1
+            elif fp32_made_by is not None and fp32_made_by.op_type in ACTIVATION_OPS:
+                # The quantizer folded this activation into the Q of the layer before it
+                # (the layer's output may even carry the activation's name): run it again.
+                source = original if made_by is not None else fp32_made_by.input[0]
+                if source not in producer:
+                    continue
+                if source not in twins:
+                    twin = copy.deepcopy(fp32_made_by)
+                    twin.name = fp32_made_by.name + suffix
+                    del twin.input[:]
+                    twin.input.extend([source] + list(fp32_made_by.input[1:]))
+                    del twin.output[:]
+                    twin.output.append(original + suffix)
+                    added.append(twin)
+                    twins[source] = twin.output[0]
+                node.input[i] = twins[source]
+                count += 1
+    if added:
+        model.graph.node.extend(added)
+        _topological_sort(model)
+    _prune_qdq(model)
+    return count
+
+
+def _topological_sort(model):
+    """Order the nodes so that every input is produced before it is read (ONNX's rule)."""
+    available = set(i.name for i in model.graph.input) | set(
+        i.name for i in model.graph.initializer) | set([""])
+    pending = list(model.graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise UserError("internal error: the graph has a cycle or a missing input")
+        pending = rest
+    nodes = [copy.deepcopy(node) for node in ordered]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def _prune_qdq(model):
+    """Remove Q/DQ nodes whose outputs nobody reads (and initializers left unused)."""
+    outputs = set(o.name for o in model.graph.output)
+    while True:
+        read = set(name for node in model.graph.node for name in node.input) | outputs
+        dead = [node for node in model.graph.node
+                if node.op_type in ("QuantizeLinear", "DequantizeLinear") and
+                not any(out in read for out in node.output)]
+        if not dead:
+            break
+        for node in dead:
+            model.graph.node.remove(node)
+    read = set(name for node in model.graph.node for name in node.input)
+    unused = [init for init in model.graph.initializer if init.name not in read]
+    for init in unused:
+        model.graph.initializer.remove(init)
+
+
+def quantize(prepared, output, ranges, flavor="cpu", keep_fp32=(), workdir=None,
+             extra_options=None):
+    """Write the INT8 QDQ model of ``flavor`` to ``output`` (atomically). Returns info.
+
+    ``prepared``: the model from :func:`prepare` (path or ModelProto); ``ranges``: calib
+    Ranges of that model; ``keep_fp32``: node names left unquantized (on top of the pre-
+    and postprocessing). ``extra_options`` are merged into quantize_static's.
+    """
+    from onnxruntime.quantization import QuantFormat, quantize_static
+    options = flavor_options(flavor)
+    options["extra_options"].update(extra_options or {})
+    model = flavor_model(prepared, flavor)
+    opset = default_opset(model)
+    keep_fp32 = check_keep_fp32(model, list(keep_fp32 or ()))
+    pre, post = network_bounds(model)
+    kept = expand_units(model, keep_fp32)
+    exclude = pre + post + [n for n in kept if n not in pre and n not in post]
+    own_dir = workdir is None
+    folder = tempfile.mkdtemp(prefix="calib-q-") if own_dir else workdir
+    try:
+        source = os.path.join(folder, "flavor.onnx")
+        _save(model, source)
+        cache = os.path.join(folder, "ranges.json")
+        ranges.write_ort_cache(cache)
+        staged = os.path.join(folder, "qdq.onnx")
+        kwargs = dict(quant_format=QuantFormat.QDQ, op_types_to_quantize=options["op_types"],
+                      per_channel=options["per_channel"],
+                      activation_type=options["activation_type"],
+                      weight_type=options["weight_type"], nodes_to_exclude=exclude,
+                      calibrate_method=ranges.to_tensors_data().calibration_method,
+                      extra_options=dict(options["extra_options"]))
+        with _quiet_logging():
+            if "calibration_cache_path" in inspect.signature(quantize_static).parameters:
+                quantize_static(source, staged, None, calibration_cache_path=cache, **kwargs)
+            else:  # older ONNX Runtime: drive its QDQQuantizer with our ranges directly
+                _quantize_with_ranges(source, staged, ranges, **kwargs)
+        result = load(staged)
+        if kept:
+            float_inputs(result, model, set(kept))
+        strip_unused_domains(result)
+        if default_opset(result) != opset:
+            raise UserError("quantization changed the opset from {} to {}".format(
+                opset, default_opset(result)))
+        if flavor == "trt":
+            problems = check_trt_qdq(result, opset)
+            if problems:
+                raise UserError("the TensorRT QDQ model breaks TensorRT's rules: {}".format(
+                    problems[0]))
+        _save(result, output)
+    finally:
+        if own_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    counts = collections.Counter(node.op_type for node in result.graph.node)
+    quantized = sorted(set(n.name for n in result.graph.node if n.op_type in options["op_types"])
+                       - set(exclude))
+    return {"flavor": flavor, "format": "QDQ", "opset": opset,
+            "activations": "uint8" if flavor == "cpu" else "int8", "weights": "int8",
+            "per_channel_weights": True, "symmetric_activations": flavor == "trt",
+            "bias": "float" if flavor == "trt" else "int32",
+            "op_types": list(options["op_types"]),
+            "fp32_nodes": {"preprocessing": pre, "postprocessing": post,
+                           "keep_fp32": keep_fp32, "with_activations": kept},
+            "quantized_nodes": len(quantized),
+            "quantize_linear": counts.get("QuantizeLinear", 0),
+            "dequantize_linear": counts.get("DequantizeLinear", 0)}
+
+
+def _quantize_with_ranges(source, output, ranges, quant_format, op_types_to_quantize,
+                          per_channel, activation_type, weight_type, nodes_to_exclude,
+                          calibrate_method, extra_options):
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+    from pathlib import Path
+    model = load_model_with_shape_infer(Path(source))
+    quantizer = QDQQuantizer(model, per_channel, False, weight_type, activation_type,
+                             ranges.to_tensors_data(), [], nodes_to_exclude,
+                             op_types_to_quantize, extra_options)
+    quantizer.quantize_model()
+    quantizer.model.save_model_to_file(output, False)
+
+
+# -- checks --------------------------------------------------------------------------------
+
+def check_trt_qdq(model, opset=None):
+    """Problems that would make TensorRT refuse or mis-read a QDQ model ([] when fine)."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+    if isinstance(model, str):
+        model = load(model)
+    problems = []
+    inits = dict((init.name, init) for init in model.graph.initializer)
+    producer = dict((out, node) for node in model.graph.node for out in node.output)
+    int8 = onnx.TensorProto.INT8
+    for node in model.graph.node:
+        if node.op_type.startswith("QLinear") or node.op_type in (
+                "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"):
+            problems.append("{} is a {} node (QOperator format)".format(node.name, node.op_type))
+        if node.domain not in _DEFAULT_DOMAINS:
+            problems.append("{} is in domain {!r}".format(node.name, node.domain))
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            if len(node.input) < 3 or node.input[2] not in inits:
+                problems.append("{} has no constant zero point".format(node.name))
+                continue
+            zero = inits[node.input[2]]
+            if zero.data_type != int8:
+                problems.append("{} zero point is {} (TensorRT takes INT8 only)".format(
+                    node.name, onnx.TensorProto.DataType.Name(zero.data_type)))
+            if np.any(numpy_helper.to_array(zero) != 0):
+                problems.append("{} has a non-zero zero point".format(node.name))
+        if node.op_type == "Conv":
+            if len(node.input) > 2 and node.input[2]:
+                bias = node.input[2]
+                if bias not in inits or inits[bias].data_type != onnx.TensorProto.FLOAT:
+                    problems.append("{} bias is not a float initializer".format(node.name))
+            weight = producer.get(node.input[1])
+            if weight is None or weight.op_type != "DequantizeLinear":
+                continue
+            scale = inits.get(weight.input[1])
+            axis = [a.i for a in weight.attribute if a.name == "axis"]
+            if scale is None or len(scale.dims) != 1:
+                problems.append("{} weight is not quantized per channel".format(node.name))
+            elif axis and axis[0] != 0:
+                problems.append("{} weight is quantized on axis {}, not 0".format(
+                    node.name, axis[0]))
+            quant = producer.get(weight.input[0])
+            if quant is None or quant.op_type != "QuantizeLinear" or \
+                    quant.input[0] not in inits or \
+                    inits[quant.input[0]].data_type != onnx.TensorProto.FLOAT:
+                problems.append("{} weight has no Q/DQ pair on a float weight".format(node.name))
+    stray = [e.domain for e in model.opset_import
+             if e.domain not in _DEFAULT_DOMAINS and
+             e.domain not in set(n.domain for n in model.graph.node)]
+    if stray:
+        problems.append("stray opset domains {}".format(", ".join(stray)))
+    if opset is not None and default_opset(model) != opset:
+        problems.append("opset {} instead of {}".format(default_opset(model), opset))
+    return problems
+
+
+# -- the whole INT8 export ----------------------------------------------------------------------
+
+def derived_manifest(fp32_manifest, artifact_path, precision):
+    """The FP32 manifest re-targeted at a derived artifact (INT8 / FP16 of the same network)."""
+    from runtime import manifest as manifest_mod
+    data = copy.deepcopy(fp32_manifest)
+    data["artifact"] = {"file": os.path.basename(str(artifact_path)), "format": "onnx",
+                        "sha256": manifest_mod.sha256_file(str(artifact_path))}
+    data["precision"] = precision
+    if "parity" in data:  # the PyTorch vs ONNX Runtime gate ran on the FP32 model
+        data["fp32_parity"] = data.pop("parity")
+    data["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds")
+    return data
+
+
+def _default_trt_version(opset):
+    return DEFAULT_TRT_VERSIONS.get(opset, "8.5.2" if opset >= 17 else "8.2.1")
+
+
+def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="entropy", flavor="cpu",
+                keep_fp32=(), max_drop=None, eval_data=None, eval_split="val",
+                agreement_images=8, trt_version=None, fp32_copy=None, check_latency=True,
+                progress=True, log=_log_default, warn=None):
+    """FP32 ONNX (+ manifest) -> INT8 QDQ ONNX ``output`` + manifest. Returns the manifest.
+
+    calib: folder / glob / video / 'synthetic' (see calib.images). flavor: 'cpu' or 'trt'.
+    keep_fp32: node names left in FP32. max_drop: when the measured drop (mIoU pp with
+    ``eval_data``, else 100 x disagreement with FP32 on generated scenes) is above it, the
+    layers that cost most are left in FP32 until it is not (calib.accuracy.search_keep_fp32).
+    For ``trt``, also writes ``<stem>.calib`` (TensorRT's native cache for ``trt_version``)
+    and ``<stem>.amax.json`` (``tensor.dynamic_range`` table), both for the FP32 model
+    ``fp32_copy`` (default ``<stem>.fp32.onnx``, a copy of ``fp32_onnx`` with its
+    manifest) and tagged with its sha256.
+    """
+    from calib import accuracy
+    from calib.images import CalibrationImages
+    from calib.ranges import check_method, collect_ranges
+    from runtime import manifest as manifest_mod
+    from runtime.preprocess import Preprocessor
+
+    check_method(method)
+    flavor_options(flavor)
+    output = str(output)
+    if not output.endswith(".onnx"):
+        raise UserError("INT8 output must be an .onnx file, got {}".format(output))
+    fp32_manifest = manifest_mod.load(fp32_onnx)
+    if fp32_manifest.get("precision") != "fp32":
+        raise UserError("{} is not an FP32 model (precision {})".format(
+            fp32_onnx, fp32_manifest.get("precision")))
+    if max_drop is not None and max_drop < 0:
+        raise UserError("--max-drop must be >= 0 (percentage points)")
+    started = time.time()
+    written = []  # removed again when anything fails: nothing half-done is left behind
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+    folder = tempfile.mkdtemp(prefix="calib-int8-", dir=out_dir)
+    try:
+        prepared = prepare(fp32_onnx, os.path.join(folder, "prepared.onnx"))
+        prepared_model = load(prepared)
+        keep_fp32 = check_keep_fp32(prepared_model, list(keep_fp32 or ()))
+
+        images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
+                                   synthetic_size=manifest_mod.input_hw(fp32_manifest))
+        pre = Preprocessor(fp32_manifest["input"])
+        log("calibrating on {} image(s) from {} ({}, seed {})".format(
+            len(images), calib, method, seed))
+        ranges = collect_ranges(prepared, images.tensors(pre), fp32_manifest["input"]["name"],
+                                method=method, total=len(images), progress=progress,
+                                workdir=folder, log=log)
+        calibration = {"method": method, "seed": int(seed)}
+        calibration.update(images.info())
+        calibration["tensors"] = len(ranges)
+        log("calibrated {} tensors on {} image(s)".format(len(ranges), calibration["images"]))
+
+        staged = os.path.join(folder, "int8.onnx")
+        info = quantize(prepared_model, staged, ranges, flavor, keep_fp32, workdir=folder)
+        measure = accuracy.Measure(fp32_onnx, eval_data=eval_data, split=eval_split,
+                                   images=agreement_images, progress=progress)
+        result = measure(staged)
+        log("INT8 ({}): {}".format(flavor, accuracy.describe(result)))
+        search = None
+        if max_drop is not None and result["drop"] > max_drop:
+            log("drop {:.3f} > --max-drop {:.3f}: searching layers to keep in FP32".format(
+                result["drop"], max_drop))
+            search = accuracy.search_keep_fp32(
+                prepared_model, ranges, flavor, measure, max_drop, keep_fp32=keep_fp32,
+                first=result, staged=staged, workdir=folder, progress=progress, log=log)
+            info = search.pop("info")
+            result = search.pop("result")
+            keep_fp32 = search["keep_fp32"]
+            log("INT8 ({}) with {} layer(s) in FP32: {}".format(
+                flavor, len(keep_fp32), accuracy.describe(result)))
+        latency = None
+        if flavor == "cpu" and check_latency:
+            latency = accuracy.latency_ratio(fp32_onnx, staged)
+            log("latency on this machine (ONNX Runtime CPU, {} threads, median of {} "
+                "interleaved runs, load average {}): FP32 {:.1f} ms, INT8 {:.1f} ms "
+                "(x{:.2f})".format(latency["threads"], latency["runs"],
+                                   (latency["load_average"] or ["?"])[0], latency["fp32_ms"],
+                                   latency["int8_ms"], latency["ratio"]))
+        os.replace(staged, output)
+        written.append(output)
+        data = derived_manifest(fp32_manifest, output, "int8")
+        data["calibration"] = calibration
+        data["quantization"] = info
+        data["accuracy"] = result
+        if search is not None:
+            data["quantization"]["search"] = search
+        if latency is not None:
+            data["quantization"]["latency_check"] = latency
+        if flavor == "trt":
+            data["calibration"]["tensorrt"] = _write_trt_files(
+                fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
+                fp32_copy, log, written)
+        data["calibration"]["seconds"] = round(time.time() - started, 1)
+        written.append(manifest_mod.sidecar_path(output))
+        manifest_mod.write(output, data)
+        log("wrote {} and its manifest".format(output))
+        return data
+    except BaseException:
+        for path in written:
+            if os.path.exists(path):
+                os.remove(path)
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_trt_files(fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
+                     fp32_copy, log, written):
+    from calib import trt_files
+    from runtime import manifest as manifest_mod
+    stem = output[:-len(".onnx")]
+    fp32_copy = str(fp32_copy or stem + ".fp32.onnx")
+    if os.path.abspath(fp32_copy) != os.path.abspath(str(fp32_onnx)):
+        tmp = fp32_copy + ".tmp"
+        shutil.copyfile(str(fp32_onnx), tmp)
+        written.extend([fp32_copy, manifest_mod.sidecar_path(fp32_copy)])
+        os.replace(tmp, fp32_copy)
+        copy_manifest = copy.deepcopy(fp32_manifest)
+        copy_manifest["artifact"]["file"] = os.path.basename(fp32_copy)
+        manifest_mod.write(fp32_copy, copy_manifest)
+    opset = fp32_manifest.get("opset") or default_opset(load(fp32_copy))
+    version = trt_version or _default_trt_version(int(opset))
+    sha = manifest_mod.sha256_file(fp32_copy)
+    names = trt_files.tensor_names(fp32_copy)
+    amax = ranges.amax(names)
+    if not amax:
+        raise UserError("no calibrated tensor of {} is a tensor of {}".format(output, fp32_copy))
+    written.extend([stem + ".calib", stem + ".calib.json", stem + ".amax.json"])
+    cache = trt_files.write_cache(stem + ".calib", amax, version, sha, ranges.method)
+    table = trt_files.write_amax_json(stem + ".amax.json", amax, sha, ranges.method,
+                                      calibration)
+    log("wrote TensorRT {} calibration cache {} and amax table {} ({} tensors) for {}".format(
+        version, cache, table, len(amax), fp32_copy))
+    return {"version": version, "cache": os.path.basename(cache),
+            "amax_json": os.path.basename(table), "fp32_onnx": os.path.basename(fp32_copy),
+            "fp32_onnx_sha256": sha, "tensors": len(amax)}
+
+
+# -- misc ----------------------------------------------------------------------------------------
+
+class _quiet_logging(object):
+    """ONNX Runtime's quantization tools log warnings ('please pre-process') at WARNING."""
+
+    def __enter__(self):
+        self._level = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc):
+        logging.disable(self._level)
+        return False
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
