@@ -164,8 +164,8 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
             calibrator = _make_cache_calibrator(trt, data)
             config.int8_calibrator = calibrator
         else:
-            with open(str(amax_json)) as handle:
-                amax = json.load(handle)
+            from calib.trt_files import read_amax_json  # refuses a table made for another model
+            amax = read_amax_json(amax_json, onnx_path=onnx_path)
             info_extra["ranges"] = set_dynamic_ranges(network, amax)
 
     if fp32_layers:

@@ -959,11 +959,14 @@ def test_int8_cache_for_another_tensorrt_is_refused(tmp_path):
 
 
 def test_int8_from_amax_ranges(tmp_path, capsys):
+    from calib.trt_files import write_amax_json
+    from runtime.manifest import sha256_file
+    model = onnx_file(tmp_path)
     amax_path = tmp_path / "amax.json"
-    amax_path.write_text(json.dumps({"input": 2.5, "/backbone/conv1/Conv_output_0": -1.5,
-                                     "not_in_network": 3.0}))
+    write_amax_json(str(amax_path), {"input": 2.5, "/backbone/conv1/Conv_output_0": -1.5,
+                                     "not_in_network": 3.0}, sha256_file(model), "minmax")
     trt = make_trt("10.3.0")
-    info = trt_build.build_engine(onnx_file(tmp_path), tmp_path / "m.plan", precision="int8",
+    info = trt_build.build_engine(model, tmp_path / "m.plan", precision="int8",
                                   int8_mode="ranges", amax_json=amax_path, trt=trt,
                                   gpu_info=gpu_orin)
     net = trt.network
@@ -975,9 +978,10 @@ def test_int8_from_amax_ranges(tmp_path, capsys):
 
 
 def test_amax_table_of_another_model_is_refused(tmp_path):
+    from calib.trt_files import write_amax_json
     amax_path = tmp_path / "amax.json"
-    amax_path.write_text(json.dumps({"other": 1.0}))
-    with pytest.raises(UserError, match="none of the network"):
+    write_amax_json(str(amax_path), {"other": 1.0}, "0" * 64, "minmax")
+    with pytest.raises(UserError, match="made for another model"):
         trt_build.build_engine(onnx_file(tmp_path), tmp_path / "m.plan", precision="int8",
                                int8_mode="ranges", amax_json=amax_path, trt=make_trt("8.6.2"),
                                gpu_info=gpu_orin)
