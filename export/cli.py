@@ -32,7 +32,8 @@ def build_parser():
         prog="rt-export",
         description="Export a SwiftNet checkpoint to ONNX with a manifest, checked by a "
                     "PyTorch vs ONNX Runtime parity gate.")
-    parser.add_argument("--arch", required=True, help="network name (see --list-archs)")
+    parser.add_argument("--arch", help="network name: " + ", ".join(_archs()) +
+                        " (not needed with --onnx)")
     parser.add_argument("--checkpoint", help="checkpoint: the published SwiftNet layouts or ours "
                                              "(default: untrained weights, for testing only)")
     parser.add_argument("--size", default="256x512", help="input HEIGHTxWIDTH (default 256x512)")
@@ -54,8 +55,10 @@ def build_parser():
                         help="images for the PyTorch vs ONNX Runtime parity gate (default 4)")
     parser.add_argument("--min-agreement", type=float, default=0.999,
                         help="minimum argmax agreement of the parity gate (default 0.999)")
-    parser.add_argument("--output", "-o", help="output .onnx (default engines/<arch>_<precision>.onnx)")
+    parser.add_argument("--output", "-o", help="output .onnx, or .plan to build a TensorRT engine "
+                                               "(default engines/<arch>_<precision>.onnx)")
     _add_reduced_precision_args(parser)
+    _add_plan_args(parser)
     add_common_args(parser)
     return parser
 
@@ -89,15 +92,41 @@ def _add_reduced_precision_args(parser):
                                            "on generated scenes)")
 
 
+def _archs():
+    """Registry names without importing torch (the plan path runs on devices without it)."""
+    return ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2"]
+
+
+def _add_plan_args(parser):
+    group = parser.add_argument_group("TensorRT plans (--output X.plan; needs TensorRT and a GPU)")
+    group.add_argument("--onnx", help="build the plan from this exported ONNX model (with its "
+                                      "manifest) instead of exporting one first; needs no torch")
+    group.add_argument("--workspace-mb", type=int, default=1024, help="builder workspace (MB)")
+    group.add_argument("--timing-cache", help="timing cache file, reused across builds")
+    group.add_argument("--int8-mode", choices=["qdq", "cache", "ranges"],
+                       help="INT8 from Q/DQ nodes (default for INT8 ONNX), a calibration cache "
+                            "or an amax table")
+    group.add_argument("--calib-cache", help="TensorRT calibration cache (--int8-mode cache)")
+    group.add_argument("--amax-json", help="amax table for dynamic ranges (--int8-mode ranges)")
+    group.add_argument("--fp32-layers", action="append", default=[], metavar="NAMES",
+                       help="layer-name substrings kept in FP32 (comma-separated, repeatable)")
+
+
 def main(argv):
     args = build_parser().parse_args(argv)
     size = parse_size(args.size)
     if args.parity_images < 1:
         raise UserError("--parity-images must be at least 1")
+    if not args.arch and not args.onnx:
+        raise UserError("--arch is required (or --onnx to build a TensorRT plan from an export)")
     output = args.output or os.path.join("engines", "{}_{}.onnx".format(args.arch, args.precision))
+    if output.endswith(".plan"):
+        return _build_plan(args, size, output, _log(args.quiet))
+    if args.onnx:
+        raise UserError("--onnx only applies when --output is a .plan")
     if not output.endswith(".onnx"):
-        raise UserError("--output {}: only .onnx artifacts can be exported here "
-                        "(TensorRT plans are built on the device)".format(output))
+        raise UserError("--output {}: use .onnx (ONNX Runtime, or TensorRT's input) or .plan "
+                        "(a TensorRT engine built here)".format(output))
     if args.precision != "fp32":
         return _export_reduced(args, size, output, _log(args.quiet))
     _refuse_reduced_only_args(args)
@@ -105,6 +134,30 @@ def main(argv):
            input_format=args.input_format, color_order=args.color_order,
            output_kind=args.output_kind, resize=args.resize, parity_images=args.parity_images,
            min_agreement=args.min_agreement, log=_log(args.quiet))
+    return 0
+
+
+def _build_plan(args, size, output, log):
+    """A TensorRT plan: from --onnx, or from an ONNX export made first beside the plan."""
+    from export.plan import build_plan
+    source = args.onnx
+    if not source:
+        source = output[:-len(".plan")] + ".onnx"
+        if args.precision == "int8":
+            args.flavor = "trt"  # TensorRT reads explicit Q/DQ, not the CPU flavor
+        log("exporting the ONNX model the plan is built from: {}".format(source))
+        if args.precision == "int8":
+            _export_reduced(args, size, source, log)
+        else:
+            export(args.arch, args.checkpoint, size, source, opset=args.opset,
+                   input_format=args.input_format, color_order=args.color_order,
+                   output_kind=args.output_kind, resize=args.resize,
+                   parity_images=args.parity_images, min_agreement=args.min_agreement, log=log)
+    fp32_layers = [n.strip() for item in args.fp32_layers for n in item.split(",") if n.strip()]
+    build_plan(source, output, precision=args.precision, workspace_mb=args.workspace_mb,
+               timing_cache=args.timing_cache, int8_mode=args.int8_mode,
+               calib_cache=args.calib_cache, amax_json=args.amax_json, fp32_layers=fp32_layers,
+               log=log)
     return 0
 
 

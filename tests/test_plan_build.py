@@ -1,0 +1,108 @@
+"""rt-export --output X.plan: our logic around the TensorRT build, with test doubles for TensorRT.
+
+The real build needs TensorRT and a GPU (marked tests in test_tensorrt_doubles.py); here the
+builder is replaced by a function that writes a file and the plan is "run" by stand-ins, so
+that the post-build check, the manifest and the clean-up are exercised for real.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from runtime import manifest as manifest_mod
+from runtime.errors import UserError
+
+
+def fake_build(onnx_path, plan_path, **options):
+    with open(str(plan_path), "wb") as handle:
+        handle.write(b"serialized engine")
+    return {"tensorrt_version": "8.6.2", "gpu": "Orin", "compute_capability": "8.7",
+            "precision": options["precision"], "flags": [options["precision"].upper()],
+            "workspace_mb": options["workspace_mb"], "int8_mode": options.get("int8_mode")}
+
+
+class StandIn(object):
+    """A 'plan' that runs the ONNX model itself, optionally corrupting its outputs."""
+
+    def __init__(self, onnx_path, corrupt=None):
+        from runtime.backends.onnxruntime import OnnxRuntimeBackend
+        self.inner = OnnxRuntimeBackend(onnx_path, providers=["cpu"])
+        self.corrupt = corrupt
+        self.closed = False
+
+    def run(self, feeds):
+        outputs = self.inner.run(feeds)
+        return self.corrupt(outputs) if self.corrupt else outputs
+
+    def close(self):
+        self.closed = True
+
+
+def build(rn18_engine, tmp_path, corrupt=None, precision="fp16", **kwargs):
+    from export.plan import build_plan
+    plan = str(tmp_path / "swiftnet_{}.plan".format(precision))
+    stand_in = {}
+
+    def open_plan(path, manifest):
+        stand_in["backend"] = StandIn(rn18_engine, corrupt)
+        return stand_in["backend"]
+
+    data = build_plan(rn18_engine, plan, precision=precision, check_count=2, build=fake_build,
+                      open_plan=open_plan, log=lambda message: None, **kwargs)
+    return plan, data, stand_in["backend"]
+
+
+def test_a_good_plan_gets_a_manifest_the_runtime_checks(rn18_engine, tmp_path):
+    plan, data, backend = build(rn18_engine, tmp_path)
+    assert backend.closed
+    on_disk = manifest_mod.load(plan)
+    assert on_disk["artifact"]["format"] == "tensorrt"
+    assert on_disk["artifact"]["sha256"] == manifest_mod.sha256_file(plan)
+    assert on_disk["tensorrt"]["version"] == "8.6.2" and on_disk["tensorrt"]["gpu"] == "Orin"
+    assert on_disk["precision"] == "fp16"
+    check = on_disk["post_build_check"]
+    assert check["ok"] and check["images"] == 2
+    assert check["outputs"]["class_map"]["mismatch"] == 0.0
+    # the runtime refuses this plan on another TensorRT before loading it
+    from runtime.backends.trt_api import check_plan
+    from runtime.errors import ManifestError
+    with pytest.raises(ManifestError, match="8.6.2"):
+        check_plan(on_disk, plan, "10.3.0", "Orin", "8.7")
+
+
+def test_a_plan_that_disagrees_is_removed(rn18_engine, tmp_path):
+    def shift_classes(outputs):
+        return {name: (value + 1) % 19 for name, value in outputs.items()}
+    with pytest.raises(UserError, match="class decisions differ"):
+        build(rn18_engine, tmp_path, corrupt=shift_classes)
+    assert not os.path.exists(str(tmp_path / "swiftnet_fp16.plan"))
+    assert not os.path.exists(str(tmp_path / "swiftnet_fp16.plan.json"))
+
+
+def test_nan_outputs_fail_the_build(rn18_logits_engine, tmp_path):
+    def poison(outputs):
+        out = {name: value.copy() for name, value in outputs.items()}
+        for value in out.values():
+            value.flat[::97] = np.nan
+        return out
+    with pytest.raises(UserError, match="NaN"):
+        build(rn18_logits_engine, tmp_path, corrupt=poison)
+    assert not os.path.exists(str(tmp_path / "swiftnet_fp16.plan"))
+
+
+def test_int8_from_an_fp32_onnx_needs_calibration_files(rn18_engine, tmp_path):
+    with pytest.raises(UserError, match="--calib-cache or --amax-json"):
+        build(rn18_engine, tmp_path, precision="int8")
+
+
+def test_without_tensorrt_the_cli_says_so_in_one_line(rn18_engine, tmp_path, run_cli_subprocess):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    proc = run_cli_subprocess("export.cli", "--onnx", rn18_engine, "--precision", "fp16",
+                              "--output", tmp_path / "x.plan")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "TensorRT is not installed" in proc.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(str(tmp_path / "x.plan"))
