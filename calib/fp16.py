@@ -58,12 +58,7 @@ def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
     from runtime import manifest as manifest_mod
     log = log or (lambda message: None)
     output = str(output)
-    if not output.endswith(".onnx"):
-        raise UserError("FP16 output must be an .onnx file, got {}".format(output))
-    fp32_manifest = manifest_mod.load(fp32_onnx)
-    if fp32_manifest.get("precision") != "fp32":
-        raise UserError("{} is not an FP32 model (precision {})".format(
-            fp32_onnx, fp32_manifest.get("precision")))
+    fp32_manifest = qdq.load_fp32_source(fp32_onnx, output, "FP16")
     started = time.time()
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):

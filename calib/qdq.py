@@ -614,6 +614,18 @@ def _default_trt_version(opset):
     return DEFAULT_TRT_VERSIONS.get(opset, "8.5.2" if opset >= 17 else "8.2.1")
 
 
+def load_fp32_source(fp32_onnx, output, what):
+    """The FP32 export's manifest, after checking the derived artifact's name and the source."""
+    from runtime import manifest as manifest_mod
+    if not str(output).endswith(".onnx"):
+        raise UserError("{} output must be an .onnx file, got {}".format(what, output))
+    fp32_manifest = manifest_mod.load(fp32_onnx)
+    if fp32_manifest.get("precision") != "fp32":
+        raise UserError("{} is not an FP32 model (precision {})".format(
+            fp32_onnx, fp32_manifest.get("precision")))
+    return fp32_manifest
+
+
 def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="entropy", flavor="cpu",
                 keep_fp32=(), max_drop=None, eval_data=None, eval_split="val",
                 agreement_images=8, trt_version=None, fp32_copy=None, check_latency=True,
@@ -638,12 +650,7 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="entropy", f
     check_method(method)
     flavor_options(flavor)
     output = str(output)
-    if not output.endswith(".onnx"):
-        raise UserError("INT8 output must be an .onnx file, got {}".format(output))
-    fp32_manifest = manifest_mod.load(fp32_onnx)
-    if fp32_manifest.get("precision") != "fp32":
-        raise UserError("{} is not an FP32 model (precision {})".format(
-            fp32_onnx, fp32_manifest.get("precision")))
+    fp32_manifest = load_fp32_source(fp32_onnx, output, "INT8")
     if max_drop is not None and max_drop < 0:
         raise UserError("--max-drop must be >= 0 (percentage points)")
     started = time.time()

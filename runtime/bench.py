@@ -315,25 +315,18 @@ def _timed(record, calls, seconds, clock):
     samples = record.samples
     first = len(samples)
     start = clock()
-    if calls is not None:
-        for _ in range(calls):
-            t0 = clock()
-            sub = run()
-            t1 = clock()
-            samples.append((t1 - t0) * 1e3)
-            if sub:
-                record.add_sub(sub)
-    else:
-        deadline = start + seconds
-        while True:
-            t0 = clock()
-            sub = run()
-            t1 = clock()
-            samples.append((t1 - t0) * 1e3)
-            if sub:
-                record.add_sub(sub)
-            if t1 >= deadline:
-                break
+    deadline = None if calls is not None else start + seconds
+    done = 0
+    while True:
+        t0 = clock()
+        sub = run()
+        t1 = clock()
+        samples.append((t1 - t0) * 1e3)
+        if sub:
+            record.add_sub(sub)
+        done += 1
+        if (deadline is None and done >= calls) or (deadline is not None and t1 >= deadline):
+            break
     record.windows.append((start, clock()))
     record.segments.append((first, len(samples)))
 
