@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out
 DEMO_SIZE ?= 256x512
 DEMO_FRAMES ?= 300
+DEMO_CALIB_METHOD ?= percentile
 
 .PHONY: demo test venv lint bench clean
 
@@ -25,12 +26,23 @@ test: $(STAMP)
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --exclude-regex '.*/tests/.*' runtime calib
 	$(PY) -m pytest -q -ra
 
+# The main job end to end on this CPU: a generated drive -> INT8 export of the committed demo
+# checkpoint, calibrated on generated scenes -> rt-segment streams the video through it.
+DEMO_CHECKPOINT ?= checkpoints/swiftnet-rn18_synthetic.pt
+DEMO_ENGINE ?= engines/swiftnet-rn18_int8.onnx
 demo: $(STAMP)
 	@mkdir -p $(OUT) engines
-	$(VENV)/bin/rt-synth video $(OUT)/demo_drive.mp4 --frames $(DEMO_FRAMES) --fps 30 --seed 7 --size $(DEMO_SIZE)
-	$(VENV)/bin/rt-export --arch swiftnet-rn18 $(DEMO_CHECKPOINT_ARG) --size $(DEMO_SIZE) --output engines/swiftnet-rn18_demo.onnx
-	$(VENV)/bin/rt-segment --engine engines/swiftnet-rn18_demo.onnx --video $(OUT)/demo_drive.mp4 \
+	$(VENV)/bin/rt-synth video $(OUT)/demo_drive.mp4 --frames $(DEMO_FRAMES) --fps 30 --seed 7 --size $(DEMO_SIZE) -q
+	$(VENV)/bin/rt-synth split $(OUT)/calib --split train --count 100 --seed 100 --size $(DEMO_SIZE) -q
+	$(VENV)/bin/rt-synth split $(OUT)/heldout --split val --count 50 --seed 3 --size $(DEMO_SIZE) -q
+	$(VENV)/bin/rt-export --arch swiftnet-rn18 --checkpoint $(DEMO_CHECKPOINT) --size $(DEMO_SIZE) \
+		--precision int8 --calib $(OUT)/calib --calib-count 100 --calib-method $(DEMO_CALIB_METHOD) \
+		--eval-data $(OUT)/heldout --output $(DEMO_ENGINE)
+	$(VENV)/bin/rt-segment --engine $(DEMO_ENGINE) --video $(OUT)/demo_drive.mp4 \
 		--output $(OUT)/demo_segmented.mp4 --report $(OUT)/demo_report.json
+	@echo
+	@echo "demo done: annotated video $(OUT)/demo_segmented.mp4, report $(OUT)/demo_report.json,"
+	@echo "           engine $(DEMO_ENGINE) (+ .json manifest with calibration and accuracy vs FP32)"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_cpu_benchmarks.py --output BENCHMARKS.md
