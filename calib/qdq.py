@@ -626,6 +626,18 @@ def load_fp32_source(fp32_onnx, output, what):
     return fp32_manifest
 
 
+def manifest_keep_fp32(fp32_manifest, prepared_model, already=(), log=_log_default):
+    """Nodes the FP32 manifest asks to keep in FP32 (an outlier head's ``outlier.keep_fp32``)
+    that the prepared model still has (preparing may merge identical nodes away)."""
+    wanted = (fp32_manifest.get("outlier") or {}).get("keep_fp32") or []
+    known = set(node.name for node in prepared_model.graph.node)
+    kept = [name for name in wanted if name in known and name not in already]
+    if wanted:
+        log("the outlier head stays in FP32: {} of its {} nodes ({} merged away by preparing)"
+            .format(len(kept), len(wanted), len([n for n in wanted if n not in known])))
+    return kept
+
+
 def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="entropy", flavor="cpu",
                 keep_fp32=(), max_drop=None, eval_data=None, eval_split="val",
                 agreement_images=8, trt_version=None, fp32_copy=None, check_latency=True,
@@ -633,7 +645,8 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="entropy", f
     """FP32 ONNX (+ manifest) -> INT8 QDQ ONNX ``output`` + manifest. Returns the manifest.
 
     calib: folder / glob / video / 'synthetic' (see calib.images). flavor: 'cpu' or 'trt'.
-    keep_fp32: node names left in FP32. max_drop: when the measured drop (mIoU pp with
+    keep_fp32: node names left in FP32 (plus the outlier head an outlier model's manifest
+    lists, see manifest_keep_fp32). max_drop: when the measured drop (mIoU pp with
     ``eval_data``, else 100 x disagreement with FP32 on generated scenes) is above it, the
     layers that cost most are left in FP32 until it is not (calib.accuracy.search_keep_fp32).
     For ``trt``, also writes ``<stem>.calib`` (TensorRT's native cache for ``trt_version``)
@@ -663,6 +676,7 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="entropy", f
         prepared = prepare(fp32_onnx, os.path.join(folder, "prepared.onnx"))
         prepared_model = load(prepared)
         keep_fp32 = check_keep_fp32(prepared_model, list(keep_fp32 or ()))
+        keep_fp32 += manifest_keep_fp32(fp32_manifest, prepared_model, keep_fp32, log)
 
         images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
                                    synthetic_size=manifest_mod.input_hw(fp32_manifest))

@@ -27,7 +27,7 @@ from torch import nn
 
 from runtime.errors import UserError
 
-from .models import available, create
+from .models import available, base_of, create
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint", "read_state_dict",
            "detect_layout", "sha256_file"]
@@ -156,10 +156,26 @@ def _matching_arch(state_dict: Mapping[str, torch.Tensor], kwargs: Dict[str, Any
     return None
 
 
+def _new_head_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> list:
+    """Keys of the model's ``new_heads`` when the file has none of them (a base checkpoint)."""
+    prefixes = tuple(h + "." for h in getattr(model, "new_heads", ()))
+    if not prefixes or any(k.startswith(prefixes) for k in state_dict):
+        return []
+    return [k for k in model.state_dict() if k.startswith(prefixes)]
+
+
 def _load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: str,
-                 layout: str, path: PathLike, kwargs: Dict[str, Any]) -> None:
-    """load_state_dict(strict=True), but mismatches reported in one line."""
+                 layout: str, path: PathLike, kwargs: Dict[str, Any],
+                 allow_new_heads: bool = False) -> list:
+    """load_state_dict(strict=True), but mismatches reported in one line.
+
+    ``allow_new_heads``: a file without any key of the model's ``new_heads`` (a checkpoint
+    of its base architecture) loads, and those heads keep their fresh initialisation.
+    Returns the names of the heads left fresh ([] for a complete load).
+    """
+    fresh = _new_head_keys(model, state_dict) if allow_new_heads else []
     problems = _mismatch(model, state_dict)
+    problems["missing"] = [k for k in problems["missing"] if k not in fresh]
     if any(problems.values()):
         parts = ["{} {}: {}".format(len(keys), what, _summarize(keys))
                  for what, keys in problems.items() if keys]
@@ -171,7 +187,10 @@ def _load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch:
     # Cast in case the file stores fp16 (our half=True) or fp64; buffers keep their dtype.
     expected = model.state_dict()
     state_dict = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
+    for k in fresh:
+        state_dict[k] = expected[k]
     model.load_state_dict(state_dict, strict=True)
+    return sorted(set(k.split(".", 1)[0] for k in fresh))
 
 
 def _check_normalization(norm: Any, path: PathLike) -> Dict[str, Any]:
@@ -191,7 +210,10 @@ def load_checkpoint(arch: str, path: PathLike, num_classes: Optional[int] = None
 
     ``num_classes`` defaults to 19 for the published layouts; our format records its own
     and passing a different one is an error. ``info`` has ``layout``, ``sha256``,
-    ``classes``, ``normalization`` (the model's), ``input_size`` and ``metadata``.
+    ``classes``, ``normalization`` (the model's), ``input_size``, ``metadata`` and
+    ``new_head`` / ``new_heads``: an architecture that extends another (``base_of``, e.g.
+    ``swiftnet-rn18-ood``) also loads the other's checkpoints (published layouts or ours)
+    and then reports its extra heads as freshly initialised; its own files load strictly.
     ``trusted=True`` allows files that need full unpickling (never needed for the
     published weights or our format).
     """
@@ -204,7 +226,8 @@ def load_checkpoint(arch: str, path: PathLike, num_classes: Optional[int] = None
         if version != FORMAT_VERSION:
             raise UserError("{}: {} format_version {!r} is not supported (this code reads {})".format(
                 path, FORMAT, version, FORMAT_VERSION))
-        if obj.get("arch") != arch:
+        from_base = obj.get("arch") is not None and obj.get("arch") == base_of(arch)
+        if obj.get("arch") != arch and not from_base:
             raise UserError("checkpoint {} is for arch {!r}, not {!r}".format(path, obj.get("arch"), arch))
         kwargs = dict(obj.get("model_kwargs") or {})
         saved_classes = kwargs.pop("num_classes", 19)
@@ -223,12 +246,16 @@ def load_checkpoint(arch: str, path: PathLike, num_classes: Optional[int] = None
     else:
         state_dict = read_state_dict(obj, path)
         layout = detect_layout(state_dict)
+        from_base = True  # a plain state_dict of the base arch (e.g. published swiftnet-rn18)
         kwargs = _layout_kwargs(layout, state_dict)
         kwargs["num_classes"] = 19 if num_classes is None else num_classes
         model = create(arch, **kwargs)
-    _load_strict(model, state_dict, arch, layout, path, kwargs)
+    fresh = _load_strict(model, state_dict, arch, layout, path, kwargs,
+                         allow_new_heads=from_base and base_of(arch) is not None)
     model.eval()
     info = dict(
+        new_head=bool(fresh),
+        new_heads=fresh,
         layout=layout,
         sha256=sha256_file(path),
         classes=meta.get("classes"),

@@ -94,7 +94,7 @@ def _add_reduced_precision_args(parser):
 
 def _archs():
     """Registry names without importing torch (the plan path runs on devices without it)."""
-    return ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2"]
+    return ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2", "swiftnet-rn18-ood"]
 
 
 def _add_plan_args(parser):
@@ -260,6 +260,8 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
     data = _manifest(arch, output, size, input_name, input_shape, input_dtype, input_format,
                      color_order, normalization, output_name, output_kind, classes, IGNORE_ID,
                      opset, resize, checkpoint, info)
+    if wrapper.outlier_head:
+        _add_outlier(data, output, size)
     log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
     frames = parity_frames(parity_images, size, data["input"])
     try:
@@ -269,10 +271,37 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         raise UserError(str(exc) + "; {} removed".format(output))
     log("parity: argmax agreement {:.4%}, max abs error {:.2e}, max rel error {:.2e}".format(
         figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
+    if "outlier_max_abs_error" in figures:
+        log("parity: outlier score max abs error {:.2e}".format(figures["outlier_max_abs_error"]))
     data["parity"] = figures
     path = manifest_mod.write(output, data)
     log("wrote manifest {}".format(path))
     return data
+
+
+OUTLIER_DEFAULT_THRESHOLD = 0.5
+
+
+def _add_outlier(data, output, size):
+    """The outlier composition: a second output and how to read it (task 'outlier').
+
+    ``keep_fp32`` names the outlier head's nodes, which an INT8 export leaves unquantized.
+    """
+    from export.onnx_export import OUTLIER_OUTPUT
+    height, width = size
+    data["task"] = "outlier"
+    data["outputs"].append({"name": OUTLIER_OUTPUT, "shape": [1, height, width],
+                            "dtype": "float32", "meaning": "outlier_score"})
+    data["outlier"] = {"default_threshold": OUTLIER_DEFAULT_THRESHOLD, "score": "1 - P(inlier)",
+                       "output": OUTLIER_OUTPUT, "keep_fp32": _head_nodes(output, "logits_conf")}
+
+
+def _head_nodes(onnx_path, module):
+    """Names of the ONNX nodes the exporter made from ``module`` (e.g. /model/logits_conf/...)."""
+    import onnx
+    graph = onnx.load(onnx_path, load_external_data=False).graph
+    tag = "/{}/".format(module)
+    return [node.name for node in graph.node if tag in node.name]
 
 
 def _checked(check, path, opset):

@@ -6,6 +6,8 @@ Defaults (and why, see README "Why frames in, class maps out"):
   graph, on the accelerator, and the host-to-device copy is 4x smaller than float.
 - output ``class_map``: the argmax of the full-resolution logits as uint8, so the host
   copies H*W bytes instead of 19*H*W floats and does no argmax of its own.
+- models with an outlier head (``model.outlier_head``, e.g. ``swiftnet-rn18-ood``) add a
+  second output ``outlier_score``: float32 (1, H, W), 1 - P(inlier), computed in the graph.
 """
 import os
 import tempfile
@@ -16,6 +18,7 @@ from torch import nn
 
 INPUT_FORMATS = ("frame", "tensor")
 OUTPUT_KINDS = ("class_map", "logits")
+OUTLIER_OUTPUT = "outlier_score"
 MIN_OPSET, MAX_OPSET = 13, 20
 
 
@@ -43,6 +46,12 @@ class DeployWrapper(nn.Module):
         self.register_buffer("mul", (scale / std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("add", (-mean / std).view(1, 3, 1, 1), persistent=False)
         self.bgr = color_order == "BGR"
+        self.outlier_head = bool(getattr(model, "outlier_head", False))
+
+    @property
+    def extra_outputs(self):
+        """Names of the outputs after the class map / logits (the outlier score, if any)."""
+        return [OUTLIER_OUTPUT] if self.outlier_head else []
 
     def forward(self, x):
         if self.input_format == "frame":
@@ -50,10 +59,16 @@ class DeployWrapper(nn.Module):
             if self.bgr:
                 x = x[:, [2, 1, 0]]
             x = x * self.mul + self.add
-        logits = self.model(x)
-        if self.output_kind == "logits":
-            return logits
-        return torch.argmax(logits, dim=1).to(self.class_map_dtype)
+        out = self.model(x)
+        score = None
+        if self.outlier_head:
+            from export.models.swiftnet import outlier_score
+            logits, score = out[0], outlier_score(out[1])
+        else:
+            logits = out
+        if self.output_kind != "logits":
+            logits = torch.argmax(logits, dim=1).to(self.class_map_dtype)
+        return logits if score is None else (logits, score)
 
 
 def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=None,
@@ -61,7 +76,9 @@ def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=
     """Trace ``wrapper`` at batch 1 and static ``size`` = (H, W) and write ONNX to ``path``.
 
     Written to a temporary file first and moved into place, so a failed export never
-    leaves a half-written model. Returns (input_name, output_name, input_shape, input_dtype).
+    leaves a half-written model. Returns (input_name, output_name, input_shape, input_dtype);
+    ``output_name`` is the first output (class map / logits), followed in the graph by
+    ``wrapper.extra_outputs``.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError("opset {} not supported (use {}..{})".format(opset, MIN_OPSET, MAX_OPSET))
@@ -82,7 +99,8 @@ def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python ints are intended
             torch.onnx.export(wrapper, (dummy,), tmp, dynamo=False, opset_version=opset,
-                              input_names=[input_name], output_names=[output_name],
+                              input_names=[input_name],
+                              output_names=[output_name] + list(getattr(wrapper, "extra_outputs", [])),
                               do_constant_folding=True)
         os.replace(tmp, path)
     finally:

@@ -5,11 +5,17 @@ error) and the class maps (argmax agreement). When the graph outputs a class map
 the logits feeding its ArgMax are exposed as an extra output of an in-memory copy
 of the model (as Polygraphy's "mark all outputs" does), so the real artifact is
 checked, not a variant of it.
+
+A model with an outlier head also has its ``outlier_score`` output compared (max
+absolute error, and the agreement of the outlier decision at 0.5); the gate fails
+when that error exceeds ``max_outlier_error``.
 """
 import numpy as np
 import torch
 
 DEFAULT_MIN_AGREEMENT = 0.999
+# Scores are probabilities in [0, 1]; FP32 PyTorch vs ONNX Runtime differ by ~1e-6.
+DEFAULT_MAX_OUTLIER_ERROR = 1e-3
 
 
 class ParityError(Exception):
@@ -33,25 +39,43 @@ def _session_with_logits(onnx_path):
     return session, logits_name
 
 
-def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, progress=None):
+def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, progress=None,
+               max_outlier_error=DEFAULT_MAX_OUTLIER_ERROR):
     """Compare PyTorch (``wrapper``) and ONNX Runtime on ``inputs`` (list of input arrays).
 
     Returns a dict of figures for the manifest; raises ParityError when the argmax
-    agreement is below ``min_agreement``.
+    agreement is below ``min_agreement`` or (models with an outlier head) the outlier
+    score differs by more than ``max_outlier_error``.
     """
     session, logits_name = _session_with_logits(onnx_path)
     input_name = session.get_inputs()[0].name
+    extra = list(getattr(wrapper, "extra_outputs", []))
+    graph_outputs = set(o.name for o in session.get_outputs())
+    missing = [name for name in extra if name not in graph_outputs]
+    if missing:
+        raise ParityError("parity gate failed: the exported model has no output {}".format(
+            ", ".join(missing)))
     max_abs, max_rel, agree, total = 0.0, 0.0, 0, 0
+    score_abs, score_agree = 0.0, 0
     wrapper.eval()
     for array in inputs:
         with torch.no_grad():
             kind = wrapper.output_kind
             wrapper.output_kind = "logits"
             try:
-                ref_logits = wrapper(torch.from_numpy(array)).numpy()
+                ref = wrapper(torch.from_numpy(array))
             finally:
                 wrapper.output_kind = kind
-        ort_logits = session.run([logits_name], {input_name: array})[0]
+        ref_score = None
+        if extra:
+            ref, ref_score = ref[0], ref[1].numpy()
+        ref_logits = ref.numpy()
+        results = session.run([logits_name] + extra, {input_name: array})
+        ort_logits = results[0]
+        if ref_score is not None:
+            ort_score = results[1]
+            score_abs = max(score_abs, float(np.abs(ref_score - ort_score).max()))
+            score_agree += int(np.count_nonzero((ref_score > 0.5) == (ort_score > 0.5)))
         diff = np.abs(ref_logits - ort_logits)
         max_abs = max(max_abs, float(diff.max()))
         # relative to the output's range: elementwise ratios explode near zero logits
@@ -64,8 +88,15 @@ def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, 
     figures = {"images": len(inputs), "max_abs_error": max_abs, "max_rel_error": max_rel,
                "argmax_agreement": agree / float(total), "min_agreement": min_agreement,
                "compared": "pytorch-fp32 vs onnxruntime-cpu"}
+    if extra:
+        figures.update({"outlier_max_abs_error": score_abs,
+                        "outlier_decision_agreement": score_agree / float(total),
+                        "max_outlier_error": max_outlier_error})
     if figures["argmax_agreement"] < min_agreement:
         raise ParityError("parity gate failed: argmax agreement {:.4%} < {:.2%} "
                           "(max abs error {:.3g}) between PyTorch and ONNX Runtime"
                           .format(figures["argmax_agreement"], min_agreement, max_abs))
+    if extra and not score_abs <= max_outlier_error:
+        raise ParityError("parity gate failed: outlier score max abs error {:.3g} > {:.3g} "
+                          "between PyTorch and ONNX Runtime".format(score_abs, max_outlier_error))
     return figures

@@ -5,28 +5,35 @@ This is the "network" object of the three-object API (source, engine, output):
     engine = Engine("engines/swiftnet.onnx")
     result = engine.segment(frame_bgr)
     result.class_map  # (H, W) uint8 train ids at the network's resolution
+    result.outlier_score  # (H, W) float32 1 - P(inlier) when the manifest has that output, else None
 """
 import time
 
 import numpy as np
 
 from runtime import manifest as manifest_mod
+from runtime import outlier as outlier_mod
 from runtime.backends import open_backend
 from runtime.errors import ManifestError
 from runtime.preprocess import Preprocessor
 
 
 class Result(object):
-    """What one frame gives: the fitted frame, the class map, raw outputs and stage timings (ms)."""
+    """What one frame gives: the fitted frame, the class map, raw outputs and stage timings (ms).
 
-    __slots__ = ("frame", "class_map", "outputs", "timings", "fit")
+    ``outlier_score``: (H, W) float32 1 - P(inlier) for engines whose manifest has an
+    ``outlier_score`` output (task ``outlier``), None otherwise.
+    """
 
-    def __init__(self, frame, class_map, outputs, timings, fit=None):
+    __slots__ = ("frame", "class_map", "outputs", "timings", "fit", "outlier_score")
+
+    def __init__(self, frame, class_map, outputs, timings, fit=None, outlier_score=None):
         self.frame = frame
         self.class_map = class_map
         self.outputs = outputs
         self.timings = timings
         self.fit = fit
+        self.outlier_score = outlier_score
 
 
 class Engine(object):
@@ -48,6 +55,9 @@ class Engine(object):
         self.logits_output = manifest_mod.output_by_meaning(self.manifest, "logits")
         if self.class_map_output is None and self.logits_output is None:
             raise ManifestError("{}: no output with meaning 'class_map' or 'logits'".format(self.path))
+        self.outlier_output = outlier_mod.score_output(self.manifest)
+        self.outlier_threshold = (outlier_mod.default_threshold(self.manifest)
+                                  if self.outlier_output is not None else None)
 
     def _check_io(self):
         """Refuse an artifact whose tensors are not the ones its manifest describes."""
@@ -78,6 +88,12 @@ class Engine(object):
             class_map = np.argmax(outputs[self.logits_output["name"]][0], axis=0)
         return class_map.astype(np.uint8, copy=False)
 
+    def outlier_score(self, outputs):
+        """Raw outputs -> (H, W) float32 outlier score, or None when the engine has none."""
+        if self.outlier_output is None:
+            return None
+        return outlier_mod.score_map(outputs, self.outlier_output)
+
     def segment(self, frame):
         """Run one BGR frame through preprocess, inference and postprocess, timing each."""
         t0 = time.perf_counter()
@@ -86,10 +102,11 @@ class Engine(object):
         outputs = self.infer(tensor)
         t2 = time.perf_counter()
         class_map = self.postprocess(outputs)
+        score = self.outlier_score(outputs)
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                    "postprocess": (t3 - t2) * 1e3}
-        return Result(fitted, class_map, outputs, timings, fit)
+        return Result(fitted, class_map, outputs, timings, fit, score)
 
     def dummy_input(self, seed=0):
         """A random input tensor of the right shape and dtype (for warm-up and benchmarks)."""
@@ -101,6 +118,7 @@ class Engine(object):
     def describe(self):
         info = dict(self.backend.describe())
         info.update({"engine": self.artifact, "arch": self.manifest["arch"],
+                     "task": self.manifest["task"],
                      "precision": self.manifest["precision"], "input_size": list(self.size)})
         return info
 

@@ -115,7 +115,8 @@ class FrameSaver(Output):
     """Each frame's picture as ``NNNNNN.<ext>`` and its class map as ``NNNNNN_labels.png``.
 
     The label PNG holds the raw class ids (what an evaluation needs); the picture is
-    what a person looks at. NNNNNN is the frame's index in the source.
+    what a person looks at. NNNNNN is the frame's index in the source. Outlier engines
+    also get ``NNNNNN_outlier.png``: the score (1 - P(inlier)) scaled to 0..255.
     """
 
     kind = "frames"
@@ -133,6 +134,10 @@ class FrameSaver(Output):
             raise UserError("cannot write {}.{}".format(stem, self.ext))
         if self.labels:
             cv2.imwrite(stem + "_labels.png", result.class_map)
+            score = getattr(result, "outlier_score", None)
+            if score is not None:
+                cv2.imwrite(stem + "_outlier.png",
+                            (score.clip(0.0, 1.0) * 255.0 + 0.5).astype("uint8"))
         self.frames += 1
 
     def describe(self):

@@ -47,18 +47,23 @@ class FrameResult(object):
     class_map: (H, W) uint8 class ids at the network resolution; outputs: raw engine
     outputs; capture_time: time.monotonic() when the frame was read; timings: ms per
     stage (read, preprocess, inference, postprocess, output); age_ms: capture to
-    result (outputs written); visual: the rendered picture, if an output needed one.
+    result (outputs written); visual: the rendered picture, if an output needed one;
+    outlier_score: (H, W) float32 1 - P(inlier) for outlier engines, else None;
+    outlier_pixels: its pixels above the threshold (None without a score).
     """
 
     __slots__ = ("index", "frame", "fitted", "fit", "class_map", "outputs", "capture_time",
-                 "timings", "age_ms", "visual")
+                 "timings", "age_ms", "visual", "outlier_score", "outlier_pixels")
 
-    def __init__(self, index, frame, fitted, fit, class_map, outputs, capture_time, timings):
+    def __init__(self, index, frame, fitted, fit, class_map, outputs, capture_time, timings,
+                 outlier_score=None):
         self.index, self.frame, self.fitted, self.fit = index, frame, fitted, fit
         self.class_map, self.outputs = class_map, outputs
         self.capture_time, self.timings = capture_time, timings
         self.age_ms = None
         self.visual = None
+        self.outlier_score = outlier_score
+        self.outlier_pixels = None
 
 
 class _Channel(object):
@@ -127,11 +132,13 @@ class Pipeline(object):
     always has it). max_frames / duration (s): bound the run. visualizer: draws the
     picture for outputs that need one (default: an overlay with legend and HUD).
     warmup: inferences run before the first frame, so that the first frames do not
-    pay for lazy initialisation.
+    pay for lazy initialisation. outlier_threshold: for engines with an outlier score
+    (their manifest says so), pixels above it are counted per frame (default: the
+    manifest's ``outlier.default_threshold``); ``summary()["outliers"]`` has the counts.
     """
 
     def __init__(self, source, engine, outputs=(), realtime=False, max_frames=None,
-                 duration=None, visualizer=None, queue_size=2, warmup=1):
+                 duration=None, visualizer=None, queue_size=2, warmup=1, outlier_threshold=None):
         self.source = source
         self.engine = engine
         self.outputs = list(outputs)
@@ -165,6 +172,11 @@ class Pipeline(object):
         self._frames = self._inferred = self._results = None
         self._copy_outputs = _reuses_output_buffers(engine)
         self._done_times = collections.deque(maxlen=32)
+        self.outliers = None
+        if getattr(engine, "outlier_output", None) is not None:
+            from runtime.outlier import OutlierCounter
+            threshold = engine.outlier_threshold if outlier_threshold is None else outlier_threshold
+            self.outliers = OutlierCounter(threshold)
 
     # -- control -------------------------------------------------------------------------
 
@@ -375,11 +387,19 @@ class Pipeline(object):
                 index, frame, t_cap, read_ms, fitted, fit, outputs, pre_ms, inf_ms = item
                 t0 = _clock()
                 class_map = engine.postprocess(outputs)
+                score = engine.outlier_score(outputs) if self.outliers is not None else None
                 t1 = _clock()
-                result = FrameResult(index, frame, fitted, fit, class_map, outputs, t_cap, None)
+                result = FrameResult(index, frame, fitted, fit, class_map, outputs, t_cap, None,
+                                     outlier_score=score)
+                if score is not None:
+                    result.outlier_pixels = self.outliers.update(score)
                 visual = None
                 if any(o.needs_visual for o in self.outputs):
-                    visual = self.visualizer.render(fitted, class_map, self._hud_text(t_cap, t1))
+                    hud = self._hud_text(t_cap, t1)
+                    if score is None:
+                        visual = self.visualizer.render(fitted, class_map, hud)
+                    else:
+                        visual = self.visualizer.render(fitted, class_map, hud, outlier_score=score)
                     result.visual = visual
                 for output in self.outputs:
                     output.write(result, visual)
@@ -426,7 +446,7 @@ class Pipeline(object):
             wall = max(end - self._t_start, 1e-9)
         unfinished = (self.frames_read - self.frames_corrupt - self.frames_dropped
                       - self.frames_processed)
-        return {
+        summary = {
             "reason": self.reason,
             "error": None if self.error is None else str(self.error),
             "mode": "live" if self.live else "file",
@@ -440,6 +460,9 @@ class Pipeline(object):
                     "read": self.frames_read / wall if wall else None},
             "latency_ms": dict((name, s.summary()) for name, s in self.series.items()),
         }
+        if self.outliers is not None:
+            summary["outliers"] = self.outliers.summary()
+        return summary
 
 
 def _reuses_output_buffers(engine):

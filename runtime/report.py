@@ -171,7 +171,7 @@ def versions():
 def build(summary, engine_info=None, source_info=None, outputs_info=None, memory=None,
           tool="rt-segment", command=None, started_at=None, finished_at=None, exit_code=None):
     """The report dict (see docs/report-schema.md) from a Pipeline.summary() and context."""
-    return {
+    report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "tool": tool,
         "command": list(command) if command is not None else None,
@@ -191,6 +191,9 @@ def build(summary, engine_info=None, source_info=None, outputs_info=None, memory
         "host": host_info(),
         "versions": versions(),
     }
+    if summary.get("outliers") is not None:  # outlier engines (task 'outlier') only
+        report["outliers"] = summary["outliers"]
+    return report
 
 
 def _iso(stamp):
@@ -242,6 +245,14 @@ def format_summary(report):
         if stats.get("count"):
             lines.append("  {:<13} {:>7} {:>7} {:>7} {:>7}".format(
                 name, _ms(stats, "p50"), _ms(stats, "p90"), _ms(stats, "p99"), _ms(stats, "max")))
+    outliers = report.get("outliers")
+    if outliers and outliers.get("frames"):
+        lines.append("outliers (score > {}): {} of {} frames, {:.1f} px/frame mean, {} max "
+                     "({:.2%} of a frame at most)".format(
+                         outliers["threshold"], outliers["frames_with_outliers"],
+                         outliers["frames"], outliers["pixels_per_frame"]["mean"],
+                         outliers["pixels_per_frame"]["max"],
+                         outliers["fraction_per_frame"]["max"]))
     mem = report.get("memory") or {}
     if mem.get("rss_start_mb") is not None and mem.get("rss_end_mb") is not None:
         lines.append("memory: RSS {} MB at start, {} MB at end".format(

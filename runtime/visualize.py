@@ -4,6 +4,11 @@ Colours and names come from the manifest (``runtime.manifest.palette``), never f
 hard-coded class list. Images are drawn at the resolution the network saw (the
 fitted frame), so an output video has one fixed size whatever the camera gives.
 Only called when an output needs a picture: the hot path never pays for it otherwise.
+
+Engines with an outlier score (manifest task ``outlier``) get it drawn on top of the
+segmentation: ``outlier_view="mask"`` hatches the pixels above the threshold in magenta
+with an outline, ``"heatmap"`` blends a colour map of the score in (stronger where the
+score is higher) and outlines the thresholded region.
 """
 import math
 
@@ -11,16 +16,26 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserError
+from runtime import outlier as outlier_mod
 from runtime.manifest import palette
 
 MODES = ("overlay", "mask", "side-by-side")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+OUTLIER_COLOR = (255, 0, 255)  # BGR magenta: no Cityscapes class uses it
+_HATCH = 6                     # px: period of the diagonal hatching of outlier pixels
 
 
 class Visualizer(object):
     """Renders (fitted BGR frame, class map) into one BGR image."""
 
-    def __init__(self, manifest, mode="overlay", alpha=0.5, legend=True, hud=True):
+    def __init__(self, manifest, mode="overlay", alpha=0.5, legend=True, hud=True,
+                 outlier_threshold=None, outlier_view="mask"):
+        if outlier_view not in outlier_mod.VIEWS:
+            raise UserError("unknown --outlier-view {!r}; use one of {}".format(
+                outlier_view, ", ".join(outlier_mod.VIEWS)))
+        self.outlier_view = outlier_view
+        self.outlier_threshold = (outlier_mod.default_threshold(manifest) if outlier_threshold is None
+                                  else outlier_mod.check_threshold(outlier_threshold))
         if mode not in MODES:
             raise UserError("unknown --visualize {!r}; use one of {}".format(mode, ", ".join(MODES)))
         alpha = float(alpha)
@@ -44,8 +59,12 @@ class Visualizer(object):
             width += self.legend_panel(height).shape[1]
         return height, width
 
-    def render(self, frame, class_map, hud_text=None):
-        """One BGR image: the chosen view, the legend on the right, the HUD on top."""
+    def render(self, frame, class_map, hud_text=None, outlier_score=None):
+        """One BGR image: the chosen view, the legend on the right, the HUD on top.
+
+        ``outlier_score`` (H, W floats in [0, 1]), when given, is drawn over the
+        segmentation (over the colour half in side-by-side mode).
+        """
         height, width = frame.shape[:2]
         if class_map.shape[:2] != (height, width):
             class_map = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -56,6 +75,11 @@ class Visualizer(object):
             view = color
         else:
             view = None
+        if outlier_score is not None:
+            if view is None:
+                color = self.draw_outliers(color, outlier_score)
+            else:
+                view = self.draw_outliers(view, outlier_score)
         if self.mode != "side-by-side" and not self.legend:
             image = view
         else:
@@ -73,6 +97,30 @@ class Visualizer(object):
         if self.hud and hud_text:
             draw_hud(image, hud_text)
         return image
+
+    def draw_outliers(self, image, score):
+        """``image`` (BGR) with the outliers of ``score`` drawn on it (a new array)."""
+        height, width = image.shape[:2]
+        score = np.asarray(score, dtype=np.float32)
+        if score.shape[:2] != (height, width):
+            score = cv2.resize(score, (width, height), interpolation=cv2.INTER_LINEAR)
+        mask = score > self.outlier_threshold
+        out = image.copy()
+        if self.outlier_view == "heatmap":
+            heat = cv2.applyColorMap(np.clip(score * 255.0, 0, 255).astype(np.uint8),
+                                     cv2.COLORMAP_JET)
+            weight = (0.25 + 0.5 * np.clip(score, 0.0, 1.0))[..., None]
+            out = (out * (1.0 - weight) + heat * weight).astype(np.uint8)
+        elif mask.any():
+            yy, xx = np.mgrid[0:height, 0:width]
+            stripes = ((yy + xx) // (_HATCH // 2)) % 2 == 0
+            out[mask] = (out[mask] * 0.4 + np.array(OUTLIER_COLOR) * 0.6).astype(np.uint8)
+            out[mask & stripes] = OUTLIER_COLOR
+        if mask.any():
+            contours, _ = _find_contours(mask.astype(np.uint8))
+            cv2.drawContours(out, contours, -1, OUTLIER_COLOR if self.outlier_view == "heatmap"
+                             else (255, 255, 255), 1)
+        return out
 
     def legend_panel(self, height):
         """The class legend for a frame of this height (drawn once per height, then reused)."""
@@ -103,6 +151,12 @@ def _legend_panel(classes, lut, height):
         cv2.putText(panel, cls["name"], (x + swatch + 3, y + swatch - 2), _FONT, scale,
                     (235, 235, 235), 1, cv2.LINE_AA)
     return panel
+
+
+def _find_contours(mask):
+    """cv2.findContours as (contours, hierarchy) on OpenCV 3 and 4 alike."""
+    found = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return found[-2], found[-1]
 
 
 def draw_hud(image, text):

@@ -4,27 +4,39 @@ Architectures register a factory with ``@register("name")``; everything else (CL
 checkpoint loading, export) builds models with ``create(name, ...)`` so that a name in
 a checkpoint or manifest is all that is needed to rebuild the network.
 """
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from torch import nn
 
 from runtime.errors import UserError
 
-__all__ = ["register", "create", "available"]
+__all__ = ["register", "create", "available", "base_of"]
 
 _REGISTRY: Dict[str, Callable[..., nn.Module]] = {}
+_BASES: Dict[str, Optional[str]] = {}
 
 
-def register(name: str) -> Callable:
-    """Decorator registering ``fn(num_classes=..., **kwargs) -> nn.Module`` as ``name``."""
+def register(name: str, base: Optional[str] = None) -> Callable:
+    """Decorator registering ``fn(num_classes=..., **kwargs) -> nn.Module`` as ``name``.
+
+    ``base``: an architecture whose checkpoints this one loads, with the extra heads it
+    adds (the model's ``new_heads``) freshly initialised (e.g. an outlier head on
+    ``swiftnet-rn18``).
+    """
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             raise ValueError("model {!r} is already registered".format(name))
         _REGISTRY[name] = fn
+        _BASES[name] = base
         return fn
 
     return decorator
+
+
+def base_of(name: str) -> Optional[str]:
+    """The architecture ``name`` extends (loads the checkpoints of), or None."""
+    return _BASES.get(name)
 
 
 def available() -> List[str]:

@@ -6,6 +6,10 @@ Three registered architectures:
 - ``swiftnet-pyr-rn18``: the same ResNet-18 run on a 3-level image pyramid, features
   of equal resolution summed, blended from the coarsest map (pyramidal fusion).
 - ``swiftnet-mn2``: the single-scale decoder on a MobileNetV2 encoder.
+- ``swiftnet-rn18-ood``: ``swiftnet-rn18`` plus a dense outlier head ``logits_conf``
+  (BN-ReLU-Conv1x1 128->2 on the same 1/4 features); ``forward`` returns
+  ``(logits, conf_logits)``, channel 0 of ``softmax(conf_logits)`` is P(inlier) and the
+  outlier score is ``1 - P(inlier)`` (:func:`outlier_score`).
 
 The decoder modules are attached *under* ``backbone`` (``backbone.spp``,
 ``backbone.upsample``, ...) only because the published checkpoints name them so;
@@ -25,7 +29,7 @@ from .blocks import BNReluConv, SpatialPyramidPooling, UpsampleBlend, spatial_si
 from .mobilenetv2 import mobilenet_v2
 from .resnet import resnet18
 
-__all__ = ["SwiftNet", "SwiftNetPyramid", "IMAGENET_NORMALIZATION", "DEC2019_MEAN", "DEC2019_STD"]
+__all__ = ["SwiftNet", "SwiftNetPyramid", "SwiftNetOOD", "outlier_score", "IMAGENET_NORMALIZATION", "DEC2019_MEAN", "DEC2019_STD"]
 
 # Input convention of the March-2019 weights and of our own models.
 IMAGENET_NORMALIZATION = dict(scale=1.0 / 255, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -168,6 +172,41 @@ class SwiftNetPyramid(_SwiftNetBase):
         return x
 
 
+def outlier_score(conf_logits: Tensor) -> Tensor:
+    """(N, 2, H, W) outlier-head logits -> (N, H, W) score 1 - P(inlier) in [0, 1].
+
+    Computed as sigmoid(c1 - c0), which equals 1 - softmax(c)[:, 0] exactly but keeps
+    its precision for scores near 0 (and is one op fewer in the exported graph).
+    """
+    return torch.sigmoid(conf_logits[:, 1] - conf_logits[:, 0])
+
+
+class SwiftNetOOD(SwiftNet):
+    """Single-scale SwiftNet with a dense outlier head beside the class head.
+
+    ``logits_conf`` (BN-ReLU-Conv1x1, 128 -> 2, biased) reads the same 1/4-resolution
+    features as ``logits``; ``forward`` returns ``(logits, conf_logits)``, both bilinearly
+    upsampled to the input size. ``new_heads`` lists the modules that a plain
+    ``base_arch`` checkpoint does not have (they start freshly initialised).
+    """
+
+    outlier_head = True
+    base_arch = "swiftnet-rn18"
+    new_heads = ("logits_conf",)
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 19, **kwargs):
+        super().__init__(backbone, num_classes=num_classes, **kwargs)
+        self.logits_conf = BNReluConv(self.num_features, 2, k=1, bias=True)
+        self._init_decoder([self.logits_conf])
+
+    def forward(self, x: Tensor):  # type: ignore[override]
+        """(class logits (N, C, H, W), outlier-head logits (N, 2, H, W)) at the input size."""
+        size = spatial_size(x)
+        features = self.forward_features(x)
+        return (upsample_to(self.logits(features), size),
+                upsample_to(self.logits_conf(features), size))
+
+
 @register("swiftnet-rn18")
 def swiftnet_rn18(num_classes: int = 19, **kwargs) -> SwiftNet:
     """Single-scale SwiftNet on ResNet-18; post-ReLU skips as the published weights expect."""
@@ -184,3 +223,9 @@ def swiftnet_pyr_rn18(num_classes: int = 19, **kwargs) -> SwiftNetPyramid:
 def swiftnet_mn2(num_classes: int = 19, **kwargs) -> SwiftNet:
     """Single-scale SwiftNet on MobileNetV2 (skips 24/32/96 ch, SPP on 1280 ch)."""
     return SwiftNet(mobilenet_v2(), num_classes=num_classes, **kwargs)
+
+
+@register("swiftnet-rn18-ood", base="swiftnet-rn18")
+def swiftnet_rn18_ood(num_classes: int = 19, **kwargs) -> SwiftNetOOD:
+    """swiftnet-rn18 + dense outlier head (loads swiftnet-rn18 weights with a new head)."""
+    return SwiftNetOOD(resnet18(pre_relu_skips=False), num_classes=num_classes, **kwargs)

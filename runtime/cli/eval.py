@@ -6,6 +6,12 @@ Predictions are made by the same Engine the streaming runtime uses (same
 preprocessing) and compared at the label's full resolution (class maps resized
 with nearest neighbour). ``--reference`` adds the pixel agreement with a second
 engine (e.g. INT8 against FP32).
+
+Outlier engines (manifest task ``outlier``) on data with outlier masks
+(``*_gtFine_outlierMask.png``: 1 outlier, 0 inlier, 255 void) also get pixel-level
+outlier AP, AUROC and FPR at 95 % TPR (void ignored; scores resized bilinearly to the
+mask's resolution and binned, see runtime.metrics.OutlierHistogram), and the mIoU is
+then the inlier mIoU (outlier pixels ignored).
 """
 import argparse
 import json
@@ -28,6 +34,8 @@ def build_parser():
     parser.add_argument("--backend", help="override the backend (onnxruntime, tensorrt)")
     parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
+    parser.add_argument("--outlier-bins", type=int, default=10000,
+                        help="outlier engines: score histogram bins over [0, 1] (default 10000)")
     add_common_args(parser)
     return parser
 
@@ -41,19 +49,45 @@ def predict(engine, image):
     return class_map
 
 
-def evaluate(engine, pairs, reference=None, progress=None):
-    """Confusion matrix of ``engine`` on ``pairs``; with ``reference`` also the agreement."""
-    from runtime.data.cityscapes import read_label
+def predict_with_score(engine, image):
+    """(class map, outlier score or None) of ``image`` at the image's own resolution."""
+    result = engine.segment(image)
+    class_map, score = result.class_map, getattr(result, "outlier_score", None)
+    height, width = image.shape[:2]
+    if class_map.shape != (height, width):
+        class_map = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
+    if score is not None and score.shape != (height, width):
+        score = cv2.resize(score, (width, height), interpolation=cv2.INTER_LINEAR)
+    return class_map, score
+
+
+def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
+    """Confusion matrix of ``engine`` on ``pairs``; with ``reference`` also the agreement.
+
+    ``outliers``: a runtime.metrics.OutlierHistogram filled with the engine's outlier
+    scores on the images that have an outlier mask (their outlier pixels are ignored by
+    the confusion matrix: it measures the inlier mIoU).
+    """
+    from runtime.data.cityscapes import OUTLIER, outlier_mask_path, read_label, read_outlier_mask
     from runtime.metrics import ConfusionMatrix
-    matrix = ConfusionMatrix(len(engine.classes), engine.manifest["ignore_id"])
-    ref_matrix = ConfusionMatrix(len(engine.classes), engine.manifest["ignore_id"]) if reference else None
+    ignore_id = engine.manifest["ignore_id"]
+    matrix = ConfusionMatrix(len(engine.classes), ignore_id)
+    ref_matrix = ConfusionMatrix(len(engine.classes), ignore_id) if reference else None
     agree = total = 0
     for image_path, label_path in pairs:
         image = cv2.imread(image_path, cv2.IMREAD_COLOR)
         if image is None:
             raise UserError("cannot read image {}".format(image_path))
         label = read_label(label_path)
-        prediction = predict(engine, image)
+        prediction, score = predict_with_score(engine, image)
+        mask = read_outlier_mask(outlier_mask_path(label_path)) if outliers is not None else None
+        if mask is not None:
+            if mask.shape != label.shape:
+                raise UserError("outlier mask of {} has size {}, its label {}".format(
+                    label_path, mask.shape, label.shape))
+            label = np.where(mask == OUTLIER, np.uint8(ignore_id), label).astype(np.uint8)
+            if score is not None:
+                outliers.update(score, mask)
         matrix.update(prediction, label)
         if reference is not None:
             ref_prediction = predict(reference, image)
@@ -70,6 +104,8 @@ def main(argv):
     from runtime.data.cityscapes import find_pairs
     from runtime.engine import Engine
     args = build_parser().parse_args(argv)
+    if args.outlier_bins < 2:
+        raise UserError("--outlier-bins must be at least 2")
     engine = Engine(args.engine, backend=args.backend, threads=args.threads)
     reference = Engine(args.reference, threads=args.threads) if args.reference else None
     pairs = find_pairs(args.data, args.split)
@@ -79,9 +115,20 @@ def main(argv):
         pairs = pairs[:args.limit]
     names = [c["name"] for c in engine.classes]
     bar = _progress(len(pairs), args.quiet)
-    matrix, ref_matrix, agreement = evaluate(engine, pairs, reference, bar)
+    outliers = None
+    if engine.outlier_output is not None:
+        from runtime.metrics import OutlierHistogram
+        outliers = OutlierHistogram(bins=args.outlier_bins)
+    matrix, ref_matrix, agreement = evaluate(engine, pairs, reference, bar, outliers=outliers)
     result = {"engine": args.engine, "data": args.data, "split": args.split, "images": len(pairs)}
     result.update(matrix.summary(names))
+    if outliers is not None:
+        if outliers.pos.sum() + outliers.neg.sum() == 0:
+            sys.stderr.write("note: no *_gtFine_outlierMask.png under {}: no outlier metrics\n"
+                             .format(args.data))
+        else:
+            result["inlier_miou"] = result["miou"]
+            result["outlier"] = outliers.summary()
     if reference is not None:
         ref = ref_matrix.summary(names)
         result["reference"] = {"engine": args.reference, "miou": ref["miou"],
@@ -114,10 +161,20 @@ def _print(result, names):
     for name in names:
         value = result["per_class_iou"][name]
         print("  {:<14} {}".format(name, "  n/a" if value is None else "{:6.2f}".format(100 * value)))
+    if "outlier" in result:
+        out = result["outlier"]
+        print("outliers: AP {}   AUROC {}   FPR@95%TPR {}   ({} outlier / {} inlier pixels, "
+              "inlier mIoU {:.2f} %)".format(_pct(out["ap"]), _pct(out["auroc"]),
+                                             _pct(out["fpr_at_95_tpr"]), out["outlier_pixels"],
+                                             out["inlier_pixels"], 100 * result["inlier_miou"]))
     if "reference" in result:
         ref = result["reference"]
         print("reference {}: mIoU {:.2f} %, agreement {:.3f} %, drop {:+.2f} pp".format(
             ref["engine"], 100 * ref["miou"], 100 * ref["agreement"], ref["miou_drop_pp"]))
+
+
+def _pct(value):
+    return "n/a" if value is None else "{:.2f} %".format(100 * value)
 
 
 def entry():

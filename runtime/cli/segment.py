@@ -3,6 +3,8 @@
     rt-segment --engine engines/swiftnet-rn18_fp16.plan --csi 0 --display
     rt-segment --engine engines/swiftnet-rn18_fp32.onnx --video drive.mp4 \
         --output out.mp4 --report report.json
+    rt-segment --engine engines/swiftnet-rn18-ood_fp32.onnx --video drive.mp4 \
+        --output out.mp4 --outlier-view heatmap --outlier-threshold 0.5 --report report.json
 
 Built on the library API (runtime.pipeline.Pipeline) like any embedding program.
 Ctrl-C and SIGTERM end the run cleanly: the video is finalised, the summary printed
@@ -24,6 +26,8 @@ from runtime.backends import BACKENDS
 from runtime.cli.common import add_common_args, run_cli
 from runtime.engine import Engine
 from runtime.errors import UserError
+from runtime.outlier import VIEWS as OUTLIER_VIEWS
+from runtime.outlier import check_threshold
 from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
 from runtime.pipeline import Pipeline
 from runtime.preprocess import RESIZE_MODES
@@ -77,6 +81,12 @@ def build_parser():
     out.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
     out.add_argument("--no-legend", action="store_true", help="no class legend")
     out.add_argument("--no-hud", action="store_true", help="no FPS/latency text on the frames")
+    out.add_argument("--outlier-threshold", type=float, metavar="T",
+                     help="outlier engines: a pixel is an outlier when its score (1 - P(inlier)) "
+                          "is above T (default: the manifest's, 0.5)")
+    out.add_argument("--outlier-view", default="mask", metavar="VIEW",
+                     help="outlier engines: how outliers are drawn over the segmentation: "
+                          "mask (hatched, default) or heatmap")
     out.add_argument("--report", metavar="JSON", help="write the run report (docs/report-schema.md)")
     out.add_argument("--status-interval", type=float, default=5.0, metavar="S",
                      help="seconds between status lines when stderr is not a terminal (default 5)")
@@ -115,6 +125,11 @@ def _check_args(args):
         raise UserError("--threads must be at least 1")
     if args.status_interval <= 0:
         raise UserError("--status-interval must be positive")
+    if args.outlier_view not in OUTLIER_VIEWS:
+        raise UserError("unknown --outlier-view {!r}; use one of {}".format(
+            args.outlier_view, ", ".join(OUTLIER_VIEWS)))
+    if args.outlier_threshold is not None:
+        check_threshold(args.outlier_threshold)
 
 
 class StatusLine(object):
@@ -203,8 +218,13 @@ def main(argv):
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engine = Engine(args.engine, backend=args.backend, providers=providers, threads=args.threads,
                     resize=args.resize)
+    if args.outlier_threshold is not None and engine.outlier_output is None:
+        raise UserError("--outlier-threshold: {} has no outlier score (manifest task {!r})".format(
+            args.engine, engine.manifest["task"]))
     visualizer = Visualizer(engine.manifest, mode=args.visualize, alpha=args.alpha,
-                            legend=not args.no_legend, hud=not args.no_hud)
+                            legend=not args.no_legend, hud=not args.no_hud,
+                            outlier_threshold=args.outlier_threshold,
+                            outlier_view=args.outlier_view)
     outputs = []
     if args.output:
         outputs.append(VideoOutput(args.output))
@@ -213,7 +233,8 @@ def main(argv):
     if args.display:
         outputs.append(DisplayOutput())
     pipeline = Pipeline(source, engine, outputs=outputs, realtime=args.realtime,
-                        max_frames=args.max_frames, duration=args.duration, visualizer=visualizer)
+                        max_frames=args.max_frames, duration=args.duration, visualizer=visualizer,
+                        outlier_threshold=args.outlier_threshold)
     status = StatusLine(pipeline, interval=args.status_interval, quiet=args.quiet)
     previous = _install_signals(pipeline)
     rss_start = None

@@ -1,0 +1,90 @@
+"""Dense outlier detection as a composition of manifest outputs (task ``outlier``).
+
+An outlier engine has, besides its class map (or logits), an output with meaning
+``outlier_score``: float (1, H, W), 1 - P(inlier) per pixel. Its manifest says how to
+read it::
+
+    "outlier": {"default_threshold": 0.5, "score": "1 - P(inlier)", ...}
+
+A pixel is an outlier when its score is above the threshold. Nothing here knows a
+network: the engine, the pipeline, the pictures and the report only ask the manifest.
+"""
+import numpy as np
+
+from runtime.errors import UserError
+from runtime.manifest import output_by_meaning
+
+MEANING = "outlier_score"
+DEFAULT_THRESHOLD = 0.5
+VIEWS = ("mask", "heatmap")
+
+
+def score_output(manifest):
+    """The manifest's output description with meaning ``outlier_score``, or None."""
+    return output_by_meaning(manifest, MEANING)
+
+
+def default_threshold(manifest):
+    """The manifest's default decision threshold (0.5 when it does not say)."""
+    section = manifest.get("outlier") or {}
+    return check_threshold(section.get("default_threshold", DEFAULT_THRESHOLD))
+
+
+def check_threshold(value, flag="--outlier-threshold"):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise UserError("{} must be a number between 0 and 1, got {!r}".format(flag, value))
+    if not 0.0 <= value <= 1.0:
+        raise UserError("{} must be between 0 and 1, got {}".format(flag, value))
+    return value
+
+
+def score_map(outputs, output):
+    """(H, W) float32 score map from raw engine outputs (batch 1; fp16 outputs are widened)."""
+    score = np.asarray(outputs[output["name"]])
+    while score.ndim > 2:
+        score = score[0]
+    return score.astype(np.float32, copy=False)
+
+
+class OutlierCounter(object):
+    """Outlier pixels per frame (score > threshold): mean and max per frame, frames with any."""
+
+    def __init__(self, threshold):
+        self.threshold = check_threshold(threshold)
+        self.frames = 0
+        self.frames_with_outliers = 0
+        self.pixels_total = 0
+        self.pixels_max = 0
+        self.fraction_sum = 0.0
+        self.fraction_max = 0.0
+        self.score_max = 0.0
+
+    def update(self, score):
+        """Count one frame's score map; returns its number of outlier pixels."""
+        count = int(np.count_nonzero(score > self.threshold))
+        fraction = count / float(max(1, score.size))
+        self.frames += 1
+        self.frames_with_outliers += int(count > 0)
+        self.pixels_total += count
+        self.pixels_max = max(self.pixels_max, count)
+        self.fraction_sum += fraction
+        self.fraction_max = max(self.fraction_max, fraction)
+        if score.size:
+            self.score_max = max(self.score_max, float(score.max()))
+        return count
+
+    def summary(self):
+        """A JSON-ready dict for the run report (see docs/report-schema.md)."""
+        frames = self.frames
+        return {
+            "threshold": self.threshold,
+            "frames": frames,
+            "frames_with_outliers": self.frames_with_outliers,
+            "pixels_per_frame": {"mean": self.pixels_total / float(frames) if frames else None,
+                                 "max": self.pixels_max if frames else None},
+            "fraction_per_frame": {"mean": self.fraction_sum / frames if frames else None,
+                                   "max": self.fraction_max if frames else None},
+            "max_score": self.score_max if frames else None,
+        }
