@@ -31,6 +31,7 @@ from runtime.cli.common import add_common_args, run_cli
 from runtime.data.cityscapes import find_pairs, read_label
 from runtime.errors import UserError
 from runtime.metrics import ConfusionMatrix, OutlierHistogram
+from runtime.preprocess import normalization_coefficients
 
 NEGATIVE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 
@@ -126,9 +127,7 @@ class SegmentationFolder(Dataset):
         self.train = train
         self.ignore_id = ignore_id
         self.size = size  # (H, W) every image is first resized to (the network's input size)
-        std = np.asarray(normalization["std"], np.float32)
-        self.mul = (float(normalization["scale"]) / std).astype(np.float32)
-        self.add = (-np.asarray(normalization["mean"], np.float32) / std).astype(np.float32)
+        self.mul, self.add = normalization_coefficients(normalization)  # as the runtime does
 
     def __len__(self):
         return len(self.pairs)

@@ -57,6 +57,14 @@ def fit_frame(frame, size, mode="stretch"):
     raise UserError("unknown resize mode {!r}; use one of {}".format(mode, ", ".join(RESIZE_MODES)))
 
 
+def normalization_coefficients(norm):
+    """(mul, add) per channel with (x * scale - mean) / std == x * mul + add (one fused op)."""
+    std = np.asarray(norm["std"], dtype=np.float32)
+    mul = (np.float32(norm["scale"]) / std).astype(np.float32)
+    add = (-np.asarray(norm["mean"], dtype=np.float32) / std).astype(np.float32)
+    return mul, add
+
+
 class Preprocessor(object):
     """Frame -> input tensor, as the manifest's ``input`` block describes it."""
 
@@ -77,10 +85,7 @@ class Preprocessor(object):
         norm = manifest_input["normalization"]
         self.host_normalize = not norm["in_graph"]
         if self.host_normalize:
-            # (x * scale - mean) / std == x * a + b, per channel, in the model's colour order.
-            std = np.asarray(norm["std"], dtype=np.float32)
-            self.mul = (np.float32(norm["scale"]) / std).astype(np.float32)
-            self.add = (-np.asarray(norm["mean"], dtype=np.float32) / std).astype(np.float32)
+            self.mul, self.add = normalization_coefficients(norm)
 
     def fit(self, frame):
         """Resize a BGR frame to the network size; returns (fitted BGR frame, Fit)."""
