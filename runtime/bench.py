@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "rt-bench/1"
 DEFAULT_ROUNDS = 10
+DEFAULT_SETTLE_S = 0.1    # untimed pause between runners: spinning thread pools go idle
 DEFAULT_CV_WARN = 0.10   # std / mean above which a latency is called unstable
 DEFAULT_WARMUP_S = 1.0   # per runner, when neither --warmup nor --warmup-s is given
 DEFAULT_DURATION_S = 5.0  # timed seconds per runner, when neither --iterations nor --duration
@@ -247,16 +248,19 @@ class Measurement(object):
 
 
 def measure(runners, warmup_iters=None, warmup_s=None, iterations=None, duration=None,
-            rounds=DEFAULT_ROUNDS, clock=time.perf_counter):
+            rounds=DEFAULT_ROUNDS, clock=time.perf_counter, settle_s=None, sleep=time.sleep):
     """Warm up, then time ``runners`` interleaved in rounds.
 
     Warm-up: ``warmup_iters`` calls or ``warmup_s`` seconds per runner (at least one
     call; default DEFAULT_WARMUP_S). Timed: ``iterations`` calls per runner, spread over
     ``rounds`` rounds, or ``duration`` timed seconds per runner (default
     DEFAULT_DURATION_S), each round getting duration / rounds. Round r runs the runners
-    starting at index r mod n.
+    starting at index r mod n. Between two runners' blocks the loop pauses ``settle_s``
+    (default DEFAULT_SETTLE_S, untimed): thread pools that spin after their work (PyTorch's
+    OpenMP, ONNX Runtime's) would otherwise steal the CPU from the next runner's first calls.
     """
     runners = list(runners)
+    settle_s = DEFAULT_SETTLE_S if settle_s is None else float(settle_s)
     if not runners:
         raise ValueError("nothing to measure")
     if warmup_iters is not None and warmup_s is not None:
@@ -284,13 +288,15 @@ def measure(runners, warmup_iters=None, warmup_s=None, iterations=None, duration
         for k in range(n):
             index = (rnd + k) % n
             order.append((rnd, index))
+            if n > 1 and settle_s > 0:
+                sleep(settle_s)
             if iterations is not None:
                 calls = iterations // rounds + (1 if rnd < iterations % rounds else 0)
                 _timed(records[index], calls, None, clock)
             else:
                 _timed(records[index], None, float(duration) / rounds, clock)
     settings = {"warmup_iters": warmup_iters, "warmup_s": warmup_s, "iterations": iterations,
-                "duration_s": duration, "rounds": rounds, "runners": n}
+                "duration_s": duration, "rounds": rounds, "runners": n, "settle_s": settle_s}
     return Measurement(records, order, settings)
 
 
