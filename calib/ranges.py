@@ -21,6 +21,7 @@ import tempfile
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.jsonfile import write_atomic
 
 METHODS = ("entropy", "percentile", "minmax")
 DEFAULT_METHOD = "entropy"
@@ -91,10 +92,7 @@ class Ranges(object):
         return cls(data["method"], data["tensors"], data.get("images", 0), data.get("info"))
 
     def save(self, path):
-        tmp = str(path) + ".tmp"
-        with open(tmp, "w") as handle:
-            json.dump(self.to_json(), handle, indent=1)
-        os.replace(tmp, str(path))
+        write_atomic(path, self.to_json(), indent=1)
 
     @classmethod
     def load(cls, path):

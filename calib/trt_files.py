@@ -20,6 +20,7 @@ import json
 import os
 
 from runtime.errors import UserError
+from runtime.jsonfile import write_atomic
 
 META_KEY = "__calibration__"
 AMAX_FORMAT = "swiftrt-amax"
@@ -86,13 +87,7 @@ def write_amax_json(path, amax, onnx_sha256, method, calibration=None):
                         "source_sha256": (calibration or {}).get("source_sha256")}}
     for name in sorted(amax):
         table[name] = float(abs(amax[name]))
-    path = str(path)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(table, handle, indent=1)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, table, indent=1)
 
 
 def read_amax_json(path, onnx_path=None, onnx_sha256=None):

@@ -10,6 +10,7 @@ import json
 import os
 
 from runtime.errors import ManifestError
+from runtime.jsonfile import write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -126,13 +127,7 @@ def write(artifact_path, data):
     Written to a temporary file and renamed, so a crash never leaves half a manifest.
     """
     validate(data, sidecar_path(artifact_path))
-    path = sidecar_path(artifact_path)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(sidecar_path(artifact_path), data)
 
 
 def input_hw(data):

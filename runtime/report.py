@@ -5,12 +5,13 @@ and its versions, the host (CPU, GPU; on a Jetson the module, the nvpmodel mode 
 whether clocks are locked) and memory at start and end. Host probing is best-effort:
 it never fails and never waits long.
 """
-import json
 import os
 import platform
 import re
 import subprocess
 import time
+
+from runtime.jsonfile import write_atomic
 
 REPORT_SCHEMA_VERSION = 1
 _PROBE_TIMEOUT = 3.0  # s, for nvidia-smi, nvpmodel, jetson_clocks
@@ -204,16 +205,7 @@ def _iso(stamp):
 
 def write(path, report):
     """Write the report as JSON (through a temporary file: never half a report)."""
-    path = str(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(report, handle, indent=2, default=_jsonable)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, report, default=_jsonable)
 
 
 def _jsonable(value):
