@@ -250,12 +250,18 @@ def load_checkpoint(arch: str, path: PathLike, num_classes: Optional[int] = None
         kwargs = _layout_kwargs(layout, state_dict)
         kwargs["num_classes"] = 19 if num_classes is None else num_classes
         model = create(arch, **kwargs)
-    fresh = _load_strict(model, state_dict, arch, layout, path, kwargs,
-                         allow_new_heads=from_base and base_of(arch) is not None)
+    from_base = from_base and base_of(arch) is not None
+    dropped = []
+    extra = tuple(getattr(model, "base_extra_prefixes", ())) if from_base else ()
+    if extra:  # keys of the base arch this one has no place for (e.g. skip bottlenecks)
+        dropped = sorted(k for k in state_dict if k.startswith(extra))
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(extra)}
+    fresh = _load_strict(model, state_dict, arch, layout, path, kwargs, allow_new_heads=from_base)
     model.eval()
     info = dict(
         new_head=bool(fresh),
         new_heads=fresh,
+        dropped_keys=dropped,
         layout=layout,
         sha256=sha256_file(path),
         classes=meta.get("classes"),

@@ -60,3 +60,4 @@ def create(name: str, num_classes: int = 19, **kwargs) -> nn.Module:
 
 # Architectures register themselves on import; keep these imports below the registry.
 from . import swiftnet  # noqa: E402,F401
+from . import forecast  # noqa: E402,F401
