@@ -265,7 +265,7 @@ def load_checkpoint(arch: str, path: PathLike, num_classes: Optional[int] = None
         layout=layout,
         sha256=sha256_file(path),
         classes=meta.get("classes"),
-        normalization=dict(model.normalization),
+        normalization=dict(getattr(model, "normalization", None) or {}),
         input_size=meta.get("input_size"),
         metadata=meta,
     )

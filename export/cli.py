@@ -36,12 +36,14 @@ def build_parser():
                         " (not needed with --onnx)")
     parser.add_argument("--checkpoint", help="checkpoint: the published SwiftNet layouts or ours "
                                              "(default: untrained weights, for testing only)")
-    parser.add_argument("--size", default="256x512", help="input HEIGHTxWIDTH (default 256x512)")
+    parser.add_argument("--size", help="input HEIGHTxWIDTH (default 256x512; forecast bundles: the "
+                                       "size the forecaster was trained at)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
                         help="numeric precision of the artifact (fp16/int8: converted from the "
                              "parity-gated FP32 export by calib/, with the accuracy cost measured)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
-                        help="ONNX opset: 17 for TensorRT 8.5/8.6 (default), 13 for TensorRT 8.2 (TX2)")
+    parser.add_argument("--opset", type=int,
+                        help="ONNX opset: 17 for TensorRT 8.5/8.6 (default), 13 for TensorRT 8.2 (TX2); "
+                             "forecast bundles: 17, or 19 with --deform-form onnx")
     parser.add_argument("--input", dest="input_format", default="frame", choices=["frame", "tensor"],
                         help="frame: uint8 HxWx3 camera frame, normalized in the graph (default); "
                              "tensor: normalized float NCHW")
@@ -58,6 +60,7 @@ def build_parser():
     parser.add_argument("--output", "-o", help="output .onnx, or .plan to build a TensorRT engine "
                                                "(default engines/<arch>_<precision>.onnx)")
     _add_reduced_precision_args(parser)
+    _add_forecast_args(parser)
     _add_plan_args(parser)
     add_common_args(parser)
     return parser
@@ -92,9 +95,40 @@ def _add_reduced_precision_args(parser):
                                            "on generated scenes)")
 
 
+def _add_forecast_args(parser):
+    group = parser.add_argument_group("forecast bundles (--arch swiftnet-rn18-f2f, see docs/forecast-bundle.md)")
+    group.add_argument("--features-checkpoint", metavar="CKPT",
+                       help="the swiftnet-rn18-sl checkpoint the forecaster was trained on "
+                            "(default: the path recorded in the forecaster checkpoint)")
+    group.add_argument("--deform-form", default="grid_sample", choices=["grid_sample", "gather", "onnx"],
+                       help="deformable convolution in ONNX: grid_sample (opset >= 16: ONNX Runtime, "
+                            "TensorRT >= 8.5; default), gather (opset 13: TensorRT 8.2 / TX2), "
+                            "onnx (DeformConv, opset 19: TensorRT >= 10.1, ONNX Runtime >= 1.25)")
+
+
+def _export_bundle(args, size, opset, log):
+    from export.forecast_export import BUNDLE_ARCH, export_bundle
+    if not args.checkpoint:
+        raise UserError("--arch {} needs --checkpoint: a forecaster trained with rt-train --arch f2f-8"
+                        .format(BUNDLE_ARCH))
+    if args.precision == "fp16":
+        raise UserError("forecast bundles: --precision fp32 or int8 (fp16 is not implemented for bundles yet)")
+    output = args.output or os.path.join("engines", "{}_{}".format(BUNDLE_ARCH, args.precision))
+    if output.endswith((".onnx", ".plan", ".json")):
+        raise UserError("--output {}: a forecast bundle is a folder (three stages + forecast.json)".format(output))
+    export_bundle(args.checkpoint, output, features_checkpoint=args.features_checkpoint,
+                  size=size if args.size_given else None, opset=opset, deform_form=args.deform_form,
+                  output_kind=args.output_kind, color_order=args.color_order, resize=args.resize,
+                  precision=args.precision, calib=args.calib, calib_count=args.calib_count,
+                  calib_method=args.calib_method, calib_seed=args.calib_seed, flavor=args.flavor,
+                  min_agreement=args.min_agreement, log=log)
+    return 0
+
+
 def _archs():
     """Registry names without importing torch (the plan path runs on devices without it)."""
-    return ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2", "swiftnet-rn18-ood"]
+    return ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2", "swiftnet-rn18-ood", "swiftnet-rn18-sl",
+            "swiftnet-rn18-f2f (forecast bundle from an f2f-8 checkpoint)"]
 
 
 def _add_plan_args(parser):
@@ -114,11 +148,15 @@ def _add_plan_args(parser):
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    size = parse_size(args.size)
+    args.size_given = args.size is not None
+    opset_given, args.opset = args.opset, args.opset or DEFAULT_OPSET
+    size = parse_size(args.size or "256x512")
     if args.parity_images < 1:
         raise UserError("--parity-images must be at least 1")
     if not args.arch and not args.onnx:
         raise UserError("--arch is required (or --onnx to build a TensorRT plan from an export)")
+    if args.arch == "swiftnet-rn18-f2f":
+        return _export_bundle(args, size, opset_given, _log(args.quiet))
     output = args.output or os.path.join("engines", "{}_{}.onnx".format(args.arch, args.precision))
     if output.endswith(".plan"):
         return _build_plan(args, size, output, _log(args.quiet))

@@ -390,14 +390,28 @@ def build_parser():
                              "training images (default: the generator's outlier objects)")
     parser.add_argument("--outlier-weight", type=float, default=0.2,
                         help="outlier architectures: weight of the outlier CE loss (default 0.2)")
+    group = parser.add_argument_group("forecasters (f2f-8, f2f-8-conv; see export/train_forecast.py)")
+    group.add_argument("--features-from", metavar="CKPT",
+                       help="the swiftnet-rn18-sl checkpoint whose SPP features are forecast")
+    group.add_argument("--horizon", type=int, default=9, help="frames ahead (3 short, 9 mid term; default 9)")
+    group.add_argument("--past-offsets", default="-9,-6,-3,0", help="past frames used (default -9,-6,-3,0)")
+    group.add_argument("--finetune-iterations", type=int, default=500,
+                       help="iterations through the frozen decoder with the segmentation loss (default 500)")
+    group.add_argument("--depth", type=int, default=8, help="F2F units (default 8)")
+    group.add_argument("--seq-limit", type=int, help="use the first N train sequences only")
     parser.add_argument("--half", action="store_true",
                         help="store weights as fp16 (small committed demo checkpoints)")
     add_common_args(parser)
     return parser
 
 
+FORECASTERS = ("f2f-8", "f2f-8-conv")
+
+
 def main(argv):
     args = build_parser().parse_args(argv)
+    if args.arch in FORECASTERS:
+        return _main_forecaster(args)
     result = train(args.arch, args.data, args.output, iterations=args.iterations,
                    batch_size=args.batch_size, crop=_size(args.crop),
                    size=_size(args.size) if args.size else None, lr=args.lr,
@@ -406,6 +420,23 @@ def main(argv):
                    seed=args.seed, threads=args.threads, init=args.init, half=args.half, amp=args.amp,
                    negatives=args.negatives, outlier_weight=args.outlier_weight,
                    progress=not args.quiet, log=lambda m: sys.stderr.write(m + "\n"))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _main_forecaster(args):
+    from export.train_forecast import train_forecaster
+    try:
+        offsets = [int(v) for v in args.past_offsets.split(",") if v.strip()]
+    except ValueError:
+        raise UserError("malformed --past-offsets {!r}: expected e.g. -9,-6,-3,0".format(args.past_offsets))
+    result = train_forecaster(args.arch, args.data, args.output, args.features_from, horizon=args.horizon,
+                              offsets=offsets, iterations=args.iterations,
+                              finetune_iterations=args.finetune_iterations, batch_size=args.batch_size,
+                              lr=args.lr, weight_decay=args.weight_decay, seq_limit=args.seq_limit,
+                              val_limit=args.val_limit, threads=args.threads, seed=args.seed, half=args.half,
+                              depth=args.depth, progress=not args.quiet,
+                              log=lambda m: sys.stderr.write(m + "\n"))
     print(json.dumps(result, indent=2))
     return 0
 

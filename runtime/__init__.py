@@ -6,3 +6,9 @@ Three objects, in the spirit of jetson-inference (see README "Embedding"):
 export side imports ``runtime.manifest`` without pulling OpenCV.
 """
 __version__ = "0.1.0"
+
+
+def open_engine(path, **options):
+    """An Engine, or a ForecastEngine for a forecast bundle (see runtime.engine.open_engine)."""
+    from runtime.engine import open_engine as _open_engine  # lazy: keeps this module light
+    return _open_engine(path, **options)

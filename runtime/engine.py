@@ -36,12 +36,39 @@ class Result(object):
         self.outlier_score = outlier_score
 
 
+def _refuse_forecast_parts(path, manifest):
+    """A forecast bundle is three networks and a ring buffer: not one Engine (say where to go)."""
+    task = manifest["task"]
+    if task == "forecast":
+        raise ManifestError("{} is a forecast bundle: open it with runtime.open_engine (or "
+                            "runtime.forecast.ForecastEngine), or give it to rt-segment --engine"
+                            .format(path))
+    if task == "forecast_stage":
+        raise ManifestError("{} is the '{}' stage of a forecast bundle: give the bundle's {} "
+                            "to rt-segment --engine (or runtime.open_engine)".format(
+                                path, manifest["stage"], manifest_mod.BUNDLE_NAME))
+
+
+def open_engine(path, backend=None, providers=None, threads=None, resize=None, current=False):
+    """The engine for ``path``: a ForecastEngine for a forecast bundle, else an Engine.
+
+    ``path``: an artifact, its manifest, a bundle's ``forecast.json`` or its folder.
+    ``current`` (bundles only): also segment the current frame (for side-by-side views).
+    """
+    if manifest_mod.peek_task(path) == "forecast":
+        from runtime.forecast import ForecastEngine
+        return ForecastEngine(path, backend=backend, providers=providers, threads=threads,
+                              resize=resize, current=current)
+    return Engine(path, backend=backend, providers=providers, threads=threads, resize=resize)
+
+
 class Engine(object):
     """Loads an artifact with its manifest and runs frames through it."""
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None):
         self.path = str(path)
         self.manifest = manifest_mod.load(self.path)
+        _refuse_forecast_parts(self.path, self.manifest)
         artifact, _ = manifest_mod.resolve(self.path)
         self.artifact = artifact
         self.backend = open_backend(artifact, self.manifest, backend=backend,

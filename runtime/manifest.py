@@ -4,6 +4,10 @@ Every artifact ``engines/NAME.onnx`` (or ``.plan``) has ``engines/NAME.onnx.json
 The runtime takes everything it needs from it (tensor names, shapes, dtypes,
 colour order, normalization, classes); nothing of that is hard-coded in
 ``runtime/``. The schema is documented in README.md ("Manifest").
+
+A forecast bundle is one manifest ``forecast.json`` (task ``forecast``) naming three
+stage artifacts, each with its own manifest (task ``forecast_stage``); see
+docs/forecast-bundle.md.
 """
 import hashlib
 import json
@@ -14,7 +18,10 @@ from runtime.jsonfile import write_atomic
 
 SCHEMA_VERSION = 1
 
-TASKS = ("segmentation", "outlier", "forecast")
+TASKS = ("segmentation", "outlier", "forecast", "forecast_stage")
+FORECAST_STAGES = ("features", "f2f", "decoder")
+BUNDLE_NAME = "forecast.json"
+INPUT_KINDS = ("frame", "features")
 INPUT_LAYOUTS = ("NHWC", "NCHW")
 COLOR_ORDERS = ("BGR", "RGB")
 OUTPUT_MEANINGS = ("class_map", "logits", "outlier_score", "features")
@@ -22,6 +29,8 @@ RESIZE_MODES = ("stretch", "letterbox", "crop")
 
 _REQUIRED = ("schema_version", "arch", "task", "artifact", "input", "outputs",
              "classes", "ignore_id", "precision")
+_BUNDLE_REQUIRED = ("schema_version", "task", "arch", "precision", "stages", "past_offsets",
+                    "horizon", "frame_rate", "feature_shape", "classes", "ignore_id", "input")
 
 
 def sidecar_path(artifact_path):
@@ -39,8 +48,13 @@ def sha256_file(path, chunk=1 << 20):
 
 
 def resolve(path):
-    """Return ``(artifact_path, manifest_path)`` for an artifact or a manifest path."""
+    """Return ``(artifact_path, manifest_path)`` for an artifact or a manifest path.
+
+    A folder holding a ``forecast.json`` stands for that bundle (artifact: the folder).
+    """
     path = str(path)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, BUNDLE_NAME)):
+        return path, os.path.join(path, BUNDLE_NAME)
     if path.endswith(".json"):
         manifest_path = path
         artifact_path = path[:-len(".json")]
@@ -57,6 +71,9 @@ def load(path, check_artifact=True):
     another schema version, or does not describe the artifact beside it.
     """
     artifact_path, manifest_path = resolve(path)
+    if os.path.isdir(artifact_path) and not os.path.isfile(manifest_path):
+        raise ManifestError("{} is a folder without a {}: give an artifact, its manifest, or "
+                            "a forecast bundle's folder".format(artifact_path, BUNDLE_NAME))
     if not os.path.exists(manifest_path):
         raise ManifestError("no manifest for {}: expected {} (re-export with rt-export)"
                             .format(artifact_path, manifest_path))
@@ -66,11 +83,24 @@ def load(path, check_artifact=True):
     except (OSError, ValueError) as exc:
         raise ManifestError("cannot read manifest {}: {}".format(manifest_path, exc))
     validate(data, manifest_path)
-    if check_artifact and data.get("task") != "forecast":
+    if check_artifact and data["task"] != "forecast":  # a bundle's artifacts are its stages
         if not os.path.exists(artifact_path):
             raise ManifestError("manifest {} has no artifact beside it: {} is missing"
                                 .format(manifest_path, artifact_path))
     return data
+
+
+def peek_task(path):
+    """The ``task`` a manifest (or artifact, or bundle folder) declares; None if unreadable.
+
+    For dispatching only (never raises): the chosen loader validates properly.
+    """
+    try:
+        with open(resolve(path)[1]) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data.get("task") if isinstance(data, dict) else None
 
 
 def validate(data, where="manifest"):
@@ -82,11 +112,17 @@ def validate(data, where="manifest"):
         raise ManifestError("{}: schema version {!r}, this runtime reads version {} "
                             "(re-export the model with this release)"
                             .format(where, version, SCHEMA_VERSION))
+    if data.get("task") == "forecast":
+        _validate_bundle(data, where)
+        return
     for key in _REQUIRED:
         if key not in data:
             raise ManifestError("{}: missing field '{}'".format(where, key))
     if data["task"] not in TASKS:
         raise ManifestError("{}: unknown task {!r}".format(where, data["task"]))
+    if data["task"] == "forecast_stage" and data.get("stage") not in FORECAST_STAGES:
+        raise ManifestError("{}: forecast stage {!r} not one of {}".format(
+            where, data.get("stage"), ", ".join(FORECAST_STAGES)))
     _validate_input(data["input"], where)
     outputs = data["outputs"]
     if not isinstance(outputs, list) or not outputs:
@@ -98,23 +134,81 @@ def validate(data, where="manifest"):
         if out["meaning"] not in OUTPUT_MEANINGS:
             raise ManifestError("{}: output {} has unknown meaning {!r}"
                                 .format(where, out["name"], out["meaning"]))
-    for cls in data["classes"]:
-        if not {"id", "name", "color"} <= set(cls):
+    _validate_classes(data["classes"], where)
+
+
+def _validate_classes(classes, where):
+    if not isinstance(classes, list):
+        raise ManifestError("{}: 'classes' must be a list".format(where))
+    for cls in classes:
+        if not isinstance(cls, dict) or not {"id", "name", "color"} <= set(cls):
             raise ManifestError("{}: each class needs id, name and color".format(where))
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate_bundle(data, where):
+    """The bundle manifest ``forecast.json``: stages, offsets, rates and the shared shapes."""
+    for key in _BUNDLE_REQUIRED:
+        if key not in data:
+            raise ManifestError("{}: missing field '{}'".format(where, key))
+    stages = data["stages"]
+    if not isinstance(stages, dict) or set(stages) != set(FORECAST_STAGES):
+        raise ManifestError("{}: 'stages' must map exactly {} to artifact paths, got {}".format(
+            where, ", ".join(FORECAST_STAGES),
+            sorted(stages) if isinstance(stages, dict) else repr(stages)))
+    for name in FORECAST_STAGES:
+        if not isinstance(stages[name], str) or not stages[name]:
+            raise ManifestError("{}: stage '{}' must be a path relative to the bundle, got {!r}"
+                                .format(where, name, stages[name]))
+    offsets = data["past_offsets"]
+    if (not isinstance(offsets, list) or not offsets or not all(_is_int(o) for o in offsets)
+            or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] != 0):
+        raise ManifestError("{}: 'past_offsets' must be ascending integer frame offsets ending "
+                            "with 0 (e.g. [-9, -6, -3, 0]), got {!r}".format(where, offsets))
+    if not _is_int(data["horizon"]) or data["horizon"] <= 0:
+        raise ManifestError("{}: 'horizon' must be a positive number of frames, got {!r}".format(
+            where, data["horizon"]))
+    rate = data["frame_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ManifestError("{}: 'frame_rate' must be a positive number (Hz), got {!r}".format(
+            where, rate))
+    shape = data["feature_shape"]
+    if (not isinstance(shape, list) or len(shape) != 4
+            or not all(_is_int(d) and d > 0 for d in shape)):
+        raise ManifestError("{}: 'feature_shape' must be 4 positive integers (N, C, H, W), "
+                            "got {!r}".format(where, shape))
+    if not isinstance(data["input"], dict) or data["input"].get("kind", "frame") != "frame":
+        raise ManifestError("{}: the bundle's 'input' must be the frame input of its features "
+                            "stage".format(where))
+    _validate_input(data["input"], where)
+    _validate_classes(data["classes"], where)
+
+
 def _validate_input(inp, where):
-    for key in ("name", "shape", "dtype", "layout", "color_order", "normalization"):
+    if not isinstance(inp, dict):
+        raise ManifestError("{}: 'input' must be an object".format(where))
+    kind = inp.get("kind", "frame")
+    if kind not in INPUT_KINDS:
+        raise ManifestError("{}: input kind {!r} not one of {}".format(where, kind, INPUT_KINDS))
+    keys = ("name", "shape", "dtype", "layout")
+    if kind == "frame":  # colour order and normalization describe camera frames only
+        keys += ("color_order", "normalization")
+    for key in keys:
         if key not in inp:
             raise ManifestError("{}: input without '{}'".format(where, key))
     if inp["layout"] not in INPUT_LAYOUTS:
         raise ManifestError("{}: input layout {!r} not one of {}".format(
             where, inp["layout"], INPUT_LAYOUTS))
+    if len(inp["shape"]) != 4:
+        raise ManifestError("{}: input shape must be 4-D, got {}".format(where, inp["shape"]))
+    if kind == "features":
+        return
     if inp["color_order"] not in COLOR_ORDERS:
         raise ManifestError("{}: colour order {!r} not one of {}".format(
             where, inp["color_order"], COLOR_ORDERS))
-    if len(inp["shape"]) != 4:
-        raise ManifestError("{}: input shape must be 4-D, got {}".format(where, inp["shape"]))
     norm = inp["normalization"]
     for key in ("in_graph", "scale", "mean", "std"):
         if key not in norm:
@@ -128,6 +222,13 @@ def write(artifact_path, data):
     """
     validate(data, sidecar_path(artifact_path))
     return write_atomic(sidecar_path(artifact_path), data)
+
+
+def write_bundle(folder, data):
+    """Write a bundle manifest as ``folder/forecast.json`` (validated first, atomically)."""
+    path = os.path.join(str(folder), BUNDLE_NAME)
+    validate(data, path)
+    return write_atomic(path, data)
 
 
 def input_hw(data):

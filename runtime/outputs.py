@@ -116,7 +116,8 @@ class FrameSaver(Output):
 
     The label PNG holds the raw class ids (what an evaluation needs); the picture is
     what a person looks at. NNNNNN is the frame's index in the source. Outlier engines
-    also get ``NNNNNN_outlier.png``: the score (1 - P(inlier)) scaled to 0..255.
+    also get ``NNNNNN_outlier.png``: the score (1 - P(inlier)) scaled to 0..255. For a
+    forecast bundle the labels are the forecast; warm-up frames have no label PNG.
     """
 
     kind = "frames"
@@ -132,7 +133,7 @@ class FrameSaver(Output):
         stem = os.path.join(self.directory, "{:06d}".format(result.index))
         if not cv2.imwrite("{}.{}".format(stem, self.ext), visual):
             raise UserError("cannot write {}.{}".format(stem, self.ext))
-        if self.labels:
+        if self.labels and result.class_map is not None:  # None: no result yet (forecast warm-up)
             cv2.imwrite(stem + "_labels.png", result.class_map)
             score = getattr(result, "outlier_score", None)
             if score is not None:

@@ -19,6 +19,14 @@ The consumer (the thread that iterates) receives FrameResult objects:
 
 ``stop()`` is thread-safe and signal-safe (it only sets flags); outputs and the source
 are closed on every exit path (``close()``, the end of the iteration, ``with``).
+
+An engine needs ``preprocess``, ``infer``, ``postprocess`` and ``outlier_score``. A
+stateful composition (e.g. runtime.forecast.ForecastEngine) may also have: ``reset()``
+(called when a run starts), ``infer_at(tensor, frame_time)`` (used instead of ``infer``;
+``frame_time`` is the frame's media time for files with a frame rate, its capture time
+for live sources, None when unknown), ``finish_frame(outputs)`` (called once per
+processed frame, in order; its return value is ``FrameResult.details`` and is handed to
+the visualizer) and ``stream_summary()`` (a dict merged into ``summary()``).
 """
 import collections
 import logging
@@ -49,11 +57,12 @@ class FrameResult(object):
     stage (read, preprocess, inference, postprocess, output); age_ms: capture to
     result (outputs written); visual: the rendered picture, if an output needed one;
     outlier_score: (H, W) float32 1 - P(inlier) for outlier engines, else None;
-    outlier_pixels: its pixels above the threshold (None without a score).
+    outlier_pixels: its pixels above the threshold (None without a score); details: what
+    the engine's ``finish_frame`` says of the frame (e.g. a ForecastFrame), else None.
     """
 
     __slots__ = ("index", "frame", "fitted", "fit", "class_map", "outputs", "capture_time",
-                 "timings", "age_ms", "visual", "outlier_score", "outlier_pixels")
+                 "timings", "age_ms", "visual", "outlier_score", "outlier_pixels", "details")
 
     def __init__(self, index, frame, fitted, fit, class_map, outputs, capture_time, timings,
                  outlier_score=None):
@@ -64,6 +73,7 @@ class FrameResult(object):
         self.visual = None
         self.outlier_score = outlier_score
         self.outlier_pixels = None
+        self.details = None
 
 
 class _Channel(object):
@@ -187,8 +197,8 @@ class Pipeline(object):
     @property
     def visualizer(self):
         if self._visualizer is None:
-            from runtime.visualize import Visualizer
-            self._visualizer = Visualizer(self.engine.manifest)
+            from runtime.visualize import make_visualizer
+            self._visualizer = make_visualizer(self.engine.manifest)
         return self._visualizer
 
     def start(self):
@@ -225,6 +235,9 @@ class Pipeline(object):
             log.warning("%s has no frame rate: --realtime ignored, frames are read one by one",
                         self.source.uri)
             self.live = False
+        reset = getattr(self.engine, "reset", None)
+        if reset is not None:
+            reset()
         for _ in range(self.warmup):
             dummy = getattr(self.engine, "dummy_input", None)
             if dummy is not None:
@@ -316,6 +329,7 @@ class Pipeline(object):
     def _capture(self):
         source, out = self.source, self._frames
         period = 1.0 / self.source.fps if (self.realtime and not source.live and self.live) else None
+        media_fps = source.fps if not source.live else None  # files: time = index / fps
         limit = self.max_frames if not self.live else None
         valid = 0
         try:
@@ -346,7 +360,8 @@ class Pipeline(object):
                     self.frame_size = frame.shape[:2]
                 valid += 1
                 self.series["read"].add((t1 - t0) * 1e3)
-                if not out.put((index, frame, t1, (t1 - t0) * 1e3)):
+                frame_time = t1 if source.live else (index / media_fps if media_fps else None)
+                if not out.put((index, frame, t1, (t1 - t0) * 1e3, frame_time)):
                     break
         except BaseException as exc:
             self._fail(exc)
@@ -355,6 +370,7 @@ class Pipeline(object):
 
     def _work(self):
         engine, inp, out = self.engine, self._frames, self._inferred
+        infer_at = getattr(engine, "infer_at", None)
         try:
             while True:
                 item = inp.get()
@@ -363,7 +379,7 @@ class Pipeline(object):
                 t0 = _clock()
                 tensor, fitted, fit = engine.preprocess(item[1])
                 t1 = _clock()
-                outputs = engine.infer(tensor)
+                outputs = infer_at(tensor, item[4]) if infer_at else engine.infer(tensor)
                 if self._copy_outputs:
                     outputs = dict((k, np.array(v, copy=True)) for k, v in outputs.items())
                 t2 = _clock()
@@ -377,6 +393,7 @@ class Pipeline(object):
     def _post(self):
         engine, inp, out = self.engine, self._inferred, self._results
         series = self.series
+        finish_frame = getattr(engine, "finish_frame", None)
         try:
             while True:
                 item = inp.get()
@@ -384,22 +401,26 @@ class Pipeline(object):
                     break
                 if self.max_frames is not None and self.frames_processed >= self.max_frames:
                     continue  # in flight when the limit was reached
-                index, frame, t_cap, read_ms, fitted, fit, outputs, pre_ms, inf_ms = item
+                index, frame, t_cap, read_ms, _, fitted, fit, outputs, pre_ms, inf_ms = item
                 t0 = _clock()
                 class_map = engine.postprocess(outputs)
                 score = engine.outlier_score(outputs) if self.outliers is not None else None
+                details = finish_frame(outputs) if finish_frame is not None else None
                 t1 = _clock()
                 result = FrameResult(index, frame, fitted, fit, class_map, outputs, t_cap, None,
                                      outlier_score=score)
+                result.details = details
                 if score is not None:
                     result.outlier_pixels = self.outliers.update(score)
                 visual = None
                 if any(o.needs_visual for o in self.outputs):
-                    hud = self._hud_text(t_cap, t1)
-                    if score is None:
-                        visual = self.visualizer.render(fitted, class_map, hud)
-                    else:
-                        visual = self.visualizer.render(fitted, class_map, hud, outlier_score=score)
+                    extra = {}
+                    if score is not None:
+                        extra["outlier_score"] = score
+                    if details is not None:
+                        extra["details"] = details
+                    visual = self.visualizer.render(fitted, class_map, self._hud_text(t_cap, t1),
+                                                    **extra)
                     result.visual = visual
                 for output in self.outputs:
                     output.write(result, visual)
@@ -462,6 +483,9 @@ class Pipeline(object):
         }
         if self.outliers is not None:
             summary["outliers"] = self.outliers.summary()
+        extra = getattr(self.engine, "stream_summary", None)
+        if extra is not None:
+            summary.update(extra())
         return summary
 
 

@@ -194,6 +194,8 @@ def build(summary, engine_info=None, source_info=None, outputs_info=None, memory
     }
     if summary.get("outliers") is not None:  # outlier engines (task 'outlier') only
         report["outliers"] = summary["outliers"]
+    if summary.get("forecast") is not None:  # forecast bundles (task 'forecast') only
+        report["forecast"] = summary["forecast"]
     return report
 
 
@@ -217,6 +219,13 @@ def _jsonable(value):
 def _ms(stats, key):
     value = stats.get(key) if stats else None
     return "{:.1f}".format(value) if value is not None else "-"
+
+
+def _forecast_line(forecast):
+    latency = forecast.get("latency_ms") or {}
+    return ("forecast +{:.2f} s: {} frames forecast, {} warm-up; f2f + decoder p50 {} ms".format(
+        forecast["horizon"]["s"], forecast["frames_forecast"], forecast["frames_warmup"],
+        _ms(latency, "p50")))
 
 
 def format_summary(report):
@@ -245,6 +254,11 @@ def format_summary(report):
                          outliers["frames"], outliers["pixels_per_frame"]["mean"],
                          outliers["pixels_per_frame"]["max"],
                          outliers["fraction_per_frame"]["max"]))
+    forecast = report.get("forecast")
+    if forecast:
+        lines.append(_forecast_line(forecast))
+        if forecast.get("note"):
+            lines.append("  " + forecast["note"])
     mem = report.get("memory") or {}
     if mem.get("rss_start_mb") is not None and mem.get("rss_end_mb") is not None:
         lines.append("memory: RSS {} MB at start, {} MB at end".format(

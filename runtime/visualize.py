@@ -9,6 +9,11 @@ Engines with an outlier score (manifest task ``outlier``) get it drawn on top of
 segmentation: ``outlier_view="mask"`` hatches the pixels above the threshold in magenta
 with an outline, ``"heatmap"`` blends a colour map of the score in (stronger where the
 score is higher) and outlines the thresholded region.
+
+Forecast bundles (manifest task ``forecast``) get ``ForecastVisualizer``: ``overlay``
+blends the forecast class map over the current frame, ``side-by-side`` puts the current
+segmentation left of the forecast. Warm-up frames (no forecast yet) show the plain frame
+and say so. ``make_visualizer`` picks the right one from the manifest.
 """
 import math
 
@@ -20,6 +25,7 @@ from runtime import outlier as outlier_mod
 from runtime.manifest import palette
 
 MODES = ("overlay", "mask", "side-by-side")
+FORECAST_VIEWS = ("overlay", "side-by-side")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 OUTLIER_COLOR = (255, 0, 255)  # BGR magenta: no Cityscapes class uses it
 _HATCH = 6                     # px: period of the diagonal hatching of outlier pixels
@@ -50,6 +56,21 @@ class Visualizer(object):
         """(H, W) class ids -> (H, W, 3) BGR colours."""
         return np.take(self.lut, class_map, axis=0)
 
+    def class_colors(self, class_map, size, frame):
+        """Colours of ``class_map`` at ``size`` = (h, w); the frame itself when there is none."""
+        if class_map is None:
+            return frame.copy()
+        if class_map.shape[:2] != tuple(size):
+            class_map = cv2.resize(class_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        return self.colorize(class_map)
+
+    def blend(self, frame, class_map):
+        """``frame`` with the colours of ``class_map`` blended in (a copy of it when None)."""
+        if class_map is None:
+            return frame.copy()
+        color = self.class_colors(class_map, frame.shape[:2], frame)
+        return cv2.addWeighted(frame, 1.0 - self.alpha, color, self.alpha, 0.0)
+
     def output_size(self, frame_hw):
         """(height, width) of the rendered image for a fitted frame of ``frame_hw``."""
         height, width = frame_hw
@@ -59,16 +80,16 @@ class Visualizer(object):
             width += self.legend_panel(height).shape[1]
         return height, width
 
-    def render(self, frame, class_map, hud_text=None, outlier_score=None):
+    def render(self, frame, class_map, hud_text=None, outlier_score=None, details=None):
         """One BGR image: the chosen view, the legend on the right, the HUD on top.
 
         ``outlier_score`` (H, W floats in [0, 1]), when given, is drawn over the
-        segmentation (over the colour half in side-by-side mode).
+        segmentation (over the colour half in side-by-side mode). ``class_map`` None
+        (no result for this frame yet) draws the frame itself. ``details`` is for
+        engine-specific views (subclasses); ignored here.
         """
         height, width = frame.shape[:2]
-        if class_map.shape[:2] != (height, width):
-            class_map = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
-        color = self.colorize(class_map)
+        color = self.class_colors(class_map, (height, width), frame)
         if self.mode == "overlay":
             view = cv2.addWeighted(frame, 1.0 - self.alpha, color, self.alpha, 0.0)
         elif self.mode == "mask":
@@ -129,6 +150,84 @@ class Visualizer(object):
             panel = _legend_panel(self.classes, self.lut, height)
             self._panels[height] = panel
         return panel
+
+
+class ForecastVisualizer(Visualizer):
+    """Pictures of a forecast stream: the forecast over the current frame, or now | forecast.
+
+    ``view``: ``overlay`` (the forecast class map blended over the current frame) or
+    ``side-by-side`` (the current segmentation left, the forecast right; the engine must
+    decode the current frame: ForecastEngine(current=True)). Warm-up frames show the
+    plain frame. The HUD (overlay) or the panel captions (side-by-side) say
+    ``forecast +0.60 s`` or ``warm-up 3/9``.
+    """
+
+    def __init__(self, manifest, view="overlay", alpha=0.5, legend=True, hud=True):
+        if view not in FORECAST_VIEWS:
+            raise UserError("unknown --forecast-view {!r}; use one of {}".format(
+                view, ", ".join(FORECAST_VIEWS)))
+        Visualizer.__init__(self, manifest, mode="side-by-side" if view == "side-by-side"
+                            else "overlay", alpha=alpha, legend=legend, hud=hud)
+        self.view = view
+
+    def render(self, frame, class_map, hud_text=None, outlier_score=None, details=None):
+        """``details``: the frame's ForecastFrame (None: drawn as a warm-up frame)."""
+        height, width = frame.shape[:2]
+        forecasting = details is not None and details.is_forecast
+        label = _forecast_label(details)
+        forecast = self.blend(frame, class_map if forecasting else None)
+        out_h, out_w = self.output_size((height, width))
+        image = np.empty((out_h, out_w, 3), dtype=np.uint8)
+        if self.view == "side-by-side":
+            image[:, :width] = self.blend(frame, details.current_map if details else None)
+            image[:, width:2 * width] = forecast
+            right = 2 * width
+            if self.hud:
+                _panel_label(image, "now", 0, width)
+                _panel_label(image, label, width, width)
+        else:
+            image[:, :width] = forecast
+            right = width
+        if self.legend:
+            image[:, right:] = self.legend_panel(height)
+        if self.hud:
+            if self.view == "overlay":
+                hud_text = label + ("  " + hud_text if hud_text else "")
+            if hud_text:
+                draw_hud(image, hud_text)
+        return image
+
+
+def _forecast_label(details):
+    if details is None:
+        return "warm-up"
+    if details.is_forecast:
+        return "forecast {:+.2f} s".format(details.horizon_s)
+    if details.warmup:
+        return "warm-up {}/{}".format(*details.warmup)
+    return "warm-up"
+
+
+def _panel_label(image, text, x, width):
+    """A caption at the bottom left of one panel."""
+    scale = max(0.35, min(1.0, width / 1000.0))
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
+    bottom = image.shape[0]
+    cv2.rectangle(image, (x, bottom - th - base - 8), (x + tw + 8, bottom), (0, 0, 0), -1)
+    cv2.putText(image, text, (x + 4, bottom - base - 4), _FONT, scale, (255, 255, 255), 1,
+                cv2.LINE_AA)
+
+
+def make_visualizer(manifest, forecast_view=None, **options):
+    """The visualizer for an engine's manifest: ForecastVisualizer for forecast bundles.
+
+    ``options`` are Visualizer's; for a bundle only ``alpha``, ``legend`` and ``hud`` apply
+    (its views are ``forecast_view``: overlay, the default, or side-by-side).
+    """
+    if manifest.get("task") == "forecast":
+        kept = dict((k, v) for k, v in options.items() if k in ("alpha", "legend", "hud"))
+        return ForecastVisualizer(manifest, view=forecast_view or "overlay", **kept)
+    return Visualizer(manifest, **options)
 
 
 def _legend_panel(classes, lut, height):

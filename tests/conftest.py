@@ -46,3 +46,40 @@ def run_cli_subprocess():
         return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
                               timeout=kwargs.pop("timeout", 300), **kwargs)
     return run
+
+
+@pytest.fixture(scope="session")
+def forecast_sequences(tmp_path_factory):
+    """A tiny generated sequence set (Cityscapes layout, 15 fps): 3 train and 2 val drives of 16 frames."""
+    from runtime.data import synthetic
+    root = str(tmp_path_factory.mktemp("sequences"))
+    synthetic.write_sequences(root, "train", count=3, length=16, fps=15, seed=21, size=SMALL_SIZE)
+    synthetic.write_sequences(root, "val", count=2, length=16, fps=15, seed=22, size=SMALL_SIZE)
+    return root
+
+
+@pytest.fixture(scope="session")
+def forecaster_checkpoints(tmp_path_factory, forecast_sequences):
+    """(single-level checkpoint, f2f-8 checkpoint trained for a few steps with rt-train's code, horizon 3)."""
+    pytest.importorskip("torch")
+    import torch
+    from export import checkpoints, models
+    from export.train_forecast import train_forecaster
+    folder = tmp_path_factory.mktemp("forecaster")
+    torch.manual_seed(0)
+    sl = models.create("swiftnet-rn18-sl")
+    sl_path = str(folder / "sl.pt")
+    checkpoints.save_checkpoint(sl_path, sl, "swiftnet-rn18-sl", {"input_size": list(SMALL_SIZE)})
+    f2f_path = str(folder / "f2f.pt")
+    result = train_forecaster("f2f-8", forecast_sequences, f2f_path, sl_path, horizon=3, iterations=4,
+                              finetune_iterations=2, batch_size=2, depth=3, progress=False, log=lambda m: None)
+    return sl_path, f2f_path, result
+
+
+@pytest.fixture(scope="session")
+def forecast_bundle(tmp_path_factory, forecaster_checkpoints):
+    """A real forecast bundle (FP32, GridSample form) exported by rt-export's code at 128x256."""
+    from export.forecast_export import export_bundle
+    out = str(tmp_path_factory.mktemp("bundles") / "f2f_fp32")
+    export_bundle(forecaster_checkpoints[1], out, parity_frames=10, log=lambda m: None)
+    return out

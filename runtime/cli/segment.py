@@ -5,6 +5,8 @@
         --output out.mp4 --report report.json
     rt-segment --engine engines/swiftnet-rn18-ood_fp32.onnx --video drive.mp4 \
         --output out.mp4 --outlier-view heatmap --outlier-threshold 0.5 --report report.json
+    rt-segment --engine engines/f2f-mid_fp32/forecast.json --video drive.mp4 \
+        --output out.mp4 --forecast-view side-by-side --report report.json
 
 Built on the library API (runtime.pipeline.Pipeline) like any embedding program.
 Ctrl-C and SIGTERM end the run cleanly: the video is finalised, the summary printed
@@ -24,14 +26,14 @@ from runtime import report as report_mod
 from runtime import sources
 from runtime.backends import BACKENDS
 from runtime.cli.common import add_common_args, run_cli
-from runtime.engine import Engine
+from runtime.engine import open_engine
 from runtime.errors import UserError
 from runtime.outlier import VIEWS as OUTLIER_VIEWS
 from runtime.outlier import check_threshold
 from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
 from runtime.pipeline import Pipeline
 from runtime.preprocess import RESIZE_MODES
-from runtime.visualize import MODES, Visualizer
+from runtime.visualize import FORECAST_VIEWS, MODES, make_visualizer
 
 
 _SIGNAL_EXIT = {"interrupted": 130, "terminated": 143}
@@ -48,7 +50,8 @@ def build_parser():
     parser = _Parser(prog="rt-segment",
                      description="Real-time semantic segmentation of a camera, video or images.")
     parser.add_argument("--engine", "-e", required=True,
-                        help="model artifact (.onnx or .plan) with its manifest beside it")
+                        help="model artifact (.onnx or .plan) with its manifest beside it, or a "
+                             "forecast bundle (its forecast.json or folder)")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", metavar="N", help="USB/V4L2 camera index or /dev/videoN")
     src.add_argument("--csi", metavar="N", help="Jetson CSI camera sensor id (nvarguscamerasrc)")
@@ -87,6 +90,9 @@ def build_parser():
     out.add_argument("--outlier-view", default="mask", metavar="VIEW",
                      help="outlier engines: how outliers are drawn over the segmentation: "
                           "mask (hatched, default) or heatmap")
+    out.add_argument("--forecast-view", metavar="VIEW",
+                     help="forecast bundles: overlay (the forecast over the current frame, "
+                          "default) or side-by-side (current segmentation | forecast)")
     out.add_argument("--report", metavar="JSON", help="write the run report (docs/report-schema.md)")
     out.add_argument("--status-interval", type=float, default=5.0, metavar="S",
                      help="seconds between status lines when stderr is not a terminal (default 5)")
@@ -130,6 +136,23 @@ def _check_args(args):
             args.outlier_view, ", ".join(OUTLIER_VIEWS)))
     if args.outlier_threshold is not None:
         check_threshold(args.outlier_threshold)
+    if args.forecast_view is not None and args.forecast_view not in FORECAST_VIEWS:
+        raise UserError("unknown --forecast-view {!r}; use one of {}".format(
+            args.forecast_view, ", ".join(FORECAST_VIEWS)))
+
+
+def _check_engine_args(args, engine):
+    """Flags that only some engines understand."""
+    task = engine.manifest["task"]
+    if args.outlier_threshold is not None and engine.outlier_output is None:
+        raise UserError("--outlier-threshold: {} has no outlier score (manifest task {!r})".format(
+            args.engine, task))
+    if task == "forecast" and args.visualize != "overlay":
+        raise UserError("--visualize: {} is a forecast bundle; its views are --forecast-view "
+                        "{}".format(args.engine, "|".join(FORECAST_VIEWS)))
+    if task != "forecast" and args.forecast_view is not None:
+        raise UserError("--forecast-view: {} is not a forecast bundle (manifest task {!r})".format(
+            args.engine, task))
 
 
 class StatusLine(object):
@@ -216,15 +239,15 @@ def main(argv):
     _quiet_opencv(args.debug)
     source = make_source(args)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    engine = Engine(args.engine, backend=args.backend, providers=providers, threads=args.threads,
-                    resize=args.resize)
-    if args.outlier_threshold is not None and engine.outlier_output is None:
-        raise UserError("--outlier-threshold: {} has no outlier score (manifest task {!r})".format(
-            args.engine, engine.manifest["task"]))
-    visualizer = Visualizer(engine.manifest, mode=args.visualize, alpha=args.alpha,
-                            legend=not args.no_legend, hud=not args.no_hud,
-                            outlier_threshold=args.outlier_threshold,
-                            outlier_view=args.outlier_view)
+    engine = open_engine(args.engine, backend=args.backend, providers=providers,
+                         threads=args.threads, resize=args.resize,
+                         current=args.forecast_view == "side-by-side")
+    _check_engine_args(args, engine)
+    visualizer = make_visualizer(engine.manifest, forecast_view=args.forecast_view,
+                                 mode=args.visualize, alpha=args.alpha,
+                                 legend=not args.no_legend, hud=not args.no_hud,
+                                 outlier_threshold=args.outlier_threshold,
+                                 outlier_view=args.outlier_view)
     outputs = []
     if args.output:
         outputs.append(VideoOutput(args.output))

@@ -1,0 +1,354 @@
+"""Forecast bundles: an F2F checkpoint + its single-level SwiftNet -> three ONNX stages + forecast.json.
+
+The contract is docs/forecast-bundle.md. Stages:
+
+- ``features``: frame (uint8 NHWC BGR) -> SPP features, standardized in the graph with the
+  training-set statistics the forecaster was trained with;
+- ``f2f``: the P past frames' standardized features, concatenated oldest first -> the
+  standardized features at t + horizon (deformable convs in the chosen ONNX form);
+- ``decoder``: standardized features -> class map (or logits) at the input size.
+
+Parity gate: a generated sequence goes through PyTorch and through the ONNX stages chained
+as the runtime chains them; every stage's error and the forecast's class-map agreement are
+recorded, and the export fails below ``min_agreement``. INT8 bundles quantize the features
+and decoder stages (calibrated on frames, and on the features of those frames); the F2F
+stage stays FP32 (deformable sampling positions are sensitive and it costs little).
+"""
+import datetime
+import os
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from runtime import manifest as manifest_mod
+from runtime.errors import UserError
+
+BUNDLE_ARCH = "swiftnet-rn18-f2f"
+BUNDLE_FILE = "forecast.json"
+STAGE_FILES = {"features": "features.onnx", "f2f": "f2f.onnx", "decoder": "decoder.onnx"}
+FORECASTER_ARCHS = ("f2f-8", "f2f-8-conv")
+
+
+class FeaturesStage(nn.Module):
+    """uint8 NHWC frame -> standardized SPP features (normalization and statistics folded in)."""
+
+    def __init__(self, model, normalization, mean, std, color_order="BGR"):
+        super().__init__()
+        self.model = model
+        scale = float(normalization["scale"])
+        img_mean = torch.tensor(normalization["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        img_std = torch.tensor(normalization["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        self.register_buffer("mul", scale / img_std, persistent=False)
+        self.register_buffer("add", -img_mean / img_std, persistent=False)
+        self.register_buffer("f_mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("f_inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.bgr = color_order == "BGR"
+
+    def forward(self, frame):
+        x = frame.permute(0, 3, 1, 2).float()
+        if self.bgr:
+            x = x[:, [2, 1, 0]]
+        return (self.model.encode(x * self.mul + self.add) - self.f_mean) * self.f_inv_std
+
+
+class DecoderStage(nn.Module):
+    """Standardized features -> class map (uint8 argmax) or logits at ``size``."""
+
+    def __init__(self, model, mean, std, size, output_kind="class_map"):
+        super().__init__()
+        self.model, self.size, self.output_kind = model, tuple(size), output_kind
+        self.register_buffer("f_mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("f_std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, features):
+        logits = self.model.decode(features * self.f_std + self.f_mean, self.size)
+        if self.output_kind == "logits":
+            return logits
+        return torch.argmax(logits, dim=1).to(torch.uint8)
+
+
+def _read_arch(path):
+    from pathlib import Path
+
+    from export.checkpoints import _torch_load
+    obj = _torch_load(Path(path), False)
+    arch = obj.get("arch") if isinstance(obj, dict) else None
+    if arch not in FORECASTER_ARCHS:
+        raise UserError("{} is not a forecaster checkpoint (arch {!r}; expected one of {}); train one with "
+                        "rt-train --arch f2f-8".format(path, arch, ", ".join(FORECASTER_ARCHS)))
+    return arch
+
+
+def load_forecaster(path, features_checkpoint=None, log=print):
+    """(F2F model, single-level model, forecast meta, info of both) from the checkpoints."""
+    from export import checkpoints
+    arch = _read_arch(path)
+    f2f, info = checkpoints.load_checkpoint(arch, path)
+    meta = (info.get("metadata") or {}).get("forecast")
+    if not meta:
+        raise UserError("{}: no 'forecast' block in its metadata (not written by rt-train --arch {})".format(
+            path, arch))
+    recorded = meta["features_checkpoint"]
+    source = features_checkpoint or recorded.get("path")
+    if not source or not os.path.exists(source):
+        raise UserError("{} was trained on the features of {}, which is not here: pass "
+                        "--features-checkpoint".format(path, recorded.get("path")))
+    sl, sl_info = checkpoints.load_checkpoint(meta.get("features_arch", "swiftnet-rn18-sl"), source)
+    if recorded.get("sha256") and sl_info["sha256"] != recorded["sha256"]:
+        raise UserError("{} was trained on the features of a checkpoint with sha256 {}..., but {} has {}...: "
+                        "its forecasts would be meaningless".format(
+                            path, recorded["sha256"][:12], source, sl_info["sha256"][:12]))
+    log("forecaster {} ({}), features from {}".format(path, arch, source))
+    return f2f.eval(), sl.eval(), meta, {"f2f": info, "features": sl_info, "arch": arch, "features_path": source}
+
+
+def _export(module, inputs, path, input_names, output_names, opset):
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(suffix=".onnx", dir=folder)
+    os.close(handle)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, inputs, tmp, dynamo=False, opset_version=opset,
+                              input_names=input_names, output_names=output_names, do_constant_folding=True)
+        from export.onnx_export import check_model
+        check_model(tmp, opset)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be shared
+        os.replace(tmp, path)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError("exporting {} failed: {}".format(os.path.basename(path), str(exc).splitlines()[0]))
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _session(path):
+    import onnxruntime as ort
+    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def parity_sequence(size, count, fps, seed=4242):
+    """``count`` consecutive generated frames (BGR uint8) of one drive at ``fps``."""
+    from runtime.data.synthetic import render_sequence
+    return [frame for frame, _, _ in render_sequence(seed, 0, length=count, size=size, fps=fps)]
+
+
+def chain(run_features, run_f2f, run_decoder, frames, offsets):
+    """Run the stages over consecutive ``frames`` as the runtime would: forecasts for every t
+    with all past frames present. Returns (features list, [(t, future features, class map)])."""
+    feats = [run_features(f) for f in frames]
+    out = []
+    for t in range(-min(offsets), len(frames)):
+        past = np.concatenate([feats[t + o] for o in offsets], axis=1)
+        future = run_f2f(past)
+        out.append((t, future, run_decoder(future)))
+    return feats, out
+
+
+def _frame_tensor(frame):
+    return np.ascontiguousarray(frame[None])
+
+
+def gate(stages, sessions, frames, offsets, min_agreement, output_kind):
+    """PyTorch vs ONNX Runtime on a generated clip, stage by stage and chained."""
+    features, f2f, decoder = stages
+    with torch.inference_mode():
+        t_feats, t_out = chain(lambda f: features(torch.from_numpy(_frame_tensor(f))).numpy(),
+                               lambda p: f2f(torch.from_numpy(p)).numpy(),
+                               lambda x: decoder(torch.from_numpy(x)).numpy(), frames, offsets)
+    run = [lambda f: sessions["features"].run(None, {"frame": _frame_tensor(f)})[0],
+           lambda p: sessions["f2f"].run(None, {"past_features": p})[0],
+           lambda x: sessions["decoder"].run(None, {"features": x})[0]]
+    o_feats, o_out = chain(run[0], run[1], run[2], frames, offsets)
+    figures = {"frames": len(frames), "forecasts": len(o_out),
+               "features_max_abs_error": float(max(np.abs(a - b).max() for a, b in zip(t_feats, o_feats))),
+               "f2f_max_abs_error": float(max(np.abs(a[1] - b[1]).max() for a, b in zip(t_out, o_out)))}
+    if output_kind == "logits":
+        t_maps = [a[2].argmax(1) for a in t_out]
+        o_maps = [b[2].argmax(1) for b in o_out]
+    else:
+        t_maps, o_maps = [a[2] for a in t_out], [b[2] for b in o_out]
+    figures["forecast_argmax_agreement"] = float(np.mean([np.mean(a == b) for a, b in zip(t_maps, o_maps)]))
+    if figures["forecast_argmax_agreement"] < min_agreement:
+        raise UserError("parity gate failed: the ONNX forecast agrees with PyTorch on {:.3%} of pixels "
+                        "(< {:.3%})".format(figures["forecast_argmax_agreement"], min_agreement))
+    return figures
+
+
+def _stage_manifest(stage, path, arch, inp, outputs, classes, opset, precision, extra=None):
+    from export.classes import IGNORE_ID
+    from export.cli import _versions
+    data = {"schema_version": manifest_mod.SCHEMA_VERSION, "arch": arch, "task": "forecast_stage",
+            "stage": stage,
+            "artifact": {"file": os.path.basename(path), "format": "onnx",
+                         "sha256": manifest_mod.sha256_file(path)},
+            "input": inp, "outputs": outputs, "classes": classes, "ignore_id": IGNORE_ID,
+            "precision": precision, "opset": opset, "toolchain": _versions(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    data.update(extra or {})
+    return data
+
+
+def _features_input(name, shape):
+    return {"name": name, "shape": list(shape), "dtype": "float32", "layout": "NCHW", "kind": "features"}
+
+
+def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, opset=None,
+                  deform_form="grid_sample", output_kind="class_map", color_order="BGR", resize="stretch",
+                  precision="fp32", calib=None, calib_count=200, calib_method="percentile", calib_seed=0,
+                  flavor="cpu", parity_frames=14, min_agreement=0.999, log=print):
+    """Write the three stages, their manifests and ``forecast.json`` into ``output_dir``."""
+    from export.classes import IGNORE_ID, cityscapes_classes
+    from export.models.deform import FORM_MIN_OPSET, FORMS, set_form
+    from export.onnx_export import MAX_OPSET
+
+    if deform_form not in FORMS:
+        raise UserError("--deform-form {!r}: use one of {}".format(deform_form, ", ".join(FORMS)))
+    minimum = FORM_MIN_OPSET[deform_form]
+    opset = opset or max(17, minimum)
+    if not minimum <= opset <= MAX_OPSET:
+        raise UserError("--opset {} cannot express the {} form of deformable convolution (needs {}..{})".format(
+            opset, deform_form, minimum, MAX_OPSET))
+    if precision not in ("fp32", "int8"):
+        raise UserError("forecast bundles are exported in fp32 or int8 (fp16: not implemented yet)")
+    if precision == "int8" and not calib:
+        raise UserError("--precision int8 needs --calib (a folder, glob, video or 'synthetic')")
+    f2f, sl, meta, info = load_forecaster(checkpoint, features_checkpoint, log=log)
+    set_form(f2f, deform_form)
+    size = tuple(size or meta.get("input_size") or (256, 512))
+    offsets, horizon, fps = list(meta["past_offsets"]), int(meta["horizon"]), meta.get("frame_rate")
+    if not fps:
+        raise UserError("{}: the training frame rate is unknown (sequences without split info)".format(checkpoint))
+    mean, std = meta["feature_stats"]["mean"], meta["feature_stats"]["std"]
+    classes = (info["features"].get("classes") or cityscapes_classes())
+    normalization = info["features"]["normalization"]
+    feat_shape = [1, len(mean), size[0] // 32, size[1] // 32]
+    stages = (FeaturesStage(sl, normalization, mean, std, color_order).eval(), f2f,
+              DecoderStage(sl, mean, std, size, output_kind).eval())
+
+    os.makedirs(output_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".rt-export-", dir=output_dir)
+    try:
+        paths = dict((k, os.path.join(work, v)) for k, v in STAGE_FILES.items())
+        frame = torch.randint(0, 256, (1, size[0], size[1], 3), dtype=torch.uint8)
+        feats = torch.randn(feat_shape)
+        past = torch.randn([1, len(offsets) * feat_shape[1]] + feat_shape[2:])
+        log("exporting the features stage at {}x{} (opset {})".format(size[0], size[1], opset))
+        _export(stages[0], (frame,), paths["features"], ["frame"], ["features"], opset)
+        log("exporting the f2f stage ({}, deformable form {})".format(info["arch"], deform_form))
+        _export(stages[1], (past,), paths["f2f"], ["past_features"], ["future_features"], opset)
+        log("exporting the decoder stage ({})".format(output_kind))
+        _export(stages[2], (feats,), paths["decoder"], ["features"], [output_kind], opset)
+
+        sessions = dict((k, _session(p)) for k, p in paths.items())
+        count = max(int(parity_frames), -min(offsets) + 1)
+        log("parity gate: PyTorch vs ONNX Runtime on a generated clip of {} frames".format(count))
+        frames = parity_sequence(size, count, fps)
+        figures = gate(stages, sessions, frames, offsets, min_agreement, output_kind)
+        log("parity: forecast argmax agreement {:.4%}, features max abs error {:.2e}, f2f {:.2e}".format(
+            figures["forecast_argmax_agreement"], figures["features_max_abs_error"], figures["f2f_max_abs_error"]))
+
+        frame_input = {"name": "frame", "shape": [1, size[0], size[1], 3], "dtype": "uint8", "layout": "NHWC",
+                       "color_order": color_order,
+                       "normalization": {"in_graph": True, "scale": float(normalization["scale"]),
+                                         "mean": [float(v) for v in normalization["mean"]],
+                                         "std": [float(v) for v in normalization["std"]]},
+                       "resize": resize}
+        if output_kind == "class_map":
+            decoder_out = {"name": "class_map", "shape": [1, size[0], size[1]], "dtype": "uint8",
+                           "meaning": "class_map"}
+        else:
+            decoder_out = {"name": "logits", "shape": [1, len(classes), size[0], size[1]], "dtype": "float32",
+                           "meaning": "logits"}
+        feature_out = lambda name: {"name": name, "shape": feat_shape, "dtype": "float32", "meaning": "features"}
+        timing = {"past_offsets": offsets, "horizon": horizon, "frame_rate": float(fps)}
+        stage_data = {
+            "features": _stage_manifest("features", paths["features"], "swiftnet-rn18-sl", frame_input,
+                                        [feature_out("features")], classes, opset, "fp32"),
+            "f2f": _stage_manifest("f2f", paths["f2f"], info["arch"],
+                                   _features_input("past_features", [1, len(offsets) * feat_shape[1]] + feat_shape[2:]),
+                                   [feature_out("future_features")], classes, opset, "fp32",
+                                   dict(timing, deform_form=deform_form if f2f.deformable else None)),
+            "decoder": _stage_manifest("decoder", paths["decoder"], "swiftnet-rn18-sl",
+                                       _features_input("features", feat_shape), [decoder_out], classes, opset,
+                                       "fp32"),
+        }
+        if precision == "int8":
+            figures["int8"] = _quantize_stages(paths, stage_data, frames, offsets, calib, calib_count,
+                                               calib_method, calib_seed, flavor, size, work, log)
+        for stage, data in stage_data.items():
+            manifest_mod.write(paths[stage], data)
+        bundle = {
+            "schema_version": manifest_mod.SCHEMA_VERSION, "task": "forecast", "arch": BUNDLE_ARCH,
+            "precision": precision, "stages": dict(STAGE_FILES),
+            "past_offsets": offsets, "horizon": horizon, "frame_rate": float(fps),
+            "feature_shape": feat_shape,
+            "feature_stats": {"mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                              "folded_into_graph": True},
+            "forecaster": {"arch": info["arch"], "kind": "deformable" if f2f.deformable else "conv",
+                           "depth": int(f2f.depth), "deform_form": deform_form if f2f.deformable else None},
+            "input": frame_input, "classes": classes, "ignore_id": IGNORE_ID, "opset": opset,
+            "parity": figures,
+            "source_checkpoints": {
+                "f2f": {"path": os.path.abspath(checkpoint), "sha256": info["f2f"]["sha256"]},
+                "features": {"path": os.path.abspath(info["features_path"]), "sha256": info["features"]["sha256"]}},
+            "training_metrics": (info["f2f"].get("metadata") or {}).get("metrics"),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        manifest_mod.validate(bundle, BUNDLE_FILE)
+        for stage, name in STAGE_FILES.items():
+            for suffix in ("", ".json"):
+                os.replace(paths[stage] + suffix, os.path.join(output_dir, name + suffix))
+        from runtime.jsonfile import write_atomic
+        path = write_atomic(os.path.join(output_dir, BUNDLE_FILE), bundle)
+        log("wrote forecast bundle {} (horizon {} frames = {:.2f} s at {:g} Hz)".format(
+            path, horizon, horizon / float(fps), fps))
+        return bundle
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _quantize_stages(paths, stage_data, frames, offsets, calib, count, method, seed, flavor, size, work, log):
+    """INT8 QDQ features and decoder stages in place; the forecast agreement with FP32 is measured."""
+    from calib.images import CalibrationImages
+    from calib.qdq import prepare, load, quantize
+    from calib.ranges import collect_ranges
+    from runtime.preprocess import Preprocessor
+
+    fp32 = dict((k, _session(p)) for k, p in paths.items())
+    images = CalibrationImages(calib, count=count, seed=seed, synthetic_size=size)
+    pre = Preprocessor(stage_data["features"]["input"])
+    tensors = [t for t in images.tensors(pre)]
+    log("calibrating the features and decoder stages on {} image(s) ({})".format(len(tensors), method))
+    info = {}
+    for stage, inputs in (("features", tensors),
+                          ("decoder", [fp32["features"].run(None, {"frame": t})[0] for t in tensors])):
+        prepared = prepare(paths[stage], os.path.join(work, stage + ".prepared.onnx"))
+        ranges = collect_ranges(prepared, inputs, stage_data[stage]["input"]["name"], method=method,
+                                total=len(inputs), progress=False, workdir=work, log=None)
+        staged = os.path.join(work, stage + ".int8.onnx")
+        info[stage] = quantize(load(prepared), staged, ranges, flavor, workdir=work)
+        os.replace(staged, paths[stage])
+        stage_data[stage]["artifact"]["sha256"] = manifest_mod.sha256_file(paths[stage])
+        stage_data[stage]["precision"] = "int8"
+        stage_data[stage]["calibration"] = {"source": str(calib), "images": len(inputs), "method": method,
+                                            "seed": seed, "flavor": flavor}
+    int8 = dict((k, _session(p)) for k, p in paths.items())
+
+    def runner(s):
+        return (lambda f: s["features"].run(None, {"frame": _frame_tensor(f)})[0],
+                lambda p: s["f2f"].run(None, {"past_features": p})[0],
+                lambda x: s["decoder"].run(None, {stage_data["decoder"]["input"]["name"]: x})[0])
+    _, a = chain(*(runner(fp32) + (frames, offsets)))
+    _, b = chain(*(runner(int8) + (frames, offsets)))
+    agreement = float(np.mean([np.mean(x[2] == y[2]) for x, y in zip(a, b)]))
+    log("INT8 forecast agrees with FP32 on {:.2%} of pixels ({} forecasts)".format(agreement, len(a)))
+    return {"stages": ["features", "decoder"], "fp32_stages": ["f2f"], "forecast_agreement_vs_fp32": agreement,
+            "quantization": info}

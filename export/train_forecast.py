@@ -1,0 +1,251 @@
+"""Training F2F forecasters (``f2f-8``, ``f2f-8-conv``) on Cityscapes-format sequences.
+
+``rt-train --arch f2f-8 --features-from SL.pt --data SEQ_ROOT --horizon 9`` (see export/train.py):
+
+1. Every frame of every train (and val) sequence goes once through the frozen single-level
+   model (``swiftnet-rn18-sl``); the SPP features (128 x H/32 x W/32) and the labels at 1/4
+   resolution are cached in memory (float16 / uint8).
+2. Per-channel mean / std over the training features standardize everything.
+3. Stage 1: MSE between F2F(features of t-9, t-6, t-3, t) and the features of t + horizon.
+4. Stage 2 (``--finetune-iterations``): cross-entropy of the frozen decoder's logits on the
+   forecast features against the labels of t + horizon (plus the MSE term, kept small).
+5. Validation on the val sequences: mIoU of the forecast at t + horizon, next to copy-last
+   (the segmentation of frame t) and the oracle (the segmentation of frame t + horizon), all
+   at 1/4 resolution with the torch model (rt-eval measures the exported bundle at full size).
+
+The checkpoint stores the forecaster, the feature statistics, the past offsets, the horizon,
+the training frame rate and which feature checkpoint (sha256) the features came from.
+"""
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runtime.data.cityscapes import find_pairs, group_sequences, read_image, read_label, read_split_info
+from runtime.errors import UserError
+from runtime.metrics import ConfusionMatrix
+
+MOVING_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
+DEFAULT_OFFSETS = (-9, -6, -3, 0)
+
+
+class SequenceFeatures(object):
+    """Features (S, T, C, h, w) float16 and 1/4-resolution labels (S, T, H/4, W/4) of a split."""
+
+    def __init__(self, features, labels, names, fps):
+        self.features, self.labels, self.names, self.fps = features, labels, names, fps
+
+    @classmethod
+    def extract(cls, model, root, split, normalization, size=None, limit=None, progress=True, log=print):
+        from tqdm import tqdm
+        pairs = find_pairs(root, split)
+        groups = list(group_sequences(pairs).items())
+        if limit:
+            groups = groups[:limit]
+        if not groups:
+            raise UserError("no sequences under {}/leftImg8bit/{} (write some with rt-synth sequences)"
+                            .format(root, split))
+        lengths = sorted(set(len(frames) for _, frames in groups))
+        if len(lengths) != 1:
+            raise UserError("{} split {}: sequences of different lengths {}".format(root, split, lengths))
+        info = read_split_info(root, split) or {}
+        fps = (info.get("sequences") or {}).get("fps")
+        scale = float(normalization["scale"])
+        mean = torch.tensor(normalization["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(normalization["std"]).view(1, 3, 1, 1)
+        features, labels = [], []
+        bar = tqdm(total=len(groups) * lengths[0], desc="features " + split, disable=not progress)
+        with torch.inference_mode():
+            for _, frames in groups:
+                images, seq_labels = [], []
+                for image_path, label_path in frames:
+                    image = read_image(image_path)[:, :, ::-1]  # BGR -> RGB
+                    label = read_label(label_path)
+                    if size is not None and image.shape[:2] != tuple(size):
+                        import cv2
+                        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+                        label = cv2.resize(label, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+                    images.append(np.ascontiguousarray(image))
+                    seq_labels.append(label[2::4, 2::4])  # nearest at 1/4, centre samples
+                x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
+                x = (x * scale - mean) / std
+                feats = torch.cat([model.encode(chunk) for chunk in x.split(8)])
+                features.append(feats.half().numpy())
+                labels.append(np.stack(seq_labels))
+                bar.update(len(frames))
+        bar.close()
+        log("{} split {}: {} sequences x {} frames, features {}".format(
+            root, split, len(groups), lengths[0], tuple(features[0].shape[1:])))
+        names = ["{}_{}".format(*key) for key, _ in groups]
+        return cls(np.stack(features), np.stack(labels), names, fps)
+
+    def samples(self, offsets, horizon):
+        """All (sequence, t) with every past frame and the target inside the sequence."""
+        length = self.features.shape[1]
+        first, last = -min(offsets), length - 1 - horizon
+        if last < first:
+            raise UserError("sequences of {} frames are too short for offsets {} and horizon {}"
+                            .format(length, list(offsets), horizon))
+        return [(s, t) for s in range(self.features.shape[0]) for t in range(first, last + 1)]
+
+
+def feature_stats(features):
+    """Per-channel mean and std over (S, T, C, h, w) features."""
+    f = features.astype(np.float32).transpose(2, 0, 1, 3, 4).reshape(features.shape[2], -1)
+    return f.mean(axis=1), np.maximum(f.std(axis=1), 1e-6)
+
+
+class _Batches(object):
+    """Standardized (past, target features, target labels) batches from cached features."""
+
+    def __init__(self, data, mean, std, offsets, horizon):
+        self.data, self.offsets, self.horizon = data, list(offsets), int(horizon)
+        self.mean = torch.from_numpy(mean).view(1, -1, 1, 1)
+        self.std = torch.from_numpy(std).view(1, -1, 1, 1)
+        self.samples = data.samples(offsets, horizon)
+
+    def standardize(self, array):
+        return (torch.from_numpy(array.astype(np.float32)) - self.mean) / self.std
+
+    def get(self, chosen):
+        past = torch.cat([torch.cat([self.standardize(self.data.features[s, t + o][None]) for o in self.offsets], 1)
+                          for s, t in chosen])
+        target = torch.cat([self.standardize(self.data.features[s, t + self.horizon][None]) for s, t in chosen])
+        labels = torch.from_numpy(np.stack([self.data.labels[s, t + self.horizon] for s, t in chosen])).long()
+        current = torch.cat([self.standardize(self.data.features[s, t][None]) for s, t in chosen])
+        oracle_labels = torch.from_numpy(np.stack([self.data.labels[s, t] for s, t in chosen])).long()
+        return past, target, labels, current, oracle_labels
+
+
+def _lr(step, total, base, warmup=50):
+    if step < warmup:
+        return base * (step + 1) / float(warmup)
+    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (step - warmup) / float(max(1, total - warmup)))))
+
+
+def evaluate_forecast(f2f, decoder, batches, classes, ignore_id=255, batch_size=32):
+    """mIoU and moving-object mIoU at 1/4 resolution: forecast, copy-last, oracle."""
+    n = len(classes)
+    moving = [i for i, c in enumerate(classes) if c["name"] in MOVING_CLASSES]
+    matrices = dict((k, ConfusionMatrix(n, ignore_id)) for k in ("forecast", "copy_last", "oracle"))
+    mse = []
+    f2f.eval()
+    with torch.inference_mode():
+        for i in range(0, len(batches.samples), batch_size):
+            past, target, labels, current, _ = batches.get(batches.samples[i:i + batch_size])
+            predicted = f2f(past)
+            mse.append(float(F.mse_loss(predicted, target)) * len(past))
+            for key, feats in (("forecast", predicted), ("copy_last", current), ("oracle", target)):
+                pred = decoder(feats).argmax(1).numpy().astype(np.uint8)
+                for p, l in zip(pred, labels.numpy()):
+                    matrices[key].update(p, l.astype(np.uint8))
+    out = {"mse": sum(mse) / len(batches.samples)}
+    for key, matrix in matrices.items():
+        iou = matrix.iou()
+        out[key] = {"miou": matrix.miou(), "moving_miou": float(np.nanmean([iou[i] for i in moving]))}
+    return out
+
+
+def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAULT_OFFSETS,
+                     iterations=2000, finetune_iterations=500, batch_size=16, lr=5e-4, weight_decay=1e-4,
+                     seq_limit=None, val_limit=None, threads=None, seed=0, half=False, depth=8,
+                     progress=True, log=print):
+    """Train an F2F forecaster on features of ``features_from``; write its checkpoint."""
+    from tqdm import tqdm
+
+    from export import checkpoints, models
+    from export.classes import IGNORE_ID
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(seed)
+    rng = np.random.RandomState(seed)
+    if not features_from:
+        raise UserError("--arch {} needs --features-from: the swiftnet-rn18-sl checkpoint whose "
+                        "features it forecasts".format(arch))
+    if horizon < 1:
+        raise UserError("--horizon must be at least 1 frame")
+    offsets = sorted(int(o) for o in offsets)
+    if offsets[-1] != 0 or len(set(offsets)) != len(offsets):
+        raise UserError("--past-offsets must be distinct and end with 0, e.g. -9,-6,-3,0")
+    sl, sl_info = checkpoints.load_checkpoint("swiftnet-rn18-sl", features_from)
+    sl.eval()
+    for p in sl.parameters():
+        p.requires_grad_(False)
+    classes = sl_info.get("classes")
+    if not classes:
+        from export.classes import cityscapes_classes
+        classes = cityscapes_classes()
+    train_data = SequenceFeatures.extract(sl, data, "train", sl.normalization, limit=seq_limit,
+                                          progress=progress, log=log)
+    has_val = os.path.isdir(os.path.join(data, "leftImg8bit", "val"))
+    val_data = (SequenceFeatures.extract(sl, data, "val", sl.normalization, limit=val_limit,
+                                         progress=progress, log=log) if has_val else None)
+    mean, std = feature_stats(train_data.features)
+    batches = _Batches(train_data, mean, std, offsets, horizon)
+    val_batches = _Batches(val_data, mean, std, offsets, horizon) if val_data is not None else None
+    model = models.create(arch, depth=depth, num_past=len(offsets), num_features=train_data.features.shape[2])
+    mean_t, std_t = torch.from_numpy(mean).view(1, -1, 1, 1), torch.from_numpy(std).view(1, -1, 1, 1)
+    h4, w4 = train_data.labels.shape[2:]
+
+    def decoder(standardized):
+        return sl.decode(standardized * std_t + mean_t, (h4, w4))
+
+    log("training {} (depth {}) on {} samples ({} sequences), offsets {}, horizon {}: "
+        "{} MSE + {} fine-tuning iterations of batch {}".format(
+            arch, depth, len(batches.samples), train_data.features.shape[0], offsets, horizon,
+            iterations, finetune_iterations, batch_size))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    total = iterations + finetune_iterations
+    started, history = time.time(), []
+    bar = tqdm(total=total, desc="f2f", disable=not progress)
+    for step in range(total):
+        finetune = step >= iterations
+        model.train()
+        if finetune and step == iterations:
+            optimizer = torch.optim.AdamW(model.parameters(), lr=lr * 0.5, weight_decay=weight_decay)
+        for group in optimizer.param_groups:
+            group["lr"] = (_lr(step - iterations, finetune_iterations, lr * 0.5) if finetune
+                           else _lr(step, iterations, lr))
+        chosen = [batches.samples[i] for i in rng.randint(0, len(batches.samples), batch_size)]
+        past, target, labels, _, _ = batches.get(chosen)
+        if rng.rand() < 0.5:  # horizontal flip of the whole clip (features and labels)
+            past, target, labels = past.flip(-1), target.flip(-1), labels.flip(-1)
+        predicted = model(past)
+        loss = F.mse_loss(predicted, target)
+        if finetune:
+            ce = F.cross_entropy(decoder(predicted), labels, ignore_index=IGNORE_ID)
+            loss = ce + 0.1 * loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss="{:.3f}".format(loss.item()), stage="ft" if finetune else "mse")
+    bar.close()
+    metrics = {"train_seconds": round(time.time() - started, 1), "loss_first": history[0],
+               "loss_last": float(np.mean(history[-20:]))}
+    if val_batches is not None:
+        metrics["val"] = evaluate_forecast(model, decoder, val_batches, classes, IGNORE_ID)
+        v = metrics["val"]
+        log("val (1/4 resolution, {} samples): forecast mIoU {:.2%} (moving {:.2%}), copy-last {:.2%} "
+            "({:.2%}), oracle {:.2%} ({:.2%})".format(
+                len(val_batches.samples), v["forecast"]["miou"], v["forecast"]["moving_miou"],
+                v["copy_last"]["miou"], v["copy_last"]["moving_miou"], v["oracle"]["miou"],
+                v["oracle"]["moving_miou"]))
+    meta = {"classes": classes, "ignore_id": IGNORE_ID, "seed": seed, "metrics": metrics,
+            "forecast": {"past_offsets": offsets, "horizon": int(horizon),
+                         "frame_rate": train_data.fps,
+                         "feature_stats": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+                         "features_arch": "swiftnet-rn18-sl",
+                         "features_checkpoint": {"path": os.path.abspath(features_from),
+                                                 "sha256": sl_info["sha256"]},
+                         "feature_shape": [1] + list(train_data.features.shape[2:]),
+                         "input_size": [int(4 * h4), int(4 * w4)]}}
+    checkpoints.save_checkpoint(output, model, arch, meta, half=half)
+    result = {"checkpoint": output, "samples": len(batches.samples)}
+    result.update(metrics)
+    return result

@@ -1,0 +1,107 @@
+"""What one forecast frame gives, and the counts of a forecast run for its report.
+
+A frame is either a *forecast* (every past offset was served: the class map is the
+segmentation expected ``horizon`` frames later) or *warm-up* (not enough history yet:
+no forecast). The report says how many of each, how far the picked past frames were
+from the times the forecaster was trained on, and what the forecast stages cost.
+"""
+from runtime.stats import Series
+
+NEAREST_TIME = "nearest_time"
+TRAINED_RATE = "trained_rate"
+_RATE_MATCH = 0.01     # a source within 1 % of the trained rate runs at the trained rate
+_ON_GRID_S = 1e-3      # picked frames within 1 ms of their targets are on the trained grid
+
+
+class ForecastFrame(object):
+    """One frame of a forecast stream.
+
+    time: the frame's capture (or media) time, s; target_time: time + horizon, the time
+    the forecast is for; is_forecast: False during warm-up; class_map: (H, W) uint8
+    forecast class map (None in warm-up); current_map: the current frame's segmentation
+    when the engine was asked for it, else None; forecast_ms: f2f + decoder time (None in
+    warm-up); time_errors: picked minus target time per past offset, s (oldest first;
+    None where nothing was buffered); picked_times: capture times of the picked past
+    frames; warmup: (index, expected total) of this warm-up frame, None for a forecast.
+    """
+
+    __slots__ = ("time", "target_time", "horizon_s", "is_forecast", "class_map", "current_map",
+                 "forecast_ms", "time_errors", "picked_times", "warmup")
+
+    def __init__(self, time, horizon_s):
+        self.time, self.horizon_s = time, horizon_s
+        self.target_time = time + horizon_s
+        self.is_forecast = False
+        self.class_map = self.current_map = None
+        self.forecast_ms = None
+        self.time_errors, self.picked_times = [], None
+        self.warmup = None
+
+
+class ForecastStats(object):
+    """Forecast and warm-up frames, time errors of the picked frames, f2f + decoder latency."""
+
+    def __init__(self, past_offsets, horizon, frame_rate):
+        self.past_offsets, self.horizon, self.frame_rate = past_offsets, horizon, frame_rate
+        self.frames_forecast = self.frames_warmup = 0
+        self.latency = Series()
+        self.error_max = 0.0
+        self.error_sum = 0.0
+        self.error_count = 0
+
+    def update(self, frame):
+        """Count one processed frame (a ForecastFrame)."""
+        if not frame.is_forecast:
+            self.frames_warmup += 1
+            return
+        self.frames_forecast += 1
+        self.latency.add(frame.forecast_ms)
+        for offset, err in zip(self.past_offsets, frame.time_errors):
+            if offset != 0:  # offset 0 is the current frame itself: error 0 by construction
+                self.error_max = max(self.error_max, abs(err))
+                self.error_sum += abs(err)
+                self.error_count += 1
+
+    def summary(self, source_interval=None, source_slow=False, current=False):
+        """A JSON-ready dict for the report's ``forecast`` block (docs/report-schema.md)."""
+        rate = self.frame_rate
+        source_rate = 1.0 / source_interval if source_interval else None
+        errors = self.error_count > 0
+        off_rate = source_rate is not None and abs(source_rate - rate) > _RATE_MATCH * rate
+        off_grid = errors and self.error_max > _ON_GRID_S
+        selection = NEAREST_TIME if (off_rate or off_grid or source_slow) else TRAINED_RATE
+        return {
+            "frames_forecast": self.frames_forecast,
+            "frames_warmup": self.frames_warmup,
+            "horizon": {"frames": self.horizon, "s": self.horizon / rate},
+            "past_offsets": {"frames": list(self.past_offsets),
+                             "s": [o / rate for o in self.past_offsets]},
+            "frame_rate": rate,
+            "source_rate": source_rate,
+            "time_error_ms": {"mean": self.error_sum / self.error_count * 1e3 if errors else None,
+                              "max": self.error_max * 1e3 if errors else None},
+            "latency_ms": self.latency.summary(),
+            "frame_selection": selection,
+            "source_slower_than_offsets": bool(source_slow),
+            "current_segmentation": bool(current),
+            "note": _note(selection, rate, source_rate, source_slow, self.past_offsets,
+                          self.error_max * 1e3 if errors else None),
+        }
+
+
+def _note(selection, rate, source_rate, source_slow, offsets, error_max_ms):
+    """One sentence for a person reading the report, or None when frames sat on the grid."""
+    if selection == TRAINED_RATE:
+        return None
+    parts = []
+    if source_rate is not None:
+        parts.append("source at {:.1f} Hz, forecaster trained at {:.1f} Hz".format(
+            source_rate, rate))
+    parts.append("past frames picked by nearest capture time")
+    if error_max_ms is not None:
+        parts.append("up to {:.1f} ms from the trained offsets".format(error_max_ms))
+    if source_slow:
+        spacing = min(b - a for a, b in zip(offsets, offsets[1:])) / rate * 1e3
+        parts.append("the source's frames are further apart than the {:.0f} ms between the "
+                     "past frames, so some past frames repeat".format(spacing))
+    return "; ".join(parts)

@@ -1,0 +1,93 @@
+"""Forecasting on the export side: single-level model, F2F training and the exported bundle."""
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from export import checkpoints  # noqa: E402
+from export.forecast_export import export_bundle  # noqa: E402
+from runtime import manifest  # noqa: E402
+
+
+def test_single_level_model_loads_swiftnet_rn18_weights_without_its_skips(tmp_path):
+    from export import models
+    rn18 = models.create("swiftnet-rn18")
+    path = str(tmp_path / "rn18.pt")
+    checkpoints.save_checkpoint(path, rn18, "swiftnet-rn18")
+    sl, info = checkpoints.load_checkpoint("swiftnet-rn18-sl", path)
+    assert len(info["dropped_keys"]) == 18 and all(".bottleneck." in k for k in info["dropped_keys"])
+    assert torch.equal(sl.backbone.layer4[1].conv2.weight, rn18.backbone.layer4[1].conv2.weight)
+    assert torch.equal(sl.backbone.spp.spp.spp_fuse.conv.weight, rn18.backbone.spp.spp.spp_fuse.conv.weight)
+    with torch.inference_mode():
+        x = torch.randn(1, 3, 128, 256)
+        assert sl.encode(x).shape == (1, 128, 4, 8)
+        assert sl(x).shape == (1, 19, 128, 256)
+
+
+def test_untrained_f2f_is_copy_last():
+    from export import models
+    f2f = models.create("f2f-8").eval()
+    past = torch.randn(1, 512, 8, 16)
+    assert torch.equal(f2f(past), past[:, 384:])
+
+
+def test_forecaster_checkpoint_records_what_the_runtime_needs(forecaster_checkpoints):
+    sl_path, f2f_path, result = forecaster_checkpoints
+    model, info = checkpoints.load_checkpoint("f2f-8", f2f_path)
+    meta = info["metadata"]["forecast"]
+    assert meta["past_offsets"] == [-9, -6, -3, 0] and meta["horizon"] == 3 and meta["frame_rate"] == 15.0
+    assert len(meta["feature_stats"]["mean"]) == 128 and min(meta["feature_stats"]["std"]) > 0
+    assert meta["features_checkpoint"]["sha256"] == manifest.sha256_file(sl_path)
+    assert model.depth == 3
+    val = result["val"]
+    for key in ("forecast", "copy_last", "oracle"):
+        assert 0.0 <= val[key]["miou"] <= 1.0
+
+
+def test_bundle_has_three_checked_stages_and_a_valid_bundle_manifest(forecast_bundle):
+    bundle = manifest.load(os.path.join(forecast_bundle, "forecast.json"))
+    assert bundle["task"] == "forecast" and bundle["horizon"] == 3 and bundle["frame_rate"] == 15.0
+    assert bundle["feature_shape"] == [1, 128, 4, 8]
+    assert bundle["parity"]["forecast_argmax_agreement"] >= 0.999
+    assert bundle["parity"]["features_max_abs_error"] < 1e-3
+    for stage, name in bundle["stages"].items():
+        data = manifest.load(os.path.join(forecast_bundle, name))
+        assert data["task"] == "forecast_stage" and data["stage"] == stage
+        assert data["artifact"]["sha256"] == manifest.sha256_file(os.path.join(forecast_bundle, name))
+    ops = {n.op_type for n in onnx.load(os.path.join(forecast_bundle, "f2f.onnx")).graph.node}
+    assert "GridSample" in ops
+
+
+def test_gather_form_bundle_for_tensorrt_8_2_runs_and_matches(forecaster_checkpoints, tmp_path):
+    out = str(tmp_path / "tx2")
+    bundle = export_bundle(forecaster_checkpoints[1], out, deform_form="gather", opset=13, parity_frames=10,
+                           log=lambda m: None)
+    assert bundle["opset"] == 13 and bundle["parity"]["forecast_argmax_agreement"] >= 0.999
+    model = onnx.load(os.path.join(out, "f2f.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"GridSample", "DeformConv"} and "Gather" in ops
+    assert model.opset_import[0].version == 13
+
+
+def test_bundle_refuses_a_features_checkpoint_it_was_not_trained_on(forecaster_checkpoints, tmp_path):
+    from export import models
+    from runtime.errors import UserError
+    other = str(tmp_path / "other_sl.pt")
+    torch.manual_seed(1)
+    checkpoints.save_checkpoint(other, models.create("swiftnet-rn18-sl"), "swiftnet-rn18-sl")
+    with pytest.raises(UserError, match="sha256"):
+        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"), features_checkpoint=other, log=lambda m: None)
+
+
+def test_rt_export_cli_errors_for_bundles_are_one_line(run_cli_subprocess, forecaster_checkpoints, tmp_path):
+    proc = run_cli_subprocess("export.cli", "--arch", "swiftnet-rn18-f2f", "--checkpoint", forecaster_checkpoints[0],
+                              "--output", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "not a forecaster checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = run_cli_subprocess("export.cli", "--arch", "swiftnet-rn18-f2f", "--checkpoint", forecaster_checkpoints[1],
+                              "--deform-form", "grid_sample", "--opset", "13", "--output", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "cannot express" in proc.stderr
