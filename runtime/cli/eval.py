@@ -7,6 +7,10 @@ preprocessing) and compared at the label's full resolution (class maps resized
 with nearest neighbour). ``--reference`` adds the pixel agreement with a second
 engine (e.g. INT8 against FP32).
 
+Forecast bundles (``--engine .../forecast.json``) are evaluated on a *sequence* folder
+(``rt-synth sequences``): forecast mIoU and moving-object mIoU at t + horizon next to
+copy-last and the oracle (see runtime/forecast_eval.py).
+
 Outlier engines (manifest task ``outlier``) on data with outlier masks
 (``*_gtFine_outlierMask.png``: 1 outlier, 0 inlier, 255 void) also get pixel-level
 outlier AP, AUROC and FPR at 95 % TPR (void ignored; scores resized bilinearly to the
@@ -26,11 +30,12 @@ from runtime.errors import UserError
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="rt-eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) with its manifest")
+    parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) with its manifest, or a "
+                                                        "forecast bundle (forecast.json or its folder)")
     parser.add_argument("--data", required=True, help="Cityscapes-format root (leftImg8bit/, gtFine/)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--reference", help="a second engine: report pixel agreement with it")
-    parser.add_argument("--limit", type=int, help="evaluate the first N images only")
+    parser.add_argument("--limit", type=int, help="evaluate the first N images (bundles: sequences) only")
     parser.add_argument("--backend", help="override the backend (onnxruntime, tensorrt)")
     parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
@@ -103,9 +108,12 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
 def main(argv):
     from runtime.data.cityscapes import find_pairs
     from runtime.engine import Engine
+    from runtime import manifest as manifest_mod
     args = build_parser().parse_args(argv)
     if args.outlier_bins < 2:
         raise UserError("--outlier-bins must be at least 2")
+    if manifest_mod.peek_task(args.engine) == "forecast":
+        return main_forecast(args)
     engine = Engine(args.engine, backend=args.backend, threads=args.threads)
     reference = Engine(args.reference, threads=args.threads) if args.reference else None
     pairs = find_pairs(args.data, args.split)
@@ -140,6 +148,66 @@ def main(argv):
         with open(args.json_path, "w") as handle:
             json.dump(result, handle, indent=2)
     return 0
+
+
+def main_forecast(args):
+    """rt-eval for a forecast bundle on a sequence folder."""
+    from runtime import forecast_eval
+    from runtime.data.cityscapes import find_pairs, group_sequences, read_split_info
+    from runtime.forecast import ForecastBundle
+    bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads)
+    reference = ForecastBundle(args.reference, threads=args.threads) if args.reference else None
+    if args.reference and reference.manifest["task"] != "forecast":
+        raise UserError("--reference {} must be a forecast bundle too".format(args.reference))
+    sequences = [frames for frames in group_sequences(find_pairs(args.data, args.split)).values()]
+    if not sequences:
+        raise UserError("no sequences with labels under {} (split {!r}); write some with "
+                        "rt-synth sequences".format(args.data, args.split))
+    if args.limit:
+        sequences = sequences[:args.limit]
+    info = read_split_info(args.data, args.split) or {}
+    fps = (info.get("sequences") or {}).get("fps") or info.get("fps")
+    offsets, horizon, converted = forecast_eval.frame_offsets(bundle, fps)
+    if converted:
+        sys.stderr.write("note: sequences at {:g} fps, bundle trained at {:g} fps: past offsets {} and horizon {} "
+                         "frames, picked by time\n".format(fps, bundle.frame_rate, offsets, horizon))
+    bar = _progress(forecast_eval.count_samples(sequences, offsets, horizon), args.quiet)
+    scores, ref_scores, agreement = forecast_eval.evaluate_sequences(bundle, sequences, offsets, horizon,
+                                                                     reference, bar)
+    rate = float(fps or bundle.frame_rate)
+    result = {"engine": args.engine, "task": "forecast", "data": args.data, "split": args.split,
+              "sequences": len(sequences), "precision": bundle.manifest.get("precision"),
+              "forecaster": bundle.manifest.get("forecaster"),
+              "horizon": {"frames": horizon, "s": horizon / rate},
+              "past_offsets": {"frames": offsets, "s": [o / rate for o in offsets]},
+              "sequence_fps": fps, "trained_fps": bundle.frame_rate, "offsets_converted_by_time": converted}
+    result.update(scores.summary())
+    if ref_scores is not None:
+        ref = ref_scores.summary()
+        result["reference"] = {"engine": args.reference, "forecast_miou": ref["forecast"]["miou"],
+                               "forecast_moving_miou": ref["forecast"]["moving_miou"],
+                               "miou_drop_pp": 100.0 * (ref["forecast"]["miou"] - result["forecast"]["miou"]),
+                               "agreement": agreement}
+    _print_forecast(result)
+    if args.json_path:
+        with open(args.json_path, "w") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+def _print_forecast(result):
+    print("forecast {:+.2f} s ({} frames) on {} sequences, {} samples:".format(
+        result["horizon"]["s"], result["horizon"]["frames"], result["sequences"], result["samples"]))
+    print("  {:<10} {:>8} {:>14}".format("", "mIoU", "moving mIoU"))
+    for method in ("forecast", "copy_last", "oracle"):
+        block = result[method]
+        print("  {:<10} {:>7.2f} % {:>12}".format(method.replace("_", "-"), 100 * block["miou"],
+                                                   _pct(block["moving_miou"])))
+    print("forecast vs copy-last: {:+.2f} pp mIoU".format(result["gain_over_copy_last_pp"]))
+    if "reference" in result:
+        ref = result["reference"]
+        print("reference {}: forecast mIoU {:.2f} %, agreement {:.3f} %, drop {:+.2f} pp".format(
+            ref["engine"], 100 * ref["forecast_miou"], 100 * ref["agreement"], ref["miou_drop_pp"]))
 
 
 def _progress(total, quiet):

@@ -1,0 +1,114 @@
+"""Accuracy of a forecast bundle on a sequence folder: forecast vs copy-last vs oracle.
+
+For every sequence and every frame t whose past frames (t + past offsets) and target frame
+t + horizon lie inside the sequence:
+
+- forecast: the bundle's class map for t + horizon from the features of the past frames;
+- copy-last: the segmentation of frame t (the decoder on t's own features), the baseline
+  a forecaster must beat;
+- oracle: the segmentation of frame t + horizon itself (the upper bound of this decoder),
+
+each compared with the ground truth of frame t + horizon at the label's full resolution
+(class maps resized with nearest neighbour). mIoU over all classes and over the moving
+classes (person ... bicycle), as in the DeformF2F paper. Each frame's features and
+current segmentation are computed once per sequence.
+
+When the sequences were recorded at another frame rate than the bundle was trained at,
+offsets and horizon are converted by time (nearest frame) and the result says so.
+"""
+import cv2
+import numpy as np
+
+from runtime.errors import UserError
+from runtime.metrics import ConfusionMatrix
+
+MOVING_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
+METHODS = ("forecast", "copy_last", "oracle")
+
+
+def frame_offsets(bundle, sequence_fps):
+    """(past offsets, horizon) in frames of the sequences, and whether they were converted."""
+    rate = float(bundle.frame_rate)
+    if not sequence_fps or abs(float(sequence_fps) - rate) < 1e-6:
+        return list(bundle.past_offsets), int(bundle.horizon), False
+    scale = float(sequence_fps) / rate
+    offsets = [int(round(o * scale)) for o in bundle.past_offsets]
+    return offsets, max(1, int(round(bundle.horizon * scale))), True
+
+
+def _resized(class_map, shape):
+    if class_map.shape != shape:
+        class_map = cv2.resize(class_map, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return class_map
+
+
+class ForecastScores(object):
+    """Confusion matrices of the three methods (and agreement with a reference forecast)."""
+
+    def __init__(self, classes, ignore_id):
+        self.names = [c["name"] for c in classes]
+        self.moving = [i for i, name in enumerate(self.names) if name in MOVING_CLASSES]
+        self.matrices = dict((m, ConfusionMatrix(len(classes), ignore_id)) for m in METHODS)
+        self.samples = 0
+
+    def summary(self):
+        out = {"samples": self.samples}
+        for method, matrix in self.matrices.items():
+            iou = matrix.iou()
+            moving = [iou[i] for i in self.moving if not np.isnan(iou[i])]
+            block = matrix.summary(self.names)
+            block["moving_miou"] = float(np.mean(moving)) if moving else None
+            out[method] = block
+        out["gain_over_copy_last_pp"] = 100.0 * (out["forecast"]["miou"] - out["copy_last"]["miou"])
+        return out
+
+
+def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, progress=None):
+    """Scores of ``bundle`` (a runtime.forecast.ForecastBundle) on ``sequences``.
+
+    ``sequences``: lists of (image path, label path) in frame order. ``reference``: a second
+    bundle (e.g. FP32 for an INT8 one) whose forecasts are scored too and compared pixelwise.
+    Returns (scores, reference scores or None, forecast agreement or None).
+    """
+    from runtime.data.cityscapes import read_label
+    first = -min(offsets)
+    scores = ForecastScores(bundle.classes, bundle.manifest["ignore_id"])
+    ref_scores = ForecastScores(bundle.classes, bundle.manifest["ignore_id"]) if reference else None
+    agree = total = 0
+    for frames in sequences:
+        if len(frames) <= first + horizon:
+            raise UserError("sequence of {} frames is too short for past offsets {} and horizon {} (frames)".format(
+                len(frames), offsets, horizon))
+        runs = [(bundle, scores)] + ([(reference, ref_scores)] if reference else [])
+        forecasts = []
+        for engine, target in runs:
+            feats, current = [], []
+            for image_path, _ in frames:
+                image = cv2.imread(image_path, cv2.IMREAD_COLOR)
+                if image is None:
+                    raise UserError("cannot read image {}".format(image_path))
+                f = engine.features(image)[0]
+                feats.append(f)
+                current.append(engine.decode(f))
+            maps = []
+            for t in range(first, len(frames) - horizon):
+                label = read_label(frames[t + horizon][1])
+                forecast = _resized(engine.decode(engine.forecast([feats[t + o] for o in offsets])), label.shape)
+                target.matrices["forecast"].update(forecast, label)
+                target.matrices["copy_last"].update(_resized(current[t], label.shape), label)
+                target.matrices["oracle"].update(_resized(current[t + horizon], label.shape), label)
+                target.samples += 1
+                maps.append(forecast)
+                if engine is bundle and progress:
+                    progress()
+            forecasts.append(maps)
+        if reference:
+            for a, b in zip(forecasts[0], forecasts[1]):
+                agree += int(np.count_nonzero(a == b))
+                total += a.size
+    return scores, ref_scores, (agree / float(total) if total else None)
+
+
+def count_samples(sequences, offsets, horizon):
+    first = -min(offsets)
+    return sum(max(0, len(frames) - horizon - first) for frames in sequences)
