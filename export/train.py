@@ -399,6 +399,8 @@ def build_parser():
                        help="iterations through the frozen decoder with the segmentation loss (default 500)")
     group.add_argument("--depth", type=int, default=8, help="F2F units (default 8)")
     group.add_argument("--seq-limit", type=int, help="use the first N train sequences only")
+    group.add_argument("--features-cache", metavar="DIR",
+                       help="keep the extracted features here and reuse them (same checkpoint, data, limit)")
     parser.add_argument("--half", action="store_true",
                         help="store weights as fp16 (small committed demo checkpoints)")
     add_common_args(parser)
@@ -435,7 +437,7 @@ def _main_forecaster(args):
                               finetune_iterations=args.finetune_iterations, batch_size=args.batch_size,
                               lr=args.lr, weight_decay=args.weight_decay, seq_limit=args.seq_limit,
                               val_limit=args.val_limit, threads=args.threads, seed=args.seed, half=args.half,
-                              depth=args.depth, progress=not args.quiet,
+                              depth=args.depth, cache=args.features_cache, progress=not args.quiet,
                               log=lambda m: sys.stderr.write(m + "\n"))
     print(json.dumps(result, indent=2))
     return 0

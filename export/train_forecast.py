@@ -38,6 +38,33 @@ class SequenceFeatures(object):
     def __init__(self, features, labels, names, fps):
         self.features, self.labels, self.names, self.fps = features, labels, names, fps
 
+    def save(self, path):
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, features=self.features, labels=self.labels, names=np.array(self.names),
+                 fps=np.array(self.fps if self.fps else 0.0))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path):
+        data = np.load(path)
+        return cls(data["features"], data["labels"], [str(n) for n in data["names"]], float(data["fps"]) or None)
+
+    @classmethod
+    def cached(cls, cache, key, model, root, split, normalization, limit=None, progress=True, log=print):
+        """``extract``, or its result from ``cache`` (a folder) for the same checkpoint, data and limit."""
+        if not cache:
+            return cls.extract(model, root, split, normalization, limit=limit, progress=progress, log=log)
+        import hashlib
+        tag = hashlib.sha256("{}|{}|{}|{}".format(key, os.path.abspath(root), split, limit).encode()).hexdigest()
+        path = os.path.join(cache, "features_{}_{}.npz".format(split, tag[:16]))
+        if os.path.exists(path):
+            log("features of {} split {} from the cache {}".format(root, split, path))
+            return cls.load(path)
+        data = cls.extract(model, root, split, normalization, limit=limit, progress=progress, log=log)
+        os.makedirs(cache, exist_ok=True)
+        data.save(path)
+        return data
+
     @classmethod
     def extract(cls, model, root, split, normalization, size=None, limit=None, progress=True, log=print):
         from tqdm import tqdm
@@ -152,7 +179,7 @@ def evaluate_forecast(f2f, decoder, batches, classes, ignore_id=255, batch_size=
 def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAULT_OFFSETS,
                      iterations=2000, finetune_iterations=500, batch_size=16, lr=5e-4, weight_decay=1e-4,
                      seq_limit=None, val_limit=None, threads=None, seed=0, half=False, depth=8,
-                     progress=True, log=print):
+                     cache=None, progress=True, log=print):
     """Train an F2F forecaster on features of ``features_from``; write its checkpoint."""
     from tqdm import tqdm
 
@@ -179,11 +206,12 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAU
     if not classes:
         from export.classes import cityscapes_classes
         classes = cityscapes_classes()
-    train_data = SequenceFeatures.extract(sl, data, "train", sl.normalization, limit=seq_limit,
-                                          progress=progress, log=log)
+    key = sl_info["sha256"]
+    train_data = SequenceFeatures.cached(cache, key, sl, data, "train", sl.normalization, limit=seq_limit,
+                                         progress=progress, log=log)
     has_val = os.path.isdir(os.path.join(data, "leftImg8bit", "val"))
-    val_data = (SequenceFeatures.extract(sl, data, "val", sl.normalization, limit=val_limit,
-                                         progress=progress, log=log) if has_val else None)
+    val_data = (SequenceFeatures.cached(cache, key, sl, data, "val", sl.normalization, limit=val_limit,
+                                        progress=progress, log=log) if has_val else None)
     mean, std = feature_stats(train_data.features)
     batches = _Batches(train_data, mean, std, offsets, horizon)
     val_batches = _Batches(val_data, mean, std, offsets, horizon) if val_data is not None else None

@@ -3,6 +3,7 @@
 A *runner* is one thing to time, behind a tiny interface:
 
     name, kind, includes      # includes: what one timed call covers, in words
+    stages                    # names of the sub-timings that are stages of the call (or ())
     warmup()                  # one untimed call (default: run_once)
     run_once() -> dict|None   # one complete call; optional sub-timings in ms
     describe() -> dict        # versions, devices, threads (for the report)
@@ -15,7 +16,8 @@ scaling) hits all runners alike. Every sample is ``time.perf_counter`` around
 
 ``results`` turns a measurement into plain dicts: latency statistics
 (runtime.stats.summarize), throughput = 1000 / mean, ratio to the first runner,
-sub-timings (TensorRT: H2D, GPU compute, D2H, enqueue from CUDA events), stability.
+sub-timings (TensorRT: H2D, GPU compute, D2H, enqueue from CUDA events), stages (a
+forecast bundle's features, f2f and decoder), stability.
 
 Device side: Python 3.6, numpy; never torch (the PyTorch peer lives in export/).
 """
@@ -24,6 +26,7 @@ import os
 import platform
 import time
 
+from runtime import manifest as manifest_mod
 from runtime import report
 from runtime.errors import UserError
 from runtime.stats import summarize
@@ -50,6 +53,7 @@ class Runner(object):
     name = "runner"
     kind = "runner"
     includes = ""
+    stages = ()
 
     def warmup(self):
         self.run_once()
@@ -167,6 +171,110 @@ class EngineRunner(Runner):
             self._graph.close()
             self._graph = None
         self._timed = False
+
+
+FORECAST_STAGES = manifest_mod.FORECAST_STAGES
+_PRIMING_LIMIT = 1000   # frames a bundle may take to give its first forecast
+
+
+def is_bundle(path):
+    """Whether ``path`` (a manifest, artifact or folder) is a forecast bundle."""
+    return manifest_mod.peek_task(path) == "forecast"
+
+
+def bundle_name(path):
+    """A forecast bundle's display name: its folder and manifest, e.g. f2f-mid_fp32/forecast.json."""
+    manifest_path = os.path.abspath(manifest_mod.resolve(path)[1])
+    return "{}/{}".format(os.path.basename(os.path.dirname(manifest_path)),
+                          os.path.basename(manifest_path))
+
+
+def forecast_includes(engine):
+    """What one timed call of a forecast bundle covers (a ForecastRunner's ``includes``)."""
+    info = engine.describe()
+    backend = info.get("backend")
+    if backend == "tensorrt":
+        how = "TensorRT, per stage: copy in + H2D + enqueue + GPU compute + D2H + stream sync + copy out"
+    else:
+        how = "ONNX Runtime session.run per stage{}, outputs on the host".format(
+            " ({})".format(", ".join(info["providers"])) if info.get("providers") else "")
+    current = ("; + decoder of the current frame (current segmentation on)"
+               if engine.decode_current else "; the current frame is not decoded")
+    return ("one streamed frame once warmed up (ForecastEngine.infer_at at the trained rate, "
+            "every past offset in the feature ring): features stage on a prepared {} {} tensor + "
+            "ring buffer + f2f on the {} concatenated past feature maps + decoder of the forecast "
+            "(class map out){}; {}".format(
+                engine.manifest["input"]["dtype"], engine.manifest["input"]["layout"],
+                len(engine.past_offsets), current, how))
+
+
+class ForecastRunner(Runner):
+    """A forecast bundle (runtime.forecast.ForecastEngine) streamed frame after frame.
+
+    One timed call is what one streamed frame costs once the stream is warmed up:
+    ``infer_at`` on a prepared input tensor at the next frame time of the trained rate,
+    i.e. features stage + ring buffer + f2f + decoder of the forecast. Its stage times come
+    back as sub-timings named by ``stages`` (and, on TensorRT, ``<stage>.compute`` etc.).
+    The first warm-up call first streams the frames the ring needs (untimed); a timed call
+    that is not a forecast is an error, never a sample.
+    """
+
+    kind = "forecast"
+
+    def __init__(self, engine, name=None):
+        from runtime.forecast import RESULT_KEY
+        self.engine = engine
+        self.name = name or bundle_name(engine.path)
+        self.tensor = engine.dummy_input()
+        self.stages = FORECAST_STAGES + (("decoder_current",) if engine.decode_current else ())
+        self.includes = forecast_includes(engine)
+        self.priming_frames = 0
+        self._key = RESULT_KEY
+        self._index = 0
+        self._primed = False
+
+    def _step(self):
+        engine = self.engine
+        outputs = engine.infer_at(self.tensor, self._index / engine.frame_rate)
+        self._index += 1
+        return outputs[self._key]
+
+    def warmup(self):
+        if self._primed:
+            self.run_once()
+            return
+        for _ in range(_PRIMING_LIMIT):
+            self.priming_frames += 1
+            if self._step().is_forecast:
+                self._primed = True
+                return
+        raise RuntimeError("{}: no forecast after {} frames at the trained rate".format(
+            self.name, _PRIMING_LIMIT))
+
+    def run_once(self):
+        frame = self._step()
+        if not frame.is_forecast:
+            raise RuntimeError("{}: a timed frame was a warm-up frame (no forecast): the stream "
+                               "was not warmed up".format(self.name))
+        timings = dict(frame.stage_ms)
+        for stage, backend in self.engine.bundle.backends.items():
+            for key, value in (getattr(backend, "last_timings", None) or {}).items():
+                timings["{}.{}".format(stage, key)] = value
+        return timings
+
+    def describe(self):
+        info = dict(self.engine.describe())
+        bundle = self.engine.bundle
+        details = {}
+        for stage in FORECAST_STAGES:
+            backend = bundle.backends[stage].describe()
+            details[stage] = {"file": bundle.stage_paths[stage],
+                              "precision": bundle.stages[stage].get("precision",
+                                                                    bundle.manifest["precision"]),
+                              "backend": backend.get("backend"), "version": backend.get("version"),
+                              "providers": backend.get("providers")}
+        info.update(stage_info=details, priming_frames=self.priming_frames)
+        return info
 
 
 class OpenVinoRunner(Runner):
@@ -380,6 +488,8 @@ def results(measurement, cv_warn=DEFAULT_CV_WARN):
     for record in measurement.records:
         runner = record.runner
         stats = summarize(record.samples)
+        sub = dict(record.sub)
+        stages = _stages_block(getattr(runner, "stages", ()) or (), sub, stats["mean"])
         mean, p50 = stats["mean"], stats["p50"]
         if first is None:
             first = stats
@@ -391,7 +501,8 @@ def results(measurement, cv_warn=DEFAULT_CV_WARN):
             "ratio_to_first": mean / first["mean"] if mean and first["mean"] else None,
             "ratio_to_first_p50": p50 / first["p50"] if p50 and first["p50"] else None,
             "ratio_to_first_paired": paired_ratio(record, measurement.records[0]),
-            "sub_timings_ms": dict((k, summarize(v)) for k, v in sorted(record.sub.items())),
+            "sub_timings_ms": dict((k, summarize(v)) for k, v in sorted(sub.items())),
+            "stages": stages,
             "stable": None if stats["cv"] is None else stats["cv"] <= cv_warn,
             "warmup": {"calls": record.warmup_calls, "seconds": record.warmup_s},
             "timed_s": sum(t1 - t0 for t0, t1 in record.windows),
@@ -409,6 +520,21 @@ def results(measurement, cv_warn=DEFAULT_CV_WARN):
     return entries, warnings
 
 
+def _stages_block(names, sub, total_mean):
+    """The ``stages`` of a runner (popped from ``sub``): statistics per stage, their sum, the rest.
+
+    ``other_mean_ms`` = the call's mean latency - the sum of the stage means: what the call
+    does between its stages (a forecast bundle: ring buffer, concatenation, casts, Python).
+    """
+    if not names:
+        return None
+    latency = dict((name, summarize(sub.pop(name, []))) for name in names)
+    means = [latency[name]["mean"] for name in names]
+    total = sum(means) if all(m is not None for m in means) else None
+    return {"order": list(names), "latency_ms": latency, "sum_mean_ms": total,
+            "other_mean_ms": (total_mean - total) if total is not None and total_mean else None}
+
+
 def attach_power(entries, measurement, reader):
     """Average board power (mW) in each runner's timed windows and energy per call (mJ)."""
     from runtime.tegrastats import energy_per_frame_mj
@@ -422,7 +548,7 @@ def attach_power(entries, measurement, reader):
 # -- end to end ---------------------------------------------------------------------------
 
 def end_to_end(engine, video_path, max_frames=None, realtime=False, reader=None,
-               clock=time.perf_counter):
+               clock=time.perf_counter, name=None):
     """Run the rt-segment pipeline headless on a video; per-stage and capture-to-result latency.
 
     Default (file mode): every frame is processed and the reader runs ahead into the
@@ -430,29 +556,54 @@ def end_to_end(engine, video_path, max_frames=None, realtime=False, reader=None,
     includes the time a frame waits in those queues. ``realtime``: the video plays at its
     own frame rate with a camera's drop policy (only the newest frame is taken), so
     capture-to-result is the latency a camera user sees (FPS is then capped by the video's).
+
+    ``engine`` may be a ForecastEngine (runtime.open_engine on a bundle): the result then
+    has the stream's ``forecast`` block (frames forecast / warm-up, ...). ``fps_steady``:
+    results per second from the first to the last result (forecast results only for a
+    bundle), i.e. without the pipeline's fill time and a forecaster's cheaper warm-up frames.
     """
     from runtime.pipeline import Pipeline
     from runtime.sources import video
     pipe = Pipeline(video(video_path), engine, outputs=(), max_frames=max_frames,
                     realtime=realtime)
+    done = []   # (completion time, counts for fps_steady) per result, pipeline clock
+
+    def note(result):
+        details = result.details
+        steady = bool(getattr(details, "is_forecast", True)) if details is not None else True
+        done.append((result.capture_time + result.age_ms / 1e3, steady))
+
     try:
         pipe.start()
         t0 = clock()
-        pipe.run()
+        pipe.run(note)
         t1 = clock()
     finally:
         pipe.close()
     summary = pipe.summary()
+    forecast = summary.get("forecast")
+    steady = [t for t, counted in done if counted]
+    span = steady[-1] - steady[0] if len(steady) > 1 else 0.0
+    if forecast is not None:
+        inference = ("inference (features stage + feature ring + f2f + decoder of the forecast; "
+                     "warm-up frames: features only)")
+    else:
+        inference = "inference"
     out = {"video": str(video_path), "engine": os.path.basename(engine.path),
+           "name": name or os.path.basename(engine.path),
+           "kind": "forecast" if forecast is not None else "engine",
            "frames": summary["frames"], "frame_size": summary["frame_size"],
            "wall_s": summary["wall_s"], "fps": summary["fps"]["processed"],
+           "fps_steady": (len(steady) - 1) / span if span > 0 else None,
            "latency_ms": summary["latency_ms"], "reason": summary["reason"],
            "mode": "realtime" if realtime else "file",
-           "includes": "capture (decode) -> preprocess (resize, to tensor) -> inference -> "
-                       "postprocess, three threads overlapped; no outputs written; " + (
+           "includes": "capture (decode) -> preprocess (resize, to tensor) -> " + inference +
+                       " -> postprocess, three threads overlapped; no outputs written; " + (
                            "video paced at its frame rate, newest frame taken (drops counted)"
                            if realtime else "every frame processed, capture-to-result includes "
                            "waiting in the 2-deep queues"),
+           "forecast": forecast,
+           "fps_ratio_to_first": None,
            "power": None}
     if reader is not None:
         from runtime.tegrastats import energy_per_frame_mj
@@ -462,6 +613,32 @@ def end_to_end(engine, video_path, max_frames=None, realtime=False, reader=None,
                         "energy_per_frame_mj": energy_per_frame_mj(
                             mean_mw, 1000.0 / fps if fps else None)}
     return out
+
+
+def stream_ratios(runs):
+    """Fill each end-to-end run's ``fps_ratio_to_first``; the forecast-vs-plain stream ratios.
+
+    When the first run is a plain engine, one entry per forecast bundle run: its stream FPS
+    / the plain stream's FPS (``fps_ratio``; ``fps_steady_ratio`` likewise on ``fps_steady``).
+    None when there is no such pair.
+    """
+    if not runs:
+        return None
+    first = runs[0]
+    for run in runs:
+        run["fps_ratio_to_first"] = _ratio(run.get("fps"), first.get("fps"))
+    if first.get("kind") == "forecast":
+        return None
+    pairs = [{"plain": first["name"], "forecast": run["name"],
+              "fps_plain": first.get("fps"), "fps_forecast": run.get("fps"),
+              "fps_ratio": _ratio(run.get("fps"), first.get("fps")),
+              "fps_steady_ratio": _ratio(run.get("fps_steady"), first.get("fps_steady"))}
+             for run in runs[1:] if run.get("kind") == "forecast"]
+    return pairs or None
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
 
 
 # -- environment --------------------------------------------------------------------------
@@ -521,7 +698,8 @@ def environment(threads=None, entries=(), load_start=None):
     env = {"host": host, "governor": cpu_governor(), "threads": threads,
            "load_average": {"start": load_start, "end": load_average()},
            "python": platform.python_version(), "versions": report.versions(),
-           "onnxruntime": None, "tensorrt": None, "cuda": cuda_version(), "peers": {}}
+           "onnxruntime": None, "tensorrt": None, "cuda": cuda_version(), "peers": {},
+           "forecast_bundles": []}
     try:
         import onnxruntime
         env["onnxruntime"] = {"version": onnxruntime.__version__,
@@ -534,6 +712,17 @@ def environment(threads=None, entries=(), load_start=None):
             env["tensorrt"] = info.get("version")
         elif entry.get("kind") == "peer" and info.get("backend"):
             env["peers"][info["backend"]] = info.get("version")
+        if entry.get("kind") == "forecast":
+            stages = info.get("stage_info") or {}
+            for stage in stages.values():
+                if stage.get("backend") == "tensorrt":
+                    env["tensorrt"] = stage.get("version")
+            env["forecast_bundles"].append({
+                "name": entry.get("name"), "bundle": info.get("engine"), "arch": info.get("arch"),
+                "precision": info.get("precision"),
+                "stages": dict((name, {"precision": st.get("precision"),
+                                       "backend": st.get("backend")})
+                               for name, st in stages.items())})
     return env
 
 
@@ -549,13 +738,24 @@ def environment_warnings(env):
     return out
 
 
-def build_report(entries, settings, env, warnings=(), notes=(), end_to_end=None, command=None):
-    """The rt-bench JSON report."""
+def build_report(entries, settings, env, warnings=(), notes=(), end_to_end=None, command=None,
+                 end_to_end_runs=None, forecast_stream_ratio=None):
+    """The rt-bench JSON report.
+
+    ``end_to_end``: the first engine's end-to-end run (None without a video);
+    ``end_to_end_runs``: every engine's, in order; ``forecast_stream_ratio``: see stream_ratios.
+    """
+    if end_to_end is None and end_to_end_runs:
+        end_to_end = end_to_end_runs[0]
     return {"schema": SCHEMA, "tool": "rt-bench",
             "command": list(command) if command is not None else None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "settings": dict(settings), "runners": list(entries),
-            "end_to_end": end_to_end, "environment": env,
+            "end_to_end": end_to_end,
+            "end_to_end_runs": list(end_to_end_runs) if end_to_end_runs is not None else (
+                [end_to_end] if end_to_end is not None else None),
+            "forecast_stream_ratio": forecast_stream_ratio,
+            "environment": env,
             "warnings": list(warnings), "notes": list(notes)}
 
 

@@ -287,7 +287,9 @@ class ForecastEngine(object):
     def infer_at(self, tensor, frame_time):
         """One frame of the stream at ``frame_time`` (s; None: consecutive at the trained rate)."""
         bundle = self.bundle
+        t0 = _clock()
         features = bundle.run_features(tensor)
+        stage_ms = {"features": (_clock() - t0) * 1e3}
         if frame_time is None:
             frame_time = self._frames / self.frame_rate
         self._frames += 1
@@ -304,12 +306,19 @@ class ForecastEngine(object):
         else:
             self._warmup_run = 0
             t0 = _clock()
-            frame.class_map = bundle.decode(bundle.forecast([f for _, f in picked]))
-            frame.forecast_ms = (_clock() - t0) * 1e3
+            future = bundle.forecast([f for _, f in picked])
+            t1 = _clock()
+            frame.class_map = bundle.decode(future)
+            t2 = _clock()
+            frame.forecast_ms = (t2 - t0) * 1e3
+            stage_ms["f2f"], stage_ms["decoder"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
             frame.picked_times = [t for t, _ in picked]
             frame.is_forecast = True
         if self.decode_current:
+            t0 = _clock()
             frame.current_map = bundle.decode(features)
+            stage_ms["decoder_current"] = (_clock() - t0) * 1e3
+        frame.stage_ms = stage_ms
         return {RESULT_KEY: frame}
 
     def postprocess(self, outputs):

@@ -22,11 +22,13 @@ class ForecastFrame(object):
     when the engine was asked for it, else None; forecast_ms: f2f + decoder time (None in
     warm-up); time_errors: picked minus target time per past offset, s (oldest first;
     None where nothing was buffered); picked_times: capture times of the picked past
-    frames; warmup: (index, expected total) of this warm-up frame, None for a forecast.
+    frames; warmup: (index, expected total) of this warm-up frame, None for a forecast;
+    stage_ms: ms per stage run for this frame (``features``; ``f2f`` and ``decoder`` for a
+    forecast; ``decoder_current`` when the current frame was decoded), for rt-bench.
     """
 
     __slots__ = ("time", "target_time", "horizon_s", "is_forecast", "class_map", "current_map",
-                 "forecast_ms", "time_errors", "picked_times", "warmup")
+                 "forecast_ms", "time_errors", "picked_times", "warmup", "stage_ms")
 
     def __init__(self, time, horizon_s):
         self.time, self.horizon_s = time, horizon_s
@@ -36,6 +38,7 @@ class ForecastFrame(object):
         self.forecast_ms = None
         self.time_errors, self.picked_times = [], None
         self.warmup = None
+        self.stage_ms = {}
 
 
 class ForecastStats(object):

@@ -4,12 +4,16 @@
     rt-bench --engine a.onnx --engine b.onnx --iterations 200 --json bench.json
     rt-bench --engine engines/x.onnx --torch swiftnet-rn18 --openvino --markdown bench.md
     rt-bench --engine engines/x.plan --cuda-graph --power --video drive.mp4 --plot bench.png
+    rt-bench --engine engines/swiftnet-rn18_fp32.onnx --engine engines/f2f-mid_fp32 --video drive.mp4
 
 Per runner: latency min/mean/median/p90/p95/p99/max, standard deviation and
 coefficient of variation (warned when unstable), throughput and the ratio to the
 first engine; on TensorRT also H2D, GPU compute, D2H and enqueue times (CUDA events).
-Runners are timed interleaved in rounds; warm-up never counts. The environment block
-says what machine, clocks and versions produced the numbers.
+A forecast bundle (forecast.json or its folder) is timed per streamed frame once warmed
+up (features + f2f + decoder), with each stage's time. Runners are timed interleaved in
+rounds; warm-up never counts. ``--video`` runs every engine through the streaming pipeline,
+one after the other (with a bundle: the forecast / plain stream FPS ratio). The environment
+block says what machine, clocks and versions produced the numbers.
 """
 import argparse
 import importlib.util
@@ -17,6 +21,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 from runtime import bench
 from runtime.backends import BACKENDS
@@ -39,8 +44,8 @@ def build_parser():
     parser = _Parser(prog="rt-bench", description="Latency and throughput of segmentation "
                      "engines, with the PyTorch / OpenVINO peers and the streaming pipeline.")
     parser.add_argument("--engine", "-e", action="append", required=True, metavar="ENGINE",
-                        help="engine (.onnx or .plan with its manifest); repeat to compare, "
-                             "ratios are to the first")
+                        help="engine (.onnx or .plan with its manifest, or a forecast bundle's "
+                             "forecast.json or folder); repeat to compare, ratios are to the first")
     warm = parser.add_mutually_exclusive_group()
     warm.add_argument("--warmup", type=int, metavar="N", help="warm-up calls per runner")
     warm.add_argument("--warmup-s", type=float, metavar="S",
@@ -70,7 +75,8 @@ def build_parser():
                        help="OpenVINO INFERENCE_PRECISION_HINT (default f32; bf16, f16)")
     e2e = parser.add_argument_group("end to end")
     e2e.add_argument("--video", metavar="FILE",
-                     help="also run the rt-segment pipeline headless on FILE (first engine)")
+                     help="also run the rt-segment pipeline headless on FILE, every engine "
+                          "in turn (forecast bundles as rt-segment streams them)")
     e2e.add_argument("--e2e-frames", type=int, metavar="N", help="stop the video after N frames")
     e2e.add_argument("--realtime", action="store_true",
                      help="play the video at its frame rate, dropping frames like a camera "
@@ -127,31 +133,47 @@ def _missing(module):
 # -- runners ------------------------------------------------------------------------------
 
 def make_runners(args, threads, notes):
-    """Engines first (the first is the reference), then the peers that can run here."""
-    from runtime.engine import Engine
+    """Engines first (the first is the reference), then the peers that can run here.
+
+    Engines are opened with runtime.open_engine: a forecast bundle becomes a ForecastEngine
+    timed by a ForecastRunner, anything else an Engine timed by an EngineRunner.
+    """
+    from runtime import open_engine
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engines, runners = [], []
     names = _unique_names(args.engine)
-    for path, name in zip(args.engine, names):
-        engine = Engine(path, backend=args.backend, providers=providers, threads=threads)
-        engines.append(engine)
-        backend = engine.backend.name
-        flags = [f for f, on in (("--cuda-graph", args.cuda_graph),
-                                 ("--no-transfers", args.no_transfers)) if on]
-        if flags and backend != "tensorrt":
-            note = "{} only {} to TensorRT engines: ignored for {} ({})".format(
-                " and ".join(flags), "apply" if len(flags) > 1 else "applies", name, backend)
-            log.warning("note: %s", note)
-            notes.append(note)
-            runners.append(bench.EngineRunner(engine, name=name))
-        else:
-            runners.append(bench.EngineRunner(engine, name=name, transfers=not args.no_transfers,
-                                              cuda_graph=args.cuda_graph))
+    flags = [f for f, on in (("--cuda-graph", args.cuda_graph),
+                             ("--no-transfers", args.no_transfers)) if on]
+    try:
+        for path, name in zip(args.engine, names):
+            engine = open_engine(path, backend=args.backend, providers=providers, threads=threads)
+            engines.append(engine)
+            if hasattr(engine, "infer_at"):  # a forecast bundle
+                if flags:
+                    _note(notes, "{} {} not supported for forecast bundles: ignored for {}".format(
+                        " and ".join(flags), "are" if len(flags) > 1 else "is", name))
+                runners.append(bench.ForecastRunner(engine, name=name))
+                continue
+            backend = engine.backend.name
+            if flags and backend != "tensorrt":
+                _note(notes, "{} only {} to TensorRT engines: ignored for {} ({})".format(
+                    " and ".join(flags), "apply" if len(flags) > 1 else "applies", name, backend))
+                runners.append(bench.EngineRunner(engine, name=name))
+            else:
+                runners.append(bench.EngineRunner(engine, name=name,
+                                                  transfers=not args.no_transfers,
+                                                  cuda_graph=args.cuda_graph))
+    except BaseException:
+        for runner in runners:
+            runner.close()
+        for engine in engines:
+            engine.close()
+        raise
     first = runners[0]
     if args.torch:
         runners.append(_torch_runner(args.torch, first, threads, notes))
     if args.openvino:
-        onnx = [r for r in runners if getattr(r, "engine", None) is not None
+        onnx = [r for r in runners if isinstance(r, bench.EngineRunner)
                 and r.engine.artifact.endswith(".onnx")]
         try:
             if not onnx:
@@ -165,8 +187,13 @@ def make_runners(args, threads, notes):
     return engines, runners
 
 
+def _note(notes, note):
+    log.warning("note: %s", note)
+    notes.append(note)
+
+
 def _unique_names(paths):
-    names = [os.path.basename(p) for p in paths]
+    names = [bench.bundle_name(p) if bench.is_bundle(p) else os.path.basename(p) for p in paths]
     return [n if names.count(n) == 1 else "{}#{}".format(n, i + 1) for i, n in enumerate(names)]
 
 
@@ -214,13 +241,15 @@ def format_console(rep):
             "{:>8}".format(_num(st[c])) for c in STAT_COLUMNS) + " {:>7} {:>6} {:>8} {:>8}".format(
             _num(st["std"]), _pct(st["cv"]), _num(e["throughput_fps"], 1),
             _num(e["ratio_to_first"]) + "x" if e["ratio_to_first"] else "-"))
-    subs = [(e["name"], k, v) for e in rep["runners"] for k, v in e["sub_timings_ms"].items()]
+    subs = stage_rows(rep["runners"])
     if subs:
-        lines += ["", "{:<{w}} {:>8} ".format("stages ms", "stage", w=width) + " ".join(
+        kw = max([len(k) for _, k, _ in subs] + [8])
+        lines += ["", "{:<{w}} {:>{kw}} ".format("stages ms", "stage", w=width, kw=kw) + " ".join(
             "{:>8}".format(c) for c in STAT_COLUMNS)]
         for name, key, st in subs:
-            lines.append("{:<{w}} {:>8} ".format(name, key, w=width) + " ".join(
-                "{:>8}".format(_num(st[c], 3)) for c in STAT_COLUMNS))
+            lines.append("{:<{w}} {:>{kw}} ".format(name, key, w=width, kw=kw) + " ".join(
+                "{:>8}".format(_num(st.get(c), 3)) for c in STAT_COLUMNS))
+        lines += ["  " + l for l in stage_notes(rep["runners"])]
     powered = [e for e in rep["runners"] if e.get("power")]
     if powered:
         lines += ["", "power (tegrastats, {}):".format(powered[0]["power"].get("source"))]
@@ -230,8 +259,9 @@ def format_console(rep):
                 e["name"], _num(p["average_mw"], 0), p["samples"], _num(p["energy_per_frame_mj"], 1)))
     lines += ["", "each timed call includes:"]
     lines += ["  {}: {}".format(e["name"], e["includes"]) for e in rep["runners"]]
-    if rep.get("end_to_end"):
-        lines += [""] + format_e2e(rep["end_to_end"])
+    for run in e2e_runs(rep):
+        lines += [""] + format_e2e(run)
+    lines += format_stream_ratio(rep)
     lines += ["", "environment:"] + ["  " + l for l in environment_lines(rep["environment"])]
     for note in rep.get("notes") or []:
         lines.append("note: " + note)
@@ -244,18 +274,78 @@ def _pct(value):
     return "-" if value is None else "{:.1%}".format(value)
 
 
+def stage_rows(entries):
+    """(runner, stage, statistics) rows: a bundle's stages and 'other', then sub-timings."""
+    rows = []
+    for e in entries:
+        stages = e.get("stages")
+        if stages:
+            for key in stages["order"]:
+                rows.append((e["name"], key, stages["latency_ms"][key]))
+            if stages.get("other_mean_ms") is not None:
+                rows.append((e["name"], "other", {"mean": stages["other_mean_ms"]}))
+        for key, st in e["sub_timings_ms"].items():
+            rows.append((e["name"], key, st))
+    return rows
+
+
+def stage_notes(entries):
+    """One line per forecast bundle: its stages' share of a streamed frame."""
+    out = []
+    for e in entries:
+        stages = e.get("stages")
+        mean = e["latency_ms"]["mean"]
+        if not stages or not mean:
+            continue
+        shares = ", ".join("{} {}".format(k, _pct((stages["latency_ms"][k]["mean"] or 0) / mean))
+                           for k in stages["order"])
+        out.append("{}: {} of a streamed frame; 'other' = ring buffer, concatenation, casts, "
+                   "Python between the stages".format(e["name"], shares))
+    return out
+
+
+def e2e_runs(rep):
+    """The end-to-end runs of a report (older reports: just ``end_to_end``)."""
+    runs = rep.get("end_to_end_runs")
+    if runs is None:
+        runs = [rep["end_to_end"]] if rep.get("end_to_end") else []
+    return runs
+
+
+def format_stream_ratio(rep):
+    """The forecast / plain stream FPS lines (issue 8's target metric)."""
+    lines = []
+    for pair in rep.get("forecast_stream_ratio") or []:
+        lines += ["", "forecast stream FPS / plain stream FPS: {}x ({} {} FPS vs {} {} FPS; "
+                  "steady state {}x)".format(
+                      _num(pair["fps_ratio"]), pair["forecast"], _num(pair["fps_forecast"], 1),
+                      pair["plain"], _num(pair["fps_plain"], 1), _num(pair["fps_steady_ratio"]))]
+    return lines
+
+
 def format_e2e(e2e):
     frames = e2e["frames"]
-    lines = ["end to end: {} ({} mode, frames {}): {} processed, {} dropped, {} FPS".format(
-        e2e["video"], e2e.get("mode"), "x".join(str(v) for v in e2e["frame_size"] or []) or "?",
-        frames["processed"], frames["dropped"], _num(e2e["fps"], 1)),
-        "  " + e2e["includes"],
+    lines = ["end to end: {}{} ({} mode, frames {}): {} processed, {} dropped, {} FPS "
+             "({} steady)".format(
+                 "{} on ".format(e2e["name"]) if e2e.get("name") else "",
+                 e2e["video"], e2e.get("mode"),
+                 "x".join(str(v) for v in e2e["frame_size"] or []) or "?",
+                 frames["processed"], frames["dropped"], _num(e2e["fps"], 1),
+                 _num(e2e.get("fps_steady"), 1)),
+             "  " + e2e["includes"],
         "  {:<18} {:>8} {:>8} {:>8} {:>8} {:>8}".format("stage ms", "mean", "p50", "p90", "p99", "max")]
     for stage, st in e2e["latency_ms"].items():
         if st.get("count"):
             lines.append("  {:<18} {:>8} {:>8} {:>8} {:>8} {:>8}".format(
                 stage, _num(st["mean"]), _num(st["p50"]), _num(st["p90"]), _num(st["p99"]),
                 _num(st["max"])))
+    forecast = e2e.get("forecast")
+    if forecast:
+        lat = forecast.get("latency_ms") or {}
+        lines.append("  forecast: {} frames forecast, {} warm-up; f2f + decoder {} ms mean; "
+                     "frame selection {}".format(
+                         forecast["frames_forecast"], forecast["frames_warmup"],
+                         _num(lat.get("mean")), forecast.get("frame_selection")))
     power = e2e.get("power")
     if power:
         lines.append("  power: {} mW average, {} mJ per frame".format(
@@ -289,12 +379,22 @@ def environment_lines(env):
             {True: "locked", False: "NOT locked", None: "unknown"}[jetson.get("clocks_locked")]))
     else:
         lines.append("Jetson: no (module, nvpmodel and clocks apply on a Jetson)")
+    for b in env.get("forecast_bundles") or []:
+        lines.append("forecast bundle {} ({}, {}): {}".format(
+            b.get("name"), b.get("arch"), b.get("precision"), ", ".join(
+                "{} {} ({})".format(stage, st.get("precision"), st.get("backend"))
+                for stage, st in sorted((b.get("stages") or {}).items(),
+                                        key=lambda kv: _stage_index(kv[0])))))
     load = env.get("load_average") or {}
     if load.get("start") or load.get("end"):
         lines.append("load average (1/5/15 min): {} at start, {} at end (> cores: shared, noisy)".format(
             _load(load.get("start")), _load(load.get("end"))))
     lines.append("host: {} ({})".format(host.get("hostname") or "?", host.get("os") or "?"))
     return lines
+
+
+def _stage_index(name):
+    return bench.FORECAST_STAGES.index(name) if name in bench.FORECAST_STAGES else 99
 
 
 def _load(values):
@@ -317,16 +417,22 @@ def format_markdown(rep):
         out.append("| {} | {} | {} | {} | {} | {} | {} |".format(
             e["name"], st["count"], " | ".join(_num(st[c]) for c in STAT_COLUMNS), _num(st["std"]),
             _pct(st["cv"]), _num(e["throughput_fps"], 1), _num(e["ratio_to_first"])))
-    subs = [(e["name"], k, v) for e in rep["runners"] for k, v in e["sub_timings_ms"].items()]
+    subs = stage_rows(rep["runners"])
     if subs:
         out += ["", "| runner | stage | " + " | ".join(STAT_COLUMNS) + " |",
                 "|---|---|" + "---:|" * len(STAT_COLUMNS)]
         for name, key, st in subs:
-            out.append("| {} | {} | {} |".format(name, key, " | ".join(_num(st[c], 3) for c in STAT_COLUMNS)))
+            out.append("| {} | {} | {} |".format(
+                name, key, " | ".join(_num(st.get(c), 3) for c in STAT_COLUMNS)))
+        out += [""] + stage_notes(rep["runners"])
     out += ["", "Latency in ms. What one timed call includes:", ""]
     out += ["- **{}**: {}".format(e["name"], e["includes"]) for e in rep["runners"]]
-    if rep.get("end_to_end"):
-        out += ["", "```"] + format_e2e(rep["end_to_end"]) + ["```"]
+    runs = e2e_runs(rep)
+    if runs:
+        out += ["", "```"]
+        for i, run in enumerate(runs):
+            out += ([""] if i else []) + format_e2e(run)
+        out += format_stream_ratio(rep) + ["```"]
     out += ["", "Environment:", ""] + ["- " + l for l in environment_lines(rep["environment"])]
     for note in rep.get("notes") or []:
         out.append("- note: " + note)
@@ -341,8 +447,9 @@ def plot(rep, samples, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    e2e = rep.get("end_to_end")
-    subs = [(e["name"], e["sub_timings_ms"]) for e in rep["runners"] if e["sub_timings_ms"]]
+    runs = e2e_runs(rep)
+    e2e = runs[0] if runs else None
+    subs = stage_rows(rep["runners"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 1.5 + 0.6 * max(3, len(samples))))
     names = [e["name"] for e in rep["runners"]]
     data = [samples[n] for n in names]
@@ -357,16 +464,14 @@ def plot(rep, samples, path):
     left.set_title("latency distribution")
     left.invert_yaxis()  # the first (reference) runner on top
     if e2e:
-        stages = [(k, v["mean"]) for k, v in e2e["latency_ms"].items() if v.get("count")]
+        stages = [("{} {}".format(run["name"], k) if len(runs) > 1 else k, v["mean"])
+                  for run in runs for k, v in run["latency_ms"].items() if v.get("count")]
         right.barh([k for k, _ in stages], [v for _, v in stages])
-        right.set_title("end to end: mean ms per stage ({} FPS)".format(_num(e2e["fps"], 1)))
+        right.set_title("end to end: mean ms per stage ({} FPS)".format(_num(e2e["fps"], 1))
+                        if len(runs) == 1 else "end to end: mean ms per stage")
     elif subs:
-        labels, values = [], []
-        for name, sub in subs:
-            for key, st in sub.items():
-                labels.append("{} {}".format(name, key))
-                values.append(st["mean"])
-        right.barh(labels, values)
+        right.barh(["{} {}".format(name, key) for name, key, _ in subs],
+                   [st["mean"] or 0.0 for _, _, st in subs])
         right.set_title("stages: mean ms")
     else:
         right.barh(names, [e["latency_ms"]["mean"] for e in rep["runners"]])
@@ -407,12 +512,18 @@ def run(args, argv=()):
             if min(e["timed_s"] for e in entries) < 30:
                 notes.append("energy per frame is most reliable over >= 30 s per runner "
                              "(--duration 30)")
-        e2e = None
+        runs, ratios = None, None
         if args.video:
-            if not args.quiet:
-                log.info("end to end: %s through %s", args.video, runners[0].name)
-            e2e = bench.end_to_end(engines[0], args.video, max_frames=args.e2e_frames,
-                                   realtime=args.realtime, reader=reader)
+            runs = []
+            for index, (engine, runner) in enumerate(zip(engines, runners)):
+                if index:
+                    time.sleep(bench.DEFAULT_SETTLE_S)  # as between runners: let pools go idle
+                if not args.quiet:
+                    log.info("end to end: %s through %s", args.video, runner.name)
+                runs.append(bench.end_to_end(engine, args.video, max_frames=args.e2e_frames,
+                                             realtime=args.realtime, reader=reader,
+                                             name=runner.name))
+            ratios = bench.stream_ratios(runs)
     finally:
         if reader is not None:
             reader.stop()
@@ -425,7 +536,8 @@ def run(args, argv=()):
     env = bench.environment(threads, entries, load_start=load_start)
     warnings = bench.environment_warnings(env) + warnings
     rep = bench.build_report(entries, settings, env, warnings=warnings, notes=notes,
-                             end_to_end=e2e, command=["rt-bench"] + list(argv))
+                             end_to_end_runs=runs, forecast_stream_ratio=ratios,
+                             command=["rt-bench"] + list(argv))
     samples = dict((rec.runner.name, rec.samples) for rec in m.records)
     return rep, samples
 
