@@ -9,7 +9,9 @@ Architectures with an outlier head (``swiftnet-rn18-ood``) train on negatives pa
 the inlier images (:class:`NegativePaster`): one per training image at a random place,
 covering 0.1 %-10 % of it, taken from ``--negatives DIR`` (crops of any images) or from
 the generator's ``outlier_object``; there the segmentation label is ignore (255) and the
-outlier target 1 (0 elsewhere, 255 where the label is ignore for other reasons). The loss
+outlier target 1 (0 elsewhere, 255 where the label is ignore for other reasons). Outlier
+objects the generator rendered into the scene (``*_gtFine_outlierMask.png`` beside a
+label, ``rt-synth split --outliers``) are outlier targets too. The loss
 is segmentation CE + ``--outlier-weight`` (0.2) x outlier CE. Validation pastes negatives
 the same way, deterministically per image, and adds outlier AP / AUROC / FPR at 95 % TPR
 to the inlier mIoU.
@@ -28,12 +30,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from runtime.cli.common import add_common_args, run_cli
-from runtime.data.cityscapes import find_pairs, read_label
+from runtime.data.cityscapes import OUTLIER, find_pairs, outlier_mask_path, read_label, read_outlier_mask
 from runtime.errors import UserError
 from runtime.metrics import ConfusionMatrix, OutlierHistogram
 from runtime.preprocess import normalization_coefficients
 
 NEGATIVE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
+IN_SCENE_OUTLIER = 254  # label value carrying an outlier-mask pixel through augmentation
 
 
 # Mixed precision for the forward pass: bf16 roughly halves CPU training time where the
@@ -139,6 +142,12 @@ class SegmentationFolder(Dataset):
             raise UserError("cannot read image {}".format(image_path))
         image = image[:, :, ::-1]  # RGB
         label = read_label(label_path)
+        if self.negatives is not None:
+            # Outliers the generator placed in the scene (a mask beside the label) are positives of
+            # the outlier head like pasted negatives; they ride through augmentation inside the label.
+            mask_path = outlier_mask_path(label_path)
+            if os.path.exists(mask_path):
+                label = np.where(read_outlier_mask(mask_path) == OUTLIER, IN_SCENE_OUTLIER, label).astype(np.uint8)
         if self.size is not None and image.shape[:2] != tuple(self.size):
             image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR)
             label = cv2.resize(label, (self.size[1], self.size[0]), interpolation=cv2.INTER_NEAREST)
@@ -146,8 +155,11 @@ class SegmentationFolder(Dataset):
             image, label = self._augment(image, label)
         target = None
         if self.negatives is not None:
+            in_scene = label == IN_SCENE_OUTLIER
+            label = np.where(in_scene, np.uint8(self.ignore_id), label)
             rng = np.random if self.train else np.random.RandomState(100003 + index)
             image, label, target = self.negatives(image, label, rng)
+            target[in_scene] = 1
         image = image.astype(np.float32) * self.mul + self.add
         item = (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
                 torch.from_numpy(np.ascontiguousarray(label)).long())

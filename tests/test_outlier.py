@@ -384,6 +384,26 @@ def test_negative_paster_targets():
     assert (label[4:] == 0).all()  # the inputs are not modified
 
 
+def test_in_scene_outliers_of_the_generator_are_outlier_targets(outlier_dataset):
+    from export.train import NegativePaster, SegmentationFolder
+    from export.models.swiftnet import IMAGENET_NORMALIZATION
+    pairs = cs.find_pairs(outlier_dataset, "val")
+    tiny = NegativePaster(None, min_area=1e-4, max_area=2e-4)
+    data = SegmentationFolder(pairs, IMAGENET_NORMALIZATION, train=False, negatives=tiny)
+    seen = 0
+    for index, (_, label_path) in enumerate(pairs):
+        mask = cs.read_outlier_mask(cs.outlier_mask_path(label_path))
+        _, label, target = data[index]
+        in_scene = mask == cs.OUTLIER
+        seen += int(in_scene.sum())
+        assert (target.numpy()[in_scene] == 1).all() and (label.numpy()[in_scene] == 255).all()
+        assert (label.numpy() != 254).all()  # the carrier value never reaches the loss
+    assert seen > 0
+    # Plain segmentation training reads no masks: the label is untouched.
+    plain = SegmentationFolder(pairs, IMAGENET_NORMALIZATION, train=False)
+    assert np.array_equal(plain[0][1].numpy(), cs.read_label(pairs[0][1]))
+
+
 def test_negatives_from_a_folder(tmp_path):
     from export.train import NegativePaster
     from runtime.errors import UserError
