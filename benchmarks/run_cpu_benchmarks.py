@@ -159,6 +159,103 @@ def measure_e2e(arch, path, video, threads, frames):
         engine.close()
 
 
+TASK_CHECKPOINTS = {
+    "outlier": os.path.join(REPO, "checkpoints", "swiftnet-rn18-ood_synthetic.pt"),
+    "forecast": os.path.join(REPO, "checkpoints", "f2f-8-mid_synthetic.pt"),
+}
+E2E_REPEATS = 2  # plain / outlier / forecast streams alternate this many times
+
+
+def task_engines(plain_path):
+    """[(label, path)]: the plain swiftnet-rn18 FP32 engine, the outlier model and the forecast bundle
+    (FP32, from the committed demo checkpoints; exported once, reused while the checkpoint is unchanged)."""
+    from export.cli import export
+    from export.forecast_export import export_bundle
+    from runtime import manifest as manifest_mod
+    engines = [("plain", plain_path)]
+    ood = os.path.join(ENGINE_DIR, "swiftnet-rn18-ood_fp32.onnx")
+    if os.path.exists(TASK_CHECKPOINTS["outlier"]):
+        sha = manifest_mod.sha256_file(TASK_CHECKPOINTS["outlier"])
+        if not (os.path.exists(ood + ".json") and
+                (manifest_mod.load(ood).get("source_checkpoint") or {}).get("sha256") == sha):
+            log("exporting swiftnet-rn18-ood")
+            export("swiftnet-rn18-ood", TASK_CHECKPOINTS["outlier"], SIZE, ood, parity_images=1,
+                   log=lambda message: None)
+        engines.append(("outlier", ood))
+    bundle = os.path.join(ENGINE_DIR, "f2f-8-mid_fp32")
+    if os.path.exists(TASK_CHECKPOINTS["forecast"]):
+        sha = manifest_mod.sha256_file(TASK_CHECKPOINTS["forecast"])
+        made = None
+        if os.path.exists(os.path.join(bundle, "forecast.json")):
+            made = manifest_mod.load(bundle)["source_checkpoints"]["f2f"]["sha256"]
+        if made != sha:
+            log("exporting the forecast bundle")
+            export_bundle(TASK_CHECKPOINTS["forecast"], bundle, log=lambda message: None)
+        engines.append(("forecast", bundle))
+    return engines
+
+
+def measure_tasks(plain_path, video, threads, iterations, warmup, frames):
+    """Outlier and forecast models next to the plain model: engine level interleaved, then the
+    three streams end to end, alternated ``E2E_REPEATS`` times on the same video."""
+    from runtime import open_engine
+    engines = task_engines(plain_path)
+    opened = [(label, open_engine(path, threads=threads)) for label, path in engines]
+    try:
+        runners = [bench.ForecastRunner(e, name=label) if label == "forecast"
+                   else bench.EngineRunner(e, name=label) for label, e in opened]
+        log("tasks: {} x {} calls interleaved".format(", ".join(r.name for r in runners), iterations))
+        m = bench.measure(runners, warmup_iters=warmup, iterations=iterations,
+                          rounds=max(1, iterations // CALLS_PER_ROUND))
+        entries, warnings = bench.results(m)
+        e2e = dict((label, []) for label, _ in opened)
+        for rep in range(E2E_REPEATS):
+            for label, engine in opened:
+                log("tasks: {} end to end (repeat {})".format(label, rep + 1))
+                e2e[label].append(bench.end_to_end(engine, video, max_frames=frames, name=label))
+    finally:
+        for _, engine in opened:
+            engine.close()
+    return {"runners": entries, "e2e": e2e, "warnings": ["tasks: {}".format(w) for w in warnings]}
+
+
+def render_tasks(tasks):
+    """The outlier / forecast rows of BENCHMARKS.md (issue targets: FPS within 10 % / >= 0.85 x)."""
+    if not tasks:
+        return []
+    by = dict((e["name"], e) for e in tasks["runners"])
+    plain = by.get("plain")
+    lines = ["", "## Outlier detection and forecasting next to plain segmentation (FP32, same run)", "",
+             "Engine level: one interleaved run (a forecast call = features stage + feature ring + F2F + "
+             "decoder of the forecast, once the stream is warm). End to end: the rt-segment pipeline on the "
+             "same video, the three streams alternated {} times; FPS counts every processed frame (a "
+             "forecaster's first frames are warm-up: features only).".format(E2E_REPEATS), "",
+             "| model | engine mean ms | p99 | ratio to plain | stream FPS (each repeat) | mean stream FPS | "
+             "stream FPS / plain | target |", "|---|---:|---:|---:|---|---:|---:|---|"]
+    fps = dict((label, [r["fps"] for r in runs]) for label, runs in tasks["e2e"].items())
+    mean = dict((label, sum(v) / len(v)) for label, v in fps.items() if v)
+    targets = {"outlier": ("within 10 %", lambda r: r >= 0.9), "forecast": ("≥ 0.85", lambda r: r >= 0.85)}
+    for label in ("plain", "outlier", "forecast"):
+        e = by.get(label)
+        if e is None:
+            continue
+        ratio = mean[label] / mean["plain"] if mean.get("plain") else None
+        target = targets.get(label)
+        verdict = "–" if target is None or ratio is None else "{}: {}".format(
+            target[0], "met" if target[1](ratio) else "NOT met")
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            label, _f(e["latency_ms"]["mean"]), _f(e["latency_ms"]["p99"]),
+            _f(e["latency_ms"]["mean"] / plain["latency_ms"]["mean"], 2) if plain else "–",
+            " / ".join(_f(v) for v in fps[label]), _f(mean[label]), _f(ratio, 2), verdict))
+    forecast_runs = tasks["e2e"].get("forecast") or []
+    if forecast_runs and forecast_runs[0].get("forecast"):
+        f = forecast_runs[0]["forecast"]
+        lines += ["", "Forecast stream: {} frames forecast, {} warm-up (horizon {} s, offsets picked by {}).".format(
+            f.get("frames_forecast"), f.get("frames_warmup"), _f((f.get("horizon") or {}).get("s"), 2),
+            f.get("frame_selection"))]
+    return lines
+
+
 # -- BENCHMARKS.md ------------------------------------------------------------------------
 
 def _f(value, digits=1):
@@ -302,6 +399,8 @@ def render(data):
             live["frames"]["processed"], live["frames"]["dropped"], _f(live["fps"]), _f(age["p50"]),
             _f(age["p99"]), _f(engine_only["latency_ms"]["mean"]) if engine_only else "–"))
 
+    lines += render_tasks(data.get("tasks"))
+
     o = data["overhead"]
     lines += ["", "## Measurement overhead", "",
               "The timing loop with a no-op runner ({} calls): what `time.perf_counter` around "
@@ -342,6 +441,8 @@ def main(argv=None):
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--re-export", action="store_true", help="export the engines again")
     parser.add_argument("--quick", action="store_true", help="5 calls per runner, 10 frames")
+    parser.add_argument("--no-tasks", action="store_true",
+                        help="skip the outlier / forecast models next to plain segmentation")
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.warmup, args.e2e_frames = 5, 1, 30
@@ -370,6 +471,11 @@ def main(argv=None):
         runs[arch] = measure_arch(arch, engines, checkpoint, threads, iterations, args.warmup)
         e2e[arch] = measure_e2e(arch, fp32, video, threads, args.e2e_frames)
     labels = [label for label, _ in VARIANTS if label in labels]
+    tasks = None
+    if HEADLINE in archs and not args.no_tasks:
+        tasks = measure_tasks(export_fp32(HEADLINE)[0], video, threads, args.iterations, args.warmup,
+                              args.e2e_frames)
+        notes += tasks["warnings"]
 
     all_entries = [e for run in runs.values() for e in run["runners"]]
     env = bench.environment(threads, all_entries, load_start=load_start)
@@ -377,7 +483,7 @@ def main(argv=None):
     data = {"created": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "args": (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
             "wall_s": time.time() - start, "environment": env, "runs": runs, "e2e": e2e,
-            "labels": labels, "overhead": overhead, "notes": notes,
+            "labels": labels, "overhead": overhead, "notes": notes, "tasks": tasks,
             "weights": ", ".join("{}: {}".format(a, w) for a, w in weights.items())}
     with open(args.output, "w") as handle:
         handle.write(render(data))

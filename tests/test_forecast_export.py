@@ -91,3 +91,23 @@ def test_rt_export_cli_errors_for_bundles_are_one_line(run_cli_subprocess, forec
     proc = run_cli_subprocess("export.cli", "--arch", "swiftnet-rn18-f2f", "--checkpoint", forecaster_checkpoints[1],
                               "--deform-form", "grid_sample", "--opset", "13", "--output", str(tmp_path / "b"))
     assert proc.returncode == 2 and "cannot express" in proc.stderr
+
+
+def test_int8_bundle_quantizes_features_and_decoder_and_keeps_f2f_fp32(forecaster_checkpoints, tmp_path):
+    import cv2
+    from runtime.forecast import ForecastBundle
+    out = str(tmp_path / "int8")
+    bundle = export_bundle(forecaster_checkpoints[1], out, precision="int8", calib="synthetic", calib_count=4,
+                           calib_method="percentile", parity_frames=10, log=lambda m: None)
+    assert bundle["precision"] == "int8"
+    assert 0.0 <= bundle["parity"]["int8"]["forecast_agreement_vs_fp32"] <= 1.0
+    for stage, quantized in (("features", True), ("f2f", False), ("decoder", True)):
+        data = manifest.load(os.path.join(out, stage + ".onnx"))
+        assert data["precision"] == ("int8" if quantized else "fp32")
+        ops = [n.op_type for n in onnx.load(os.path.join(out, stage + ".onnx")).graph.node]
+        assert ("QuantizeLinear" in ops) == quantized
+    runtime_bundle = ForecastBundle(out)
+    frame = np.zeros((128, 256, 3), np.uint8)
+    features = runtime_bundle.features(frame)[0]
+    class_map = runtime_bundle.decode(runtime_bundle.forecast([features] * 4))
+    assert class_map.shape == (128, 256) and class_map.dtype == np.uint8
