@@ -409,6 +409,8 @@ def build_parser():
     group.add_argument("--past-offsets", default="-9,-6,-3,0", help="past frames used (default -9,-6,-3,0)")
     group.add_argument("--finetune-iterations", type=int, default=500,
                        help="iterations through the frozen decoder with the segmentation loss (default 500)")
+    group.add_argument("--finetune-batch-size", type=int, default=8,
+                       help="batch of the fine-tuning iterations (decoder at 1/4 resolution; default 8)")
     group.add_argument("--depth", type=int, default=8, help="F2F units (default 8)")
     group.add_argument("--seq-limit", type=int, help="use the first N train sequences only")
     group.add_argument("--features-cache", metavar="DIR",
@@ -449,7 +451,9 @@ def _main_forecaster(args):
                               finetune_iterations=args.finetune_iterations, batch_size=args.batch_size,
                               lr=args.lr, weight_decay=args.weight_decay, seq_limit=args.seq_limit,
                               val_limit=args.val_limit, threads=args.threads, seed=args.seed, half=args.half,
-                              depth=args.depth, cache=args.features_cache, progress=not args.quiet,
+                              depth=args.depth, cache=args.features_cache, val_every=args.val_every,
+                              finetune_batch_size=args.finetune_batch_size,
+                              progress=not args.quiet,
                               log=lambda m: sys.stderr.write(m + "\n"))
     print(json.dumps(result, indent=2))
     return 0

@@ -16,6 +16,7 @@
 The checkpoint stores the forecaster, the feature statistics, the past offsets, the horizon,
 the training frame rate and which feature checkpoint (sha256) the features came from.
 """
+import copy
 import math
 import os
 import time
@@ -147,6 +148,43 @@ class _Batches(object):
         return past, target, labels, current, oracle_labels
 
 
+def augment(batch, rng, crop_fraction=0.75):
+    """Random horizontal flip and a random horizontal crop of the whole clip (features and labels).
+
+    A fully convolutional forecaster trains on crops as well as on whole maps; the crop moves
+    every structure to other columns, against memorising where things are in few sequences.
+    """
+    past, target, labels = batch
+    if rng.rand() < 0.5:
+        past, target, labels = past.flip(-1), target.flip(-1), labels.flip(-1)
+    width = past.shape[-1]
+    crop = max(1, int(round(width * crop_fraction)))
+    if crop < width:
+        x0 = rng.randint(0, width - crop + 1)
+        factor = labels.shape[-1] // width
+        past, target = past[..., x0:x0 + crop], target[..., x0:x0 + crop]
+        labels = labels[..., factor * x0:factor * (x0 + crop)]
+    return past, target, labels, None, None
+
+
+def _val_score(model, decoder, batches, finetune, classes, ignore_id, subset=160, batch_size=32):
+    """Val MSE (MSE stage) or forecast mIoU on the first ``subset`` samples (fine-tuning)."""
+    model.eval()
+    samples = batches.samples if not finetune else batches.samples[::max(1, len(batches.samples) // subset)]
+    matrix = ConfusionMatrix(len(classes), ignore_id)
+    total = 0.0
+    with torch.inference_mode():
+        for i in range(0, len(samples), batch_size):
+            past, target, labels, _, _ = batches.get(samples[i:i + batch_size])
+            predicted = model(past)
+            if finetune:
+                for p, l in zip(decoder(predicted).argmax(1).numpy(), labels.numpy()):
+                    matrix.update(p.astype(np.uint8), l.astype(np.uint8))
+            else:
+                total += float(F.mse_loss(predicted, target)) * len(past)
+    return matrix.miou() if finetune else total / len(samples)
+
+
 def _lr(step, total, base, warmup=50):
     if step < warmup:
         return base * (step + 1) / float(warmup)
@@ -179,7 +217,7 @@ def evaluate_forecast(f2f, decoder, batches, classes, ignore_id=255, batch_size=
 def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAULT_OFFSETS,
                      iterations=2000, finetune_iterations=500, batch_size=16, lr=5e-4, weight_decay=1e-4,
                      seq_limit=None, val_limit=None, threads=None, seed=0, half=False, depth=8,
-                     cache=None, progress=True, log=print):
+                     cache=None, val_every=250, finetune_batch_size=8, progress=True, log=print):
     """Train an F2F forecaster on features of ``features_from``; write its checkpoint."""
     from tqdm import tqdm
 
@@ -220,15 +258,18 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAU
     h4, w4 = train_data.labels.shape[2:]
 
     def decoder(standardized):
-        return sl.decode(standardized * std_t + mean_t, (h4, w4))
+        """Logits at the labels' 1/4 resolution (8x the 1/32 features; crops included)."""
+        h, w = standardized.shape[-2:]
+        return sl.decode(standardized * std_t + mean_t, (8 * int(h), 8 * int(w)))
 
     log("training {} (depth {}) on {} samples ({} sequences), offsets {}, horizon {}: "
-        "{} MSE + {} fine-tuning iterations of batch {}".format(
+        "{} MSE iterations of batch {} + {} fine-tuning iterations of batch {}".format(
             arch, depth, len(batches.samples), train_data.features.shape[0], offsets, horizon,
-            iterations, finetune_iterations, batch_size))
+            iterations, batch_size, finetune_iterations, finetune_batch_size))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = iterations + finetune_iterations
     started, history = time.time(), []
+    best_state, best_score, best_step = None, float("inf"), total
     bar = tqdm(total=total, desc="f2f", disable=not progress)
     for step in range(total):
         finetune = step >= iterations
@@ -238,10 +279,13 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAU
         for group in optimizer.param_groups:
             group["lr"] = (_lr(step - iterations, finetune_iterations, lr * 0.5) if finetune
                            else _lr(step, iterations, lr))
-        chosen = [batches.samples[i] for i in rng.randint(0, len(batches.samples), batch_size)]
-        past, target, labels, _, _ = batches.get(chosen)
-        if rng.rand() < 0.5:  # horizontal flip of the whole clip (features and labels)
-            past, target, labels = past.flip(-1), target.flip(-1), labels.flip(-1)
+        if finetune and step == iterations and best_state is not None:
+            model.load_state_dict(best_state)  # fine-tune from the MSE stage's best on val
+            best_score = _val_score(model, decoder, val_batches, True, classes, IGNORE_ID)
+            log("fine-tuning from step {}: val forecast mIoU (subset) {:.4f}".format(best_step, best_score))
+        size = finetune_batch_size if finetune else batch_size
+        chosen = [batches.samples[i] for i in rng.randint(0, len(batches.samples), size)]
+        past, target, labels, _, _ = augment(batches.get(chosen)[:3], rng)
         predicted = model(past)
         loss = F.mse_loss(predicted, target)
         if finetune:
@@ -251,11 +295,19 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAU
         loss.backward()
         optimizer.step()
         history.append(loss.item())
+        if val_batches is not None and ((step + 1) % val_every == 0 or step + 1 in (iterations, total)):
+            score = _val_score(model, decoder, val_batches, finetune, classes, IGNORE_ID)
+            log("step {}: val {} {:.4f}".format(step + 1, "forecast mIoU (subset)" if finetune else "MSE", score))
+            if best_state is None or (score > best_score if finetune else score < best_score):
+                best_state, best_score, best_step = copy.deepcopy(model.state_dict()), score, step + 1
         bar.update(1)
         bar.set_postfix(loss="{:.3f}".format(loss.item()), stage="ft" if finetune else "mse")
     bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        log("kept the weights of step {} (best on val)".format(best_step))
     metrics = {"train_seconds": round(time.time() - started, 1), "loss_first": history[0],
-               "loss_last": float(np.mean(history[-20:]))}
+               "loss_last": float(np.mean(history[-20:])), "kept_step": best_step}
     if val_batches is not None:
         metrics["val"] = evaluate_forecast(model, decoder, val_batches, classes, IGNORE_ID)
         v = metrics["val"]

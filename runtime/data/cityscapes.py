@@ -151,7 +151,8 @@ def _write_png(path, array):
         if directory and not os.path.isdir(directory):
             os.makedirs(directory)
     except OSError as exc:
-        raise UserError("cannot create {}: {}".format(directory, exc.strerror or exc))
+        if not os.path.isdir(directory):  # another worker may have made it meanwhile
+            raise UserError("cannot create {}: {}".format(directory, exc.strerror or exc))
     if not cv2.imwrite(path, array):
         raise UserError("cannot write {}".format(path))
 
