@@ -95,6 +95,10 @@ def load_forecaster(path, features_checkpoint=None, log=print):
             path, arch))
     recorded = meta["features_checkpoint"]
     source = features_checkpoint or recorded.get("path")
+    if not features_checkpoint and source and not os.path.exists(source):
+        # Moved with the repository (a clone elsewhere): look beside the forecaster checkpoint.
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(source))
+        source = beside if os.path.exists(beside) else source
     if not source or not os.path.exists(source):
         raise UserError("{} was trained on the features of {}, which is not here: pass "
                         "--features-checkpoint".format(path, recorded.get("path")))
