@@ -38,22 +38,20 @@ class FeaturesStage(nn.Module):
 
     def __init__(self, model, normalization, mean, std, color_order="BGR"):
         super().__init__()
+        from export.onnx_export import frame_coefficients
         self.model = model
-        scale = float(normalization["scale"])
-        img_mean = torch.tensor(normalization["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-        img_std = torch.tensor(normalization["std"], dtype=torch.float32).view(1, 3, 1, 1)
-        self.register_buffer("mul", scale / img_std, persistent=False)
-        self.register_buffer("add", -img_mean / img_std, persistent=False)
+        mul, add = frame_coefficients(normalization)
+        self.register_buffer("mul", mul, persistent=False)
+        self.register_buffer("add", add, persistent=False)
+        self.bgr = color_order == "BGR"
         self.register_buffer("f_mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("f_inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
                              persistent=False)
-        self.bgr = color_order == "BGR"
 
     def forward(self, frame):
-        x = frame.permute(0, 3, 1, 2).float()
-        if self.bgr:
-            x = x[:, [2, 1, 0]]
-        return (self.model.encode(x * self.mul + self.add) - self.f_mean) * self.f_inv_std
+        from export.onnx_export import frame_to_input
+        x = frame_to_input(frame, self.mul, self.add, self.bgr)
+        return (self.model.encode(x) - self.f_mean) * self.f_inv_std
 
 
 class DecoderStage(nn.Module):

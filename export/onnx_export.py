@@ -22,6 +22,25 @@ OUTLIER_OUTPUT = "outlier_score"
 MIN_OPSET, MAX_OPSET = 13, 20
 
 
+def frame_coefficients(normalization):
+    """(mul, add) tensors (1, 3, 1, 1): ``(x * scale - mean) / std`` folded into x * mul + add."""
+    scale = float(normalization["scale"])
+    mean = torch.tensor(normalization["mean"], dtype=torch.float32)
+    std = torch.tensor(normalization["std"], dtype=torch.float32)
+    return (scale / std).view(1, 3, 1, 1), (-mean / std).view(1, 3, 1, 1)
+
+
+def frame_to_input(frame, mul, add, bgr):
+    """uint8 NHWC frame -> the model's normalized float NCHW input, in the graph.
+
+    A function, not a module, so that the exported node names do not depend on who calls it.
+    """
+    x = frame.permute(0, 3, 1, 2).float()
+    if bgr:
+        x = x[:, [2, 1, 0]]
+    return x * mul + add
+
+
 class DeployWrapper(nn.Module):
     """Wraps a segmentation model with the chosen in-graph pre- and postprocessing.
 
@@ -39,12 +58,9 @@ class DeployWrapper(nn.Module):
         self.input_format = input_format
         self.output_kind = output_kind
         self.class_map_dtype = class_map_dtype
-        scale = float(normalization["scale"])
-        mean = torch.tensor(normalization["mean"], dtype=torch.float32)
-        std = torch.tensor(normalization["std"], dtype=torch.float32)
-        # (x * scale - mean) / std == x * mul + add, folded into two constants.
-        self.register_buffer("mul", (scale / std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("add", (-mean / std).view(1, 3, 1, 1), persistent=False)
+        mul, add = frame_coefficients(normalization)
+        self.register_buffer("mul", mul, persistent=False)
+        self.register_buffer("add", add, persistent=False)
         self.bgr = color_order == "BGR"
         self.outlier_head = bool(getattr(model, "outlier_head", False))
 
@@ -55,10 +71,7 @@ class DeployWrapper(nn.Module):
 
     def forward(self, x):
         if self.input_format == "frame":
-            x = x.permute(0, 3, 1, 2).float()
-            if self.bgr:
-                x = x[:, [2, 1, 0]]
-            x = x * self.mul + self.add
+            x = frame_to_input(x, self.mul, self.add, self.bgr)
         out = self.model(x)
         score = None
         if self.outlier_head:

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from runtime.data.cityscapes import find_pairs, group_sequences, read_image, read_label, read_split_info
+from export.models.forecast import PAST_OFFSETS
 from runtime.errors import UserError
+from runtime.forecast_eval import ForecastScores
 from runtime.metrics import ConfusionMatrix
 
-MOVING_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
-DEFAULT_OFFSETS = (-9, -6, -3, 0)
 
 
 class SequenceFeatures(object):
@@ -67,7 +67,7 @@ class SequenceFeatures(object):
         return data
 
     @classmethod
-    def extract(cls, model, root, split, normalization, size=None, limit=None, progress=True, log=print):
+    def extract(cls, model, root, split, normalization, limit=None, progress=True, log=print):
         from tqdm import tqdm
         pairs = find_pairs(root, split)
         groups = list(group_sequences(pairs).items())
@@ -92,10 +92,6 @@ class SequenceFeatures(object):
                 for image_path, label_path in frames:
                     image = read_image(image_path)[:, :, ::-1]  # BGR -> RGB
                     label = read_label(label_path)
-                    if size is not None and image.shape[:2] != tuple(size):
-                        import cv2
-                        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-                        label = cv2.resize(label, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
                     images.append(np.ascontiguousarray(image))
                     seq_labels.append(label[2::4, 2::4])  # nearest at 1/4, centre samples
                 x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
@@ -144,8 +140,7 @@ class _Batches(object):
         target = torch.cat([self.standardize(self.data.features[s, t + self.horizon][None]) for s, t in chosen])
         labels = torch.from_numpy(np.stack([self.data.labels[s, t + self.horizon] for s, t in chosen])).long()
         current = torch.cat([self.standardize(self.data.features[s, t][None]) for s, t in chosen])
-        oracle_labels = torch.from_numpy(np.stack([self.data.labels[s, t] for s, t in chosen])).long()
-        return past, target, labels, current, oracle_labels
+        return past, target, labels, current
 
 
 def augment(batch, rng, crop_fraction=0.75):
@@ -164,7 +159,7 @@ def augment(batch, rng, crop_fraction=0.75):
         factor = labels.shape[-1] // width
         past, target = past[..., x0:x0 + crop], target[..., x0:x0 + crop]
         labels = labels[..., factor * x0:factor * (x0 + crop)]
-    return past, target, labels, None, None
+    return past, target, labels
 
 
 def _val_score(model, decoder, batches, finetune, classes, ignore_id, subset=160, batch_size=32):
@@ -175,7 +170,7 @@ def _val_score(model, decoder, batches, finetune, classes, ignore_id, subset=160
     total = 0.0
     with torch.inference_mode():
         for i in range(0, len(samples), batch_size):
-            past, target, labels, _, _ = batches.get(samples[i:i + batch_size])
+            past, target, labels, _ = batches.get(samples[i:i + batch_size])
             predicted = model(past)
             if finetune:
                 for p, l in zip(decoder(predicted).argmax(1).numpy(), labels.numpy()):
@@ -192,29 +187,27 @@ def _lr(step, total, base, warmup=50):
 
 
 def evaluate_forecast(f2f, decoder, batches, classes, ignore_id=255, batch_size=32):
-    """mIoU and moving-object mIoU at 1/4 resolution: forecast, copy-last, oracle."""
-    n = len(classes)
-    moving = [i for i, c in enumerate(classes) if c["name"] in MOVING_CLASSES]
-    matrices = dict((k, ConfusionMatrix(n, ignore_id)) for k in ("forecast", "copy_last", "oracle"))
+    """mIoU and moving-object mIoU at 1/4 resolution: forecast, copy-last, oracle (rt-eval's scorer)."""
+    scores = ForecastScores(classes, ignore_id)
     mse = []
     f2f.eval()
     with torch.inference_mode():
         for i in range(0, len(batches.samples), batch_size):
-            past, target, labels, current, _ = batches.get(batches.samples[i:i + batch_size])
+            past, target, labels, current = batches.get(batches.samples[i:i + batch_size])
             predicted = f2f(past)
             mse.append(float(F.mse_loss(predicted, target)) * len(past))
             for key, feats in (("forecast", predicted), ("copy_last", current), ("oracle", target)):
                 pred = decoder(feats).argmax(1).numpy().astype(np.uint8)
                 for p, l in zip(pred, labels.numpy()):
-                    matrices[key].update(p, l.astype(np.uint8))
+                    scores.matrices[key].update(p, l.astype(np.uint8))
+    summary = scores.summary()
     out = {"mse": sum(mse) / len(batches.samples)}
-    for key, matrix in matrices.items():
-        iou = matrix.iou()
-        out[key] = {"miou": matrix.miou(), "moving_miou": float(np.nanmean([iou[i] for i in moving]))}
+    for key in ("forecast", "copy_last", "oracle"):
+        out[key] = {"miou": summary[key]["miou"], "moving_miou": summary[key]["moving_miou"]}
     return out
 
 
-def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAULT_OFFSETS,
+def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_OFFSETS,
                      iterations=2000, finetune_iterations=500, batch_size=16, lr=5e-4, weight_decay=1e-4,
                      seq_limit=None, val_limit=None, threads=None, seed=0, half=False, depth=8,
                      cache=None, val_every=250, finetune_batch_size=8, progress=True, log=print):
@@ -285,7 +278,7 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=DEFAU
             log("fine-tuning from step {}: val forecast mIoU (subset) {:.4f}".format(best_step, best_score))
         size = finetune_batch_size if finetune else batch_size
         chosen = [batches.samples[i] for i in rng.randint(0, len(batches.samples), size)]
-        past, target, labels, _, _ = augment(batches.get(chosen)[:3], rng)
+        past, target, labels = augment(batches.get(chosen)[:3], rng)
         predicted = model(past)
         loss = F.mse_loss(predicted, target)
         if finetune:

@@ -8,6 +8,14 @@ predictions (a class absent from both is NaN and left out).
 import numpy as np
 
 
+def _flat_pair(a, b, what):
+    """Two per-pixel arrays flattened; a ValueError naming ``what`` when their sizes differ."""
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    if a.shape != b.shape:
+        raise ValueError("{} differ in size: {} vs {}".format(what, a.shape, b.shape))
+    return a, b
+
+
 class ConfusionMatrix(object):
     """Accumulates a (num_classes x num_classes) matrix: rows ground truth, columns prediction."""
 
@@ -20,11 +28,7 @@ class ConfusionMatrix(object):
 
     def update(self, prediction, label):
         """Add one prediction/label pair (same shape, integer class ids)."""
-        prediction = np.asarray(prediction).ravel()
-        label = np.asarray(label).ravel()
-        if prediction.shape != label.shape:
-            raise ValueError("prediction and label differ in size: {} vs {}".format(
-                prediction.shape, label.shape))
+        prediction, label = _flat_pair(prediction, label, "prediction and label")
         valid = (label != self.ignore_id) & (label < self.num_classes)
         # Predictions outside the class range (e.g. an engine's own void id) count as wrong
         # for their ground-truth class: they are mapped to no column.
@@ -143,11 +147,7 @@ class OutlierHistogram(object):
 
     def update(self, scores, mask):
         """Add one image: ``scores`` floats, ``mask`` 1 outlier / 0 inlier / void (same shape)."""
-        scores = np.asarray(scores).ravel()
-        mask = np.asarray(mask).ravel()
-        if scores.shape != mask.shape:
-            raise ValueError("scores and outlier mask differ in size: {} vs {}".format(
-                scores.shape, mask.shape))
+        scores, mask = _flat_pair(scores, mask, "scores and outlier mask")
         index = self.bin_of(scores)
         self.pos += np.bincount(index[mask == 1], minlength=self.bins)
         self.neg += np.bincount(index[mask == 0], minlength=self.bins)

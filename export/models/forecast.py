@@ -17,7 +17,6 @@ Facts: ../shared/reference/models.md section 5 (Saric et al., GCPR 2019).
 """
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from . import register
@@ -143,7 +142,3 @@ def f2f_8_conv(num_classes: int = 19, depth: int = 8, **kwargs) -> F2F:
     """The ablation: F2F-N with plain 3x3 convolutions instead of deformable ones."""
     return F2F(depth=depth, deformable=False, **kwargs)
 
-
-def forecast_input(features: Sequence[Tensor]) -> Tensor:
-    """Past frames' features (oldest first) -> the F2F input (channel concatenation)."""
-    return torch.cat(list(features), dim=1)
