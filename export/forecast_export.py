@@ -159,7 +159,10 @@ def _frame_tensor(frame):
 
 
 def gate(stages, sessions, frames, offsets, min_agreement, output_kind):
-    """PyTorch vs ONNX Runtime on a generated clip, stage by stage and chained."""
+    """PyTorch vs ONNX Runtime on a generated clip, stage by stage and chained.
+
+    Returns (figures, the ONNX chain's forecasts [(t, features, class map)]) so that a reduced-
+    precision export compares against them without running the FP32 chain again."""
     features, f2f, decoder = stages
     with torch.inference_mode():
         t_feats, t_out = chain(lambda f: features(torch.from_numpy(_frame_tensor(f))).numpy(),
@@ -181,7 +184,7 @@ def gate(stages, sessions, frames, offsets, min_agreement, output_kind):
     if figures["forecast_argmax_agreement"] < min_agreement:
         raise UserError("parity gate failed: the ONNX forecast agrees with PyTorch on {:.3%} of pixels "
                         "(< {:.3%})".format(figures["forecast_argmax_agreement"], min_agreement))
-    return figures
+    return figures, o_out
 
 
 def _stage_manifest(stage, path, arch, inp, outputs, classes, opset, precision, extra=None):
@@ -253,7 +256,7 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
         count = max(int(parity_frames), -min(offsets) + 1)
         log("parity gate: PyTorch vs ONNX Runtime on a generated clip of {} frames".format(count))
         frames = parity_sequence(size, count, fps)
-        figures = gate(stages, sessions, frames, offsets, min_agreement, output_kind)
+        figures, fp32_forecasts = gate(stages, sessions, frames, offsets, min_agreement, output_kind)
         log("parity: forecast argmax agreement {:.4%}, features max abs error {:.2e}, f2f {:.2e}".format(
             figures["forecast_argmax_agreement"], figures["features_max_abs_error"], figures["f2f_max_abs_error"]))
 
@@ -283,7 +286,7 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
                                        "fp32"),
         }
         if precision == "int8":
-            figures["int8"] = _quantize_stages(paths, stage_data, frames, offsets, calib, calib_count,
+            figures["int8"] = _quantize_stages(paths, stage_data, frames, fp32_forecasts, offsets, calib, calib_count,
                                                calib_method, calib_seed, flavor, size, work, log)
         for stage, data in stage_data.items():
             manifest_mod.write(paths[stage], data)
@@ -317,21 +320,22 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _quantize_stages(paths, stage_data, frames, offsets, calib, count, method, seed, flavor, size, work, log):
+def _quantize_stages(paths, stage_data, frames, fp32_forecasts, offsets, calib, count, method, seed, flavor, size,
+                     work, log):
     """INT8 QDQ features and decoder stages in place; the forecast agreement with FP32 is measured."""
     from calib.images import CalibrationImages
     from calib.qdq import prepare, load, quantize
     from calib.ranges import collect_ranges
     from runtime.preprocess import Preprocessor
 
-    fp32 = dict((k, _session(p)) for k, p in paths.items())
+    fp32_features = _session(paths["features"])
     images = CalibrationImages(calib, count=count, seed=seed, synthetic_size=size)
     pre = Preprocessor(stage_data["features"]["input"])
     tensors = [t for t in images.tensors(pre)]
     log("calibrating the features and decoder stages on {} image(s) ({})".format(len(tensors), method))
     info = {}
     for stage, inputs in (("features", tensors),
-                          ("decoder", [fp32["features"].run(None, {"frame": t})[0] for t in tensors])):
+                          ("decoder", [fp32_features.run(None, {"frame": t})[0] for t in tensors])):
         prepared = prepare(paths[stage], os.path.join(work, stage + ".prepared.onnx"))
         ranges = collect_ranges(prepared, inputs, stage_data[stage]["input"]["name"], method=method,
                                 total=len(inputs), progress=False, workdir=work, log=None)
@@ -348,7 +352,7 @@ def _quantize_stages(paths, stage_data, frames, offsets, calib, count, method, s
         return (lambda f: s["features"].run(None, {"frame": _frame_tensor(f)})[0],
                 lambda p: s["f2f"].run(None, {"past_features": p})[0],
                 lambda x: s["decoder"].run(None, {stage_data["decoder"]["input"]["name"]: x})[0])
-    _, a = chain(*(runner(fp32) + (frames, offsets)))
+    a = fp32_forecasts
     _, b = chain(*(runner(int8) + (frames, offsets)))
     agreement = float(np.mean([np.mean(x[2] == y[2]) for x, y in zip(a, b)]))
     log("INT8 forecast agrees with FP32 on {:.2%} of pixels ({} forecasts)".format(agreement, len(a)))
