@@ -39,14 +39,27 @@ def convert(model, keep_fp32=()):
     keep_fp32 = qdq.check_keep_fp32(model, list(keep_fp32 or ()))
     pre, post = qdq.network_bounds(model)
     block = pre + post + [n for n in keep_fp32 if n not in pre and n not in post]
+    # The converter cannot keep a node in FP32 whose output is a float graph output (it fails
+    # removing its own Casts); with keep_io_types that output is cast back to FP32 anyway.
+    import onnx
+    outputs = set(o.name for o in model.graph.output
+                  if o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT)
+    at_output = set(n for n in block if outputs.intersection(_node(model, n).output))
+    pre, post, keep_fp32 = ([n for n in names if n not in at_output] for names in (pre, post, keep_fp32))
+    block = pre + post + [n for n in keep_fp32 if n not in pre and n not in post]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the float32 number ... will be truncated to 1e-07"
         half = convert_fn(model, keep_io_types=True, node_block_list=block)
     qdq.strip_unused_domains(half)
     info = {"converter": package, "keep_io_types": True,
             "fp32_nodes": {"preprocessing": pre, "postprocessing": post,
-                           "keep_fp32": keep_fp32}}
+                           "keep_fp32": keep_fp32},
+            "fp16_at_float_outputs": sorted(at_output)}
     return half, info
+
+
+def _node(model, name):
+    return next(node for node in model.graph.node if node.name == name)
 
 
 def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,

@@ -111,8 +111,6 @@ def _export_bundle(args, size, opset, log):
     if not args.checkpoint:
         raise UserError("--arch {} needs --checkpoint: a forecaster trained with rt-train --arch f2f-8"
                         .format(BUNDLE_ARCH))
-    if args.precision == "fp16":
-        raise UserError("forecast bundles: --precision fp32 or int8 (fp16 is not implemented for bundles yet)")
     output = args.output or os.path.join("engines", "{}_{}".format(BUNDLE_ARCH, args.precision))
     if output.endswith((".onnx", ".plan", ".json")):
         raise UserError("--output {}: a forecast bundle is a folder (three stages + forecast.json)".format(output))

@@ -11,8 +11,10 @@ The contract is docs/forecast-bundle.md. Stages:
 Parity gate: a generated sequence goes through PyTorch and through the ONNX stages chained
 as the runtime chains them; every stage's error and the forecast's class-map agreement are
 recorded, and the export fails below ``min_agreement``. INT8 bundles quantize the features
-and decoder stages (calibrated on frames, and on the features of those frames); the F2F
-stage stays FP32 (deformable sampling positions are sensitive and it costs little).
+and decoder stages (calibrated on frames, and on the features of those frames); FP16 bundles
+convert the same two stages to FP16 (in-graph pre/postprocessing stays FP32, as in
+calib/fp16.py). In both the F2F stage stays FP32 (deformable sampling positions are
+sensitive and it costs little), and the forecast's agreement with FP32 is recorded.
 """
 import datetime
 import os
@@ -221,8 +223,8 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
     if not minimum <= opset <= MAX_OPSET:
         raise UserError("--opset {} cannot express the {} form of deformable convolution (needs {}..{})".format(
             opset, deform_form, minimum, MAX_OPSET))
-    if precision not in ("fp32", "int8"):
-        raise UserError("forecast bundles are exported in fp32 or int8 (fp16: not implemented yet)")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise UserError("--precision {!r}: forecast bundles are exported in fp32, fp16 or int8".format(precision))
     if precision == "int8" and not calib:
         raise UserError("--precision int8 needs --calib (a folder, glob, video or 'synthetic')")
     f2f, sl, meta, info = load_forecaster(checkpoint, features_checkpoint, log=log)
@@ -286,8 +288,13 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
                                        "fp32"),
         }
         if precision == "int8":
-            figures["int8"] = _quantize_stages(paths, stage_data, frames, fp32_forecasts, offsets, calib, calib_count,
-                                               calib_method, calib_seed, flavor, size, work, log)
+            figures["int8"] = _quantize_stages(paths, stage_data, calib, calib_count, calib_method, calib_seed,
+                                               flavor, size, work, log)
+        elif precision == "fp16":
+            figures["fp16"] = _half_stages(paths, stage_data, work)
+        if precision != "fp32":
+            figures[precision]["forecast_agreement_vs_fp32"] = _agreement_vs_fp32(
+                paths, stage_data, frames, fp32_forecasts, offsets, precision, log)
         for stage, data in stage_data.items():
             manifest_mod.write(paths[stage], data)
         bundle = {
@@ -320,9 +327,8 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _quantize_stages(paths, stage_data, frames, fp32_forecasts, offsets, calib, count, method, seed, flavor, size,
-                     work, log):
-    """INT8 QDQ features and decoder stages in place; the forecast agreement with FP32 is measured."""
+def _quantize_stages(paths, stage_data, calib, count, method, seed, flavor, size, work, log):
+    """INT8 QDQ features and decoder stages in place."""
     from calib.images import CalibrationImages
     from calib.qdq import prepare, load, quantize
     from calib.ranges import collect_ranges
@@ -341,20 +347,46 @@ def _quantize_stages(paths, stage_data, frames, fp32_forecasts, offsets, calib, 
                                 total=len(inputs), progress=False, workdir=work, log=None)
         staged = os.path.join(work, stage + ".int8.onnx")
         info[stage] = quantize(load(prepared), staged, ranges, flavor, workdir=work)
-        os.replace(staged, paths[stage])
-        stage_data[stage]["artifact"]["sha256"] = manifest_mod.sha256_file(paths[stage])
-        stage_data[stage]["precision"] = "int8"
+        _replace_stage(paths, stage_data, stage, staged, "int8")
         stage_data[stage]["calibration"] = {"source": str(calib), "images": len(inputs), "method": method,
                                             "seed": seed, "flavor": flavor}
-    int8 = dict((k, _session(p)) for k, p in paths.items())
+    return {"stages": ["features", "decoder"], "fp32_stages": ["f2f"], "quantization": info}
 
-    def runner(s):
-        return (lambda f: s["features"].run(None, {"frame": _frame_tensor(f)})[0],
-                lambda p: s["f2f"].run(None, {"past_features": p})[0],
-                lambda x: s["decoder"].run(None, {stage_data["decoder"]["input"]["name"]: x})[0])
-    a = fp32_forecasts
-    _, b = chain(*(runner(int8) + (frames, offsets)))
-    agreement = float(np.mean([np.mean(x[2] == y[2]) for x, y in zip(a, b)]))
-    log("INT8 forecast agrees with FP32 on {:.2%} of pixels ({} forecasts)".format(agreement, len(a)))
-    return {"stages": ["features", "decoder"], "fp32_stages": ["f2f"], "forecast_agreement_vs_fp32": agreement,
-            "quantization": info}
+
+def _half_stages(paths, stage_data, work):
+    """FP16 features and decoder stages in place (calib/fp16.py's conversion)."""
+    from calib import fp16, qdq
+    info = {}
+    for stage in ("features", "decoder"):
+        prepared = qdq.load(qdq.prepare(paths[stage], os.path.join(work, stage + ".prepared.onnx")))
+        half, info[stage] = fp16.convert(prepared)
+        staged = os.path.join(work, stage + ".fp16.onnx")
+        qdq._save(half, staged)
+        _replace_stage(paths, stage_data, stage, staged, "fp16")
+        stage_data[stage]["fp16"] = info[stage]
+    return {"stages": ["features", "decoder"], "fp32_stages": ["f2f"], "conversion": info}
+
+
+def _replace_stage(paths, stage_data, stage, staged, precision):
+    os.replace(staged, paths[stage])
+    stage_data[stage]["artifact"]["sha256"] = manifest_mod.sha256_file(paths[stage])
+    stage_data[stage]["precision"] = precision
+
+
+def _agreement_vs_fp32(paths, stage_data, frames, fp32_forecasts, offsets, precision, log):
+    """Share of forecast pixels on which the reduced-precision chain equals the FP32 one."""
+    sessions = dict((k, _session(p)) for k, p in paths.items())
+    decoder_input = stage_data["decoder"]["input"]["name"]
+    _, reduced = chain(lambda f: sessions["features"].run(None, {"frame": _frame_tensor(f)})[0],
+                       lambda p: sessions["f2f"].run(None, {"past_features": p})[0],
+                       lambda x: sessions["decoder"].run(None, {decoder_input: x})[0], frames, offsets)
+    agreement = float(np.mean([np.mean(_class_map(x[2]) == _class_map(y[2]))
+                               for x, y in zip(fp32_forecasts, reduced)]))
+    log("{} forecast agrees with FP32 on {:.2%} of pixels ({} forecasts)".format(
+        precision.upper(), agreement, len(reduced)))
+    return agreement
+
+
+def _class_map(output):
+    """The decoder's output as a class map (logits outputs are NCHW float)."""
+    return output.argmax(1) if output.ndim == 4 else output

@@ -93,21 +93,33 @@ def test_rt_export_cli_errors_for_bundles_are_one_line(run_cli_subprocess, forec
     assert proc.returncode == 2 and "cannot express" in proc.stderr
 
 
-def test_int8_bundle_quantizes_features_and_decoder_and_keeps_f2f_fp32(forecaster_checkpoints, tmp_path):
-    import cv2
+def _float16_weights(model):
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp32(
+        forecaster_checkpoints, tmp_path, precision):
     from runtime.forecast import ForecastBundle
-    out = str(tmp_path / "int8")
-    bundle = export_bundle(forecaster_checkpoints[1], out, precision="int8", calib="synthetic", calib_count=4,
+    out = str(tmp_path / precision)
+    bundle = export_bundle(forecaster_checkpoints[1], out, precision=precision, calib="synthetic", calib_count=4,
                            calib_method="percentile", parity_frames=10, log=lambda m: None)
-    assert bundle["precision"] == "int8"
-    assert 0.0 <= bundle["parity"]["int8"]["forecast_agreement_vs_fp32"] <= 1.0
-    for stage, quantized in (("features", True), ("f2f", False), ("decoder", True)):
+    assert bundle["precision"] == precision
+    agreement = bundle["parity"][precision]["forecast_agreement_vs_fp32"]
+    assert (0.0 <= agreement <= 1.0) if precision == "int8" else agreement > 0.95
+    for stage, converted in (("features", True), ("f2f", False), ("decoder", True)):
         data = manifest.load(os.path.join(out, stage + ".onnx"))
-        assert data["precision"] == ("int8" if quantized else "fp32")
-        ops = [n.op_type for n in onnx.load(os.path.join(out, stage + ".onnx")).graph.node]
-        assert ("QuantizeLinear" in ops) == quantized
+        assert data["precision"] == (precision if converted else "fp32")
+        model = onnx.load(os.path.join(out, stage + ".onnx"))
+        if precision == "int8":
+            assert ("QuantizeLinear" in [n.op_type for n in model.graph.node]) == converted
+        else:
+            assert _float16_weights(model) == converted
+            assert model.graph.input[0].type.tensor_type.elem_type == (
+                onnx.TensorProto.UINT8 if stage == "features" else onnx.TensorProto.FLOAT)
     runtime_bundle = ForecastBundle(out)
     frame = np.zeros((128, 256, 3), np.uint8)
     features = runtime_bundle.features(frame)[0]
+    assert features.dtype == np.float32
     class_map = runtime_bundle.decode(runtime_bundle.forecast([features] * 4))
     assert class_map.shape == (128, 256) and class_map.dtype == np.uint8
