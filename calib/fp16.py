@@ -44,7 +44,8 @@ def convert(model, keep_fp32=()):
     import onnx
     outputs = set(o.name for o in model.graph.output
                   if o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT)
-    at_output = set(n for n in block if outputs.intersection(_node(model, n).output))
+    node_outputs = dict((node.name, node.output) for node in model.graph.node)
+    at_output = set(n for n in block if outputs.intersection(node_outputs[n]))
     pre, post, keep_fp32 = ([n for n in names if n not in at_output] for names in (pre, post, keep_fp32))
     block = pre + post + [n for n in keep_fp32 if n not in pre and n not in post]
     with warnings.catch_warnings():
@@ -56,10 +57,6 @@ def convert(model, keep_fp32=()):
                            "keep_fp32": keep_fp32},
             "fp16_at_float_outputs": sorted(at_output)}
     return half, info
-
-
-def _node(model, name):
-    return next(node for node in model.graph.node if node.name == name)
 
 
 def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,

@@ -160,7 +160,7 @@ def _frame_tensor(frame):
     return np.ascontiguousarray(frame[None])
 
 
-def gate(stages, sessions, frames, offsets, min_agreement, output_kind):
+def gate(stages, sessions, frames, offsets, min_agreement):
     """PyTorch vs ONNX Runtime on a generated clip, stage by stage and chained.
 
     Returns (figures, the ONNX chain's forecasts [(t, features, class map)]) so that a reduced-
@@ -170,19 +170,11 @@ def gate(stages, sessions, frames, offsets, min_agreement, output_kind):
         t_feats, t_out = chain(lambda f: features(torch.from_numpy(_frame_tensor(f))).numpy(),
                                lambda p: f2f(torch.from_numpy(p)).numpy(),
                                lambda x: decoder(torch.from_numpy(x)).numpy(), frames, offsets)
-    run = [lambda f: sessions["features"].run(None, {"frame": _frame_tensor(f)})[0],
-           lambda p: sessions["f2f"].run(None, {"past_features": p})[0],
-           lambda x: sessions["decoder"].run(None, {"features": x})[0]]
-    o_feats, o_out = chain(run[0], run[1], run[2], frames, offsets)
+    o_feats, o_out = _onnx_chain(sessions, frames, offsets)
     figures = {"frames": len(frames), "forecasts": len(o_out),
                "features_max_abs_error": float(max(np.abs(a - b).max() for a, b in zip(t_feats, o_feats))),
-               "f2f_max_abs_error": float(max(np.abs(a[1] - b[1]).max() for a, b in zip(t_out, o_out)))}
-    if output_kind == "logits":
-        t_maps = [a[2].argmax(1) for a in t_out]
-        o_maps = [b[2].argmax(1) for b in o_out]
-    else:
-        t_maps, o_maps = [a[2] for a in t_out], [b[2] for b in o_out]
-    figures["forecast_argmax_agreement"] = float(np.mean([np.mean(a == b) for a, b in zip(t_maps, o_maps)]))
+               "f2f_max_abs_error": float(max(np.abs(a[1] - b[1]).max() for a, b in zip(t_out, o_out))),
+               "forecast_argmax_agreement": _forecast_agreement(t_out, o_out)}
     if figures["forecast_argmax_agreement"] < min_agreement:
         raise UserError("parity gate failed: the ONNX forecast agrees with PyTorch on {:.3%} of pixels "
                         "(< {:.3%})".format(figures["forecast_argmax_agreement"], min_agreement))
@@ -258,7 +250,7 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
         count = max(int(parity_frames), -min(offsets) + 1)
         log("parity gate: PyTorch vs ONNX Runtime on a generated clip of {} frames".format(count))
         frames = parity_sequence(size, count, fps)
-        figures, fp32_forecasts = gate(stages, sessions, frames, offsets, min_agreement, output_kind)
+        figures, fp32_forecasts = gate(stages, sessions, frames, offsets, min_agreement)
         log("parity: forecast argmax agreement {:.4%}, features max abs error {:.2e}, f2f {:.2e}".format(
             figures["forecast_argmax_agreement"], figures["features_max_abs_error"], figures["f2f_max_abs_error"]))
 
@@ -294,7 +286,7 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
             figures["fp16"] = _half_stages(paths, stage_data, work)
         if precision != "fp32":
             figures[precision]["forecast_agreement_vs_fp32"] = _agreement_vs_fp32(
-                paths, stage_data, frames, fp32_forecasts, offsets, precision, log)
+                paths, frames, fp32_forecasts, offsets, precision, log)
         for stage, data in stage_data.items():
             manifest_mod.write(paths[stage], data)
         bundle = {
@@ -373,20 +365,24 @@ def _replace_stage(paths, stage_data, stage, staged, precision):
     stage_data[stage]["precision"] = precision
 
 
-def _agreement_vs_fp32(paths, stage_data, frames, fp32_forecasts, offsets, precision, log):
+def _agreement_vs_fp32(paths, frames, fp32_forecasts, offsets, precision, log):
     """Share of forecast pixels on which the reduced-precision chain equals the FP32 one."""
-    sessions = dict((k, _session(p)) for k, p in paths.items())
-    decoder_input = stage_data["decoder"]["input"]["name"]
-    _, reduced = chain(lambda f: sessions["features"].run(None, {"frame": _frame_tensor(f)})[0],
-                       lambda p: sessions["f2f"].run(None, {"past_features": p})[0],
-                       lambda x: sessions["decoder"].run(None, {decoder_input: x})[0], frames, offsets)
-    agreement = float(np.mean([np.mean(_class_map(x[2]) == _class_map(y[2]))
-                               for x, y in zip(fp32_forecasts, reduced)]))
+    _, reduced = _onnx_chain(dict((k, _session(p)) for k, p in paths.items()), frames, offsets)
+    agreement = _forecast_agreement(fp32_forecasts, reduced)
     log("{} forecast agrees with FP32 on {:.2%} of pixels ({} forecasts)".format(
         precision.upper(), agreement, len(reduced)))
     return agreement
 
 
-def _class_map(output):
-    """The decoder's output as a class map (logits outputs are NCHW float)."""
-    return output.argmax(1) if output.ndim == 4 else output
+def _onnx_chain(sessions, frames, offsets):
+    """:func:`chain` through ONNX Runtime sessions of the three stages."""
+    return chain(lambda f: sessions["features"].run(None, {"frame": _frame_tensor(f)})[0],
+                 lambda p: sessions["f2f"].run(None, {"past_features": p})[0],
+                 lambda x: sessions["decoder"].run(None, {"features": x})[0], frames, offsets)
+
+
+def _forecast_agreement(a, b):
+    """Mean share of equal class-map pixels of two :func:`chain` outputs (logits: their argmax)."""
+    def class_map(output):
+        return output.argmax(1) if output.ndim == 4 else output
+    return float(np.mean([np.mean(class_map(x[2]) == class_map(y[2])) for x, y in zip(a, b)]))
