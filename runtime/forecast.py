@@ -62,9 +62,10 @@ class ForecastBundle(object):
         self.backends = {}
         try:
             for name in STAGES:
+                # Three sessions in turn: no spinning thread pools (see OnnxRuntimeBackend).
                 self.backends[name] = open_backend(self.stage_paths[name], self.stages[name],
                                                    backend=backend, providers=providers,
-                                                   threads=threads)
+                                                   threads=threads, spin=False)
                 self._check_model(name)
         except BaseException:
             self.close()

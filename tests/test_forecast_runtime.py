@@ -105,6 +105,9 @@ def test_a_good_bundle_loads_with_its_primitives(bundle, tmp_path):
         assert info["task"] == "forecast" and info["backend"] == "onnxruntime"
         assert info["past_offsets"] == list(OFFSETS) and set(info["stages"]) == {
             "features", "f2f", "decoder"}
+        for backend in b.backends.values():  # stages run in turn: no spinning ORT thread pools
+            options = backend.session.get_session_options()
+            assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     finally:
         b.close()
     logits = ForecastBundle(fb.build_bundle(tmp_path / "logits", OFFSETS, output_kind="logits"))

@@ -20,11 +20,14 @@ def backend_for(path, manifest=None, requested=None):
     raise UserError("cannot tell the backend for {}: use .onnx or .plan, or --backend".format(path))
 
 
-def open_backend(path, manifest=None, backend=None, providers=None, threads=None):
-    """Load ``path`` with the right backend; imports the backend's library lazily."""
+def open_backend(path, manifest=None, backend=None, providers=None, threads=None, spin=True):
+    """Load ``path`` with the right backend; imports the backend's library lazily.
+
+    ``spin=False``: ONNX Runtime's CPU threads sleep between runs instead of spinning (for
+    models that run one after another, see OnnxRuntimeBackend)."""
     kind = backend_for(path, manifest, backend)
     if kind == "onnxruntime":
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
-        return OnnxRuntimeBackend(str(path), providers=providers, threads=threads)
+        return OnnxRuntimeBackend(str(path), providers=providers, threads=threads, spin=spin)
     from runtime.backends.tensorrt import TensorRTBackend
     return TensorRTBackend(str(path), manifest=manifest)
