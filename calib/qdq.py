@@ -20,7 +20,7 @@ Programmatic use (what rt-export --precision int8 does)::
 
     from calib.qdq import export_int8
     manifest = export_int8("engines/x_fp32.onnx", "engines/x_int8.onnx", calib="data/cs",
-                           count=500, method="entropy", flavor="cpu")
+                           count=500, method="percentile", flavor="cpu")
 """
 import collections
 import copy
@@ -638,7 +638,7 @@ def manifest_keep_fp32(fp32_manifest, prepared_model, already=(), log=_log_defau
     return kept
 
 
-def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="entropy", flavor="cpu",
+def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile", flavor="cpu",
                 keep_fp32=(), max_drop=None, eval_data=None, eval_split="val",
                 agreement_images=8, trt_version=None, fp32_copy=None, check_latency=True,
                 progress=True, log=_log_default, warn=None):

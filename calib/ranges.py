@@ -24,7 +24,7 @@ from runtime.errors import UserError
 from runtime.jsonfile import write_atomic
 
 METHODS = ("entropy", "percentile", "minmax")
-DEFAULT_METHOD = "entropy"
+DEFAULT_METHOD = "percentile"  # entropy lost 3.7 pp mIoU on the demo checkpoint, percentile 0.06
 # TensorRT's entropy calibrator uses 2048 histogram bins and 128 quantized bins; ONNX
 # Runtime's default of 128 bins leaves its KL search a single candidate (= minmax).
 ENTROPY_BINS = 2048

@@ -72,9 +72,10 @@ def _add_reduced_precision_args(parser):
                                        "works), a glob, a video, or 'synthetic'")
     group.add_argument("--calib-count", type=int, default=500,
                        help="int8: images sampled for calibration (default 500)")
-    group.add_argument("--calib-method", default="entropy",
+    group.add_argument("--calib-method", default="percentile",
                        choices=["entropy", "percentile", "minmax"],
-                       help="int8: ONNX Runtime calibrator (default entropy)")
+                       help="int8: ONNX Runtime calibrator (default percentile: on the demo "
+                            "checkpoint it lost 0.06 pp mIoU, entropy 3.7 pp)")
     group.add_argument("--calib-seed", type=int, default=0,
                        help="int8: seed of the calibration sample (default 0)")
     group.add_argument("--flavor", default="cpu", choices=["cpu", "trt"],
