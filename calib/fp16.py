@@ -63,7 +63,8 @@ def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
                 eval_split="val", agreement_images=8, progress=True, log=None):
     """FP32 ONNX (+ manifest) -> FP16 ONNX ``output`` + manifest (with its accuracy against
     FP32). Returns the manifest. With ``max_drop``, a larger drop is an error (choose
-    ``keep_fp32`` nodes, or use FP32)."""
+    ``keep_fp32`` nodes, or use FP32). The nodes the FP32 manifest asks to keep (an outlier
+    head's ``outlier.keep_fp32``) stay in FP32 as well."""
     from calib import accuracy, qdq
     from runtime import manifest as manifest_mod
     log = log or (lambda message: None)
@@ -76,7 +77,9 @@ def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
     folder = tempfile.mkdtemp(prefix="calib-fp16-", dir=out_dir)
     try:
         prepared = qdq.load(qdq.prepare(fp32_onnx, os.path.join(folder, "prepared.onnx")))
-        half, info = convert(prepared, keep_fp32)
+        keep = qdq.check_keep_fp32(prepared, list(keep_fp32 or ()))
+        keep += qdq.manifest_keep_fp32(fp32_manifest, prepared, keep, log)  # an outlier head
+        half, info = convert(prepared, keep)
         staged = os.path.join(folder, "fp16.onnx")
         qdq._save(half, staged)
         info["opset"] = qdq.default_opset(half)

@@ -63,13 +63,20 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
                int8_mode=None, calib_cache=None, amax_json=None, fp32_layers=(),
                check_count=DEFAULT_CHECK_IMAGES, max_mismatch=None, log=print,
                build=None, open_plan=None, reference=None):
-    """Build, check and describe a plan. ``build``/``open_plan``/``reference`` are for tests."""
+    """Build, check and describe a plan. ``build``/``open_plan``/``reference`` are for tests.
+
+    An outlier model's head (its manifest's ``outlier.keep_fp32``) is added to ``fp32_layers``
+    of FP16 and INT8 plans, as the FP16/INT8 ONNX exports keep it in FP32."""
     from export import trt_build
     onnx_manifest = manifest_mod.load(onnx_path)
     if onnx_manifest["artifact"].get("format") != "onnx":
         raise UserError("{} is not an ONNX artifact".format(onnx_path))
     if precision == "int8":
         int8_mode = int8_mode or _default_int8_mode(onnx_manifest, calib_cache, amax_json)
+    head = (onnx_manifest.get("outlier") or {}).get("keep_fp32") or []
+    if precision != "fp32" and head:
+        fp32_layers = tuple(fp32_layers) + tuple(n for n in head if n not in fp32_layers)
+        log("the outlier head stays in FP32 ({} layers)".format(len(head)))
     build = build or trt_build.build_engine
     if open_plan is None:
         from runtime.backends.tensorrt import TensorRTBackend

@@ -463,3 +463,52 @@ def test_int8_keeps_the_outlier_head_in_fp32(ood_engine):
     assert manifest_keep_fp32(data, model, log=lambda m: None) == head[1:]
     plain = dict(data, outlier=None)
     assert manifest_keep_fp32(plain, model, log=lambda m: None) == []
+
+
+def test_fp16_keeps_the_outlier_head_in_fp32(ood_engine, tmp_path):
+    """An FP16 export leaves the manifest's outlier-head nodes in FP32 (the rest of the network
+    in FP16) and still gives both outputs."""
+    import onnx
+
+    from calib import fp16
+    from runtime import manifest
+    out = str(tmp_path / "ood_fp16.onnx")
+    data = fp16.export_fp16(ood_engine, out, agreement_images=1, progress=False)
+    head = manifest.load(ood_engine)["outlier"]["keep_fp32"]
+    kept = data["fp16"]["fp32_nodes"]["keep_fp32"]
+    assert kept and set(kept) <= set(head)
+    model = onnx.load(out)
+    weights = dict((t.name, t.data_type) for t in model.graph.initializer)
+    nodes = dict((n.name, n) for n in model.graph.node)
+    head_convs = [nodes[name] for name in kept if nodes[name].op_type == "Conv"]
+    assert head_convs and all(weights[c.input[1]] == onnx.TensorProto.FLOAT for c in head_convs)
+    other_convs = [n for n in model.graph.node if n.op_type == "Conv" and n.name not in kept]
+    assert other_convs and all(weights[c.input[1]] == onnx.TensorProto.FLOAT16 for c in other_convs)
+    from runtime import open_engine
+    engine = open_engine(out)
+    try:
+        frame = np.zeros((64, 128, 3), np.uint8)
+        outputs = engine.infer(engine.preprocess(frame)[0])
+        score = engine.outlier_score(outputs)
+        assert score is not None and np.all((score >= 0) & (score <= 1))
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_tensorrt_plans_keep_the_outlier_head_in_fp32(ood_engine, tmp_path, precision):
+    """build_plan passes the manifest's outlier-head layers to the builder as FP32 layers."""
+    from export.plan import build_plan
+    from runtime import manifest
+    from runtime.errors import UserError
+    seen = {}
+
+    def recording_build(onnx_path, plan_path, **options):
+        seen.update(options)
+        raise UserError("recorded")
+
+    with pytest.raises(UserError, match="recorded"):
+        build_plan(ood_engine, str(tmp_path / "ood.plan"), precision=precision, int8_mode="qdq",
+                   fp32_layers=("/model/logits/conv/Conv",), build=recording_build, log=lambda m: None)
+    head = manifest.load(ood_engine)["outlier"]["keep_fp32"]
+    assert seen["fp32_layers"] == ("/model/logits/conv/Conv",) + tuple(head)
