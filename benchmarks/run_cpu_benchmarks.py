@@ -8,8 +8,10 @@ For every architecture at 256x512 it exports the FP32 ONNX engine (untrained see
 weights are fine for latency; the demo checkpoint is used where it exists), then times,
 interleaved in one run with the same input and the same threads: ONNX Runtime on every
 engine variant (FP32; INT8 where its engine exists), PyTorch eager FP32 and OpenVINO
-(where installed). Then the rt-segment pipeline end to end on a generated drive video,
-and the timing loop's own overhead with a no-op runner. Everything goes through
+(where installed). Then the rt-segment pipeline end to end on a generated drive video; the
+outlier model and the forecast bundle next to the plain model (engine level and streams) and
+the outlier model's accuracy (rt-eval, FP32 and INT8) on a generated outlier test split; and
+the timing loop's own overhead with a no-op runner. Everything goes through
 runtime.bench, the same code as rt-bench.
 """
 import argparse
@@ -71,7 +73,8 @@ def log(message):
 # -- engines and inputs -------------------------------------------------------------------
 
 def export_fp32(arch, re_export=False):
-    """engines/bench/<arch>_fp32.onnx at SIZE, reused when its manifest matches."""
+    """engines/bench/<arch>_fp32.onnx at SIZE, reused when its manifest matches (arch, size and the
+    checkpoint's path and sha256)."""
     from export.cli import export
     path = os.path.join(ENGINE_DIR, "{}_fp32.onnx".format(arch))
     checkpoint = DEMO_CHECKPOINTS.get(arch)
@@ -79,9 +82,11 @@ def export_fp32(arch, re_export=False):
     if not re_export and os.path.exists(path) and os.path.exists(path + ".json"):
         with open(path + ".json") as handle:
             manifest = json.load(handle)
-        source = (manifest.get("source_checkpoint") or {}).get("path")
+        from runtime.manifest import sha256_file
+        source = manifest.get("source_checkpoint") or {}
+        wanted = (os.path.abspath(checkpoint), sha256_file(checkpoint)) if checkpoint else (None, None)
         if (manifest.get("arch") == arch and manifest["input"]["shape"][1:3] == list(SIZE)
-                and (source or None) == (os.path.abspath(checkpoint) if checkpoint else None)):
+                and (source.get("path"), source.get("sha256")) == wanted):
             return path, checkpoint
     if not os.path.isdir(ENGINE_DIR):
         os.makedirs(ENGINE_DIR)
@@ -230,6 +235,65 @@ def measure_tasks(plain_path, video, threads, iterations, warmup, frames):
         for _, engine in opened:
             engine.close()
     return {"runners": entries, "e2e": e2e, "warnings": ["tasks: {}".format(w) for w in warnings]}
+
+
+OUTLIER_TEST = {"count": 200, "seed": 2, "outliers": 0.5}  # README's synthetic outlier test split
+OUTLIER_CALIB_IMAGES = 100
+
+
+def measure_outlier_accuracy(ood_fp32, plain_fp32):
+    """rt-eval of the outlier model, FP32 and INT8 (percentile, generated calibration scenes), and of
+    the plain model on the generated outlier test split: the accuracy side of the outlier targets."""
+    import subprocess
+    import tempfile
+    from calib.qdq import export_int8
+    from runtime import manifest as manifest_mod
+    from runtime.data.synthetic import write_split
+    data = os.path.join(REPO, "out", "bench-data")
+    if not os.path.isdir(os.path.join(data, "leftImg8bit", "test")):
+        log("generating the outlier test split ({count} images, seed {seed})".format(**OUTLIER_TEST))
+        write_split(data, "test", size=SIZE, workers=1, **OUTLIER_TEST)  # no fork: ORT threads are up
+    int8 = os.path.join(ENGINE_DIR, "swiftnet-rn18-ood_int8.onnx")
+    source = manifest_mod.load(ood_fp32).get("source_checkpoint")
+    if not (os.path.exists(int8 + ".json") and manifest_mod.load(int8).get("source_checkpoint") == source):
+        log("exporting swiftnet-rn18-ood INT8 ({} generated calibration scenes)".format(OUTLIER_CALIB_IMAGES))
+        export_int8(ood_fp32, int8, "synthetic", count=OUTLIER_CALIB_IMAGES, progress=False, log=lambda m: None)
+    results = {}
+    for label, path in (("fp32", ood_fp32), ("int8", int8), ("plain", plain_fp32)):
+        log("outlier accuracy: rt-eval {}".format(label))
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            subprocess.check_call([sys.executable, "-c", "from runtime.cli.eval import entry; entry()",
+                                   "--engine", path, "--data", data, "--split", "test", "--json", out.name,
+                                   "-q"], cwd=REPO, stdout=subprocess.DEVNULL)
+            with open(out.name) as handle:
+                results[label] = json.load(handle)
+    return results
+
+
+def render_outlier_accuracy(acc):
+    if not acc:
+        return []
+    fp32, int8, plain = acc["fp32"], acc["int8"], acc["plain"]
+    drop = (fp32["outlier"]["ap"] - int8["outlier"]["ap"]) * 100
+    lines = ["", "## Outlier detection accuracy (synthetic outlier test split)", "",
+             "`rt-eval` on {count} generated test images (seed {seed}, in-scene outlier objects in half of them), "
+             "the committed outlier checkpoint; INT8: cpu flavor, percentile calibration on {calib} generated "
+             "scenes, the outlier head in FP32.".format(calib=OUTLIER_CALIB_IMAGES, **OUTLIER_TEST), "",
+             "| engine | outlier AP | FPR at 95 % TPR | AUROC | inlier mIoU | target |",
+             "|---|---:|---:|---:|---:|---|"]
+    for label, r, target in (
+            ("FP32", fp32, "AP ≥ 80 %: {}; FPR95 ≤ 10 %: {}".format(
+                "met" if fp32["outlier"]["ap"] >= 0.8 else "NOT met",
+                "met" if fp32["outlier"]["fpr_at_95_tpr"] <= 0.1 else "NOT met")),
+            ("INT8", int8, "AP drop {:.2f} pp ≤ 2 pp: {}".format(drop, "met" if drop <= 2.0 else "NOT met"))):
+        o = r["outlier"]
+        lines.append("| {} | {:.2f} % | {:.2f} % | {:.2f} % | {:.2f} % | {} |".format(
+            label, 100 * o["ap"], 100 * o["fpr_at_95_tpr"], 100 * o["auroc"], 100 * r["inlier_miou"], target))
+    gap = (plain["miou"] - fp32["inlier_miou"]) * 100
+    lines += ["", "Inlier mIoU of the outlier model (FP32) {:.2f} % vs the plain swiftnet-rn18 demo checkpoint "
+              "{:.2f} % on the same images: {:+.2f} pp (target: at most 1 pp lower: {}).".format(
+                  100 * fp32["inlier_miou"], 100 * plain["miou"], -gap, "met" if gap <= 1.0 else "NOT met")]
+    return lines
 
 
 def render_tasks(tasks):
@@ -417,6 +481,7 @@ def render(data):
             _f(age["p99"]), _f(engine_only["latency_ms"]["mean"]) if engine_only else "–"))
 
     lines += render_tasks(data.get("tasks"))
+    lines += render_outlier_accuracy(data.get("outlier_accuracy"))
 
     o = data["overhead"]
     lines += ["", "## Measurement overhead", "",
@@ -493,6 +558,10 @@ def main(argv=None):
         tasks = measure_tasks(export_fp32(HEADLINE)[0], video, threads, args.iterations, args.warmup,
                               args.e2e_frames)
         notes += tasks["warnings"]
+    accuracy = None
+    if HEADLINE in archs and not args.no_tasks and not args.quick:
+        accuracy = measure_outlier_accuracy(os.path.join(ENGINE_DIR, "swiftnet-rn18-ood_fp32.onnx"),
+                                            export_fp32(HEADLINE)[0])
 
     all_entries = [e for run in runs.values() for e in run["runners"]]
     env = bench.environment(threads, all_entries, load_start=load_start)
@@ -501,6 +570,7 @@ def main(argv=None):
             "args": (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
             "wall_s": time.time() - start, "environment": env, "runs": runs, "e2e": e2e,
             "labels": labels, "overhead": overhead, "notes": notes, "tasks": tasks,
+            "outlier_accuracy": accuracy,
             "weights": ", ".join("{}: {}".format(a, w) for a, w in weights.items())}
     with open(args.output, "w") as handle:
         handle.write(render(data))
