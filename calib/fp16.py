@@ -38,14 +38,13 @@ def convert(model, keep_fp32=()):
     convert_fn, package = _converter()
     keep_fp32 = qdq.check_keep_fp32(model, list(keep_fp32 or ()))
     pre, post = qdq.network_bounds(model)
-    block = pre + post + [n for n in keep_fp32 if n not in pre and n not in post]
     # The converter cannot keep a node in FP32 whose output is a float graph output (it fails
     # removing its own Casts); with keep_io_types that output is cast back to FP32 anyway.
     import onnx
     outputs = set(o.name for o in model.graph.output
                   if o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT)
     node_outputs = dict((node.name, node.output) for node in model.graph.node)
-    at_output = set(n for n in block if outputs.intersection(node_outputs[n]))
+    at_output = set(n for n in pre + post + keep_fp32 if outputs.intersection(node_outputs[n]))
     pre, post, keep_fp32 = ([n for n in names if n not in at_output] for names in (pre, post, keep_fp32))
     block = pre + post + [n for n in keep_fp32 if n not in pre and n not in post]
     with warnings.catch_warnings():
