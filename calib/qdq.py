@@ -9,8 +9,8 @@ on the same prepared FP32 model:
   them into the layers), no QOperator / DynamicQuantizeLinear ops, and the opset of the
   FP32 model (13 for TensorRT 8.2, 17 for 8.5/8.6).
 * ``cpu``: U8 activations and S8 weights (what ONNX Runtime accelerates on x86: S8S8 runs
-  no faster than FP32 there), per-channel weights; pre-activation BatchNormalization
-  becomes a depthwise 1x1 Conv so the whole decoder stays in INT8 (identical in FP32).
+  no faster than FP32 there), per-channel weights, and the exact graph rewrites of
+  calib.cpu_graph (BN -> depthwise Conv, space-to-depth stem, NHWC output Resize).
 
 Only the network is quantized: the in-graph preprocessing of the uint8 frame (Cast,
 Transpose, Gather, Mul, Add) and the postprocessing (the logits' Resize, ArgMax, Cast) stay
@@ -171,50 +171,6 @@ def bounds_indices(model):
     return above - below - anchor_set, below - above - anchor_set
 
 
-def _bn_to_depthwise(model):
-    """BatchNormalization (inference) -> depthwise 1x1 Conv, same output tensor name.
-
-    Used for the CPU flavor only: the pre-activation BNs of SwiftNet's decoder cannot be
-    folded into a neighbouring Conv; as a Conv they run in INT8 in NHWC like the rest of
-    the decoder instead of forcing layout transposes and FP32 islands. Exact in FP32.
-    """
-    onnx = _onnx()
-    from onnx import helper, numpy_helper
-    inits = dict((init.name, init) for init in model.graph.initializer)
-    new_nodes, count = [], 0
-    for node in model.graph.node:
-        if node.op_type != "BatchNormalization" or len(node.output) != 1 or \
-                not all(name in inits for name in node.input[1:5]):
-            new_nodes.append(node)
-            continue
-        eps = 1e-5
-        for attr in node.attribute:
-            if attr.name == "epsilon":
-                eps = attr.f
-        gamma, beta, mean, var = [numpy_helper.to_array(inits[n]).astype(np.float64)
-                                  for n in node.input[1:5]]
-        scale = gamma / np.sqrt(var + eps)
-        shift = beta - mean * scale
-        channels = int(scale.size)
-        weight = numpy_helper.from_array(scale.astype(np.float32).reshape(channels, 1, 1, 1),
-                                         node.name + "_dw_weight")
-        bias = numpy_helper.from_array(shift.astype(np.float32), node.name + "_dw_bias")
-        model.graph.initializer.extend([weight, bias])
-        new_nodes.append(helper.make_node(
-            "Conv", [node.input[0], weight.name, bias.name], list(node.output),
-            name=node.name, group=channels, kernel_shape=[1, 1]))
-        count += 1
-    if count:
-        del model.graph.node[:]
-        model.graph.node.extend(new_nodes)
-        used = set(name for node in model.graph.node for name in node.input)
-        keep = [init for init in model.graph.initializer if init.name in used]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(keep)
-        onnx.checker.check_model(model)
-    return count
-
-
 def _save(model, path):
     """Save atomically (temporary file in the same folder, then rename)."""
     onnx = _onnx()
@@ -297,10 +253,12 @@ def flavor_options(flavor):
 
 
 def flavor_model(prepared, flavor):
-    """The prepared ModelProto rewritten for a flavor (a copy; the CPU flavor's BN -> Conv)."""
+    """The prepared ModelProto rewritten for a flavor (a copy; the CPU flavor gets the exact
+    rewrites of calib.cpu_graph)."""
     model = load(prepared) if isinstance(prepared, str) else copy.deepcopy(prepared)
     if flavor == "cpu":
-        _bn_to_depthwise(model)
+        from calib.cpu_graph import rewrite_for_cpu
+        rewrite_for_cpu(model)
     return model
 
 
@@ -455,6 +413,18 @@ def _prune_qdq(model):
         model.graph.initializer.remove(init)
 
 
+def _with_inherited_ranges(model, ranges):
+    """ranges plus those of the tensors a flavor's rewrites added (calib.cpu_graph)."""
+    from calib.cpu_graph import inherit_ranges
+    from calib.ranges import Ranges
+    added = inherit_ranges(model, ranges.tensors)
+    if not added:
+        return ranges
+    tensors = dict(ranges.tensors)
+    tensors.update(added)
+    return Ranges(ranges.method, tensors, ranges.images, ranges.info)
+
+
 def quantize(prepared, output, ranges, flavor="cpu", keep_fp32=(), workdir=None,
              extra_options=None):
     """Write the INT8 QDQ model of ``flavor`` to ``output`` (atomically). Returns info.
@@ -467,6 +437,7 @@ def quantize(prepared, output, ranges, flavor="cpu", keep_fp32=(), workdir=None,
     options = flavor_options(flavor)
     options["extra_options"].update(extra_options or {})
     model = flavor_model(prepared, flavor)
+    ranges = _with_inherited_ranges(model, ranges)
     opset = default_opset(model)
     keep_fp32 = check_keep_fp32(model, list(keep_fp32 or ()))
     pre, post = network_bounds(model)

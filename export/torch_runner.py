@@ -6,7 +6,7 @@ this module (and with it torch) only when ``--torch`` is given.
 
 Fair comparison: the engine's graph also casts, normalizes and transposes the frame and
 takes the argmax; PyTorch here runs the *model only* (normalized float NCHW in, logits
-out). The input is exactly what the engine's network sees after its in-graph
+at the input resolution out: the model's own final upsample is part of its forward). The input is exactly what the engine's network sees after its in-graph
 preprocessing, so the difference is the runtime, not the work.
 """
 import numpy as np
@@ -46,7 +46,8 @@ class TorchRunner(Runner):
 
     kind = "peer"
     includes = ("PyTorch eager FP32 model forward only (inference mode): normalized float "
-                "NCHW in, logits out; no cast/normalize/transpose, no upsample+argmax")
+                "NCHW in, logits at the input resolution out (the model's final upsample "
+                "included); no cast/normalize/transpose, no argmax")
 
     def __init__(self, arch, engine_tensor, manifest_input, checkpoint=None, threads=None):
         if threads:

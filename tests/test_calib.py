@@ -408,6 +408,18 @@ def test_rn18_int8_agrees_with_fp32_on_generated_scenes(rn18_engine, rn18_qdq):
     assert acts == {TensorProto.UINT8}
 
 
+def test_cpu_int8_runs_the_stem_in_int8_and_trt_keeps_the_export(rn18_qdq):
+    cpu = onnx.load(rn18_qdq["cpu"])
+    producer = dict((o, n) for n in cpu.graph.node for o in n.output)
+    stem = [n for n in cpu.graph.node if n.op_type == "Conv" and n.name.endswith("conv1/Conv")
+            and "backbone/conv1" in n.name][0]
+    assert producer[stem.input[0]].op_type == "DequantizeLinear"
+    assert [d for d in [i for i in cpu.graph.initializer
+                        if i.name == producer[stem.input[1]].input[0]][0].dims] == [64, 12, 4, 4]
+    trt_ops = set(n.op_type for n in onnx.load(rn18_qdq["trt"]).graph.node)
+    assert "SpaceToDepth" not in trt_ops
+
+
 # -- TensorRT files ------------------------------------------------------------------------------
 
 def test_calibration_cache_for_a_named_tensorrt_version(tmp_path):
