@@ -43,14 +43,15 @@ def fp32_engine(arch, fp32_path):
 
 def int8_engine(arch, fp32_path):
     """The CPU-flavor INT8 model (U8S8 QDQ), calibrated on generated scenes; rebuilt when
-    its FP32 source changed."""
+    its FP32 source changed or it predates the CPU graph rewrites."""
     from calib.qdq import export_int8
     from runtime import manifest as manifest_mod
     path = os.path.join(ENGINE_DIR, "{}_int8_cpu.onnx".format(arch))
     source = manifest_mod.sha256_file(fp32_path)
     if os.path.exists(path + ".json"):
-        made = manifest_mod.load(path).get("accuracy", {}).get("reference_sha256")
-        if made == source:
+        made = manifest_mod.load(path)
+        if made.get("accuracy", {}).get("reference_sha256") == source and \
+                "graph_rewrites" in made.get("quantization", {}):
             return path
     log("calibrating {} INT8 (cpu flavor, 64 generated scenes, percentile)".format(arch))
     export_int8(fp32_path, path, calib="synthetic", count=64, seed=0, method="percentile",

@@ -252,13 +252,15 @@ def flavor_options(flavor):
                     "(TensorRT's explicit quantization)".format(flavor))
 
 
-def flavor_model(prepared, flavor):
+def flavor_model(prepared, flavor, rewrites=None):
     """The prepared ModelProto rewritten for a flavor (a copy; the CPU flavor gets the exact
-    rewrites of calib.cpu_graph)."""
+    rewrites of calib.cpu_graph, counted into the dict ``rewrites`` if given)."""
     model = load(prepared) if isinstance(prepared, str) else copy.deepcopy(prepared)
     if flavor == "cpu":
         from calib.cpu_graph import rewrite_for_cpu
-        rewrite_for_cpu(model)
+        counts = rewrite_for_cpu(model)
+        if rewrites is not None:
+            rewrites.update(counts)
     return model
 
 
@@ -436,7 +438,8 @@ def quantize(prepared, output, ranges, flavor="cpu", keep_fp32=(), workdir=None,
     from onnxruntime.quantization import QuantFormat, quantize_static
     options = flavor_options(flavor)
     options["extra_options"].update(extra_options or {})
-    model = flavor_model(prepared, flavor)
+    rewrites = {}
+    model = flavor_model(prepared, flavor, rewrites)
     ranges = _with_inherited_ranges(model, ranges)
     opset = default_opset(model)
     keep_fp32 = check_keep_fp32(model, list(keep_fp32 or ()))
@@ -488,6 +491,7 @@ def quantize(prepared, output, ranges, flavor="cpu", keep_fp32=(), workdir=None,
             "op_types": list(options["op_types"]),
             "fp32_nodes": {"preprocessing": pre, "postprocessing": post,
                            "keep_fp32": keep_fp32, "with_activations": kept},
+            "graph_rewrites": rewrites,
             "quantized_nodes": len(quantized),
             "quantize_linear": counts.get("QuantizeLinear", 0),
             "dequantize_linear": counts.get("DequantizeLinear", 0)}

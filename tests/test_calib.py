@@ -367,6 +367,7 @@ def test_cpu_flavor_uses_uint8_activations(tmp_path, tiny):
             dq_weight_types.add(inits[node.input[0]].data_type)
     assert TensorProto.INT8 in dq_weight_types
     assert "BatchNormalization" not in set(n.op_type for n in model.graph.node)
+    assert info["graph_rewrites"]["bn_to_depthwise"] >= 1
     assert info["activations"] == "uint8"
     assert [e.domain for e in model.opset_import] == [""]
 
