@@ -452,7 +452,7 @@ def _main_forecaster(args):
                               lr=args.lr, weight_decay=args.weight_decay, seq_limit=args.seq_limit,
                               val_limit=args.val_limit, threads=args.threads, seed=args.seed, half=args.half,
                               depth=args.depth, cache=args.features_cache, val_every=args.val_every,
-                              finetune_batch_size=args.finetune_batch_size,
+                              finetune_batch_size=args.finetune_batch_size, init=args.init,
                               progress=not args.quiet,
                               log=lambda m: sys.stderr.write(m + "\n"))
     print(json.dumps(result, indent=2))

@@ -207,11 +207,36 @@ def evaluate_forecast(f2f, decoder, batches, classes, ignore_id=255, batch_size=
     return out
 
 
+def _load_init(model, arch, init, features_sha256, offsets, horizon, log):
+    """Load ``init`` into ``model`` after checking it forecasts the same features and future."""
+    from export import checkpoints
+    loaded, info = checkpoints.load_checkpoint(arch, init)
+    forecast = (info.get("metadata") or {}).get("forecast") or {}
+    theirs = {"feature checkpoint": (forecast.get("features_checkpoint") or {}).get("sha256"),
+              "past offsets": forecast.get("past_offsets"), "horizon": forecast.get("horizon")}
+    ours = {"feature checkpoint": features_sha256, "past offsets": list(offsets),
+            "horizon": int(horizon)}
+    for what in ours:
+        if theirs[what] != ours[what]:
+            raise UserError("--init {} was trained with another {} ({} here, {} there)".format(
+                init, what, ours[what], theirs[what]))
+    try:
+        model.load_state_dict(loaded.float().state_dict())
+    except RuntimeError as exc:
+        raise UserError("--init {} does not fit {} as configured (--depth?): {}".format(
+            init, arch, str(exc).strip().splitlines()[0]))
+    log("starting from {}".format(init))
+
+
 def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_OFFSETS,
                      iterations=2000, finetune_iterations=500, batch_size=16, lr=5e-4, weight_decay=1e-4,
                      seq_limit=None, val_limit=None, threads=None, seed=0, half=False, depth=8,
-                     cache=None, val_every=250, finetune_batch_size=8, progress=True, log=print):
-    """Train an F2F forecaster on features of ``features_from``; write its checkpoint."""
+                     cache=None, val_every=250, finetune_batch_size=8, init=None, progress=True,
+                     log=print):
+    """Train an F2F forecaster on features of ``features_from``; write its checkpoint.
+
+    ``init``: continue from this forecaster checkpoint (same arch, depth, offsets, horizon and
+    feature checkpoint: anything else forecasts other features or another future)."""
     from tqdm import tqdm
 
     from export import checkpoints, models
@@ -247,6 +272,8 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_
     batches = _Batches(train_data, mean, std, offsets, horizon)
     val_batches = _Batches(val_data, mean, std, offsets, horizon) if val_data is not None else None
     model = models.create(arch, depth=depth, num_past=len(offsets), num_features=train_data.features.shape[2])
+    if init:
+        _load_init(model, arch, init, sl_info["sha256"], offsets, horizon, log)
     mean_t, std_t = torch.from_numpy(mean).view(1, -1, 1, 1), torch.from_numpy(std).view(1, -1, 1, 1)
     h4, w4 = train_data.labels.shape[2:]
 

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from export import checkpoints  # noqa: E402
 from export.forecast_export import export_bundle  # noqa: E402
 from runtime import manifest  # noqa: E402
+from runtime.errors import UserError  # noqa: E402
 
 
 def test_single_level_model_loads_swiftnet_rn18_weights_without_its_skips(tmp_path):
@@ -123,3 +124,30 @@ def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp
     assert features.dtype == np.float32
     class_map = runtime_bundle.decode(runtime_bundle.forecast([features] * 4))
     assert class_map.shape == (128, 256) and class_map.dtype == np.uint8
+
+
+def test_forecaster_training_continues_from_init_and_refuses_another_future(
+        forecaster_checkpoints, forecast_sequences, tmp_path):
+    from export.train_forecast import train_forecaster
+    sl_path, f2f_path, _ = forecaster_checkpoints
+    logs = []
+    out = str(tmp_path / "continued.pt")
+    # a learning rate of 0: the written weights are exactly the init's (BN statistics move)
+    train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
+                     finetune_iterations=0, batch_size=2, lr=0.0, depth=3, init=f2f_path,
+                     progress=False, log=logs.append)
+    start, _ = checkpoints.load_checkpoint("f2f-8", f2f_path)
+    continued, _ = checkpoints.load_checkpoint("f2f-8", out)
+    params = dict(continued.named_parameters())
+    for key, value in start.named_parameters():
+        assert torch.equal(value, params[key]), key
+    assert any("starting from" in line for line in logs)
+    with pytest.raises(UserError, match="another past offsets"):
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
+                         offsets=(-6, -4, -2, 0),
+                         finetune_iterations=0, depth=3, init=f2f_path, progress=False,
+                         log=lambda m: None)
+    with pytest.raises(UserError, match="does not fit"):
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
+                         finetune_iterations=0, depth=4, init=f2f_path, progress=False,
+                         log=lambda m: None)
