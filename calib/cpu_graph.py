@@ -7,8 +7,9 @@ kernels only: the TensorRT flavor and the FP32 artifact keep the exported graph.
 
 * :func:`bn_to_depthwise`: pre-activation BatchNormalization -> depthwise 1x1 Conv, so
   SwiftNet's decoder stays in INT8 (NHWC) instead of forcing layout changes and FP32 islands.
-* :func:`space_to_depth_stem`: the 7x7 stride-2 Conv on 3 channels (ResNet's conv1) ->
-  zero Pad, space-to-depth, 4x4 stride-1 Conv on 12 channels. Three input channels waste
+* :func:`space_to_depth_stem`: a stride-2 Conv on 3 channels (ResNet's 7x7 conv1,
+  MobileNetV2's 3x3 stem) -> zero Pad, space-to-depth, stride-1 Conv on 12 channels (4x4 /
+  2x2). Three input channels waste
   most of an INT8 kernel's vector lanes; twelve fill them (measured on ORT 1.32, x86 VNNI:
   see BENCHMARKS.md).
 * :func:`nhwc_output_resize`: the logits' final bilinear Resize + ArgMax over channels ->
@@ -117,7 +118,7 @@ def _stem_candidate(node, inits, shapes):
     if attrs.get("group", 1) != 1 or list(attrs.get("strides", [1, 1])) != [2, 2] or \
             list(attrs.get("dilations", [1, 1])) != [1, 1] or \
             attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or \
-            weight_dims[2] != weight_dims[3] or weight_dims[2] < 5 or \
+            weight_dims[2] != weight_dims[3] or weight_dims[2] < 3 or \
             len(set(pads)) != 1:
         return None
     height, width = shape[2] + 2 * pads[0], shape[3] + 2 * pads[0]
@@ -127,7 +128,7 @@ def _stem_candidate(node, inits, shapes):
 
 
 def space_to_depth_stem(model):
-    """Rewrite stride-2 Convs on 3-channel inputs (kernel >= 5, symmetric padding, even padded
+    """Rewrite stride-2 Convs on 3-channel inputs (kernel >= 3, symmetric padding, even padded
     size, static shape) as Pad -> SpaceToDepth(2) -> stride-1
     Conv on 12 channels without padding. Returns the number of Convs rewritten.
 

@@ -73,7 +73,7 @@ def _conv_model(in_channels, stride, height, width, kernel=7, pad=3):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize("kernel,pad", [(7, 3), (5, 2), (6, 2)])
+@pytest.mark.parametrize("kernel,pad", [(7, 3), (5, 2), (6, 2), (3, 1)])
 def test_space_to_depth_stem_is_exact_for_other_kernels(kernel, pad):
     model = _conv_model(3, 2, 20, 30, kernel=kernel, pad=pad)
     x = np.random.RandomState(2).randn(1, 3, 20, 30).astype(np.float32)
