@@ -5,9 +5,10 @@ mode, the same input and the same number of threads as the engines. rt-bench imp
 this module (and with it torch) only when ``--torch`` is given.
 
 Fair comparison: the engine's graph also casts, normalizes and transposes the frame and
-takes the argmax; PyTorch here runs the *model only* (normalized float NCHW in, logits
-at the input resolution out: the model's own final upsample is part of its forward). The input is exactly what the engine's network sees after its in-graph
-preprocessing, so the difference is the runtime, not the work.
+takes the argmax; PyTorch here runs the *model only* (normalized float NCHW in, logits at
+the input resolution out: the model's own final upsample is part of its forward). The
+input is exactly what the engine's network sees after its in-graph preprocessing, so the
+difference is the runtime, not the work.
 """
 import numpy as np
 import torch
