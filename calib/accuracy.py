@@ -165,12 +165,18 @@ def describe(result):
 # -- keep-fp32 search ---------------------------------------------------------------------------
 
 def _logits_name(model):
-    """The tensor the postprocessing reads (the logits), or the first graph output."""
+    """The tensor the postprocessing reads (the logits), or the first graph output.
+
+    In a QDQ model that is the logits after their Q/DQ pair (and the Slice that drops the
+    CPU flavor's padded channels, calib.cpu_graph.pad_conv_outputs): the class count of FP32.
+    """
     from calib.qdq import network_bounds
     _, post = network_bounds(model)
-    if post:
-        first = [n for n in model.graph.node if n.name == post[0]][0]
-        return first.input[0]
+    by_name = dict((n.name, n) for n in model.graph.node)
+    for name in post:
+        node = by_name[name]
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Slice"):
+            return node.input[0]
     return model.graph.output[0].name
 
 

@@ -15,6 +15,15 @@ kernels only: the TensorRT flavor and the FP32 artifact keep the exported graph.
 * :func:`nhwc_output_resize`: the logits' final bilinear Resize + ArgMax over channels ->
   Transpose to NHWC, Resize, ArgMax over the last axis: ORT's NHWC bilinear kernel is
   faster on 19 channels (same profile: 1.74 -> 0.98 ms at 256x512).
+
+One rewrite works on the quantized (QDQ) model instead, because it changes weights:
+
+* :func:`pad_conv_outputs`: a quantized Conv with an output channel count that is not a
+  multiple of 8 on a large map (SwiftNet's 19-class logits conv at 1/4 resolution) gets zero
+  filters up to the next multiple of 8 and a Slice back after its QuantizeLinear. The INT8
+  kernels work in blocks of output channels; 19 left most of the last block idle (2 threads:
+  0.87 ms for 0.18 GMAC, against 1.47 ms for the 1.2 GMAC conv before it; the whole model
+  15.4 -> 14.9 ms, class maps identical).
 """
 import numpy as np
 
@@ -230,6 +239,85 @@ def rewrite_for_cpu(model):
     if any(counts.values()):
         _onnx().checker.check_model(model)
     return counts
+
+
+PAD_CHANNELS_TO = 8      # pad_conv_outputs: output channels rounded up to a multiple of this
+PAD_MIN_PIXELS = 1024    # ... on maps of at least this many pixels (below it a Slice costs as much)
+
+
+def pad_conv_outputs(model, multiple=PAD_CHANNELS_TO, min_pixels=PAD_MIN_PIXELS):
+    """In a QDQ model: zero filters on Convs whose output channels are not a multiple of
+    ``multiple`` (output map >= ``min_pixels``), a Slice back to the true channels after the
+    Conv's QuantizeLinear (or after the Conv if none). Exact. Returns the count."""
+    from onnx import helper, numpy_helper
+    inits = _initializers(model)
+    producers = dict((out, node) for node in model.graph.node for out in node.output)
+    consumers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    shapes = _static_shapes(model)
+    outputs = set(out.name for out in model.graph.output)
+    padded = 0
+    for node in list(model.graph.node):
+        if node.op_type != "Conv" or len(node.input) < 2:
+            continue
+        dq = producers.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+            continue
+        weight = numpy_helper.to_array(inits[dq.input[0]])
+        channels = weight.shape[0]
+        shape = shapes.get(node.output[0])
+        if channels % multiple == 0 or shape is None or len(shape) != 4 or \
+                shape[2] * shape[3] < min_pixels or _attributes(node).get("group", 1) != 1:
+            continue
+        width = -(-channels // multiple) * multiple
+        dqs = [dq]
+        if len(node.input) > 2 and node.input[2]:
+            bias_dq = producers.get(node.input[2])
+            if bias_dq is None or bias_dq.op_type != "DequantizeLinear":
+                continue
+            dqs.append(bias_dq)
+        if not all(all(name in inits for name in d.input) for d in dqs):
+            continue
+        for d in dqs:  # values, scales and zero points: zeros, ones and zeros for the new channels
+            for name, fill in zip(d.input, (0, 1, 0)):
+                values = numpy_helper.to_array(inits[name])
+                if values.ndim == 0:
+                    continue
+                extra = np.full((width - channels,) + values.shape[1:], fill, values.dtype)
+                new = numpy_helper.from_array(np.concatenate([values, extra]), name + "_padded")
+                model.graph.initializer.append(new)
+                d.input[list(d.input).index(name)] = new.name
+        after = consumers.get(node.output[0], [])
+        source = (after[0].output[0] if len(after) == 1 and after[0].op_type == "QuantizeLinear"
+                  else node.output[0])
+        if source in outputs:
+            continue
+        sliced = source + "_sliced"
+        prefix = node.name + "_pad"
+        model.graph.initializer.extend([
+            numpy_helper.from_array(np.array([0], np.int64), prefix + "_starts"),
+            numpy_helper.from_array(np.array([channels], np.int64), prefix + "_ends"),
+            numpy_helper.from_array(np.array([1], np.int64), prefix + "_axes")])
+        for user in consumers.get(source, []):
+            for i, name in enumerate(user.input):
+                if name == source:
+                    user.input[i] = sliced
+        slice_node = helper.make_node("Slice", [source, prefix + "_starts", prefix + "_ends",
+                                                prefix + "_axes"], [sliced], name=prefix + "_slice")
+        nodes = list(model.graph.node)
+        position = nodes.index(producers[source]) + 1 if source in producers else 0
+        model.graph.node.insert(position, slice_node)
+        stale = set([node.output[0], source])
+        keep = [info for info in model.graph.value_info if info.name not in stale]
+        del model.graph.value_info[:]
+        model.graph.value_info.extend(keep)
+        padded += 1
+    if padded:
+        _replace_nodes(model, {})  # drops the unpadded initializers
+        _onnx().checker.check_model(model)
+    return padded
 
 
 LAYOUT_OPS = ("Pad", "SpaceToDepth")  # what space_to_depth_stem puts before a quantized Conv

@@ -10,7 +10,8 @@ on the same prepared FP32 model:
   FP32 model (13 for TensorRT 8.2, 17 for 8.5/8.6).
 * ``cpu``: U8 activations and S8 weights (what ONNX Runtime accelerates on x86: S8S8 runs
   no faster than FP32 there), per-channel weights, and the exact graph rewrites of
-  calib.cpu_graph (BN -> depthwise Conv, space-to-depth stem, NHWC output Resize).
+  calib.cpu_graph (BN -> depthwise Conv, space-to-depth stem, NHWC output Resize; after
+  quantization: zero-padded output channels of a Conv like the 19-class logits).
 
 Only the network is quantized: the in-graph preprocessing of the uint8 frame (Cast,
 Transpose, Gather, Mul, Add) and the postprocessing (the logits' Resize, ArgMax, Cast) stay
@@ -468,6 +469,9 @@ def quantize(prepared, output, ranges, flavor="cpu", keep_fp32=(), workdir=None,
         result = load(staged)
         if kept:
             float_inputs(result, model, set(kept))
+        if flavor == "cpu":
+            from calib.cpu_graph import pad_conv_outputs
+            rewrites["pad_conv_outputs"] = pad_conv_outputs(result)
         strip_unused_domains(result)
         if default_opset(result) != opset:
             raise UserError("quantization changed the opset from {} to {}".format(

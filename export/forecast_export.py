@@ -200,7 +200,7 @@ def _features_input(name, shape):
 
 
 def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, opset=None,
-                  deform_form="grid_sample", output_kind="class_map", color_order="BGR", resize="stretch",
+                  deform_form="matmul", output_kind="class_map", color_order="BGR", resize="stretch",
                   precision="fp32", calib=None, calib_count=200, calib_method="percentile", calib_seed=0,
                   flavor="cpu", parity_frames=14, min_agreement=0.999, log=print):
     """Write the three stages, their manifests and ``forecast.json`` into ``output_dir``."""

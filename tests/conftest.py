@@ -78,7 +78,7 @@ def forecaster_checkpoints(tmp_path_factory, forecast_sequences):
 
 @pytest.fixture(scope="session")
 def forecast_bundle(tmp_path_factory, forecaster_checkpoints):
-    """A real forecast bundle (FP32, GridSample form) exported by rt-export's code at 128x256."""
+    """A real forecast bundle (FP32, default MatMul form) exported by rt-export's code at 128x256."""
     from export.forecast_export import export_bundle
     out = str(tmp_path_factory.mktemp("bundles") / "f2f_fp32")
     export_bundle(forecaster_checkpoints[1], out, parity_frames=10, log=lambda m: None)

@@ -409,7 +409,7 @@ def test_rn18_int8_agrees_with_fp32_on_generated_scenes(rn18_engine, rn18_qdq):
     assert acts == {TensorProto.UINT8}
 
 
-def test_cpu_int8_runs_the_stem_in_int8_and_trt_keeps_the_export(rn18_qdq):
+def test_cpu_int8_runs_the_stem_in_int8_pads_the_logits_and_trt_keeps_the_export(rn18_qdq):
     cpu = onnx.load(rn18_qdq["cpu"])
     producer = dict((o, n) for n in cpu.graph.node for o in n.output)
     stem = [n for n in cpu.graph.node if n.op_type == "Conv" and n.name.endswith("conv1/Conv")
@@ -417,8 +417,12 @@ def test_cpu_int8_runs_the_stem_in_int8_and_trt_keeps_the_export(rn18_qdq):
     assert producer[stem.input[0]].op_type == "DequantizeLinear"
     assert [d for d in [i for i in cpu.graph.initializer
                         if i.name == producer[stem.input[1]].input[0]][0].dims] == [64, 12, 4, 4]
+    logits = [n for n in cpu.graph.node if n.op_type == "Conv" and "logits" in n.name][0]
+    weights = dict((i.name, i) for i in cpu.graph.initializer)
+    assert weights[producer[logits.input[1]].input[0]].dims[0] == 24  # 19 classes padded to 8s
+    assert "Slice" in set(n.op_type for n in cpu.graph.node)
     trt_ops = set(n.op_type for n in onnx.load(rn18_qdq["trt"]).graph.node)
-    assert "SpaceToDepth" not in trt_ops
+    assert "SpaceToDepth" not in trt_ops and "Slice" not in trt_ops
 
 
 # -- TensorRT files ------------------------------------------------------------------------------

@@ -97,3 +97,52 @@ def test_added_tensors_inherit_the_range_they_move():
     pad, s2d = [n for n in model.graph.node if n.op_type in ("Pad", "SpaceToDepth")]
     # zero padding widens the range to 0; space-to-depth only moves values
     assert added == {pad.output[0]: (0.0, 2.0), s2d.output[0]: (0.0, 2.0)}
+
+
+def _qdq_conv_model(out_channels, size, bias=True):
+    """x -> Q/DQ (uint8) -> Conv 3x3 (int8 per-channel weights, int32 bias) -> Q/DQ -> y."""
+    rng = np.random.RandomState(3)
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "x_scale"),
+             numpy_helper.from_array(np.array(128, np.uint8), "x_zp"),
+             numpy_helper.from_array(rng.randint(-127, 128, (out_channels, 8, 3, 3)).astype(np.int8), "w_q"),
+             numpy_helper.from_array(rng.uniform(0.001, 0.01, out_channels).astype(np.float32), "w_scale"),
+             numpy_helper.from_array(np.zeros(out_channels, np.int8), "w_zp"),
+             numpy_helper.from_array(np.array(0.2, np.float32), "y_scale"),
+             numpy_helper.from_array(np.array(128, np.uint8), "y_zp")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zp"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w"], axis=0)]
+    conv_inputs = ["xd", "w"]
+    if bias:
+        inits += [numpy_helper.from_array(rng.randint(-500, 500, out_channels).astype(np.int32), "b_q"),
+                  numpy_helper.from_array(np.full(out_channels, 0.05 * 0.005, np.float32), "b_scale"),
+                  numpy_helper.from_array(np.zeros(out_channels, np.int32), "b_zp")]
+        nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_scale", "b_zp"], ["b"], axis=0))
+        conv_inputs.append("b")
+    nodes += [helper.make_node("Conv", conv_inputs, ["c"], name="conv", pads=[1] * 4, kernel_shape=[3, 3]),
+              helper.make_node("QuantizeLinear", ["c", "y_scale", "y_zp"], ["cq"]),
+              helper.make_node("DequantizeLinear", ["cq", "y_scale", "y_zp"], ["y"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, size, size])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out_channels, size, size])
+    graph = helper.make_graph(nodes, "g", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_padded_conv_outputs_are_exact(bias):
+    model = _qdq_conv_model(19, 32, bias=bias)
+    x = np.random.RandomState(4).randn(1, 8, 32, 32).astype(np.float32)
+    before = _run(model, {"x": x})[0]
+    assert cpu_graph.pad_conv_outputs(model) == 1
+    inits = dict((i.name, i) for i in model.graph.initializer)
+    weight = [inits[n.input[0]] for n in model.graph.node
+              if n.op_type == "DequantizeLinear" and n.output[0] == "w"][0]
+    assert list(weight.dims) == [24, 8, 3, 3]
+    assert [n.op_type for n in model.graph.node][-2:] == ["Slice", "DequantizeLinear"]
+    after = _run(model, {"x": x})[0]
+    assert after.shape == (1, 19, 32, 32) and np.array_equal(after, before)
+
+
+def test_conv_outputs_are_not_padded_on_small_maps_or_round_counts():
+    assert cpu_graph.pad_conv_outputs(_qdq_conv_model(19, 16)) == 0   # 256 pixels: a Slice costs more
+    assert cpu_graph.pad_conv_outputs(_qdq_conv_model(24, 32)) == 0

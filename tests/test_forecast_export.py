@@ -60,7 +60,8 @@ def test_bundle_has_three_checked_stages_and_a_valid_bundle_manifest(forecast_bu
         assert data["task"] == "forecast_stage" and data["stage"] == stage
         assert data["artifact"]["sha256"] == manifest.sha256_file(os.path.join(forecast_bundle, name))
     ops = {n.op_type for n in onnx.load(os.path.join(forecast_bundle, "f2f.onnx")).graph.node}
-    assert "GridSample" in ops
+    assert bundle["forecaster"]["deform_form"] == "matmul"  # the default: opset 13, every target
+    assert "MatMul" in ops and not ops & {"GridSample", "DeformConv"}
 
 
 def test_gather_form_bundle_for_tensorrt_8_2_runs_and_matches(forecaster_checkpoints, tmp_path):
