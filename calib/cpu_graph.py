@@ -280,6 +280,11 @@ def pad_conv_outputs(model, multiple=PAD_CHANNELS_TO, min_pixels=PAD_MIN_PIXELS)
             dqs.append(bias_dq)
         if not all(all(name in inits for name in d.input) for d in dqs):
             continue
+        after = consumers.get(node.output[0], [])
+        source = (after[0].output[0] if len(after) == 1 and after[0].op_type == "QuantizeLinear"
+                  else node.output[0])
+        if source in outputs:
+            continue
         for d in dqs:  # values, scales and zero points: zeros, ones and zeros for the new channels
             for name, fill in zip(d.input, (0, 1, 0)):
                 values = numpy_helper.to_array(inits[name])
@@ -289,11 +294,6 @@ def pad_conv_outputs(model, multiple=PAD_CHANNELS_TO, min_pixels=PAD_MIN_PIXELS)
                 new = numpy_helper.from_array(np.concatenate([values, extra]), name + "_padded")
                 model.graph.initializer.append(new)
                 d.input[list(d.input).index(name)] = new.name
-        after = consumers.get(node.output[0], [])
-        source = (after[0].output[0] if len(after) == 1 and after[0].op_type == "QuantizeLinear"
-                  else node.output[0])
-        if source in outputs:
-            continue
         sliced = source + "_sliced"
         prefix = node.name + "_pad"
         model.graph.initializer.extend([
