@@ -412,7 +412,10 @@ def build_parser():
     group.add_argument("--finetune-batch-size", type=int, default=8,
                        help="batch of the fine-tuning iterations (decoder at 1/4 resolution; default 8)")
     group.add_argument("--depth", type=int, default=8, help="F2F units (default 8)")
-    group.add_argument("--seq-limit", type=int, help="use the first N train sequences only")
+    group.add_argument("--seq-limit", type=int, help="use the first N train sequences only (of each folder)")
+    group.add_argument("--extra-train", metavar="DIR", action="append", default=[],
+                       help="another sequence folder whose train split joins --data's (repeatable; "
+                            "validation stays on --data's val split)")
     group.add_argument("--features-cache", metavar="DIR",
                        help="keep the extracted features here and reuse them (same checkpoint, data, limit)")
     parser.add_argument("--half", action="store_true",
@@ -428,6 +431,9 @@ def main(argv):
     args = build_parser().parse_args(argv)
     if args.arch in FORECASTERS:
         return _main_forecaster(args)
+    if args.extra_train:
+        raise UserError("--extra-train is for forecasters ({}): train {} on one --data root"
+                        .format(", ".join(sorted(FORECASTERS)), args.arch))
     result = train(args.arch, args.data, args.output, iterations=args.iterations,
                    batch_size=args.batch_size, crop=_size(args.crop),
                    size=_size(args.size) if args.size else None, lr=args.lr,
@@ -453,7 +459,7 @@ def _main_forecaster(args):
                               val_limit=args.val_limit, threads=args.threads, seed=args.seed, half=args.half,
                               depth=args.depth, cache=args.features_cache, val_every=args.val_every,
                               finetune_batch_size=args.finetune_batch_size, init=args.init,
-                              progress=not args.quiet,
+                              extra_train=args.extra_train, progress=not args.quiet,
                               log=lambda m: sys.stderr.write(m + "\n"))
     print(json.dumps(result, indent=2))
     return 0

@@ -106,6 +106,19 @@ class SequenceFeatures(object):
         names = ["{}_{}".format(*key) for key, _ in groups]
         return cls(np.stack(features), np.stack(labels), names, fps)
 
+    @classmethod
+    def concat(cls, parts):
+        """One training set from several roots' train splits (same frames per sequence and rate)."""
+        if len(parts) == 1:
+            return parts[0]
+        shapes = set(p.features.shape[1:] for p in parts)
+        rates = set(p.fps for p in parts)
+        if len(shapes) != 1 or len(rates) != 1:
+            raise UserError("the training folders differ in sequence length, feature shape or frame rate: "
+                            "{} / {}".format(sorted(shapes), sorted(rates, key=str)))
+        return cls(np.concatenate([p.features for p in parts]), np.concatenate([p.labels for p in parts]),
+                   [n for p in parts for n in p.names], parts[0].fps)
+
     def samples(self, offsets, horizon):
         """All (sequence, t) with every past frame and the target inside the sequence."""
         length = self.features.shape[1]
@@ -231,9 +244,12 @@ def _load_init(model, arch, init, features_sha256, offsets, horizon, log):
 def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_OFFSETS,
                      iterations=2000, finetune_iterations=500, batch_size=16, lr=5e-4, weight_decay=1e-4,
                      seq_limit=None, val_limit=None, threads=None, seed=0, half=False, depth=8,
-                     cache=None, val_every=250, finetune_batch_size=8, init=None, progress=True,
-                     log=print):
+                     cache=None, val_every=250, finetune_batch_size=8, init=None, extra_train=(),
+                     progress=True, log=print):
     """Train an F2F forecaster on features of ``features_from``; write its checkpoint.
+
+    ``extra_train``: more roots whose train sequences join ``data``'s (validation stays on
+    ``data``'s val split); each root's features are cached on their own.
 
     ``init``: continue from this forecaster checkpoint (same arch, depth, offsets, horizon and
     feature checkpoint: anything else forecasts other features or another future)."""
@@ -263,8 +279,9 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_
         from export.classes import cityscapes_classes
         classes = cityscapes_classes()
     key = sl_info["sha256"]
-    train_data = SequenceFeatures.cached(cache, key, sl, data, "train", sl.normalization, limit=seq_limit,
-                                         progress=progress, log=log)
+    train_data = SequenceFeatures.concat([
+        SequenceFeatures.cached(cache, key, sl, root, "train", sl.normalization, limit=seq_limit,
+                                progress=progress, log=log) for root in [data] + list(extra_train or ())])
     has_val = os.path.isdir(os.path.join(data, "leftImg8bit", "val"))
     val_data = (SequenceFeatures.cached(cache, key, sl, data, "val", sl.normalization, limit=val_limit,
                                         progress=progress, log=log) if has_val else None)
@@ -336,6 +353,7 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_
                 len(val_batches.samples), v["forecast"]["miou"], v["forecast"]["moving_miou"],
                 v["copy_last"]["miou"], v["copy_last"]["moving_miou"], v["oracle"]["miou"],
                 v["oracle"]["moving_miou"]))
+    metrics["train_sequences"] = int(train_data.features.shape[0])
     meta = {"classes": classes, "ignore_id": IGNORE_ID, "seed": seed, "metrics": metrics,
             "forecast": {"past_offsets": offsets, "horizon": int(horizon),
                          "frame_rate": train_data.fps,

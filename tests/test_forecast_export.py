@@ -152,3 +152,21 @@ def test_forecaster_training_continues_from_init_and_refuses_another_future(
         train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
                          finetune_iterations=0, depth=4, init=f2f_path, progress=False,
                          log=lambda m: None)
+
+
+def test_forecaster_trains_on_several_sequence_folders_of_one_kind(forecaster_checkpoints, forecast_sequences,
+                                                                   tmp_path):
+    from export.train_forecast import train_forecaster
+    from runtime.data import synthetic
+    sl_path = forecaster_checkpoints[0]
+    out = str(tmp_path / "more.pt")
+    result = train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
+                              finetune_iterations=0, batch_size=2, depth=3, extra_train=[forecast_sequences],
+                              progress=False, log=lambda m: None)
+    assert result["train_sequences"] == 6  # 3 drives, twice
+    shorter = str(tmp_path / "shorter")
+    synthetic.write_sequences(shorter, "train", count=1, length=12, fps=15, seed=23, size=(128, 256))
+    with pytest.raises(UserError, match="differ in sequence length"):
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
+                         finetune_iterations=0, depth=3, extra_train=[shorter], progress=False,
+                         log=lambda m: None)
