@@ -162,18 +162,40 @@ def test_rounds_rotate_the_order():
     clock = FakeClock()
     log = []
     runners = [ScriptedRunner(n, clock, [1.0], log=log) for n in "ABC"]
-    m = measure(runners, warmup_iters=1, iterations=4, rounds=2, clock=clock)
+    m = measure(runners, warmup_iters=1, iterations=4, rounds=2, clock=clock, rewarm=0)
     timed = log[3:]  # after one warm-up call each
     assert "".join(timed) == "AABBCC" + "BBCCAA"
     assert m.order == [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (1, 0)]
     assert [len(r.windows) for r in m.records] == [2, 2, 2]
 
 
+def test_each_block_starts_with_an_untimed_rewarm_call():
+    clock = FakeClock()
+    log = []
+
+    class Evicted(ScriptedRunner):
+        """Slow on its first call after another runner ran (cold caches)."""
+
+        def run_once(self):
+            cold = bool(log) and log[-1] != self.name
+            ScriptedRunner.run_once(self)
+            clock.advance(50.0 if cold else 0.0)
+
+    runners = [Evicted(n, clock, [1.0], log=log) for n in "AB"]
+    m = measure(runners, warmup_iters=1, iterations=4, rounds=2, clock=clock, settle_s=0)
+    assert "".join(log[2:]) == "AAA" "BBB" "BBB" "AAA"  # one untimed call opens every block
+    for entry in results(m)[0]:
+        assert entry["latency_ms"]["max"] == pytest.approx(1.0) and entry["latency_ms"]["count"] == 4
+    assert m.settings["rewarm_calls"] == 1
+    single = measure([Evicted("C", clock, [1.0], log=log)], warmup_iters=1, iterations=2, clock=clock)
+    assert single.settings["rewarm_calls"] == 0
+
+
 def test_uneven_iterations_and_too_many_rounds():
     clock = FakeClock()
     log = []
     runners = [ScriptedRunner(n, clock, [1.0], log=log) for n in "AB"]
-    m = measure(runners, warmup_iters=1, iterations=5, rounds=2, clock=clock)
+    m = measure(runners, warmup_iters=1, iterations=5, rounds=2, clock=clock, rewarm=0)
     assert "".join(log[2:]) == "AAABBB" + "BBAA"
     m = measure(runners, warmup_iters=1, iterations=3, rounds=10, clock=clock)
     assert m.settings["rounds"] == 3
