@@ -101,7 +101,7 @@ def _add_forecast_args(parser):
     group.add_argument("--features-checkpoint", metavar="CKPT",
                        help="the swiftnet-rn18-sl checkpoint the forecaster was trained on "
                             "(default: the path recorded in the forecaster checkpoint)")
-    group.add_argument("--deform-form", default="matmul", choices=["matmul", "grid_sample", "gather", "onnx"],
+    group.add_argument("--deform-form", choices=["matmul", "grid_sample", "gather", "onnx"],
                        help="deformable convolution in ONNX: matmul (bilinear sampling as one MatMul, "
                             "opset 13, every target; fastest at the forecaster's 8x16 maps; default), "
                             "grid_sample (opset >= 16: ONNX Runtime, TensorRT >= 8.5), gather (opset 13: "

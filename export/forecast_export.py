@@ -200,14 +200,15 @@ def _features_input(name, shape):
 
 
 def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, opset=None,
-                  deform_form="matmul", output_kind="class_map", color_order="BGR", resize="stretch",
+                  deform_form=None, output_kind="class_map", color_order="BGR", resize="stretch",
                   precision="fp32", calib=None, calib_count=200, calib_method="percentile", calib_seed=0,
                   flavor="cpu", parity_frames=14, min_agreement=0.999, log=print):
     """Write the three stages, their manifests and ``forecast.json`` into ``output_dir``."""
     from export.classes import IGNORE_ID, cityscapes_classes
-    from export.models.deform import FORM_MIN_OPSET, FORMS, set_form
+    from export.models.deform import EXPORT_DEFAULT_FORM, FORM_MIN_OPSET, FORMS, set_form
     from export.onnx_export import MAX_OPSET
 
+    deform_form = deform_form or EXPORT_DEFAULT_FORM
     if deform_form not in FORMS:
         raise UserError("--deform-form {!r}: use one of {}".format(deform_form, ", ".join(FORMS)))
     minimum = FORM_MIN_OPSET[deform_form]
