@@ -103,7 +103,7 @@ def _add_forecast_args(parser):
                             "(default: the path recorded in the forecaster checkpoint)")
     group.add_argument("--deform-form", choices=["matmul", "grid_sample", "gather", "onnx"],
                        help="deformable convolution in ONNX: matmul (bilinear sampling as one MatMul, "
-                            "opset 13, every target; fastest at the forecaster's 8x16 maps; default), "
+                            "opset 13, every target; the fastest of the portable forms at the forecaster's 8x16 maps; default), "
                             "grid_sample (opset >= 16: ONNX Runtime, TensorRT >= 8.5), gather (opset 13: "
                             "TensorRT 8.2 / TX2), onnx (DeformConv, opset 19: TensorRT >= 10.1, "
                             "ONNX Runtime >= 1.25)")

@@ -370,8 +370,7 @@ def measure(runners, warmup_iters=None, warmup_s=None, iterations=None, duration
     OpenMP, ONNX Runtime's) would otherwise steal the CPU from the next runner's first calls.
     Each block then starts with ``rewarm`` untimed calls (default DEFAULT_REWARM): the runner
     before it evicted this one's weights and buffers from the caches, which a stream never
-    sees (on the 2-core Xeon of BENCHMARKS.md it lowered the INT8 engine's coefficient of
-    variation from 5.2 % to 2.1 % in blocks of 2 calls; the mean moved within the noise).
+    sees.
     """
     runners = list(runners)
     settle_s = DEFAULT_SETTLE_S if settle_s is None else float(settle_s)
