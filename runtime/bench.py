@@ -96,7 +96,8 @@ class CallRunner(Runner):
         return dict(self._info)
 
 
-def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, providers=None):
+def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, providers=None,
+                    backend_info=None):
     """What one timed call of an engine covers, from its manifest and backend."""
     inp = manifest["input"]
     if inp["normalization"]["in_graph"]:
@@ -113,10 +114,17 @@ def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, pr
         if cuda_graph:
             steps += " (enqueue as a CUDA graph launch)"
         how = "TensorRT: " + steps
+    elif backend_name == "openvino":
+        how = openvino_how(backend_info or {})
     else:
         how = "ONNX Runtime session.run{}, outputs on the host".format(
             " ({})".format(", ".join(providers)) if providers else "")
     return "{}; {}; {}".format(how, pre, post)
+
+
+def openvino_how(info):
+    return "OpenVINO {} infer() (precision hint {}), outputs copied to the host".format(
+        info.get("device", "CPU"), info.get("precision_hint"))
 
 
 class EngineRunner(Runner):
@@ -152,7 +160,8 @@ class EngineRunner(Runner):
             self._timed = True
         self.includes = engine_includes(engine.manifest, self.backend_name,
                                         transfers=self.transfers, cuda_graph=self.cuda_graph,
-                                        providers=engine.describe().get("providers"))
+                                        providers=engine.describe().get("providers"),
+                                        backend_info=engine.backend.describe())
 
     def run_once(self):
         if self._timed:
@@ -196,6 +205,8 @@ def forecast_includes(engine):
     backend = info.get("backend")
     if backend == "tensorrt":
         how = "TensorRT, per stage: copy in + H2D + enqueue + GPU compute + D2H + stream sync + copy out"
+    elif backend == "openvino":
+        how = openvino_how(info) + ", per stage"
     else:
         how = "ONNX Runtime session.run per stage{}, outputs on the host".format(
             " ({})".format(", ".join(info["providers"])) if info.get("providers") else "")
@@ -284,48 +295,25 @@ class OpenVinoRunner(Runner):
     kind = "peer"
 
     def __init__(self, onnx_path, feeds, threads=None, precision="f32", device="CPU"):
-        try:
-            try:
-                import openvino as ov
-                core = ov.Core()
-            except (ImportError, AttributeError):  # 2022.x: openvino.runtime
-                from openvino.runtime import Core
-                core = Core()
-                ov = None
-        except ImportError:
-            raise Unavailable("not installed (pip install openvino)")
+        from runtime.backends.openvino import OpenVinoBackend
         if not str(onnx_path).endswith(".onnx"):
             raise Unavailable("needs an .onnx engine, got {}".format(onnx_path))
-        self.name = "openvino-{}".format(precision)
-        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            self.compiled = core.compile_model(str(onnx_path), device, config)
-        except Exception as exc:  # OpenVINO raises its own RuntimeError subclasses
-            raise Unavailable("cannot compile {}: {}".format(onnx_path, _first_line(exc)))
-        self.request = self.compiled.create_infer_request()
+            self.backend = OpenVinoBackend(str(onnx_path), threads=threads, precision_hint=precision,
+                                           device=device)
+        except UserError as exc:
+            raise Unavailable(str(exc))
+        self.name = "openvino-{}".format(precision)
         self.feeds = dict(feeds)
-        self.version = getattr(ov, "__version__", None) or _ov_version()
-        self.threads, self.precision, self.device = threads, precision, device
         self.includes = ("OpenVINO {} infer() on the same ONNX graph and input, precision hint {}"
                          .format(device, precision))
 
     def run_once(self):
-        self.request.infer(self.feeds)
+        self.backend.request.infer(self.feeds)
         return None
 
     def describe(self):
-        return {"backend": "openvino", "version": self.version, "device": self.device,
-                "threads": self.threads, "precision_hint": self.precision}
-
-
-def _ov_version():
-    try:
-        from openvino.runtime import get_version
-        return get_version()
-    except Exception:
-        return None
+        return self.backend.describe()
 
 
 # -- measurement --------------------------------------------------------------------------
@@ -707,7 +695,8 @@ def environment(threads=None, entries=(), load_start=None):
     env = {"host": host, "governor": cpu_governor(), "threads": threads,
            "load_average": {"start": load_start, "end": load_average()},
            "python": platform.python_version(), "versions": report.versions(),
-           "onnxruntime": None, "tensorrt": None, "cuda": cuda_version(), "peers": {},
+           "onnxruntime": None, "tensorrt": None, "openvino": None, "cuda": cuda_version(),
+           "peers": {},
            "forecast_bundles": []}
     try:
         import onnxruntime
@@ -719,6 +708,8 @@ def environment(threads=None, entries=(), load_start=None):
         info = entry.get("info") or {}
         if info.get("backend") == "tensorrt":
             env["tensorrt"] = info.get("version")
+        elif info.get("backend") == "openvino" and entry.get("kind") != "peer":
+            env["openvino"] = info.get("version")
         elif entry.get("kind") == "peer" and info.get("backend"):
             env["peers"][info["backend"]] = info.get("version")
         if entry.get("kind") == "forecast":
@@ -766,8 +757,3 @@ def build_report(entries, settings, env, warnings=(), notes=(), end_to_end=None,
             "forecast_stream_ratio": forecast_stream_ratio,
             "environment": env,
             "warnings": list(warnings), "notes": list(notes)}
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -11,3 +11,9 @@ class UserError(Exception):
 
 class ManifestError(UserError):
     """A manifest that is missing, unreadable, of another schema or inconsistent."""
+
+
+def first_line(exc, limit=300):
+    """The first line of a library's error message (they can run to pages), for a one-line error."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

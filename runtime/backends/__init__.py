@@ -1,13 +1,16 @@
 """Inference backends behind one interface; ``open_backend`` picks one by suffix and manifest."""
+import logging
 import os
 
 from runtime.errors import UserError
 
-BACKENDS = ("onnxruntime", "tensorrt")
+BACKENDS = ("onnxruntime", "tensorrt", "openvino")
+log = logging.getLogger(__name__)
 
 
 def backend_for(path, manifest=None, requested=None):
-    """Which backend runs ``path``: ``requested`` if given, else by manifest format or suffix."""
+    """Which backend runs ``path``: ``requested`` if given, else by manifest format or suffix
+    (.onnx -> ONNX Runtime; OpenVINO only when asked for)."""
     if requested:
         if requested not in BACKENDS:
             raise UserError("unknown backend {!r}; use one of {}".format(requested, ", ".join(BACKENDS)))
@@ -29,5 +32,11 @@ def open_backend(path, manifest=None, backend=None, providers=None, threads=None
     if kind == "onnxruntime":
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(str(path), providers=providers, threads=threads, spin=spin)
+    if kind == "openvino":
+        from runtime.backends.openvino import OpenVinoBackend
+        backend = OpenVinoBackend(str(path), threads=threads, manifest=manifest)
+        if backend.warning:
+            log.warning("warning: %s: %s", os.path.basename(str(path)), backend.warning)
+        return backend
     from runtime.backends.tensorrt import TensorRTBackend
     return TensorRTBackend(str(path), manifest=manifest)

@@ -18,7 +18,7 @@ import numpy as np
 
 from runtime.backends import cuda_graph, trt_api
 from runtime.backends.base import Backend, TensorInfo
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 
 NO_TENSORRT = ("TensorRT is not installed here (it comes with JetPack: python3-libnvinfer) "
                "— use an .onnx engine with ONNX Runtime")
@@ -71,7 +71,7 @@ class TensorRTBackend(Backend):
             count = cuda.Device.count()
         except Exception as exc:  # pycuda raises its own RuntimeError/LogicError types
             raise UserError("no usable CUDA GPU here ({}): TensorRT plans need the GPU they "
-                            "were built for".format(_first_line(exc)))
+                            "were built for".format(first_line(exc)))
         if self.device >= count:
             raise UserError("CUDA device {} does not exist here ({} device(s))".format(
                 self.device, count))
@@ -270,8 +270,3 @@ class TensorRTBackend(Backend):
 
     def _pop(self):
         self._cuda.Context.pop()
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -58,7 +58,10 @@ def build_parser():
                         help="interleaved rounds (default {})".format(bench.DEFAULT_ROUNDS))
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for every CPU runner alike (default: usable cores)")
-    parser.add_argument("--backend", help="force a backend: {}".format("|".join(BACKENDS)))
+    parser.add_argument("--backend", action="append", metavar="NAME",
+                        help="force a backend ({}): once for every engine, or once per --engine "
+                             "in the same order (the same file on two backends compares them)"
+                             .format("|".join(BACKENDS)))
     parser.add_argument("--providers", help="ONNX Runtime providers, comma-separated")
     parser.add_argument("--cv-warn", type=float, default=bench.DEFAULT_CV_WARN, metavar="X",
                         help="warn when std/mean exceeds X (default {:g})".format(bench.DEFAULT_CV_WARN))
@@ -107,8 +110,7 @@ def _check_args(args):
                         ("--cv-warn", args.cv_warn)):
         if value is not None and value <= 0:
             raise UserError("{} must be positive".format(flag))
-    if args.backend is not None and args.backend not in BACKENDS:
-        raise UserError("unknown --backend {!r}; use one of {}".format(args.backend, ", ".join(BACKENDS)))
+    engine_backends(args)
     if args.video is not None and not os.path.isfile(args.video):
         raise UserError("video not found: {}".format(args.video))
     if args.torch is not None and not args.torch.split(":", 1)[0]:
@@ -121,6 +123,18 @@ def _check_args(args):
         from runtime.tegrastats import available
         if available() is None:
             raise UserError("--power reads tegrastats, which is not here (it comes with JetPack)")
+
+
+def engine_backends(args):
+    """The --backend of each --engine (None: chosen by file), checked."""
+    given = args.backend or []
+    for name in given:
+        if name not in BACKENDS:
+            raise UserError("unknown --backend {!r}; use one of {}".format(name, ", ".join(BACKENDS)))
+    if len(given) > 1 and len(given) != len(args.engine):
+        raise UserError("--backend: give it once for every engine or once per --engine "
+                        "({} given for {} engines)".format(len(given), len(args.engine)))
+    return given * len(args.engine) if len(given) == 1 else (given or [None] * len(args.engine))
 
 
 def _missing(module):
@@ -141,12 +155,13 @@ def make_runners(args, threads, notes):
     from runtime import open_engine
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engines, runners = [], []
-    names = _unique_names(args.engine)
+    backends = engine_backends(args)
+    names = _unique_names(args.engine, backends if len(set(backends)) > 1 else None)
     flags = [f for f, on in (("--cuda-graph", args.cuda_graph),
                              ("--no-transfers", args.no_transfers)) if on]
     try:
-        for path, name in zip(args.engine, names):
-            engine = open_engine(path, backend=args.backend, providers=providers, threads=threads)
+        for path, name, backend in zip(args.engine, names, backends):
+            engine = open_engine(path, backend=backend, providers=providers, threads=threads)
             engines.append(engine)
             if hasattr(engine, "infer_at"):  # a forecast bundle
                 if flags:
@@ -192,8 +207,11 @@ def _note(notes, note):
     notes.append(note)
 
 
-def _unique_names(paths):
+def _unique_names(paths, backends=None):
+    """Runner names: file (or bundle) names, with the backend when engines use different ones."""
     names = [bench.bundle_name(p) if bench.is_bundle(p) else os.path.basename(p) for p in paths]
+    if backends:
+        names = ["{} [{}]".format(n, b or "auto") for n, b in zip(names, backends)]
     return [n if names.count(n) == 1 else "{}#{}".format(n, i + 1) for i, n in enumerate(names)]
 
 
@@ -363,8 +381,9 @@ def environment_lines(env):
     lines.append("GPU: {}".format(", ".join("{} (driver {})".format(g.get("name"), g.get("driver"))
                                             for g in gpus) if gpus else "none found (nvidia-smi)"))
     ort = env.get("onnxruntime") or {}
-    lines.append("ONNX Runtime {} ({}); TensorRT {}; CUDA {}".format(
+    lines.append("ONNX Runtime {} ({}); {}TensorRT {}; CUDA {}".format(
         ort.get("version") or "not installed", ", ".join(ort.get("providers") or []) or "-",
+        "OpenVINO {} (engine backend); ".format(env["openvino"]) if env.get("openvino") else "",
         env.get("tensorrt") or "not used", env.get("cuda") or "not found"))
     peers = env.get("peers") or {}
     versions = env.get("versions") or {}

@@ -24,6 +24,7 @@ import sys
 import cv2
 import numpy as np
 
+from runtime.backends import BACKENDS
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 
@@ -36,7 +37,7 @@ def build_parser():
     parser.add_argument("--split", default="val")
     parser.add_argument("--reference", help="a second engine: report pixel agreement with it")
     parser.add_argument("--limit", type=int, help="evaluate the first N images (bundles: sequences) only")
-    parser.add_argument("--backend", help="override the backend (onnxruntime, tensorrt)")
+    parser.add_argument("--backend", help="override the backend ({})".format(", ".join(BACKENDS)))
     parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
     parser.add_argument("--outlier-bins", type=int, default=10000,
