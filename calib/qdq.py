@@ -7,7 +7,8 @@ on the same prepared FP32 model:
   weights (zero points 0), per-channel weight scales on Conv axis 0, float bias, dedicated
   Q/DQ pairs on float weights, Q/DQ only on the inputs of quantized layers (TensorRT fuses
   them into the layers), no QOperator / DynamicQuantizeLinear ops, and the opset of the
-  FP32 model (13 for TensorRT 8.2, 17 for 8.5/8.6).
+  FP32 model (13 for TensorRT 8.2, 17 for 8.5/8.6). OpenVINO reads this form too and runs it in
+  its INT8 kernels (runtime's ``--backend openvino``).
 * ``cpu``: U8 activations and S8 weights (what ONNX Runtime accelerates on x86: S8S8 runs
   no faster than FP32 there), per-channel weights, and the exact graph rewrites of
   calib.cpu_graph (BN -> depthwise Conv, space-to-depth stem, NHWC output Resize; after

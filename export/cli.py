@@ -80,8 +80,9 @@ def _add_reduced_precision_args(parser):
                        help="int8: seed of the calibration sample (default 0)")
     group.add_argument("--flavor", default="cpu", choices=["cpu", "trt"],
                        help="int8: cpu = U8S8 QDQ that ONNX Runtime accelerates on x86 "
-                            "(default); trt = TensorRT's explicit INT8 QDQ, plus a TensorRT "
-                            "calibration cache and amax table for the FP32 model")
+                            "(default); trt = TensorRT's explicit INT8 QDQ (also the form "
+                            "--backend openvino runs fastest), plus a TensorRT calibration cache "
+                            "and amax table for the FP32 model")
     group.add_argument("--trt-version", help="int8 --flavor trt: TensorRT version the "
                                              "calibration cache is for (default 8.5.2, "
                                              "8.2.1 with --opset 13)")

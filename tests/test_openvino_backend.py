@@ -117,3 +117,19 @@ def test_rt_bench_backend_count_must_match(rn18_engine, run_cli_subprocess):
     assert result.returncode != 0
     assert "once per --engine (2 given for 3 engines)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_forecast_bundle_stages_on_openvino(forecast_bundle):
+    """All three stages of a bundle (the MatMul deformable form included) on OpenVINO: same forecast."""
+    from runtime.forecast import ForecastBundle
+    from runtime.data.synthetic import render_sequence
+    ort, ov = ForecastBundle(forecast_bundle, threads=1), ForecastBundle(forecast_bundle, backend="openvino",
+                                                                           threads=1)
+    assert set(b.name for b in ov.backends.values()) == {"openvino"}
+    frames = [f[0] for f in render_sequence(3, 0, length=len(ort.past_offsets), size=ort.size)]
+    a = [ort.features(f)[0] for f in frames]
+    b = [ov.features(f)[0] for f in frames]
+    np.testing.assert_allclose(b[-1], a[-1], rtol=1e-3, atol=2e-3)
+    future_a, future_b = ort.forecast(a), ov.forecast(b)
+    np.testing.assert_allclose(future_b, future_a, rtol=1e-3, atol=5e-3)
+    assert np.mean(ort.decode(future_a) == ov.decode(future_b)) > 0.999
