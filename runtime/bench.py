@@ -96,9 +96,9 @@ class CallRunner(Runner):
         return dict(self._info)
 
 
-def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, providers=None,
-                    backend_info=None):
-    """What one timed call of an engine covers, from its manifest and backend."""
+def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, backend_info=None):
+    """What one timed call of an engine covers, from its manifest and backend (``describe()``)."""
+    backend_info = backend_info or {}
     inp = manifest["input"]
     if inp["normalization"]["in_graph"]:
         pre = "{} {} frame in, cast/normalize/transpose in the graph".format(
@@ -115,8 +115,9 @@ def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, pr
             steps += " (enqueue as a CUDA graph launch)"
         how = "TensorRT: " + steps
     elif backend_name == "openvino":
-        how = openvino_how(backend_info or {})
+        how = openvino_how(backend_info)
     else:
+        providers = backend_info.get("providers")
         how = "ONNX Runtime session.run{}, outputs on the host".format(
             " ({})".format(", ".join(providers)) if providers else "")
     return "{}; {}; {}".format(how, pre, post)
@@ -128,7 +129,7 @@ def openvino_how(info):
 
 
 class EngineRunner(Runner):
-    """An engine (ONNX Runtime or TensorRT) fed a prepared input tensor (no host preprocessing).
+    """An engine (ONNX Runtime, OpenVINO or TensorRT) fed a prepared input tensor (no host preprocessing).
 
     TensorRT only: ``transfers=False`` times enqueue + compute without H2D/D2H
     (like trtexec --noDataTransfers); ``cuda_graph=True`` captures the enqueue once
@@ -160,7 +161,6 @@ class EngineRunner(Runner):
             self._timed = True
         self.includes = engine_includes(engine.manifest, self.backend_name,
                                         transfers=self.transfers, cuda_graph=self.cuda_graph,
-                                        providers=engine.describe().get("providers"),
                                         backend_info=engine.backend.describe())
 
     def run_once(self):
@@ -305,11 +305,10 @@ class OpenVinoRunner(Runner):
             raise Unavailable(str(exc))
         self.name = "openvino-{}".format(precision)
         self.feeds = dict(feeds)
-        self.includes = ("OpenVINO {} infer() on the same ONNX graph and input, precision hint {}"
-                         .format(device, precision))
+        self.includes = openvino_how(self.backend.describe()) + "; the same ONNX graph and input"
 
     def run_once(self):
-        self.backend.request.infer(self.feeds)
+        self.backend.run(self.feeds)
         return None
 
     def describe(self):

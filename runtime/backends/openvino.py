@@ -42,7 +42,6 @@ def version(module=None):
         return None
 
 
-
 def _dtype(port):
     try:
         return str(port.get_element_type().to_dtype())
