@@ -89,6 +89,9 @@ def test_clear_errors(rn18_engine, tmp_path, monkeypatch):
     broken.write_bytes(b"not onnx")
     with pytest.raises(UserError, match="OpenVINO cannot compile"):
         OpenVinoBackend(str(broken))
+    from runtime.backends import open_backend
+    with pytest.raises(UserError, match="openvino backend does not use them"):
+        open_backend(rn18_engine, backend="openvino", providers=["cpu"])
     monkeypatch.setitem(sys.modules, "openvino", None)
     monkeypatch.setitem(sys.modules, "openvino.runtime", None)
     with pytest.raises(UserError, match=r"OpenVINO is not installed \(pip install openvino\)"):

@@ -33,6 +33,9 @@ def open_backend(path, manifest=None, backend=None, providers=None, threads=None
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(str(path), providers=providers, threads=threads, spin=spin)
     if kind == "openvino":
+        if providers:
+            raise UserError("--providers selects ONNX Runtime execution providers; the openvino "
+                            "backend does not use them")
         from runtime.backends.openvino import OpenVinoBackend
         backend = OpenVinoBackend(str(path), threads=threads, manifest=manifest)
         if backend.warning:
