@@ -8,7 +8,8 @@ For every architecture at 256x512 it exports the FP32 ONNX engine (untrained see
 weights are fine for latency; the demo checkpoint is used where it exists), then times,
 interleaved in one run with the same input and the same threads: ONNX Runtime on every
 engine variant (FP32; INT8 where its engine exists; our INT8 engine on the OpenVINO backend
-where OpenVINO is installed), PyTorch eager FP32 and OpenVINO as a peer on the FP32 ONNX. Then the rt-segment pipeline end to end on a generated drive video; the
+where OpenVINO is installed), PyTorch eager FP32 and OpenVINO as a peer on the FP32 ONNX.
+Then the rt-segment pipeline end to end on a generated drive video; the
 outlier model and the forecast bundle next to the plain model (engine level and streams) and
 the outlier model's accuracy (rt-eval, FP32 and INT8) on a generated outlier test split; and
 the timing loop's own overhead with a no-op runner. Everything goes through
@@ -41,41 +42,38 @@ def fp32_engine(arch, fp32_path):
     return fp32_path
 
 
-def int8_engine(arch, fp32_path):
-    """The CPU-flavor INT8 model (U8S8 QDQ), calibrated on generated scenes; rebuilt when
-    its FP32 source changed or it predates the current CPU graph rewrites."""
+def calibrated_int8(arch, fp32_path, flavor, suffix):
+    """engines/bench/<arch>_<suffix>.onnx: INT8 of ``flavor``, calibrated on 64 generated scenes
+    (percentile); rebuilt when its FP32 source changed or, for the cpu flavor, when it predates
+    the current CPU graph rewrites."""
     from calib.qdq import export_int8
     from runtime import manifest as manifest_mod
-    path = os.path.join(ENGINE_DIR, "{}_int8_cpu.onnx".format(arch))
-    source = manifest_mod.sha256_file(fp32_path)
+    path = os.path.join(ENGINE_DIR, "{}_{}.onnx".format(arch, suffix))
     if os.path.exists(path + ".json"):
         made = manifest_mod.load(path)
-        if made.get("accuracy", {}).get("reference_sha256") == source and \
-                "pad_conv_outputs" in made.get("quantization", {}).get("graph_rewrites", {}):
+        current = flavor != "cpu" or "pad_conv_outputs" in made.get("quantization", {}).get(
+            "graph_rewrites", {})
+        if current and made.get("accuracy", {}).get("reference_sha256") == manifest_mod.sha256_file(fp32_path):
             return path
-    log("calibrating {} INT8 (cpu flavor, 64 generated scenes, percentile)".format(arch))
+    log("calibrating {} INT8 ({} flavor, 64 generated scenes, percentile)".format(arch, flavor))
     export_int8(fp32_path, path, calib="synthetic", count=64, seed=0, method="percentile",
-                flavor="cpu", check_latency=False, progress=False)
+                flavor=flavor, check_latency=False, progress=False)
     return path
+
+
+def int8_engine(arch, fp32_path):
+    """The CPU-flavor INT8 model (U8S8 QDQ, rewritten for ONNX Runtime's kernels)."""
+    return calibrated_int8(arch, fp32_path, "cpu", "int8_cpu")
 
 
 def int8_plain_engine(arch, fp32_path):
     """The plain symmetric INT8 QDQ model (rt-export --flavor trt: the explicit-quantization form
     TensorRT and OpenVINO both read) for the OpenVINO backend; None where OpenVINO is missing."""
-    from calib.qdq import export_int8
-    from runtime import manifest as manifest_mod
     try:
         import openvino  # noqa: F401
     except ImportError:
         return None
-    path = os.path.join(ENGINE_DIR, "{}_int8_qdq.onnx".format(arch))
-    if os.path.exists(path + ".json") and manifest_mod.load(path).get("accuracy", {}).get(
-            "reference_sha256") == manifest_mod.sha256_file(fp32_path):
-        return path
-    log("calibrating {} INT8 (plain QDQ, 64 generated scenes, percentile)".format(arch))
-    export_int8(fp32_path, path, calib="synthetic", count=64, seed=0, method="percentile",
-                flavor="trt", check_latency=False, progress=False)
-    return path
+    return calibrated_int8(arch, fp32_path, "trt", "int8_qdq")
 
 
 # Engine columns: (label, function(arch, fp32 ONNX path) -> engine path or None, backend).
@@ -462,7 +460,8 @@ def render(data):
                 continue
             st = e["latency_ms"]
             lines.append("| {} | {} | {} | {} | {} | {} | {:.1%} | {} | {}× / {}× / {}× |".format(
-                peers.get(name) or title(name), _f(st["min"]), _f(st["mean"]), _f(st["p50"]), _f(st["p90"]), _f(st["p99"]),
+                peers.get(name) or title(name), _f(st["min"]), _f(st["mean"]), _f(st["p50"]),
+                _f(st["p90"]), _f(st["p99"]),
                 st["cv"], _f(e["throughput_fps"]), _f(_speedup(torch_entry, e), 2),
                 _f(_speedup(torch_entry, e, "p50"), 2), _f(_paired_speedup(torch_entry, e), 2)))
         lines += ["", "*paired*: in every round the runners run back to back; the ratio of their round means, "

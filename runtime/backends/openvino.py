@@ -83,7 +83,7 @@ class OpenVinoBackend(Backend):
         self.warning = flavor_warning(manifest)
 
     def run(self, feeds):
-        self.request.infer(dict(feeds))
+        self.request.infer(feeds)
         # The request reuses its output buffers on the next call: hand out copies.
         return dict((info.name, self.request.get_output_tensor(i).data.copy())
                     for i, info in enumerate(self.outputs))
