@@ -99,7 +99,7 @@ def main(argv=None):
     threads = 1 if args.jobs > 1 else 2
     # Deformable runs first: they take about twice as long as plain ones on a CPU.
     todo = [(a, s) for a in VARIANTS for s in args.seeds]
-    results = {}
+    results, failure = {}, None
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {pool.submit(run_one, a, s, output, threads): (a, s) for a, s in todo}
         for future in concurrent.futures.as_completed(futures):
@@ -107,8 +107,14 @@ def main(argv=None):
             try:
                 results[a, s] = future.result()
             except RuntimeError as error:
-                sys.exit("forecast_seeds: {}".format(error))
+                # Runs not started yet are dropped; one already training finishes first (and is reused next time).
+                failure = error
+                print("forecast_seeds: {}".format(error), file=sys.stderr, flush=True)
+                pool.shutdown(wait=False, cancel_futures=True)
+                break
             print("{} seed {}: {:.2f} % mIoU".format(a, s, 100 * results[a, s]["forecast"]["miou"]), flush=True)
+    if failure:
+        sys.exit("forecast_seeds: {}".format(failure))
     print(table(results, args.seeds))
 
 
