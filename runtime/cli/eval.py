@@ -38,7 +38,7 @@ def build_parser():
     parser.add_argument("--reference", help="a second engine: report pixel agreement with it")
     parser.add_argument("--limit", type=int, help="evaluate the first N images (bundles: sequences) only")
     parser.add_argument("--backend", help="override the backend ({})".format(", ".join(BACKENDS)))
-    parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime)")
+    parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime, OpenVINO)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
     parser.add_argument("--outlier-bins", type=int, default=10000,
                         help="outlier engines: score histogram bins over [0, 1] (default 10000)")

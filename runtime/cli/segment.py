@@ -67,7 +67,7 @@ def build_parser():
     parser.add_argument("--backend", metavar="NAME", help="force a backend: {}".format("|".join(BACKENDS)))
     parser.add_argument("--providers", metavar="LIST", help="ONNX Runtime providers, comma-separated "
                                             "(e.g. tensorrt,cuda,cpu)")
-    parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=int, metavar="N", help="inference threads (ONNX Runtime intra-op, OpenVINO)")
     parser.add_argument("--realtime", action="store_true",
                         help="play a file at its own frame rate, dropping frames like a camera")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
