@@ -46,7 +46,7 @@ def calibrated_int8(arch, fp32_path, flavor, suffix):
     """engines/bench/<arch>_<suffix>.onnx: INT8 of ``flavor``, calibrated on 64 generated scenes
     (percentile); rebuilt when its FP32 source changed or, for the cpu flavor, when it predates
     the current CPU graph rewrites."""
-    from calib.qdq import export_int8
+    from calib.int8 import export_int8
     from runtime import manifest as manifest_mod
     path = os.path.join(ENGINE_DIR, "{}_{}.onnx".format(arch, suffix))
     if os.path.exists(path + ".json"):
@@ -109,7 +109,7 @@ def log(message):
 def export_fp32(arch, re_export=False):
     """engines/bench/<arch>_fp32.onnx at SIZE, reused when its manifest matches (arch, size and the
     checkpoint's path and sha256)."""
-    from export.cli import export
+    from export.api import export
     path = os.path.join(ENGINE_DIR, "{}_fp32.onnx".format(arch))
     checkpoint = DEMO_CHECKPOINTS.get(arch)
     checkpoint = checkpoint if checkpoint and os.path.exists(checkpoint) else None
@@ -215,7 +215,7 @@ def task_engines(plain_path):
     """[(label, path)]: the plain swiftnet-rn18 FP32 engine, the outlier model and the forecast bundle in
     each of FORECAST_FORMS that ONNX Runtime runs (FP32, from the committed demo checkpoints; exported
     once, reused while the checkpoint and form are unchanged)."""
-    from export.cli import export
+    from export.api import export
     from export.forecast_export import export_bundle
     from runtime import manifest as manifest_mod
     engines = [("plain", plain_path)]
@@ -283,7 +283,7 @@ def measure_outlier_accuracy(ood_fp32, plain_fp32):
     the plain model on the generated outlier test split: the accuracy side of the outlier targets."""
     import subprocess
     import tempfile
-    from calib.qdq import export_int8
+    from calib.int8 import export_int8
     from runtime import manifest as manifest_mod
     from runtime.data.synthetic import write_split
     data = os.path.join(REPO, "out", "bench-data")

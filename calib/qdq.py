@@ -20,7 +20,7 @@ in FP32; see :func:`network_bounds`.
 
 Programmatic use (what rt-export --precision int8 does)::
 
-    from calib.qdq import export_int8
+    from calib.int8 import export_int8
     manifest = export_int8("engines/x_fp32.onnx", "engines/x_int8.onnx", calib="data/cs",
                            count=500, method="percentile", flavor="cpu")
 """
@@ -33,7 +33,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -46,7 +45,6 @@ ACTIVATION_OPS = ("Relu", "Clip")
 # it stays FP32 between a DQ and a Q either way, so it is left out).
 CPU_OP_TYPES = ("Conv", "Add", "MaxPool", "AveragePool", "Concat", "Relu")
 TRT_OP_TYPES = ("Conv", "Add", "MaxPool", "AveragePool")
-DEFAULT_TRT_VERSIONS = {13: "8.2.1", 17: "8.5.2"}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
@@ -226,9 +224,41 @@ def prepare(src, dst):
     if default_opset(model) != opset:
         raise UserError("preparing changed the opset from {} to {}".format(
             opset, default_opset(model)))
+    _restore_output_casts(source, model)
     _name_nodes(model)
     _unshare_initializers(model)
     return _save(model, dst)
+
+
+def _cast_chain(model, output):
+    """The Cast nodes that end in graph output ``output``, first to last (may be empty)."""
+    producer = dict((out, node) for node in model.graph.node for out in node.output)
+    chain, name = [], output
+    while name in producer and producer[name].op_type == "Cast":
+        chain.insert(0, producer[name])
+        name = producer[name].input[0]
+    return chain
+
+
+def _restore_output_casts(source, model):
+    """Put back the exported Cast chains that end in graph outputs where ONNX Runtime's
+    optimizer fused them (ArgMax -> Cast FLOAT -> Cast UINT8 became one INT64 -> UINT8 Cast,
+    which TensorRT 8.5/8.6 reject: runtime/plan/trt_rules.py)."""
+    for out in model.graph.output:
+        want, got = _cast_chain(source, out.name), _cast_chain(model, out.name)
+        if len(want) <= len(got) or not got or want[0].input[0] != got[0].input[0]:
+            continue
+        nodes = list(model.graph.node)
+        first = nodes.index(got[0])
+        kept = [n for n in nodes if all(n is not g for g in got)]
+        position = kept.index(nodes[first - 1]) + 1 if first else 0
+        restored = kept[:position] + [copy.deepcopy(n) for n in want] + kept[position:]
+        del model.graph.node[:]
+        model.graph.node.extend(restored)
+        made = set(name for node in want for name in node.output)
+        stale = [v for v in model.graph.value_info if v.name in made]
+        for info in stale:  # types of the fused node's tensors, no longer true
+            model.graph.value_info.remove(info)
 
 
 # -- quantizing -----------------------------------------------------------------------------
@@ -577,9 +607,16 @@ def check_trt_qdq(model, opset=None):
 # -- the whole INT8 export ----------------------------------------------------------------------
 
 def derived_manifest(fp32_manifest, artifact_path, precision):
-    """The FP32 manifest re-targeted at a derived artifact (INT8 / FP16 of the same network)."""
+    """The FP32 manifest re-targeted at a derived artifact (INT8 / FP16 of the same network).
+
+    Its ``tensorrt_compat`` is measured again on the derived graph, and a derived artifact that
+    the FP32 export's TensorRT target would reject is refused (UserError, one line)."""
     from runtime import manifest as manifest_mod
+    from runtime.plan import trt_rules
     data = copy.deepcopy(fp32_manifest)
+    compat = fp32_manifest.get("tensorrt_compat") or {}
+    data["tensorrt_compat"] = dict(trt_rules.compat_block(str(artifact_path), compat.get("target")),
+                                   io_form=compat.get("io_form"))
     data["artifact"] = {"file": os.path.basename(str(artifact_path)), "format": "onnx",
                         "sha256": manifest_mod.sha256_file(str(artifact_path))}
     data["precision"] = precision
@@ -588,10 +625,6 @@ def derived_manifest(fp32_manifest, artifact_path, precision):
     data["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds")
     return data
-
-
-def _default_trt_version(opset):
-    return DEFAULT_TRT_VERSIONS.get(opset, "8.5.2" if opset >= 17 else "8.2.1")
 
 
 def load_fp32_source(fp32_onnx, output, what):
@@ -616,145 +649,6 @@ def manifest_keep_fp32(fp32_manifest, prepared_model, already=(), log=_log_defau
         log("the outlier head stays in FP32: {} of its {} nodes ({} merged away by preparing)"
             .format(len(kept), len(wanted), len([n for n in wanted if n not in known])))
     return kept
-
-
-def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile", flavor="cpu",
-                keep_fp32=(), max_drop=None, eval_data=None, eval_split="val",
-                agreement_images=8, trt_version=None, fp32_copy=None, check_latency=True,
-                progress=True, log=_log_default, warn=None):
-    """FP32 ONNX (+ manifest) -> INT8 QDQ ONNX ``output`` + manifest. Returns the manifest.
-
-    calib: folder / glob / video / 'synthetic' (see calib.images). flavor: 'cpu' or 'trt'.
-    keep_fp32: node names left in FP32 (plus the outlier head an outlier model's manifest
-    lists, see manifest_keep_fp32). max_drop: when the measured drop (mIoU pp with
-    ``eval_data``, else 100 x disagreement with FP32 on generated scenes) is above it, the
-    layers that cost most are left in FP32 until it is not (calib.accuracy.search_keep_fp32).
-    For ``trt``, also writes ``<stem>.calib`` (TensorRT's native cache for ``trt_version``)
-    and ``<stem>.amax.json`` (``tensor.dynamic_range`` table), both for the FP32 model
-    ``fp32_copy`` (default ``<stem>.fp32.onnx``, a copy of ``fp32_onnx`` with its
-    manifest) and tagged with its sha256.
-    """
-    from calib import accuracy
-    from calib.images import CalibrationImages
-    from calib.ranges import check_method, collect_ranges
-    from runtime import manifest as manifest_mod
-    from runtime.preprocess import Preprocessor
-
-    check_method(method)
-    flavor_options(flavor)
-    output = str(output)
-    fp32_manifest = load_fp32_source(fp32_onnx, output, "INT8")
-    if max_drop is not None and max_drop < 0:
-        raise UserError("--max-drop must be >= 0 (percentage points)")
-    started = time.time()
-    written = []  # removed again when anything fails: nothing half-done is left behind
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        os.makedirs(out_dir)
-    folder = tempfile.mkdtemp(prefix="calib-int8-", dir=out_dir)
-    try:
-        prepared = prepare(fp32_onnx, os.path.join(folder, "prepared.onnx"))
-        prepared_model = load(prepared)
-        keep_fp32 = check_keep_fp32(prepared_model, list(keep_fp32 or ()))
-        keep_fp32 += manifest_keep_fp32(fp32_manifest, prepared_model, keep_fp32, log)
-
-        images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
-                                   synthetic_size=manifest_mod.input_hw(fp32_manifest))
-        pre = Preprocessor(fp32_manifest["input"])
-        log("calibrating on {} image(s) from {} ({}, seed {})".format(
-            len(images), calib, method, seed))
-        ranges = collect_ranges(prepared, images.tensors(pre), fp32_manifest["input"]["name"],
-                                method=method, total=len(images), progress=progress,
-                                workdir=folder, log=log)
-        calibration = {"method": method, "seed": int(seed)}
-        calibration.update(images.info())
-        calibration["tensors"] = len(ranges)
-        log("calibrated {} tensors on {} image(s)".format(len(ranges), calibration["images"]))
-
-        staged = os.path.join(folder, "int8.onnx")
-        info = quantize(prepared_model, staged, ranges, flavor, keep_fp32, workdir=folder)
-        measure = accuracy.Measure(fp32_onnx, eval_data=eval_data, split=eval_split,
-                                   images=agreement_images, progress=progress)
-        result = measure(staged)
-        log("INT8 ({}): {}".format(flavor, accuracy.describe(result)))
-        search = None
-        if max_drop is not None and result["drop"] > max_drop:
-            log("drop {:.3f} > --max-drop {:.3f}: searching layers to keep in FP32".format(
-                result["drop"], max_drop))
-            search = accuracy.search_keep_fp32(
-                prepared_model, ranges, flavor, measure, max_drop, keep_fp32=keep_fp32,
-                first=result, staged=staged, workdir=folder, progress=progress, log=log)
-            info = search.pop("info")
-            result = search.pop("result")
-            keep_fp32 = search["keep_fp32"]
-            log("INT8 ({}) with {} layer(s) in FP32: {}".format(
-                flavor, len(keep_fp32), accuracy.describe(result)))
-        latency = None
-        if flavor == "cpu" and check_latency:
-            latency = accuracy.latency_ratio(fp32_onnx, staged)
-            log("latency on this machine (ONNX Runtime CPU, {} threads, median of {} "
-                "interleaved runs, load average {}): FP32 {:.1f} ms, INT8 {:.1f} ms "
-                "(x{:.2f})".format(latency["threads"], latency["runs"],
-                                   (latency["load_average"] or ["?"])[0], latency["fp32_ms"],
-                                   latency["int8_ms"], latency["ratio"]))
-        os.replace(staged, output)
-        written.append(output)
-        data = derived_manifest(fp32_manifest, output, "int8")
-        data["calibration"] = calibration
-        data["quantization"] = info
-        data["accuracy"] = result
-        if search is not None:
-            data["quantization"]["search"] = search
-        if latency is not None:
-            data["quantization"]["latency_check"] = latency
-        if flavor == "trt":
-            data["calibration"]["tensorrt"] = _write_trt_files(
-                fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
-                fp32_copy, log, written)
-        data["calibration"]["seconds"] = round(time.time() - started, 1)
-        written.append(manifest_mod.sidecar_path(output))
-        manifest_mod.write(output, data)
-        log("wrote {} and its manifest".format(output))
-        return data
-    except BaseException:
-        for path in written:
-            if os.path.exists(path):
-                os.remove(path)
-        raise
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _write_trt_files(fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
-                     fp32_copy, log, written):
-    from calib import trt_files
-    from runtime import manifest as manifest_mod
-    stem = output[:-len(".onnx")]
-    fp32_copy = str(fp32_copy or stem + ".fp32.onnx")
-    if os.path.abspath(fp32_copy) != os.path.abspath(str(fp32_onnx)):
-        tmp = fp32_copy + ".tmp"
-        shutil.copyfile(str(fp32_onnx), tmp)
-        written.extend([fp32_copy, manifest_mod.sidecar_path(fp32_copy)])
-        os.replace(tmp, fp32_copy)
-        copy_manifest = copy.deepcopy(fp32_manifest)
-        copy_manifest["artifact"]["file"] = os.path.basename(fp32_copy)
-        manifest_mod.write(fp32_copy, copy_manifest)
-    opset = fp32_manifest.get("opset") or default_opset(load(fp32_copy))
-    version = trt_version or _default_trt_version(int(opset))
-    sha = manifest_mod.sha256_file(fp32_copy)
-    names = trt_files.tensor_names(fp32_copy)
-    amax = ranges.amax(names)
-    if not amax:
-        raise UserError("no calibrated tensor of {} is a tensor of {}".format(output, fp32_copy))
-    written.extend([stem + ".calib", stem + ".calib.json", stem + ".amax.json"])
-    cache = trt_files.write_cache(stem + ".calib", amax, version, sha, ranges.method)
-    table = trt_files.write_amax_json(stem + ".amax.json", amax, sha, ranges.method,
-                                      calibration)
-    log("wrote TensorRT {} calibration cache {} and amax table {} ({} tensors) for {}".format(
-        version, cache, table, len(amax), fp32_copy))
-    return {"version": version, "cache": os.path.basename(cache),
-            "amax_json": os.path.basename(table), "fp32_onnx": os.path.basename(fp32_copy),
-            "fp32_onnx_sha256": sha, "tensors": len(amax)}
 
 
 # -- misc ----------------------------------------------------------------------------------------

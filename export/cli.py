@@ -1,30 +1,25 @@
-"""rt-export: checkpoint -> verified ONNX artifact + manifest (engines/NAME.onnx + NAME.onnx.json)."""
+"""rt-export: checkpoint -> verified ONNX artifact + manifest (engines/NAME.onnx + NAME.onnx.json).
+
+Only argument parsing and printing: the work is export/api.py (and runtime/plan for plans).
+"""
 import argparse
-import datetime
 import os
-import platform
-import re
 import sys
 import time
 
-from runtime import manifest as manifest_mod
+from export.api import export, export_reduced, parse_size
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 
 DEFAULT_SIZE = (256, 512)
-DEFAULT_OPSET = 17
-
-
-def parse_size(text):
-    """'256x512' -> (256, 512); both multiples of 32 (the network's output stride)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not match:
-        raise UserError("malformed --size {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(text))
-    height, width = int(match.group(1)), int(match.group(2))
-    if height < 64 or width < 64 or height % 32 or width % 32:
-        raise UserError("--size {}x{}: height and width must be multiples of 32 and at least 64"
-                        .format(height, width))
-    return height, width
+TRT_VERSION_HELP = (
+    "TensorRT version the artifact is for (8.2.x, 8.4.x, 8.5.x, 8.6.x, 10.x): picks the opset "
+    "(13 on 8.2/8.4, 17 on 8.5/8.6/10.x), the graph's I/O form and the INT8 calibration cache "
+    "header, and the export fails when that version's ONNX parser would reject the graph. Forms: "
+    "8.2/8.4 have no UINT8, so the frame comes in as float32 NHWC and the class map leaves as "
+    "int32; 8.5/8.6 take the uint8 frame cast to float first and make the uint8 class map "
+    "ArgMax -> FLOAT -> UINT8; 10.x casts ArgMax -> UINT8 directly. Default: the 8.5/8.6 form, "
+    "legal on 8.5, 8.6 and 10.x (the manifest's tensorrt_compat lists where an artifact is legal)")
 
 
 def build_parser():
@@ -41,16 +36,18 @@ def build_parser():
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
                         help="numeric precision of the artifact (fp16/int8: converted from the "
                              "parity-gated FP32 export by calib/, with the accuracy cost measured)")
+    parser.add_argument("--trt-version", metavar="V", help=TRT_VERSION_HELP)
     parser.add_argument("--opset", type=int,
-                        help="ONNX opset: 17 for TensorRT 8.5/8.6 (default), 13 for TensorRT 8.2 (TX2); "
-                             "forecast bundles: 17, or 19 with --deform-form onnx")
+                        help="ONNX opset (default: from --trt-version, else 17); must be in that "
+                             "TensorRT's range; forecast bundles: 19 with --deform-form onnx")
     parser.add_argument("--input", dest="input_format", default="frame", choices=["frame", "tensor"],
                         help="frame: uint8 HxWx3 camera frame, normalized in the graph (default); "
                              "tensor: normalized float NCHW")
     parser.add_argument("--color-order", default="BGR", choices=["BGR", "RGB"],
                         help="colour order of frames fed to the engine (OpenCV gives BGR)")
     parser.add_argument("--output-kind", default="class_map", choices=["class_map", "logits"],
-                        help="class_map: uint8 argmax in the graph (default); logits: float scores")
+                        help="class_map: argmax in the graph, uint8 (int32 for TensorRT 8.2/8.4; "
+                             "default); logits: float scores")
     parser.add_argument("--resize", default="stretch", choices=["stretch", "letterbox", "crop"],
                         help="how the runtime fits frames to the input by default")
     parser.add_argument("--parity-images", type=int, default=4,
@@ -78,14 +75,12 @@ def _add_reduced_precision_args(parser):
                             "checkpoint it lost 0.06 pp mIoU, entropy 3.7 pp)")
     group.add_argument("--calib-seed", type=int, default=0,
                        help="int8: seed of the calibration sample (default 0)")
-    group.add_argument("--flavor", default="cpu", choices=["cpu", "trt"],
+    group.add_argument("--flavor", choices=["cpu", "trt"],
                        help="int8: cpu = U8S8 QDQ that ONNX Runtime accelerates on x86 "
-                            "(default); trt = TensorRT's explicit INT8 QDQ (also the form "
+                            "(default without --trt-version; no TensorRT parses it); trt = "
+                            "TensorRT's explicit INT8 QDQ (default with --trt-version; also the form "
                             "--backend openvino runs fastest), plus a TensorRT calibration cache "
                             "and amax table for the FP32 model")
-    group.add_argument("--trt-version", help="int8 --flavor trt: TensorRT version the "
-                                             "calibration cache is for (default 8.5.2, "
-                                             "8.2.1 with --opset 13)")
     group.add_argument("--keep-fp32", action="append", default=[], metavar="NODES",
                        help="fp16/int8: ONNX node names (comma-separated, repeatable) left in FP32")
     group.add_argument("--max-drop", type=float,
@@ -123,7 +118,7 @@ def _export_bundle(args, size, opset, log):
                   output_kind=args.output_kind, color_order=args.color_order, resize=args.resize,
                   precision=args.precision, calib=args.calib, calib_count=args.calib_count,
                   calib_method=args.calib_method, calib_seed=args.calib_seed, flavor=args.flavor,
-                  min_agreement=args.min_agreement, log=log)
+                  min_agreement=args.min_agreement, trt_version=args.trt_version, log=log)
     return 0
 
 
@@ -151,14 +146,16 @@ def _add_plan_args(parser):
 def main(argv):
     args = build_parser().parse_args(argv)
     args.size_given = args.size is not None
-    opset_given, args.opset = args.opset, args.opset or DEFAULT_OPSET
     size = parse_size(args.size or "256x512")
+    _resolve_target(args)
+    opset_given = args.opset
     if args.parity_images < 1:
         raise UserError("--parity-images must be at least 1")
     if not args.arch and not args.onnx:
         raise UserError("--arch is required (or --onnx to build a TensorRT plan from an export)")
     if args.arch == "swiftnet-rn18-f2f":
         return _export_bundle(args, size, opset_given, _log(args.quiet))
+    args.opset = args.opset or _default_opset(args.trt_version)
     output = args.output or os.path.join("engines", "{}_{}.onnx".format(args.arch, args.precision))
     if output.endswith(".plan"):
         return _build_plan(args, size, output, _log(args.quiet))
@@ -173,16 +170,40 @@ def main(argv):
     export(args.arch, args.checkpoint, size, output, opset=args.opset,
            input_format=args.input_format, color_order=args.color_order,
            output_kind=args.output_kind, resize=args.resize, parity_images=args.parity_images,
-           min_agreement=args.min_agreement, log=_log(args.quiet))
+           min_agreement=args.min_agreement, trt_version=args.trt_version, log=_log(args.quiet))
     return 0
+
+
+def _default_opset(trt_version):
+    from export.onnx_export import default_opset
+    return default_opset(trt_version)
+
+
+def _resolve_target(args):
+    """--trt-version is the one knob for the target: validate it, the opset and the flavor."""
+    from runtime.plan import trt_rules
+    if args.trt_version is not None:
+        fam = trt_rules.family(args.trt_version)  # one-line error for unknown versions
+        low, high = trt_rules.OPSET_RANGE[fam]
+        if args.opset is not None and not low <= args.opset <= high:
+            raise UserError("--opset {}: TensorRT {} reads opsets {}..{}".format(
+                args.opset, args.trt_version, low, high))
+        if args.flavor == "cpu" and args.precision == "int8":
+            raise UserError("--flavor cpu (U8S8 QDQ for ONNX Runtime on x86) is not TensorRT-legal: "
+                            "use --flavor trt with --trt-version")
+    if args.flavor is None:
+        args.flavor = "trt" if args.trt_version is not None else "cpu"
 
 
 def _build_plan(args, size, output, log):
     """A TensorRT plan: from --onnx, or from an ONNX export made first beside the plan."""
-    from export.plan import build_plan
+    from runtime.plan.build import build_plan
     source = args.onnx
     if not source:
         source = output[:-len(".plan")] + ".onnx"
+        if args.trt_version is None:
+            args.trt_version = _installed_trt_version()
+            args.opset = args.opset or _default_opset(args.trt_version)
         if args.precision == "int8":
             args.flavor = "trt"  # TensorRT reads explicit Q/DQ, not the CPU flavor
         log("exporting the ONNX model the plan is built from: {}".format(source))
@@ -192,13 +213,20 @@ def _build_plan(args, size, output, log):
             export(args.arch, args.checkpoint, size, source, opset=args.opset,
                    input_format=args.input_format, color_order=args.color_order,
                    output_kind=args.output_kind, resize=args.resize,
-                   parity_images=args.parity_images, min_agreement=args.min_agreement, log=log)
+                   parity_images=args.parity_images, min_agreement=args.min_agreement,
+                   trt_version=args.trt_version, log=log)
     fp32_layers = [n.strip() for item in args.fp32_layers for n in item.split(",") if n.strip()]
     build_plan(source, output, precision=args.precision, workspace_mb=args.workspace_mb,
                timing_cache=args.timing_cache, int8_mode=args.int8_mode,
                calib_cache=args.calib_cache, amax_json=args.amax_json, fp32_layers=fp32_layers,
                log=log)
     return 0
+
+
+def _installed_trt_version():
+    """The TensorRT here, which the plan is built with (and the ONNX export made for)."""
+    from runtime.plan.builder import import_trt
+    return import_trt().__version__
 
 
 def _refuse_reduced_only_args(args):
@@ -210,36 +238,15 @@ def _refuse_reduced_only_args(args):
 
 
 def _export_reduced(args, size, output, log):
-    """fp16 / int8: the parity-gated FP32 export into a temporary folder, then calib/."""
-    import shutil
-    import tempfile
-    if args.precision == "int8" and not args.calib:
-        raise UserError("--precision int8 needs --calib: a folder, glob or video of "
-                        "representative frames ('synthetic' for generated scenes)")
-    if args.precision == "fp16" and args.calib:
-        raise UserError("--calib only applies to --precision int8")
     keep = [name.strip() for item in args.keep_fp32 for name in item.split(",") if name.strip()]
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".rt-export-", dir=folder)
-    try:
-        fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
-        export(args.arch, args.checkpoint, size, fp32, opset=args.opset,
-               input_format=args.input_format, color_order=args.color_order,
-               output_kind=args.output_kind, resize=args.resize,
-               parity_images=args.parity_images, min_agreement=args.min_agreement, log=log)
-        if args.precision == "int8":
-            from calib.qdq import export_int8
-            export_int8(fp32, output, args.calib, count=args.calib_count, seed=args.calib_seed,
-                        method=args.calib_method, flavor=args.flavor, keep_fp32=keep,
-                        max_drop=args.max_drop, eval_data=args.eval_data,
-                        trt_version=args.trt_version, progress=not args.quiet, log=log)
-        else:
-            from calib.fp16 import export_fp16
-            export_fp16(fp32, output, keep_fp32=keep, max_drop=args.max_drop,
-                        eval_data=args.eval_data, progress=not args.quiet, log=log)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    export_reduced(args.arch, args.checkpoint, size, output, args.precision, calib=args.calib,
+                   calib_count=args.calib_count, calib_method=args.calib_method,
+                   calib_seed=args.calib_seed, flavor=args.flavor, keep_fp32=keep,
+                   max_drop=args.max_drop, eval_data=args.eval_data, trt_version=args.trt_version,
+                   opset=args.opset, input_format=args.input_format, color_order=args.color_order,
+                   output_kind=args.output_kind, resize=args.resize,
+                   parity_images=args.parity_images, min_agreement=args.min_agreement,
+                   progress=not args.quiet, log=log)
     return 0
 
 
@@ -251,176 +258,6 @@ def _log(quiet):
             sys.stderr.write("[{:6.1f}s] {}\n".format(time.time() - start, message))
             sys.stderr.flush()
     return log
-
-
-def export(arch, checkpoint, size, output, opset=DEFAULT_OPSET, input_format="frame",
-           color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
-           min_agreement=0.999, log=print):
-    """The whole export: load, export, check, parity gate, manifest. Returns the manifest."""
-    from export import checkpoints, models, onnx_export
-
-    if not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
-        raise UserError("--opset {}: use {}..{} (13 for TensorRT 8.2, 17 for 8.5/8.6)".format(
-            opset, onnx_export.MIN_OPSET, onnx_export.MAX_OPSET))
-    if checkpoint:
-        log("loading checkpoint {}".format(checkpoint))
-        model, info = checkpoints.load_checkpoint(arch, checkpoint)
-    else:
-        log("WARNING: no --checkpoint: exporting UNTRAINED weights (class maps will be noise)")
-        import torch
-        torch.manual_seed(0)  # untrained exports are reproducible
-        model = models.create(arch)
-        info = {"layout": None, "sha256": None, "classes": None,
-                "normalization": model.normalization, "input_size": None, "metadata": {}}
-    return export_model(model, info, arch, checkpoint, size, output, opset=opset,
-                        input_format=input_format, color_order=color_order,
-                        output_kind=output_kind, resize=resize, parity_images=parity_images,
-                        min_agreement=min_agreement, log=log)
-
-
-def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSET,
-                 input_format="frame", color_order="BGR", output_kind="class_map",
-                 resize="stretch", parity_images=4, min_agreement=0.999, log=print):
-    """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the manifest."""
-    from export import onnx_export, parity
-    from export.classes import IGNORE_ID, cityscapes_classes
-
-    model.eval()
-    classes = info.get("classes") or cityscapes_classes()
-    normalization = info.get("normalization") or model.normalization
-    wrapper = onnx_export.DeployWrapper(model, normalization, input_format=input_format,
-                                        color_order=color_order, output_kind=output_kind)
-
-    log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
-    input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
-        wrapper, size, output, opset=opset, input_format=input_format)
-    written = _checked(onnx_export.check_model, output, opset)
-    log("wrote {} (opset {}, {:.1f} MB)".format(output, written, os.path.getsize(output) / 1e6))
-
-    data = _manifest(arch, output, size, input_name, input_shape, input_dtype, input_format,
-                     color_order, normalization, output_name, output_kind, classes, IGNORE_ID,
-                     opset, resize, checkpoint, info)
-    if wrapper.outlier_head:
-        _add_outlier(data, output, size)
-    log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
-    frames = parity_frames(parity_images, size, data["input"])
-    try:
-        figures = parity.run_parity(wrapper, output, frames, min_agreement=min_agreement)
-    except parity.ParityError as exc:
-        _remove(output)
-        raise UserError(str(exc) + "; {} removed".format(output))
-    log("parity: argmax agreement {:.4%}, max abs error {:.2e}, max rel error {:.2e}".format(
-        figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
-    if "outlier_max_abs_error" in figures:
-        log("parity: outlier score max abs error {:.2e}".format(figures["outlier_max_abs_error"]))
-    data["parity"] = figures
-    path = manifest_mod.write(output, data)
-    log("wrote manifest {}".format(path))
-    return data
-
-
-OUTLIER_DEFAULT_THRESHOLD = 0.5
-
-
-def _add_outlier(data, output, size):
-    """The outlier composition: a second output and how to read it (task 'outlier').
-
-    ``keep_fp32`` names the outlier head's nodes, which an INT8 export leaves unquantized.
-    """
-    from export.onnx_export import OUTLIER_OUTPUT
-    height, width = size
-    data["task"] = "outlier"
-    data["outputs"].append({"name": OUTLIER_OUTPUT, "shape": [1, height, width],
-                            "dtype": "float32", "meaning": "outlier_score"})
-    data["outlier"] = {"default_threshold": OUTLIER_DEFAULT_THRESHOLD, "score": "1 - P(inlier)",
-                       "output": OUTLIER_OUTPUT, "keep_fp32": _head_nodes(output, "logits_conf")}
-
-
-def _head_nodes(onnx_path, module):
-    """Names of the ONNX nodes the exporter made from ``module`` (e.g. /model/logits_conf/...)."""
-    import onnx
-    graph = onnx.load(onnx_path, load_external_data=False).graph
-    tag = "/{}/".format(module)
-    return [node.name for node in graph.node if tag in node.name]
-
-
-def _checked(check, path, opset):
-    try:
-        return check(path, opset)
-    except Exception as exc:
-        _remove(path)
-        raise UserError("exported model failed the ONNX check: {}".format(str(exc).splitlines()[0]))
-
-
-def _remove(path):
-    if os.path.exists(path):
-        os.remove(path)
-
-
-def parity_frames(count, size, manifest_input):
-    """``count`` generated road scenes, preprocessed exactly as the runtime will."""
-    from runtime.data.synthetic import render_scene
-    from runtime.preprocess import Preprocessor
-    pre = Preprocessor(manifest_input)
-    frames = []
-    for index in range(count):
-        image = render_scene(seed=12345, index=index, size=size)[0]
-        frames.append(pre(image)[0])
-    return frames
-
-
-def _versions():
-    import onnx
-    import torch
-    versions = {"python": platform.python_version(), "torch": torch.__version__,
-                "onnx": onnx.__version__}
-    try:
-        import onnxruntime
-        versions["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    from runtime import __version__
-    versions["swiftrt"] = __version__
-    return versions
-
-
-def _manifest(arch, output, size, input_name, input_shape, input_dtype, input_format, color_order,
-              normalization, output_name, output_kind, classes, ignore_id, opset, resize,
-              checkpoint, info):
-    height, width = size
-    if output_kind == "class_map":
-        out = {"name": output_name, "shape": [1, height, width], "dtype": "uint8",
-               "meaning": "class_map"}
-    else:
-        out = {"name": output_name, "shape": [1, len(classes), height, width], "dtype": "float32",
-               "meaning": "logits"}
-    return {
-        "schema_version": manifest_mod.SCHEMA_VERSION,
-        "arch": arch,
-        "task": "segmentation",
-        "artifact": {"file": os.path.basename(output), "format": "onnx",
-                     "sha256": manifest_mod.sha256_file(output)},
-        "input": {
-            "name": input_name, "shape": input_shape, "dtype": input_dtype,
-            "layout": "NHWC" if input_format == "frame" else "NCHW",
-            "color_order": color_order if input_format == "frame" else "RGB",
-            "normalization": {"in_graph": input_format == "frame",
-                              "scale": float(normalization["scale"]),
-                              "mean": [float(v) for v in normalization["mean"]],
-                              "std": [float(v) for v in normalization["std"]]},
-            "resize": resize,
-        },
-        "outputs": [out],
-        "classes": classes,
-        "ignore_id": ignore_id,
-        "precision": "fp32",
-        "opset": opset,
-        "source_checkpoint": {"path": os.path.abspath(checkpoint) if checkpoint else None,
-                              "sha256": info.get("sha256"), "layout": info.get("layout"),
-                              "trained": bool(checkpoint)},
-        "toolchain": _versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def entry():

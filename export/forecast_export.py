@@ -59,9 +59,11 @@ class FeaturesStage(nn.Module):
 class DecoderStage(nn.Module):
     """Standardized features -> class map (uint8 argmax) or logits at ``size``."""
 
-    def __init__(self, model, mean, std, size, output_kind="class_map"):
+    def __init__(self, model, mean, std, size, output_kind="class_map", form=None):
         super().__init__()
+        from export.onnx_export import DEFAULT_IO_FORM, IO_FORMS
         self.model, self.size, self.output_kind = model, tuple(size), output_kind
+        self.form = form or IO_FORMS[DEFAULT_IO_FORM]
         self.register_buffer("f_mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("f_std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
@@ -69,7 +71,8 @@ class DecoderStage(nn.Module):
         logits = self.model.decode(features * self.f_std + self.f_mean, self.size)
         if self.output_kind == "logits":
             return logits
-        return torch.argmax(logits, dim=1).to(torch.uint8)
+        from export.onnx_export import class_ids
+        return class_ids(logits, self.form)
 
 
 def _read_arch(path):
@@ -183,13 +186,13 @@ def gate(stages, sessions, frames, offsets, min_agreement):
 
 def _stage_manifest(stage, path, arch, inp, outputs, classes, opset, precision, extra=None):
     from export.classes import IGNORE_ID
-    from export.cli import _versions
+    from export.api import toolchain_versions
     data = {"schema_version": manifest_mod.SCHEMA_VERSION, "arch": arch, "task": "forecast_stage",
             "stage": stage,
             "artifact": {"file": os.path.basename(path), "format": "onnx",
                          "sha256": manifest_mod.sha256_file(path)},
             "input": inp, "outputs": outputs, "classes": classes, "ignore_id": IGNORE_ID,
-            "precision": precision, "opset": opset, "toolchain": _versions(),
+            "precision": precision, "opset": opset, "toolchain": toolchain_versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     data.update(extra or {})
     return data
@@ -202,17 +205,28 @@ def _features_input(name, shape):
 def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, opset=None,
                   deform_form=None, output_kind="class_map", color_order="BGR", resize="stretch",
                   precision="fp32", calib=None, calib_count=200, calib_method="percentile", calib_seed=0,
-                  flavor="cpu", parity_frames=14, min_agreement=0.999, log=print):
-    """Write the three stages, their manifests and ``forecast.json`` into ``output_dir``."""
+                  flavor="cpu", parity_frames=14, min_agreement=0.999, trt_version=None, log=print):
+    """Write the three stages, their manifests and ``forecast.json`` into ``output_dir``.
+
+    ``trt_version``: the TensorRT version the stages are for (their I/O form and default opset,
+    and every stage must pass that version's static check; see export.onnx_export.io_form)."""
     from export.classes import IGNORE_ID, cityscapes_classes
     from export.models.deform import EXPORT_DEFAULT_FORM, FORM_MIN_OPSET, FORMS, set_form
-    from export.onnx_export import MAX_OPSET
+    from export.onnx_export import MAX_OPSET, default_opset, io_form
 
+    form = io_form(trt_version)
     deform_form = deform_form or EXPORT_DEFAULT_FORM
     if deform_form not in FORMS:
         raise UserError("--deform-form {!r}: use one of {}".format(deform_form, ", ".join(FORMS)))
     minimum = FORM_MIN_OPSET[deform_form]
-    opset = opset or max(17, minimum)
+    opset = opset or max(default_opset(trt_version), minimum)
+    if trt_version is not None:
+        from runtime.plan.trt_rules import OPSET_RANGE, family
+        high = OPSET_RANGE[family(trt_version)][1]
+        if minimum > high or opset > high:
+            raise UserError("TensorRT {} reads opsets up to {}: the {} form of deformable convolution "
+                            "needs {} (use --deform-form matmul or gather)".format(
+                                trt_version, high, deform_form, max(minimum, opset)))
     if not minimum <= opset <= MAX_OPSET:
         raise UserError("--opset {} cannot express the {} form of deformable convolution (needs {}..{})".format(
             opset, deform_form, minimum, MAX_OPSET))
@@ -231,13 +245,15 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
     normalization = info["features"]["normalization"]
     feat_shape = [1, len(mean), size[0] // 32, size[1] // 32]
     stages = (FeaturesStage(sl, normalization, mean, std, color_order).eval(), f2f,
-              DecoderStage(sl, mean, std, size, output_kind).eval())
+              DecoderStage(sl, mean, std, size, output_kind, form).eval())
 
     os.makedirs(output_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".rt-export-", dir=output_dir)
     try:
         paths = dict((k, os.path.join(work, v)) for k, v in STAGE_FILES.items())
         frame = torch.randint(0, 256, (1, size[0], size[1], 3), dtype=torch.uint8)
+        if form.frame_dtype == "float32":
+            frame = frame.float()
         feats = torch.randn(feat_shape)
         past = torch.randn([1, len(offsets) * feat_shape[1]] + feat_shape[2:])
         log("exporting the features stage at {}x{} (opset {})".format(size[0], size[1], opset))
@@ -255,14 +271,15 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
         log("parity: forecast argmax agreement {:.4%}, features max abs error {:.2e}, f2f {:.2e}".format(
             figures["forecast_argmax_agreement"], figures["features_max_abs_error"], figures["f2f_max_abs_error"]))
 
-        frame_input = {"name": "frame", "shape": [1, size[0], size[1], 3], "dtype": "uint8", "layout": "NHWC",
+        frame_input = {"name": "frame", "shape": [1, size[0], size[1], 3], "dtype": form.frame_dtype,
+                       "layout": "NHWC",
                        "color_order": color_order,
                        "normalization": {"in_graph": True, "scale": float(normalization["scale"]),
                                          "mean": [float(v) for v in normalization["mean"]],
                                          "std": [float(v) for v in normalization["std"]]},
                        "resize": resize}
         if output_kind == "class_map":
-            decoder_out = {"name": "class_map", "shape": [1, size[0], size[1]], "dtype": "uint8",
+            decoder_out = {"name": "class_map", "shape": [1, size[0], size[1]], "dtype": form.class_map_dtype,
                            "meaning": "class_map"}
         else:
             decoder_out = {"name": "logits", "shape": [1, len(classes), size[0], size[1]], "dtype": "float32",
@@ -288,7 +305,11 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
         if precision != "fp32":
             figures[precision]["forecast_agreement_vs_fp32"] = _agreement_vs_fp32(
                 paths, frames, fp32_forecasts, offsets, precision, log)
+        from runtime.plan import trt_rules
         for stage, data in stage_data.items():
+            data["tensorrt_compat"] = dict(trt_rules.compat_block(paths[stage], trt_version), io_form=form.name)
+            log("{} stage: TensorRT parsers that accept it (static check): {}".format(
+                stage, ", ".join(data["tensorrt_compat"]["legal"]) or "none"))
             manifest_mod.write(paths[stage], data)
         bundle = {
             "schema_version": manifest_mod.SCHEMA_VERSION, "task": "forecast", "arch": BUNDLE_ARCH,
@@ -300,6 +321,9 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
             "forecaster": {"arch": info["arch"], "kind": "deformable" if f2f.deformable else "conv",
                            "depth": int(f2f.depth), "deform_form": deform_form if f2f.deformable else None},
             "input": frame_input, "classes": classes, "ignore_id": IGNORE_ID, "opset": opset,
+            "tensorrt_compat": {"target": trt_version, "io_form": form.name,
+                                "legal": [f for f in trt_rules.FAMILIES
+                                          if all(f in stage_data[s]["tensorrt_compat"]["legal"] for s in STAGE_FILES)]},
             "parity": figures,
             "source_checkpoints": {
                 "f2f": {"path": os.path.abspath(checkpoint), "sha256": info["f2f"]["sha256"]},
@@ -377,7 +401,8 @@ def _agreement_vs_fp32(paths, frames, fp32_forecasts, offsets, precision, log):
 
 def _onnx_chain(sessions, frames, offsets):
     """:func:`chain` through ONNX Runtime sessions of the three stages."""
-    return chain(lambda f: sessions["features"].run(None, {"frame": _frame_tensor(f)})[0],
+    dtype = np.float32 if sessions["features"].get_inputs()[0].type == "tensor(float)" else np.uint8
+    return chain(lambda f: sessions["features"].run(None, {"frame": _frame_tensor(f).astype(dtype)})[0],
                  lambda p: sessions["f2f"].run(None, {"past_features": p})[0],
                  lambda x: sessions["decoder"].run(None, {"features": x})[0], frames, offsets)
 

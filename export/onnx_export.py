@@ -6,6 +6,9 @@ Defaults (and why, see README "Why frames in, class maps out"):
   graph, on the accelerator, and the host-to-device copy is 4x smaller than float.
 - output ``class_map``: the argmax of the full-resolution logits as uint8, so the host
   copies H*W bytes instead of 19*H*W floats and does no argmax of its own.
+- how the frame enters and the class map leaves depends on the TensorRT version the graph is
+  for (``IO_FORMS``, ``io_form``): every form casts the frame to float before any other node
+  and produces the class map with casts TensorRT's parser accepts (runtime/plan/trt_rules.py).
 - models with an outlier head (``model.outlier_head``, e.g. ``swiftnet-rn18-ood``) add a
   second output ``outlier_score``: float32 (1, H, W), 1 - P(inlier), computed in the graph.
 """
@@ -17,6 +20,61 @@ import torch
 from torch import nn
 
 INPUT_FORMATS = ("frame", "tensor")
+
+
+class IoForm(object):
+    """How the camera frame enters and the class map leaves a graph for one TensorRT family.
+
+    ``frame_dtype``: the frame input's type; ``class_map_dtype``: the class map output's;
+    ``via_float``: the class ids go ArgMax -> Cast FLOAT -> Cast UINT8 (8.5/8.6 cast to UINT8
+    only from FLOAT/HALF) instead of ArgMax -> Cast UINT8.
+    """
+
+    def __init__(self, name, frame_dtype, class_map_dtype, via_float, families, why):
+        self.name, self.frame_dtype, self.class_map_dtype = name, frame_dtype, class_map_dtype
+        self.via_float, self.families, self.why = via_float, families, why
+
+
+# The facts behind each form are in runtime/plan/trt_rules.py (source 'uint8').
+IO_FORMS = {
+    "float-frame": IoForm("float-frame", "float32", "int32", False, ("8.2", "8.4"),
+                          "TensorRT 8.2/8.4 have no UINT8: the frame comes in as float32 NHWC "
+                          "(values 0..255, the host casts it) and the class map leaves as int32"),
+    "uint8-via-float": IoForm("uint8-via-float", "uint8", "uint8", True, ("8.5", "8.6"),
+                              "8.5/8.6 take UINT8 only at the network's edges, cast to/from "
+                              "FLOAT: frame -> Cast FLOAT first; ArgMax -> Cast FLOAT -> Cast "
+                              "UINT8. Also legal on 10.x: the default when no version is given"),
+    "uint8": IoForm("uint8", "uint8", "uint8", False, ("10.0", "10.1"),
+                    "10.x casts between any types: frame -> Cast FLOAT first; ArgMax -> Cast UINT8"),
+}
+DEFAULT_IO_FORM = "uint8-via-float"
+# ONNX opset per family when --opset is not given (the highest each parser reads, 17 on 10.x:
+# nothing we export needs more, except the DeformConv form, opset 19).
+DEFAULT_OPSETS = {"8.2": 13, "8.4": 13, "8.5": 17, "8.6": 17, "10.0": 17, "10.1": 17}
+
+
+def io_form(trt_version=None):
+    """The IoForm for a TensorRT version ('8.2.1', '10.x', ...); the 8.5+ form for None."""
+    if trt_version is None:
+        return IO_FORMS[DEFAULT_IO_FORM]
+    from runtime.plan.trt_rules import family
+    fam = family(trt_version)
+    return next(form for form in IO_FORMS.values() if fam in form.families)
+
+
+def default_opset(trt_version=None):
+    from runtime.plan.trt_rules import family
+    return DEFAULT_OPSETS[family(trt_version)] if trt_version else 17
+
+
+def class_ids(logits, form):
+    """ArgMax over the class axis, cast as ``form`` says (in the graph)."""
+    ids = torch.argmax(logits, dim=1)
+    if form.class_map_dtype == "int32":
+        return ids.to(torch.int32)
+    if form.via_float:
+        ids = ids.float()
+    return ids.to(torch.uint8)
 OUTPUT_KINDS = ("class_map", "logits")
 OUTLIER_OUTPUT = "outlier_score"
 MIN_OPSET, MAX_OPSET = 13, 20
@@ -35,7 +93,7 @@ def frame_to_input(frame, mul, add, bgr):
 
     A function, not a module, so that the exported node names do not depend on who calls it.
     """
-    x = frame.permute(0, 3, 1, 2).float()
+    x = frame.float().permute(0, 3, 1, 2)  # Cast first: TensorRT takes UINT8 only at the edge
     if bgr:
         x = x[:, [2, 1, 0]]
     return x * mul + add
@@ -48,7 +106,7 @@ class DeployWrapper(nn.Module):
     """
 
     def __init__(self, model, normalization, input_format="frame", color_order="BGR",
-                 output_kind="class_map", class_map_dtype=torch.uint8):
+                 output_kind="class_map", form=None):
         super().__init__()
         if input_format not in INPUT_FORMATS:
             raise ValueError("input_format must be one of {}".format(INPUT_FORMATS))
@@ -57,7 +115,7 @@ class DeployWrapper(nn.Module):
         self.model = model
         self.input_format = input_format
         self.output_kind = output_kind
-        self.class_map_dtype = class_map_dtype
+        self.form = form or IO_FORMS[DEFAULT_IO_FORM]
         mul, add = frame_coefficients(normalization)
         self.register_buffer("mul", mul, persistent=False)
         self.register_buffer("add", add, persistent=False)
@@ -80,7 +138,7 @@ class DeployWrapper(nn.Module):
         else:
             logits = out
         if self.output_kind != "logits":
-            logits = torch.argmax(logits, dim=1).to(self.class_map_dtype)
+            logits = class_ids(logits, self.form)
         return logits if score is None else (logits, score)
 
 
@@ -98,6 +156,9 @@ def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=
     height, width = size
     if input_format == "frame":
         dummy = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8)
+        form = getattr(wrapper, "form", None)
+        if form is not None and form.frame_dtype == "float32":
+            dummy = dummy.float()
         input_name = input_name or "frame"
     else:
         dummy = torch.randn(1, 3, height, width)

@@ -372,7 +372,7 @@ def _save(checkpoints, output, model, arch, classes, normalization, input_size, 
 
 
 def _size(text):
-    from export.cli import parse_size
+    from export.api import parse_size
     return parse_size(text)
 
 

@@ -14,7 +14,7 @@ SMALL_SIZE = (128, 256)
 
 
 def _export(tmp_dir, arch, size, name, **kwargs):
-    from export.cli import export
+    from export.api import export
     out = os.path.join(str(tmp_dir), name)
     export(arch, None, size, out, parity_images=2, log=lambda message: None, **kwargs)
     return out

@@ -15,11 +15,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from calib import accuracy, fp16, qdq, trt_files
+from calib import accuracy, fp16, int8, qdq
 from calib.images import CalibrationImages
 from calib.ranges import Ranges, collect_ranges
 from runtime import manifest as manifest_mod
 from runtime.errors import UserError
+from runtime.plan import calibration_cache, trt_rules
 from runtime.preprocess import Preprocessor
 
 TINY_SIZE = (64, 128)
@@ -430,40 +431,40 @@ def test_cpu_int8_runs_the_stem_in_int8_pads_the_logits_and_trt_keeps_the_export
 def test_calibration_cache_for_a_named_tensorrt_version(tmp_path):
     amax = {"/backbone/conv1/Conv_output_0": 1.6627, "x": 127.0}
     path = str(tmp_path / "model.calib")
-    trt_files.write_cache(path, amax, "8.6.2", "ab" * 32, "entropy")
+    calibration_cache.write_calibration_cache(path, amax, "8.6.2", "ab" * 32, "entropy")
     lines = open(path).read().splitlines()
     assert lines[0] == "TRT-8602-EntropyCalibration2"
     assert "x: 3f800000" in lines  # 127/127 = 1.0 as big-endian float32
     value = dict(line.split(": ") for line in lines[1:])["/backbone/conv1/Conv_output_0"]
     assert abs(struct.unpack(">f", bytes.fromhex(value))[0] * 127 - 1.6627) < 1e-4
-    header, table = trt_files.read_cache(path, onnx_sha256="ab" * 32, version="8.6.2")
+    header, table = calibration_cache.read_cache(path, onnx_sha256="ab" * 32, version="8.6.2")
     assert header == "TRT-8602-EntropyCalibration2" and set(table) == set(amax)
-    assert trt_files.cache_header("10.3.0") == "TRT-100300-EntropyCalibration2"
-    assert trt_files.cache_header("8.2.1") == "TRT-8201-EntropyCalibration2"
+    assert calibration_cache.calibration_cache_header("10.3.0") == "TRT-100300-EntropyCalibration2"
+    assert calibration_cache.calibration_cache_header("8.2.1") == "TRT-8201-EntropyCalibration2"
 
 
 def test_stale_calibration_files_are_refused(tmp_path):
     cache = str(tmp_path / "m.calib")
-    trt_files.write_cache(cache, {"x": 2.0}, "8.5.2", "aa" * 32, "minmax")
+    calibration_cache.write_calibration_cache(cache, {"x": 2.0}, "8.5.2", "aa" * 32, "minmax")
     with pytest.raises(UserError, match="another model"):
-        trt_files.read_cache(cache, onnx_sha256="bb" * 32)
+        calibration_cache.read_cache(cache, onnx_sha256="bb" * 32)
     with pytest.raises(UserError, match="8.6.2"):
-        trt_files.read_cache(cache, onnx_sha256="aa" * 32, version="8.6.2")
+        calibration_cache.read_cache(cache, onnx_sha256="aa" * 32, version="8.6.2")
     table = str(tmp_path / "m.amax.json")
-    trt_files.write_amax_json(table, {"x": -2.0}, "aa" * 32, "minmax")
-    assert trt_files.read_amax_json(table, onnx_sha256="aa" * 32) == {"x": 2.0}
+    calibration_cache.write_amax_json(table, {"x": -2.0}, "aa" * 32, "minmax")
+    assert calibration_cache.read_amax_json(table, onnx_sha256="aa" * 32) == {"x": 2.0}
     with pytest.raises(UserError, match="another model"):
-        trt_files.read_amax_json(table, onnx_sha256="bb" * 32)
+        calibration_cache.read_amax_json(table, onnx_sha256="bb" * 32)
     untagged = tmp_path / "plain.json"
     untagged.write_text(json.dumps({"x": 1.0}))
     with pytest.raises(UserError, match="no '__calibration__' tag"):
-        trt_files.read_amax_json(str(untagged), onnx_sha256="aa" * 32)
+        calibration_cache.read_amax_json(str(untagged), onnx_sha256="aa" * 32)
 
 
 def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
     out = str(tmp_path / "engines" / "tiny_int8.onnx")
     os.makedirs(os.path.dirname(out))
-    data = qdq.export_int8(tiny, out, "synthetic", count=6, seed=4, method="percentile",
+    data = int8.export_int8(tiny, out, "synthetic", count=6, seed=4, method="percentile",
                            flavor="trt", agreement_images=2, progress=False, log=quiet)
     on_disk = manifest_mod.load(out)
     assert on_disk == json.loads(json.dumps(data))
@@ -481,8 +482,8 @@ def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
         fp32_copy)
     manifest_mod.load(fp32_copy)  # the FP32 model the cache is for, with its manifest
     cache = os.path.join(os.path.dirname(out), trt["cache"])
-    header, table = trt_files.read_cache(cache, onnx_path=fp32_copy, version="8.5.2")
-    amax = trt_files.read_amax_json(os.path.join(os.path.dirname(out), trt["amax_json"]),
+    header, table = calibration_cache.read_cache(cache, onnx_path=fp32_copy, version="8.5.2")
+    amax = calibration_cache.read_amax_json(os.path.join(os.path.dirname(out), trt["amax_json"]),
                                     onnx_path=fp32_copy)
     assert set(table) == set(amax) and "r1" in amax
     # the frame's normalization and the logits stay out of INT8
@@ -490,7 +491,7 @@ def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
     for name in amax:
         assert abs(table[name] - amax[name]) <= 1e-5 * max(1.0, amax[name])
     with pytest.raises(UserError, match="another model"):  # the QDQ model is not the FP32 one
-        trt_files.read_cache(cache, onnx_path=out, version="8.5.2")
+        calibration_cache.read_cache(cache, onnx_path=out, version="8.5.2")
     leftovers = [n for n in os.listdir(os.path.dirname(out)) if n.startswith("calib-") or
                  n.endswith(".tmp")]
     assert not leftovers
@@ -507,15 +508,15 @@ def test_failed_int8_export_leaves_nothing_behind(tmp_path, tiny, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="is empty"):
-        qdq.export_int8(tiny, str(folder / "a.onnx"), str(empty), count=4, progress=False,
+        int8.export_int8(tiny, str(folder / "a.onnx"), str(empty), count=4, progress=False,
                         log=quiet)
     assert os.listdir(str(folder)) == []
 
     def broken(*args, **kwargs):
         raise UserError("disk full")
-    monkeypatch.setattr(trt_files, "write_amax_json", broken)
+    monkeypatch.setattr(calibration_cache, "write_amax_json", broken)
     with pytest.raises(UserError, match="disk full"):
-        qdq.export_int8(tiny, str(folder / "b.onnx"), "synthetic", count=4, flavor="trt",
+        int8.export_int8(tiny, str(folder / "b.onnx"), "synthetic", count=4, flavor="trt",
                         method="minmax", agreement_images=1, progress=False, log=quiet)
     assert os.listdir(str(folder)) == []
 
@@ -523,7 +524,7 @@ def test_failed_int8_export_leaves_nothing_behind(tmp_path, tiny, monkeypatch):
 @pytest.mark.parametrize("flavor", ["cpu", "trt"])
 def test_keep_fp32_search_reaches_max_drop(tmp_path, tiny, flavor):
     out = str(tmp_path / "sub" / "tiny_search.onnx")  # a folder that does not exist yet
-    data = qdq.export_int8(tiny, out, "synthetic", count=4, method="minmax", flavor=flavor,
+    data = int8.export_int8(tiny, out, "synthetic", count=4, method="minmax", flavor=flavor,
                            max_drop=0.0, agreement_images=2, check_latency=False,
                            progress=False, log=quiet)
     search = data["quantization"]["search"]
@@ -555,7 +556,9 @@ def test_fp16_model_runs_in_ort_and_agrees(tmp_path, rn18_engine):
     assert TensorProto.FLOAT16 in types
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.UINT8
-    assert data["fp16"]["fp32_nodes"]["postprocessing"][-2:] == ["/ArgMax", "/Cast_1"]
+    # ArgMax and the class map's casts (ArgMax -> FLOAT -> UINT8, TensorRT 8.5+'s form) stay FP32
+    assert {"/ArgMax", "/Cast_1", "/Cast_2"} <= set(data["fp16"]["fp32_nodes"]["postprocessing"])
+    assert trt_rules.check(out, "8.6.2") == []
 
 
 def test_fp16_without_onnxconverter_common_uses_onnxruntimes_copy(tmp_path, tiny, monkeypatch):

@@ -42,7 +42,8 @@ def runtime_requirements():
         for line in block.splitlines():
             if line.strip():
                 names.add(re.split(r"[<>=!~; \[]", line.strip())[0].lower())
-    names.discard("onnxruntime-gpu")  # TensorRT is the Jetson backend here
+    names.discard("onnxruntime-gpu")  # no aarch64 wheels on PyPI: the CPU build (or NVIDIA's wheel)
+    names.add("onnxruntime")
     return names
 
 
@@ -68,15 +69,17 @@ def test_no_torch_and_no_pip_opencv(text):
 
 def test_pip_installs_only_runtime_requirements(text):
     allowed = runtime_requirements()
-    assert allowed == {"numpy", "pycuda"}
+    assert allowed == {"numpy", "pycuda", "onnxruntime"}
     installed = []
     for word, rest in instructions(text):
         if word != "RUN":
             continue
-        for command in rest.split("&&"):
+        for command in re.split(r"&&|;", rest):
             if "pip" not in command:
                 continue
-            tokens = shlex.split(command)
+            tokens = [t for t in shlex.split(command) if t not in ("then", "else")]
+            # NVIDIA's Jetson onnxruntime-gpu wheel, copied in when ORT_WHEEL is given
+            tokens = ["onnxruntime" if t == "/tmp/ort/*.whl" else t for t in tokens]
             for i, token in enumerate(tokens):
                 if token in ("install", "wheel") and i and tokens[i - 1] in ("pip", "pip3"):
                     installed += [t for t in tokens[i + 1:] if not t.startswith("-")
@@ -87,12 +90,39 @@ def test_pip_installs_only_runtime_requirements(text):
     assert names and names <= allowed, names
 
 
+def test_pycuda_is_pinned_and_built_against_the_images_numpy(text):
+    args = dict(re.findall(r"^ARG (\w+)=(\S*)$", text, re.M))
+    assert re.fullmatch(r"\d{4}\.\d+(\.\d+)?", args["PYCUDA_VERSION"])
+    assert "2022.1" in text  # the last pycuda for Python 3.6, documented for JetPack 4
+    build = [rest for word, rest in instructions(text) if word == "RUN" and "pip wheel" in rest]
+    assert build and "--no-build-isolation" in build[0] and '"pycuda==${PYCUDA_VERSION}"' in build[0]
+
+
+def test_cuda_apt_source_is_dropped_before_every_apt_update(text):
+    for word, rest in instructions(text):
+        if word == "RUN" and "apt-get update" in rest:
+            assert rest.index("sources.list.d/cuda*.list") < rest.index("apt-get update"), rest
+
+
+def test_onnxruntime_is_the_cpu_wheel_per_python_or_nvidias(text):
+    args = dict(re.findall(r"^ARG (\w+)=(\S*)$", text, re.M))
+    assert args["ORT_VERSION"] and args["ORT_WHEEL"] == ""
+    assert "onnxruntime-gpu has no aarch64 wheels on PyPI" in text
+    for pair in ("1.10.0 on 3.6", "1.16.3 on 3.8", "1.20.1 on 3.10"):
+        assert pair in text
+
+
+def test_device_tools_include_the_plan_builder(text):
+    assert "rt-plan" in text and "plan:rt-plan" in text
+
+
 def test_only_the_runtime_is_copied(text):
     copies = [rest for word, rest in instructions(text) if word in ("COPY", "ADD")]
     sources = [shlex.split(rest)[0] for rest in copies if not rest.startswith("--from")]
     assert "runtime/" in sources
     for src in sources:
         assert not src.startswith(("export", "calib", "tests", ".")), src
+    assert "setup.cfg" in sources  # only as the always-present file of the optional ORT_WHEEL copy
 
 
 def test_run_command_is_documented(text):

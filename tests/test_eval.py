@@ -132,9 +132,9 @@ def test_rt_eval_cli_with_reference(run_cli_subprocess, rn18_engine, dataset, tm
 
 def test_rt_eval_int8_against_fp32(run_cli_subprocess, rn18_engine, dataset, tmp_path):
     """The accuracy check of an INT8 export as a user runs it: rt-eval --reference FP32."""
-    from calib import accuracy, qdq
+    from calib import accuracy, int8, qdq
     out = str(tmp_path / "rn18_int8.onnx")
-    data = qdq.export_int8(rn18_engine, out, "synthetic", count=4, method="minmax",
+    data = int8.export_int8(rn18_engine, out, "synthetic", count=4, method="minmax",
                            eval_data=dataset, check_latency=False, progress=False,
                            log=lambda message: None)
     assert data["accuracy"]["metric"] == "miou" and data["accuracy"]["images"] == 3

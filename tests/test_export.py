@@ -10,7 +10,7 @@ from runtime import manifest as manifest_mod
 
 pytest.importorskip("torch")
 
-from export.cli import export, parse_size  # noqa: E402
+from export.api import export, parse_size  # noqa: E402
 from export.onnx_export import written_opset  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 

@@ -302,7 +302,8 @@ def test_matches_functional_reference(arch, reference, size):
         expected = reference(x, sd)
         got = model(x)
     assert expected.abs().max() > 0.1  # not a degenerate all-zero comparison
-    assert (got - expected).abs().max().item() < 1e-4
+    # float rounding only (the pyramid's bicubic steps are depthwise convs: another summation order)
+    assert (got - expected).abs().max().item() < 1e-4 * max(1.0, expected.abs().max().item() / 10)
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -333,7 +334,7 @@ def test_onnx_export_matches_onnxruntime(arch, opset, tmp_path):
     assert dynamic == []
     if arch == "swiftnet-pyr-rn18":
         modes = {a.s for n in graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"}
-        assert b"cubic" in modes
+        assert b"cubic" not in modes  # TensorRT's Resize has no cubic mode: depthwise convs instead
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = sess.run(None, {"image": x.numpy()})
     with torch.no_grad():

@@ -52,8 +52,8 @@ def test_outputs_are_not_overwritten_by_the_next_run(rn18_engine):
 def test_int8_engine_on_openvino_agrees_with_onnxruntime(tmp_path):
     """The trained demo network, INT8 in the plain QDQ form: both runtimes give the same map."""
     pytest.importorskip("torch")
-    from calib.qdq import export_int8
-    from export.cli import export
+    from calib.int8 import export_int8
+    from export.api import export
     from runtime.engine import Engine
     size = (128, 256)
     fp32, out = str(tmp_path / "rn18_fp32.onnx"), str(tmp_path / "rn18_int8.onnx")

@@ -126,7 +126,7 @@ def ood_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ood_engine(ood_checkpoint, tmp_path_factory):
-    from export.cli import export
+    from export.api import export
     out = str(tmp_path_factory.mktemp("engines") / "ood_fp32.onnx")
     export(ARCH, ood_checkpoint, SIZE, out, parity_images=2, log=lambda m: None)
     return out
@@ -448,7 +448,7 @@ def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
 
 
 def test_int8_keeps_the_outlier_head_in_fp32(ood_engine):
-    """calib.qdq.export_int8 adds the manifest's outlier-head nodes to its keep-FP32 list
+    """calib.int8.export_int8 adds the manifest's outlier-head nodes to its keep-FP32 list
     (those the prepared model still has)."""
     import onnx
 
@@ -498,7 +498,7 @@ def test_fp16_keeps_the_outlier_head_in_fp32(ood_engine, tmp_path):
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_tensorrt_plans_keep_the_outlier_head_in_fp32(ood_engine, tmp_path, precision):
     """build_plan passes the manifest's outlier-head layers to the builder as FP32 layers."""
-    from export.plan import build_plan
+    from runtime.plan.build import build_plan
     from runtime import manifest
     from runtime.errors import UserError
     seen = {}

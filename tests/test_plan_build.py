@@ -39,7 +39,7 @@ class StandIn(object):
 
 
 def build(rn18_engine, tmp_path, corrupt=None, precision="fp16", **kwargs):
-    from export.plan import build_plan
+    from runtime.plan.build import build_plan
     plan = str(tmp_path / "swiftnet_{}.plan".format(precision))
     stand_in = {}
 
@@ -106,3 +106,41 @@ def test_without_tensorrt_the_cli_says_so_in_one_line(rn18_engine, tmp_path, run
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "TensorRT is not installed" in proc.stderr.strip().splitlines()[-1]
     assert not os.path.exists(str(tmp_path / "x.plan"))
+
+
+def test_a_forecast_bundle_gets_a_plan_per_stage(forecast_bundle, tmp_path):
+    """The device-side build of an exported bundle: three plans, forecast.json naming them."""
+    from runtime.plan.build import build_bundle_plans
+
+    def open_plan(path, manifest):
+        stage = os.path.basename(path)[:-len(".plan")]
+        return StandIn(os.path.join(forecast_bundle, stage + ".onnx"))
+
+    built = []
+
+    def recording_build(onnx_path, plan_path, **options):
+        built.append((os.path.basename(onnx_path), options["precision"]))
+        return fake_build(onnx_path, plan_path, **options)
+
+    out = tmp_path / "plans"
+    data = build_bundle_plans(forecast_bundle, str(out), precision="fp16", check_count=1,
+                              build=recording_build, open_plan=open_plan, log=lambda m: None)
+    assert sorted(built) == [("decoder.onnx", "fp16"), ("f2f.onnx", "fp32"), ("features.onnx", "fp16")]
+    on_disk = manifest_mod.load(str(out / "forecast.json"))
+    assert on_disk["stages"] == {"features": "features.plan", "f2f": "f2f.plan", "decoder": "decoder.plan"}
+    assert on_disk == data and on_disk["precision"] == "fp16"
+    for stage in ("features", "f2f", "decoder"):
+        stage_manifest = manifest_mod.load(str(out / (stage + ".plan")))
+        assert stage_manifest["artifact"]["format"] == "tensorrt"
+        assert stage_manifest["tensorrt"]["version"] == "8.6.2"
+        assert stage_manifest["task"] == "forecast_stage" and stage_manifest["stage"] == stage
+        assert stage_manifest["post_build_check"]["ok"]
+
+
+def test_an_int8_plan_bundle_needs_an_int8_export(forecast_bundle, tmp_path):
+    from runtime.plan.build import build_bundle_plans
+    with pytest.raises(UserError, match="--precision int8 --flavor trt"):
+        build_bundle_plans(forecast_bundle, str(tmp_path / "p"), precision="int8", build=fake_build,
+                           log=lambda m: None)
+    with pytest.raises(UserError, match="bundle's own folder"):
+        build_bundle_plans(forecast_bundle, forecast_bundle, build=fake_build, log=lambda m: None)

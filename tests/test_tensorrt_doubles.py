@@ -16,7 +16,8 @@ import types
 import numpy as np
 import pytest
 
-from export import trt_build
+from runtime.plan import builder as trt_build
+from runtime.plan import calibration_cache, compare
 from runtime import manifest as manifest_mod
 from runtime.backends import trt_api
 from runtime.errors import ManifestError, UserError
@@ -53,10 +54,24 @@ class FakeCalibratorBase(object):
 
 
 class DataType(enum.Enum):
+    """tensorrt.DataType as of 10.x; ``data_types(version)`` gives a version's members."""
     FLOAT = "float32"
     HALF = "float16"
     INT32 = "int32"
     INT8 = "int8"
+    UINT8 = "uint8"   # from 8.5
+    INT64 = "int64"   # from 10.0
+
+
+def data_types(version):
+    """The DataType members TensorRT ``version`` has (no UINT8 before 8.5, no INT64 before 10)."""
+    major_minor = trt_api.parse_version(version)[:2]
+    names = ["FLOAT", "HALF", "INT32", "INT8"]
+    if major_minor >= (8, 5):
+        names.append("UINT8")
+    if major_minor >= (10, 0):
+        names.append("INT64")
+    return types.SimpleNamespace(**dict((n, DataType[n]) for n in names))
 
 
 class FakeTensor(object):
@@ -158,12 +173,26 @@ class FakeConfigPools(FakeConfig):
 
 
 class FakeParser(object):
+    """Parses like TensorRT's ONNX parser of ``trt.__version__``: a file that is not ONNX, or a
+    graph that breaks that version's rules (runtime.plan.trt_rules, from onnx-tensorrt's
+    operators.md and sources), fails with errors in TensorRT's format."""
+
     def __init__(self, trt, network, logger):
         self.trt, self.network = trt, network
-        self.errors = [] if trt.parse_ok else ["In node 3 (importResize): UNSUPPORTED_NODE:\n mode"]
+        self.errors = []
 
     def parse_from_file(self, path):
+        from runtime.plan import trt_rules
         self.trt.parsed.append(path)
+        if not self.trt.parse_ok:
+            self.errors = ["In node 3 (importResize): UNSUPPORTED_NODE:\n mode"]
+            return False
+        try:
+            found = trt_rules.check(path, self.trt.__version__)
+        except UserError as exc:
+            self.errors = ["ModelImporter.cpp:735: Failed to parse ONNX model: {}".format(exc)]
+            return False
+        self.errors = ["In node -1 (importModel): UNSUPPORTED_NODE: {}".format(v) for v in found]
         return not self.errors
 
     @property
@@ -202,7 +231,7 @@ class FakeBuilder(object):
 
 
 NPTYPES = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT32: np.int32,
-           DataType.INT8: np.int8}
+           DataType.INT8: np.int8, DataType.UINT8: np.uint8, DataType.INT64: np.int64}
 
 # name, is_input, shape, dtype
 IO = [("input", True, (1, 3, 4, 4), DataType.FLOAT),
@@ -342,7 +371,13 @@ def make_trt(version="8.6.2.3", fast_fp16=True, fast_int8=True, no_gpu=False, pa
     trt.LayerType = types.SimpleNamespace(QUANTIZE="QUANTIZE", DEQUANTIZE="DEQUANTIZE",
                                           CONVOLUTION="CONVOLUTION")
     trt.TensorIOMode = enum.Enum("TensorIOMode", "NONE INPUT OUTPUT")
-    trt.float32, trt.float16, trt.int32 = DataType.FLOAT, DataType.HALF, DataType.INT32
+    trt.DataType = data_types(version)
+    trt.float32, trt.float16, trt.int32, trt.int8 = (DataType.FLOAT, DataType.HALF, DataType.INT32,
+                                                     DataType.INT8)
+    if hasattr(trt.DataType, "UINT8"):
+        trt.uint8 = DataType.UINT8
+    if hasattr(trt.DataType, "INT64"):
+        trt.int64 = DataType.INT64
     trt.nptype = lambda dtype: NPTYPES[dtype]
     trt.init_libnvinfer_plugins = lambda logger, namespace: trt.plugins.append(namespace)
     trt.Builder = lambda logger: FakeBuilder(trt, logger)
@@ -728,9 +763,23 @@ def test_capture_graph_and_launch(tmp_path, monkeypatch):
     assert sorted(timings) == ["compute", "enqueue"]
     del cuda.log[:]
     backend.close()                             # closes a graph still open, in the context
-    assert cuda.log == ["push", "cuGraphExecDestroy", "pop"] and cuda.stack == []
+    assert cuda.log == ["push", "push", "cuGraphExecDestroy", "pop", "pop"] and cuda.stack == []
     graph.close()                               # idempotent
     assert cuda.log.count("cuGraphExecDestroy") == 1
+
+
+def test_graph_closed_by_its_user_is_destroyed_in_the_context_and_checked(tmp_path, monkeypatch):
+    backend, cuda = _fake_backend(tmp_path, monkeypatch)
+    backend.load_inputs({"input": np.ones((1, 3, 4, 4), np.float32)})
+    graph = backend.capture_graph(cuda_lib=FakeCudaLib(cuda.log))
+    del cuda.log[:]
+    graph.close()                               # as rt-bench does between runs
+    assert cuda.log == ["push", "cuGraphExecDestroy", "pop"] and cuda.stack == []
+    failing = backend.capture_graph(cuda_lib=FakeCudaLib(cuda.log, fail=["cuGraphExecDestroy"]))
+    with pytest.raises(UserError, match="CUDA graph destroy failed"):
+        failing.close()
+    assert cuda.stack == []
+    backend.close()
 
 
 def test_capture_graph_failure_is_one_line(tmp_path, monkeypatch):
@@ -793,28 +842,28 @@ def test_open_backend_reaches_tensorrt(tmp_path, monkeypatch):
     ("8.2.1", "TRT-8201-EntropyCalibration2"), ("8.5.2.2", "TRT-8502-EntropyCalibration2"),
     ("8.6.2", "TRT-8602-EntropyCalibration2"), ("10.3.0", "TRT-100300-EntropyCalibration2")])
 def test_calibration_cache_header(version, header):
-    assert trt_build.calibration_cache_header(version) == header
+    assert calibration_cache.calibration_cache_header(version) == header
 
 
 def test_amax_hex_is_big_endian_scale():
     # the reference's example line value 3c567fc8 is a scale of ~0.01309, amax ~1.6627
-    assert trt_build.amax_to_hex(127 * struct.unpack(">f", bytes.fromhex("3c567fc8"))[0]) == "3c567fc8"
-    assert abs(trt_build.hex_to_amax("3c567fc8") - 1.66268) < 1e-4
-    assert trt_build.amax_to_hex(127.0) == struct.pack(">f", 1.0).hex() == "3f800000"
+    assert calibration_cache.amax_to_hex(127 * struct.unpack(">f", bytes.fromhex("3c567fc8"))[0]) == "3c567fc8"
+    assert abs(calibration_cache.hex_to_amax("3c567fc8") - 1.66268) < 1e-4
+    assert calibration_cache.amax_to_hex(127.0) == struct.pack(">f", 1.0).hex() == "3f800000"
 
 
 def test_calibration_cache_round_trip(tmp_path):
     amax = {"input": 2.64, "/backbone/conv1/Conv_output_0": 1.6627, "logits": 17.5}
     path = tmp_path / "model.cache"
-    trt_build.write_calibration_cache(path, amax, "8.5.2", "ab" * 32, method="entropy")
+    calibration_cache.write_calibration_cache(path, amax, "8.5.2", "ab" * 32, method="entropy")
     lines = path.read_text().splitlines()
     assert lines[0] == "TRT-8502-EntropyCalibration2"
     assert "/backbone/conv1/Conv_output_0: 3c56805b" in lines
     assert json.loads((tmp_path / "model.cache.json").read_text()) == {
         "onnx_sha256": "ab" * 32, "tensorrt_version": "8.5.2", "method": "entropy"}
-    data = trt_build.read_calibration_cache(path, expected_sha256="ab" * 32,
+    data = calibration_cache.read_calibration_cache(path, expected_sha256="ab" * 32,
                                             expected_version="8.5.2.2")
-    header, table = trt_build.parse_calibration_cache(data)
+    header, table = calibration_cache.parse_calibration_cache(data)
     assert header == "TRT-8502-EntropyCalibration2" and set(table) == set(amax)
     for name, value in amax.items():
         assert abs(table[name] - value) <= 1e-6 * value
@@ -822,30 +871,43 @@ def test_calibration_cache_round_trip(tmp_path):
 
 def test_calibration_cache_refuses_another_model(tmp_path):
     path = tmp_path / "model.cache"
-    trt_build.write_calibration_cache(path, {"x": 1.0}, "8.6.2", "aa" * 32)
+    calibration_cache.write_calibration_cache(path, {"x": 1.0}, "8.6.2", "aa" * 32)
     with pytest.raises(UserError, match="another model"):
-        trt_build.read_calibration_cache(path, expected_sha256="bb" * 32)
+        calibration_cache.read_calibration_cache(path, expected_sha256="bb" * 32)
 
 
 def test_calibration_cache_refuses_another_tensorrt(tmp_path):
     path = tmp_path / "model.cache"
-    trt_build.write_calibration_cache(path, {"x": 1.0}, "8.5.2", "aa" * 32)
+    calibration_cache.write_calibration_cache(path, {"x": 1.0}, "8.5.2", "aa" * 32)
     with pytest.raises(UserError, match="TRT-8602-EntropyCalibration2"):
-        trt_build.read_calibration_cache(path, "aa" * 32, expected_version="8.6.2")
+        calibration_cache.read_calibration_cache(path, "aa" * 32, expected_version="8.6.2")
 
 
 def test_calibration_cache_needs_its_sidecar(tmp_path):
     path = tmp_path / "model.cache"
     path.write_text("TRT-8602-EntropyCalibration2\nx: 3c567fc8\n")
     with pytest.raises(UserError, match="sidecar"):
-        trt_build.read_calibration_cache(path)
+        calibration_cache.read_calibration_cache(path)
 
 
 # -- building on fakes ------------------------------------------------------------------
 
-def onnx_file(tmp_path):
+def onnx_file(tmp_path, opset=13):
+    """A real (tiny) ONNX model with the I/O of ``IO``: float input -> Conv -> Resize -> logits."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weight = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "/backbone/conv1/weight")
+    scales = numpy_helper.from_array(np.ones(4, np.float32), "/head/scales")
+    nodes = [helper.make_node("Conv", ["input", weight.name], ["/backbone/conv1/Conv_output_0"],
+                              name="/backbone/conv1/Conv"),
+             helper.make_node("Resize", ["/backbone/conv1/Conv_output_0", "", scales.name], ["logits"],
+                              name="/head/Resize", mode="linear")]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                              [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [weight, scales])
     path = tmp_path / "model.onnx"
-    path.write_bytes(b"not really onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
     return str(path)
 
 
@@ -939,7 +1001,7 @@ def test_int8_qdq_needs_qdq_nodes(tmp_path):
 def test_int8_from_calibration_cache(tmp_path):
     onnx = onnx_file(tmp_path)
     cache = tmp_path / "model.cache"
-    trt_build.write_calibration_cache(cache, {"input": 2.0}, "8.5.2", manifest_mod.sha256_file(onnx))
+    calibration_cache.write_calibration_cache(cache, {"input": 2.0}, "8.5.2", manifest_mod.sha256_file(onnx))
     trt = make_trt("8.5.2.2")
     trt_build.build_engine(onnx, tmp_path / "m.plan", precision="int8", int8_mode="cache",
                            calib_cache=cache, trt=trt, gpu_info=gpu_orin)
@@ -952,14 +1014,14 @@ def test_int8_from_calibration_cache(tmp_path):
 def test_int8_cache_for_another_tensorrt_is_refused(tmp_path):
     onnx = onnx_file(tmp_path)
     cache = tmp_path / "model.cache"
-    trt_build.write_calibration_cache(cache, {"input": 2.0}, "8.5.2", manifest_mod.sha256_file(onnx))
+    calibration_cache.write_calibration_cache(cache, {"input": 2.0}, "8.5.2", manifest_mod.sha256_file(onnx))
     with pytest.raises(UserError, match="TensorRT 8.6.2"):
         trt_build.build_engine(onnx, tmp_path / "m.plan", precision="int8", int8_mode="cache",
                                calib_cache=cache, trt=make_trt("8.6.2"), gpu_info=gpu_orin)
 
 
 def test_int8_from_amax_ranges(tmp_path, capsys):
-    from calib.trt_files import write_amax_json
+    from runtime.plan.calibration_cache import write_amax_json
     from runtime.manifest import sha256_file
     model = onnx_file(tmp_path)
     amax_path = tmp_path / "amax.json"
@@ -978,7 +1040,7 @@ def test_int8_from_amax_ranges(tmp_path, capsys):
 
 
 def test_amax_table_of_another_model_is_refused(tmp_path):
-    from calib.trt_files import write_amax_json
+    from runtime.plan.calibration_cache import write_amax_json
     amax_path = tmp_path / "amax.json"
     write_amax_json(str(amax_path), {"other": 1.0}, "0" * 64, "minmax")
     with pytest.raises(UserError, match="made for another model"):
@@ -1088,7 +1150,7 @@ def test_check_outputs_identical():
     rng = np.random.RandomState(0)
     ref = {"logits": rng.randn(1, 19, 8, 16).astype(np.float32),
            "class_map": rng.randint(0, 19, (1, 8, 16)).astype(np.uint8)}
-    result = trt_build.check_outputs(ref, {k: v.copy() for k, v in ref.items()})
+    result = compare.check_outputs(ref, {k: v.copy() for k, v in ref.items()})
     assert result["ok"] and result["problems"] == []
     assert result["outputs"]["logits"]["mismatch"] == 0.0
     assert result["outputs"]["logits"]["max_abs_error"] == 0.0
@@ -1098,8 +1160,8 @@ def test_check_outputs_small_noise_passes_atol_fails():
     rng = np.random.RandomState(1)
     ref = rng.randn(1, 19, 8, 16).astype(np.float32)
     cand = ref + np.float32(1e-3) * rng.randn(*ref.shape).astype(np.float32)
-    assert trt_build.check_outputs({"logits": ref}, {"logits": cand}, max_mismatch=0.05)["ok"]
-    strict = trt_build.check_outputs({"logits": ref}, {"logits": cand}, atol=1e-6)
+    assert compare.check_outputs({"logits": ref}, {"logits": cand}, max_mismatch=0.05)["ok"]
+    strict = compare.check_outputs({"logits": ref}, {"logits": cand}, atol=1e-6)
     assert not strict["ok"] and "max abs error" in strict["problems"][0]
 
 
@@ -1108,7 +1170,7 @@ def test_check_outputs_nan():
     cand = ref.copy()
     cand[0, 0, 0, 0] = np.nan
     cand[0, 1, 0, 0] = np.inf
-    result = trt_build.check_outputs({"logits": ref}, {"logits": cand})
+    result = compare.check_outputs({"logits": ref}, {"logits": cand})
     assert not result["ok"] and "2 NaN/Inf" in result["problems"][0]
 
 
@@ -1117,7 +1179,7 @@ def test_check_outputs_argmax_disagreement():
     ref[:, 0] = 1.0
     cand = ref.copy()
     cand[0, 1, :2] = 2.0          # 8 of 16 pixels change class
-    result = trt_build.check_outputs({"logits": ref}, {"logits": cand}, max_mismatch=0.1)
+    result = compare.check_outputs({"logits": ref}, {"logits": cand}, max_mismatch=0.1)
     assert not result["ok"] and result["outputs"]["logits"]["mismatch"] == 0.5
 
 
@@ -1125,17 +1187,17 @@ def test_check_outputs_class_map_and_structure():
     ref = {"class_map": np.zeros((1, 4, 4), np.uint8), "extra": np.zeros(3, np.float32)}
     cand = {"class_map": np.zeros((1, 4, 4), np.uint8)}
     cand["class_map"][0, 0, 0] = 1
-    result = trt_build.check_outputs(ref, cand, max_mismatch=0.0)
+    result = compare.check_outputs(ref, cand, max_mismatch=0.0)
     assert not result["ok"]
     assert any("missing" in p for p in result["problems"])
     assert result["outputs"]["class_map"]["mismatch"] == 1 / 16
-    shape = trt_build.check_outputs({"x": np.zeros((2, 2))}, {"x": np.zeros((2, 3))})
+    shape = compare.check_outputs({"x": np.zeros((2, 2))}, {"x": np.zeros((2, 3))})
     assert "shape" in shape["problems"][0]
 
 
 def test_check_outputs_score_maps_are_not_argmaxed():
     ref = np.random.RandomState(2).rand(1, 8, 16).astype(np.float32)  # outlier score (N, H, W)
-    result = trt_build.check_outputs({"score": ref}, {"score": ref[:, ::-1].copy()})
+    result = compare.check_outputs({"score": ref}, {"score": ref[:, ::-1].copy()})
     assert "mismatch" not in result["outputs"]["score"] and result["ok"]
 
 
@@ -1181,8 +1243,37 @@ def test_real_build_and_run(tmp_path):
         x = np.random.RandomState(1).randn(1, 3, 8, 8).astype(np.float32)
         out = backend.run({"input": x})
         expected = np.einsum("oc,nchw->nohw", weight[:, :, 0, 0], x)
-        check = trt_build.check_outputs({"logits": expected}, out, atol=1e-3)
+        check = compare.check_outputs({"logits": expected}, out, atol=1e-3)
         assert check["ok"], check["problems"]
         assert set(backend.last_timings) == {"h2d", "compute", "d2h", "enqueue"}
     finally:
         backend.close()
+
+
+def test_an_illegal_graph_stops_before_the_parser(rn18_engine, tmp_path):
+    """The default export (uint8 I/O) on TensorRT 8.2: our check refuses it in one line,
+    naming the node and the rule, before TensorRT's parser is even created."""
+    trt = make_trt("8.2.1.8")
+    plan = tmp_path / "m.plan"
+    with pytest.raises(UserError, match=r"not legal for TensorRT 8\.2\.1: .*(UINT8|opset)") as info:
+        trt_build.build_engine(rn18_engine, plan, precision="fp16", trt=trt, gpu_info=gpu_orin)
+    assert "\n" not in str(info.value)
+    assert trt.parsed == [] and not plan.exists()
+
+
+def test_the_fake_parser_rejects_what_the_real_one_would(rn18_engine, tmp_path):
+    """The double parses with TensorRT's rules: an 8.6 parser takes the default export, an 8.2
+    parser does not, and bytes that are not ONNX fail like a real parse."""
+    ok = make_trt("8.6.2.3")
+    parser = FakeParser(ok, None, None)
+    assert parser.parse_from_file(rn18_engine) and parser.num_errors == 0
+    old = make_trt("8.2.1.8")
+    parser = FakeParser(old, None, None)
+    assert not parser.parse_from_file(rn18_engine)
+    assert any("UINT8" in parser.get_error(i) for i in range(parser.num_errors))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\xff\xff not onnx")
+    parser = FakeParser(ok, None, None)
+    assert not parser.parse_from_file(str(junk)) and "Failed to parse" in parser.get_error(0)
+    assert not hasattr(old.DataType, "UINT8") and hasattr(ok.DataType, "UINT8")
+    assert not hasattr(ok.DataType, "INT64") and hasattr(make_trt("10.3.0").DataType, "INT64")

@@ -10,11 +10,12 @@ graphs have static shapes (TensorRT builds them best).
 """
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BNReluConv", "SpatialPyramidPooling", "UpsampleBlend", "adaptive_avg_pool",
+__all__ = ["BNReluConv", "SpatialPyramidPooling", "UpsampleBlend", "adaptive_avg_pool", "bicubic_downsample",
            "spatial_size", "upsample_to"]
 
 
@@ -28,13 +29,15 @@ def _pool_matrix(size_in: int, size_out: int) -> Tensor:
 
     Bin i covers [floor(i * n / m), ceil((i + 1) * n / m)), exactly as
     ``adaptive_avg_pool2d`` does, so results are identical.
+    Built in numpy, so that a traced export records one constant instead of the slice
+    assignments (ScatterND chains that TensorRT 8.x's parser types differently).
     """
-    matrix = torch.zeros(size_out, size_in)
+    matrix = np.zeros((size_out, size_in), dtype=np.float32)
     for i in range(size_out):
         start = (i * size_in) // size_out
         end = -((-(i + 1) * size_in) // size_out)
         matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
+    return torch.from_numpy(matrix)
 
 
 def adaptive_avg_pool(x: Tensor, grid: Tuple[int, int]) -> Tensor:
@@ -51,6 +54,27 @@ def adaptive_avg_pool(x: Tensor, grid: Tuple[int, int]) -> Tensor:
     rows = _pool_matrix(h, grid[0]).to(x.dtype).to(x.device)
     cols = _pool_matrix(w, grid[1]).to(x.dtype).to(x.device)
     return torch.matmul(torch.matmul(rows, x), cols.t())
+
+
+# Bicubic (a = -0.75, PyTorch's and ONNX's coefficient) weights of the 4 taps at distances
+# 1.5, 0.5, 0.5, 1.5: where every output pixel of an exact 2x / 4x downsampling falls.
+_BICUBIC_HALF_TAPS = (-0.09375, 0.59375, 0.59375, -0.09375)
+
+
+def bicubic_downsample(x: Tensor, factor: int) -> Tensor:
+    """``F.interpolate(x, size // factor, mode="bicubic", align_corners=False)`` for factor 2 or 4
+    as a depthwise strided 4x4 convolution (edge padding 1 for factor 2: PyTorch clamps at the
+    border). The same numbers (to float rounding), and an ONNX graph TensorRT can build: its
+    Resize has no cubic mode on any version (onnx-tensorrt operators.md)."""
+    if factor not in (2, 4):
+        raise ValueError("bicubic_downsample: factor 2 or 4, got {}".format(factor))
+    taps = torch.tensor(_BICUBIC_HALF_TAPS, dtype=x.dtype, device=x.device)
+    channels = int(x.shape[1])
+    kernel = (taps[:, None] * taps[None, :]).expand(channels, 1, 4, 4).contiguous()
+    if factor == 2:  # edge padding by 1, as slices and concats (F.pad exports shape arithmetic)
+        x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+        x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
+    return F.conv2d(x, kernel, stride=factor, groups=channels)
 
 
 def upsample_to(x: Tensor, size: Tuple[int, int]) -> Tensor:

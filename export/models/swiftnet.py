@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register
-from .blocks import BNReluConv, SpatialPyramidPooling, UpsampleBlend, spatial_size, upsample_to
+from .blocks import (BNReluConv, SpatialPyramidPooling, UpsampleBlend, bicubic_downsample, spatial_size,
+                     upsample_to)
 from .mobilenetv2 import mobilenet_v2
 from .resnet import resnet18
 
@@ -146,11 +147,15 @@ class SwiftNetPyramid(_SwiftNetBase):
         self._init_decoder([backbone.upsample_bottlenecks, backbone.upsample_blends, self.logits])
 
     def image_pyramid(self, x: Tensor) -> List[Tensor]:
-        """[x, x at 1/2, x at 1/4, ...] by bicubic resizing (inside the exported graph)."""
+        """[x, x at 1/2, x at 1/4, ...] by bicubic resizing (inside the exported graph; exact 2x/4x
+        steps as depthwise convolutions, which TensorRT builds: see bicubic_downsample)."""
         h, w = spatial_size(x)
         levels = [x]
         for i in range(1, self.pyramid_levels):
             f = 2 ** i
+            if h % f == 0 and w % f == 0 and f in (2, 4):
+                levels.append(bicubic_downsample(x, f))
+                continue
             size = ((h + f - 1) // f, (w + f - 1) // f)
             levels.append(F.interpolate(x, size=size, mode="bicubic", align_corners=False))
         return levels

@@ -31,7 +31,8 @@ def open_backend(path, manifest=None, backend=None, providers=None, threads=None
     kind = backend_for(path, manifest, backend)
     if kind == "onnxruntime":
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
-        return OnnxRuntimeBackend(str(path), providers=providers, threads=threads, spin=spin)
+        return OnnxRuntimeBackend(str(path), providers=providers, threads=threads, spin=spin,
+                                  manifest=manifest)
     if kind == "openvino":
         if providers:
             raise UserError("--providers selects ONNX Runtime execution providers; the openvino "

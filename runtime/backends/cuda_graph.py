@@ -17,13 +17,16 @@ class CudaGraph(object):
     """One CUDA graph captured from ``enqueue()`` on a stream.
 
     CUDA >= 11.4 instantiates with cuGraphInstantiateWithFlags; CUDA 10.x (TX2) with the
-    5-argument cuGraphInstantiate. The CUDA context must be current.
+    5-argument cuGraphInstantiate. The CUDA context must be current while capturing;
+    ``context`` (a function returning a context manager that makes it current) is used to
+    destroy the graph in that context whoever closes it (rt-bench closes it between runs).
     """
 
     CAPTURE_MODE_THREAD_LOCAL = 1
 
-    def __init__(self, stream_handle, enqueue, lib=None):
+    def __init__(self, stream_handle, enqueue, lib=None, context=None):
         self.lib = lib if lib is not None else libcuda()
+        self.context = context
         self.exec_ = None
         stream = ctypes.c_void_p(int(stream_handle))
         begin = getattr(self.lib, "cuStreamBeginCapture_v2", None) or self.lib.cuStreamBeginCapture
@@ -57,6 +60,13 @@ class CudaGraph(object):
                     "launch")
 
     def close(self):
-        if self.exec_ is not None:
-            self.lib.cuGraphExecDestroy(self.exec_)
-            self.exec_ = None
+        """Destroy the graph exec in its context; a failure is reported (it leaks GPU memory)."""
+        if self.exec_ is None:
+            return
+        exec_, self.exec_ = self.exec_, None
+        if self.context is None:
+            status = self.lib.cuGraphExecDestroy(exec_)
+        else:
+            with self.context():
+                status = self.lib.cuGraphExecDestroy(exec_)
+        self._check(status, "destroy")

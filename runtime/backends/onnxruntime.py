@@ -1,4 +1,9 @@
-"""ONNX Runtime backend: TensorRT -> CUDA -> CPU execution providers, by availability."""
+"""ONNX Runtime backend: TensorRT -> CUDA -> CPU execution providers, by availability.
+
+With TensorRT's execution provider, FP16 / INT8 follow the manifest's precision and the
+engines and timing caches ORT-TRT builds are kept in a cache folder per artifact
+(``tensorrt_options``), so a restart loads them instead of rebuilding for minutes.
+"""
 import os
 
 from runtime.backends.base import Backend, TensorInfo
@@ -36,6 +41,37 @@ def choose_providers(requested=None):
     return [p for p in PREFERRED_PROVIDERS if p in available]
 
 
+def default_cache_root():
+    """Where ORT-TRT engines are cached: $SWIFTRT_CACHE, else ~/.cache/swiftrt/ort-tensorrt."""
+    root = os.environ.get("SWIFTRT_CACHE")
+    if root:
+        return root
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "swiftrt", "ort-tensorrt")
+
+
+def tensorrt_options(manifest, ort_version, cache_root=None):
+    """Options of ONNX Runtime's TensorRT execution provider for the artifact of ``manifest``.
+
+    FP16 for fp16 and int8 artifacts, INT8 for int8 ones (explicit Q/DQ: no calibration table);
+    engines cached in ``<cache_root>/<first 16 hex of the artifact's sha256>`` (ORT names its
+    engines by the graph, so a folder per artifact keeps a re-export from loading a stale
+    engine). Timing caches: ``trt_timing_cache_enable`` from ORT 1.11 (kept beside the
+    engines), shared by all models through ``trt_timing_cache_path`` from ORT 1.17.
+    """
+    precision = (manifest or {}).get("precision", "fp32")
+    sha = str(((manifest or {}).get("artifact") or {}).get("sha256") or "unknown")
+    root = cache_root or default_cache_root()
+    options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": os.path.join(root, sha[:16]),
+               "trt_fp16_enable": precision in ("fp16", "int8"), "trt_int8_enable": precision == "int8"}
+    version = tuple(int(p) for p in str(ort_version).split(".")[:2] if p.isdigit())
+    if version >= (1, 11):
+        options["trt_timing_cache_enable"] = True
+    if version >= (1, 17):
+        options["trt_timing_cache_path"] = root
+    return options
+
+
 def _provider_name(short):
     """Accept 'cpu', 'cuda', 'tensorrt' as well as full provider names."""
     aliases = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -54,7 +90,7 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, path, providers=None, threads=None, spin=True):
+    def __init__(self, path, providers=None, threads=None, spin=True, manifest=None, cache_root=None):
         ort = _import_ort()
         if not os.path.exists(path):
             raise UserError("engine not found: {}".format(path))
@@ -67,8 +103,14 @@ class OnnxRuntimeBackend(Backend):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.spin = bool(spin)
         self.providers = choose_providers(providers)
+        configured = list(self.providers)
+        if "TensorrtExecutionProvider" in configured:
+            trt_options = tensorrt_options(manifest, ort.__version__, cache_root)
+            _makedirs(trt_options["trt_engine_cache_path"])
+            configured[configured.index("TensorrtExecutionProvider")] = (
+                "TensorrtExecutionProvider", trt_options)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=self.providers)
+            self.session = ort.InferenceSession(str(path), options, providers=configured)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError("cannot load ONNX model {}: {}".format(path, first[:300]))
@@ -88,3 +130,12 @@ class OnnxRuntimeBackend(Backend):
         return {"backend": self.name, "version": self.version,
                 "providers": self.session.get_providers(), "threads": self.threads,
                 "spinning": self.spin}
+
+
+def _makedirs(folder):
+    try:
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+    except OSError as exc:
+        raise UserError("cannot create the TensorRT engine cache {}: {} (set SWIFTRT_CACHE)".format(
+            folder, exc))

@@ -160,11 +160,21 @@ class TensorRTBackend(Backend):
         with self._current():
             self._enqueue()           # TensorRT's lazy set-up happens before any capture
             self._stream.synchronize()
-            graph = cuda_graph.CudaGraph(self._stream.handle, self._enqueue, lib=cuda_lib)
+            graph = cuda_graph.CudaGraph(self._stream.handle, self._enqueue, lib=cuda_lib,
+                                         context=self._pushed)
             self._graphs.append(graph)
             return graph
 
     # -- the one enqueue path -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _pushed(self):
+        """Our context current (pushed, popped again), without the lock (graph destruction)."""
+        self._ctx.push()
+        try:
+            yield
+        finally:
+            self._pop()
 
     @contextlib.contextmanager
     def _current(self):

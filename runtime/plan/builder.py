@@ -1,35 +1,33 @@
 """Build TensorRT plans from ONNX with the TensorRT installed here (on the Jetson itself).
 
+The graph is checked against the installed version's parser rules (trt_rules) before
+TensorRT sees it, so an illegal graph fails with one line naming the node and the rule.
+
 TensorRT is imported lazily (it exists only where JetPack or NVIDIA's wheels put it), and
 every version difference is a small explicit branch on the installed version, following
 the API table of the deployment reference (8.2 on TX2, 8.5.2 on Xavier, 8.6.2 / 10.3 on
 Orin). ``trt`` and ``gpu_info`` can be injected, so the tests run it with fakes.
 
-Also here, pure Python: the plan manifest, TensorRT's native INT8 calibration-cache
-format (with a sidecar naming the model and TensorRT version it is for) and a
-Polygraphy-style comparison of outputs for the post-build check.
+Also here, pure Python: the plan manifest.
 """
 import copy
-import json
 import os
-import struct
 import sys
 import time
-
-import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime.backends import trt_api
 from runtime.errors import UserError
+from runtime.jsonfile import write_bytes_atomic
+from runtime.plan import calibration_cache, trt_rules
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INT8_MODES = ("qdq", "cache", "ranges")
-CALIBRATOR_NAME = "EntropyCalibration2"
 
 
 # -- TensorRT access --------------------------------------------------------------------
 
-def _import_trt():
+def import_trt():
     try:
         import tensorrt
     except (ImportError, OSError):
@@ -101,7 +99,7 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
     """Build ``plan_path`` from ``onnx_path``; returns a dict describing the build.
 
     precision: 'fp32', 'fp16' (FP32 fallback where FP16 is not fast) or 'int8' (INT8 with
-    FP16 fallback). int8_mode: 'qdq' (the ONNX model has Q/DQ nodes; TensorRT >= 8.5),
+    FP16 fallback; needs a GPU with fast INT8). int8_mode: 'qdq' (the ONNX model has Q/DQ nodes),
     'cache' (a TensorRT calibration cache, ``calib_cache``) or 'ranges' (an amax JSON
     ``{tensor name: amax}``, ``amax_json``). fp32_layers: substrings of layer names kept in
     FP32. timing_cache: a file loaded if present and saved after the build.
@@ -116,9 +114,12 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
         raise UserError("int8 mode 'cache' needs a calibration cache file")
     if precision == "int8" and int8_mode == "ranges" and not amax_json:
         raise UserError("int8 mode 'ranges' needs an amax JSON file ({tensor name: amax})")
-    trt = trt if trt is not None else _import_trt()
+    trt = trt if trt is not None else import_trt()
     version = trt_api.parse_version(trt.__version__)
     vstr = trt_api.version_string(version)
+    # Our own check first: an illegal graph fails naming the node and the rule, not TensorRT's
+    # raw parser error (and the plan is never started).
+    trt_rules.require_legal(str(onnx_path), vstr)
     logger = _make_logger(trt, verbose)
     trt.init_libnvinfer_plugins(logger, "")
     builder = _create_builder(trt, logger)
@@ -145,9 +146,8 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
             _warn("this GPU has no fast FP16: building without FP16 kernels")
     calibrator = None  # keep a reference until the build is done
     if precision == "int8":
-        if version[:2] < (8, 5):
-            raise UserError("INT8 needs TensorRT >= 8.5 on Xavier or Orin (this is TensorRT {}; "
-                            "the TX2 has no fast INT8): build fp16".format(vstr))
+        # Gated by the GPU, not the version: Xavier on JetPack 4.6 (TensorRT 8.2) has fast INT8
+        # (built there from the calibration cache or the amax table); a TX2 has none.
         if not builder.platform_has_fast_int8:
             raise UserError("INT8 needs a GPU with fast INT8 (Xavier, Orin); this one has none "
                             "(a TX2 has no fast INT8): build fp16")
@@ -159,13 +159,12 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
                                 "nodes: use a QDQ model, or int8 mode 'cache' or 'ranges'"
                                 .format(onnx_path))
         elif int8_mode == "cache":
-            data = read_calibration_cache(calib_cache, expected_sha256=manifest_mod.sha256_file(
+            data = calibration_cache.read_calibration_cache(calib_cache, expected_sha256=manifest_mod.sha256_file(
                 onnx_path), expected_version=vstr)
             calibrator = _make_cache_calibrator(trt, data)
             config.int8_calibrator = calibrator
         else:
-            from calib.trt_files import read_amax_json  # refuses a table made for another model
-            amax = read_amax_json(amax_json, onnx_path=onnx_path)
+            amax = calibration_cache.read_amax_json(amax_json, onnx_path=onnx_path)
             info_extra["ranges"] = set_dynamic_ranges(network, amax)
 
     if fp32_layers:
@@ -196,9 +195,9 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
         reason = logger.errors[-1] if logger.errors else "see the TensorRT log above"
         raise UserError("TensorRT {} could not build {}: {}".format(vstr, onnx_path,
                                                                     _one_line(reason)))
-    _write_bytes(str(plan_path), serialized)
+    write_bytes_atomic(str(plan_path), serialized)
     if timing_cache:
-        _write_bytes(str(timing_cache), config.get_timing_cache().serialize())
+        write_bytes_atomic(str(timing_cache), config.get_timing_cache().serialize())
 
     info = {"tensorrt_version": vstr, "gpu": gpu.get("name"),
             "compute_capability": trt_api.compute_capability(gpu.get("compute_capability")),
@@ -323,144 +322,7 @@ def plan_manifest(onnx_manifest, plan_path, build_info):
     return data
 
 
-# -- TensorRT calibration caches --------------------------------------------------------
-
-def calibration_cache_header(version):
-    """'TRT-8502-EntropyCalibration2' for 8.5.2; 10.x: major*10000+minor*100+patch."""
-    major, minor, patch = trt_api.parse_version(version)
-    if major >= 10:
-        number = major * 10000 + minor * 100 + patch
-    else:
-        number = major * 1000 + minor * 100 + patch
-    return "TRT-{}-{}".format(number, CALIBRATOR_NAME)
-
-
-def amax_to_hex(amax):
-    """Cache value of a tensor: big-endian float32 of the scale amax/127, as 8 hex digits."""
-    return struct.pack(">f", float(amax) / 127.0).hex()
-
-
-def hex_to_amax(text):
-    return struct.unpack(">f", bytes.fromhex(text.strip()))[0] * 127.0
-
-
-def write_calibration_cache(path, amax, version, onnx_sha256, method="minmax"):
-    """Write a TensorRT calibration cache for ``amax`` {tensor: amax} and its sidecar.
-
-    The cache holds only what TensorRT parses (header + one ``name: hex`` line per tensor);
-    ``<path>.json`` records the model (onnx_sha256), TensorRT version and range method.
-    """
-    lines = [calibration_cache_header(version)]
-    for name in sorted(amax):
-        lines.append("{}: {}".format(name, amax_to_hex(abs(float(amax[name])))))
-    _write_bytes(str(path), ("\n".join(lines) + "\n").encode("ascii"))
-    side = {"onnx_sha256": onnx_sha256, "tensorrt_version": trt_api.version_string(version),
-            "method": method}
-    _write_bytes(str(path) + ".json", (json.dumps(side, indent=2) + "\n").encode("ascii"))
-    return str(path)
-
-
-def parse_calibration_cache(data):
-    """(header, {tensor: amax}) from the bytes or text of a calibration cache."""
-    text = data.decode("ascii") if isinstance(data, bytes) else data
-    rows = [line for line in text.splitlines() if line.strip()]
-    if not rows:
-        raise UserError("empty calibration cache")
-    table = {}
-    for row in rows[1:]:
-        name, _, value = row.rpartition(":")
-        table[name.strip()] = hex_to_amax(value)
-    return rows[0].strip(), table
-
-
-def read_calibration_cache(path, expected_sha256=None, expected_version=None):
-    """The bytes of a calibration cache, refused when made for another model or TensorRT."""
-    path = str(path)
-    if not os.path.exists(path):
-        raise UserError("calibration cache not found: {}".format(path))
-    with open(path, "rb") as handle:
-        data = handle.read()
-    side_path = path + ".json"
-    if not os.path.exists(side_path):
-        raise UserError("{} has no sidecar {}: cannot tell which model it was made for "
-                        "(regenerate it with the calib tools)".format(path, side_path))
-    with open(side_path) as handle:
-        side = json.load(handle)
-    if expected_sha256 and side.get("onnx_sha256") != expected_sha256:
-        raise UserError("{} was made for another model (sha256 {}…, this ONNX is {}…): "
-                        "recalibrate".format(path, str(side.get("onnx_sha256"))[:12],
-                                             expected_sha256[:12]))
-    header, _ = parse_calibration_cache(data)
-    if expected_version:
-        wanted = calibration_cache_header(expected_version)
-        if header != wanted:
-            raise UserError("{} is for {} ({}), this is TensorRT {} (expects {}): TensorRT would "
-                            "ignore it; rewrite it for this version".format(
-                                path, side.get("tensorrt_version", "another TensorRT"), header,
-                                trt_api.version_string(expected_version), wanted))
-    return data
-
-
-# -- post-build check -------------------------------------------------------------------
-
-def check_outputs(reference, candidate, max_mismatch=0.01, atol=None, class_axis=1):
-    """Compare a candidate's outputs with the reference's, Polygraphy-style.
-
-    For each reference output: the candidate must have it with the same shape and only
-    finite values; class decisions must agree on at least ``1 - max_mismatch`` of the
-    pixels (argmax over ``class_axis`` for 4-D float outputs with more than one class, i.e.
-    NCHW logits; equality for integer outputs such as class maps); with ``atol`` the max
-    abs error of float outputs must stay within it. Returns {'ok', 'outputs': {name: stats}, 'problems': [...]}.
-    """
-    problems, stats = [], {}
-    for name, ref in reference.items():
-        ref = np.asarray(ref)
-        if name not in candidate:
-            problems.append("{}: missing from the candidate".format(name))
-            continue
-        cand = np.asarray(candidate[name])
-        if cand.shape != ref.shape:
-            problems.append("{}: shape {} vs reference {}".format(name, cand.shape, ref.shape))
-            continue
-        entry = {}
-        if cand.dtype.kind == "f":
-            bad = int(np.size(cand) - np.count_nonzero(np.isfinite(cand)))
-            entry["non_finite"] = bad
-            if bad:
-                problems.append("{}: {} NaN/Inf value(s)".format(name, bad))
-                stats[name] = entry
-                continue
-        if ref.dtype.kind == "f" and cand.dtype.kind == "f":
-            diff = np.abs(cand.astype(np.float64) - ref.astype(np.float64))
-            entry["max_abs_error"] = float(diff.max()) if diff.size else 0.0
-            entry["mean_abs_error"] = float(diff.mean()) if diff.size else 0.0
-            if atol is not None and entry["max_abs_error"] > atol:
-                problems.append("{}: max abs error {:.4g} > {:.4g}".format(
-                    name, entry["max_abs_error"], atol))
-            if ref.ndim == 4 and ref.shape[class_axis] > 1:
-                agree = np.argmax(ref, axis=class_axis) == np.argmax(cand, axis=class_axis)
-                entry["mismatch"] = 1.0 - float(agree.mean())
-        elif ref.dtype.kind in "iub":
-            entry["mismatch"] = 1.0 - float((ref == cand).mean()) if ref.size else 0.0
-        if entry.get("mismatch", 0.0) > max_mismatch:
-            problems.append("{}: {:.2%} of the class decisions differ (> {:.2%})".format(
-                name, entry["mismatch"], max_mismatch))
-        stats[name] = entry
-    return {"ok": not problems, "outputs": stats, "problems": problems}
-
-
 # -- helpers ----------------------------------------------------------------------------
-
-def _write_bytes(path, data):
-    """Write to a temporary file and rename, so a failed write never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        os.makedirs(folder)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
 
 def _warn(text):
     sys.stderr.write("warning: {}\n".format(text))

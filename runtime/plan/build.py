@@ -1,6 +1,8 @@
 """ONNX artifact -> TensorRT plan, checked against the ONNX model before it is accepted.
 
-Runs where TensorRT and an NVIDIA GPU are (the Jetson itself): needs no torch.
+Runs where TensorRT and an NVIDIA GPU are (the Jetson itself): needs no torch and no onnx
+(Python 3.6+). Before TensorRT sees the model, the graph is checked against the installed
+version's parser rules (trt_rules) and the manifest's ``tensorrt_compat`` list.
 After the build, the plan and the ONNX model run the same generated road scenes;
 NaN/Inf or too many differing class decisions fail the build (Polygraphy-style)
 and remove the plan, so a bad engine never reaches ``engines/``.
@@ -28,7 +30,13 @@ def _default_int8_mode(onnx_manifest, calib_cache, amax_json):
 
 
 def check_images(manifest, count, seed=4242):
-    """``count`` generated scenes as input tensors, preprocessed as the runtime does."""
+    """``count`` inputs for the post-build check: generated scenes preprocessed as the runtime
+    does, or (a forecast stage that takes features) standardized features drawn from N(0, 1)."""
+    import numpy as np
+    if manifest["input"].get("kind") == "features":
+        rng = np.random.RandomState(seed)
+        shape = [int(d) for d in manifest["input"]["shape"]]
+        return [rng.standard_normal(shape).astype(manifest["input"]["dtype"]) for _ in range(count)]
     from runtime.data.synthetic import render_scene
     from runtime.preprocess import Preprocessor
     pre = Preprocessor(manifest["input"])
@@ -41,7 +49,7 @@ def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, re
 
     ``reference`` may be given as a backend (tests); by default ONNX Runtime on the CPU.
     """
-    from export.trt_build import check_outputs
+    from runtime.plan.compare import check_outputs
     if reference is None:
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         reference = OnnxRuntimeBackend(onnx_path, providers=["cpu"])
@@ -67,7 +75,7 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
 
     An outlier model's head (its manifest's ``outlier.keep_fp32``) is added to ``fp32_layers``
     of FP16 and INT8 plans, as the FP16/INT8 ONNX exports keep it in FP32."""
-    from export import trt_build
+    from runtime.plan import builder
     onnx_manifest = manifest_mod.load(onnx_path)
     if onnx_manifest["artifact"].get("format") != "onnx":
         raise UserError("{} is not an ONNX artifact".format(onnx_path))
@@ -77,7 +85,7 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
     if precision != "fp32" and head:
         fp32_layers = tuple(fp32_layers) + tuple(n for n in head if n not in fp32_layers)
         log("the outlier head stays in FP32 ({} layers)".format(len(head)))
-    build = build or trt_build.build_engine
+    build = build or builder.build_engine
     if open_plan is None:
         from runtime.backends.tensorrt import TensorRTBackend
 
@@ -87,7 +95,7 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
     info = build(onnx_path, plan_path, precision=precision, workspace_mb=workspace_mb,
                  timing_cache=timing_cache, int8_mode=int8_mode or "qdq",
                  calib_cache=calib_cache, amax_json=amax_json, fp32_layers=tuple(fp32_layers))
-    data = trt_build.plan_manifest(onnx_manifest, plan_path, info)
+    data = builder.plan_manifest(onnx_manifest, plan_path, info)
     try:
         backend = open_plan(plan_path, data)
         try:
@@ -108,6 +116,83 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
     path = manifest_mod.write(plan_path, data)
     log("wrote {} and {}".format(plan_path, path))
     return data
+
+
+def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, timing_cache=None,
+                       check_count=DEFAULT_CHECK_IMAGES, log=print, **test_hooks):
+    """A forecast bundle on TensorRT: a plan per stage in ``output_dir`` and a ``forecast.json``
+    naming them. Returns the new bundle manifest.
+
+    ``bundle``: an exported bundle's folder or ``forecast.json``. The F2F stage is built in FP32
+    whatever ``precision`` says (its deformable sampling positions are sensitive and it costs
+    little, as in the ONNX bundles); INT8 needs a bundle exported with ``--precision int8
+    --flavor trt`` (its features and decoder stages carry the Q/DQ nodes).
+    """
+    import copy
+    from runtime.jsonfile import write_atomic
+    bundle_path = manifest_mod.resolve(bundle)[1]
+    source = manifest_mod.load(bundle_path)
+    if source.get("task") != "forecast":
+        raise UserError("{} is not a forecast bundle (task {!r})".format(bundle_path, source.get("task")))
+    folder = os.path.dirname(os.path.abspath(bundle_path))
+    output_dir = str(output_dir)
+    if os.path.abspath(output_dir) == folder:
+        raise UserError("--output {} is the bundle's own folder: give a new folder for the plans"
+                        .format(output_dir))
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise UserError("--output {} exists and is not a folder".format(output_dir))
+    if precision == "int8" and source.get("precision") != "int8":
+        raise UserError("an INT8 plan bundle needs a bundle exported with --precision int8 --flavor trt "
+                        "({} is {})".format(bundle_path, source.get("precision")))
+    os.makedirs(output_dir, exist_ok=True)
+    stages, built = {}, []
+    try:
+        for stage in sorted(source["stages"]):
+            onnx_path = os.path.join(folder, source["stages"][stage])
+            plan = os.path.join(output_dir, stage + ".plan")
+            stage_precision = "fp32" if stage == "f2f" and precision != "fp32" else precision
+            log("stage {}: {} plan".format(stage, stage_precision))
+            build_plan(onnx_path, plan, precision=stage_precision, workspace_mb=workspace_mb,
+                       timing_cache=timing_cache, check_count=check_count, log=log, **test_hooks)
+            built.append(plan)
+            stages[stage] = os.path.basename(plan)
+        data = copy.deepcopy(source)
+        data["stages"] = stages
+        data["precision"] = precision
+        data["plans"] = {"built_from": os.path.abspath(bundle_path), "f2f_precision": "fp32"}
+        manifest_mod.validate(data, manifest_mod.BUNDLE_NAME)
+        path = write_atomic(os.path.join(output_dir, manifest_mod.BUNDLE_NAME), data)
+    except BaseException:
+        for plan in built:
+            for item in (plan, manifest_mod.sidecar_path(plan)):
+                if os.path.exists(item):
+                    os.remove(item)
+        raise
+    log("wrote forecast bundle {} (TensorRT plans)".format(path))
+    return data
+
+
+def trtexec_command(onnx_path, plan_path, precision="fp16", trt_version="8.5", workspace_mb=1024,
+                    timing_cache=None, calib_cache=None):
+    """The trtexec line that builds the same plan (without our post-build check and manifest).
+
+    Workspace: ``--workspace=N`` (MB) before 8.4, ``--memPoolSize=workspace:NM`` from 8.4. INT8
+    from an amax table has no trtexec flag; a QDQ model needs only ``--int8``."""
+    from runtime.backends.trt_api import parse_version
+    parts = ["trtexec", "--onnx={}".format(onnx_path), "--saveEngine={}".format(plan_path)]
+    if parse_version(trt_version)[:2] >= (8, 4):
+        parts.append("--memPoolSize=workspace:{}M".format(int(workspace_mb)))
+    else:
+        parts.append("--workspace={}".format(int(workspace_mb)))
+    if precision in ("fp16", "int8"):
+        parts.append("--fp16")
+    if precision == "int8":
+        parts.append("--int8")
+        if calib_cache:
+            parts.append("--calib={}".format(calib_cache))
+    if timing_cache:
+        parts.append("--timingCacheFile={}".format(timing_cache))
+    return " ".join(parts)
 
 
 def _remove(path):

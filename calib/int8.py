@@ -1,0 +1,192 @@
+"""The whole INT8 export: FP32 ONNX (+ manifest) -> calibrated INT8 QDQ ONNX + manifest.
+
+Calibration (calib.ranges), quantization (calib.qdq) and the accuracy cost against FP32
+(calib.accuracy) put together, plus TensorRT's calibration files for the ``trt`` flavor
+(their format: runtime/plan/calibration_cache.py). Nothing half-done is left behind on failure.
+"""
+import copy
+import os
+import shutil
+import tempfile
+import time
+
+from calib import accuracy
+from calib.qdq import (bounds_indices, check_keep_fp32, default_opset, derived_manifest, flavor_options,
+                       load, load_fp32_source, manifest_keep_fp32, prepare, quantize)
+from runtime.errors import UserError
+
+# Calibration-cache header when no --trt-version is given: the JetPack release of that opset.
+DEFAULT_TRT_VERSIONS = {13: "8.2.1", 17: "8.5.2"}
+
+
+def _log_default(message):
+    pass
+
+
+def _default_trt_version(opset):
+    return DEFAULT_TRT_VERSIONS.get(opset, "8.5.2" if opset >= 17 else "8.2.1")
+
+
+def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile", flavor="cpu",
+                keep_fp32=(), max_drop=None, eval_data=None, eval_split="val",
+                agreement_images=8, trt_version=None, fp32_copy=None, check_latency=True,
+                progress=True, log=_log_default, warn=None):
+    """FP32 ONNX (+ manifest) -> INT8 QDQ ONNX ``output`` + manifest. Returns the manifest.
+
+    calib: folder / glob / video / 'synthetic' (see calib.images). flavor: 'cpu' or 'trt'.
+    keep_fp32: node names left in FP32 (plus the outlier head an outlier model's manifest
+    lists, see manifest_keep_fp32). max_drop: when the measured drop (mIoU pp with
+    ``eval_data``, else 100 x disagreement with FP32 on generated scenes) is above it, the
+    layers that cost most are left in FP32 until it is not (calib.accuracy.search_keep_fp32).
+    For ``trt``, also writes ``<stem>.calib`` (TensorRT's native cache for ``trt_version``)
+    and ``<stem>.amax.json`` (``tensor.dynamic_range`` table), both for the FP32 model
+    ``fp32_copy`` (default ``<stem>.fp32.onnx``, a copy of ``fp32_onnx`` with its
+    manifest) and tagged with its sha256.
+    """
+    from calib.images import CalibrationImages
+    from calib.ranges import check_method, collect_ranges
+    from runtime import manifest as manifest_mod
+    from runtime.preprocess import Preprocessor
+
+    check_method(method)
+    flavor_options(flavor)
+    output = str(output)
+    fp32_manifest = load_fp32_source(fp32_onnx, output, "INT8")
+    if max_drop is not None and max_drop < 0:
+        raise UserError("--max-drop must be >= 0 (percentage points)")
+    started = time.time()
+    written = []  # removed again when anything fails: nothing half-done is left behind
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+    folder = tempfile.mkdtemp(prefix="calib-int8-", dir=out_dir)
+    try:
+        prepared = prepare(fp32_onnx, os.path.join(folder, "prepared.onnx"))
+        prepared_model = load(prepared)
+        keep_fp32 = check_keep_fp32(prepared_model, list(keep_fp32 or ()))
+        keep_fp32 += manifest_keep_fp32(fp32_manifest, prepared_model, keep_fp32, log)
+
+        images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
+                                   synthetic_size=manifest_mod.input_hw(fp32_manifest))
+        pre = Preprocessor(fp32_manifest["input"])
+        log("calibrating on {} image(s) from {} ({}, seed {})".format(
+            len(images), calib, method, seed))
+        ranges = collect_ranges(prepared, images.tensors(pre), fp32_manifest["input"]["name"],
+                                method=method, total=len(images), progress=progress,
+                                workdir=folder, log=log)
+        calibration = {"method": method, "seed": int(seed)}
+        calibration.update(images.info())
+        calibration["tensors"] = len(ranges)
+        log("calibrated {} tensors on {} image(s)".format(len(ranges), calibration["images"]))
+
+        staged = os.path.join(folder, "int8.onnx")
+        info = quantize(prepared_model, staged, ranges, flavor, keep_fp32, workdir=folder)
+        measure = accuracy.Measure(fp32_onnx, eval_data=eval_data, split=eval_split,
+                                   images=agreement_images, progress=progress)
+        result = measure(staged)
+        log("INT8 ({}): {}".format(flavor, accuracy.describe(result)))
+        search = None
+        if max_drop is not None and result["drop"] > max_drop:
+            log("drop {:.3f} > --max-drop {:.3f}: searching layers to keep in FP32".format(
+                result["drop"], max_drop))
+            search = accuracy.search_keep_fp32(
+                prepared_model, ranges, flavor, measure, max_drop, keep_fp32=keep_fp32,
+                first=result, staged=staged, workdir=folder, progress=progress, log=log)
+            info = search.pop("info")
+            result = search.pop("result")
+            keep_fp32 = search["keep_fp32"]
+            log("INT8 ({}) with {} layer(s) in FP32: {}".format(
+                flavor, len(keep_fp32), accuracy.describe(result)))
+        latency = None
+        if flavor == "cpu" and check_latency:
+            latency = accuracy.latency_ratio(fp32_onnx, staged)
+            log("latency on this machine (ONNX Runtime CPU, {} threads, median of {} "
+                "interleaved runs, load average {}): FP32 {:.1f} ms, INT8 {:.1f} ms "
+                "(x{:.2f})".format(latency["threads"], latency["runs"],
+                                   (latency["load_average"] or ["?"])[0], latency["fp32_ms"],
+                                   latency["int8_ms"], latency["ratio"]))
+        os.replace(staged, output)
+        written.append(output)
+        data = derived_manifest(fp32_manifest, output, "int8")
+        data["calibration"] = calibration
+        data["quantization"] = info
+        data["accuracy"] = result
+        if search is not None:
+            data["quantization"]["search"] = search
+        if latency is not None:
+            data["quantization"]["latency_check"] = latency
+        if flavor == "trt":
+            data["calibration"]["tensorrt"] = _write_trt_files(
+                fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
+                fp32_copy, log, written)
+        data["calibration"]["seconds"] = round(time.time() - started, 1)
+        written.append(manifest_mod.sidecar_path(output))
+        manifest_mod.write(output, data)
+        log("wrote {} and its manifest".format(output))
+        return data
+    except BaseException:
+        for path in written:
+            if os.path.exists(path):
+                os.remove(path)
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def tensor_names(onnx_path):
+    """The tensors of an ONNX model that get a range in TensorRT's calibration files: inputs and outputs of the network's
+    nodes, not those only the in-graph pre- or postprocessing touches (the uint8 frame's
+    cast/normalization and the logits' resize/argmax stay in FP16/FP32, as in the QDQ model).
+    The files' format is runtime/plan/calibration_cache.py (the device reads them there).
+    amax = max(|lowest|, |highest|) of ONNX Runtime's ranges (its own write_calibration_table
+    writes max(lowest, highest), which understates the range of tensors with a larger negative
+    side, and is meant for ONNX Runtime's TensorRT execution provider, not TensorRT's builder).
+    """
+    import onnx
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    nodes = list(model.graph.node)
+    pre, post = bounds_indices(model)
+    network = [node for i, node in enumerate(nodes) if i not in pre and i not in post]
+    read_by_network = set(name for node in network for name in node.input)
+    read_by_post = set(name for i in post for name in nodes[i].input)
+    names = []
+    for node in network:
+        for name in list(node.input) + list(node.output):
+            if name and name not in names and (name in read_by_network or
+                                               name not in read_by_post):
+                names.append(name)
+    return names
+
+
+def _write_trt_files(fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
+                     fp32_copy, log, written):
+    from runtime import manifest as manifest_mod
+    from runtime.plan import calibration_cache, trt_rules
+    stem = output[:-len(".onnx")]
+    fp32_copy = str(fp32_copy or stem + ".fp32.onnx")
+    if os.path.abspath(fp32_copy) != os.path.abspath(str(fp32_onnx)):
+        tmp = fp32_copy + ".tmp"
+        shutil.copyfile(str(fp32_onnx), tmp)
+        written.extend([fp32_copy, manifest_mod.sidecar_path(fp32_copy)])
+        os.replace(tmp, fp32_copy)
+        copy_manifest = copy.deepcopy(fp32_manifest)
+        copy_manifest["artifact"]["file"] = os.path.basename(fp32_copy)
+        manifest_mod.write(fp32_copy, copy_manifest)
+    opset = fp32_manifest.get("opset") or default_opset(load(fp32_copy))
+    trt_version = trt_version or (fp32_manifest.get("tensorrt_compat") or {}).get("target")
+    version = trt_rules.full_version(trt_version) if trt_version else _default_trt_version(int(opset))
+    sha = manifest_mod.sha256_file(fp32_copy)
+    names = tensor_names(fp32_copy)
+    amax = ranges.amax(names)
+    if not amax:
+        raise UserError("no calibrated tensor of {} is a tensor of {}".format(output, fp32_copy))
+    written.extend([stem + ".calib", stem + ".calib.json", stem + ".amax.json"])
+    cache = calibration_cache.write_calibration_cache(stem + ".calib", amax, version, sha,
+                                                     ranges.method)
+    table = calibration_cache.write_amax_json(stem + ".amax.json", amax, sha, ranges.method,
+                                      calibration)
+    log("wrote TensorRT {} calibration cache {} and amax table {} ({} tensors) for {}".format(
+        version, cache, table, len(amax), fp32_copy))
+    return {"version": version, "cache": os.path.basename(cache),
+            "amax_json": os.path.basename(table), "fp32_onnx": os.path.basename(fp32_copy),
+            "fp32_onnx_sha256": sha, "tensors": len(amax)}

@@ -1,0 +1,251 @@
+"""The export library: checkpoint -> verified ONNX artifact + manifest, and its reduced-precision forms.
+
+mmdeploy-style: plain arguments in, manifests out; ``export/cli.py`` (rt-export) only parses
+arguments and calls these. Used by the forecast bundle export, training, benchmarks and tests.
+"""
+import datetime
+import os
+import platform
+import re
+
+from runtime import manifest as manifest_mod
+from runtime.errors import UserError
+
+DEFAULT_OPSET = 17
+
+
+def parse_size(text):
+    """'256x512' -> (256, 512); both multiples of 32 (the network's output stride)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not match:
+        raise UserError("malformed --size {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(text))
+    height, width = int(match.group(1)), int(match.group(2))
+    if height < 64 or width < 64 or height % 32 or width % 32:
+        raise UserError("--size {}x{}: height and width must be multiples of 32 and at least 64"
+                        .format(height, width))
+    return height, width
+
+
+def export(arch, checkpoint, size, output, opset=None, input_format="frame",
+           color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
+           min_agreement=0.999, trt_version=None, log=print):
+    """The whole export: load, export, check, parity gate, manifest. Returns the manifest."""
+    from export import checkpoints, models, onnx_export
+
+    opset = opset or onnx_export.default_opset(trt_version)
+    if not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
+        raise UserError("--opset {}: use {}..{} (13 for TensorRT 8.2, 17 for 8.5/8.6)".format(
+            opset, onnx_export.MIN_OPSET, onnx_export.MAX_OPSET))
+    if checkpoint:
+        log("loading checkpoint {}".format(checkpoint))
+        model, info = checkpoints.load_checkpoint(arch, checkpoint)
+    else:
+        log("WARNING: no --checkpoint: exporting UNTRAINED weights (class maps will be noise)")
+        import torch
+        torch.manual_seed(0)  # untrained exports are reproducible
+        model = models.create(arch)
+        info = {"layout": None, "sha256": None, "classes": None,
+                "normalization": model.normalization, "input_size": None, "metadata": {}}
+    return export_model(model, info, arch, checkpoint, size, output, opset=opset,
+                        input_format=input_format, color_order=color_order,
+                        output_kind=output_kind, resize=resize, parity_images=parity_images,
+                        min_agreement=min_agreement, trt_version=trt_version, log=log)
+
+
+def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSET,
+                 input_format="frame", color_order="BGR", output_kind="class_map",
+                 resize="stretch", parity_images=4, min_agreement=0.999, trt_version=None,
+                 log=print):
+    """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the manifest."""
+    from export import onnx_export, parity
+    from export.classes import IGNORE_ID, cityscapes_classes
+
+    model.eval()
+    classes = info.get("classes") or cityscapes_classes()
+    normalization = info.get("normalization") or model.normalization
+    form = onnx_export.io_form(trt_version)
+    wrapper = onnx_export.DeployWrapper(model, normalization, input_format=input_format,
+                                        color_order=color_order, output_kind=output_kind,
+                                        form=form)
+
+    log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
+    input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
+        wrapper, size, output, opset=opset, input_format=input_format)
+    written = _checked(onnx_export.check_model, output, opset)
+    log("wrote {} (opset {}, {:.1f} MB)".format(output, written, os.path.getsize(output) / 1e6))
+    compat = _trt_compat(output, trt_version, log)
+
+    data = build_manifest(arch, output, size, input_name, input_shape, input_dtype, input_format,
+                     color_order, normalization, output_name, output_kind, classes, IGNORE_ID,
+                     opset, resize, checkpoint, info, form.class_map_dtype)
+    data["tensorrt_compat"] = dict(compat, io_form=form.name)
+    if wrapper.outlier_head:
+        _add_outlier(data, output, size)
+    log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
+    frames = parity_frames(parity_images, size, data["input"])
+    try:
+        figures = parity.run_parity(wrapper, output, frames, min_agreement=min_agreement)
+    except parity.ParityError as exc:
+        _remove(output)
+        raise UserError(str(exc) + "; {} removed".format(output))
+    log("parity: argmax agreement {:.4%}, max abs error {:.2e}, max rel error {:.2e}".format(
+        figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
+    if "outlier_max_abs_error" in figures:
+        log("parity: outlier score max abs error {:.2e}".format(figures["outlier_max_abs_error"]))
+    data["parity"] = figures
+    path = manifest_mod.write(output, data)
+    log("wrote manifest {}".format(path))
+    return data
+
+
+OUTLIER_DEFAULT_THRESHOLD = 0.5
+
+
+def _add_outlier(data, output, size):
+    """The outlier composition: a second output and how to read it (task 'outlier').
+
+    ``keep_fp32`` names the outlier head's nodes, which an INT8 export leaves unquantized.
+    """
+    from export.onnx_export import OUTLIER_OUTPUT
+    height, width = size
+    data["task"] = "outlier"
+    data["outputs"].append({"name": OUTLIER_OUTPUT, "shape": [1, height, width],
+                            "dtype": "float32", "meaning": "outlier_score"})
+    data["outlier"] = {"default_threshold": OUTLIER_DEFAULT_THRESHOLD, "score": "1 - P(inlier)",
+                       "output": OUTLIER_OUTPUT, "keep_fp32": _head_nodes(output, "logits_conf")}
+
+
+def _head_nodes(onnx_path, module):
+    """Names of the ONNX nodes the exporter made from ``module`` (e.g. /model/logits_conf/...)."""
+    import onnx
+    graph = onnx.load(onnx_path, load_external_data=False).graph
+    tag = "/{}/".format(module)
+    return [node.name for node in graph.node if tag in node.name]
+
+
+def _trt_compat(path, trt_version, log):
+    """The static TensorRT check of an exported graph; removes it when the target rejects it."""
+    from runtime.plan import trt_rules
+    try:
+        compat = trt_rules.compat_block(path, trt_version)
+    except UserError:
+        _remove(path)
+        raise
+    log("TensorRT parsers that accept it (static check): {}".format(
+        ", ".join(compat["legal"]) or "none"))
+    return compat
+
+
+def _checked(check, path, opset):
+    try:
+        return check(path, opset)
+    except Exception as exc:
+        _remove(path)
+        raise UserError("exported model failed the ONNX check: {}".format(str(exc).splitlines()[0]))
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def parity_frames(count, size, manifest_input):
+    """``count`` generated road scenes, preprocessed exactly as the runtime will."""
+    from runtime.data.synthetic import render_scene
+    from runtime.preprocess import Preprocessor
+    pre = Preprocessor(manifest_input)
+    frames = []
+    for index in range(count):
+        image = render_scene(seed=12345, index=index, size=size)[0]
+        frames.append(pre(image)[0])
+    return frames
+
+
+def toolchain_versions():
+    import onnx
+    import torch
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "onnx": onnx.__version__}
+    try:
+        import onnxruntime
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    from runtime import __version__
+    versions["swiftrt"] = __version__
+    return versions
+
+
+def build_manifest(arch, output, size, input_name, input_shape, input_dtype, input_format, color_order,
+              normalization, output_name, output_kind, classes, ignore_id, opset, resize,
+              checkpoint, info, class_map_dtype="uint8"):
+    height, width = size
+    if output_kind == "class_map":
+        out = {"name": output_name, "shape": [1, height, width], "dtype": class_map_dtype,
+               "meaning": "class_map"}
+    else:
+        out = {"name": output_name, "shape": [1, len(classes), height, width], "dtype": "float32",
+               "meaning": "logits"}
+    return {
+        "schema_version": manifest_mod.SCHEMA_VERSION,
+        "arch": arch,
+        "task": "segmentation",
+        "artifact": {"file": os.path.basename(output), "format": "onnx",
+                     "sha256": manifest_mod.sha256_file(output)},
+        "input": {
+            "name": input_name, "shape": input_shape, "dtype": input_dtype,
+            "layout": "NHWC" if input_format == "frame" else "NCHW",
+            "color_order": color_order if input_format == "frame" else "RGB",
+            "normalization": {"in_graph": input_format == "frame",
+                              "scale": float(normalization["scale"]),
+                              "mean": [float(v) for v in normalization["mean"]],
+                              "std": [float(v) for v in normalization["std"]]},
+            "resize": resize,
+        },
+        "outputs": [out],
+        "classes": classes,
+        "ignore_id": ignore_id,
+        "precision": "fp32",
+        "opset": opset,
+        "source_checkpoint": {"path": os.path.abspath(checkpoint) if checkpoint else None,
+                              "sha256": info.get("sha256"), "layout": info.get("layout"),
+                              "trained": bool(checkpoint)},
+        "toolchain": toolchain_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_count=500,
+                   calib_method="percentile", calib_seed=0, flavor="cpu", keep_fp32=(), max_drop=None,
+                   eval_data=None, trt_version=None, opset=None, input_format="frame", color_order="BGR",
+                   output_kind="class_map", resize="stretch", parity_images=4, min_agreement=0.999,
+                   progress=True, log=print):
+    """fp16 / int8: the parity-gated FP32 export into a temporary folder, then calib/. Returns the
+    manifest of ``output``."""
+    import shutil
+    import tempfile
+    if precision == "int8" and not calib:
+        raise UserError("--precision int8 needs --calib: a folder, glob or video of "
+                        "representative frames ('synthetic' for generated scenes)")
+    if precision == "fp16" and calib:
+        raise UserError("--calib only applies to --precision int8")
+    folder = os.path.dirname(os.path.abspath(output))
+    os.makedirs(folder, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".rt-export-", dir=folder)
+    try:
+        fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
+        export(arch, checkpoint, size, fp32, opset=opset, input_format=input_format,
+               color_order=color_order, output_kind=output_kind, resize=resize,
+               parity_images=parity_images, min_agreement=min_agreement, trt_version=trt_version,
+               log=log)
+        if precision == "int8":
+            from calib.int8 import export_int8
+            return export_int8(fp32, output, calib, count=calib_count, seed=calib_seed,
+                               method=calib_method, flavor=flavor, keep_fp32=list(keep_fp32),
+                               max_drop=max_drop, eval_data=eval_data, trt_version=trt_version,
+                               progress=progress, log=log)
+        from calib.fp16 import export_fp16
+        return export_fp16(fp32, output, keep_fp32=list(keep_fp32), max_drop=max_drop,
+                           eval_data=eval_data, progress=progress, log=log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,113 @@
+"""The module graph has no import circles: imports at module level and inside functions count.
+
+A function-level import used to hide a circle is still a circle (issue 18): each module has one
+job, and the CLI modules sit on top of the libraries they call.
+"""
+import ast
+import os
+
+from tests.conftest import REPO
+
+PACKAGES = ("runtime", "export", "calib")
+
+
+def modules():
+    """{dotted name: path} of every module in our packages."""
+    found = {}
+    for package in PACKAGES:
+        for folder, _, files in os.walk(os.path.join(REPO, package)):
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                rel = os.path.relpath(os.path.join(folder, name), REPO)[:-len(".py")]
+                dotted = rel.replace(os.sep, ".")
+                found[dotted[:-len(".__init__")] if dotted.endswith(".__init__") else dotted] = \
+                    os.path.join(folder, name)
+    return found
+
+
+def _module_level(tree):
+    """Statements that run on import: the module body, into if/try blocks, not into defs."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        yield node
+        todo.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+
+
+def imports(path, known, own, module_level=False):
+    """The modules of ours that the module at ``path`` imports (anywhere, or only on import)."""
+    tree = ast.parse(open(path).read(), path)
+    package = own if path.endswith("__init__.py") else own.rpartition(".")[0]
+    out = set()
+    for node in (_module_level(tree) if module_level else ast.walk(tree)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            names = ["{}.{}".format(base, alias.name) for alias in node.names] + [base]
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != own and not own.startswith(name + "."):
+                out.add(name)
+    return out
+
+
+def find_cycles(graph):
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, result = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(node):
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for succ in sorted(graph.get(node, ())):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                item = stack.pop()
+                on_stack.discard(item)
+                component.append(item)
+                if item == node:
+                    break
+            if len(component) > 1:
+                result.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return result
+
+
+def test_no_import_circles():
+    known = modules()
+    # a package's __init__ importing its own submodules is not a circle of two modules
+    graph = dict((name, set(m for m in imports(path, known, name)
+                            if not (path.endswith("__init__.py") and m.startswith(name + "."))))
+                 for name, path in known.items())
+    assert find_cycles(graph) == []
+
+
+def test_the_device_side_never_imports_the_workstation_side():
+    """runtime/ runs on the Jetson: importing it never imports export/ (torch) or calib/ (onnx).
+    (rt-bench's optional PyTorch peer imports export/ when asked for, on a workstation.)"""
+    known = modules()
+    for name, path in known.items():
+        if name.startswith("runtime"):
+            bad = sorted(m for m in imports(path, known, name, module_level=True)
+                         if m.startswith(("export", "calib")))
+            assert bad == [], "{} imports {}".format(name, ", ".join(bad))
