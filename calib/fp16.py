@@ -8,9 +8,6 @@ nodes given with ``keep_fp32``; inputs and outputs keep their types (uint8 frame
 class map out), so the runtime feeds an FP16 model exactly like the FP32 one.
 """
 import os
-import shutil
-import tempfile
-import time
 import warnings
 
 from runtime.errors import UserError
@@ -65,16 +62,11 @@ def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
     ``keep_fp32`` nodes, or use FP32). The nodes the FP32 manifest asks to keep (an outlier
     head's ``outlier.keep_fp32``) stay in FP32 as well."""
     from calib import accuracy, qdq
-    from runtime import manifest as manifest_mod
+    from runtime.artifacts import publish, staging
     log = log or (lambda message: None)
     output = str(output)
     fp32_manifest = qdq.load_fp32_source(fp32_onnx, output, "FP16")
-    started = time.time()
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        os.makedirs(out_dir)
-    folder = tempfile.mkdtemp(prefix="calib-fp16-", dir=out_dir)
-    try:
+    with staging(output, "fp16") as folder:
         prepared = qdq.load(qdq.prepare(fp32_onnx, os.path.join(folder, "prepared.onnx")))
         keep = qdq.check_keep_fp32(prepared, list(keep_fp32 or ()))
         keep += qdq.manifest_keep_fp32(fp32_manifest, prepared, keep, log)  # an outlier head
@@ -90,17 +82,9 @@ def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
             raise UserError("FP16 drop {:.3f} > --max-drop {:.3f}: keep the sensitive layers "
                             "in FP32 with --keep-fp32, or export FP32".format(
                                 result["drop"], max_drop))
-        os.replace(staged, output)
-        data = qdq.derived_manifest(fp32_manifest, output, "fp16")
+        data = qdq.derived_manifest(fp32_manifest, staged, "fp16")
         data["fp16"] = info
         data["accuracy"] = result
-        manifest_mod.write(output, data)
+        publish(staged, data, output)  # a failure before this leaves the previous pair untouched
         log("wrote {} and its manifest".format(output))
         return data
-    except BaseException:
-        for path in (output, manifest_mod.sidecar_path(output)):
-            if os.path.exists(path) and os.path.getmtime(path) >= started:
-                os.remove(path)
-        raise
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -7,7 +7,6 @@ Calibration (calib.ranges), quantization (calib.qdq) and the accuracy cost again
 import copy
 import os
 import shutil
-import tempfile
 import time
 
 from calib import accuracy
@@ -46,6 +45,7 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
     from calib.images import CalibrationImages
     from calib.ranges import check_method, collect_ranges
     from runtime import manifest as manifest_mod
+    from runtime.artifacts import publish, staging
     from runtime.preprocess import Preprocessor
 
     check_method(method)
@@ -56,81 +56,73 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
         raise UserError("--max-drop must be >= 0 (percentage points)")
     started = time.time()
     written = []  # removed again when anything fails: nothing half-done is left behind
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        os.makedirs(out_dir)
-    folder = tempfile.mkdtemp(prefix="calib-int8-", dir=out_dir)
-    try:
-        prepared = prepare(fp32_onnx, os.path.join(folder, "prepared.onnx"))
-        prepared_model = load(prepared)
-        keep_fp32 = check_keep_fp32(prepared_model, list(keep_fp32 or ()))
-        keep_fp32 += manifest_keep_fp32(fp32_manifest, prepared_model, keep_fp32, log)
+    with staging(output, "int8") as folder:
+        try:
+            prepared = prepare(fp32_onnx, os.path.join(folder, "prepared.onnx"))
+            prepared_model = load(prepared)
+            keep_fp32 = check_keep_fp32(prepared_model, list(keep_fp32 or ()))
+            keep_fp32 += manifest_keep_fp32(fp32_manifest, prepared_model, keep_fp32, log)
 
-        images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
-                                   synthetic_size=manifest_mod.input_hw(fp32_manifest))
-        pre = Preprocessor(fp32_manifest["input"])
-        log("calibrating on {} image(s) from {} ({}, seed {})".format(
-            len(images), calib, method, seed))
-        ranges = collect_ranges(prepared, images.tensors(pre), fp32_manifest["input"]["name"],
-                                method=method, total=len(images), progress=progress,
-                                workdir=folder, log=log)
-        calibration = {"method": method, "seed": int(seed)}
-        calibration.update(images.info())
-        calibration["tensors"] = len(ranges)
-        log("calibrated {} tensors on {} image(s)".format(len(ranges), calibration["images"]))
+            images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
+                                       synthetic_size=manifest_mod.input_hw(fp32_manifest))
+            pre = Preprocessor(fp32_manifest["input"])
+            log("calibrating on {} image(s) from {} ({}, seed {})".format(
+                len(images), calib, method, seed))
+            ranges = collect_ranges(prepared, images.tensors(pre), fp32_manifest["input"]["name"],
+                                    method=method, total=len(images), progress=progress,
+                                    workdir=folder, log=log)
+            calibration = {"method": method, "seed": int(seed)}
+            calibration.update(images.info())
+            calibration["tensors"] = len(ranges)
+            log("calibrated {} tensors on {} image(s)".format(len(ranges), calibration["images"]))
 
-        staged = os.path.join(folder, "int8.onnx")
-        info = quantize(prepared_model, staged, ranges, flavor, keep_fp32, workdir=folder)
-        measure = accuracy.Measure(fp32_onnx, eval_data=eval_data, split=eval_split,
-                                   images=agreement_images, progress=progress)
-        result = measure(staged)
-        log("INT8 ({}): {}".format(flavor, accuracy.describe(result)))
-        search = None
-        if max_drop is not None and result["drop"] > max_drop:
-            log("drop {:.3f} > --max-drop {:.3f}: searching layers to keep in FP32".format(
-                result["drop"], max_drop))
-            search = accuracy.search_keep_fp32(
-                prepared_model, ranges, flavor, measure, max_drop, keep_fp32=keep_fp32,
-                first=result, staged=staged, workdir=folder, progress=progress, log=log)
-            info = search.pop("info")
-            result = search.pop("result")
-            keep_fp32 = search["keep_fp32"]
-            log("INT8 ({}) with {} layer(s) in FP32: {}".format(
-                flavor, len(keep_fp32), accuracy.describe(result)))
-        latency = None
-        if flavor == "cpu" and check_latency:
-            latency = accuracy.latency_ratio(fp32_onnx, staged)
-            log("latency on this machine (ONNX Runtime CPU, {} threads, median of {} "
-                "interleaved runs, load average {}): FP32 {:.1f} ms, INT8 {:.1f} ms "
-                "(x{:.2f})".format(latency["threads"], latency["runs"],
-                                   (latency["load_average"] or ["?"])[0], latency["fp32_ms"],
-                                   latency["int8_ms"], latency["ratio"]))
-        os.replace(staged, output)
-        written.append(output)
-        data = derived_manifest(fp32_manifest, output, "int8")
-        data["calibration"] = calibration
-        data["quantization"] = info
-        data["accuracy"] = result
-        if search is not None:
-            data["quantization"]["search"] = search
-        if latency is not None:
-            data["quantization"]["latency_check"] = latency
-        if flavor == "trt":
-            data["calibration"]["tensorrt"] = _write_trt_files(
-                fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
-                fp32_copy, log, written)
-        data["calibration"]["seconds"] = round(time.time() - started, 1)
-        written.append(manifest_mod.sidecar_path(output))
-        manifest_mod.write(output, data)
-        log("wrote {} and its manifest".format(output))
-        return data
-    except BaseException:
-        for path in written:
-            if os.path.exists(path):
-                os.remove(path)
-        raise
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            staged = os.path.join(folder, "int8.onnx")
+            info = quantize(prepared_model, staged, ranges, flavor, keep_fp32, workdir=folder)
+            measure = accuracy.Measure(fp32_onnx, eval_data=eval_data, split=eval_split,
+                                       images=agreement_images, progress=progress)
+            result = measure(staged)
+            log("INT8 ({}): {}".format(flavor, accuracy.describe(result)))
+            search = None
+            if max_drop is not None and result["drop"] > max_drop:
+                log("drop {:.3f} > --max-drop {:.3f}: searching layers to keep in FP32".format(
+                    result["drop"], max_drop))
+                search = accuracy.search_keep_fp32(
+                    prepared_model, ranges, flavor, measure, max_drop, keep_fp32=keep_fp32,
+                    first=result, staged=staged, workdir=folder, progress=progress, log=log)
+                info = search.pop("info")
+                result = search.pop("result")
+                keep_fp32 = search["keep_fp32"]
+                log("INT8 ({}) with {} layer(s) in FP32: {}".format(
+                    flavor, len(keep_fp32), accuracy.describe(result)))
+            latency = None
+            if flavor == "cpu" and check_latency:
+                latency = accuracy.latency_ratio(fp32_onnx, staged)
+                log("latency on this machine (ONNX Runtime CPU, {} threads, median of {} "
+                    "interleaved runs, load average {}): FP32 {:.1f} ms, INT8 {:.1f} ms "
+                    "(x{:.2f})".format(latency["threads"], latency["runs"],
+                                       (latency["load_average"] or ["?"])[0], latency["fp32_ms"],
+                                       latency["int8_ms"], latency["ratio"]))
+            data = derived_manifest(fp32_manifest, staged, "int8")
+            data["calibration"] = calibration
+            data["quantization"] = info
+            data["accuracy"] = result
+            if search is not None:
+                data["quantization"]["search"] = search
+            if latency is not None:
+                data["quantization"]["latency_check"] = latency
+            if flavor == "trt":
+                data["calibration"]["tensorrt"] = _write_trt_files(
+                    fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
+                    fp32_copy, log, written)
+            data["calibration"]["seconds"] = round(time.time() - started, 1)
+            publish(staged, data, output)  # a failure before this leaves the previous pair untouched
+            log("wrote {} and its manifest".format(output))
+            return data
+        except BaseException:
+            for path in written:
+                if os.path.exists(path):
+                    os.remove(path)
+            raise
 
 
 def tensor_names(onnx_path):

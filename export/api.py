@@ -9,6 +9,7 @@ import platform
 import re
 
 from runtime import manifest as manifest_mod
+from runtime.artifacts import check_output, publish, staging
 from runtime.errors import UserError
 
 DEFAULT_OPSET = 17
@@ -32,6 +33,7 @@ def export(arch, checkpoint, size, output, opset=None, input_format="frame",
     """The whole export: load, export, check, parity gate, manifest. Returns the manifest."""
     from export import checkpoints, models, onnx_export
 
+    check_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
     opset = opset or onnx_export.default_opset(trt_version)
     if not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
         raise UserError("--opset {}: use {}..{} (13 for TensorRT 8.2, 17 for 8.5/8.6)".format(
@@ -68,33 +70,47 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
                                         color_order=color_order, output_kind=output_kind,
                                         form=form)
 
-    log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
-    input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
-        wrapper, size, output, opset=opset, input_format=input_format)
-    written = _checked(onnx_export.check_model, output, opset)
-    log("wrote {} (opset {}, {:.1f} MB)".format(output, written, os.path.getsize(output) / 1e6))
-    compat = _trt_compat(output, trt_version, log)
+    num_outputs = getattr(model, "num_classes", None)
+    if num_outputs is not None and int(num_outputs) != len(classes):
+        raise UserError("the checkpoint names {} classes but the network has {} output channels: "
+                        "fix the checkpoint's meta.classes".format(len(classes), num_outputs))
+    untrained = list(info.get("new_heads") or [])
+    if untrained:
+        log("WARNING: {} loaded without weights for {}: exporting them UNTRAINED (recorded in the "
+            "manifest)".format(checkpoint, ", ".join(untrained)))
+    check_output(output, inputs=[checkpoint], kinds=(".onnx",))
+    with staging(output, "onnx") as work:
+        staged = os.path.join(work, os.path.basename(output))
+        log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
+        input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
+            wrapper, size, staged, opset=opset, input_format=input_format)
+        written = _checked(onnx_export.check_model, staged, opset)
+        log("exported (opset {}, {:.1f} MB)".format(written, os.path.getsize(staged) / 1e6))
+        compat = _trt_compat(staged, trt_version, log)
 
-    data = build_manifest(arch, output, size, input_name, input_shape, input_dtype, input_format,
-                     color_order, normalization, output_name, output_kind, classes, IGNORE_ID,
-                     opset, resize, checkpoint, info, form.class_map_dtype)
-    data["tensorrt_compat"] = dict(compat, io_form=form.name)
-    if wrapper.outlier_head:
-        _add_outlier(data, output, size)
-    log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
-    frames = parity_frames(parity_images, size, data["input"])
-    try:
-        figures = parity.run_parity(wrapper, output, frames, min_agreement=min_agreement)
-    except parity.ParityError as exc:
-        _remove(output)
-        raise UserError(str(exc) + "; {} removed".format(output))
-    log("parity: argmax agreement {:.4%}, max abs error {:.2e}, max rel error {:.2e}".format(
-        figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
-    if "outlier_max_abs_error" in figures:
-        log("parity: outlier score max abs error {:.2e}".format(figures["outlier_max_abs_error"]))
-    data["parity"] = figures
-    path = manifest_mod.write(output, data)
-    log("wrote manifest {}".format(path))
+        data = build_manifest(arch, staged, size, input_name, input_shape, input_dtype, input_format,
+                              color_order, normalization, output_name, output_kind, classes, IGNORE_ID,
+                              opset, resize, checkpoint, info, form.class_map_dtype)
+        data["tensorrt_compat"] = dict(compat, io_form=form.name)
+        if untrained:
+            data["source_checkpoint"]["trained"] = False
+            data["source_checkpoint"]["untrained_parts"] = untrained
+        if wrapper.outlier_head:
+            _add_outlier(data, staged, size)
+            data["outlier"]["head_trained"] = not untrained  # the only head a base checkpoint lacks
+        log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
+        frames = parity_frames(parity_images, size, data["input"])
+        try:
+            figures = parity.run_parity(wrapper, staged, frames, min_agreement=min_agreement)
+        except parity.ParityError as exc:
+            raise UserError(str(exc) + "; nothing written ({} is unchanged)".format(output))
+        log("parity: argmax agreement {:.4%}, max abs error {:.2e}, max rel error {:.2e}".format(
+            figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
+        if "outlier_max_abs_error" in figures:
+            log("parity: outlier score max abs error {:.2e}".format(figures["outlier_max_abs_error"]))
+        data["parity"] = figures
+        path = publish(staged, data, output)
+    log("wrote {} and its manifest {}".format(output, path))
     return data
 
 
@@ -124,13 +140,9 @@ def _head_nodes(onnx_path, module):
 
 
 def _trt_compat(path, trt_version, log):
-    """The static TensorRT check of an exported graph; removes it when the target rejects it."""
+    """The static TensorRT check of an exported graph (a UserError when the target rejects it)."""
     from runtime.plan import trt_rules
-    try:
-        compat = trt_rules.compat_block(path, trt_version)
-    except UserError:
-        _remove(path)
-        raise
+    compat = trt_rules.compat_block(path, trt_version)
     log("TensorRT parsers that accept it (static check): {}".format(
         ", ".join(compat["legal"]) or "none"))
     return compat
@@ -140,13 +152,7 @@ def _checked(check, path, opset):
     try:
         return check(path, opset)
     except Exception as exc:
-        _remove(path)
         raise UserError("exported model failed the ONNX check: {}".format(str(exc).splitlines()[0]))
-
-
-def _remove(path):
-    if os.path.exists(path):
-        os.remove(path)
 
 
 def parity_frames(count, size, manifest_input):
@@ -222,17 +228,13 @@ def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_
                    progress=True, log=print):
     """fp16 / int8: the parity-gated FP32 export into a temporary folder, then calib/. Returns the
     manifest of ``output``."""
-    import shutil
-    import tempfile
     if precision == "int8" and not calib:
         raise UserError("--precision int8 needs --calib: a folder, glob or video of "
                         "representative frames ('synthetic' for generated scenes)")
     if precision == "fp16" and calib:
         raise UserError("--calib only applies to --precision int8")
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".rt-export-", dir=folder)
-    try:
+    check_output(output, inputs=[checkpoint], kinds=(".onnx",))
+    with staging(output, "fp32") as work:
         fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
         export(arch, checkpoint, size, fp32, opset=opset, input_format=input_format,
                color_order=color_order, output_kind=output_kind, resize=resize,
@@ -247,5 +249,3 @@ def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_
         from calib.fp16 import export_fp16
         return export_fp16(fp32, output, keep_fp32=list(keep_fp32), max_drop=max_drop,
                            eval_data=eval_data, progress=progress, log=log)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -256,6 +256,7 @@ def load_checkpoint(arch: str, path: PathLike, num_classes: Optional[int] = None
     if extra:  # keys of the base arch this one has no place for (e.g. skip bottlenecks)
         dropped = sorted(k for k in state_dict if k.startswith(extra))
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(extra)}
+    _refuse_non_finite(state_dict, path)
     fresh = _load_strict(model, state_dict, arch, layout, path, kwargs, allow_new_heads=from_base)
     model.eval()
     info = dict(
@@ -270,6 +271,17 @@ def load_checkpoint(arch: str, path: PathLike, num_classes: Optional[int] = None
         metadata=meta,
     )
     return model, info
+
+
+def _refuse_non_finite(state_dict: Mapping[str, Any], path: Path) -> None:
+    """A checkpoint with NaN/Inf weights is refused in one line (it would export noise that the
+    parity gate cannot tell from a model, and training would continue from it)."""
+    for name, value in state_dict.items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise UserError("checkpoint {}: {} has {} NaN/Inf value(s): the file is broken (a "
+                                "diverged training run?)".format(path, name, bad))
 
 
 def _plain(value: Any, where: str = "meta") -> Any:

@@ -76,6 +76,10 @@ def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, 
             ort_score = results[1]
             score_abs = max(score_abs, float(np.abs(ref_score - ort_score).max()))
             score_agree += int(np.count_nonzero((ref_score > 0.5) == (ort_score > 0.5)))
+        _refuse_non_finite(ref_logits, "PyTorch's logits")
+        _refuse_non_finite(ort_logits, "ONNX Runtime's logits")
+        if ref_score is not None:
+            _refuse_non_finite(ref_score, "PyTorch's outlier score")
         diff = np.abs(ref_logits - ort_logits)
         max_abs = max(max_abs, float(diff.max()))
         # relative to the output's range: elementwise ratios explode near zero logits
@@ -100,3 +104,11 @@ def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, 
         raise ParityError("parity gate failed: outlier score max abs error {:.3g} > {:.3g} "
                           "between PyTorch and ONNX Runtime".format(score_abs, max_outlier_error))
     return figures
+
+
+def _refuse_non_finite(array, what):
+    """NaN/Inf outputs compare as 'equal' argmaxes: a NaN checkpoint would pass at 100 %."""
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ParityError("parity gate failed: {} has {} NaN/Inf value(s) of {} (broken weights?)".format(
+            what, bad, array.size))

@@ -1,0 +1,117 @@
+"""An artifact and its manifest are one unit: staged beside the target, published together.
+
+Every writer of engines (rt-export's ONNX, FP16/INT8 artifacts, rt-plan's plans) works in a
+staging folder next to the output, checks what it made there, and only then publishes:
+the old manifest goes first, then the artifact is renamed into place, then the new manifest
+(all renames on one file system, with SIGINT/SIGTERM/SIGHUP held back for those three steps).
+A failed or interrupted (re-)export therefore leaves the previous good pair untouched, and a
+kill in the middle of publishing leaves an artifact without a manifest, which every reader
+refuses, never a new artifact beside an old manifest. Staging folders carry the writer's PID;
+those of writers that no longer run are removed by the next writer in that folder.
+"""
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+
+from runtime.errors import UserError
+from runtime.jsonfile import write_atomic
+
+STAGING_PREFIX = ".rt-stage-"
+_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None),
+                             getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+def check_output(output, inputs=(), kinds=(".onnx", ".plan")):
+    """Refuse, before any work, an output that cannot be written safely (one-line UserError):
+    a folder, something that is not a regular file (device, FIFO, a symlink), one of the run's
+    ``inputs``, or a file whose suffix is not one of ``kinds``."""
+    output = str(output)
+    if not output.endswith(tuple(kinds)):
+        raise UserError("--output {}: expected a {} file".format(output, " or ".join(kinds)))
+    if os.path.islink(output) or (os.path.exists(output) and not os.path.isfile(output)):
+        raise UserError("--output {} exists and is not a regular file: refusing to replace it".format(output))
+    for source in inputs:
+        if source and os.path.exists(str(source)) and os.path.exists(output) and \
+                os.path.samefile(str(source), output):
+            raise UserError("--output {} is an input of this run ({}): refusing to overwrite it".format(
+                output, source))
+    folder = os.path.dirname(os.path.abspath(output))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError("--output {}: {} is not a folder".format(output, folder))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(folder):
+    """Remove staging folders in ``folder`` left by writers that no longer run; returns them."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        pid = name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+@contextlib.contextmanager
+def staging(output, tag="export"):
+    """A staging folder beside ``output`` (same file system, so publishing is a rename),
+    removed afterwards whatever happens; stale ones of killed writers are cleaned first."""
+    folder = os.path.dirname(os.path.abspath(str(output)))
+    os.makedirs(folder, exist_ok=True)
+    clean_stale(folder)
+    work = tempfile.mkdtemp(prefix="{}{}-{}-".format(STAGING_PREFIX, os.getpid(), tag), dir=folder)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT/SIGTERM/SIGHUP wait until the block is done (delivered right after it)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def publish(staged, data, output):
+    """Move the checked artifact ``staged`` to ``output`` with its manifest ``data`` (whose
+    ``artifact`` block this fills: file name and sha256). Returns the manifest path."""
+    from runtime import manifest as manifest_mod
+    output = str(output)
+    check_output(output, kinds=(os.path.splitext(output)[1],))
+    data.setdefault("artifact", {})
+    data["artifact"]["file"] = os.path.basename(output)
+    data["artifact"]["sha256"] = manifest_mod.sha256_file(staged)
+    sidecar = manifest_mod.sidecar_path(output)
+    pending = os.path.join(os.path.dirname(os.path.abspath(str(staged))),
+                           os.path.basename(sidecar) + ".pending")
+    write_atomic(pending, data)
+    with _signals_held():
+        if os.path.lexists(sidecar):
+            os.remove(sidecar)
+        os.replace(str(staged), output)
+        os.replace(pending, sidecar)
+    return sidecar

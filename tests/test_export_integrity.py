@@ -1,0 +1,141 @@
+"""An export never destroys a good engine and never writes one that lies about itself.
+
+Re-exports that fail (parity gate, Ctrl-C) leave the previous artifact and manifest byte for byte;
+staging folders of killed runs are cleaned by the next run; NaN weights, untrained heads and class
+lists that do not fit the network are refused or recorded. Real exports, real files.
+"""
+import hashlib
+import os
+
+import pytest
+
+from runtime import manifest as manifest_mod
+from runtime.artifacts import STAGING_PREFIX, publish
+from runtime.errors import UserError
+
+SIZE = (64, 128)
+
+
+def quiet(_message):
+    pass
+
+
+def digest(path):
+    with open(str(path), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def listing(folder):
+    return sorted(os.listdir(str(folder)))
+
+
+@pytest.fixture
+def good_export(tmp_path):
+    pytest.importorskip("torch")
+    from export.api import export
+    out = tmp_path / "m.onnx"
+    export("swiftnet-rn18", None, SIZE, str(out), parity_images=1, log=quiet)
+    return out
+
+
+@pytest.mark.parametrize("failure", [UserError("parity gate failed: made up"), KeyboardInterrupt()])
+def test_a_failed_re_export_leaves_the_previous_pair_untouched(good_export, monkeypatch, failure):
+    from export import api, parity
+    before = (digest(good_export), digest(str(good_export) + ".json"), listing(good_export.parent))
+
+    def broken(*args, **kwargs):
+        raise failure
+    monkeypatch.setattr(parity, "run_parity", broken)
+    with pytest.raises(type(failure)):
+        api.export("swiftnet-rn18", None, SIZE, str(good_export), parity_images=1, log=quiet)
+    after = (digest(good_export), digest(str(good_export) + ".json"), listing(good_export.parent))
+    assert after == before  # same bytes, and no staging folder left behind
+    manifest_mod.load(str(good_export))
+
+
+def test_stale_staging_folders_of_killed_runs_are_cleaned(good_export):
+    from export.api import export
+    stale = good_export.parent / "{}999999-onnx-x".format(STAGING_PREFIX)  # no such PID
+    stale.mkdir()
+    (stale / "junk.onnx").write_bytes(b"0" * 1024)
+    export("swiftnet-rn18", None, SIZE, str(good_export), parity_images=1, log=quiet)
+    assert listing(good_export.parent) == ["m.onnx", "m.onnx.json"]
+
+
+def test_nan_weights_are_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    from export import checkpoints, models
+    from export.api import export
+    model = models.create("swiftnet-rn18")
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    ckpt = str(tmp_path / "nan.pt")
+    checkpoints.save_checkpoint(ckpt, model, "swiftnet-rn18", {})
+    with pytest.raises(UserError, match="NaN/Inf"):
+        export("swiftnet-rn18", ckpt, SIZE, str(tmp_path / "m.onnx"), parity_images=1, log=quiet)
+    assert listing(tmp_path) == ["nan.pt"]
+
+
+def test_parity_gate_refuses_non_finite_outputs(good_export):
+    import numpy as np
+    from export import parity
+    with pytest.raises(parity.ParityError, match="NaN/Inf"):
+        parity._refuse_non_finite(np.array([0.0, np.nan, np.inf]), "PyTorch's logits")
+
+
+def test_a_head_without_weights_is_recorded_as_untrained(tmp_path):
+    torch = pytest.importorskip("torch")
+    from export import checkpoints, models
+    from export.api import export
+    torch.manual_seed(0)
+    plain = str(tmp_path / "plain.pt")
+    checkpoints.save_checkpoint(plain, models.create("swiftnet-rn18"), "swiftnet-rn18", {})
+    messages = []
+    data = export("swiftnet-rn18-ood", plain, SIZE, str(tmp_path / "ood.onnx"), parity_images=1,
+                  log=messages.append)
+    assert data["source_checkpoint"]["trained"] is False
+    assert data["source_checkpoint"]["untrained_parts"]
+    assert data["outlier"]["head_trained"] is False
+    assert any("UNTRAINED" in m for m in messages)
+    assert manifest_mod.load(str(tmp_path / "ood.onnx"))["outlier"]["head_trained"] is False
+
+
+def test_classes_must_match_the_networks_outputs(tmp_path):
+    pytest.importorskip("torch")
+    from export import checkpoints, models
+    from export.api import export
+    ckpt = str(tmp_path / "three.pt")
+    classes = [{"id": i, "name": "c{}".format(i), "color": [i, i, i]} for i in range(3)]
+    checkpoints.save_checkpoint(ckpt, models.create("swiftnet-rn18"), "swiftnet-rn18", {"classes": classes})
+    with pytest.raises(UserError, match="3 classes but the network has 19 output channels"):
+        export("swiftnet-rn18", ckpt, SIZE, str(tmp_path / "m.onnx"), parity_images=1, log=quiet)
+    assert listing(tmp_path) == ["three.pt"]
+
+
+def test_outputs_that_cannot_be_written_safely_are_refused_before_any_work(tmp_path, run_cli_subprocess):
+    folder = tmp_path / "dir.onnx"
+    folder.mkdir()
+    link = tmp_path / "link.onnx"
+    link.symlink_to(tmp_path / "elsewhere.onnx")
+    for target, needle in ((folder, "not a regular file"), (link, "not a regular file")):
+        proc = run_cli_subprocess("export.cli", "--arch", "swiftnet-rn18", "--size", "64x128",
+                                  "--output", target)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert folder.is_dir() and os.listdir(str(folder)) == [] and os.path.islink(str(link))
+
+
+def test_publish_moves_artifact_and_manifest_together(tmp_path):
+    work = tmp_path / "stage"
+    work.mkdir()
+    staged = work / "x.onnx"
+    staged.write_bytes(b"new model")
+    (tmp_path / "x.onnx").write_bytes(b"old model")
+    (tmp_path / "x.onnx.json").write_text('{"old": true}')
+    data = {"schema_version": 1}
+    publish(str(staged), data, str(tmp_path / "x.onnx"))
+    assert (tmp_path / "x.onnx").read_bytes() == b"new model" and not staged.exists()
+    assert data["artifact"]["sha256"] == digest(tmp_path / "x.onnx")
+    assert data["artifact"]["file"] == "x.onnx"
+    assert '"old"' not in (tmp_path / "x.onnx.json").read_text()
+    assert listing(work) == []  # the pending manifest was renamed, not copied
