@@ -15,6 +15,7 @@ arbitrary code from pickles), so our format stores only tensors and plain data.
 Everything a user can get wrong ends in one :class:`UserError` line.
 """
 import hashlib
+import math
 import numbers
 import os
 import pickle
@@ -282,6 +283,16 @@ def _refuse_non_finite(state_dict: Mapping[str, Any], path: Path) -> None:
             if bad:
                 raise UserError("checkpoint {}: {} has {} NaN/Inf value(s): the file is broken (a "
                                 "diverged training run?)".format(path, name, bad))
+
+
+def refuse_diverged(loss: torch.Tensor, step: int, output: PathLike) -> None:
+    """Stop at a NaN/Inf loss in one line (the weights are about to become NaN); ``output``
+    keeps the last checkpoint saved before, if any."""
+    if not math.isfinite(float(loss.detach())):
+        kept = ("{} keeps the last good checkpoint".format(output) if os.path.exists(str(output))
+                else "no checkpoint was written")
+        raise UserError("training diverged at step {} (loss {}): stopped; {} (lower --lr?)".format(
+            step, float(loss.detach()), kept))
 
 
 def _plain(value: Any, where: str = "meta") -> Any:

@@ -313,6 +313,7 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
                                                ignore_index=IGNORE_ID)
                 outlier_history.append(float(outlier_loss.item()))
                 loss = loss + outlier_weight * outlier_loss
+            checkpoints.refuse_diverged(loss, step, output)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -350,6 +351,27 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
         result.update({"outlier_loss_first": outlier_history[0],
                        "outlier_loss_last": float(np.mean(outlier_history[-20:]))})
     return result
+
+
+def check_numbers(args):
+    """Numeric flags a user can get wrong: one line each, before any work."""
+    positive = ("iterations", "batch_size", "val_every", "depth", "horizon", "finetune_batch_size")
+    for name in positive:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UserError("--{} must be at least 1 (got {})".format(name.replace("_", "-"), value))
+    for name in ("warmup", "workers", "finetune_iterations"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            raise UserError("--{} must be >= 0 (got {})".format(name.replace("_", "-"), value))
+    for name in ("lr", "weight_decay", "outlier_weight"):
+        value = getattr(args, name, None)
+        if value is not None and (not math.isfinite(value) or value < 0 or (name == "lr" and value == 0)):
+            raise UserError("--{} must be a finite {} number (got {})".format(
+                name.replace("_", "-"), "positive" if name == "lr" else "non-negative", value))
+    if args.threads is not None and not 1 <= args.threads <= 8 * (os.cpu_count() or 1):
+        raise UserError("--threads must be between 1 and {} on this machine (got {})".format(
+            8 * (os.cpu_count() or 1), args.threads))
 
 
 def _save(checkpoints, output, model, arch, classes, normalization, input_size, matrix, step,
@@ -429,6 +451,7 @@ FORECASTERS = ("f2f-8", "f2f-8-conv")
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    check_numbers(args)
     if args.arch in FORECASTERS:
         return _main_forecaster(args)
     if args.extra_train:

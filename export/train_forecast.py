@@ -328,6 +328,7 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_
         if finetune:
             ce = F.cross_entropy(decoder(predicted), labels, ignore_index=IGNORE_ID)
             loss = ce + 0.1 * loss
+        checkpoints.refuse_diverged(loss, step, output)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

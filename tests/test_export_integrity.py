@@ -139,3 +139,27 @@ def test_publish_moves_artifact_and_manifest_together(tmp_path):
     assert data["artifact"]["file"] == "x.onnx"
     assert '"old"' not in (tmp_path / "x.onnx.json").read_text()
     assert listing(work) == []  # the pending manifest was renamed, not copied
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--iterations", "0"], "--iterations must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--lr", "nan"], "--lr must be a finite positive number"),
+    (["--threads", "100000"], "--threads must be between 1 and"),
+])
+def test_rt_train_refuses_bad_numbers_in_one_line(run_cli_subprocess, tmp_path, flags, needle):
+    proc = run_cli_subprocess("export.train", "--arch", "swiftnet-rn18", "--data", tmp_path,
+                              "--output", tmp_path / "c.pt", *flags)
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_diverged_training_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    torch = pytest.importorskip("torch")
+    from export import checkpoints
+    good = tmp_path / "c.pt"
+    good.write_bytes(b"last good")
+    with pytest.raises(UserError, match=r"diverged at step 7 .*keeps the last good checkpoint"):
+        checkpoints.refuse_diverged(torch.tensor(float("nan")), 7, str(good))
+    assert good.read_bytes() == b"last good"
+    checkpoints.refuse_diverged(torch.tensor(1.5), 8, str(good))  # a finite loss goes on
