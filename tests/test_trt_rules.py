@@ -27,7 +27,8 @@ def quiet(_message):
 # -- real exports: every arch x precision x version -----------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2", "swiftnet-rn18-ood"])
+@pytest.mark.parametrize("arch", ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2", "swiftnet-rn18-ood",
+                                  "swiftnet-rn18-sl"])
 @pytest.mark.parametrize("version", VERSIONS)
 def test_exports_are_legal_for_their_version(tmp_path, arch, version):
     pytest.importorskip("torch")
