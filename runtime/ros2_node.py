@@ -150,6 +150,8 @@ class RosImageSource(Source):
     BGR frame: a refused image (encoding, format) is logged once per reason and given to
     the pipeline as None, which counts it as corrupt. The header and receive time of the
     n-th read are kept for the publisher (``take(n)``: the pipeline's frame index).
+    Where rclpy gives message info (Iron+), frames DDS lost before the callback are
+    counted too (``lost``, from gaps in the publishers' sequence numbers).
     """
 
     kind = "ros2"
@@ -166,9 +168,28 @@ class RosImageSource(Source):
         self._reads = 0
         self._headers = collections.OrderedDict()
         self._refusals = set()
+        self._sequences = {}
+        self.lost = 0
         self.received = 0
         self.dropped = 0
         self.refused = 0
+
+    def offer_with_info(self, msg, info):
+        """``offer`` for rclpy >= Iron, which also counts frames lost before the node (``lost``).
+
+        A gap in a publisher's sequence numbers is frames DDS did not deliver (best effort,
+        or a reader history of 1 overwritten before the executor took it).
+        """
+        seq = info.get("publication_sequence_number") if hasattr(info, "get") else None
+        if seq:
+            gid = info.get("publisher_gid")
+            key = repr(sorted(gid.items())) if isinstance(gid, dict) else repr(gid)
+            with self._cond:
+                last = self._sequences.get(key)
+                if last is not None and seq > last + 1:
+                    self.lost += seq - last - 1
+                self._sequences[key] = seq
+        self.offer(msg)
 
     def offer(self, msg):
         """The subscription callback: keep ``msg`` as the newest frame (cheap, no decoding)."""
@@ -221,7 +242,8 @@ class RosImageSource(Source):
     def describe(self):
         info = Source.describe(self)
         info.update({"transport": self.transport, "received": self.received,
-                     "dropped_before_pipeline": self.dropped, "refused": self.refused})
+                     "dropped_before_pipeline": self.dropped, "refused": self.refused,
+                     "lost_in_transport": self.lost})
         return info
 
 
@@ -472,9 +494,13 @@ class PerceptionNode(object):
             from sensor_msgs.msg import CompressedImage as kind
         else:
             from sensor_msgs.msg import Image as kind
+        from rclpy.subscription import Subscription
+        # rclpy >= Iron passes message info to a two-argument callback (sequence numbers)
+        callback = (self.source.offer_with_info if hasattr(Subscription, "CallbackType")
+                    else self.source.offer)
         # best effort, keep last 1: a slow engine takes the newest frame (the source's slot).
         self._subscription = self.node.create_subscription(
-            kind, self.source.uri, self.source.offer, qos_profile_sensor_data)
+            kind, self.source.uri, callback, qos_profile_sensor_data)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -538,9 +564,10 @@ class PerceptionNode(object):
     # -- diagnostics and summary --------------------------------------------------------------
 
     def counters(self):
-        """Frames received, processed, dropped (anywhere before inference) and refused."""
+        """Frames received, processed, dropped (anywhere before inference), refused, and lost
+        in transport before the node (rclpy >= Iron; 0 where unknown)."""
         pipe = self.pipeline
-        return {"received": self.source.received,
+        return {"received": self.source.received, "lost": self.source.lost,
                 "processed": pipe.frames_processed,
                 "dropped": self.source.dropped + pipe.frames_dropped,
                 "refused": pipe.frames_corrupt,
@@ -606,6 +633,7 @@ class PerceptionNode(object):
         frames["dropped"] += self.source.dropped
         frames["received"] = self.source.received
         frames["published"] = self.stats.published
+        frames["lost"] = self.source.lost
         first, last = self.stats.first_received, self.stats.last_published
         if first is not None and last is not None and last > first:
             wall = last - first
