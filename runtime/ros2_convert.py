@@ -74,8 +74,15 @@ def fill_image(msg, header, array_hw, encoding):
     msg.encoding = encoding
     msg.is_bigendian = int(sys.byteorder == "big" and data.itemsize > 1)
     msg.step = int(data.strides[0])
-    msg.data = array.array("B", data.tobytes())
+    msg.data = _byte_array(data)
     return msg
+
+
+def _byte_array(data):
+    """The bytes of a contiguous array as array.array('B'), copied once."""
+    out = array.array("B")
+    out.frombytes(data.reshape(-1).view(np.uint8).data)
+    return out
 
 
 def image_array(msg):

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -52,9 +53,15 @@ WAIT_S = 120.0                       # a hang guard only; nothing here is timed
 THREADS = 1                          # the node and the reference engines: same session settings
 
 
+def ns(name):
+    """A namespace of this run: another run that drew the same domain id still never matches."""
+    return "/t{}_{}".format(os.getpid(), name)
+
+
 def ros_env():
-    env = dict(os.environ)
+    env = dict(os.environ)  # as is: the ROS wheels' LD_LIBRARY_PATH must reach the children
     env.update({"ROS_DOMAIN_ID": str(DOMAIN_ID), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+    env.setdefault("ROS_LOG_DIR", os.path.join(tempfile.gettempdir(), "swiftrt_ros_log"))
     env.pop("ROS_LOCALHOST_ONLY", None)
     return env
 
@@ -233,7 +240,7 @@ def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(contex
     reference = Engine(rn18_engine, threads=THREADS)
     expected = [reference.segment(f).class_map for f in frames]
     reference.close()
-    camera, node = _started(context, "/seg", rn18_engine, publish_overlay=True)
+    camera, node = _started(context, ns("seg"), rn18_engine, publish_overlay=True)
     try:
         camera.subscribe_classes()
         # bgr8, rgb8 and a row step with padding: the same pixels, the same class map
@@ -263,7 +270,7 @@ def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(contex
 
 def test_other_encodings_are_refused_and_counted_while_good_frames_go_on(context, rn18_engine):
     frame = scenes(1)[0]
-    camera, node = _started(context, "/enc", rn18_engine)
+    camera, node = _started(context, ns("enc"), rn18_engine)
     try:
         exchange(camera, frame, 0)
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
@@ -283,7 +290,7 @@ def test_other_encodings_are_refused_and_counted_while_good_frames_go_on(context
 def test_frames_faster_than_inference_are_dropped_counted_and_the_newest_is_processed(
         context, rn18_engine):
     frames = scenes(3)
-    camera, node = _started(context, "/drop", rn18_engine)
+    camera, node = _started(context, ns("drop"), rn18_engine)
     try:
         exchange(camera, frames[0], 0)
         burst = 40
@@ -313,7 +320,7 @@ def test_outlier_topics_match_the_engine_and_threshold(context, ood_engine):
     results = [reference.segment(f) for f in frames]
     reference.close()
     threshold = float(np.median(results[0].outlier_score))  # both sides of it occur
-    camera, node = _started(context, "/ood", ood_engine, outlier_threshold=threshold)
+    camera, node = _started(context, ns("ood"), ood_engine, outlier_threshold=threshold)
     try:
         for i, frame in enumerate(frames):
             exchange(camera, frame, i)
@@ -340,7 +347,7 @@ def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(cont
     frames = [render_scene(3, i, size=FRAME_SIZE)[0] for i in range(24)]
     expected = [ref.decode(ref.features(f)[0]) for f in frames]
     ref.close()
-    camera, node = _started(context, "/fc", bundle, compressed=True)
+    camera, node = _started(context, ns("fc"), bundle, compressed=True)
     try:
         exchange(camera, frames[0], 0, fmt="png")
         for i in range(1, len(frames)):  # paced near the bundle's 15 Hz, each one answered
@@ -370,7 +377,7 @@ def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(cont
 def test_diagnostics_once_a_second_with_rate_latency_drops_and_min_fps_warning(
         context, rn18_engine):
     frame = scenes(1)[0]
-    camera, node = _started(context, "/diag", rn18_engine, min_fps=1000.0)
+    camera, node = _started(context, ns("diag"), rn18_engine, min_fps=1000.0)
     try:
         exchange(camera, frame, 0)
         wait_for(lambda: any(dict((kv.key, kv.value) for kv in s.values)["frames_processed"] != "0"
@@ -383,7 +390,7 @@ def test_diagnostics_once_a_second_with_rate_latency_drops_and_min_fps_warning(
     values = dict((kv.key, kv.value) for kv in status.values)
     assert status.level == DiagnosticStatus.WARN and "below min_fps 1000" in status.message
     assert values["backend"] == "onnxruntime" and values["precision"] == "fp32"
-    assert values["task"] == "segmentation" and values["input_topic"] == "/diag/image"
+    assert values["task"] == "segmentation" and values["input_topic"] == ns("diag") + "/image"
     for key in ("fps", "frames_received", "frames_dropped", "frames_refused",
                 "receive_to_publish_p50_ms", "receive_to_publish_p99_ms", "inference_p50_ms",
                 "preprocess_p99_ms"):
@@ -410,7 +417,7 @@ def test_bad_engine_or_parameter_is_one_user_error(context, rn18_engine, params,
         values = {}
     overrides = [Parameter(k, value=v) for k, v in values.items()]
     with pytest.raises(UserError) as info:
-        PerceptionNode(context=context, namespace="/bad", parameter_overrides=overrides)
+        PerceptionNode(context=context, namespace=ns("bad"), parameter_overrides=overrides)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
@@ -431,12 +438,12 @@ def test_cli_sigint_ends_cleanly_with_summary_and_report(context, rn18_engine, t
     report = tmp_path / "ros2.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "runtime.cli.ros2", "--report", str(report), "--ros-args",
-         "-p", "engine:=" + str(rn18_engine), "-r", "image:=/cli/camera/image_raw",
-         "-r", "__ns:=/cli"],
+         "-p", "engine:=" + str(rn18_engine), "-r", "image:=" + ns("cli") + "/camera/image_raw",
+         "-r", "__ns:=" + ns("cli")],
         cwd=REPO, env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         universal_newlines=True)
-    camera = Camera(context, "/cli")
-    camera.pub = camera.node.create_publisher(Image, "/cli/camera/image_raw",
+    camera = Camera(context, ns("cli"))
+    camera.pub = camera.node.create_publisher(Image, ns("cli") + "/camera/image_raw",
                                               qos_profile_sensor_data)
     frame = scenes(1)[0]
     try:
@@ -450,11 +457,11 @@ def test_cli_sigint_ends_cleanly_with_summary_and_report(context, rn18_engine, t
         camera.close()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert "ros2 /cli/camera/image_raw: interrupted" in out and "receive_to_publish" in out
+    assert "ros2 {}/camera/image_raw: interrupted".format(ns("cli")) in out and "receive_to_publish" in out
     data = json.loads(report.read_text())
     assert data["tool"] == "rt-ros2" and data["exit"] == {"reason": "interrupted", "error": None,
                                                          "code": 0}
     assert data["frames"]["processed"] >= 1 and data["frames"]["published"] >= 1
     assert data["latency_ms"]["receive_to_publish"]["count"] == data["frames"]["processed"]
     assert data["source"]["kind"] == "ros2" and data["source"]["transport"] == "raw"
-    assert data["outputs"][0]["topics"]["class_map"] == "/cli/rt_ros2/class_map"
+    assert data["outputs"][0]["topics"]["class_map"] == ns("cli") + "/rt_ros2/class_map"

@@ -11,12 +11,13 @@ written; the exit code is then 0, since a node asked to stop has done nothing wr
 """
 import argparse
 import logging
+import os
 import signal
 import sys
 
 from runtime import report as report_mod
 from runtime.cli.common import add_common_args, run_cli
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 
 PROG = "rt-ros2"
 
@@ -43,8 +44,14 @@ def import_rclpy():
     try:
         import rclpy
     except ImportError as exc:
-        raise UserError("rt-ros2 needs ROS 2's Python client library (rclpy): source your ROS 2 "
-                        "setup.bash, or pip install 'swiftrt[ros]' ({})".format(exc))
+        if getattr(exc, "name", None) == "rclpy":
+            raise UserError("rt-ros2 needs ROS 2's Python client library (rclpy): source your "
+                            "ROS 2 setup.bash, or pip install 'swiftrt[ros]'")
+        hint = ""
+        if os.environ.get("_ROS_WHEELS_BOOTSTRAP_COMPLETE"):
+            hint = (" (the ROS 2 wheels' libraries are not on LD_LIBRARY_PATH: start rt-ros2 "
+                    "without _ROS_WHEELS_BOOTSTRAP_COMPLETE in its environment)")
+        raise UserError("rclpy is installed but cannot be loaded: {}{}".format(first_line(exc), hint))
     return rclpy
 
 
