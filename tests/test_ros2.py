@@ -236,7 +236,8 @@ def _stamp(msg):
 
 
 def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(context, rn18_engine):
-    frames = scenes(4)
+    # camera frames of another size (fitted), and one at the network's size (used as received)
+    frames = scenes(4) + [render_scene(5, 4, size=SMALL_SIZE)[0]]
     reference = Engine(rn18_engine, threads=THREADS)
     expected = [reference.segment(f).class_map for f in frames]
     reference.close()
@@ -244,7 +245,7 @@ def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(contex
     try:
         camera.subscribe_classes()
         # bgr8, rgb8 and a row step with padding: the same pixels, the same class map
-        sends = [(0, "bgr8", 0), (1, "rgb8", 0), (2, "bgr8", 16), (3, "rgb8", 8)]
+        sends = [(0, "bgr8", 0), (1, "rgb8", 0), (2, "bgr8", 16), (3, "rgb8", 8), (4, "bgr8", 0)]
         for i, encoding, pad in sends:
             msg = exchange(camera, frames[i], i, encoding=encoding, step_pad=pad)
             assert msg.encoding == "mono8"
@@ -264,7 +265,7 @@ def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(contex
     finally:
         summary = node.stop()
         camera.close()
-    assert summary["frames"]["processed"] >= 4 and summary["frames"]["corrupt"] == 0
+    assert summary["frames"]["processed"] >= 5 and summary["frames"]["corrupt"] == 0
     assert summary["latency_ms"]["receive_to_publish"]["count"] == summary["frames"]["processed"]
 
 
