@@ -239,6 +239,7 @@ def main():
     parser.add_argument("--json", help="write the raw results here")
     args = parser.parse_args()
     engine = os.path.abspath(args.engine)
+    load_start = os.getloadavg()[0]  # a shared machine's load says how far to trust the numbers
     import rclpy
     from rclpy.context import Context
     os.environ.update(ros_env())
@@ -274,9 +275,14 @@ def main():
     engine_info = "{} {} {}, {} threads".format(os.path.basename(engine), info.get("precision"),
                                               results["rt-ros2"][0]["backend"], args.threads)
     text = table(results, args, engine_info)
-    host = "{}, {} cores, Python {}".format(platform.processor() or platform.machine(),
-                                           os.cpu_count(), platform.python_version())
+    from runtime.report import host_info
+    cpu = host_info().get("cpu") or platform.machine()
+    host = "{}, {} cores, Python {}, load average {:.1f} at start, {:.1f} at end".format(
+        cpu, os.cpu_count(), platform.python_version(), load_start, os.getloadavg()[0])
     print(text)
+    print("\nPer round (FPS): {}.".format("; ".join(
+        "{} {}".format(name, ", ".join("{:.1f}".format(r["fps"]) for r in rows))
+        for name, rows in results.items())))
     print("\nMachine: {}; measured {}.".format(host, time.strftime("%Y-%m-%d %H:%M UTC",
                                                                  time.gmtime())))
     if args.json:
