@@ -228,6 +228,53 @@ def parse_size(text):
     return height, width
 
 
+def measure(engine, frames=300, fps=30.0, size=(480, 640), threads=2, rounds=2):
+    """Run the three runners ``rounds`` times (order alternated); returns the results dict
+    {runner: [row per round]} and a description of the engine (for ``table``)."""
+    import rclpy
+    from rclpy.context import Context
+    from runtime import manifest as manifest_mod
+    engine = os.path.abspath(engine)
+    os.environ.update(ros_env())
+    context = Context()
+    rclpy.init(context=context)
+    results = {"rt-segment (file, every frame)": [], "rt-segment --realtime": [], "rt-ros2": []}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            video = os.path.join(folder, "drive.mp4")
+            decoded = write_drive(video, frames, size, fps)
+            log("{} frames {}x{} at {:g} Hz; engine {}".format(len(decoded), size[1], size[0],
+                                                              fps, engine))
+            for round_index in range(rounds):
+                order = ["segment-file", "segment-rt", "ros2"]
+                if round_index % 2:
+                    order.reverse()
+                for name in order:
+                    log("round {}: {}".format(round_index + 1, name))
+                    if name == "ros2":
+                        row = run_ros2(engine, decoded, fps, threads, folder, context)
+                        results["rt-ros2"].append(row)
+                    else:
+                        row = run_segment(engine, video, threads, name == "segment-rt", folder,
+                                          len(decoded) / fps)
+                        key = ("rt-segment --realtime" if name == "segment-rt"
+                               else "rt-segment (file, every frame)")
+                        results[key].append(row)
+                    log("  {:.1f} FPS, latency p50 {:.1f} ms".format(row["fps"], row["latency_p50"]))
+    finally:
+        context.try_shutdown()
+    info = manifest_mod.load(engine)
+    engine_info = "{} {} {}, {} threads".format(os.path.basename(engine), info.get("precision"),
+                                              results["rt-ros2"][0]["backend"], threads)
+    return results, engine_info
+
+
+def per_round(results):
+    return "Per round (FPS): {}.".format("; ".join(
+        "{} {}".format(name, ", ".join("{:.1f}".format(r["fps"]) for r in rows))
+        for name, rows in results.items()))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) or forecast bundle")
@@ -238,51 +285,16 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", help="write the raw results here")
     args = parser.parse_args()
-    engine = os.path.abspath(args.engine)
     load_start = os.getloadavg()[0]  # a shared machine's load says how far to trust the numbers
-    import rclpy
-    from rclpy.context import Context
-    os.environ.update(ros_env())
-    context = Context()
-    rclpy.init(context=context)
-    results = {"rt-segment (file, every frame)": [], "rt-segment --realtime": [], "rt-ros2": []}
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            video = os.path.join(folder, "drive.mp4")
-            frames = write_drive(video, args.frames, args.size, args.fps)
-            log("{} frames {}x{} at {:g} Hz; engine {}".format(len(frames), args.size[1],
-                                                              args.size[0], args.fps, engine))
-            for round_index in range(args.rounds):
-                order = ["segment-file", "segment-rt", "ros2"]
-                if round_index % 2:
-                    order.reverse()
-                for name in order:
-                    log("round {}: {}".format(round_index + 1, name))
-                    if name == "ros2":
-                        row = run_ros2(engine, frames, args.fps, args.threads, folder, context)
-                        results["rt-ros2"].append(row)
-                    else:
-                        row = run_segment(engine, video, args.threads, name == "segment-rt", folder,
-                                          len(frames) / args.fps)
-                        key = ("rt-segment --realtime" if name == "segment-rt"
-                               else "rt-segment (file, every frame)")
-                        results[key].append(row)
-                    log("  {:.1f} FPS, latency p50 {:.1f} ms".format(row["fps"], row["latency_p50"]))
-    finally:
-        context.try_shutdown()
-    from runtime import manifest as manifest_mod
-    info = manifest_mod.load(engine)
-    engine_info = "{} {} {}, {} threads".format(os.path.basename(engine), info.get("precision"),
-                                              results["rt-ros2"][0]["backend"], args.threads)
+    results, engine_info = measure(args.engine, args.frames, args.fps, args.size, args.threads,
+                                   args.rounds)
     text = table(results, args, engine_info)
     from runtime.report import host_info
     cpu = host_info().get("cpu") or platform.machine()
     host = "{}, {} cores, Python {}, load average {:.1f} at start, {:.1f} at end".format(
         cpu, os.cpu_count(), platform.python_version(), load_start, os.getloadavg()[0])
     print(text)
-    print("\nPer round (FPS): {}.".format("; ".join(
-        "{} {}".format(name, ", ".join("{:.1f}".format(r["fps"]) for r in rows))
-        for name, rows in results.items())))
+    print("\n" + per_round(results))
     print("\nMachine: {}; measured {}.".format(host, time.strftime("%Y-%m-%d %H:%M UTC",
                                                                  time.gmtime())))
     if args.json:
