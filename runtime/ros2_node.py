@@ -431,6 +431,7 @@ class PerceptionNode(object):
         self._closing = threading.Event()
         self._closed = False
         self._last_tick = None
+        self._slow = False
         try:
             self.settings = Settings(declare_parameters(self.node))
             self._open()
@@ -616,8 +617,15 @@ class PerceptionNode(object):
         window, times = self.stats.take_window()
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
-        array.status = [self.diagnostic_status(window, times, elapsed)]
+        status = self.diagnostic_status(window, times, elapsed)
+        array.status = [status]
         self._diagnostics_pub.publish(array)
+        slow = status.level != _level("OK")
+        if slow != self._slow:  # a log line when the rate crosses min_fps, not every second
+            self._slow = slow
+            _logger_call(self.logger, "warning" if slow else "info")(
+                status.message if slow else "{} (min_fps {:g})".format(
+                    status.message, self.settings.min_fps))
 
     def summary(self):
         """Pipeline.summary() with ROS's counters and rates.

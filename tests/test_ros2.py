@@ -376,7 +376,7 @@ def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(cont
 
 
 def test_diagnostics_once_a_second_with_rate_latency_drops_and_min_fps_warning(
-        context, rn18_engine):
+        context, rn18_engine, capfd):
     frame = scenes(1)[0]
     camera, node = _started(context, ns("diag"), rn18_engine, min_fps=1000.0)
     try:
@@ -398,6 +398,8 @@ def test_diagnostics_once_a_second_with_rate_latency_drops_and_min_fps_warning(
         assert key in values, key
     assert float(values["fps"]) < 1000
     assert status.hardware_id.endswith("swiftnet-rn18_fp32.onnx")
+    warned = [l for l in capfd.readouterr().err.splitlines() if "below min_fps 1000" in l]
+    assert len(warned) == 1 and "WARN" in warned[0]  # logged once, when the rate fell below
 
 
 @pytest.mark.parametrize("params, message", [
