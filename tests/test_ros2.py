@@ -375,6 +375,39 @@ def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(cont
     assert summary["forecast"]["frames_forecast"] == len(camera.got["forecast"])
 
 
+def test_exported_forecast_bundle_on_a_still_scene(context, forecast_bundle):
+    """rt-export's bundle (f2f-8, three stages): on a scene that does not move every past frame
+    is the same, so the forecast must equal the stages run on that frame alone."""
+    from runtime.forecast import ForecastEngine
+    frame = render_scene(4, 0, size=FRAME_SIZE)[0]
+    ref = ForecastEngine(forecast_bundle, threads=THREADS)
+    tensor = ref.preprocess(frame)[0]
+    expected_forecast = ref.infer(tensor)["forecast"].class_map
+    expected_current = ref.bundle.decode(ref.bundle.run_features(tensor))
+    horizon_ns = int(round(ref.horizon_s * 1e9))
+    ref.close()
+    camera, node = _started(context, ns("f2f"), forecast_bundle)
+    try:
+        exchange(camera, frame, 0)
+        i = 0
+        while not camera.got["forecast"]:  # a still camera at about the bundle's rate
+            i += 1
+            assert i < 300, "no forecast after 300 frames"
+            time.sleep(1.0 / 15)
+            exchange(camera, frame, i)
+    finally:
+        node.stop()
+        camera.close()
+    msg = camera.got["forecast"][0]
+    index = int(msg.header.frame_id[3:])
+    stamp_ns = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+    assert stamp_ns == index * 10 ** 9 + 1000 + horizon_ns and horizon_ns > 0
+    assert msg.encoding == "mono8"
+    np.testing.assert_array_equal(convert.image_array(msg), expected_forecast)
+    np.testing.assert_array_equal(convert.image_array(camera.result("class_map", index)),
+                                  expected_current)
+
+
 def test_diagnostics_once_a_second_with_rate_latency_drops_and_min_fps_warning(
         context, rn18_engine, capfd):
     frame = scenes(1)[0]
