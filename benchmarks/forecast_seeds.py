@@ -6,7 +6,7 @@
 
 One run differs from the next by up to ~0.7 pp mIoU on this data, so a claim such as
 "deformable above plain" needs several seeds per variant. For every (variant, seed) this trains
-with the README's mid-term recipe plus ``--seed``, exports the FP32 bundle and runs
+with the mid-term recipe of docs/forecasting.md plus ``--seed``, exports the FP32 bundle and runs
 ``rt-eval`` on the test sequences; finished runs (their ``_test.json``) are reused, so an
 interrupted study continues where it stopped. ``--jobs 2`` runs two trainings side by side with
 one thread each (on 2 cores that finishes sooner than one after the other with two threads).

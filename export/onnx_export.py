@@ -1,6 +1,6 @@
 """PyTorch model -> ONNX with pre- and postprocessing folded into the graph.
 
-Defaults (and why, see README "Why frames in, class maps out"):
+Defaults (and why, see docs/export.md "Why frames in, class maps out"):
 - input ``frame``: the camera frame as OpenCV delivers it, uint8 NHWC BGR. The host
   only resizes; cast, colour reorder, normalization and transpose run inside the
   graph, on the accelerator, and the host-to-device copy is 4x smaller than float.

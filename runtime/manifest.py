@@ -3,7 +3,7 @@
 Every artifact ``engines/NAME.onnx`` (or ``.plan``) has ``engines/NAME.onnx.json``.
 The runtime takes everything it needs from it (tensor names, shapes, dtypes,
 colour order, normalization, classes); nothing of that is hard-coded in
-``runtime/``. The schema is documented in README.md ("Manifest").
+``runtime/``. The schema is documented in docs/manifest.md and docs/manifest.schema.json.
 
 A forecast bundle is one manifest ``forecast.json`` (task ``forecast``) naming three
 stage artifacts, each with its own manifest (task ``forecast_stage``); see
