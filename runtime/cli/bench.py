@@ -27,6 +27,7 @@ from runtime import bench
 from runtime.backends import BACKENDS
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, check_output, write_text_atomic, write_bytes_atomic
 
 log = logging.getLogger("rt-bench")
 
@@ -113,6 +114,7 @@ def _check_args(args):
     engine_backends(args)
     if args.video is not None and not os.path.isfile(args.video):
         raise UserError("video not found: {}".format(args.video))
+    check_outputs(args)
     if args.torch is not None and not args.torch.split(":", 1)[0]:
         raise UserError("--torch needs an architecture, e.g. --torch swiftnet-rn18[:checkpoint.pt]")
     if (args.e2e_frames is not None or args.realtime) and args.video is None:
@@ -123,6 +125,20 @@ def _check_args(args):
         from runtime.tegrastats import available
         if available() is None:
             raise UserError("--power reads tegrastats, which is not here (it comes with JetPack)")
+
+
+def check_outputs(args):
+    """Refuse, before any measurement, output paths that would replace an input or a device."""
+    inputs = Inputs()
+    for path in args.engine:
+        inputs.add_engine(path, "--engine")
+    inputs.add(args.video, "--video")
+    if args.torch and ":" in args.torch:
+        inputs.add(args.torch.split(":", 1)[1], "--torch checkpoint")
+    given = [("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)]
+    for flag, path in given:
+        if path:
+            check_output(path, flag, inputs, others=[g for g in given if g[0] != flag])
 
 
 def engine_backends(args):
@@ -497,8 +513,11 @@ def plot(rep, samples, path):
         right.set_title("mean latency (ms)")
     right.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png")
     plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
     return path
 
 
@@ -582,11 +601,8 @@ def main(argv):
 
 
 def _write(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    with open(path, "w") as handle:
-        handle.write(text)
+    """Atomically (runtime.jsonfile): never half a report, never over a device."""
+    write_text_atomic(path, text)
 
 
 def entry():

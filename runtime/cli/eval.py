@@ -27,6 +27,7 @@ import numpy as np
 from runtime.backends import BACKENDS
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, check_output, write_atomic
 
 
 def build_parser():
@@ -106,11 +107,21 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
     return matrix, ref_matrix, agreement
 
 
+def check_json_path(args):
+    """Refuse, before any work, a --json path that would replace an input, an engine or a device."""
+    if args.json_path:
+        inputs = Inputs().add_engine(args.engine, "--engine").add(args.data, "--data")
+        if args.reference:
+            inputs.add_engine(args.reference, "--reference")
+        check_output(args.json_path, "--json", inputs)
+
+
 def main(argv):
     from runtime.data.cityscapes import find_pairs
     from runtime.engine import Engine
     from runtime import manifest as manifest_mod
     args = build_parser().parse_args(argv)
+    check_json_path(args)
     if args.outlier_bins < 2:
         raise UserError("--outlier-bins must be at least 2")
     if manifest_mod.peek_task(args.engine) == "forecast":
@@ -146,8 +157,7 @@ def main(argv):
                                "agreement": agreement}
     _print(result, names)
     if args.json_path:
-        with open(args.json_path, "w") as handle:
-            json.dump(result, handle, indent=2)
+        write_atomic(args.json_path, result)
     return 0
 
 
@@ -191,8 +201,7 @@ def main_forecast(args):
                                "agreement": agreement}
     _print_forecast(result)
     if args.json_path:
-        with open(args.json_path, "w") as handle:
-            json.dump(result, handle, indent=2)
+        write_atomic(args.json_path, result)
     return 0
 
 

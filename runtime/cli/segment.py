@@ -9,8 +9,12 @@
         --output out.mp4 --forecast-view side-by-side --report report.json
 
 Built on the library API (runtime.pipeline.Pipeline) like any embedding program.
-Ctrl-C and SIGTERM end the run cleanly: the video is finalised, the summary printed
-and the report written; the exit code is then 130 (SIGINT) or 143 (SIGTERM).
+Ctrl-C, SIGTERM and SIGHUP end the run cleanly: the video is finalised, the summary
+printed and the report written; the exit code is then 130 (SIGINT), 143 (SIGTERM) or
+129 (SIGHUP). Output paths are checked before any work (runtime.jsonfile.check_output):
+never an input of the run, an engine or manifest, a folder or a device. An output that
+could not be written completely (full disk) is one line and exit code 2, and the report
+says which.
 """
 import argparse
 import collections
@@ -28,6 +32,7 @@ from runtime.backends import BACKENDS
 from runtime.cli.common import add_common_args, run_cli
 from runtime.engine import open_engine
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, OutputError, check_output
 from runtime.outlier import VIEWS as OUTLIER_VIEWS
 from runtime.outlier import check_threshold
 from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
@@ -36,7 +41,8 @@ from runtime.preprocess import RESIZE_MODES
 from runtime.visualize import FORECAST_VIEWS, MODES, make_visualizer
 
 
-_SIGNAL_EXIT = {"interrupted": 130, "terminated": 143}
+_SIGNAL_EXIT = {"interrupted": 130, "terminated": 143, "hangup": 129}
+_SIGNAL_REASON = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -141,6 +147,23 @@ def _check_args(args):
             args.forecast_view, ", ".join(FORECAST_VIEWS)))
 
 
+def check_outputs(args, source):
+    """Refuse, before any work, output paths that would replace an input, an engine or a device."""
+    inputs = Inputs().add_engine(args.engine, "--engine")
+    inputs.add(args.video, "--video")
+    if args.images is not None:
+        inputs.add(args.images, "--images")
+        for path in getattr(source, "paths", ()):
+            inputs.add(path, "--images")
+    if args.output:
+        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)])
+    if args.report:
+        check_output(args.report, "--report", inputs, others=[("--output", args.output)])
+    if args.save_frames:
+        from runtime.jsonfile import check_output_folder
+        check_output_folder(args.save_frames, "--save-frames", inputs)
+
+
 def _check_engine_args(args, engine):
     """Flags that only some engines understand."""
     task = engine.manifest["task"]
@@ -199,15 +222,17 @@ class StatusLine(object):
 
 
 def _install_signals(pipeline):
-    """SIGINT/SIGTERM stop the pipeline (a second Ctrl-C exits at once)."""
+    """SIGINT/SIGTERM/SIGHUP stop the pipeline (a second Ctrl-C exits at once)."""
     previous = {}
 
     def handler(signum, frame):
-        if pipeline.reason in ("interrupted", "terminated") and signum == signal.SIGINT:
+        if pipeline.reason in _SIGNAL_EXIT and signum == signal.SIGINT:
             raise KeyboardInterrupt()
-        pipeline.stop("interrupted" if signum == signal.SIGINT else "terminated")
+        pipeline.stop(_SIGNAL_REASON.get(signal.Signals(signum).name, "terminated"))
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
         try:
             previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread (embedded use): leave signals alone
@@ -238,6 +263,7 @@ def main(argv):
         logging.getLogger().setLevel(logging.WARNING)
     _quiet_opencv(args.debug)
     source = make_source(args)
+    check_outputs(args, source)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engine = open_engine(args.engine, backend=args.backend, providers=providers,
                          threads=args.threads, resize=args.resize,
@@ -271,7 +297,12 @@ def main(argv):
         pipeline.close()
         _restore_signals(previous)
         status.finish()
+        failed = [o.error for o in outputs if o.error]
+        if failed and code is not None:
+            code = 2
         _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, code)
+    if failed:
+        raise OutputError(failed[0])
     return code
 
 
@@ -284,6 +315,9 @@ def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, cod
         memory=report_mod.memory_info(rss_start), tool="rt-segment",
         command=["rt-segment"] + list(argv), started_at=pipeline.started_at,
         finished_at=pipeline.finished_at, exit_code=code if code is not None else 2)
+    incomplete = [o.error for o in outputs if o.error]
+    if incomplete and report["exit"]["error"] is None:
+        report["exit"]["error"] = incomplete[0]
     if args.report:
         report_mod.write(args.report, report)
     if not args.quiet and pipeline.started_at is not None:
