@@ -11,10 +11,15 @@ docs/forecast-bundle.md.
 """
 import hashlib
 import json
+import logging
 import os
+import re
+import stat
 
 from runtime.errors import ManifestError
-from runtime.jsonfile import write_atomic
+from runtime.jsonfile import OutputError, write_atomic
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -29,6 +34,9 @@ RESIZE_MODES = ("stretch", "letterbox", "crop")
 
 _REQUIRED = ("schema_version", "arch", "task", "artifact", "input", "outputs",
              "classes", "ignore_id", "precision")
+MAX_MANIFEST_BYTES = 4 << 20  # real manifests are a few kB; anything this big is not one
+MAX_DEPTH = 16                # real manifests nest 4-5 levels (e.g. input.normalization.mean)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BUNDLE_REQUIRED = ("schema_version", "task", "arch", "precision", "stages", "past_offsets",
                     "horizon", "frame_rate", "feature_shape", "classes", "ignore_id", "input")
 
@@ -45,6 +53,116 @@ def sha256_file(path, chunk=1 << 20):
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_regular(path, what):
+    """Refuse a path that is not a regular file (a FIFO or a device would block or never end).
+
+    Looked at with stat, before anything opens it.
+    """
+    try:
+        mode = os.stat(str(path)).st_mode
+    except OSError as exc:
+        raise ManifestError("cannot read {} {}: {}".format(what, path, exc.strerror))
+    if not stat.S_ISREG(mode):
+        raise ManifestError("{} {} is not a regular file (a FIFO, device or socket?)".format(
+            what, path))
+
+
+def _depth(value):
+    """How deeply a parsed JSON value nests (iteratively: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def read_json(path, what="manifest"):
+    """A manifest's JSON: refused when not a regular file, over MAX_MANIFEST_BYTES or too deep."""
+    check_regular(path, what)
+    try:
+        with open(str(path), "rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError("cannot read {} {}: {}".format(what, path, exc.strerror))
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError("{} {} is larger than {} MB: not a manifest".format(
+            what, path, MAX_MANIFEST_BYTES >> 20))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ManifestError("{} {} is nested too deeply".format(what, path))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError("cannot read {} {}: {}".format(what, path, exc))
+    if _depth(data) > MAX_DEPTH:
+        raise ManifestError("{} {} is nested deeper than {} levels: not a manifest".format(
+            what, path, MAX_DEPTH))
+    return data
+
+
+def _cache_path():
+    root = (os.environ.get("SWIFTRT_CACHE_DIR")
+            or os.path.join(os.environ.get("XDG_CACHE_HOME")
+                            or os.path.join(os.path.expanduser("~"), ".cache"), "swiftrt"))
+    return os.path.join(root, "sha256.json")
+
+
+_CACHE_ENTRIES = 256
+
+
+def cached_sha256(path):
+    """sha256 of ``path``, remembered by (path, size, mtime_ns) in a small cache file.
+
+    Hashing a 50 MB engine takes ~0.1-1 s on a Jetson: paid once per file version, not on
+    every start. A cache that cannot be read or written is ignored (never an error).
+    """
+    real = os.path.realpath(str(path))
+    st = os.stat(real)
+    key = [st.st_size, st.st_mtime_ns]
+    cache_file = _cache_path()
+    try:
+        with open(cache_file) as handle:
+            cache = json.load(handle)
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(real)
+    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key:
+        return entry[2]
+    digest = sha256_file(real)
+    cache[real] = key + [digest]
+    while len(cache) > _CACHE_ENTRIES:
+        cache.pop(next(iter(cache)))
+    try:
+        write_atomic(cache_file, cache, indent=None)
+    except (OSError, OutputError):
+        pass
+    return digest
+
+
+def verify_artifact(artifact_path, data, where):
+    """Refuse an artifact whose sha256 is not the one its manifest records (one line).
+
+    A malformed or all-zero hash is refused too; a manifest without one (older exports,
+    hand-written test manifests) is accepted with a warning.
+    """
+    recorded = (data.get("artifact") or {}).get("sha256")
+    if recorded is None:
+        log.warning("%s records no artifact sha256: %s not verified", where, artifact_path)
+        return
+    if not isinstance(recorded, str) or not _SHA256.match(recorded) or not recorded.strip("0"):
+        raise ManifestError("{}: malformed or all-zero artifact sha256 {!r} (64 hex digits expected; "
+                            "re-export)".format(where, recorded))
+    actual = cached_sha256(artifact_path)
+    if actual != recorded:
+        raise ManifestError("{} does not match its manifest: sha256 {}... instead of {}... "
+                            "(a different or damaged file; re-export, or --no-verify to run it "
+                            "anyway)".format(artifact_path, actual[:12], recorded[:12]))
 
 
 def resolve(path):
@@ -77,16 +195,13 @@ def load(path, check_artifact=True):
     if not os.path.exists(manifest_path):
         raise ManifestError("no manifest for {}: expected {} (re-export with rt-export)"
                             .format(artifact_path, manifest_path))
-    try:
-        with open(manifest_path) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ManifestError("cannot read manifest {}: {}".format(manifest_path, exc))
+    data = read_json(manifest_path)
     validate(data, manifest_path)
     if check_artifact and data["task"] != "forecast":  # a bundle's artifacts are its stages
         if not os.path.exists(artifact_path):
             raise ManifestError("manifest {} has no artifact beside it: {} is missing"
                                 .format(manifest_path, artifact_path))
+        check_regular(artifact_path, "artifact")
     return data
 
 
@@ -96,9 +211,8 @@ def peek_task(path):
     For dispatching only (never raises): the chosen loader validates properly.
     """
     try:
-        with open(resolve(path)[1]) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+        data = read_json(resolve(path)[1])
+    except ManifestError:
         return None
     return data.get("task") if isinstance(data, dict) else None
 
@@ -118,6 +232,8 @@ def validate(data, where="manifest"):
     for key in _REQUIRED:
         if key not in data:
             raise ManifestError("{}: missing field '{}'".format(where, key))
+    if not isinstance(data["artifact"], dict):
+        raise ManifestError("{}: 'artifact' must be an object".format(where))
     if data["task"] not in TASKS:
         raise ManifestError("{}: unknown task {!r}".format(where, data["task"]))
     if data["task"] == "forecast_stage" and data.get("stage") not in FORECAST_STAGES:

@@ -25,7 +25,7 @@ import time
 
 from runtime import bench
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, run_cli
+from runtime.cli.common import add_common_args, add_verify_arg, run_cli
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_text_atomic, write_bytes_atomic
 
@@ -64,6 +64,7 @@ def build_parser():
                              "in the same order (the same file on two backends compares them)"
                              .format("|".join(BACKENDS)))
     parser.add_argument("--providers", help="ONNX Runtime providers, comma-separated")
+    add_verify_arg(parser)
     parser.add_argument("--cv-warn", type=float, default=bench.DEFAULT_CV_WARN, metavar="X",
                         help="warn when std/mean exceeds X (default {:g})".format(bench.DEFAULT_CV_WARN))
     trt = parser.add_argument_group("TensorRT only")
@@ -177,7 +178,8 @@ def make_runners(args, threads, notes):
                              ("--no-transfers", args.no_transfers)) if on]
     try:
         for path, name, backend in zip(args.engine, names, backends):
-            engine = open_engine(path, backend=backend, providers=providers, threads=threads)
+            engine = open_engine(path, backend=backend, providers=providers, threads=threads,
+                                 verify=not args.no_verify)
             engines.append(engine)
             if hasattr(engine, "infer_at"):  # a forecast bundle
                 if flags:

@@ -11,6 +11,13 @@ def add_common_args(parser):
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
 
+def add_verify_arg(parser):
+    """--no-verify: skip the sha256 check of engines (cached, so rarely worth skipping)."""
+    parser.add_argument("--no-verify", action="store_true",
+                        help="do not check engine files against the sha256 in their manifests "
+                             "(checked once per file version and cached)")
+
+
 def run_cli(main, argv=None, prog=None):
     """Run ``main(argv)``; user errors become one line on stderr and exit code 2.
 

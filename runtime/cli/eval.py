@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, run_cli
+from runtime.cli.common import add_common_args, add_verify_arg, run_cli
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_atomic
 
@@ -43,6 +43,7 @@ def build_parser():
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
     parser.add_argument("--outlier-bins", type=int, default=10000,
                         help="outlier engines: score histogram bins over [0, 1] (default 10000)")
+    add_verify_arg(parser)
     add_common_args(parser)
     return parser
 
@@ -126,8 +127,9 @@ def main(argv):
         raise UserError("--outlier-bins must be at least 2")
     if manifest_mod.peek_task(args.engine) == "forecast":
         return main_forecast(args)
-    engine = Engine(args.engine, backend=args.backend, threads=args.threads)
-    reference = Engine(args.reference, threads=args.threads) if args.reference else None
+    verify = not args.no_verify
+    engine = Engine(args.engine, backend=args.backend, threads=args.threads, verify=verify)
+    reference = Engine(args.reference, threads=args.threads, verify=verify) if args.reference else None
     pairs = find_pairs(args.data, args.split)
     if not pairs:
         raise UserError("no images with labels under {} (split {!r})".format(args.data, args.split))
@@ -166,8 +168,10 @@ def main_forecast(args):
     from runtime import forecast_eval
     from runtime.data.cityscapes import find_pairs, group_sequences, read_split_info
     from runtime.forecast import ForecastBundle
-    bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads)
-    reference = ForecastBundle(args.reference, threads=args.threads) if args.reference else None
+    verify = not args.no_verify
+    bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads, verify=verify)
+    reference = (ForecastBundle(args.reference, threads=args.threads, verify=verify)
+                 if args.reference else None)
     if args.reference and reference.manifest["task"] != "forecast":
         raise UserError("--reference {} must be a forecast bundle too".format(args.reference))
     sequences = [frames for frames in group_sequences(find_pairs(args.data, args.split)).values()]

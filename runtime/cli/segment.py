@@ -29,7 +29,7 @@ import numpy as np
 from runtime import report as report_mod
 from runtime import sources
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, run_cli
+from runtime.cli.common import add_common_args, add_verify_arg, run_cli
 from runtime.engine import open_engine
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, OutputError, check_output
@@ -81,6 +81,7 @@ def build_parser():
     parser.add_argument("--reconnect", type=int, default=5, metavar="N",
                         help="reconnection attempts of a live source, with exponential backoff "
                              "(default 5)")
+    add_verify_arg(parser)
     out = parser.add_argument_group("outputs")
     out.add_argument("--display", action="store_true", help="show a window (if there is a display)")
     out.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video (.mp4, .avi)")
@@ -267,7 +268,7 @@ def main(argv):
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engine = open_engine(args.engine, backend=args.backend, providers=providers,
                          threads=args.threads, resize=args.resize,
-                         current=args.forecast_view == "side-by-side")
+                         current=args.forecast_view == "side-by-side", verify=not args.no_verify)
     _check_engine_args(args, engine)
     visualizer = make_visualizer(engine.manifest, forecast_view=args.forecast_view,
                                  mode=args.visualize, alpha=args.alpha,
