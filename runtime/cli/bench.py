@@ -25,7 +25,8 @@ import time
 
 from runtime import bench
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, add_verify_arg, run_cli
+from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
+                                run_cli)
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_text_atomic, write_bytes_atomic
 
@@ -108,10 +109,11 @@ def _check_args(args):
     for flag, value, low in positive:
         if value is not None and value < low:
             raise UserError("{} must be at least {}".format(flag, low))
-    for flag, value in (("--warmup-s", args.warmup_s), ("--duration", args.duration),
-                        ("--cv-warn", args.cv_warn)):
-        if value is not None and value <= 0:
-            raise UserError("{} must be positive".format(flag))
+    for flag, value in (("--warmup-s", args.warmup_s), ("--duration", args.duration)):
+        check_seconds(value, flag)
+    if not 0 < args.cv_warn < float("inf"):
+        raise UserError("--cv-warn must be a positive number")
+    check_threads(args.threads)
     engine_backends(args)
     if args.video is not None and not os.path.isfile(args.video):
         raise UserError("video not found: {}".format(args.video))

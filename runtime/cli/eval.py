@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, add_verify_arg, run_cli
+from runtime.cli.common import add_common_args, add_verify_arg, check_threads, run_cli
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_atomic
 
@@ -122,6 +122,7 @@ def main(argv):
     from runtime.engine import Engine
     from runtime import manifest as manifest_mod
     args = build_parser().parse_args(argv)
+    check_threads(args.threads)
     check_json_path(args)
     if args.outlier_bins < 2:
         raise UserError("--outlier-bins must be at least 2")

@@ -19,6 +19,7 @@ says which.
 import argparse
 import collections
 import logging
+import os
 import re
 import signal
 import sys
@@ -29,7 +30,8 @@ import numpy as np
 from runtime import report as report_mod
 from runtime import sources
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, add_verify_arg, run_cli
+from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
+                                run_cli)
 from runtime.engine import open_engine
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, OutputError, check_output
@@ -81,6 +83,9 @@ def build_parser():
     parser.add_argument("--reconnect", type=int, default=5, metavar="N",
                         help="reconnection attempts of a live source, with exponential backoff "
                              "(default 5)")
+    parser.add_argument("--stall-timeout", type=float, default=sources.STALL_TIMEOUT, metavar="S",
+                        help="a live source without a frame for S seconds is lost and reconnects "
+                             "(default {:g})".format(sources.STALL_TIMEOUT))
     add_verify_arg(parser)
     out = parser.add_argument_group("outputs")
     out.add_argument("--display", action="store_true", help="show a window (if there is a display)")
@@ -107,10 +112,15 @@ def build_parser():
     return parser
 
 
+MAX_SIDE = 16384  # pixels: larger than any camera; a typo must not allocate gigabytes
+
+
 def parse_wxh(text, flag):
     match = re.match(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$", text or "")
     if not match or not int(match.group(1)) or not int(match.group(2)):
         raise UserError("malformed {} {!r}: expected WIDTHxHEIGHT, e.g. 1920x1080".format(flag, text))
+    if max(int(match.group(1)), int(match.group(2))) > MAX_SIDE:
+        raise UserError("{} {!r}: at most {} pixels a side".format(flag, text, MAX_SIDE))
     return int(match.group(2)), int(match.group(1))  # (h, w)
 
 
@@ -122,7 +132,7 @@ def make_source(args):
             break
     size = parse_wxh(args.capture_size, "--capture-size") if args.capture_size else None
     return sources.open_source(spec, kind=kind, reconnect=args.reconnect, size=size,
-                               fps=args.capture_fps)
+                               fps=args.capture_fps, stall_timeout=args.stall_timeout)
 
 
 def _check_args(args):
@@ -132,12 +142,18 @@ def _check_args(args):
         raise UserError("unknown --backend {!r}; use one of {}".format(args.backend, ", ".join(BACKENDS)))
     if args.visualize not in MODES:
         raise UserError("unknown --visualize {!r}; use one of {}".format(args.visualize, ", ".join(MODES)))
-    if args.reconnect < 0:
-        raise UserError("--reconnect must be 0 or more")
-    if args.threads is not None and args.threads < 1:
-        raise UserError("--threads must be at least 1")
-    if args.status_interval <= 0:
-        raise UserError("--status-interval must be positive")
+    if not 0 <= args.reconnect <= 1000:
+        raise UserError("--reconnect must be between 0 and 1000")
+    check_threads(args.threads)
+    for flag, value in (("--duration", args.duration), ("--status-interval", args.status_interval),
+                        ("--stall-timeout", args.stall_timeout)):
+        check_seconds(value, flag)
+    if args.capture_fps is not None and not 0 < args.capture_fps <= 1000:
+        raise UserError("--capture-fps must be a frame rate between 0 and 1000")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError("--alpha must be between 0 and 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be at least 1")
     if args.outlier_view not in OUTLIER_VIEWS:
         raise UserError("unknown --outlier-view {!r}; use one of {}".format(
             args.outlier_view, ", ".join(OUTLIER_VIEWS)))
@@ -250,6 +266,7 @@ def _quiet_opencv(debug):
     """OpenCV's own warnings (e.g. a camera that fails to open) would duplicate our one line."""
     if debug:
         return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's per-packet decode errors: counted instead
     try:
         cv2_logging = __import__("cv2").utils.logging
         cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_ERROR)
