@@ -65,6 +65,44 @@ def backoff_delays(attempts, initial=0.5, factor=2.0, maximum=8.0):
     return delays
 
 
+_helpers = set()  # helper threads that may still be inside OpenCV (see finish_helpers)
+_helpers_lock = threading.Lock()
+
+
+def _start_helper(target, name):
+    def run():
+        try:
+            target()
+        finally:
+            with _helpers_lock:
+                _helpers.discard(thread)
+    thread = threading.Thread(target=run, name=name)
+    thread.daemon = True
+    with _helpers_lock:
+        _helpers.add(thread)
+    thread.start()
+    return thread
+
+
+def finish_helpers(timeout):
+    """Wait up to ``timeout`` s for helper threads still in an OpenCV open or read.
+
+    True when none is left. A process must not exit while one is inside OpenCV's C++
+    (static destructors then abort it: "terminate called without an active exception");
+    a CLI that gets False leaves with os._exit after flushing.
+    """
+    deadline = _clock() + float(timeout)
+    while True:
+        with _helpers_lock:
+            alive = [t for t in _helpers if t.is_alive()]
+        if not alive:
+            return True
+        left = deadline - _clock()
+        if left <= 0:
+            return False
+        alive[0].join(min(left, _POLL))
+
+
 def call_with_timeout(fn, timeout, stop):
     """``fn()`` in a helper thread: (value, None), or (None, "timeout"/"stopped") if it did not
     return in ``timeout`` s or ``stop`` (an Event) was set; exceptions are raised here.
@@ -83,9 +121,7 @@ def call_with_timeout(fn, timeout, stop):
         if box.get("abandoned"):
             _release(box.get("value"))
 
-    thread = threading.Thread(target=target, name="rt-source-open")
-    thread.daemon = True
-    thread.start()
+    _start_helper(target, "rt-source-open")
     deadline = _clock() + float(timeout)
     while not done.wait(_POLL):
         if stop.is_set() or _clock() >= deadline:
@@ -111,9 +147,7 @@ class _Reader(object):
         self._done = threading.Event()
         self._result = None
         self._abandoned = False
-        self._thread = threading.Thread(target=self._run, name="rt-source-read")
-        self._thread.daemon = True
-        self._thread.start()
+        self._thread = _start_helper(self._run, "rt-source-read")
 
     def _run(self):
         while True:
