@@ -31,6 +31,8 @@ INPUT_LAYOUTS = ("NHWC", "NCHW")
 COLOR_ORDERS = ("BGR", "RGB")
 OUTPUT_MEANINGS = ("class_map", "logits", "outlier_score", "features")
 RESIZE_MODES = ("stretch", "letterbox", "crop")
+DTYPES = ("uint8", "int8", "float16", "float32", "int32", "int64")
+MAX_DIM = 1 << 16  # a tensor dimension larger than this is a broken manifest, not a model
 
 _REQUIRED = ("schema_version", "arch", "task", "artifact", "input", "outputs",
              "classes", "ignore_id", "precision")
@@ -244,6 +246,8 @@ def validate(data, where="manifest"):
     if not isinstance(outputs, list) or not outputs:
         raise ManifestError("{}: 'outputs' must be a non-empty list".format(where))
     for out in outputs:
+        if not isinstance(out, dict):
+            raise ManifestError("{}: each output must be an object, got {!r}".format(where, out))
         for key in ("name", "shape", "dtype", "meaning"):
             if key not in out:
                 raise ManifestError("{}: output without '{}'".format(where, key))
@@ -251,14 +255,90 @@ def validate(data, where="manifest"):
             raise ManifestError("{}: output {} has unknown meaning {!r}"
                                 .format(where, out["name"], out["meaning"]))
     _validate_classes(data["classes"], where)
+    _validate_types(data, where)
 
 
 def _validate_classes(classes, where):
-    if not isinstance(classes, list):
-        raise ManifestError("{}: 'classes' must be a list".format(where))
+    if not isinstance(classes, list) or not classes:
+        raise ManifestError("{}: 'classes' must be a non-empty list".format(where))
+    ids = set()
     for cls in classes:
         if not isinstance(cls, dict) or not {"id", "name", "color"} <= set(cls):
             raise ManifestError("{}: each class needs id, name and color".format(where))
+        if not _is_int(cls["id"]) or not 0 <= cls["id"] <= 255 or cls["id"] in ids:
+            raise ManifestError("{}: class ids must be distinct integers 0..255, got {!r}".format(
+                where, cls["id"]))
+        ids.add(cls["id"])
+        if not isinstance(cls["name"], str):
+            raise ManifestError("{}: class {} name must be a string".format(where, cls["id"]))
+        color = cls["color"]
+        if (not isinstance(color, list) or len(color) != 3
+                or not all(_is_int(c) and 0 <= c <= 255 for c in color)):
+            raise ManifestError("{}: class {} color must be 3 integers 0..255, got {!r}".format(
+                where, cls["id"], color))
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and value == value and abs(value) != float("inf"))
+
+
+def _check_shape(shape, what, where, rank=None):
+    if (not isinstance(shape, list) or not shape or (rank is not None and len(shape) != rank)
+            or not all(_is_int(d) and 0 < d <= MAX_DIM for d in shape)):
+        raise ManifestError("{}: {} shape must be {}positive integers, got {!r}".format(
+            where, what, "{} ".format(rank) if rank else "", shape))
+
+
+def _check_tensor(spec, what, where):
+    if not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ManifestError("{}: {} name must be a non-empty string".format(where, what))
+    if spec.get("dtype") not in DTYPES:
+        raise ManifestError("{}: {} dtype {!r} not one of {}".format(
+            where, what, spec.get("dtype"), ", ".join(DTYPES)))
+
+
+def _validate_types(data, where):
+    """Types and ranges of what the runtime computes with: a hostile or damaged manifest is
+    one ManifestError, never a TypeError deep inside preprocessing or drawing."""
+    for key in ("arch", "precision"):
+        if not isinstance(data.get(key), str):
+            raise ManifestError("{}: '{}' must be a string".format(where, key))
+    if not _is_int(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
+        raise ManifestError("{}: 'ignore_id' must be an integer 0..255, got {!r}".format(
+            where, data["ignore_id"]))
+    for key in ("outlier", "quantization", "tensorrt"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ManifestError("{}: '{}' must be an object".format(where, key))
+    artifact = data.get("artifact")
+    if isinstance(artifact, dict) and not isinstance(artifact.get("format", ""), str):
+        raise ManifestError("{}: artifact format must be a string".format(where))
+    inp = data["input"]
+    _check_tensor(inp, "input", where)
+    _check_shape(inp["shape"], "input", where, rank=4)
+    for out in data.get("outputs", ()):
+        _check_tensor(out, "output", where)
+        _check_shape(out["shape"], "output {}".format(out["name"]), where)
+
+
+def _validate_input_values(inp, where):
+    """The frame input's resize mode and normalization: numbers the preprocessing uses."""
+    if inp.get("resize") is not None and inp["resize"] not in RESIZE_MODES:
+        raise ManifestError("{}: input resize {!r} not one of {}".format(
+            where, inp["resize"], ", ".join(RESIZE_MODES)))
+    norm = inp["normalization"]
+    if not isinstance(norm["in_graph"], bool):
+        raise ManifestError("{}: normalization 'in_graph' must be true or false".format(where))
+    if not _is_number(norm["scale"]) or norm["scale"] <= 0:
+        raise ManifestError("{}: normalization scale must be a positive number".format(where))
+    for key in ("mean", "std"):
+        values = norm[key]
+        if (not isinstance(values, list) or len(values) != 3
+                or not all(_is_number(v) for v in values)):
+            raise ManifestError("{}: normalization {} must be 3 finite numbers, got {!r}".format(
+                where, key, values))
+    if not all(v > 0 for v in norm["std"]):
+        raise ManifestError("{}: normalization std must be positive".format(where))
 
 
 def _is_int(value):
@@ -288,7 +368,7 @@ def _validate_bundle(data, where):
         raise ManifestError("{}: 'horizon' must be a positive number of frames, got {!r}".format(
             where, data["horizon"]))
     rate = data["frame_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+    if not _is_number(rate) or not rate > 0:
         raise ManifestError("{}: 'frame_rate' must be a positive number (Hz), got {!r}".format(
             where, rate))
     shape = data["feature_shape"]
@@ -301,6 +381,11 @@ def _validate_bundle(data, where):
                             "stage".format(where))
     _validate_input(data["input"], where)
     _validate_classes(data["classes"], where)
+    if not _is_int(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
+        raise ManifestError("{}: 'ignore_id' must be an integer 0..255, got {!r}".format(
+            where, data["ignore_id"]))
+    _check_tensor(data["input"], "input", where)
+    _check_shape(data["input"]["shape"], "input", where, rank=4)
 
 
 def _validate_input(inp, where):
@@ -318,17 +403,19 @@ def _validate_input(inp, where):
     if inp["layout"] not in INPUT_LAYOUTS:
         raise ManifestError("{}: input layout {!r} not one of {}".format(
             where, inp["layout"], INPUT_LAYOUTS))
-    if len(inp["shape"]) != 4:
-        raise ManifestError("{}: input shape must be 4-D, got {}".format(where, inp["shape"]))
+    _check_shape(inp["shape"], "input", where, rank=4)
     if kind == "features":
         return
     if inp["color_order"] not in COLOR_ORDERS:
         raise ManifestError("{}: colour order {!r} not one of {}".format(
             where, inp["color_order"], COLOR_ORDERS))
     norm = inp["normalization"]
+    if not isinstance(norm, dict):
+        raise ManifestError("{}: input normalization must be an object".format(where))
     for key in ("in_graph", "scale", "mean", "std"):
         if key not in norm:
             raise ManifestError("{}: input normalization without '{}'".format(where, key))
+    _validate_input_values(inp, where)
 
 
 def write(artifact_path, data):

@@ -1,4 +1,5 @@
 """What every CLI shares: the --debug flag, the one-line error policy, bounds of flags."""
+import argparse
 import logging
 import math
 import os
@@ -11,6 +12,13 @@ def add_common_args(parser):
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks and debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (UserError, exit 2), like every other user error."""
+
+    def error(self, message):
+        raise UserError(message)
 
 
 THREADS_PER_CORE = 4  # --threads above this many per core only thrash (and can exhaust memory)

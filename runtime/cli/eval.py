@@ -25,13 +25,14 @@ import cv2
 import numpy as np
 
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, add_verify_arg, check_threads, run_cli
+from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
+                                run_cli)
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_atomic
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="rt-eval", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="rt-eval", description=__doc__.splitlines()[0])
     parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) with its manifest, or a "
                                                         "forecast bundle (forecast.json or its folder)")
     parser.add_argument("--data", required=True, help="Cityscapes-format root (leftImg8bit/, gtFine/)")
