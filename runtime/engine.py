@@ -98,17 +98,32 @@ class Engine(object):
                                   if self.outlier_output is not None else None)
 
     def _check_io(self):
-        """Refuse an artifact whose tensors are not the ones its manifest describes."""
-        names = {t.name for t in self.backend.inputs}
-        expected = self.manifest["input"]["name"]
-        if expected not in names:
+        """Refuse an artifact whose tensors are not the ones its manifest describes (names,
+        static dims, input dtype): a wrong manifest must be one line here, not an error of
+        the backend at the first frame."""
+        inputs = dict((t.name, t) for t in self.backend.inputs)
+        described = self.manifest["input"]
+        expected = described["name"]
+        if expected not in inputs:
             raise ManifestError("{}: manifest input '{}' is not in the model (it has {})".format(
-                self.path, expected, ", ".join(sorted(names))))
-        outputs = {t.name for t in self.backend.outputs}
+                self.path, expected, ", ".join(sorted(inputs))))
+        self._check_tensor(inputs[expected], described, "input")
+        if str(inputs[expected].dtype) in manifest_mod.DTYPES and \
+                str(inputs[expected].dtype) != described["dtype"]:
+            raise ManifestError("{}: input '{}' is {} in the model but {} in its manifest".format(
+                self.path, expected, inputs[expected].dtype, described["dtype"]))
+        outputs = dict((t.name, t) for t in self.backend.outputs)
         for out in self.manifest["outputs"]:
             if out["name"] not in outputs:
                 raise ManifestError("{}: manifest output '{}' is not in the model (it has {})".format(
                     self.path, out["name"], ", ".join(sorted(outputs))))
+            self._check_tensor(outputs[out["name"]], out, "output")
+
+    def _check_tensor(self, tensor, described, what):
+        dims, want = list(tensor.shape), list(described["shape"])
+        if len(dims) != len(want) or any(isinstance(d, int) and d != w for d, w in zip(dims, want)):
+            raise ManifestError("{}: {} '{}' is {} in the model but {} in its manifest".format(
+                self.path, what, described["name"], dims, want))
 
     def preprocess(self, frame):
         """BGR frame -> (input tensor, fitted frame, Fit)."""
