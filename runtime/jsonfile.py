@@ -15,6 +15,7 @@ import errno
 import json
 import math
 import os
+import re
 import stat
 
 from runtime.errors import UserError
@@ -22,6 +23,7 @@ from runtime.errors import UserError
 # Extensions of model artifacts: never an output (their manifests are <artifact>.json).
 ARTIFACT_EXTENSIONS = (".onnx", ".plan", ".engine", ".trt")
 _MANIFEST_PEEK_BYTES = 4 << 20
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.partial(\.\w+)?$")  # see temp_path
 
 
 class OutputError(UserError):
@@ -184,6 +186,30 @@ def _probe_folder(folder, where):
     except OSError as exc:
         raise OutputError("{}: cannot write in {}: {}".format(
             where, folder, exc.strerror or exc))
+    clean_stale_temps(folder)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temps(folder):
+    """Remove temporary files (temp_path) left in ``folder`` by runs that were killed (SIGKILL,
+    power loss): their process no longer exists. Never fails."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            remove_quietly(os.path.join(folder, name))
 
 
 def temp_path(path, suffix=""):

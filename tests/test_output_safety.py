@@ -170,3 +170,19 @@ def test_sighup_finalises_the_video_and_writes_the_report(tmp_path, rn18_engine)
     written = data["outputs"][0]["frames"]
     assert 0 < written < 300 and data["outputs"][0]["complete"] is True
     assert count_frames(out)[0] == written                 # playable, every frame in it
+
+
+def test_temp_files_of_a_killed_run_are_cleaned_by_the_next(workdir, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()                                     # a pid that no longer runs
+    stale = tmp_path / ".out.mp4.{}.partial.mp4".format(dead.pid)
+    stale.write_bytes(b"x" * 1000)
+    live = tmp_path / ".out.mp4.{}.partial.mp4".format(os.getpid())   # a run still going
+    live.write_bytes(b"y")
+    other = tmp_path / "notes.partial.txt"
+    other.write_bytes(b"z")
+    proc = run("runtime.cli.segment", "-e", workdir["engine"], "--video", workdir["video"],
+               "--max-frames", "2", "-q", "--output", tmp_path / "out.mp4")
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "out.mp4").exists()
