@@ -237,3 +237,36 @@ def test_save_frames_into_the_input_images_folder_is_refused(world):
                                    "--save-frames", world["frames"], "-q"])
     assert code == 2 and "holds an input" in err
     assert dict((p, sha(p)) for p in world["inputs"]) == world["hashes"]
+
+
+@pytest.fixture(scope="module")
+def bundle_world(tmp_path_factory):
+    from tests import forecast_bundles as fb
+    root = tmp_path_factory.mktemp("hostile_bundle")
+    bundle = fb.build_bundle(root / "bundle", (-4, -2, 0), frame_rate=15.0)
+    video = fb.write_video(root / "v.mp4", 6, 15.0)
+    folder = os.path.dirname(bundle)
+    manifests = {}
+    for name in ("forecast.json", "f2f.onnx.json", "decoder.onnx.json"):
+        with open(os.path.join(folder, name)) as handle:
+            manifests[name] = json.load(handle)
+    return {"bundle": bundle, "folder": folder, "video": video, "manifests": manifests}
+
+
+@given(data=st.data())
+@settings(max_examples=80, **SETTINGS)
+def test_any_bundle_manifest_field_replaced_or_removed(bundle_world, data):
+    name = data.draw(st.sampled_from(sorted(bundle_world["manifests"])), label="manifest")
+    original = bundle_world["manifests"][name]
+    path = data.draw(st.sampled_from(_paths(original)), label="field")
+    value = data.draw(HOSTILE_VALUES, label="value")
+    target = os.path.join(bundle_world["folder"], name)
+    try:
+        with open(target, "w") as handle:
+            json.dump(_mutate(original, path, value), handle)
+        code, err = run("rt-segment", ["-e", bundle_world["bundle"], "--video", bundle_world["video"],
+                                       "-q"])
+        assert_clean("rt-segment", code, err)
+    finally:
+        with open(target, "w") as handle:
+            json.dump(original, handle)

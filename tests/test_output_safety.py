@@ -186,3 +186,33 @@ def test_temp_files_of_a_killed_run_are_cleaned_by_the_next(workdir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert not stale.exists() and live.exists() and other.exists()
     assert (tmp_path / "out.mp4").exists()
+
+
+def test_a_disk_filling_up_stops_the_run_with_a_playable_video(workdir, tmp_path, monkeypatch, capsys):
+    """Below MIN_FREE_BYTES the video output stops the run: the frames so far are a playable
+    video, the report says it is incomplete, the exit is one line and code 2."""
+    from runtime import outputs
+    from runtime.cli.common import run_cli
+    from runtime.cli.segment import main
+    long_video = write_video(tmp_path / "long.mp4", 120)
+    monkeypatch.setattr(outputs, "free_bytes", lambda folder: 1 << 20)   # 1 MB left
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    code = run_cli(main, ["-e", workdir["engine"], "--video", long_video, "-q", "--output", str(out),
+                          "--report", str(report)], prog="rt-segment")
+    err = capsys.readouterr().err
+    assert code == 2 and "the disk is almost full" in err
+    data = json.loads(report.read_text())
+    assert data["exit"]["code"] == 2 and "almost full" in data["exit"]["error"]
+    assert data["outputs"][0]["complete"] is False and data["outputs"][0]["frames"] == 30
+    assert count_frames(out)[0] == 30
+
+
+def test_json_outputs_are_always_valid_json(tmp_path):
+    """NaN and infinities (e.g. a mean over nothing) are written as null, never as NaN."""
+    import numpy as np
+    from runtime.jsonfile import write_atomic
+    path = tmp_path / "r.json"
+    write_atomic(str(path), {"miou": float("nan"), "x": [np.float32("inf"), 1.5], "n": np.int64(3)},
+                 default=lambda v: v.tolist())
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == {
+        "miou": None, "x": [None, 1.5], "n": 3}
