@@ -61,10 +61,12 @@ def world(tmp_path_factory, rn18_engine):
     shutil.copy(video, str(frames / "not_an_image.png"))
     fifo = str(root / "fifo")
     os.mkfifo(fifo)
-    with open(engine + ".json") as handle:
-        manifest = json.load(handle)
+    with open(engine + ".json", "rb") as handle:
+        manifest_bytes = handle.read()
+    manifest = json.loads(manifest_bytes.decode("utf-8"))
     inputs = [engine, engine + ".json", video, str(frames / "not_an_image.png")]
-    return {"root": str(root), "engine": engine, "manifest": manifest, "video": video,
+    return {"root": str(root), "engine": engine, "manifest": manifest,
+            "manifest_bytes": manifest_bytes, "video": video,
             "frames": str(frames), "fifo": fifo, "inputs": inputs,
             "hashes": dict((p, sha(p)) for p in inputs)}
 
@@ -124,8 +126,8 @@ def test_any_manifest_field_replaced_or_removed(world, manifest_paths, data):
         assert_clean("rt-segment", code, err)
         assert sha(manifest_path) == written and sha(world["engine"]) == world["hashes"][world["engine"]]
     finally:
-        with open(manifest_path, "w") as handle:
-            json.dump(world["manifest"], handle)
+        with open(manifest_path, "wb") as handle:
+            handle.write(world["manifest_bytes"])
 
 
 ABSURD = st.sampled_from(["nan", "inf", "-inf", "-1", "0", "-0", "1e308", "1e-308", "99999999999",
