@@ -12,6 +12,7 @@ docs/forecast-bundle.md.
 import hashlib
 import json
 import logging
+import numbers
 import os
 import re
 import stat
@@ -265,27 +266,33 @@ def _validate_classes(classes, where):
     for cls in classes:
         if not isinstance(cls, dict) or not {"id", "name", "color"} <= set(cls):
             raise ManifestError("{}: each class needs id, name and color".format(where))
-        if not _is_int(cls["id"]) or not 0 <= cls["id"] <= 255 or cls["id"] in ids:
+        if not _is_integer(cls["id"]) or not 0 <= cls["id"] <= 255 or cls["id"] in ids:
             raise ManifestError("{}: class ids must be distinct integers 0..255, got {!r}".format(
                 where, cls["id"]))
         ids.add(cls["id"])
         if not isinstance(cls["name"], str):
             raise ManifestError("{}: class {} name must be a string".format(where, cls["id"]))
         color = cls["color"]
-        if (not isinstance(color, list) or len(color) != 3
-                or not all(_is_int(c) and 0 <= c <= 255 for c in color)):
+        if (not isinstance(color, (list, tuple)) or len(color) != 3
+                or not all(_is_integer(c) and 0 <= c <= 255 for c in color)):
             raise ManifestError("{}: class {} color must be 3 integers 0..255, got {!r}".format(
                 where, cls["id"], color))
 
 
 def _is_number(value):
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite real number (numpy scalars too: manifests are validated before being dumped)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and value == value and abs(value) != float("inf"))
 
 
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_shape(shape, what, where, rank=None):
-    if (not isinstance(shape, list) or not shape or (rank is not None and len(shape) != rank)
-            or not all(_is_int(d) and 0 < d <= MAX_DIM for d in shape)):
+    if (not isinstance(shape, (list, tuple)) or not shape
+            or (rank is not None and len(shape) != rank)
+            or not all(_is_integer(d) and 0 < d <= MAX_DIM for d in shape)):
         raise ManifestError("{}: {} shape must be {}positive integers, got {!r}".format(
             where, what, "{} ".format(rank) if rank else "", shape))
 
@@ -304,7 +311,7 @@ def _validate_types(data, where):
     for key in ("arch", "precision"):
         if not isinstance(data.get(key), str):
             raise ManifestError("{}: '{}' must be a string".format(where, key))
-    if not _is_int(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
+    if not _is_integer(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
         raise ManifestError("{}: 'ignore_id' must be an integer 0..255, got {!r}".format(
             where, data["ignore_id"]))
     for key in ("outlier", "quantization", "tensorrt"):
@@ -333,7 +340,7 @@ def _validate_input_values(inp, where):
         raise ManifestError("{}: normalization scale must be a positive number".format(where))
     for key in ("mean", "std"):
         values = norm[key]
-        if (not isinstance(values, list) or len(values) != 3
+        if (not isinstance(values, (list, tuple)) or len(values) != 3
                 or not all(_is_number(v) for v in values)):
             raise ManifestError("{}: normalization {} must be 3 finite numbers, got {!r}".format(
                 where, key, values))
@@ -381,7 +388,7 @@ def _validate_bundle(data, where):
                             "stage".format(where))
     _validate_input(data["input"], where)
     _validate_classes(data["classes"], where)
-    if not _is_int(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
+    if not _is_integer(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
         raise ManifestError("{}: 'ignore_id' must be an integer 0..255, got {!r}".format(
             where, data["ignore_id"]))
     _check_tensor(data["input"], "input", where)
