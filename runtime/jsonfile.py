@@ -277,6 +277,8 @@ def write_bytes_atomic(path, data, sync=True):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             view = memoryview(data)
+            if view.format != "B" or view.ndim != 1:
+                view = view.cast("B")  # e.g. TensorRT's IHostMemory: write it byte by byte
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
