@@ -79,14 +79,6 @@ class Inputs(object):
             self._folders.setdefault(("holds",) + tuple(folder or ()), "{} {}".format(what, path))
         return self
 
-    def add_engine(self, path, what="engine"):
-        """An engine argument: the artifact, its manifest (or a bundle folder and forecast.json)."""
-        from runtime import manifest as manifest_mod
-        artifact, manifest_path = manifest_mod.resolve(str(path))
-        self.add(artifact, what)
-        self.add(manifest_path, what + " manifest")
-        return self
-
     def file_input(self, path):
         """The description of the input that is the file ``path``, or None."""
         ident = _identity(path)

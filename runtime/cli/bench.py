@@ -26,7 +26,7 @@ import time
 from runtime import bench
 from runtime.backends import BACKENDS
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
-                                run_cli)
+                                engine_inputs, run_cli)
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_text_atomic, write_bytes_atomic
 
@@ -134,7 +134,7 @@ def check_outputs(args):
     """Refuse, before any measurement, output paths that would replace an input or a device."""
     inputs = Inputs()
     for path in args.engine:
-        inputs.add_engine(path, "--engine")
+        engine_inputs(inputs, path)
     inputs.add(args.video, "--video")
     if args.torch and ":" in args.torch:
         inputs.add(args.torch.split(":", 1)[1], "--torch checkpoint")

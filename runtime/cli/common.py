@@ -50,6 +50,16 @@ def check_seconds(value, flag, zero=False):
             flag, "non-negative" if zero else "positive", value))
 
 
+def engine_inputs(inputs, path, flag="--engine"):
+    """Record an engine argument in a runtime.jsonfile.Inputs: the artifact and its manifest
+    (a bundle: its folder and forecast.json), so that no output of the run replaces them."""
+    from runtime.manifest import resolve
+    artifact, manifest_path = resolve(str(path))
+    inputs.add(artifact, flag)
+    inputs.add(manifest_path, flag + " manifest")
+    return inputs
+
+
 def add_verify_arg(parser):
     """--no-verify: skip the sha256 check of engines (cached, so rarely worth skipping)."""
     parser.add_argument("--no-verify", action="store_true",

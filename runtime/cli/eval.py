@@ -26,7 +26,7 @@ import numpy as np
 
 from runtime.backends import BACKENDS
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
-                                run_cli)
+                                engine_inputs, run_cli)
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_atomic
 
@@ -112,9 +112,9 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
 def check_json_path(args):
     """Refuse, before any work, a --json path that would replace an input, an engine or a device."""
     if args.json_path:
-        inputs = Inputs().add_engine(args.engine, "--engine").add(args.data, "--data")
+        inputs = engine_inputs(Inputs(), args.engine).add(args.data, "--data")
         if args.reference:
-            inputs.add_engine(args.reference, "--reference")
+            engine_inputs(inputs, args.reference, "--reference")
         check_output(args.json_path, "--json", inputs)
 
 

@@ -31,7 +31,7 @@ from runtime import report as report_mod
 from runtime import sources
 from runtime.backends import BACKENDS
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
-                                run_cli)
+                                engine_inputs, run_cli)
 from runtime.engine import open_engine
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, OutputError, check_output
@@ -166,7 +166,7 @@ def _check_args(args):
 
 def check_outputs(args, source):
     """Refuse, before any work, output paths that would replace an input, an engine or a device."""
-    inputs = Inputs().add_engine(args.engine, "--engine")
+    inputs = engine_inputs(Inputs(), args.engine)
     inputs.add(args.video, "--video")
     if args.images is not None:
         inputs.add(args.images, "--images")
