@@ -49,28 +49,39 @@ def _refuse_forecast_parts(path, manifest):
                                 path, manifest["stage"], manifest_mod.BUNDLE_NAME))
 
 
-def open_engine(path, backend=None, providers=None, threads=None, resize=None, current=False):
+def open_engine(path, backend=None, providers=None, threads=None, resize=None, current=False,
+                verify=True):
     """The engine for ``path``: a ForecastEngine for a forecast bundle, else an Engine.
 
     ``path``: an artifact, its manifest, a bundle's ``forecast.json`` or its folder.
     ``current`` (bundles only): also segment the current frame (for side-by-side views).
+    ``verify``: check each artifact's sha256 against its manifest (cached; --no-verify).
     """
     if manifest_mod.peek_task(path) == "forecast":
         from runtime.forecast import ForecastEngine
         return ForecastEngine(path, backend=backend, providers=providers, threads=threads,
-                              resize=resize, current=current)
-    return Engine(path, backend=backend, providers=providers, threads=threads, resize=resize)
+                              resize=resize, current=current, verify=verify)
+    return Engine(path, backend=backend, providers=providers, threads=threads, resize=resize,
+                  verify=verify)
 
 
 class Engine(object):
-    """Loads an artifact with its manifest and runs frames through it."""
+    """Loads an artifact with its manifest and runs frames through it.
 
-    def __init__(self, path, backend=None, providers=None, threads=None, resize=None):
+    ``verify``: refuse an artifact whose sha256 is not its manifest's (a swapped or damaged
+    file would otherwise run and give wrong answers); cached, so it costs one hash per
+    file version (runtime.manifest.cached_sha256).
+    """
+
+    def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
+                 verify=True):
         self.path = str(path)
         self.manifest = manifest_mod.load(self.path)
         _refuse_forecast_parts(self.path, self.manifest)
-        artifact, _ = manifest_mod.resolve(self.path)
+        artifact, manifest_path = manifest_mod.resolve(self.path)
         self.artifact = artifact
+        if verify:
+            manifest_mod.verify_artifact(artifact, self.manifest, manifest_path)
         self.backend = open_backend(artifact, self.manifest, backend=backend,
                                     providers=providers, threads=threads)
         self._check_io()
@@ -87,17 +98,32 @@ class Engine(object):
                                   if self.outlier_output is not None else None)
 
     def _check_io(self):
-        """Refuse an artifact whose tensors are not the ones its manifest describes."""
-        names = {t.name for t in self.backend.inputs}
-        expected = self.manifest["input"]["name"]
-        if expected not in names:
+        """Refuse an artifact whose tensors are not the ones its manifest describes (names,
+        static dims, input dtype): a wrong manifest must be one line here, not an error of
+        the backend at the first frame."""
+        inputs = dict((t.name, t) for t in self.backend.inputs)
+        described = self.manifest["input"]
+        expected = described["name"]
+        if expected not in inputs:
             raise ManifestError("{}: manifest input '{}' is not in the model (it has {})".format(
-                self.path, expected, ", ".join(sorted(names))))
-        outputs = {t.name for t in self.backend.outputs}
+                self.path, expected, ", ".join(sorted(inputs))))
+        self._check_tensor(inputs[expected], described, "input")
+        if str(inputs[expected].dtype) in manifest_mod.DTYPES and \
+                str(inputs[expected].dtype) != described["dtype"]:
+            raise ManifestError("{}: input '{}' is {} in the model but {} in its manifest".format(
+                self.path, expected, inputs[expected].dtype, described["dtype"]))
+        outputs = dict((t.name, t) for t in self.backend.outputs)
         for out in self.manifest["outputs"]:
             if out["name"] not in outputs:
                 raise ManifestError("{}: manifest output '{}' is not in the model (it has {})".format(
                     self.path, out["name"], ", ".join(sorted(outputs))))
+            self._check_tensor(outputs[out["name"]], out, "output")
+
+    def _check_tensor(self, tensor, described, what):
+        dims, want = list(tensor.shape), list(described["shape"])
+        if len(dims) != len(want) or any(isinstance(d, int) and d != w for d, w in zip(dims, want)):
+            raise ManifestError("{}: {} '{}' is {} in the model but {} in its manifest".format(
+                self.path, what, described["name"], dims, want))
 
     def preprocess(self, frame):
         """BGR frame -> (input tensor, fitted frame, Fit)."""

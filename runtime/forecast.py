@@ -42,8 +42,10 @@ class ForecastBundle(object):
     naming the stage and what disagrees.
     """
 
-    def __init__(self, path, backend=None, providers=None, threads=None, resize=None):
+    def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
+                 verify=True):
         self.path = manifest_mod.resolve(path)[1]
+        self.verify = verify  # each stage's sha256 against its manifest (runtime.manifest)
         self.manifest = manifest_mod.load(path)
         if self.manifest["task"] != "forecast":
             raise ManifestError("{}: task {!r} is not a forecast bundle (task 'forecast', see "
@@ -94,6 +96,8 @@ class ForecastBundle(object):
         if data["task"] != "forecast_stage" or data.get("stage") != name:
             self._fail("{} is not the '{}' stage (its manifest says task {!r}, stage {!r})",
                        path, name, data["task"], data.get("stage"))
+        if self.verify:
+            manifest_mod.verify_artifact(path, data, manifest_mod.sidecar_path(path))
         return data
 
     def _output(self, name):
@@ -245,9 +249,9 @@ class ForecastEngine(object):
     outlier_output = None
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 current=False):
+                 current=False, verify=True):
         self.bundle = bundle = ForecastBundle(path, backend=backend, providers=providers,
-                                              threads=threads, resize=resize)
+                                              threads=threads, resize=resize, verify=verify)
         self.path, self.manifest, self.classes = bundle.path, bundle.manifest, bundle.classes
         self.preprocessor, self.size = bundle.preprocessor, bundle.size
         self.past_offsets, self.horizon = bundle.past_offsets, bundle.horizon

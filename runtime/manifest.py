@@ -11,10 +11,16 @@ docs/forecast-bundle.md.
 """
 import hashlib
 import json
+import logging
+import numbers
 import os
+import re
+import stat
 
 from runtime.errors import ManifestError
-from runtime.jsonfile import write_atomic
+from runtime.jsonfile import OutputError, write_atomic
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -26,9 +32,14 @@ INPUT_LAYOUTS = ("NHWC", "NCHW")
 COLOR_ORDERS = ("BGR", "RGB")
 OUTPUT_MEANINGS = ("class_map", "logits", "outlier_score", "features")
 RESIZE_MODES = ("stretch", "letterbox", "crop")
+DTYPES = ("uint8", "int8", "float16", "float32", "int32", "int64")
+MAX_DIM = 1 << 16  # a tensor dimension larger than this is a broken manifest, not a model
 
 _REQUIRED = ("schema_version", "arch", "task", "artifact", "input", "outputs",
              "classes", "ignore_id", "precision")
+MAX_MANIFEST_BYTES = 4 << 20  # real manifests are a few kB; anything this big is not one
+MAX_DEPTH = 16                # real manifests nest 4-5 levels (e.g. input.normalization.mean)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BUNDLE_REQUIRED = ("schema_version", "task", "arch", "precision", "stages", "past_offsets",
                     "horizon", "frame_rate", "feature_shape", "classes", "ignore_id", "input")
 
@@ -45,6 +56,116 @@ def sha256_file(path, chunk=1 << 20):
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_regular(path, what):
+    """Refuse a path that is not a regular file (a FIFO or a device would block or never end).
+
+    Looked at with stat, before anything opens it.
+    """
+    try:
+        mode = os.stat(str(path)).st_mode
+    except OSError as exc:
+        raise ManifestError("cannot read {} {}: {}".format(what, path, exc.strerror))
+    if not stat.S_ISREG(mode):
+        raise ManifestError("{} {} is not a regular file (a FIFO, device or socket?)".format(
+            what, path))
+
+
+def _depth(value):
+    """How deeply a parsed JSON value nests (iteratively: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def read_json(path, what="manifest"):
+    """A manifest's JSON: refused when not a regular file, over MAX_MANIFEST_BYTES or too deep."""
+    check_regular(path, what)
+    try:
+        with open(str(path), "rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError("cannot read {} {}: {}".format(what, path, exc.strerror))
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError("{} {} is larger than {} MB: not a manifest".format(
+            what, path, MAX_MANIFEST_BYTES >> 20))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ManifestError("{} {} is nested too deeply".format(what, path))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError("cannot read {} {}: {}".format(what, path, exc))
+    if _depth(data) > MAX_DEPTH:
+        raise ManifestError("{} {} is nested deeper than {} levels: not a manifest".format(
+            what, path, MAX_DEPTH))
+    return data
+
+
+def _cache_path():
+    root = (os.environ.get("SWIFTRT_CACHE_DIR")
+            or os.path.join(os.environ.get("XDG_CACHE_HOME")
+                            or os.path.join(os.path.expanduser("~"), ".cache"), "swiftrt"))
+    return os.path.join(root, "sha256.json")
+
+
+_CACHE_ENTRIES = 256
+
+
+def cached_sha256(path):
+    """sha256 of ``path``, remembered by (path, size, mtime_ns) in a small cache file.
+
+    Hashing a 50 MB engine takes ~0.1-1 s on a Jetson: paid once per file version, not on
+    every start. A cache that cannot be read or written is ignored (never an error).
+    """
+    real = os.path.realpath(str(path))
+    st = os.stat(real)
+    key = [st.st_size, st.st_mtime_ns]
+    cache_file = _cache_path()
+    try:
+        with open(cache_file) as handle:
+            cache = json.load(handle)
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(real)
+    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key:
+        return entry[2]
+    digest = sha256_file(real)
+    cache[real] = key + [digest]
+    while len(cache) > _CACHE_ENTRIES:
+        cache.pop(next(iter(cache)))
+    try:
+        write_atomic(cache_file, cache, indent=None)
+    except (OSError, OutputError):
+        pass
+    return digest
+
+
+def verify_artifact(artifact_path, data, where):
+    """Refuse an artifact whose sha256 is not the one its manifest records (one line).
+
+    A malformed or all-zero hash is refused too; a manifest without one (older exports,
+    hand-written test manifests) is accepted with a warning.
+    """
+    recorded = (data.get("artifact") or {}).get("sha256")
+    if recorded is None:
+        log.warning("%s records no artifact sha256: %s not verified", where, artifact_path)
+        return
+    if not isinstance(recorded, str) or not _SHA256.match(recorded) or not recorded.strip("0"):
+        raise ManifestError("{}: malformed or all-zero artifact sha256 {!r} (64 hex digits expected; "
+                            "re-export)".format(where, recorded))
+    actual = cached_sha256(artifact_path)
+    if actual != recorded:
+        raise ManifestError("{} does not match its manifest: sha256 {}... instead of {}... "
+                            "(a different or damaged file; re-export, or --no-verify to run it "
+                            "anyway)".format(artifact_path, actual[:12], recorded[:12]))
 
 
 def resolve(path):
@@ -77,16 +198,13 @@ def load(path, check_artifact=True):
     if not os.path.exists(manifest_path):
         raise ManifestError("no manifest for {}: expected {} (re-export with rt-export)"
                             .format(artifact_path, manifest_path))
-    try:
-        with open(manifest_path) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ManifestError("cannot read manifest {}: {}".format(manifest_path, exc))
+    data = read_json(manifest_path)
     validate(data, manifest_path)
     if check_artifact and data["task"] != "forecast":  # a bundle's artifacts are its stages
         if not os.path.exists(artifact_path):
             raise ManifestError("manifest {} has no artifact beside it: {} is missing"
                                 .format(manifest_path, artifact_path))
+        check_regular(artifact_path, "artifact")
     return data
 
 
@@ -96,9 +214,8 @@ def peek_task(path):
     For dispatching only (never raises): the chosen loader validates properly.
     """
     try:
-        with open(resolve(path)[1]) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+        data = read_json(resolve(path)[1])
+    except ManifestError:
         return None
     return data.get("task") if isinstance(data, dict) else None
 
@@ -118,6 +235,8 @@ def validate(data, where="manifest"):
     for key in _REQUIRED:
         if key not in data:
             raise ManifestError("{}: missing field '{}'".format(where, key))
+    if not isinstance(data["artifact"], dict):
+        raise ManifestError("{}: 'artifact' must be an object".format(where))
     if data["task"] not in TASKS:
         raise ManifestError("{}: unknown task {!r}".format(where, data["task"]))
     if data["task"] == "forecast_stage" and data.get("stage") not in FORECAST_STAGES:
@@ -128,6 +247,8 @@ def validate(data, where="manifest"):
     if not isinstance(outputs, list) or not outputs:
         raise ManifestError("{}: 'outputs' must be a non-empty list".format(where))
     for out in outputs:
+        if not isinstance(out, dict):
+            raise ManifestError("{}: each output must be an object, got {!r}".format(where, out))
         for key in ("name", "shape", "dtype", "meaning"):
             if key not in out:
                 raise ManifestError("{}: output without '{}'".format(where, key))
@@ -135,14 +256,96 @@ def validate(data, where="manifest"):
             raise ManifestError("{}: output {} has unknown meaning {!r}"
                                 .format(where, out["name"], out["meaning"]))
     _validate_classes(data["classes"], where)
+    _validate_types(data, where)
 
 
 def _validate_classes(classes, where):
-    if not isinstance(classes, list):
-        raise ManifestError("{}: 'classes' must be a list".format(where))
+    if not isinstance(classes, list) or not classes:
+        raise ManifestError("{}: 'classes' must be a non-empty list".format(where))
+    ids = set()
     for cls in classes:
         if not isinstance(cls, dict) or not {"id", "name", "color"} <= set(cls):
             raise ManifestError("{}: each class needs id, name and color".format(where))
+        if not _is_integer(cls["id"]) or not 0 <= cls["id"] <= 255 or cls["id"] in ids:
+            raise ManifestError("{}: class ids must be distinct integers 0..255, got {!r}".format(
+                where, cls["id"]))
+        ids.add(cls["id"])
+        if not isinstance(cls["name"], str):
+            raise ManifestError("{}: class {} name must be a string".format(where, cls["id"]))
+        color = cls["color"]
+        if (not isinstance(color, (list, tuple)) or len(color) != 3
+                or not all(_is_integer(c) and 0 <= c <= 255 for c in color)):
+            raise ManifestError("{}: class {} color must be 3 integers 0..255, got {!r}".format(
+                where, cls["id"], color))
+
+
+def _is_number(value):
+    """A finite real number (numpy scalars too: manifests are validated before being dumped)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and value == value and abs(value) != float("inf"))
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_shape(shape, what, where, rank=None):
+    if (not isinstance(shape, (list, tuple)) or not shape
+            or (rank is not None and len(shape) != rank)
+            or not all(_is_integer(d) and 0 < d <= MAX_DIM for d in shape)):
+        raise ManifestError("{}: {} shape must be {}positive integers, got {!r}".format(
+            where, what, "{} ".format(rank) if rank else "", shape))
+
+
+def _check_tensor(spec, what, where):
+    if not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ManifestError("{}: {} name must be a non-empty string".format(where, what))
+    if spec.get("dtype") not in DTYPES:
+        raise ManifestError("{}: {} dtype {!r} not one of {}".format(
+            where, what, spec.get("dtype"), ", ".join(DTYPES)))
+
+
+def _validate_types(data, where):
+    """Types and ranges of what the runtime computes with: a hostile or damaged manifest is
+    one ManifestError, never a TypeError deep inside preprocessing or drawing."""
+    for key in ("arch", "precision"):
+        if not isinstance(data.get(key), str):
+            raise ManifestError("{}: '{}' must be a string".format(where, key))
+    if not _is_integer(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
+        raise ManifestError("{}: 'ignore_id' must be an integer 0..255, got {!r}".format(
+            where, data["ignore_id"]))
+    for key in ("outlier", "quantization", "tensorrt"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ManifestError("{}: '{}' must be an object".format(where, key))
+    artifact = data.get("artifact")
+    if isinstance(artifact, dict) and not isinstance(artifact.get("format", ""), str):
+        raise ManifestError("{}: artifact format must be a string".format(where))
+    inp = data["input"]
+    _check_tensor(inp, "input", where)
+    _check_shape(inp["shape"], "input", where, rank=4)
+    for out in data.get("outputs", ()):
+        _check_tensor(out, "output", where)
+        _check_shape(out["shape"], "output {}".format(out["name"]), where)
+
+
+def _validate_input_values(inp, where):
+    """The frame input's resize mode and normalization: numbers the preprocessing uses."""
+    if inp.get("resize") is not None and inp["resize"] not in RESIZE_MODES:
+        raise ManifestError("{}: input resize {!r} not one of {}".format(
+            where, inp["resize"], ", ".join(RESIZE_MODES)))
+    norm = inp["normalization"]
+    if not isinstance(norm["in_graph"], bool):
+        raise ManifestError("{}: normalization 'in_graph' must be true or false".format(where))
+    if not _is_number(norm["scale"]) or norm["scale"] <= 0:
+        raise ManifestError("{}: normalization scale must be a positive number".format(where))
+    for key in ("mean", "std"):
+        values = norm[key]
+        if (not isinstance(values, (list, tuple)) or len(values) != 3
+                or not all(_is_number(v) for v in values)):
+            raise ManifestError("{}: normalization {} must be 3 finite numbers, got {!r}".format(
+                where, key, values))
+    if not all(v > 0 for v in norm["std"]):
+        raise ManifestError("{}: normalization std must be positive".format(where))
 
 
 def _is_int(value):
@@ -172,7 +375,7 @@ def _validate_bundle(data, where):
         raise ManifestError("{}: 'horizon' must be a positive number of frames, got {!r}".format(
             where, data["horizon"]))
     rate = data["frame_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+    if not _is_number(rate) or not rate > 0:
         raise ManifestError("{}: 'frame_rate' must be a positive number (Hz), got {!r}".format(
             where, rate))
     shape = data["feature_shape"]
@@ -185,6 +388,11 @@ def _validate_bundle(data, where):
                             "stage".format(where))
     _validate_input(data["input"], where)
     _validate_classes(data["classes"], where)
+    if not _is_integer(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
+        raise ManifestError("{}: 'ignore_id' must be an integer 0..255, got {!r}".format(
+            where, data["ignore_id"]))
+    _check_tensor(data["input"], "input", where)
+    _check_shape(data["input"]["shape"], "input", where, rank=4)
 
 
 def _validate_input(inp, where):
@@ -202,17 +410,19 @@ def _validate_input(inp, where):
     if inp["layout"] not in INPUT_LAYOUTS:
         raise ManifestError("{}: input layout {!r} not one of {}".format(
             where, inp["layout"], INPUT_LAYOUTS))
-    if len(inp["shape"]) != 4:
-        raise ManifestError("{}: input shape must be 4-D, got {}".format(where, inp["shape"]))
+    _check_shape(inp["shape"], "input", where, rank=4)
     if kind == "features":
         return
     if inp["color_order"] not in COLOR_ORDERS:
         raise ManifestError("{}: colour order {!r} not one of {}".format(
             where, inp["color_order"], COLOR_ORDERS))
     norm = inp["normalization"]
+    if not isinstance(norm, dict):
+        raise ManifestError("{}: input normalization must be an object".format(where))
     for key in ("in_graph", "scale", "mean", "std"):
         if key not in norm:
             raise ManifestError("{}: input normalization without '{}'".format(where, key))
+    _validate_input_values(inp, where)
 
 
 def write(artifact_path, data):

@@ -30,6 +30,7 @@ the visualizer) and ``stream_summary()`` (a dict merged into ``summary()``).
 """
 import collections
 import logging
+import math
 import threading
 import time
 
@@ -154,8 +155,8 @@ class Pipeline(object):
         self.outputs = list(outputs)
         if max_frames is not None and int(max_frames) < 1:
             raise UserError("--max-frames must be at least 1")
-        if duration is not None and float(duration) <= 0:
-            raise UserError("--duration must be positive")
+        if duration is not None and not (0 < float(duration) < math.inf):
+            raise UserError("--duration must be a positive number of seconds")
         self.max_frames = int(max_frames) if max_frames else None
         self.duration = float(duration) if duration else None
         self.realtime = bool(realtime)
@@ -178,6 +179,7 @@ class Pipeline(object):
         self._finishing = threading.Event()  # no new frames: in-flight ones complete
         self._lock = threading.RLock()
         self._threads = []
+        self._timer = None
         self._started = self._closed = False
         self._frames = self._inferred = self._results = None
         self._copy_outputs = _reuses_output_buffers(engine)
@@ -248,6 +250,10 @@ class Pipeline(object):
             self._frames = _Channel(1, self._stop, latest=True)
         self.started_at = time.time()
         self._t_start = _clock()
+        if self.duration is not None:  # also when a read or a reconnection is waiting
+            self._timer = threading.Timer(self.duration, self._finish, ("duration",))
+            self._timer.daemon = True
+            self._timer.start()
         for name, target in (("capture", self._capture), ("infer", self._work),
                              ("post", self._post)):
             thread = threading.Thread(target=target, name="rt-" + name)
@@ -282,6 +288,8 @@ class Pipeline(object):
                 return
             self._closed = True
         self.stop()
+        if self._timer is not None:
+            self._timer.cancel()
         alive = []
         for thread in self._threads:
             thread.join(timeout if thread.name != "rt-capture" else min(timeout, 2.0))

@@ -237,6 +237,13 @@ def format_summary(report):
         report["exit"]["reason"] or "stopped", engine.get("backend", "?"))]
     lines.append("frames: {read} read, {processed} processed, {dropped} dropped, "
                  "{corrupt} corrupt".format(**frames))
+    source = report["source"]
+    if source.get("ended_early"):
+        lines.append("the file ended early: {} of the {} frames it announces could be read".format(
+            frames["read"], source.get("frame_count")))
+    if source.get("stalls") or source.get("reconnects"):
+        lines.append("stream: {} stalls, {} reconnects".format(source.get("stalls", 0),
+                                                              source.get("reconnects", 0)))
     rate = fps.get("processed")
     lines.append("throughput: {} FPS over {} s".format(
         "{:.1f}".format(rate) if rate is not None else "-",

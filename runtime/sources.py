@@ -9,13 +9,25 @@ their own pace whether or not we keep up, so the pipeline keeps only the newest.
 Live sources that fail to open or vanish mid-stream reconnect with exponential
 backoff (``reconnect`` attempts) and then fail with one clear SourceError.
 
+Nothing a live source does can block the run: its capture is opened and read in a
+helper thread, so a stream that stalls (no frame for ``stall_timeout`` s) counts as lost
+and reconnects, a server that accepts and never answers gives up after
+``open_timeout`` s, and ``stop()`` (Ctrl-C, --duration) is obeyed within 0.1 s. On
+OpenCV >= 4.5.2 FFmpeg streams also get CAP_PROP_OPEN/READ_TIMEOUT_MSEC. A file that
+fails to decode mid-way is skipped ahead (the lost frames are read as None, i.e.
+counted as corrupt); if it cannot go on, ``ended_early`` says so next to the frame
+count the container announced.
+
     source = open_source("video.mp4")      # or 0, "/dev/video0", "csi://0", "rtsp://...", "frames/*.png"
 """
+import collections
 import glob
 import logging
 import os
 import re
+import stat
 import threading
+import time
 
 import cv2
 
@@ -29,6 +41,11 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 # A live capture that fails this many reads in a row is considered gone (then: reconnect).
 MAX_CONSECUTIVE_FAILURES = 10
 DEFAULT_BACKOFF = (0.5, 2.0, 8.0)  # first delay (s), factor, longest delay
+STALL_TIMEOUT = 5.0   # s without a frame from a live source: it is lost (then: reconnect)
+OPEN_TIMEOUT = 10.0   # s for a live source to open before the attempt counts as failed
+_POLL = 0.1           # s: how often a wait looks at the stop flag
+_SKIP_STEPS = (1, 2, 4, 8, 16, 32, 64)  # frames jumped over a part of a file that does not decode
+_clock = time.monotonic
 
 
 class EndOfStream(Exception):
@@ -46,6 +63,122 @@ def backoff_delays(attempts, initial=0.5, factor=2.0, maximum=8.0):
         delays.append(min(delay, float(maximum)))
         delay *= float(factor)
     return delays
+
+
+_helpers = set()  # helper threads that may still be inside OpenCV (see finish_helpers)
+_helpers_lock = threading.Lock()
+
+
+def _start_helper(target, name):
+    def run():
+        try:
+            target()
+        finally:
+            with _helpers_lock:
+                _helpers.discard(thread)
+    thread = threading.Thread(target=run, name=name)
+    thread.daemon = True
+    with _helpers_lock:
+        _helpers.add(thread)
+    thread.start()
+    return thread
+
+
+def finish_helpers(timeout):
+    """Wait up to ``timeout`` s for helper threads still in an OpenCV open or read.
+
+    True when none is left. A process must not exit while one is inside OpenCV's C++
+    (static destructors then abort it: "terminate called without an active exception");
+    a CLI that gets False leaves with os._exit after flushing.
+    """
+    deadline = _clock() + float(timeout)
+    while True:
+        with _helpers_lock:
+            alive = [t for t in _helpers if t.is_alive()]
+        if not alive:
+            return True
+        left = deadline - _clock()
+        if left <= 0:
+            return False
+        alive[0].join(min(left, _POLL))
+
+
+def call_with_timeout(fn, timeout, stop):
+    """``fn()`` in a helper thread: (value, None), or (None, "timeout"/"stopped") if it did not
+    return in ``timeout`` s or ``stop`` (an Event) was set; exceptions are raised here.
+
+    A capture that returns after we gave up is released by the helper thread.
+    """
+    box = {}
+    done = threading.Event()
+
+    def target():
+        try:
+            box["value"] = fn()
+        except Exception as exc:  # cv2.error, OSError: the caller reports it
+            box["error"] = exc
+        done.set()
+        if box.get("abandoned"):
+            _release(box.get("value"))
+
+    _start_helper(target, "rt-source-open")
+    deadline = _clock() + float(timeout)
+    while not done.wait(_POLL):
+        if stop.is_set() or _clock() >= deadline:
+            box["abandoned"] = True
+            if done.is_set():
+                _release(box.get("value"))
+            return None, "stopped" if stop.is_set() else "timeout"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value"), None
+
+
+class _Reader(object):
+    """The blocking ``cap.read()`` of a live capture, in its own thread, one read per request.
+
+    ``read`` waits at most ``timeout`` s (None: stalled or stopping); a stuck read is then
+    abandoned with its capture, which the thread releases once the read returns.
+    """
+
+    def __init__(self, cap):
+        self.cap = cap
+        self._want = threading.Event()
+        self._done = threading.Event()
+        self._result = None
+        self._abandoned = False
+        self._thread = _start_helper(self._run, "rt-source-read")
+
+    def _run(self):
+        while True:
+            self._want.wait()
+            self._want.clear()
+            if self._abandoned:
+                break
+            try:
+                result = self.cap.read()
+            except Exception:  # a backend that throws on a lost device: a failed read
+                result = (False, None)
+            self._result = result
+            self._done.set()
+            if self._abandoned:
+                break
+        _release(self.cap)
+
+    def read(self, timeout, stop):
+        self._done.clear()
+        self._want.set()
+        deadline = _clock() + float(timeout)
+        while not self._done.wait(_POLL):
+            if stop.is_set() or _clock() >= deadline:
+                return None
+        return self._result
+
+    def abandon(self, wait=1.0):
+        """Stop reading; the capture is released by the thread (at once if it is idle)."""
+        self._abandoned = True
+        self._want.set()
+        self._thread.join(wait)
 
 
 def gstreamer_available():
@@ -129,16 +262,20 @@ class Source(object):
 class CaptureSource(Source):
     """A source read through a cv2.VideoCapture-like object made by ``factory()``.
 
-    Files: a failed read is the end of the stream. Live sources: a failed read is a
-    lost frame (None); MAX_CONSECUTIVE_FAILURES in a row, or a capture that will not
-    open, trigger reconnection: ``reconnect`` attempts with exponential backoff, then
-    SourceError. ``sleep`` is injectable for tests (default: a wait that ``stop``
-    interrupts).
+    Files: a failed read before the announced frame count is a decode failure: the
+    source seeks ahead over the bad part (the frames lost are None) or, when it cannot,
+    ends with ``ended_early`` set; otherwise a failed read is the end. Live sources
+    (opened and read in helper threads, see the module doc): a failed read is a lost
+    frame (None); MAX_CONSECUTIVE_FAILURES in a row, no frame for ``stall_timeout`` s, or
+    a capture that will not open (within ``open_timeout`` s), trigger reconnection:
+    ``reconnect`` attempts with exponential backoff, then SourceError. ``sleep`` is
+    injectable for tests (default: a wait that ``stop`` interrupts).
     """
 
     def __init__(self, factory, uri, kind="video", live=False, reconnect=0,
                  backoff=DEFAULT_BACKOFF, sleep=None, hint="", fps=None,
-                 max_failures=MAX_CONSECUTIVE_FAILURES):
+                 max_failures=MAX_CONSECUTIVE_FAILURES, stall_timeout=STALL_TIMEOUT,
+                 open_timeout=OPEN_TIMEOUT):
         Source.__init__(self, uri)
         self.kind = kind
         self.live = bool(live)
@@ -147,19 +284,51 @@ class CaptureSource(Source):
         self.hint = hint
         self.fps = fps
         self.max_failures = int(max_failures)
+        self.stall_timeout = float(stall_timeout)
+        self.open_timeout = float(open_timeout)
+        self.stalls = 0            # live: times no frame came for stall_timeout s
+        self.decode_errors = 0     # files: failed reads before the announced end
+        self.frames_skipped = 0    # files: frames jumped over after a decode failure
+        self.ended_early = None    # files: True when the file ended before its frame count
         self._factory = factory
         self._sleep = sleep or self._stop.wait
         self._cap = None
+        self._reader = None
         self._failures = 0
+        self._position = 0         # files: frames consumed (read, undecodable or skipped)
+        self._queued = collections.deque()
 
     def open(self):
         if self._cap is None:
-            self._cap = self._connect()
+            self._set_capture(self._connect())
             if self.fps is None:
                 self.fps = _prop(self._cap, cv2.CAP_PROP_FPS)
             if not self.live:
                 count = _prop(self._cap, cv2.CAP_PROP_FRAME_COUNT)
                 self.frame_count = int(count) if count else None
+
+    def _set_capture(self, cap):
+        self._cap = cap
+        self._reader = _Reader(cap) if self.live else None
+
+    def _drop_capture(self):
+        reader, cap = self._reader, self._cap
+        self._reader = self._cap = None
+        if reader is not None:
+            reader.abandon()  # releases the capture (now, or when a stuck read returns)
+        else:
+            _release(cap)
+
+    def _make(self):
+        """One attempt to open: live captures in a helper thread, so nothing blocks a stop."""
+        if not self.live:
+            return self._factory()
+        cap, why = call_with_timeout(self._factory, self.open_timeout, self._stop)
+        if why == "stopped":
+            raise EndOfStream()
+        if why == "timeout":
+            raise SourceError("no answer within {:g} s".format(self.open_timeout))
+        return cap
 
     def _connect(self):
         """Open the capture, retrying live sources with backoff; SourceError when it will not."""
@@ -175,8 +344,10 @@ class CaptureSource(Source):
                 raise EndOfStream()
             cap = None
             try:
-                cap = self._factory()
-            except Exception as exc:  # cv2.error, OSError: report it, then retry
+                cap = self._make()
+            except EndOfStream:
+                raise
+            except Exception as exc:  # cv2.error, OSError, a timeout: report it, then retry
                 detail = ": {}".format(str(exc).strip().splitlines()[-1] if str(exc).strip() else exc)
             if cap is not None and cap.isOpened():
                 if attempt:
@@ -188,32 +359,85 @@ class CaptureSource(Source):
             self.kind, self.uri, tries, detail, "; " + self.hint if self.hint else ""))
 
     def read(self):
+        if self._queued:
+            return self._queued.popleft()
         if self._cap is None:
             self.open()
-        ok, frame = self._cap.read()
-        if ok and frame is not None:
-            self._failures = 0
-            return frame
         if not self.live:
-            if ok:  # the container said there was a frame, but it did not decode
-                return None
-            raise EndOfStream()
+            return self._read_file()
+        result = self._reader.read(self.stall_timeout, self._stop)
         if self._stop.is_set():
             raise EndOfStream()
-        self._failures += 1
-        if self._failures >= self.max_failures or not self._cap.isOpened():
+        if result is None:
+            self.stalls += 1
+            log.warning("%s %s: no frame for %.1f s (stalled); reconnecting",
+                        self.kind, self.uri, self.stall_timeout)
+        else:
+            ok, frame = result
+            if ok and frame is not None:
+                self._failures = 0
+                return frame
+            self._failures += 1
+            if self._failures < self.max_failures and self._cap.isOpened():
+                return None
             log.warning("%s %s: lost (%d failed reads); reconnecting",
                         self.kind, self.uri, self._failures)
-            _release(self._cap)
-            self._cap = None
-            self.reconnects += 1
-            self._cap = self._connect()
-            self._failures = 0
+        self._drop_capture()
+        self.reconnects += 1
+        self._set_capture(self._connect())
+        self._failures = 0
         return None
 
+    def _read_file(self):
+        ok, frame = self._cap.read()
+        if ok:
+            self._position += 1
+            return frame  # None: the container said there was a frame, but it did not decode
+        count = self.frame_count
+        if self._stop.is_set() or count is None or self._position >= count - 1:
+            if count is not None and self.ended_early is None:
+                self.ended_early = False
+            raise EndOfStream()  # the end (a frame count can be one off)
+        self.decode_errors += 1
+        if self._skip_ahead():
+            return None
+        self.ended_early = True
+        log.warning("%s %s: cannot decode past frame %d of %d: it ends early", self.kind,
+                    self.uri, self._position, count)
+        raise EndOfStream()
+
+    def _skip_ahead(self):
+        """Seek over an undecodable part; queue None per frame lost and the frame found."""
+        start = self._position
+        for step in _SKIP_STEPS:
+            target = start + step
+            if target >= self.frame_count or self._stop.is_set():
+                break
+            try:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                ok, frame = self._cap.read()
+            except Exception:
+                ok, frame = False, None
+            if ok and frame is not None:
+                log.warning("%s %s: frames %d-%d do not decode: skipped", self.kind, self.uri,
+                            start, target - 1)
+                self.frames_skipped += step
+                self._position = target + 1
+                self._queued.extend([None] * (step - 1) + [frame])
+                return True
+        return False
+
     def close(self):
-        _release(self._cap)
-        self._cap = None
+        self._drop_capture()
+
+    def describe(self):
+        info = Source.describe(self)
+        if self.live:
+            info["stalls"] = self.stalls
+        else:
+            info.update(decode_errors=self.decode_errors, frames_skipped=self.frames_skipped,
+                        ended_early=self.ended_early)
+        return info
 
 
 def _prop(cap, prop):
@@ -306,27 +530,46 @@ def csi(sensor_id=0, size=None, fps=None, reconnect=5, backoff=DEFAULT_BACKOFF, 
     return source
 
 
-def rtsp(url, reconnect=5, backoff=DEFAULT_BACKOFF, sleep=None):
+def ffmpeg_capture(url, open_timeout=OPEN_TIMEOUT, read_timeout=STALL_TIMEOUT):
+    """cv2.VideoCapture of a network stream, with FFmpeg's own open/read timeouts where this
+    OpenCV has them (>= 4.5.2; JetPack 4's 4.1 has not: the helper threads still bound it)."""
+    names = ("CAP_PROP_OPEN_TIMEOUT_MSEC", "CAP_PROP_READ_TIMEOUT_MSEC")
+    if all(hasattr(cv2, n) for n in names):
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
+        try:
+            return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+        except (TypeError, cv2.error):
+            pass
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+
+
+def rtsp(url, reconnect=5, backoff=DEFAULT_BACKOFF, sleep=None, stall_timeout=STALL_TIMEOUT,
+         open_timeout=OPEN_TIMEOUT):
     """A network stream (RTSP/HTTP) through OpenCV's FFmpeg backend."""
-    return CaptureSource(lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG), url, kind="rtsp", live=True,
-                         reconnect=reconnect, backoff=backoff, sleep=sleep,
-                         hint="check the URL, the network and the credentials")
+    return CaptureSource(lambda: ffmpeg_capture(url, open_timeout, stall_timeout), url,
+                         kind="rtsp", live=True, reconnect=reconnect, backoff=backoff,
+                         sleep=sleep, hint="check the URL, the network and the credentials",
+                         stall_timeout=stall_timeout, open_timeout=open_timeout)
 
 
 def video(path):
     """A video file, read frame by frame (``--realtime`` in the pipeline plays it at its rate)."""
     path = str(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise SourceError("video not found: {}".format(path))
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise SourceError("video {} is not a regular file (a folder, FIFO or device?)".format(path))
     return CaptureSource(lambda: cv2.VideoCapture(path), path, kind="video", live=False,
                          hint="not a video OpenCV can decode")
 
 
 def open_source(spec, kind=None, reconnect=5, size=None, fps=None, backoff=DEFAULT_BACKOFF,
-                sleep=None):
+                sleep=None, stall_timeout=STALL_TIMEOUT):
     """A Source from a CLI-style spec; ``kind`` (one of KINDS) forces the interpretation.
 
-    Without ``kind``: an int or "/dev/videoN" is a camera, "csi://N" a CSI camera,
+    ``stall_timeout``: a network stream without a frame for that long is lost (and may take
+    twice that to open). Without ``kind``: an int or "/dev/videoN" is a camera, "csi://N" a CSI camera,
     "rtsp://..." (or http[s]://) a network stream, a spec containing " ! " a GStreamer
     pipeline, a directory or a glob an image sequence, anything else a video file.
     """
@@ -349,7 +592,7 @@ def open_source(spec, kind=None, reconnect=5, size=None, fps=None, backoff=DEFAU
     if kind == "gst":
         return gstreamer(text[len("gst:"):] if text.startswith("gst:") else text, **live)
     if kind == "rtsp":
-        return rtsp(text, **live)
+        return rtsp(text, stall_timeout=stall_timeout, open_timeout=2 * stall_timeout, **live)
     if kind == "images":
         return ImageSource(text, fps=fps)
     return video(text)

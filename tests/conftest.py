@@ -83,3 +83,16 @@ def forecast_bundle(tmp_path_factory, forecaster_checkpoints):
     out = str(tmp_path_factory.mktemp("bundles") / "f2f_fp32")
     export_bundle(forecaster_checkpoints[1], out, parity_frames=10, log=lambda m: None)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sha256_cache(tmp_path_factory):
+    """The engines' sha256 cache (runtime.manifest.cached_sha256) in a temporary folder, not ~/.cache."""
+    folder = str(tmp_path_factory.mktemp("sha256-cache"))
+    old = os.environ.get("SWIFTRT_CACHE_DIR")
+    os.environ["SWIFTRT_CACHE_DIR"] = folder
+    yield folder
+    if old is None:
+        os.environ.pop("SWIFTRT_CACHE_DIR", None)
+    else:
+        os.environ["SWIFTRT_CACHE_DIR"] = old

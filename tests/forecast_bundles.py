@@ -111,8 +111,10 @@ def classes(count=CHANNELS):
 
 
 def _stage_manifest(stage, artifact, inp, outputs, extra=None):
+    from runtime.manifest import sha256_file
     data = {"schema_version": 1, "arch": "test-f2f", "task": "forecast_stage", "stage": stage,
-            "artifact": {"file": os.path.basename(str(artifact)), "format": "onnx"},
+            "artifact": {"file": os.path.basename(str(artifact)), "format": "onnx",
+                         "sha256": sha256_file(artifact)},
             "input": inp, "outputs": outputs, "classes": classes(), "ignore_id": 255,
             "precision": "fp32"}
     data.update(extra or {})

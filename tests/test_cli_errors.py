@@ -55,8 +55,10 @@ def test_corrupt_onnx_is_refused(rn18_engine, tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 100)
     shutil.copy(rn18_engine + ".json", str(bad) + ".json")
+    with pytest.raises(UserError, match="does not match its manifest"):
+        Engine(str(bad))                     # the sha256 check sees it first
     with pytest.raises(UserError, match="cannot load ONNX model"):
-        Engine(str(bad))
+        Engine(str(bad), verify=False)
 
 
 def test_missing_manifest_is_refused(rn18_engine, tmp_path):

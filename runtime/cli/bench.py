@@ -25,8 +25,10 @@ import time
 
 from runtime import bench
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, run_cli
+from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
+                                engine_inputs, run_cli)
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, check_output, write_text_atomic, write_bytes_atomic
 
 log = logging.getLogger("rt-bench")
 
@@ -63,6 +65,7 @@ def build_parser():
                              "in the same order (the same file on two backends compares them)"
                              .format("|".join(BACKENDS)))
     parser.add_argument("--providers", help="ONNX Runtime providers, comma-separated")
+    add_verify_arg(parser)
     parser.add_argument("--cv-warn", type=float, default=bench.DEFAULT_CV_WARN, metavar="X",
                         help="warn when std/mean exceeds X (default {:g})".format(bench.DEFAULT_CV_WARN))
     trt = parser.add_argument_group("TensorRT only")
@@ -106,13 +109,15 @@ def _check_args(args):
     for flag, value, low in positive:
         if value is not None and value < low:
             raise UserError("{} must be at least {}".format(flag, low))
-    for flag, value in (("--warmup-s", args.warmup_s), ("--duration", args.duration),
-                        ("--cv-warn", args.cv_warn)):
-        if value is not None and value <= 0:
-            raise UserError("{} must be positive".format(flag))
+    for flag, value in (("--warmup-s", args.warmup_s), ("--duration", args.duration)):
+        check_seconds(value, flag)
+    if not 0 < args.cv_warn < float("inf"):
+        raise UserError("--cv-warn must be a positive number")
+    check_threads(args.threads)
     engine_backends(args)
     if args.video is not None and not os.path.isfile(args.video):
         raise UserError("video not found: {}".format(args.video))
+    check_outputs(args)
     if args.torch is not None and not args.torch.split(":", 1)[0]:
         raise UserError("--torch needs an architecture, e.g. --torch swiftnet-rn18[:checkpoint.pt]")
     if (args.e2e_frames is not None or args.realtime) and args.video is None:
@@ -123,6 +128,20 @@ def _check_args(args):
         from runtime.tegrastats import available
         if available() is None:
             raise UserError("--power reads tegrastats, which is not here (it comes with JetPack)")
+
+
+def check_outputs(args):
+    """Refuse, before any measurement, output paths that would replace an input or a device."""
+    inputs = Inputs()
+    for path in args.engine:
+        engine_inputs(inputs, path)
+    inputs.add(args.video, "--video")
+    if args.torch and ":" in args.torch:
+        inputs.add(args.torch.split(":", 1)[1], "--torch checkpoint")
+    given = [("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)]
+    for flag, path in given:
+        if path:
+            check_output(path, flag, inputs, others=[g for g in given if g[0] != flag])
 
 
 def engine_backends(args):
@@ -161,7 +180,8 @@ def make_runners(args, threads, notes):
                              ("--no-transfers", args.no_transfers)) if on]
     try:
         for path, name, backend in zip(args.engine, names, backends):
-            engine = open_engine(path, backend=backend, providers=providers, threads=threads)
+            engine = open_engine(path, backend=backend, providers=providers, threads=threads,
+                                 verify=not args.no_verify)
             engines.append(engine)
             if hasattr(engine, "infer_at"):  # a forecast bundle
                 if flags:
@@ -497,8 +517,11 @@ def plot(rep, samples, path):
         right.set_title("mean latency (ms)")
     right.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png")
     plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
     return path
 
 
@@ -582,11 +605,8 @@ def main(argv):
 
 
 def _write(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    with open(path, "w") as handle:
-        handle.write(text)
+    """Atomically (runtime.jsonfile): never half a report, never over a device."""
+    write_text_atomic(path, text)
 
 
 def entry():

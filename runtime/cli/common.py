@@ -1,5 +1,8 @@
-"""What every CLI shares: the --debug flag and the one-line error policy."""
+"""What every CLI shares: the --debug flag, the one-line error policy, bounds of flags."""
+import argparse
 import logging
+import math
+import os
 import sys
 
 from runtime.errors import UserError
@@ -9,6 +12,59 @@ def add_common_args(parser):
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks and debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (UserError, exit 2), like every other user error."""
+
+    def error(self, message):
+        raise UserError(message)
+
+
+THREADS_PER_CORE = 4  # --threads above this many per core only thrash (and can exhaust memory)
+
+
+def usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(value, flag="--threads"):
+    """Refuse a thread count below 1 or above THREADS_PER_CORE x the usable cores."""
+    if value is None:
+        return
+    most = THREADS_PER_CORE * usable_cores()
+    if not 1 <= value <= most:
+        raise UserError("{} must be between 1 and {} ({} x the {} usable cores), got {}".format(
+            flag, most, THREADS_PER_CORE, usable_cores(), value))
+
+
+def check_seconds(value, flag, zero=False):
+    """Refuse a duration that is not a finite positive number (nan, inf, negative)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise UserError("{} must be a finite {} number of seconds, got {}".format(
+            flag, "non-negative" if zero else "positive", value))
+
+
+def engine_inputs(inputs, path, flag="--engine"):
+    """Record an engine argument in a runtime.jsonfile.Inputs: the artifact and its manifest
+    (a bundle: its folder and forecast.json), so that no output of the run replaces them."""
+    from runtime.manifest import resolve
+    artifact, manifest_path = resolve(str(path))
+    inputs.add(artifact, flag)
+    inputs.add(manifest_path, flag + " manifest")
+    return inputs
+
+
+def add_verify_arg(parser):
+    """--no-verify: skip the sha256 check of engines (cached, so rarely worth skipping)."""
+    parser.add_argument("--no-verify", action="store_true",
+                        help="do not check engine files against the sha256 in their manifests "
+                             "(checked once per file version and cached)")
 
 
 def run_cli(main, argv=None, prog=None):

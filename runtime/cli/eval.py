@@ -25,12 +25,14 @@ import cv2
 import numpy as np
 
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, run_cli
+from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
+                                engine_inputs, run_cli)
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, check_output, write_atomic
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="rt-eval", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="rt-eval", description=__doc__.splitlines()[0])
     parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) with its manifest, or a "
                                                         "forecast bundle (forecast.json or its folder)")
     parser.add_argument("--data", required=True, help="Cityscapes-format root (leftImg8bit/, gtFine/)")
@@ -42,6 +44,7 @@ def build_parser():
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
     parser.add_argument("--outlier-bins", type=int, default=10000,
                         help="outlier engines: score histogram bins over [0, 1] (default 10000)")
+    add_verify_arg(parser)
     add_common_args(parser)
     return parser
 
@@ -106,17 +109,29 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
     return matrix, ref_matrix, agreement
 
 
+def check_json_path(args):
+    """Refuse, before any work, a --json path that would replace an input, an engine or a device."""
+    if args.json_path:
+        inputs = engine_inputs(Inputs(), args.engine).add(args.data, "--data")
+        if args.reference:
+            engine_inputs(inputs, args.reference, "--reference")
+        check_output(args.json_path, "--json", inputs)
+
+
 def main(argv):
     from runtime.data.cityscapes import find_pairs
     from runtime.engine import Engine
     from runtime import manifest as manifest_mod
     args = build_parser().parse_args(argv)
+    check_threads(args.threads)
+    check_json_path(args)
     if args.outlier_bins < 2:
         raise UserError("--outlier-bins must be at least 2")
     if manifest_mod.peek_task(args.engine) == "forecast":
         return main_forecast(args)
-    engine = Engine(args.engine, backend=args.backend, threads=args.threads)
-    reference = Engine(args.reference, threads=args.threads) if args.reference else None
+    verify = not args.no_verify
+    engine = Engine(args.engine, backend=args.backend, threads=args.threads, verify=verify)
+    reference = Engine(args.reference, threads=args.threads, verify=verify) if args.reference else None
     pairs = find_pairs(args.data, args.split)
     if not pairs:
         raise UserError("no images with labels under {} (split {!r})".format(args.data, args.split))
@@ -146,8 +161,7 @@ def main(argv):
                                "agreement": agreement}
     _print(result, names)
     if args.json_path:
-        with open(args.json_path, "w") as handle:
-            json.dump(result, handle, indent=2)
+        write_atomic(args.json_path, result)
     return 0
 
 
@@ -156,8 +170,10 @@ def main_forecast(args):
     from runtime import forecast_eval
     from runtime.data.cityscapes import find_pairs, group_sequences, read_split_info
     from runtime.forecast import ForecastBundle
-    bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads)
-    reference = ForecastBundle(args.reference, threads=args.threads) if args.reference else None
+    verify = not args.no_verify
+    bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads, verify=verify)
+    reference = (ForecastBundle(args.reference, threads=args.threads, verify=verify)
+                 if args.reference else None)
     if args.reference and reference.manifest["task"] != "forecast":
         raise UserError("--reference {} must be a forecast bundle too".format(args.reference))
     sequences = [frames for frames in group_sequences(find_pairs(args.data, args.split)).values()]
@@ -191,8 +207,7 @@ def main_forecast(args):
                                "agreement": agreement}
     _print_forecast(result)
     if args.json_path:
-        with open(args.json_path, "w") as handle:
-            json.dump(result, handle, indent=2)
+        write_atomic(args.json_path, result)
     return 0
 
 

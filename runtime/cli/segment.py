@@ -9,12 +9,17 @@
         --output out.mp4 --forecast-view side-by-side --report report.json
 
 Built on the library API (runtime.pipeline.Pipeline) like any embedding program.
-Ctrl-C and SIGTERM end the run cleanly: the video is finalised, the summary printed
-and the report written; the exit code is then 130 (SIGINT) or 143 (SIGTERM).
+Ctrl-C, SIGTERM and SIGHUP end the run cleanly: the video is finalised, the summary
+printed and the report written; the exit code is then 130 (SIGINT), 143 (SIGTERM) or
+129 (SIGHUP). Output paths are checked before any work (runtime.jsonfile.check_output):
+never an input of the run, an engine or manifest, a folder or a device. An output that
+could not be written completely (full disk) is one line and exit code 2, and the report
+says which.
 """
 import argparse
 import collections
 import logging
+import os
 import re
 import signal
 import sys
@@ -25,9 +30,11 @@ import numpy as np
 from runtime import report as report_mod
 from runtime import sources
 from runtime.backends import BACKENDS
-from runtime.cli.common import add_common_args, run_cli
+from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
+                                engine_inputs, run_cli)
 from runtime.engine import open_engine
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, OutputError, check_output
 from runtime.outlier import VIEWS as OUTLIER_VIEWS
 from runtime.outlier import check_threshold
 from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
@@ -36,7 +43,8 @@ from runtime.preprocess import RESIZE_MODES
 from runtime.visualize import FORECAST_VIEWS, MODES, make_visualizer
 
 
-_SIGNAL_EXIT = {"interrupted": 130, "terminated": 143}
+_SIGNAL_EXIT = {"interrupted": 130, "terminated": 143, "hangup": 129}
+_SIGNAL_REASON = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +83,10 @@ def build_parser():
     parser.add_argument("--reconnect", type=int, default=5, metavar="N",
                         help="reconnection attempts of a live source, with exponential backoff "
                              "(default 5)")
+    parser.add_argument("--stall-timeout", type=float, default=sources.STALL_TIMEOUT, metavar="S",
+                        help="a live source without a frame for S seconds is lost and reconnects "
+                             "(default {:g})".format(sources.STALL_TIMEOUT))
+    add_verify_arg(parser)
     out = parser.add_argument_group("outputs")
     out.add_argument("--display", action="store_true", help="show a window (if there is a display)")
     out.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video (.mp4, .avi)")
@@ -100,10 +112,15 @@ def build_parser():
     return parser
 
 
+MAX_SIDE = 16384  # pixels: larger than any camera; a typo must not allocate gigabytes
+
+
 def parse_wxh(text, flag):
     match = re.match(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$", text or "")
     if not match or not int(match.group(1)) or not int(match.group(2)):
         raise UserError("malformed {} {!r}: expected WIDTHxHEIGHT, e.g. 1920x1080".format(flag, text))
+    if max(int(match.group(1)), int(match.group(2))) > MAX_SIDE:
+        raise UserError("{} {!r}: at most {} pixels a side".format(flag, text, MAX_SIDE))
     return int(match.group(2)), int(match.group(1))  # (h, w)
 
 
@@ -115,7 +132,7 @@ def make_source(args):
             break
     size = parse_wxh(args.capture_size, "--capture-size") if args.capture_size else None
     return sources.open_source(spec, kind=kind, reconnect=args.reconnect, size=size,
-                               fps=args.capture_fps)
+                               fps=args.capture_fps, stall_timeout=args.stall_timeout)
 
 
 def _check_args(args):
@@ -125,12 +142,18 @@ def _check_args(args):
         raise UserError("unknown --backend {!r}; use one of {}".format(args.backend, ", ".join(BACKENDS)))
     if args.visualize not in MODES:
         raise UserError("unknown --visualize {!r}; use one of {}".format(args.visualize, ", ".join(MODES)))
-    if args.reconnect < 0:
-        raise UserError("--reconnect must be 0 or more")
-    if args.threads is not None and args.threads < 1:
-        raise UserError("--threads must be at least 1")
-    if args.status_interval <= 0:
-        raise UserError("--status-interval must be positive")
+    if not 0 <= args.reconnect <= 1000:
+        raise UserError("--reconnect must be between 0 and 1000")
+    check_threads(args.threads)
+    for flag, value in (("--duration", args.duration), ("--status-interval", args.status_interval),
+                        ("--stall-timeout", args.stall_timeout)):
+        check_seconds(value, flag)
+    if args.capture_fps is not None and not 0 < args.capture_fps <= 1000:
+        raise UserError("--capture-fps must be a frame rate between 0 and 1000")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError("--alpha must be between 0 and 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be at least 1")
     if args.outlier_view not in OUTLIER_VIEWS:
         raise UserError("unknown --outlier-view {!r}; use one of {}".format(
             args.outlier_view, ", ".join(OUTLIER_VIEWS)))
@@ -139,6 +162,23 @@ def _check_args(args):
     if args.forecast_view is not None and args.forecast_view not in FORECAST_VIEWS:
         raise UserError("unknown --forecast-view {!r}; use one of {}".format(
             args.forecast_view, ", ".join(FORECAST_VIEWS)))
+
+
+def check_outputs(args, source):
+    """Refuse, before any work, output paths that would replace an input, an engine or a device."""
+    inputs = engine_inputs(Inputs(), args.engine)
+    inputs.add(args.video, "--video")
+    if args.images is not None:
+        inputs.add(args.images, "--images")
+        for path in getattr(source, "paths", ()):
+            inputs.add(path, "--images")
+    if args.output:
+        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)])
+    if args.report:
+        check_output(args.report, "--report", inputs, others=[("--output", args.output)])
+    if args.save_frames:
+        from runtime.jsonfile import check_output_folder
+        check_output_folder(args.save_frames, "--save-frames", inputs)
 
 
 def _check_engine_args(args, engine):
@@ -199,15 +239,17 @@ class StatusLine(object):
 
 
 def _install_signals(pipeline):
-    """SIGINT/SIGTERM stop the pipeline (a second Ctrl-C exits at once)."""
+    """SIGINT/SIGTERM/SIGHUP stop the pipeline (a second Ctrl-C exits at once)."""
     previous = {}
 
     def handler(signum, frame):
-        if pipeline.reason in ("interrupted", "terminated") and signum == signal.SIGINT:
+        if pipeline.reason in _SIGNAL_EXIT and signum == signal.SIGINT:
             raise KeyboardInterrupt()
-        pipeline.stop("interrupted" if signum == signal.SIGINT else "terminated")
+        pipeline.stop(_SIGNAL_REASON.get(signal.Signals(signum).name, "terminated"))
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
         try:
             previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread (embedded use): leave signals alone
@@ -224,6 +266,7 @@ def _quiet_opencv(debug):
     """OpenCV's own warnings (e.g. a camera that fails to open) would duplicate our one line."""
     if debug:
         return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's per-packet decode errors: counted instead
     try:
         cv2_logging = __import__("cv2").utils.logging
         cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_ERROR)
@@ -238,10 +281,11 @@ def main(argv):
         logging.getLogger().setLevel(logging.WARNING)
     _quiet_opencv(args.debug)
     source = make_source(args)
+    check_outputs(args, source)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engine = open_engine(args.engine, backend=args.backend, providers=providers,
                          threads=args.threads, resize=args.resize,
-                         current=args.forecast_view == "side-by-side")
+                         current=args.forecast_view == "side-by-side", verify=not args.no_verify)
     _check_engine_args(args, engine)
     visualizer = make_visualizer(engine.manifest, forecast_view=args.forecast_view,
                                  mode=args.visualize, alpha=args.alpha,
@@ -271,7 +315,12 @@ def main(argv):
         pipeline.close()
         _restore_signals(previous)
         status.finish()
+        failed = [o.error for o in outputs if o.error]
+        if failed and code is not None:
+            code = 2
         _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, code)
+    if failed:
+        raise OutputError(failed[0])
     return code
 
 
@@ -284,6 +333,9 @@ def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, cod
         memory=report_mod.memory_info(rss_start), tool="rt-segment",
         command=["rt-segment"] + list(argv), started_at=pipeline.started_at,
         finished_at=pipeline.finished_at, exit_code=code if code is not None else 2)
+    incomplete = [o.error for o in outputs if o.error]
+    if incomplete and report["exit"]["error"] is None:
+        report["exit"]["error"] = incomplete[0]
     if args.report:
         report_mod.write(args.report, report)
     if not args.quiet and pipeline.started_at is not None:
@@ -294,7 +346,15 @@ def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, cod
 
 
 def entry():
-    sys.exit(run_cli(main, prog="rt-segment"))
+    code = run_cli(main, prog="rt-segment")
+    # A stream's open or read abandoned after its timeout (or Ctrl-C) may still be inside
+    # OpenCV: give it a second to return, else leave without running C++ static destructors
+    # (every output is closed and the report written by now).
+    if not sources.finish_helpers(1.0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
