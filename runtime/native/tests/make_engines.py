@@ -1,0 +1,107 @@
+"""Export the engines the native core's C tests and parity tests run: real rt-export code paths.
+
+    python runtime/native/tests/make_engines.py OUT_DIR [--size 128x256] [--only seg,logits,ood,bundle]
+
+Writes OUT_DIR/seg.onnx (uint8 BGR frame in, class map out), OUT_DIR/logits.onnx (float NCHW
+tensor normalized on the host, logits out), OUT_DIR/ood.onnx (outlier head: class map + outlier
+score) and OUT_DIR/bundle/ (a DeformF2F forecast bundle), from the committed demo checkpoints,
+and OUT_DIR/bad/: broken engines and manifests for the error tests.
+An engine whose manifest already exists is kept (the exports are deterministic), so the ctest
+fixture and the pytest session can share one folder.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, REPO)
+
+CHECKPOINTS = {
+    "seg": ("swiftnet-rn18", "checkpoints/swiftnet-rn18_synthetic.pt", {}),
+    "logits": ("swiftnet-rn18", "checkpoints/swiftnet-rn18_synthetic.pt",
+               {"input_format": "tensor", "output_kind": "logits"}),
+    "ood": ("swiftnet-rn18-ood", "checkpoints/swiftnet-rn18-ood_synthetic.pt", {}),
+}
+BUNDLE_CHECKPOINT = "checkpoints/f2f-8-short_synthetic.pt"
+
+
+def make(out, size, only):
+    """Export what is missing; returns {kind: path}."""
+    from export.cli import export
+    os.makedirs(out, exist_ok=True)
+    paths = {}
+    for kind, (arch, checkpoint, kwargs) in sorted(CHECKPOINTS.items()):
+        path = os.path.join(out, kind + ".onnx")
+        paths[kind] = path
+        if kind in only and not os.path.exists(path + ".json"):
+            export(arch, os.path.join(REPO, checkpoint), size, path, parity_images=2,
+                   log=lambda message: None, **kwargs)
+    bundle = os.path.join(out, "bundle")
+    paths["bundle"] = bundle
+    if "bundle" in only and not os.path.exists(os.path.join(bundle, "forecast.json")):
+        from export.forecast_export import export_bundle
+        export_bundle(os.path.join(REPO, BUNDLE_CHECKPOINT), bundle, size=size, parity_frames=6,
+                      log=lambda message: None)
+    if "bad" in only:
+        make_bad(os.path.join(out, "bad"), paths["seg"])
+    paths["bad"] = os.path.join(out, "bad")
+    return paths
+
+
+def _link(src, dst):
+    """A hard link (the engines are large), a copy where links are not possible."""
+    if os.path.exists(dst):
+        os.remove(dst)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def make_bad(folder, seg):
+    """Engines and manifests a caller can get wrong, each broken in one way."""
+    os.makedirs(folder, exist_ok=True)
+    with open(seg + ".json") as handle:
+        good = json.load(handle)
+
+    def write(name, manifest=None, text=None, artifact=None):
+        path = os.path.join(folder, name)
+        if artifact is None:
+            _link(seg, path)
+        else:
+            with open(path, "wb") as handle:
+                handle.write(artifact)
+        if manifest is not None or text is not None:
+            with open(path + ".json", "w") as handle:
+                handle.write(text if text is not None else json.dumps(manifest))
+
+    write("no_manifest.onnx")
+    write("schema2.onnx", dict(good, schema_version=2))
+    write("badjson.onnx", text='{"schema_version": 1, "task": ')
+    write("nofield.onnx", dict((k, v) for k, v in good.items() if k != "outputs"))
+    write("wrongname.onnx", dict(good, input=dict(good["input"], name="not_the_input")))
+    with open(seg, "rb") as handle:
+        data = handle.read()
+    write("truncated.onnx", good, artifact=data[:len(data) // 2])
+    garbage = os.urandom(4096)
+    write("garbage.onnx", dict(good, artifact=dict(good["artifact"],
+                                                    sha256=hashlib.sha256(garbage).hexdigest())),
+          artifact=garbage)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--size", default="128x256")
+    parser.add_argument("--only", default="seg,logits,ood,bundle,bad")
+    args = parser.parse_args(argv)
+    size = tuple(int(v) for v in args.size.split("x"))
+    for kind, path in sorted(make(args.out, size, set(args.only.split(","))).items()):
+        print(kind, path)
+
+
+if __name__ == "__main__":
+    main()
