@@ -115,7 +115,11 @@ def main(argv):
         raise UserError("--outlier-bins must be at least 2")
     if manifest_mod.peek_task(args.engine) == "forecast":
         return main_forecast(args)
-    engine = Engine(args.engine, backend=args.backend, threads=args.threads)
+    if args.backend == "native":  # libswiftrt runs the whole engine (runtime/backends/native.py)
+        from runtime.backends.native import NativeEngine
+        engine = NativeEngine(args.engine, threads=args.threads)
+    else:
+        engine = Engine(args.engine, backend=args.backend, threads=args.threads)
     reference = Engine(args.reference, threads=args.threads) if args.reference else None
     pairs = find_pairs(args.data, args.split)
     if not pairs:
@@ -156,6 +160,9 @@ def main_forecast(args):
     from runtime import forecast_eval
     from runtime.data.cityscapes import find_pairs, group_sequences, read_split_info
     from runtime.forecast import ForecastBundle
+    if args.backend == "native":
+        raise UserError("rt-eval runs a bundle's stages one by one; the native core runs bundles "
+                        "as streams: use rt-segment or rt-bench --backend native for bundles")
     bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads)
     reference = ForecastBundle(args.reference, threads=args.threads) if args.reference else None
     if args.reference and reference.manifest["task"] != "forecast":

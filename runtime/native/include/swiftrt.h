@@ -63,6 +63,8 @@ enum { SRT_FORMAT_BGR8 = 1, SRT_FORMAT_RGB8 = 2 };
 /* How a frame is fitted to the network input; MANIFEST = the manifest's input.resize. */
 enum { SRT_RESIZE_MANIFEST = 0, SRT_RESIZE_STRETCH = 1, SRT_RESIZE_LETTERBOX = 2, SRT_RESIZE_CROP = 3 };
 
+#define SRT_MAX_PAST 16
+
 /* ---- structs ---------------------------------------------------------------------------------- */
 
 typedef struct srt_engine srt_engine; /* opaque */
@@ -108,6 +110,11 @@ typedef struct srt_result {
   int32_t is_forecast;       /* bundles: 1 when forecast_map was written, 0 while warming up */
   int32_t reserved1;
   double forecast_time;      /* bundles: the time the forecast is for (timestamp + horizon / frame_rate) */
+  /* Bundles: capture times of the past frames the forecast used, oldest first (the first
+     SRT_MAX_PAST of them; picked_count = past_frames), or the nearest buffered ones in warm-up. */
+  int32_t picked_count;
+  int32_t reserved2;
+  double picked_times[SRT_MAX_PAST];
   /* Per-stage wall times of this run, milliseconds. */
   double preprocess_ms;      /* resize, colour order, normalization, layout into the input tensor */
   double inference_ms;       /* the backend call(s); for a bundle: features + f2f + decoder */

@@ -222,6 +222,7 @@ srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, srt_result
                                             "decode_current; set class_map to NULL or open it so");
     result->is_forecast = 0;
     result->forecast_time = 0;
+    result->picked_count = 0;
     result->features_ms = result->f2f_ms = result->decoder_ms = 0;
     srt::FrameView view{static_cast<const uint8_t *>(frame->data), frame->width, frame->height, frame->stride,
                         frame->format == SRT_FORMAT_RGB8};

@@ -362,8 +362,10 @@ class FeatureRing {
     return items_.back().second;
   }
   // For each offset the entry nearest to now + offset (ties: the newer); false when one is out of tolerance.
-  bool select(double now, const std::vector<double> &offsets, double tolerance, std::vector<const std::vector<float> *> &out) const {
+  bool select(double now, const std::vector<double> &offsets, double tolerance, std::vector<const std::vector<float> *> &out,
+              std::vector<double> &times) const {
     out.clear();
+    times.clear();
     if (items_.empty()) return false;
     bool complete = true;
     size_t last = items_.size() - 1;
@@ -379,6 +381,7 @@ class FeatureRing {
       if (index > 0 && target - items_[index - 1].first < items_[index].first - target) --index;
       double err = items_[index].first - target;
       out.push_back(&items_[index].second);
+      times.push_back(items_[index].first);
       if (std::fabs(err) > tolerance + kEps) complete = false;
     }
     return complete;
@@ -450,8 +453,11 @@ class ForecastEngine : public Engine {
     r->f2f_ms = r->decoder_ms = 0;
     double tolerance = 0.5 * std::max(1.0 / b_.frame_rate, interval_);
     std::vector<const std::vector<float> *> picked;
-    bool complete = ring_.select(frame_time, offsets_s_, tolerance, picked);
+    std::vector<double> times;
+    bool complete = ring_.select(frame_time, offsets_s_, tolerance, picked, times);
     r->is_forecast = complete;
+    r->picked_count = static_cast<int32_t>(std::min<size_t>(times.size(), SRT_MAX_PAST));
+    for (int i = 0; i < r->picked_count; ++i) r->picked_times[i] = times[static_cast<size_t>(i)];
     r->forecast_time = frame_time + horizon_s_;
     r->outlier_pixels = -1;
     double post = 0;
