@@ -206,7 +206,8 @@ static void test_segmentation(int frames) {
     s = srt_engine_run(engine, &f, &result);
     CHECK(s == SRT_OK, "run %d: %s", i, srt_last_error());
     for (j = 0; j < (int)plane; ++j) bad_ids += map[j] >= info.num_classes;
-    CHECK(result.total_ms > 0 && result.inference_ms > 0 && result.outlier_pixels == -1, "timings / outlier count");
+    CHECK(result.total_ms > 0 && result.inference_ms > 0 && result.outlier_pixels == -1, "timings / outlier count: %f %f %lld",
+          result.total_ms, result.inference_ms, (long long)result.outlier_pixels);
     free(d);
   }
   CHECK(bad_ids == 0, "%d pixels with a class id outside the manifest's classes", bad_ids);
