@@ -6,8 +6,9 @@ Writes OUT_DIR/seg.onnx (uint8 BGR frame in, class map out), OUT_DIR/logits.onnx
 tensor normalized on the host, logits out), OUT_DIR/ood.onnx (outlier head: class map + outlier
 score) and OUT_DIR/bundle/ (a DeformF2F forecast bundle), from the committed demo checkpoints,
 and OUT_DIR/bad/: broken engines and manifests for the error tests.
-An engine whose manifest already exists is kept (the exports are deterministic), so the ctest
-fixture and the pytest session can share one folder.
+Exports are kept while OUT_DIR/stamp.json matches the export code, the checkpoints and the size
+(re-exported when any of them changes), so the ctest fixture and the pytest session share one folder
+without testing stale engines.
 """
 import argparse
 import hashlib
@@ -28,10 +29,39 @@ CHECKPOINTS = {
 BUNDLE_CHECKPOINT = "checkpoints/f2f-8-short_synthetic.pt"
 
 
+def _stamp(size):
+    """What the exports depend on: the export and calibration code, the checkpoints, the size."""
+    digest = hashlib.sha256()
+    files = [os.path.join(REPO, c) for _, c, _ in CHECKPOINTS.values()]
+    files.append(os.path.join(REPO, BUNDLE_CHECKPOINT))
+    for folder in ("export", "calib"):
+        for root, _, names in sorted(os.walk(os.path.join(REPO, folder))):
+            files.extend(os.path.join(root, n) for n in sorted(names) if n.endswith(".py"))
+    for path in sorted(set(files)):
+        digest.update(os.path.relpath(path, REPO).encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    return {"code_and_checkpoints": digest.hexdigest(), "size": list(size)}
+
+
 def make(out, size, only):
-    """Export what is missing; returns {kind: path}."""
+    """Export what is missing (everything when the stamp changed); returns {kind: path}."""
     from export.cli import export
     os.makedirs(out, exist_ok=True)
+    stamp_path = os.path.join(out, "stamp.json")
+    stamp = _stamp(size)
+    try:
+        with open(stamp_path) as handle:
+            current = json.load(handle) == stamp
+    except (OSError, ValueError):
+        current = False
+    if not current:
+        for name in os.listdir(out):
+            path = os.path.join(out, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     paths = {}
     for kind, (arch, checkpoint, kwargs) in sorted(CHECKPOINTS.items()):
         path = os.path.join(out, kind + ".onnx")
@@ -48,6 +78,8 @@ def make(out, size, only):
     if "bad" in only:
         make_bad(os.path.join(out, "bad"), paths["seg"])
     paths["bad"] = os.path.join(out, "bad")
+    with open(stamp_path, "w") as handle:
+        json.dump(stamp, handle)
     return paths
 
 
