@@ -53,7 +53,7 @@ def engines(native_library):
         import make_engines
     finally:
         sys.path.pop(0)
-    return make_engines.make(ENGINES, SIZE, {"seg", "logits", "ood", "bundle", "bad"})
+    return make_engines.make(ENGINES, SIZE, {"seg", "logits", "ood", "bundle", "bad", "frames"})
 
 
 def _scenes(count, size, seed=5, outliers=False):

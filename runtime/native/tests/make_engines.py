@@ -77,6 +77,9 @@ def make(out, size, only):
                       log=lambda message: None)
     if "bad" in only:
         make_bad(os.path.join(out, "bad"), paths["seg"])
+    if "frames" in only:
+        make_frames(os.path.join(out, "frames"))
+    paths["frames"] = os.path.join(out, "frames")
     paths["bad"] = os.path.join(out, "bad")
     with open(stamp_path, "w") as handle:
         json.dump(stamp, handle)
@@ -91,6 +94,19 @@ def _link(src, dst):
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def make_frames(folder, count=6):
+    """Generated road scenes for the C example: binary PPM (RGB) files and one raw BGR file."""
+    from runtime.data.synthetic import render_scene
+    os.makedirs(folder, exist_ok=True)
+    for i in range(count):
+        bgr = render_scene(41, i, size=(360, 640))[0]
+        with open(os.path.join(folder, "scene_{:02d}.ppm".format(i)), "wb") as handle:
+            handle.write(b"P6\n640 360\n255\n")
+            handle.write(bgr[:, :, ::-1].tobytes())
+    with open(os.path.join(folder, "raw_640x360.bgr"), "wb") as handle:
+        handle.write(render_scene(42, 0, size=(360, 640))[0].tobytes())
 
 
 def make_bad(folder, seg):
@@ -128,7 +144,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--size", default="128x256")
-    parser.add_argument("--only", default="seg,logits,ood,bundle,bad")
+    parser.add_argument("--only", default="seg,logits,ood,bundle,bad,frames")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     for kind, path in sorted(make(args.out, size, set(args.only.split(","))).items()):
