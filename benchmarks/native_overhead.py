@@ -126,6 +126,16 @@ def render(data, rows):
     return "\n".join(lines) + "\n"
 
 
+def section(engine, threads=2, rounds=20, calls=10, camera="1920x1080", rt_bench_iterations=60):
+    """(Markdown section, JSON-ready dict) for BENCHMARKS.md; None when libswiftrt is not built."""
+    from runtime.backends import native
+    if not os.path.exists(native.library_path()):
+        return None
+    data = overhead(os.path.abspath(engine), threads, rounds, calls, camera)
+    rows = rt_bench_rows(engine, threads, rt_bench_iterations) if rt_bench_iterations else []
+    return render(data, rows), {"overhead": data, "rt_bench": rows}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", help="an .onnx engine (default: the demo checkpoint's FP32 "
@@ -143,17 +153,19 @@ def main(argv=None):
     if not engine:
         from run_cpu_benchmarks import export_fp32
         engine, _ = export_fp32("swiftnet-rn18")
-    data = overhead(os.path.abspath(engine), args.threads, args.rounds, args.calls, args.camera)
-    rows = rt_bench_rows(engine, args.threads, args.rt_bench_iterations) \
-        if args.rt_bench_iterations else []
-    text = render(data, rows)
+    made = section(engine, args.threads, args.rounds, args.calls, args.camera,
+                   args.rt_bench_iterations)
+    if made is None:
+        sys.stderr.write("libswiftrt is not built: run make native-lib first\n")
+        return 2
+    text, data = made
     sys.stdout.write(text)
     if args.output:
         with open(args.output, "w") as handle:
             handle.write(text)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"overhead": data, "rt_bench": rows}, handle, indent=1)
+            json.dump(data, handle, indent=1)
     return 0
 
 
