@@ -296,7 +296,9 @@ static void test_forecast(int frames) {
   result.struct_size = sizeof result;
   result.forecast_map = fmap, result.forecast_map_size = plane;
   result.class_map = cmap, result.class_map_size = plane;
+  /* Three streams of 12..30 frames: enough for warm-up and forecasts (each costs four networks). */
   if (frames < 3 * 12) frames = 3 * 12;
+  if (frames > 3 * 30) frames = 3 * 30;
   /* Round 0: consecutive frames without timestamps (the trained rate); round 1: after reset, with
      timestamps at the trained rate; round 2: timestamps that go back start a new stream. */
   for (round = 0; round < 3; ++round) {
