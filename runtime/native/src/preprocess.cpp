@@ -64,35 +64,55 @@ void Preprocessor::run(const FrameView &frame, void *tensor) {
   // Engine channel c reads frame channel src[c].
   const bool swap = spec_.rgb != frame.rgb;
   const int src[3] = {swap ? 2 : 0, 1, swap ? 0 : 2};
-  if (spec_.dtype == DType::U8) {
+  if (spec_.dtype == DType::U8 && !spec_.nchw) {  // the default export: uint8 NHWC, cast in the graph
     uint8_t *out = static_cast<uint8_t *>(tensor);
     for (int y = 0; y < H; ++y) {
       const uint8_t *row = img + static_cast<size_t>(y) * stride;
-      for (int x = 0; x < W; ++x) {
-        const uint8_t *p = row + 3 * x;
-        for (int c = 0; c < 3; ++c) {
-          size_t i = spec_.nchw ? c * plane + static_cast<size_t>(y) * W + x : (static_cast<size_t>(y) * W + x) * 3 + c;
-          out[i] = p[src[c]];
-        }
+      uint8_t *dst = out + static_cast<size_t>(y) * W * 3;
+      if (!swap) {
+        std::memcpy(dst, row, static_cast<size_t>(W) * 3);
+        continue;
       }
+      for (int x = 0; x < W; ++x) dst[3 * x] = row[3 * x + 2], dst[3 * x + 1] = row[3 * x + 1], dst[3 * x + 2] = row[3 * x];
     }
     return;
   }
+  if (spec_.dtype == DType::U8) {  // uint8 NCHW: planes
+    uint8_t *out = static_cast<uint8_t *>(tensor);
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < H; ++y) {
+        const uint8_t *row = img + static_cast<size_t>(y) * stride + src[c];
+        uint8_t *dst = out + c * plane + static_cast<size_t>(y) * W;
+        for (int x = 0; x < W; ++x) dst[x] = row[3 * x];
+      }
+    return;
+  }
+  // float32: as numpy, (x * mul) + add in two float32 operations when normalizing on the host
+  // (no fused multiply-add: -ffp-contract=off), else the plain value.
   float *out = static_cast<float *>(tensor);
   const bool norm = !spec_.in_graph;
-  for (int y = 0; y < H; ++y) {
-    const uint8_t *row = img + static_cast<size_t>(y) * stride;
-    for (int x = 0; x < W; ++x) {
-      const uint8_t *p = row + 3 * x;
-      for (int c = 0; c < 3; ++c) {
-        float v = static_cast<float>(p[src[c]]);
-        if (norm) {
-          // Two float32 operations, as numpy does them (no fused multiply-add: -ffp-contract=off).
-          float m = v * spec_.mul[c];
-          v = m + spec_.add[c];
-        }
-        size_t i = spec_.nchw ? c * plane + static_cast<size_t>(y) * W + x : (static_cast<size_t>(y) * W + x) * 3 + c;
-        out[i] = v;
+  for (int c = 0; c < 3; ++c) {
+    const float mul = norm ? spec_.mul[c] : 1.f, add = norm ? spec_.add[c] : 0.f;
+    for (int y = 0; y < H; ++y) {
+      const uint8_t *row = img + static_cast<size_t>(y) * stride + src[c];
+      if (spec_.nchw) {
+        float *dst = out + c * plane + static_cast<size_t>(y) * W;
+        if (norm)
+          for (int x = 0; x < W; ++x) {
+            float m = static_cast<float>(row[3 * x]) * mul;
+            dst[x] = m + add;
+          }
+        else
+          for (int x = 0; x < W; ++x) dst[x] = static_cast<float>(row[3 * x]);
+      } else {
+        float *dst = out + static_cast<size_t>(y) * W * 3 + c;
+        if (norm)
+          for (int x = 0; x < W; ++x) {
+            float m = static_cast<float>(row[3 * x]) * mul;
+            dst[3 * x] = m + add;
+          }
+        else
+          for (int x = 0; x < W; ++x) dst[3 * x] = static_cast<float>(row[3 * x]);
       }
     }
   }
