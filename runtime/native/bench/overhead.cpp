@@ -97,13 +97,13 @@ int main(int argc, char **argv) {
   };
   std::vector<double> samples[3], outside[2];  // outside: a native call's wall time minus its inference
   double stage[2][3] = {{0, 0, 0}, {0, 0, 0}};
-  auto call = [&](int which) {
+  auto call = [&](int which, bool timed) {
     double t0 = now_ms();
     if (which == 0) request.infer();
     else if (which == 1) run_native(net, info.input_width, info.input_height);
     else run_native(cam, cam_w, cam_h);
     double ms = now_ms() - t0;
-    if (which > 0) {
+    if (which > 0 && timed) {
       outside[which - 1].push_back(ms - result.inference_ms);
       stage[which - 1][0] += result.preprocess_ms;
       stage[which - 1][1] += result.inference_ms;
@@ -112,15 +112,12 @@ int main(int argc, char **argv) {
     return ms;
   };
   for (int w = 0; w < 3; ++w)
-    for (int i = 0; i < 10; ++i) call(w);  // warm-up, not counted
-  outside[0].clear(), outside[1].clear();
-  stage[0][0] = stage[0][1] = stage[0][2] = stage[1][0] = stage[1][1] = stage[1][2] = 0;
+    for (int i = 0; i < 10; ++i) call(w, false);  // warm-up, not counted
   for (int r = 0; r < rounds; ++r)
     for (int k = 0; k < 3; ++k) {
       int which = (r + k) % 3;
-      call(which);  // one untimed call when switching: the thread pool wakes up
-      if (which > 0) outside[which - 1].pop_back();
-      for (int i = 0; i < calls; ++i) samples[which].push_back(call(which));
+      call(which, false);  // one untimed call when switching: the thread pool wakes up
+      for (int i = 0; i < calls; ++i) samples[which].push_back(call(which, true));
     }
   const double n = static_cast<double>(rounds) * calls;
   std::printf("{\"engine\": \"%s\", \"threads\": %d, \"rounds\": %d, \"calls_per_round\": %d,\n", path.c_str(), threads,
