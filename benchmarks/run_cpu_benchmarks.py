@@ -625,14 +625,6 @@ def main(argv=None):
         accuracy = measure_outlier_accuracy(os.path.join(ENGINE_DIR, "swiftnet-rn18-ood_fp32.onnx"),
                                             export_fp32(HEADLINE)[0])
 
-    native = None  # libswiftrt: overhead over the bare OpenVINO call + rt-bench rows (docs/native.md)
-    if HEADLINE in archs:
-        from native_overhead import section
-        log("native core overhead (benchmarks/native_overhead.py)")
-        native = section(export_fp32(HEADLINE)[0], threads or 2, rt_bench_iterations=args.iterations)
-        if native is None:
-            notes.append("native: libswiftrt is not built (make native-lib): no native rows")
-
     all_entries = [e for run in runs.values() for e in run["runners"]]
     env = bench.environment(threads, all_entries, load_start=load_start)
     notes += bench.environment_warnings(env)
@@ -640,8 +632,16 @@ def main(argv=None):
             "args": (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
             "wall_s": time.time() - start, "environment": env, "runs": runs, "e2e": e2e,
             "labels": labels, "overhead": overhead, "notes": notes, "tasks": tasks,
-            "outlier_accuracy": accuracy, "native": native[1] if native else None,
+            "outlier_accuracy": accuracy,
             "weights": ", ".join("{}: {}".format(a, w) for a, w in weights.items())}
+    native = None  # libswiftrt: overhead over the bare OpenVINO call + rt-bench rows (docs/native.md)
+    if HEADLINE in archs:
+        from native_overhead import section
+        log("native core overhead (benchmarks/native_overhead.py)")
+        native = section(export_fp32(HEADLINE)[0], threads or 2, rt_bench_iterations=args.iterations)
+        if native is None:
+            notes.append("native: libswiftrt is not built (make native-lib): no native rows")
+    data["native"] = native[1] if native else None
     with open(args.output, "w") as handle:
         handle.write(render(data) + ("\n" + native[0] if native else ""))
     if args.json:

@@ -46,7 +46,10 @@ def _stamp(size):
 
 def make(out, size, only):
     """Export what is missing (everything when the stamp changed); returns {kind: path}."""
-    from export.cli import export
+    try:
+        from export.api import export  # the library function (export/cli.py re-exports it)
+    except ImportError:
+        from export.cli import export
     os.makedirs(out, exist_ok=True)
     stamp_path = os.path.join(out, "stamp.json")
     stamp = _stamp(size)
