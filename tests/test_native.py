@@ -53,7 +53,8 @@ def engines(native_library):
         import make_engines
     finally:
         sys.path.pop(0)
-    return make_engines.make(ENGINES, SIZE, {"seg", "logits", "ood", "bundle", "bad", "frames"})
+    return make_engines.make(ENGINES, SIZE, {"seg", "logits", "ood", "bundle", "bad", "frames",
+                                             "trt82", "trt103"})
 
 
 def _scenes(count, size, seed=5, outliers=False):
@@ -222,6 +223,20 @@ def test_class_map_dtypes_and_float_frames(engines, tmp_path, output_dtype, inpu
         assert b.class_map.dtype == np.uint8
         assert _agreement(a.class_map, b.class_map) >= 0.9999
     assert _agreement(ref[0].class_map, nat[0].class_map) >= 0.9999
+
+
+@pytest.mark.parametrize("target", ["trt82", "trt103"])
+def test_exports_for_tensorrt_targets(engines, target):
+    """rt-export --trt-version changes the I/O form (e.g. 8.2: float32 frame, int32 class map);
+    the core follows the manifest and agrees with ONNX Runtime on every form."""
+    if target not in engines:
+        pytest.skip("this rt-export has no --trt-version")
+    manifest = json.load(open(engines[target] + ".json"))
+    out = [o for o in manifest["outputs"] if o["meaning"] in ("class_map", "logits")][0]
+    assert out["dtype"] in ("uint8", "int32", "int64", "float32")
+    ort, nat = _segment_both(engines[target], _scenes(2, (256, 512), seed=11))
+    for a, b in zip(ort, nat):
+        assert _agreement(a.class_map, b.class_map) >= 0.9999
 
 
 def test_manifest_dtype_that_disagrees_with_the_model_is_refused(engines, tmp_path):

@@ -27,6 +27,9 @@ CHECKPOINTS = {
     "ood": ("swiftnet-rn18-ood", "checkpoints/swiftnet-rn18-ood_synthetic.pt", {}),
 }
 BUNDLE_CHECKPOINT = "checkpoints/f2f-8-short_synthetic.pt"
+# Exports for a TensorRT target change the graph's I/O form (8.2: float32 frame in, int32 class map
+# out; 10.x: uint8 ArgMax out), where rt-export has --trt-version.
+TRT_TARGETS = {"trt82": "8.2.1", "trt103": "10.3.0"}
 
 
 def _stamp(size):
@@ -46,10 +49,7 @@ def _stamp(size):
 
 def make(out, size, only):
     """Export what is missing (everything when the stamp changed); returns {kind: path}."""
-    try:
-        from export.api import export  # the library function (export/cli.py re-exports it)
-    except ImportError:
-        from export.cli import export
+    from export.cli import export  # defined there, or re-exported from export/api.py
     os.makedirs(out, exist_ok=True)
     stamp_path = os.path.join(out, "stamp.json")
     stamp = _stamp(size)
@@ -72,6 +72,16 @@ def make(out, size, only):
         if kind in only and not os.path.exists(path + ".json"):
             export(arch, os.path.join(REPO, checkpoint), size, path, parity_images=2,
                    log=lambda message: None, **kwargs)
+    import inspect
+    has_targets = "trt_version" in inspect.signature(export).parameters
+    for kind, version in sorted(TRT_TARGETS.items()):
+        path = os.path.join(out, kind + ".onnx")
+        if has_targets:
+            paths[kind] = path
+            if kind in only and not os.path.exists(path + ".json"):
+                arch, checkpoint, _ = CHECKPOINTS["seg"]
+                export(arch, os.path.join(REPO, checkpoint), size, path, parity_images=2,
+                       trt_version=version, log=lambda message: None)
     bundle = os.path.join(out, "bundle")
     paths["bundle"] = bundle
     if "bundle" in only and not os.path.exists(os.path.join(bundle, "forecast.json")):
