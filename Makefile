@@ -9,7 +9,7 @@ DEMO_SIZE ?= 256x512
 DEMO_FRAMES ?= 300
 DEMO_CALIB_METHOD ?= percentile
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean native native-lib native-asan native-check native-tools
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): setup.cfg Makefile
 	$(PY) -c "import torch, sys; assert not torch.version.cuda, 'a CUDA build of torch was installed'; print('torch', torch.__version__, 'CPU build')"
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) native native-asan native-check
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --exclude-regex '.*/tests/.*' runtime calib
 	$(PY) -m pytest -q -ra
 
@@ -43,6 +43,53 @@ demo: $(STAMP)
 	@echo
 	@echo "demo done: annotated video $(OUT)/demo_segmented.mp4, report $(OUT)/demo_report.json,"
 	@echo "           engine $(DEMO_ENGINE) (+ .json manifest with calibration and accuracy vs FP32)"
+
+# libswiftrt, the native core (runtime/native, docs/native.md): CMake + Ninja build against the
+# OpenVINO wheel's C++ SDK, then its C tests (ctest); the test engines are exported once into
+# NATIVE_ENGINES by rt-export's code. native-asan: the same tests over 300 frames with
+# AddressSanitizer + UBSan (leaks are errors). native-check: the TensorRT backend compiled
+# (never linked or run here) against the public headers of TensorRT 8.2, 8.6 and 10.3.
+NATIVE_BUILD ?= build/native
+NATIVE_ASAN_BUILD ?= build/native-asan
+NATIVE_ENGINES ?= build/native-engines
+TRT_HEADERS ?= ../shared/third_party/tensorrt
+TRT_VERSIONS ?= 8.2 8.6 10.3
+CUDA_INCLUDE ?= /usr/local/cuda/include
+NATIVE_PATH = PATH="$(abspath $(VENV))/bin:$$PATH"
+NATIVE_CONFIGURE = $(NATIVE_PATH) cmake -S runtime/native -G Ninja -Wno-dev \
+	-DOpenVINO_DIR="$$($(PY) -c 'import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), "cmake"))')" \
+	-DSWIFTRT_PYTHON="$(abspath $(PY))" -DSWIFTRT_TEST_ENGINES="$(abspath $(NATIVE_ENGINES))"
+
+native-tools: $(STAMP)
+	@cmake_ok=$$($(NATIVE_PATH) cmake --version 2>/dev/null | head -1 | awk '{split($$3, v, "."); print (v[1] > 3 || (v[1] == 3 && v[2] >= 16))}'); \
+	if [ "$$cmake_ok" != 1 ] || ! $(NATIVE_PATH) command -v ninja >/dev/null; then \
+		echo "installing cmake and ninja from PyPI into $(VENV)"; \
+		$(PY) -m pip install -q --disable-pip-version-check 'cmake>=3.16' ninja; fi
+
+native-lib: native-tools
+	$(NATIVE_CONFIGURE) -B $(NATIVE_BUILD) -DCMAKE_BUILD_TYPE=Release
+	$(NATIVE_PATH) cmake --build $(NATIVE_BUILD) -j2
+
+native: native-lib
+	cd $(NATIVE_BUILD) && $(NATIVE_PATH) ctest --output-on-failure
+
+native-asan: native-tools
+	$(NATIVE_CONFIGURE) -B $(NATIVE_ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWIFTRT_SANITIZE=ON \
+		-DSWIFTRT_BUILD_EXAMPLES=OFF -DSWIFTRT_TEST_FRAMES=300
+	$(NATIVE_PATH) cmake --build $(NATIVE_ASAN_BUILD) -j2
+	cd $(NATIVE_ASAN_BUILD) && $(NATIVE_PATH) ctest --output-on-failure
+
+native-check:
+	@test -d $(CUDA_INCLUDE) || { echo "no CUDA headers at $(CUDA_INCLUDE): set CUDA_INCLUDE (e.g. the nvidia-cuda-runtime-cu12 wheel's include/)"; exit 2; }
+	@for v in $(TRT_VERSIONS); do \
+		echo "TensorRT $$v: compiling runtime/native/src/backend_tensorrt.cpp (-fsyntax-only -Werror -Wall -Wextra)"; \
+		$(CXX) -std=c++17 -fsyntax-only -Werror -Wall -Wextra -DSWIFTRT_WITH_TENSORRT \
+			-isystem $(TRT_HEADERS)/$$v/include -isystem $(CUDA_INCLUDE) \
+			-Iruntime/native/include -Iruntime/native/src runtime/native/src/backend_tensorrt.cpp || exit 1; \
+	done
+	@echo "core sources with SWIFTRT_WITH_TENSORRT on"; \
+	for f in api engine; do $(CXX) -std=c++17 -fsyntax-only -Werror -Wall -Wextra -DSWIFTRT_WITH_TENSORRT \
+		-Iruntime/native/include -Iruntime/native/src runtime/native/src/$$f.cpp || exit 1; done
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_cpu_benchmarks.py --output BENCHMARKS.md

@@ -670,8 +670,16 @@ def main(argv=None):
             "labels": labels, "overhead": overhead, "notes": notes, "tasks": tasks,
             "outlier_accuracy": accuracy, "ros2": ros2,
             "weights": ", ".join("{}: {}".format(a, w) for a, w in weights.items())}
+    native = None  # libswiftrt: overhead over the bare OpenVINO call + rt-bench rows (docs/native.md)
+    if HEADLINE in archs:
+        from native_overhead import section
+        log("native core overhead (benchmarks/native_overhead.py)")
+        native = section(export_fp32(HEADLINE)[0], threads or 2, rt_bench_iterations=args.iterations)
+        if native is None:
+            notes.append("native: libswiftrt is not built (make native-lib): no native rows")
+    data["native"] = native[1] if native else None
     with open(args.output, "w") as handle:
-        handle.write(render(data))
+        handle.write(render(data) + ("\n" + native[0] if native else ""))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(data, handle, indent=2, default=str)

@@ -116,11 +116,19 @@ def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, ba
         how = "TensorRT: " + steps
     elif backend_name == "openvino":
         how = openvino_how(backend_info)
+    elif backend_name == "native":
+        return native_how(backend_info)
     else:
         providers = backend_info.get("providers")
         how = "ONNX Runtime session.run{}, outputs on the host".format(
             " ({})".format(", ".join(providers)) if providers else "")
     return "{}; {}; {}".format(how, pre, post)
+
+
+def native_how(info):
+    return ("libswiftrt srt_engine_run ({}): BGR frame of the network size in, colour order / "
+            "normalization / layout in C++, inference, class map out".format(
+                info.get("core_backend")))
 
 
 def openvino_how(info):
@@ -207,6 +215,8 @@ def forecast_includes(engine):
         how = "TensorRT, per stage: copy in + H2D + enqueue + GPU compute + D2H + stream sync + copy out"
     elif backend == "openvino":
         how = openvino_how(info) + ", per stage"
+    elif backend == "native":
+        how = native_how(info) + "; stages and feature ring inside the core"
     else:
         how = "ONNX Runtime session.run per stage{}, outputs on the host".format(
             " ({})".format(", ".join(info["providers"])) if info.get("providers") else "")

@@ -14,7 +14,7 @@ import numpy as np
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
 from runtime.backends import open_backend
-from runtime.errors import ManifestError
+from runtime.errors import ManifestError, UserError
 from runtime.preprocess import Preprocessor
 
 
@@ -56,7 +56,14 @@ def open_engine(path, backend=None, providers=None, threads=None, resize=None, c
     ``path``: an artifact, its manifest, a bundle's ``forecast.json`` or its folder.
     ``current`` (bundles only): also segment the current frame (for side-by-side views).
     ``verify``: check each artifact's sha256 against its manifest (cached; --no-verify).
+    ``backend="native"``: the whole engine runs in libswiftrt (runtime/backends/native.py).
     """
+    if backend == "native":
+        if providers:
+            raise UserError("--providers selects ONNX Runtime execution providers; the native "
+                            "backend does not use them")
+        from runtime.backends.native import open_native_engine
+        return open_native_engine(path, threads=threads, resize=resize, current=current)
     if manifest_mod.peek_task(path) == "forecast":
         from runtime.forecast import ForecastEngine
         return ForecastEngine(path, backend=backend, providers=providers, threads=threads,

@@ -4,7 +4,7 @@ import os
 
 from runtime.errors import UserError
 
-BACKENDS = ("onnxruntime", "tensorrt", "openvino")
+BACKENDS = ("onnxruntime", "tensorrt", "openvino", "native")
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +29,9 @@ def open_backend(path, manifest=None, backend=None, providers=None, threads=None
     ``spin=False``: ONNX Runtime's CPU threads sleep between runs instead of spinning (for
     models that run one after another, see OnnxRuntimeBackend)."""
     kind = backend_for(path, manifest, backend)
+    if kind == "native":  # libswiftrt runs whole engines (frame in), not one model's tensors
+        raise UserError("the native backend runs whole engines: open {} with runtime.open_engine("
+                        "path, backend='native')".format(path))
     if kind == "onnxruntime":
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(str(path), providers=providers, threads=threads, spin=spin,

@@ -130,7 +130,11 @@ def main(argv):
     if manifest_mod.peek_task(args.engine) == "forecast":
         return main_forecast(args)
     verify = not args.no_verify
-    engine = Engine(args.engine, backend=args.backend, threads=args.threads, verify=verify)
+    if args.backend == "native":  # libswiftrt runs the whole engine (runtime/backends/native.py)
+        from runtime.backends.native import NativeEngine
+        engine = NativeEngine(args.engine, threads=args.threads)
+    else:
+        engine = Engine(args.engine, backend=args.backend, threads=args.threads, verify=verify)
     reference = Engine(args.reference, threads=args.threads, verify=verify) if args.reference else None
     pairs = find_pairs(args.data, args.split)
     if not pairs:
@@ -170,6 +174,9 @@ def main_forecast(args):
     from runtime import forecast_eval
     from runtime.data.cityscapes import find_pairs, group_sequences, read_split_info
     from runtime.forecast import ForecastBundle
+    if args.backend == "native":
+        raise UserError("rt-eval runs a bundle's stages one by one; the native core runs bundles "
+                        "as streams: use rt-segment or rt-bench --backend native for bundles")
     verify = not args.no_verify
     bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads, verify=verify)
     reference = (ForecastBundle(args.reference, threads=args.threads, verify=verify)

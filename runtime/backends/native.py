@@ -1,0 +1,501 @@
+"""The native backend: whole engines run by libswiftrt (the C core) through ctypes.
+
+Why whole engines and not a tensor-in/tensor-out backend: the core's job is what vehicle
+software links, i.e. frame in (any size, BGR or RGB) -> resize, colour order, normalization and
+layout as the manifest says -> inference -> class map / outlier score / forecast out. So
+``--backend native`` hands the camera frame itself to ``srt_engine_run``; the Python side only
+fits a copy of the frame for display (runtime/preprocess.py, the same OpenCV resize the core
+reproduces bit for bit). ctypes releases the GIL during every call into the library.
+
+``NativeEngine`` has the interface of runtime.engine.Engine and ``NativeForecastEngine`` that of
+runtime.forecast.ForecastEngine, so rt-segment, rt-eval and rt-bench run them unchanged
+(``runtime.open_engine(path, backend="native")`` picks them).
+
+The library: ``$SWIFTRT_LIBRARY``, else ``build/native/libswiftrt.so`` of this checkout (``make
+native``), else ``libswiftrt`` on the loader's path.
+"""
+import collections
+import ctypes
+import ctypes.util
+import os
+import threading
+
+import numpy as np
+
+from runtime import manifest as manifest_mod
+from runtime import outlier as outlier_mod
+from runtime.errors import ManifestError, UserError
+from runtime.preprocess import Preprocessor
+
+NAME = "native"
+CLASS_MAP = "class_map"          # keys of the outputs dict a native engine returns
+OUTLIER_SCORE = "outlier_score"
+ABI_VERSION = 1
+MAX_PAST = 16
+
+SRT_OK = 0
+# Statuses a user causes (a bad file or manifest, a frame the engine cannot take): UserError.
+_USER_STATUSES = (1, 3, 4, 5, 6)
+_BACKEND_AUTO, _BACKEND_OPENVINO, _BACKEND_TENSORRT = 0, 1, 2
+_FORMAT_BGR8 = 1
+_RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
+_TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
+_BACKENDS = {1: "openvino", 2: "tensorrt"}
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD_LIBRARY = os.path.join(_REPO, "build", "native", "libswiftrt.so")
+
+
+class OpenOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("backend", ctypes.c_int32),
+                ("threads", ctypes.c_int32), ("resize", ctypes.c_int32),
+                ("use_outlier_threshold", ctypes.c_int32), ("outlier_threshold", ctypes.c_float),
+                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32)]
+
+
+class Frame(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("format", ctypes.c_int32),
+                ("width", ctypes.c_int32), ("height", ctypes.c_int32),
+                ("reserved0", ctypes.c_int32), ("stride", ctypes.c_size_t),
+                ("data", ctypes.c_void_p), ("timestamp", ctypes.c_double),
+                ("has_timestamp", ctypes.c_int32), ("reserved1", ctypes.c_int32)]
+
+
+class Result(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("reserved0", ctypes.c_int32),
+                ("class_map", ctypes.c_void_p), ("class_map_size", ctypes.c_size_t),
+                ("outlier_score", ctypes.c_void_p), ("outlier_score_size", ctypes.c_size_t),
+                ("outlier_mask", ctypes.c_void_p), ("outlier_mask_size", ctypes.c_size_t),
+                ("forecast_map", ctypes.c_void_p), ("forecast_map_size", ctypes.c_size_t),
+                ("outlier_pixels", ctypes.c_int64), ("is_forecast", ctypes.c_int32),
+                ("reserved1", ctypes.c_int32), ("forecast_time", ctypes.c_double),
+                ("picked_count", ctypes.c_int32), ("reserved2", ctypes.c_int32),
+                ("picked_times", ctypes.c_double * MAX_PAST),
+                ("preprocess_ms", ctypes.c_double), ("inference_ms", ctypes.c_double),
+                ("postprocess_ms", ctypes.c_double), ("features_ms", ctypes.c_double),
+                ("f2f_ms", ctypes.c_double), ("decoder_ms", ctypes.c_double),
+                ("total_ms", ctypes.c_double)]
+
+
+class EngineInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("task", ctypes.c_int32),
+                ("backend", ctypes.c_int32), ("num_classes", ctypes.c_int32),
+                ("input_height", ctypes.c_int32), ("input_width", ctypes.c_int32),
+                ("output_height", ctypes.c_int32), ("output_width", ctypes.c_int32),
+                ("has_outlier_score", ctypes.c_int32), ("outlier_threshold", ctypes.c_float),
+                ("forecast_horizon", ctypes.c_int32), ("past_frames", ctypes.c_int32),
+                ("frame_rate", ctypes.c_double), ("forecast_horizon_s", ctypes.c_double),
+                ("precision", ctypes.c_char * 16), ("arch", ctypes.c_char * 64),
+                ("backend_name", ctypes.c_char * 32)]
+
+
+class ClassInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("id", ctypes.c_int32),
+                ("color", ctypes.c_uint8 * 3), ("reserved0", ctypes.c_uint8),
+                ("name", ctypes.c_char * 64)]
+
+
+_lib = None
+_lib_lock = threading.Lock()
+
+
+def library_path():
+    """Where the library is looked for first (the environment, then this checkout's build)."""
+    return os.environ.get("SWIFTRT_LIBRARY") or BUILD_LIBRARY
+
+
+def load_library():
+    """The loaded libswiftrt with its prototypes declared (once per process)."""
+    global _lib
+    with _lib_lock:
+        if _lib is not None:
+            return _lib
+        path = library_path()
+        if not os.path.exists(path):
+            path = ctypes.util.find_library("swiftrt")
+        if not path:
+            raise UserError("libswiftrt is not built: run `make native` (or set SWIFTRT_LIBRARY "
+                            "to the library's path)")
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            raise UserError("cannot load libswiftrt ({}): {}".format(path, exc))
+        lib.srt_abi_version.restype = ctypes.c_uint32
+        lib.srt_version.restype = ctypes.c_char_p
+        lib.srt_last_error.restype = ctypes.c_char_p
+        lib.srt_status_string.restype = ctypes.c_char_p
+        lib.srt_status_string.argtypes = [ctypes.c_int32]
+        lib.srt_open_options_init.argtypes = [ctypes.POINTER(OpenOptions)]
+        lib.srt_engine_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(OpenOptions),
+                                        ctypes.POINTER(ctypes.c_void_p)]
+        lib.srt_engine_close.argtypes = [ctypes.c_void_p]
+        lib.srt_engine_close.restype = None
+        lib.srt_engine_info.argtypes = [ctypes.c_void_p, ctypes.POINTER(EngineInfo)]
+        lib.srt_engine_class.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ClassInfo)]
+        lib.srt_engine_run.argtypes = [ctypes.c_void_p, ctypes.POINTER(Frame), ctypes.POINTER(Result)]
+        lib.srt_engine_reset.argtypes = [ctypes.c_void_p]
+        for name in ("srt_open_options_init", "srt_engine_open", "srt_engine_info",
+                     "srt_engine_class", "srt_engine_run", "srt_engine_reset"):
+            getattr(lib, name).restype = ctypes.c_int32
+        if lib.srt_abi_version() != ABI_VERSION:
+            raise UserError("{} has ABI version {}, this runtime speaks version {}: rebuild it "
+                            "(make native)".format(path, lib.srt_abi_version(), ABI_VERSION))
+        lib.path = path
+        _lib = lib
+        return lib
+
+
+def version():
+    """libswiftrt's version line (names the backends compiled in)."""
+    return load_library().srt_version().decode()
+
+
+def _check(lib, status, what):
+    if status == SRT_OK:
+        return
+    message = "{}: {}".format(what, lib.srt_last_error().decode("utf-8", "replace"))
+    if status == 4:
+        raise ManifestError(message)
+    if status in _USER_STATUSES:
+        raise UserError(message)
+    raise RuntimeError("{} ({})".format(message, lib.srt_status_string(status).decode()))
+
+
+class CoreEngine(object):
+    """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
+
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False):
+        if resize not in _RESIZE:
+            raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
+                resize))
+        self.lib = lib = load_library()
+        options = OpenOptions()
+        lib.srt_open_options_init(ctypes.byref(options))
+        options.backend = _BACKEND_AUTO
+        options.threads = int(threads or 0)
+        options.resize = _RESIZE[resize]
+        if outlier_threshold is not None:
+            options.use_outlier_threshold = 1
+            options.outlier_threshold = float(outlier_threshold)
+        options.decode_current = 1 if current else 0
+        handle = ctypes.c_void_p()
+        _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
+                                        ctypes.byref(handle)), "native engine {}".format(path))
+        self.handle = handle
+        info = EngineInfo()
+        info.struct_size = ctypes.sizeof(EngineInfo)
+        _check(lib, lib.srt_engine_info(handle, ctypes.byref(info)), "srt_engine_info")
+        self.info = info
+        self.task = _TASKS.get(info.task)
+        self.output_hw = (info.output_height, info.output_width)
+        self.input_hw = (info.input_height, info.input_width)
+        self.backend_name = info.backend_name.decode()
+        self.classes = []
+        for index in range(info.num_classes):
+            cls = ClassInfo()
+            cls.struct_size = ctypes.sizeof(ClassInfo)
+            _check(lib, lib.srt_engine_class(handle, index, ctypes.byref(cls)), "srt_engine_class")
+            self.classes.append({"id": cls.id, "name": cls.name.decode(), "color": list(cls.color)})
+        self.last_result = None
+
+    def run(self, frame, timestamp=None, class_map=True, outlier=False, forecast=False):
+        """BGR uint8 (H, W, 3) frame -> dict of fresh arrays ``class_map`` / ``outlier_score``
+        / ``outlier_mask`` / ``forecast_map`` (those asked for); ``self.last_result`` has the
+        timings and forecast fields."""
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError("expected an HxWx3 uint8 BGR frame, got {} {}".format(
+                frame.dtype, frame.shape))
+        if frame.strides[2] != 1 or frame.strides[1] != 3 or frame.strides[0] < 0:
+            frame = np.ascontiguousarray(frame)
+        f = Frame()
+        f.struct_size = ctypes.sizeof(Frame)
+        f.format = _FORMAT_BGR8
+        f.height, f.width = frame.shape[0], frame.shape[1]
+        f.stride = frame.strides[0]
+        f.data = frame.ctypes.data
+        if timestamp is not None:
+            f.timestamp, f.has_timestamp = float(timestamp), 1
+        r = Result()
+        r.struct_size = ctypes.sizeof(Result)
+        out = {}
+        h, w = self.output_hw
+        for key, wanted, dtype, field in ((CLASS_MAP, class_map, np.uint8, "class_map"),
+                                          (OUTLIER_SCORE, outlier, np.float32, "outlier_score"),
+                                          ("outlier_mask", outlier, np.uint8, "outlier_mask"),
+                                          ("forecast_map", forecast, np.uint8, "forecast_map")):
+            if wanted:
+                array = np.empty((h, w), dtype=dtype)
+                out[key] = array
+                setattr(r, field, array.ctypes.data)
+                setattr(r, field + "_size", array.nbytes)
+        _check(self.lib, self.lib.srt_engine_run(self.handle, ctypes.byref(f), ctypes.byref(r)),
+               "srt_engine_run")
+        self.last_result = r
+        return out
+
+    def reset(self):
+        _check(self.lib, self.lib.srt_engine_reset(self.handle), "srt_engine_reset")
+
+    def close(self):
+        if self.handle is not None and self.handle.value:
+            self.lib.srt_engine_close(self.handle)
+        self.handle = None
+
+
+class NativeBackend(object):
+    """The ``backend`` of a NativeEngine: what rt-bench times and reports.
+
+    ``run(feeds)`` takes the frame under the engine's input name (a BGR frame, any size:
+    the core fits it) and returns the core's outputs; ``last_timings`` are the core's own
+    per-stage times of that call (ms).
+    """
+
+    name = NAME
+    reuses_output_buffers = False  # every run returns fresh arrays
+
+    def __init__(self, core, input_name):
+        self.core = core
+        self.input_name = input_name
+        self.outlier = bool(core.info.has_outlier_score)
+        self.last_timings = {}
+
+    def run(self, feeds):
+        out = self.core.run(feeds[self.input_name], outlier=self.outlier)
+        r = self.core.last_result
+        self.last_timings = {"core.preprocess": r.preprocess_ms, "core.inference": r.inference_ms,
+                             "core.postprocess": r.postprocess_ms}
+        return out
+
+    def describe(self):
+        return {"backend": NAME, "version": version(), "core_backend": self.core.backend_name,
+                "library": self.core.lib.path}
+
+    def close(self):
+        self.core.close()
+
+
+class NativeEngine(object):
+    """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
+
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
+        from runtime.engine import _refuse_forecast_parts
+        self.path = str(path)
+        self.manifest = manifest_mod.load(self.path)
+        _refuse_forecast_parts(self.path, self.manifest)
+        self.artifact = manifest_mod.resolve(self.path)[0]
+        self.core = CoreEngine(self.path, threads=threads, resize=resize,
+                               outlier_threshold=outlier_threshold)
+        self.input_name = self.manifest["input"]["name"]
+        self.backend = NativeBackend(self.core, self.input_name)
+        # Only to show the frame the network saw (the core fits its own copy, identically).
+        self.preprocessor = Preprocessor(self.manifest["input"], resize=resize)
+        self.size = self.core.input_hw
+        self.classes = self.manifest["classes"]
+        self.class_map_output = manifest_mod.output_by_meaning(self.manifest, "class_map")
+        self.logits_output = manifest_mod.output_by_meaning(self.manifest, "logits")
+        self.outlier_output = outlier_mod.score_output(self.manifest)
+        self.outlier_threshold = (float(self.core.info.outlier_threshold)
+                                  if self.outlier_output is not None else None)
+
+    def preprocess(self, frame):
+        """BGR frame -> (the frame itself: the core fits it, fitted frame for display, Fit)."""
+        fitted, fit = self.preprocessor.fit(frame)
+        return frame, fitted, fit
+
+    def infer(self, frame):
+        """A BGR frame -> {``class_map``: (H, W) uint8, ``outlier_score``: (H, W) float32}."""
+        return self.backend.run({self.input_name: frame})
+
+    def postprocess(self, outputs):
+        return outputs[CLASS_MAP]
+
+    def outlier_score(self, outputs):
+        return outputs.get(OUTLIER_SCORE) if self.outlier_output is not None else None
+
+    def segment(self, frame):
+        """One BGR frame through the core; a runtime.engine.Result with the core's timings."""
+        from runtime.engine import Result
+        _, fitted, fit = self.preprocess(frame)
+        outputs = self.infer(frame)
+        r = self.core.last_result
+        timings = {"preprocess": r.preprocess_ms, "inference": r.inference_ms,
+                   "postprocess": r.postprocess_ms}
+        return Result(fitted, outputs[CLASS_MAP], outputs, timings, fit, self.outlier_score(outputs))
+
+    def dummy_input(self, seed=0):
+        """A random BGR frame of the network's size (what rt-bench feeds every call)."""
+        h, w = self.size
+        return np.random.RandomState(seed).randint(0, 256, size=(h, w, 3)).astype(np.uint8)
+
+    def describe(self):
+        info = dict(self.backend.describe())
+        info.update({"engine": self.artifact, "arch": self.manifest["arch"],
+                     "task": self.manifest["task"], "precision": self.manifest["precision"],
+                     "input_size": list(self.size)})
+        return info
+
+    def close(self):
+        self.backend.close()
+
+
+class _StageBackend(object):
+    """What rt-bench's ForecastRunner asks of a bundle stage's backend: a description."""
+
+    name = NAME
+    last_timings = None
+
+    def __init__(self, core):
+        self.core = core
+
+    def describe(self):
+        return {"backend": NAME, "version": version(), "core_backend": self.core.backend_name}
+
+    def close(self):
+        pass
+
+
+class _NativeBundle(object):
+    """The ``bundle`` attribute rt-bench reads: manifests and stage paths, backends = the core."""
+
+    def __init__(self, path, core):
+        self.path = manifest_mod.resolve(path)[1]
+        self.manifest = manifest_mod.load(path)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        self.stage_paths = collections.OrderedDict(
+            (name, os.path.join(folder, self.manifest["stages"][name]))
+            for name in manifest_mod.FORECAST_STAGES)
+        self.stages = dict((name, manifest_mod.load(p)) for name, p in self.stage_paths.items())
+        self.backends = dict((name, _StageBackend(core)) for name in self.stage_paths)
+
+
+class NativeForecastEngine(object):
+    """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
+    ring buffer of past features run inside the core (same time-offset rules)."""
+
+    outlier_output = None
+
+    def __init__(self, path, threads=None, resize=None, current=False):
+        from runtime.forecast_stats import ForecastStats
+        self.core = CoreEngine(path, threads=threads, resize=resize, current=current)
+        if self.core.task != "forecast":
+            raise ManifestError("{} is not a forecast bundle".format(path))
+        self.bundle = _NativeBundle(path, self.core)
+        self.path, self.manifest = self.bundle.path, self.bundle.manifest
+        self.classes = self.manifest["classes"]
+        self.preprocessor = Preprocessor(self.bundle.stages["features"]["input"], resize=resize)
+        self.size = self.core.input_hw
+        self.past_offsets = [int(o) for o in self.manifest["past_offsets"]]
+        self.horizon = int(self.manifest["horizon"])
+        self.frame_rate = float(self.manifest["frame_rate"])
+        self.offsets_s = [o / self.frame_rate for o in self.past_offsets]
+        self.horizon_s = self.horizon / self.frame_rate
+        self.decode_current = bool(current)
+        self._stats_class = ForecastStats
+        self.reset()
+
+    def reset(self):
+        """A new stream: the core's ring buffer and the counters start empty."""
+        self.core.reset()
+        self.stats = self._stats_class(self.past_offsets, self.horizon, self.frame_rate)
+        self._frames = 0
+        self._warmup_run = 0
+        self._last_time = None
+        self._intervals = collections.deque(maxlen=16)
+
+    def preprocess(self, frame):
+        fitted, fit = self.preprocessor.fit(frame)
+        return frame, fitted, fit
+
+    def infer_at(self, frame, frame_time):
+        """One frame of the stream at ``frame_time`` (s; None: consecutive at the trained rate)."""
+        from runtime.forecast import RESULT_KEY
+        from runtime.forecast_stats import ForecastFrame
+        if frame_time is None:
+            frame_time = self._frames / self.frame_rate
+        self._frames += 1
+        self._observe(frame_time)
+        out = self.core.run(frame, timestamp=frame_time, class_map=self.decode_current,
+                            forecast=True)
+        r = self.core.last_result
+        result = ForecastFrame(frame_time, self.horizon_s)
+        picked = [r.picked_times[i] for i in range(r.picked_count)]
+        result.time_errors = [t - (frame_time + o) for t, o in zip(picked, self.offsets_s)]
+        result.stage_ms = {"features": r.features_ms}
+        if r.is_forecast:
+            self._warmup_run = 0
+            result.is_forecast = True
+            result.class_map = out["forecast_map"]
+            result.picked_times = picked
+            result.forecast_ms = r.f2f_ms + r.decoder_ms
+            result.stage_ms.update(f2f=r.f2f_ms, decoder=r.decoder_ms)
+        else:
+            self._warmup_run += 1
+            result.warmup = (self._warmup_run, self._warmup_run)
+        if self.decode_current:
+            result.current_map = out[CLASS_MAP]
+        return {RESULT_KEY: result}
+
+    def infer(self, frame):
+        """All stages once (warm-up, timing), then a fresh stream."""
+        return self.infer_at(frame, None)
+
+    def postprocess(self, outputs):
+        from runtime.forecast import RESULT_KEY
+        return outputs[RESULT_KEY].class_map
+
+    def outlier_score(self, outputs):
+        return None
+
+    def finish_frame(self, outputs):
+        from runtime.forecast import RESULT_KEY
+        frame = outputs[RESULT_KEY]
+        self.stats.update(frame)
+        return frame
+
+    def stream_summary(self):
+        interval = None
+        if self._intervals:
+            ordered = sorted(self._intervals)
+            middle = len(ordered) // 2
+            interval = (ordered[middle] if len(ordered) % 2
+                        else 0.5 * (ordered[middle - 1] + ordered[middle]))
+        steps = [b - a for a, b in zip(self.past_offsets, self.past_offsets[1:])]
+        slow = bool(interval and steps and interval > min(steps) / self.frame_rate * 1.01)
+        return {"forecast": self.stats.summary(interval, slow, self.decode_current)}
+
+    def step(self, frame_bgr, capture_time=None):
+        """One BGR frame through the whole stream step: a ForecastFrame."""
+        return self.finish_frame(self.infer_at(frame_bgr, capture_time))
+
+    def dummy_input(self, seed=0):
+        h, w = self.size
+        return np.random.RandomState(seed).randint(0, 256, size=(h, w, 3)).astype(np.uint8)
+
+    def describe(self):
+        info = {"backend": NAME, "version": version(), "core_backend": self.core.backend_name,
+                "engine": self.path, "arch": self.manifest["arch"], "task": "forecast",
+                "precision": self.manifest["precision"], "input_size": list(self.size),
+                "stages": dict(self.bundle.stage_paths), "past_offsets": list(self.past_offsets),
+                "horizon": self.horizon, "frame_rate": self.frame_rate,
+                "current_segmentation": self.decode_current}
+        return info
+
+    def close(self):
+        self.core.close()
+
+    def _observe(self, frame_time):
+        """The source's frame intervals, for the report (the core keeps its own for picking)."""
+        last, self._last_time = self._last_time, frame_time
+        if last is not None and frame_time < last:
+            self._intervals.clear()
+            self._warmup_run = 0
+        elif last is not None and frame_time != last:
+            self._intervals.append(frame_time - last)
+
+
+def open_native_engine(path, threads=None, resize=None, current=False):
+    """A NativeForecastEngine for a forecast bundle, else a NativeEngine."""
+    if manifest_mod.peek_task(path) == "forecast":
+        return NativeForecastEngine(path, threads=threads, resize=resize, current=current)
+    return NativeEngine(path, threads=threads, resize=resize)

@@ -1,0 +1,38 @@
+// Engines behind the C ABI: one artifact (segmentation, outlier) or a forecast bundle.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "manifest.hpp"
+#include "preprocess.hpp"
+#include "swiftrt.h"
+
+namespace srt {
+
+struct OpenOptions {
+  int backend = SRT_BACKEND_AUTO;
+  int threads = 0;
+  int resize = SRT_RESIZE_MANIFEST;
+  bool use_outlier_threshold = false;
+  float outlier_threshold = 0.5f;
+  bool decode_current = false;
+  int device = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Runs one frame; the result's buffers were checked against info by the caller (api.cpp).
+  virtual void run(const FrameView &frame, bool has_timestamp, double timestamp, srt_result *result) = 0;
+  virtual void reset() {}
+
+  struct srt_engine_info info{};  // complete except struct_size
+  std::vector<ClassSpec> classes;
+  bool decode_current = false;
+};
+
+std::unique_ptr<Engine> open_engine(const std::string &path, const OpenOptions &options);
+
+}  // namespace srt

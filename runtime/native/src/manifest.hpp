@@ -1,0 +1,86 @@
+// The manifest (schema version 1): typed, validated access for the core.
+// Mirrors runtime/manifest.py: the same required fields, the same refusals (another schema
+// version, unknown task, layout, colour order or meaning), one-line messages.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "json.hpp"
+
+namespace srt {
+
+const int kSchemaVersion = 1;
+
+enum class DType { U8, I32, I64, F16, F32 };
+DType parse_dtype(const std::string &name, const std::string &where);
+size_t dtype_size(DType t);
+const char *dtype_name(DType t);
+
+enum class Resize { Stretch, Letterbox, Crop };
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  std::string meaning;  // outputs: class_map | logits | outlier_score | features
+  size_t count() const;
+};
+
+struct InputSpec : TensorSpec {
+  std::string kind = "frame";  // frame | features
+  bool nchw = false;
+  bool rgb = false;            // the colour order the network is fed
+  bool in_graph = true;        // normalization happens inside the network
+  float mul[3] = {1, 1, 1};    // host normalization folded: x * mul + add == (x * scale - mean) / std
+  float add[3] = {0, 0, 0};
+  Resize resize = Resize::Stretch;
+  int height = 0, width = 0;
+};
+
+struct ClassSpec {
+  int id = 0;
+  std::string name;
+  uint8_t color[3] = {0, 0, 0};
+};
+
+// One artifact's manifest (task segmentation, outlier or forecast_stage).
+struct ModelManifest {
+  std::string manifest_path, artifact_path;
+  std::string arch, task, stage, precision, format, sha256;
+  InputSpec input;
+  std::vector<TensorSpec> outputs;
+  std::vector<ClassSpec> classes;
+  bool has_outlier_block = false;
+  float outlier_threshold = 0.5f;
+  Json tensorrt;  // the plan's `tensorrt` block (null for ONNX)
+  const TensorSpec *output(const std::string &meaning) const;  // nullptr when absent
+};
+
+// A forecast bundle's forecast.json.
+struct BundleManifest {
+  std::string manifest_path, folder;
+  std::string arch, precision;
+  std::array<std::string, 3> stage_paths;  // features, f2f, decoder (absolute or relative to cwd)
+  std::vector<int> past_offsets;
+  int horizon = 0;
+  double frame_rate = 0;
+  std::vector<int64_t> feature_shape;
+  std::vector<ClassSpec> classes;
+  InputSpec input;
+};
+
+// Where `path` points: an artifact (its sidecar is path + ".json"), a manifest, or a bundle.
+struct Resolved {
+  std::string artifact, manifest;
+  bool bundle = false;  // manifest's task is "forecast"
+};
+Resolved resolve(const std::string &path);
+
+Json read_json_file(const std::string &path);
+ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path);
+BundleManifest load_bundle_manifest(const std::string &manifest_path);
+
+}  // namespace srt

@@ -1,0 +1,395 @@
+/* C tests of libswiftrt through its ABI only (C99): what a vehicle-software caller relies on.
+ *
+ *   test_abi ENGINES_DIR [FRAMES]
+ *
+ * ENGINES_DIR is what tests/make_engines.py writes: seg.onnx, ood.onnx, bundle/, bad/ (broken
+ * engines and manifests). FRAMES (default 40) frames run through each engine; the sanitizer build
+ * runs a few hundred.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swiftrt.h"
+
+static int failures = 0;
+static char dir[4096];
+
+#define CHECK(cond, ...)                                       \
+  do {                                                         \
+    if (!(cond)) {                                             \
+      ++failures;                                              \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                            \
+      fprintf(stderr, "\n");                                   \
+    }                                                          \
+  } while (0)
+
+static const char *path_of(const char *name) {
+  static char buf[8192];
+  snprintf(buf, sizeof buf, "%s/%s", dir, name);
+  return buf;
+}
+
+/* A failing call: the status, and one non-empty line in srt_last_error. */
+static void expect_error(srt_status got, srt_status want, const char *what) {
+  const char *msg = srt_last_error();
+  CHECK(got == want, "%s: status %s, expected %s (%s)", what, srt_status_string(got), srt_status_string(want), msg);
+  CHECK(msg != NULL && msg[0] != '\0', "%s: empty srt_last_error", what);
+  CHECK(msg == NULL || strchr(msg, '\n') == NULL, "%s: srt_last_error has more than one line: %s", what, msg);
+  if (getenv("SRT_TEST_VERBOSE")) printf("  %-40s %s: %s\n", what, srt_status_string(got), msg);
+}
+
+/* A deterministic synthetic frame: gradients plus a moving block. */
+static unsigned char *make_frame(int w, int h, size_t stride, int seed) {
+  unsigned char *p = (unsigned char *)malloc(stride * (size_t)h);
+  int x, y;
+  for (y = 0; y < h; ++y)
+    for (x = 0; x < w; ++x) {
+      unsigned char *px = p + (size_t)y * stride + 3 * (size_t)x;
+      int block = (x / 16 + y / 16 + seed) % 3;
+      px[0] = (unsigned char)((x * 255) / (w > 1 ? w - 1 : 1));
+      px[1] = (unsigned char)((y * 255) / (h > 1 ? h - 1 : 1));
+      px[2] = (unsigned char)(block * 100 + seed * 7);
+    }
+  return p;
+}
+
+static srt_frame frame_of(const unsigned char *data, int w, int h, size_t stride) {
+  srt_frame f;
+  memset(&f, 0, sizeof f);
+  f.struct_size = sizeof f;
+  f.format = SRT_FORMAT_BGR8;
+  f.width = w;
+  f.height = h;
+  f.stride = stride;
+  f.data = data;
+  return f;
+}
+
+static void test_versions(void) {
+  srt_status s;
+  CHECK(srt_abi_version() == SRT_ABI_VERSION, "abi %u", srt_abi_version());
+  CHECK(strstr(srt_version(), "openvino") != NULL, "version '%s' does not name the openvino backend", srt_version());
+  for (s = 0; s <= SRT_ERROR_INTERNAL; ++s) CHECK(strncmp(srt_status_string(s), "SRT_", 4) == 0, "status %d", (int)s);
+  CHECK(strcmp(srt_status_string(12345), "SRT_ERROR_UNKNOWN") == 0, "unknown status");
+}
+
+static void test_open_errors(void) {
+  srt_engine *engine = (srt_engine *)1;
+  srt_open_options options;
+  expect_error(srt_engine_open(NULL, NULL, &engine), SRT_ERROR_INVALID_ARGUMENT, "open(NULL path)");
+  CHECK(engine == NULL, "engine not reset to NULL on failure");
+  expect_error(srt_engine_open(path_of("seg.onnx"), NULL, NULL), SRT_ERROR_INVALID_ARGUMENT, "open(NULL engine)");
+  expect_error(srt_open_options_init(NULL), SRT_ERROR_INVALID_ARGUMENT, "options_init(NULL)");
+  srt_open_options_init(&options);
+  options.struct_size = 0;
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_STRUCT_SIZE, "options struct_size 0");
+  options.struct_size = 8;
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_STRUCT_SIZE, "options struct_size 8");
+  srt_open_options_init(&options);
+  options.backend = 42;
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_INVALID_ARGUMENT, "backend 42");
+  srt_open_options_init(&options);
+  options.use_outlier_threshold = 1;
+  options.outlier_threshold = 1.5f;
+  expect_error(srt_engine_open(path_of("ood.onnx"), &options, &engine), SRT_ERROR_INVALID_ARGUMENT, "threshold 1.5");
+  expect_error(srt_engine_open(path_of("missing.onnx"), NULL, &engine), SRT_ERROR_NOT_FOUND, "missing engine");
+  expect_error(srt_engine_open(path_of("bad/no_manifest.onnx"), NULL, &engine), SRT_ERROR_NOT_FOUND, "no manifest");
+  expect_error(srt_engine_open(path_of("bad/schema2.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "schema_version 2");
+  CHECK(strstr(srt_last_error(), "schema version 2") != NULL, "schema message: %s", srt_last_error());
+  expect_error(srt_engine_open(path_of("bad/badjson.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "malformed JSON");
+  expect_error(srt_engine_open(path_of("bad/nofield.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "manifest without outputs");
+  expect_error(srt_engine_open(path_of("bad/wrongname.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "tensor not in model");
+  expect_error(srt_engine_open(path_of("bad/truncated.onnx"), NULL, &engine), SRT_ERROR_CORRUPT_ENGINE, "truncated engine");
+  expect_error(srt_engine_open(path_of("bad/garbage.onnx"), NULL, &engine), SRT_ERROR_CORRUPT_ENGINE, "garbage engine");
+  expect_error(srt_engine_open(path_of("bundle/features.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "a bundle stage");
+  expect_error(srt_engine_open(path_of("bad"), NULL, &engine), SRT_ERROR_NOT_FOUND, "folder without forecast.json");
+  CHECK(engine == NULL, "engine set after failures");
+  srt_engine_close(NULL); /* allowed */
+}
+
+static void test_segmentation(int frames) {
+  srt_engine *engine = NULL;
+  struct srt_engine_info info;
+  srt_class_info cls;
+  srt_result result;
+  srt_frame frame;
+  unsigned char *data, *map;
+  size_t plane;
+  int i, j, bad_ids = 0;
+  srt_status s = srt_engine_open(path_of("seg.onnx"), NULL, &engine);
+  CHECK(s == SRT_OK, "open seg.onnx: %s", srt_last_error());
+  if (s != SRT_OK) return;
+
+  memset(&info, 0, sizeof info);
+  expect_error(srt_engine_info(engine, &info), SRT_ERROR_STRUCT_SIZE, "info struct_size 0");
+  expect_error(srt_engine_info(NULL, &info), SRT_ERROR_INVALID_ARGUMENT, "info(NULL engine)");
+  expect_error(srt_engine_info(engine, NULL), SRT_ERROR_INVALID_ARGUMENT, "info(NULL info)");
+  info.struct_size = sizeof info;
+  CHECK(srt_engine_info(engine, &info) == SRT_OK, "info: %s", srt_last_error());
+  CHECK(info.task == SRT_TASK_SEGMENTATION, "task %d", info.task);
+  CHECK(info.backend == SRT_BACKEND_OPENVINO, "backend %d", info.backend);
+  CHECK(info.num_classes == 19, "classes %d", info.num_classes);
+  CHECK(info.input_height > 0 && info.input_width > 0 && info.output_height == info.input_height &&
+            info.output_width == info.input_width, "sizes %dx%d -> %dx%d", info.input_width, info.input_height,
+        info.output_width, info.output_height);
+  CHECK(info.has_outlier_score == 0 && info.forecast_horizon == 0, "flags");
+  CHECK(strcmp(info.precision, "fp32") == 0, "precision '%s'", info.precision);
+  CHECK(strncmp(info.backend_name, "openvino", 8) == 0, "backend name '%s'", info.backend_name);
+
+  cls.struct_size = sizeof cls;
+  CHECK(srt_engine_class(engine, 0, &cls) == SRT_OK && strcmp(cls.name, "road") == 0, "class 0 '%s'", cls.name);
+  CHECK(srt_engine_class(engine, 13, &cls) == SRT_OK && strcmp(cls.name, "car") == 0 && cls.color[2] == 142,
+        "class 13 '%s'", cls.name);
+  expect_error(srt_engine_class(engine, -1, &cls), SRT_ERROR_INVALID_ARGUMENT, "class -1");
+  expect_error(srt_engine_class(engine, info.num_classes, &cls), SRT_ERROR_INVALID_ARGUMENT, "class num_classes");
+  cls.struct_size = 4;
+  expect_error(srt_engine_class(engine, 0, &cls), SRT_ERROR_STRUCT_SIZE, "class struct_size 4");
+
+  plane = (size_t)info.output_width * (size_t)info.output_height;
+  map = (unsigned char *)malloc(plane);
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  result.class_map = map;
+  result.class_map_size = plane;
+  data = make_frame(640, 480, 640 * 3 + 5, 0);
+  frame = frame_of(data, 640, 480, 640 * 3 + 5);
+
+  /* Bad input through the ABI. */
+  expect_error(srt_engine_run(NULL, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "run(NULL engine)");
+  expect_error(srt_engine_run(engine, NULL, &result), SRT_ERROR_INVALID_ARGUMENT, "run(NULL frame)");
+  expect_error(srt_engine_run(engine, &frame, NULL), SRT_ERROR_INVALID_ARGUMENT, "run(NULL result)");
+  frame.struct_size = 0;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_STRUCT_SIZE, "frame struct_size 0");
+  frame.struct_size = sizeof frame;
+  result.struct_size = sizeof result - 8;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_STRUCT_SIZE, "result struct_size short");
+  result.struct_size = sizeof result;
+  frame.width = frame.height = 0;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "0x0 frame");
+  frame.width = 640, frame.height = -3;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "negative height");
+  frame.height = 480;
+  frame.stride = 640 * 3 - 1;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "short stride");
+  frame.stride = 640 * 3 + 5;
+  frame.data = NULL;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "NULL data");
+  frame.data = data;
+  frame.format = 7;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "bad format");
+  frame.format = SRT_FORMAT_BGR8;
+  result.class_map_size = plane - 1;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_BUFFER_TOO_SMALL, "class map too small");
+  result.class_map_size = plane;
+  result.outlier_score = (float *)map;
+  result.outlier_score_size = plane * 4;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "outlier score on a seg engine");
+  result.outlier_score = NULL;
+  result.forecast_map = map;
+  result.forecast_map_size = plane;
+  expect_error(srt_engine_run(engine, &frame, &result), SRT_ERROR_INVALID_ARGUMENT, "forecast map on a seg engine");
+  result.forecast_map = NULL;
+
+  /* Frames of several sizes and pitches: every class id is a class of the manifest. */
+  for (i = 0; i < frames; ++i) {
+    int w = i % 3 == 0 ? 640 : (i % 3 == 1 ? info.input_width : 97);
+    int h = i % 3 == 0 ? 480 : (i % 3 == 1 ? info.input_height : 61);
+    size_t stride = (size_t)w * 3 + (size_t)(i % 4);
+    unsigned char *d = make_frame(w, h, stride, i);
+    srt_frame f = frame_of(d, w, h, stride);
+    f.format = i % 2 ? SRT_FORMAT_RGB8 : SRT_FORMAT_BGR8;
+    memset(map, 255, plane);
+    s = srt_engine_run(engine, &f, &result);
+    CHECK(s == SRT_OK, "run %d: %s", i, srt_last_error());
+    for (j = 0; j < (int)plane; ++j) bad_ids += map[j] >= info.num_classes;
+    CHECK(result.total_ms > 0 && result.inference_ms > 0 && result.outlier_pixels == -1, "timings / outlier count: %f %f %lld",
+          result.total_ms, result.inference_ms, (long long)result.outlier_pixels);
+    free(d);
+  }
+  CHECK(bad_ids == 0, "%d pixels with a class id outside the manifest's classes", bad_ids);
+  CHECK(srt_engine_reset(engine) == SRT_OK, "reset of a plain engine");
+  expect_error(srt_engine_reset(NULL), SRT_ERROR_INVALID_ARGUMENT, "reset(NULL)");
+  free(data);
+  free(map);
+  srt_engine_close(engine);
+}
+
+static void test_outlier(int frames) {
+  srt_engine *engine = NULL;
+  srt_open_options options;
+  struct srt_engine_info info;
+  srt_result result;
+  size_t plane;
+  float *score;
+  unsigned char *mask, *map, *data;
+  int i, j;
+  srt_open_options_init(&options);
+  options.use_outlier_threshold = 1;
+  options.outlier_threshold = 0.25f;
+  if (srt_engine_open(path_of("ood.onnx"), &options, &engine) != SRT_OK) {
+    CHECK(0, "open ood.onnx: %s", srt_last_error());
+    return;
+  }
+  info.struct_size = sizeof info;
+  srt_engine_info(engine, &info);
+  CHECK(info.task == SRT_TASK_OUTLIER && info.has_outlier_score == 1, "outlier task %d", info.task);
+  CHECK(fabsf(info.outlier_threshold - 0.25f) < 1e-6f, "threshold %f (options say 0.25)", info.outlier_threshold);
+  plane = (size_t)info.output_width * (size_t)info.output_height;
+  score = (float *)malloc(plane * sizeof(float));
+  mask = (unsigned char *)malloc(plane);
+  map = (unsigned char *)malloc(plane);
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  result.class_map = map, result.class_map_size = plane;
+  result.outlier_score = score, result.outlier_score_size = plane * sizeof(float);
+  result.outlier_mask = mask, result.outlier_mask_size = plane;
+  data = make_frame(800, 400, 2400, 3);
+  for (i = 0; i < frames; ++i) {
+    srt_frame f = frame_of(data, 800, 400, 2400);
+    long long count = 0;
+    int agree = 1, in_range = 1;
+    CHECK(srt_engine_run(engine, &f, &result) == SRT_OK, "run: %s", srt_last_error());
+    for (j = 0; j < (int)plane; ++j) {
+      count += score[j] > 0.25f;
+      agree &= mask[j] == (score[j] > 0.25f);
+      in_range &= score[j] >= 0.f && score[j] <= 1.f;
+    }
+    CHECK(agree && in_range && count == result.outlier_pixels, "mask / score / count disagree (%lld vs %lld)", count,
+          (long long)result.outlier_pixels);
+  }
+  srt_engine_close(engine);
+  /* Without options the manifest's default threshold (0.5) applies. */
+  if (srt_engine_open(path_of("ood.onnx"), NULL, &engine) == SRT_OK) {
+    srt_engine_info(engine, &info);
+    CHECK(fabsf(info.outlier_threshold - 0.5f) < 1e-6f, "default threshold %f", info.outlier_threshold);
+    srt_engine_close(engine);
+  }
+  free(data), free(score), free(mask), free(map);
+}
+
+static void test_forecast(int frames) {
+  srt_engine *engine = NULL;
+  srt_open_options options;
+  struct srt_engine_info info;
+  srt_result result;
+  size_t plane;
+  unsigned char *fmap, *cmap;
+  int i, first = -1, warmups = 0, round;
+  srt_open_options_init(&options);
+  options.decode_current = 1;
+  if (srt_engine_open(path_of("bundle"), &options, &engine) != SRT_OK) {
+    CHECK(0, "open bundle: %s", srt_last_error());
+    return;
+  }
+  info.struct_size = sizeof info;
+  srt_engine_info(engine, &info);
+  CHECK(info.task == SRT_TASK_FORECAST && info.forecast_horizon > 0 && info.past_frames > 1 && info.frame_rate > 0,
+        "forecast info");
+  plane = (size_t)info.output_width * (size_t)info.output_height;
+  fmap = (unsigned char *)malloc(plane);
+  cmap = (unsigned char *)malloc(plane);
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  result.forecast_map = fmap, result.forecast_map_size = plane;
+  result.class_map = cmap, result.class_map_size = plane;
+  /* Three streams of 12..30 frames: enough for warm-up and forecasts (each costs four networks). */
+  if (frames < 3 * 12) frames = 3 * 12;
+  if (frames > 3 * 30) frames = 3 * 30;
+  /* Round 0: consecutive frames without timestamps (the trained rate); round 1: after reset, with
+     timestamps at the trained rate; round 2: timestamps that go back start a new stream. */
+  for (round = 0; round < 3; ++round) {
+    int warm = 0, got = 0;
+    if (round == 1) CHECK(srt_engine_reset(engine) == SRT_OK, "reset");
+    for (i = 0; i < frames / 3; ++i) {
+      unsigned char *d = make_frame(info.input_width, info.input_height, (size_t)info.input_width * 3, i);
+      srt_frame f = frame_of(d, info.input_width, info.input_height, (size_t)info.input_width * 3);
+      if (round > 0) {
+        f.has_timestamp = 1;
+        f.timestamp = (round == 2 ? 100.0 - 50.0 : 1000.0) + i / info.frame_rate;
+      }
+      CHECK(srt_engine_run(engine, &f, &result) == SRT_OK, "run: %s", srt_last_error());
+      if (result.is_forecast) {
+        ++got;
+        if (first < 0) first = i;
+      } else {
+        CHECK(got == 0, "warm-up after a forecast in one stream");
+        ++warm;
+      }
+      free(d);
+    }
+    /* Offsets like -9..0 need 9 earlier frames: frames 0..8 are warm-up. */
+    CHECK(got > 0, "round %d: no forecast", round);
+    if (round == 0) warmups = warm;
+    CHECK(warm == warmups, "round %d: %d warm-up frames, round 0 had %d", round, warm, warmups);
+  }
+  CHECK(warmups > 0, "a bundle needs warm-up frames");
+  expect_error(srt_engine_run(engine, NULL, &result), SRT_ERROR_INVALID_ARGUMENT, "bundle run(NULL frame)");
+  srt_engine_close(engine);
+  /* Without decode_current the current class map is refused (not silently left empty). */
+  if (srt_engine_open(path_of("bundle/forecast.json"), NULL, &engine) == SRT_OK) {
+    unsigned char *d = make_frame(320, 240, 960, 1);
+    srt_frame f = frame_of(d, 320, 240, 960);
+    expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "class_map without decode_current");
+    result.class_map = NULL;
+    CHECK(srt_engine_run(engine, &f, &result) == SRT_OK, "bundle via forecast.json: %s", srt_last_error());
+    free(d);
+    srt_engine_close(engine);
+  } else {
+    CHECK(0, "open bundle/forecast.json: %s", srt_last_error());
+  }
+  free(fmap), free(cmap);
+}
+
+/* srt_last_error is per thread, and engines on two threads run independently. */
+static void *thread_body(void *arg) {
+  int *ok = (int *)arg;
+  srt_engine *engine = NULL;
+  srt_result result;
+  unsigned char *d = make_frame(300, 200, 900, 5);
+  srt_frame f = frame_of(d, 300, 200, 900);
+  int i;
+  *ok = srt_last_error()[0] == '\0'; /* nothing failed on this new thread yet */
+  if (srt_engine_open(path_of("seg.onnx"), NULL, &engine) != SRT_OK) *ok = 0;
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  for (i = 0; engine && i < 5; ++i) *ok &= srt_engine_run(engine, &f, &result) == SRT_OK;
+  srt_engine_close(engine);
+  free(d);
+  return NULL;
+}
+
+static void test_threads(void) {
+  pthread_t threads[2];
+  int ok[2] = {0, 0}, i;
+  srt_engine *engine = NULL;
+  srt_engine_open(NULL, NULL, &engine); /* leaves an error on this thread */
+  for (i = 0; i < 2; ++i) pthread_create(&threads[i], NULL, thread_body, &ok[i]);
+  for (i = 0; i < 2; ++i) pthread_join(threads[i], NULL);
+  CHECK(ok[0] && ok[1], "engines on two threads (or a thread saw another's last error)");
+  CHECK(strstr(srt_last_error(), "path") != NULL, "this thread's last error changed: %s", srt_last_error());
+}
+
+int main(int argc, char **argv) {
+  int frames = argc > 2 ? atoi(argv[2]) : 40;
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s ENGINES_DIR [FRAMES]\n", argv[0]);
+    return 2;
+  }
+  snprintf(dir, sizeof dir, "%s", argv[1]);
+  test_versions();
+  test_open_errors();
+  test_segmentation(frames);
+  test_outlier(frames / 4 > 2 ? frames / 4 : 2);
+  test_forecast(frames);
+  test_threads();
+  if (failures) {
+    fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("all checks passed (%s)\n", srt_version());
+  return 0;
+}

@@ -1,0 +1,335 @@
+"""The native core (libswiftrt) under the Python runtime: parity with ONNX Runtime on the demo
+checkpoints' engines, every class-map / frame dtype an export can produce, the CLIs on
+``--backend native``, and one-line errors.
+
+The library is built here when it is missing (the same CMake configuration as ``make native``),
+so these tests never skip for want of it.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NATIVE_SRC = os.path.join(REPO, "runtime", "native")
+BUILD = os.path.join(REPO, "build", "native")
+ENGINES = os.path.join(REPO, "build", "native-engines")
+SIZE = (128, 256)
+
+pytest.importorskip("openvino")
+
+
+def _build_library():
+    """Configure and build build/native as ``make native-lib`` does (the library only)."""
+    import openvino
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    cmake_dir = os.path.join(os.path.dirname(openvino.__file__), "cmake")
+    subprocess.check_call(["cmake", "-S", NATIVE_SRC, "-B", BUILD, "-G", "Ninja", "-Wno-dev",
+                           "-DCMAKE_BUILD_TYPE=Release", "-DOpenVINO_DIR=" + cmake_dir,
+                           "-DSWIFTRT_PYTHON=" + sys.executable,
+                           "-DSWIFTRT_TEST_ENGINES=" + ENGINES], env=env)
+    subprocess.check_call(["cmake", "--build", BUILD, "-j2", "--target", "swiftrt"], env=env)
+
+
+@pytest.fixture(scope="session")
+def native_library():
+    from runtime.backends import native
+    if not os.environ.get("SWIFTRT_LIBRARY") and not os.path.exists(native.BUILD_LIBRARY):
+        _build_library()
+    native.load_library()
+    return native.library_path()
+
+
+@pytest.fixture(scope="session")
+def engines(native_library):
+    """The demo checkpoints' engines at 128x256 (seg, logits, ood, bundle, bad), shared with ctest."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, os.path.join(NATIVE_SRC, "tests"))
+    try:
+        import make_engines
+    finally:
+        sys.path.pop(0)
+    return make_engines.make(ENGINES, SIZE, {"seg", "logits", "ood", "bundle", "bad", "frames",
+                                             "trt82", "trt103"})
+
+
+def _scenes(count, size, seed=5, outliers=False):
+    from runtime.data.synthetic import render_scene
+    return [render_scene(seed, i, size=size, outliers=outliers)[0] for i in range(count)]
+
+
+def _agreement(a, b):
+    return float(np.count_nonzero(a == b)) / a.size
+
+
+def _segment_both(path, frames, resize=None):
+    """(ONNX Runtime results, native results) of the same frames through the same engine file."""
+    from runtime.backends.native import NativeEngine
+    from runtime.engine import Engine
+    ort = Engine(path, threads=2, resize=resize)
+    nat = NativeEngine(path, threads=2, resize=resize)
+    try:
+        return [ort.segment(f) for f in frames], [nat.segment(f) for f in frames]
+    finally:
+        ort.close()
+        nat.close()
+
+
+@pytest.mark.parametrize("resize", [None, "letterbox", "crop"])
+def test_segmentation_matches_onnxruntime(engines, resize):
+    # Camera-sized frames: the core resizes them itself (OpenCV-exact bilinear).
+    frames = _scenes(3, (512, 1024)) + _scenes(2, (300, 500), seed=6) + _scenes(1, SIZE, seed=7)
+    ort, nat = _segment_both(engines["seg"], frames, resize=resize)
+    for a, b in zip(ort, nat):
+        assert b.class_map.dtype == np.uint8 and b.class_map.shape == a.class_map.shape
+        assert _agreement(a.class_map, b.class_map) >= 0.9999
+        # The picture shown is the one the network saw.
+        assert np.array_equal(a.frame, b.frame)
+    assert len(np.unique(np.concatenate([r.class_map.ravel() for r in nat]))) > 3
+
+
+def test_host_normalized_tensor_and_logits_match_onnxruntime(engines):
+    """A float NCHW input normalized on the host (by the core) and logits argmaxed by the core."""
+    manifest = json.load(open(engines["logits"] + ".json"))
+    assert manifest["input"]["normalization"]["in_graph"] is False
+    assert manifest["input"]["layout"] == "NCHW"
+    ort, nat = _segment_both(engines["logits"], _scenes(3, (256, 512)))
+    for a, b in zip(ort, nat):
+        assert _agreement(a.class_map, b.class_map) >= 0.9999
+
+
+def test_outlier_scores_and_threshold_match(engines):
+    frames = _scenes(4, (256, 512), seed=8, outliers=True)
+    ort, nat = _segment_both(engines["ood"], frames)
+    for a, b in zip(ort, nat):
+        assert _agreement(a.class_map, b.class_map) >= 0.9999
+        assert b.outlier_score.dtype == np.float32
+        assert np.abs(a.outlier_score - b.outlier_score).max() <= 1e-3
+        # The core's mask is the manifest's threshold applied to its own score.
+        assert np.array_equal(b.outputs["outlier_mask"], (b.outlier_score > 0.5).astype(np.uint8))
+
+
+def test_outlier_threshold_option(engines):
+    from runtime.backends.native import CoreEngine
+    core = CoreEngine(engines["ood"], outlier_threshold=0.05)
+    try:
+        assert abs(core.info.outlier_threshold - 0.05) < 1e-7
+        out = core.run(_scenes(1, (256, 512), seed=9, outliers=True)[0], outlier=True)
+        assert core.last_result.outlier_pixels == int(np.count_nonzero(out["outlier_score"] > 0.05))
+    finally:
+        core.close()
+
+
+def _forecast_stream(engine, frames, times):
+    out = []
+    for frame, t in zip(frames, times):
+        out.append(engine.step(frame, t))
+    return out
+
+
+def test_forecast_matches_onnxruntime(engines):
+    """The bundle in the core (three stages + ring buffer) against runtime.forecast.ForecastEngine:
+    the same warm-up, the same picked frames (also with dropped frames), >= 99.9 % of pixels."""
+    from runtime.backends.native import NativeForecastEngine
+    from runtime.data import synthetic
+    from runtime.forecast import ForecastEngine
+    root = os.path.join(ENGINES, "sequence")
+    if not os.path.isdir(root):
+        synthetic.write_sequences(root, "val", count=1, length=24, fps=15, seed=31, size=(256, 512))
+    import cv2
+    import glob
+    paths = sorted(glob.glob(os.path.join(root, "leftImg8bit_sequence", "val", "*", "*.png")))
+    if not paths:
+        paths = sorted(glob.glob(os.path.join(root, "**", "*leftImg8bit.png"), recursive=True))
+    frames = [cv2.imread(p) for p in paths][:24]
+    assert len(frames) == 24
+    # 15 Hz with frames 10 and 17 dropped, then a stream that starts over.
+    times = [i / 15.0 for i in range(24)]
+    keep = [i for i in range(24) if i not in (10, 17)]
+    cases = [(frames, times), ([frames[i] for i in keep], [times[i] for i in keep])]
+    py = ForecastEngine(engines["bundle"], threads=2)
+    nat = NativeForecastEngine(engines["bundle"], threads=2)
+    try:
+        for stream_frames, stream_times in cases:
+            py.reset()
+            nat.reset()
+            a = _forecast_stream(py, stream_frames, stream_times)
+            b = _forecast_stream(nat, stream_frames, stream_times)
+            assert [f.is_forecast for f in a] == [f.is_forecast for f in b]
+            assert sum(f.is_forecast for f in b) >= 5
+            for fa, fb in zip(a, b):
+                if fa.is_forecast:
+                    assert fa.picked_times == fb.picked_times
+                    assert _agreement(fa.class_map, fb.class_map) >= 0.999
+            assert nat.stream_summary()["forecast"]["frames_warmup"] == \
+                py.stream_summary()["forecast"]["frames_warmup"]
+    finally:
+        py.close()
+        nat.close()
+
+
+def _variant(src, folder, name, output_dtype=None, input_float=False):
+    """A copy of an exported engine whose class map leaves the graph as ``output_dtype`` and/or
+    whose frame input is float32 NHWC, with its manifest saying so (what exports for other
+    TensorRT targets produce)."""
+    import hashlib
+    import onnx
+    from onnx import TensorProto, helper
+    types = {"int32": TensorProto.INT32, "int64": TensorProto.INT64, "float32": TensorProto.FLOAT,
+             "uint8": TensorProto.UINT8}
+    model = onnx.load(src)
+    manifest = json.load(open(src + ".json"))
+    graph = model.graph
+    if output_dtype:
+        out = [o for o in manifest["outputs"] if o["meaning"] == "class_map"][0]
+        value = [o for o in graph.output if o.name == out["name"]][0]
+        for node in graph.node:  # the producer now writes an internal tensor
+            node.output[:] = [out["name"] + "_u8" if n == out["name"] else n for n in node.output]
+        graph.node.append(helper.make_node("Cast", [out["name"] + "_u8"], [out["name"]],
+                                           to=types[output_dtype]))
+        value.type.tensor_type.elem_type = types[output_dtype]
+        out["dtype"] = output_dtype
+    if input_float:
+        inp = manifest["input"]
+        value = [i for i in graph.input if i.name == inp["name"]][0]
+        value.type.tensor_type.elem_type = TensorProto.FLOAT
+        for node in graph.node:  # the graph casts the frame itself: feed it a float copy of it
+            node.input[:] = [inp["name"] + "_u8" if n == inp["name"] else n for n in node.input]
+        graph.node.insert(0, helper.make_node("Cast", [inp["name"]], [inp["name"] + "_u8"],
+                                              to=TensorProto.UINT8))
+        inp["dtype"] = "float32"
+    path = os.path.join(folder, name)
+    onnx.save(model, path)
+    manifest["artifact"]["sha256"] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    with open(path + ".json", "w") as handle:
+        json.dump(manifest, handle)
+    return path
+
+
+@pytest.mark.parametrize("output_dtype,input_float", [
+    ("int32", False), ("int64", False), ("float32", False), ("int32", True)])
+def test_class_map_dtypes_and_float_frames(engines, tmp_path, output_dtype, input_float):
+    path = _variant(engines["seg"], str(tmp_path), "variant.onnx", output_dtype, input_float)
+    manifest = json.load(open(path + ".json"))
+    assert manifest["outputs"][0]["dtype"] == output_dtype
+    frames = _scenes(2, (256, 512), seed=10)
+    ort, nat = _segment_both(path, frames)
+    ref, _ = _segment_both(engines["seg"], frames[:1])
+    for a, b in zip(ort, nat):
+        assert b.class_map.dtype == np.uint8
+        assert _agreement(a.class_map, b.class_map) >= 0.9999
+    assert _agreement(ref[0].class_map, nat[0].class_map) >= 0.9999
+
+
+@pytest.mark.parametrize("target", ["trt82", "trt103"])
+def test_exports_for_tensorrt_targets(engines, target):
+    """rt-export --trt-version changes the I/O form (e.g. 8.2: float32 frame, int32 class map);
+    the core follows the manifest and agrees with ONNX Runtime on every form."""
+    if target not in engines:
+        pytest.skip("this rt-export has no --trt-version")
+    manifest = json.load(open(engines[target] + ".json"))
+    out = [o for o in manifest["outputs"] if o["meaning"] in ("class_map", "logits")][0]
+    assert out["dtype"] in ("uint8", "int32", "int64", "float32")
+    ort, nat = _segment_both(engines[target], _scenes(2, (256, 512), seed=11))
+    for a, b in zip(ort, nat):
+        assert _agreement(a.class_map, b.class_map) >= 0.9999
+
+
+def test_manifest_dtype_that_disagrees_with_the_model_is_refused(engines, tmp_path):
+    from runtime.backends.native import NativeEngine
+    from runtime.errors import ManifestError
+    path = _variant(engines["seg"], str(tmp_path), "variant.onnx", "int32")
+    manifest = json.load(open(path + ".json"))
+    manifest["outputs"][0]["dtype"] = "float32"
+    with open(path + ".json", "w") as handle:
+        json.dump(manifest, handle)
+    with pytest.raises(ManifestError) as info:
+        NativeEngine(path)
+    assert "int32 in the model but float32 in its manifest" in str(info.value)
+
+
+def test_rt_segment_native_backend(engines, tmp_path, run_cli_subprocess):
+    from runtime.data import synthetic
+    video = str(tmp_path / "drive.mp4")
+    synthetic.write_video(video, frames=12, fps=15, seed=3, size=(240, 480))
+    report = str(tmp_path / "report.json")
+    for engine in (engines["ood"], engines["bundle"]):
+        proc = run_cli_subprocess("runtime.cli.segment", "--engine", engine, "--backend", "native",
+                                  "--video", video, "--report", report)
+        assert proc.returncode == 0, proc.stderr
+        data = json.load(open(report))
+        assert data["frames"]["processed"] == 12
+        assert data["engine"]["backend"] == "native"
+        if engine == engines["bundle"]:
+            assert data["forecast"]["frames_forecast"] > 0
+
+
+def test_rt_eval_native_matches_onnxruntime(engines, tmp_path, run_cli_subprocess):
+    from runtime.data import synthetic
+    root = str(tmp_path / "val")
+    synthetic.write_split(root, split="val", count=3, seed=12, size=(256, 512))
+    results = {}
+    for backend in ("onnxruntime", "native"):
+        out = str(tmp_path / (backend + ".json"))
+        proc = run_cli_subprocess("runtime.cli.eval", "--engine", engines["seg"], "--data", root,
+                                  "--split", "val", "--backend", backend, "--json", out, "-q")
+        assert proc.returncode == 0, proc.stderr
+        results[backend] = json.load(open(out))
+    assert abs(results["native"]["miou"] - results["onnxruntime"]["miou"]) < 1e-3
+
+
+def test_rt_bench_native_next_to_onnxruntime(engines, tmp_path, run_cli_subprocess):
+    out = str(tmp_path / "bench.json")
+    proc = run_cli_subprocess("runtime.cli.bench", "--engine", engines["seg"], "--engine",
+                              engines["seg"], "--backend", "onnxruntime", "--backend", "native",
+                              "--iterations", "4", "--warmup", "1", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    runners = json.load(open(out))["runners"]
+    native = [r for r in runners if "native" in r["name"]][0]
+    assert "libswiftrt" in native["includes"]
+    assert native["latency_ms"]["mean"] > 0
+
+
+def test_errors_are_one_line(engines, tmp_path, run_cli_subprocess):
+    import cv2
+    bad = engines["bad"]
+    cv2.imwrite(str(tmp_path / "frame.png"), _scenes(1, SIZE)[0])
+    for name, words in (("schema2.onnx", "schema version 2"), ("truncated.onnx", "sha256"),
+                        ("wrongname.onnx", "not_the_input")):
+        proc = run_cli_subprocess("runtime.cli.segment", "--engine", os.path.join(bad, name),
+                                  "--backend", "native", "--images", str(tmp_path / "*.png"))
+        assert proc.returncode == 2, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()
+                 and not line.startswith(("E0000", "WARNING: All log"))]
+        assert len(lines) == 1 and words in lines[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_bad_frames_through_ctypes(engines):
+    from runtime.backends.native import CoreEngine
+    core = CoreEngine(engines["seg"])
+    try:
+        with pytest.raises(ValueError):
+            core.run(np.zeros((10, 10), np.uint8))
+        # A view with a negative row step is copied, not read out of bounds.
+        frame = _scenes(1, (256, 512))[0]
+        out = core.run(frame[::-1])["class_map"]
+        again = core.run(np.ascontiguousarray(frame[::-1]))["class_map"]
+        assert np.array_equal(out, again)
+    finally:
+        core.close()
+
+
+def test_native_module_is_python36_and_torch_free():
+    """runtime/backends/native.py must import where the device runtime runs (vermin in make test)."""
+    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
+    if not os.path.exists(vermin):
+        pytest.skip("vermin not installed")
+    proc = subprocess.run([vermin, "--target=3.6-", "--no-tips", "--violations",
+                           os.path.join(REPO, "runtime", "backends", "native.py")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
