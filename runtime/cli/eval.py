@@ -17,8 +17,6 @@ outlier AP, AUROC and FPR at 95 % TPR (void ignored; scores resized bilinearly t
 mask's resolution and binned, see runtime.metrics.OutlierHistogram), and the mIoU is
 then the inlier mIoU (outlier pixels ignored).
 """
-import argparse
-import json
 import sys
 
 import cv2
