@@ -104,6 +104,20 @@ class Inputs(object):
         return self._folders.get(ident) or self._folders.get(("holds",) + ident)
 
 
+def _link_into_system(path):
+    """The first hop of ``path``'s symlink chain that lies in /dev or /proc, else None
+    (e.g. a link to /dev/stdout, which may resolve to whatever file stdout is today)."""
+    current = os.path.abspath(path)
+    for _ in range(40):
+        if not os.path.islink(current):
+            return None
+        target = os.readlink(current)
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+        if current.startswith(("/dev/", "/proc/")):
+            return current
+    return None
+
+
 def check_output(path, flag, inputs=None, others=()):
     """Refuse (OutputError, one line) an output file path that would destroy something.
 
@@ -126,6 +140,9 @@ def check_output(path, flag, inputs=None, others=()):
         if not stat.S_ISREG(st.st_mode):
             raise OutputError("{} is not a regular file (a device, FIFO or socket): refusing "
                               "to replace it".format(where))
+        system = _link_into_system(path)
+        if system is not None:
+            raise OutputError("{} is a link to {}: refusing to replace it".format(where, system))
     if os.path.splitext(path)[1].lower() in ARTIFACT_EXTENSIONS or looks_like_manifest(path):
         raise OutputError("{} is a model artifact or manifest: refusing to overwrite it; "
                           "choose another file name".format(where))

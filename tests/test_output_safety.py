@@ -216,3 +216,16 @@ def test_json_outputs_are_always_valid_json(tmp_path):
                  default=lambda v: v.tolist())
     assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == {
         "miou": None, "x": [None, 1.5], "n": 3}
+
+
+def test_a_link_to_stdout_is_refused_even_when_stdout_is_a_file(workdir, tmp_path):
+    link = tmp_path / "report.json"
+    os.symlink("/dev/stdout", str(link))
+    captured = tmp_path / "captured.txt"
+    with open(str(captured), "w") as stdout:
+        proc = subprocess.run([sys.executable, "-m", "runtime.cli.segment", "-e", workdir["engine"],
+                               "--video", workdir["video"], "--report", str(link)], cwd=REPO,
+                              stdout=stdout, stderr=subprocess.PIPE, universal_newlines=True,
+                              timeout=120)
+    assert_one_line_refusal(proc, "is a link to /dev/stdout")
+    assert os.path.islink(str(link)) and captured.read_text() == ""
