@@ -9,7 +9,7 @@ import platform
 import re
 
 from runtime import manifest as manifest_mod
-from runtime.artifacts import check_output, publish, staging
+from runtime.artifacts import check_artifact_output, publish, staging
 from runtime.errors import UserError
 
 DEFAULT_OPSET = 17
@@ -33,7 +33,7 @@ def export(arch, checkpoint, size, output, opset=None, input_format="frame",
     """The whole export: load, export, check, parity gate, manifest. Returns the manifest."""
     from export import checkpoints, models, onnx_export
 
-    check_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
+    check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
     opset = opset or onnx_export.default_opset(trt_version)
     if not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
         raise UserError("--opset {}: use {}..{} (13 for TensorRT 8.2, 17 for 8.5/8.6)".format(
@@ -78,7 +78,7 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
     if untrained:
         log("WARNING: {} loaded without weights for {}: exporting them UNTRAINED (recorded in the "
             "manifest)".format(checkpoint, ", ".join(untrained)))
-    check_output(output, inputs=[checkpoint], kinds=(".onnx",))
+    check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "onnx") as work:
         staged = os.path.join(work, os.path.basename(output))
         log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
@@ -233,7 +233,7 @@ def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_
                         "representative frames ('synthetic' for generated scenes)")
     if precision == "fp16" and calib:
         raise UserError("--calib only applies to --precision int8")
-    check_output(output, inputs=[checkpoint], kinds=(".onnx",))
+    check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "fp32") as work:
         fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
         export(arch, checkpoint, size, fp32, opset=opset, input_format=input_format,

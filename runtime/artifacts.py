@@ -23,7 +23,7 @@ _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "S
                              getattr(signal, "SIGHUP", None)) if s is not None)
 
 
-def check_output(output, inputs=(), kinds=(".onnx", ".plan")):
+def check_artifact_output(output, inputs=(), kinds=(".onnx", ".plan")):
     """Refuse, before any work, an output that cannot be written safely (one-line UserError):
     a folder, something that is not a regular file (device, FIFO, a symlink), one of the run's
     ``inputs``, or a file whose suffix is not one of ``kinds``."""
@@ -101,7 +101,7 @@ def publish(staged, data, output):
     ``artifact`` block this fills: file name and sha256). Returns the manifest path."""
     from runtime import manifest as manifest_mod
     output = str(output)
-    check_output(output, kinds=(os.path.splitext(output)[1],))
+    check_artifact_output(output, kinds=(os.path.splitext(output)[1],))
     data.setdefault("artifact", {})
     data["artifact"]["file"] = os.path.basename(output)
     data["artifact"]["sha256"] = manifest_mod.sha256_file(staged)

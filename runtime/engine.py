@@ -16,37 +16,7 @@ from runtime import outlier as outlier_mod
 from runtime.backends import open_backend
 from runtime.errors import ManifestError, UserError
 from runtime.preprocess import Preprocessor
-
-
-class Result(object):
-    """What one frame gives: the fitted frame, the class map, raw outputs and stage timings (ms).
-
-    ``outlier_score``: (H, W) float32 1 - P(inlier) for engines whose manifest has an
-    ``outlier_score`` output (task ``outlier``), None otherwise.
-    """
-
-    __slots__ = ("frame", "class_map", "outputs", "timings", "fit", "outlier_score")
-
-    def __init__(self, frame, class_map, outputs, timings, fit=None, outlier_score=None):
-        self.frame = frame
-        self.class_map = class_map
-        self.outputs = outputs
-        self.timings = timings
-        self.fit = fit
-        self.outlier_score = outlier_score
-
-
-def _refuse_forecast_parts(path, manifest):
-    """A forecast bundle is three networks and a ring buffer: not one Engine (say where to go)."""
-    task = manifest["task"]
-    if task == "forecast":
-        raise ManifestError("{} is a forecast bundle: open it with runtime.open_engine (or "
-                            "runtime.forecast.ForecastEngine), or give it to rt-segment --engine"
-                            .format(path))
-    if task == "forecast_stage":
-        raise ManifestError("{} is the '{}' stage of a forecast bundle: give the bundle's {} "
-                            "to rt-segment --engine (or runtime.open_engine)".format(
-                                path, manifest["stage"], manifest_mod.BUNDLE_NAME))
+from runtime.result import Result, refuse_forecast_parts
 
 
 def open_engine(path, backend=None, providers=None, threads=None, resize=None, current=False,
@@ -84,7 +54,7 @@ class Engine(object):
                  verify=True):
         self.path = str(path)
         self.manifest = manifest_mod.load(self.path)
-        _refuse_forecast_parts(self.path, self.manifest)
+        refuse_forecast_parts(self.path, self.manifest)
         artifact, manifest_path = manifest_mod.resolve(self.path)
         self.artifact = artifact
         if verify:

@@ -79,6 +79,18 @@ def test_a_plan_that_disagrees_is_removed(rn18_engine, tmp_path):
     assert not os.path.exists(str(tmp_path / "swiftnet_fp16.plan.json"))
 
 
+def test_a_failed_rebuild_leaves_the_previous_plan_untouched(rn18_engine, tmp_path):
+    plan, _, _ = build(rn18_engine, tmp_path)
+    before = [open(p, "rb").read() for p in (plan, plan + ".json")]
+
+    def shift_classes(outputs):
+        return {name: (value + 1) % 19 for name, value in outputs.items()}
+    with pytest.raises(UserError, match="nothing written"):
+        build(rn18_engine, tmp_path, corrupt=shift_classes)
+    assert [open(p, "rb").read() for p in (plan, plan + ".json")] == before
+    assert sorted(os.listdir(str(tmp_path))) == sorted(os.path.basename(p) for p in (plan, plan + ".json"))
+
+
 def test_nan_outputs_fail_the_build(rn18_logits_engine, tmp_path):
     def poison(outputs):
         out = {name: value.copy() for name, value in outputs.items()}

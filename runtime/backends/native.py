@@ -279,10 +279,10 @@ class NativeEngine(object):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
-        from runtime.engine import _refuse_forecast_parts
+        from runtime.result import refuse_forecast_parts
         self.path = str(path)
         self.manifest = manifest_mod.load(self.path)
-        _refuse_forecast_parts(self.path, self.manifest)
+        refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
                                outlier_threshold=outlier_threshold)
@@ -314,8 +314,8 @@ class NativeEngine(object):
         return outputs.get(OUTLIER_SCORE) if self.outlier_output is not None else None
 
     def segment(self, frame):
-        """One BGR frame through the core; a runtime.engine.Result with the core's timings."""
-        from runtime.engine import Result
+        """One BGR frame through the core; a runtime.result.Result with the core's timings."""
+        from runtime.result import Result
         _, fitted, fit = self.preprocess(frame)
         outputs = self.infer(frame)
         r = self.core.last_result

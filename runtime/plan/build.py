@@ -10,6 +10,7 @@ and remove the plan, so a bad engine never reaches ``engines/``.
 import os
 
 from runtime import manifest as manifest_mod
+from runtime.artifacts import check_artifact_output, publish, staging
 from runtime.errors import UserError
 
 DEFAULT_CHECK_IMAGES = 4
@@ -91,13 +92,16 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
 
         def open_plan(path, manifest):
             return TensorRTBackend(path, manifest=manifest)
+    check_artifact_output(plan_path, inputs=[onnx_path], kinds=(".plan", ".engine", ".trt"))
     log("building {} ({}) from {}".format(plan_path, precision, onnx_path))
-    info = build(onnx_path, plan_path, precision=precision, workspace_mb=workspace_mb,
-                 timing_cache=timing_cache, int8_mode=int8_mode or "qdq",
-                 calib_cache=calib_cache, amax_json=amax_json, fp32_layers=tuple(fp32_layers))
-    data = builder.plan_manifest(onnx_manifest, plan_path, info)
-    try:
-        backend = open_plan(plan_path, data)
+    with staging(plan_path, "plan") as work:  # a failed (re)build leaves the previous plan as it was
+        staged = os.path.join(work, os.path.basename(str(plan_path)))
+        info = build(onnx_path, staged, precision=precision, workspace_mb=workspace_mb,
+                     timing_cache=timing_cache, int8_mode=int8_mode or "qdq",
+                     calib_cache=calib_cache, amax_json=amax_json, fp32_layers=tuple(fp32_layers))
+        info["plan"] = str(plan_path)
+        data = builder.plan_manifest(onnx_manifest, staged, info)
+        backend = open_plan(staged, data)
         try:
             limit = DEFAULT_MAX_MISMATCH[precision] if max_mismatch is None else max_mismatch
             log("checking the plan against {} on {} generated scenes".format(onnx_path, check_count))
@@ -105,15 +109,11 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
                                       reference=reference)
         finally:
             backend.close()
-    except Exception:
-        _remove(plan_path)
-        raise
-    if not check["ok"]:
-        _remove(plan_path)
-        raise UserError("the plan failed its check against the ONNX model ({}); {} removed".format(
-            "; ".join(check["problems"][:3]), plan_path))
-    data["post_build_check"] = check
-    path = manifest_mod.write(plan_path, data)
+        if not check["ok"]:
+            raise UserError("the plan failed its check against the ONNX model ({}); nothing written".format(
+                "; ".join(check["problems"][:3])))
+        data["post_build_check"] = check
+        path = publish(staged, data, plan_path)
     log("wrote {} and {}".format(plan_path, path))
     return data
 
@@ -195,6 +195,3 @@ def trtexec_command(onnx_path, plan_path, precision="fp16", trt_version="8.5", w
     return " ".join(parts)
 
 
-def _remove(path):
-    if os.path.exists(str(path)):
-        os.remove(str(path))
