@@ -447,6 +447,47 @@ def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
     assert info["metadata"]["outlier"]["outlier_weight"] == 0.2
 
 
+def test_log_uniform_negative_area_gives_small_negatives_their_share():
+    from export.train import NegativePaster
+    from runtime.errors import UserError
+    image = np.full((64, 128, 3), 50, np.uint8)
+    label = np.zeros((64, 128), np.uint8)
+    shares = {}
+    for log_area in (False, True):
+        paster = NegativePaster(None, min_area=0.002, max_area=0.1, log_area=log_area)
+        areas = [(paster(image, label, np.random.RandomState(seed))[2] == 1).mean() for seed in range(60)]
+        shares[log_area] = np.mean(np.array(areas) < 0.01)
+    # below 1 % of the image: ~8 % of uniform draws, ~40 % of log-uniform ones (alpha masks cover less)
+    assert shares[True] > 0.3 and shares[True] > shares[False] + 0.2
+    with pytest.raises(UserError, match="negative area"):
+        NegativePaster(None, min_area=0.1, max_area=0.01)
+
+
+def test_frozen_encoder_training_changes_only_the_decoder_and_heads(tmp_path):
+    from export import models
+    from export.checkpoints import load_checkpoint
+    from export.train import train
+    from runtime.data.synthetic import write_split
+    root = str(tmp_path / "data")
+    write_split(root, split="train", count=2, seed=0, size=SIZE, outliers=1.0)
+    write_split(root, split="val", count=1, seed=1, size=SIZE)
+    torch.manual_seed(0)
+    start = models.create(ARCH).state_dict()
+    out = str(tmp_path / "ood.pt")
+    threads = torch.get_num_threads()
+    try:
+        train(ARCH, root, out, iterations=3, batch_size=2, crop=SIZE, lr=3e-3, warmup=1, val_every=3,
+              scale=(1.0, 1.0), flip=False, threads=1, seed=0, progress=False, log=lambda m: None,
+              freeze_encoder=True)
+    finally:
+        torch.set_num_threads(threads)
+    trained = load_checkpoint(ARCH, out)[0].state_dict()
+    encoder = [k for k in start if k.startswith("backbone.") and not k.startswith(("backbone.spp", "backbone.upsample"))]
+    assert encoder and all(torch.equal(start[k], trained[k]) for k in encoder)  # weights and BN statistics
+    assert not torch.equal(start["logits_conf.conv.weight"], trained["logits_conf.conv.weight"])
+    assert not all(torch.equal(start[k], trained[k]) for k in start if k.startswith("backbone.upsample"))
+
+
 def test_int8_keeps_the_outlier_head_in_fp32(ood_engine):
     """calib.qdq.export_int8 adds the manifest's outlier-head nodes to its keep-FP32 list
     (those the prepared model still has)."""
