@@ -447,6 +447,47 @@ def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
     assert info["metadata"]["outlier"]["outlier_weight"] == 0.2
 
 
+def test_log_uniform_negative_area_gives_small_negatives_their_share():
+    from export.train import NegativePaster
+    from runtime.errors import UserError
+    image = np.full((64, 128, 3), 50, np.uint8)
+    label = np.zeros((64, 128), np.uint8)
+    shares = {}
+    for log_area in (False, True):
+        paster = NegativePaster(None, min_area=0.002, max_area=0.1, log_area=log_area)
+        areas = [(paster(image, label, np.random.RandomState(seed))[2] == 1).mean() for seed in range(60)]
+        shares[log_area] = np.mean(np.array(areas) < 0.01)
+    # below 1 % of the image: ~8 % of uniform draws, ~40 % of log-uniform ones (alpha masks cover less)
+    assert shares[True] > 0.3 and shares[True] > shares[False] + 0.2
+    with pytest.raises(UserError, match="negative area"):
+        NegativePaster(None, min_area=0.1, max_area=0.01)
+
+
+def test_frozen_encoder_training_changes_only_the_decoder_and_heads(tmp_path):
+    from export import models
+    from export.checkpoints import load_checkpoint
+    from export.train import train
+    from runtime.data.synthetic import write_split
+    root = str(tmp_path / "data")
+    write_split(root, split="train", count=2, seed=0, size=SIZE, outliers=1.0)
+    write_split(root, split="val", count=1, seed=1, size=SIZE)
+    torch.manual_seed(0)
+    start = models.create(ARCH).state_dict()
+    out = str(tmp_path / "ood.pt")
+    threads = torch.get_num_threads()
+    try:
+        train(ARCH, root, out, iterations=3, batch_size=2, crop=SIZE, lr=3e-3, warmup=1, val_every=3,
+              scale=(1.0, 1.0), flip=False, threads=1, seed=0, progress=False, log=lambda m: None,
+              freeze_encoder=True)
+    finally:
+        torch.set_num_threads(threads)
+    trained = load_checkpoint(ARCH, out)[0].state_dict()
+    encoder = [k for k in start if k.startswith("backbone.") and not k.startswith(("backbone.spp", "backbone.upsample"))]
+    assert encoder and all(torch.equal(start[k], trained[k]) for k in encoder)  # weights and BN statistics
+    assert not torch.equal(start["logits_conf.conv.weight"], trained["logits_conf.conv.weight"])
+    assert not all(torch.equal(start[k], trained[k]) for k in start if k.startswith("backbone.upsample"))
+
+
 def test_int8_keeps_the_outlier_head_in_fp32(ood_engine):
     """calib.int8.export_int8 adds the manifest's outlier-head nodes to its keep-FP32 list
     (those the prepared model still has)."""
@@ -512,3 +553,102 @@ def test_tensorrt_plans_keep_the_outlier_head_in_fp32(ood_engine, tmp_path, prec
                    fp32_layers=("/model/logits/conv/Conv",), build=recording_build, log=lambda m: None)
     head = manifest.load(ood_engine)["outlier"]["keep_fp32"]
     assert seen["fp32_layers"] == ("/model/logits/conv/Conv",) + tuple(head)
+
+
+# -- breakdown by outlier kind / size / lighting and the score plot (issue 22) ---------------------
+
+@pytest.fixture(scope="module")
+def described_outliers(tmp_path_factory, run_cli_subprocess_module):
+    """A generated split whose every image has outlier objects, with the generator's sidecars."""
+    root = str(tmp_path_factory.mktemp("described"))
+    done = run_cli_subprocess_module("runtime.cli.synth", "split", root, "--split", "val", "--count", 8,
+                                     "--seed", 31, "--outliers", 1.0, "--size", "64x128", "-q")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_cli_subprocess_module():
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def run(module, *args):
+        return subprocess.run([sys.executable, "-m", module] + [str(a) for a in args],
+                              capture_output=True, text=True, cwd=repo, timeout=300)
+    return run
+
+
+def test_generator_sidecars_describe_the_outlier_mask(described_outliers):
+    from runtime.data.synthetic import render_scene
+    pairs = cs.find_pairs(described_outliers, "val")
+    objects = 0
+    for index, (image_path, label_path) in enumerate(pairs):
+        mask = cs.read_outlier_mask(cs.outlier_mask_path(label_path))
+        instances, info = cs.read_outlier_details(label_path)
+        # the instance map covers exactly the outlier pixels, one id per described object
+        assert np.array_equal(instances > 0, mask == cs.OUTLIER)
+        ids = sorted(int(v) for v in np.unique(instances) if v)
+        assert ids == sorted(o["id"] for o in info["objects"])
+        for obj in info["objects"]:
+            assert obj["pixels"] == int(np.count_nonzero(instances == obj["id"])) > 0
+            assert obj["shape"] in ("blob", "animal", "boxes", "ring", "star")
+            assert obj["texture"] in ("checker", "stripes", "noise", "solid", "dots", "gradient")
+            objects += 1
+        assert set(info["image"]) >= {"sunny", "mean_luma"}
+        # the written image and mask are those of render_scene: the sidecars change nothing
+        city, seq, _ = cs.parse_name(image_path)
+        image, _, scene_mask = render_scene(31, seq, (64, 128), outliers=True, split="val")
+        assert np.array_equal(cv2.imread(image_path), image) and np.array_equal(scene_mask, mask)
+    assert objects >= len(pairs)
+
+
+def test_rt_eval_breaks_outlier_ap_down_and_plots(ood_engine, described_outliers, tmp_path,
+                                                   run_cli_subprocess_module):
+    from runtime.metrics import OutlierHistogram
+    out, plot = tmp_path / "eval.json", tmp_path / "scores.png"
+    done = run_cli_subprocess_module("runtime.cli.eval", "--engine", ood_engine, "--data", described_outliers,
+                                     "--json", out, "--plot", plot, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "by kind:" in done.stdout
+    result = json.loads(out.read_text())
+    outlier, breakdown = result["outlier"], result["outlier"]["breakdown"]
+    pairs = cs.find_pairs(described_outliers, "val")
+    records = [cs.read_outlier_details(label_path)[1] for _, label_path in pairs]
+    n_objects = sum(len(r["objects"]) for r in records)
+    # every attribute partitions the outlier pixels (and objects / images) of the split
+    for attribute in ("kind", "texture", "size", "distance", "position", "contrast"):
+        groups = breakdown[attribute]
+        assert sum(g["outlier_pixels"] for g in groups.values()) == outlier["outlier_pixels"]
+        assert sum(g["objects"] for g in groups.values()) == n_objects
+    for attribute in ("lighting", "exposure"):
+        groups = breakdown[attribute]
+        assert sum(g["outlier_pixels"] for g in groups.values()) == outlier["outlier_pixels"]
+        assert sum(g["inlier_pixels"] for g in groups.values()) == outlier["inlier_pixels"]
+        assert sum(g["images"] for g in groups.values()) == len(pairs)
+    # one kind by hand: its objects' pixels against all inlier pixels of the split
+    from runtime.engine import Engine
+    engine = Engine(ood_engine)
+    kind = sorted(breakdown["kind"])[0]
+    hist = OutlierHistogram()
+    for (image_path, label_path), record in zip(pairs, records):
+        score = engine.segment(cv2.imread(image_path)).outlier_score
+        mask = cs.read_outlier_mask(cs.outlier_mask_path(label_path))
+        instances = cs.read_outlier_details(label_path)[0]
+        ids = [o["id"] for o in record["objects"] if o["shape"] == kind]
+        target = np.where(mask == 0, 0, 255).astype(np.uint8)
+        target[np.isin(instances, ids) & (mask == 1)] = 1
+        hist.update(score, target)
+    expected = hist.metrics()
+    for key in ("ap", "auroc", "fpr_at_95_tpr"):
+        assert breakdown["kind"][kind][key] == pytest.approx(expected[key], abs=1e-12)
+    picture = cv2.imread(str(plot))
+    assert picture is not None and picture.shape[0] > 100 and picture.std() > 0
+
+
+def test_rt_eval_plot_needs_an_outlier_engine(rn18_engine, described_outliers, tmp_path,
+                                               run_cli_subprocess_module):
+    done = run_cli_subprocess_module("runtime.cli.eval", "--engine", rn18_engine, "--data", described_outliers,
+                                     "--plot", tmp_path / "p.png", "--quiet")
+    assert done.returncode == 2 and "no outlier_score output" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.png").exists()

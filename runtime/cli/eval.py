@@ -15,7 +15,11 @@ Outlier engines (manifest task ``outlier``) on data with outlier masks
 (``*_gtFine_outlierMask.png``: 1 outlier, 0 inlier, 255 void) also get pixel-level
 outlier AP, AUROC and FPR at 95 % TPR (void ignored; scores resized bilinearly to the
 mask's resolution and binned, see runtime.metrics.OutlierHistogram), and the mIoU is
-then the inlier mIoU (outlier pixels ignored).
+then the inlier mIoU (outlier pixels ignored). Where the generator wrote its sidecars
+(``*_gtFine_outlierInstanceIds.png`` + ``*_gtFine_outlierObjects.json``) the JSON also has
+``outlier.breakdown``: AP / AUROC / FPR95 per outlier kind, texture, size bucket, distance,
+position, contrast, lighting and exposure (runtime/outlier_eval.py); ``--plot FILE``
+draws the inlier and outlier score distributions.
 """
 import sys
 
@@ -42,6 +46,9 @@ def build_parser():
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
     parser.add_argument("--outlier-bins", type=int, default=10000,
                         help="outlier engines: score histogram bins over [0, 1] (default 10000)")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="outlier engines: write a PNG of the inlier / outlier score distributions "
+                             "(needs matplotlib)")
     add_verify_arg(parser)
     add_common_args(parser)
     return parser
@@ -68,14 +75,17 @@ def predict_with_score(engine, image):
     return class_map, score
 
 
-def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
+def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakdown=None):
     """Confusion matrix of ``engine`` on ``pairs``; with ``reference`` also the agreement.
 
     ``outliers``: a runtime.metrics.OutlierHistogram filled with the engine's outlier
     scores on the images that have an outlier mask (their outlier pixels are ignored by
-    the confusion matrix: it measures the inlier mIoU).
+    the confusion matrix: it measures the inlier mIoU). ``breakdown``: a
+    runtime.outlier_eval.OutlierBreakdown filled from the images that also have the
+    generator's sidecars.
     """
-    from runtime.data.cityscapes import OUTLIER, outlier_mask_path, read_label, read_outlier_mask
+    from runtime.data.cityscapes import (OUTLIER, outlier_mask_path, read_label, read_outlier_details,
+                                         read_outlier_mask)
     from runtime.metrics import ConfusionMatrix
     ignore_id = engine.manifest["ignore_id"]
     matrix = ConfusionMatrix(len(engine.classes), ignore_id)
@@ -95,6 +105,12 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
             label = np.where(mask == OUTLIER, np.uint8(ignore_id), label).astype(np.uint8)
             if score is not None:
                 outliers.update(score, mask)
+                details = read_outlier_details(label_path) if breakdown is not None else None
+                if details is not None:
+                    if details[0].shape != mask.shape:
+                        raise UserError("outlier instance map of {} has size {}, its mask {}".format(
+                            label_path, details[0].shape, mask.shape))
+                    breakdown.update(outliers.bin_of(score), mask, details[0], details[1])
         matrix.update(prediction, label)
         if reference is not None:
             ref_prediction = predict(reference, image)
@@ -108,12 +124,17 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None):
 
 
 def check_json_path(args):
-    """Refuse, before any work, a --json path that would replace an input, an engine or a device."""
-    if args.json_path:
+    """Refuse, before any work, a --json or --plot path that would replace an input, an engine
+    or a device (or each other)."""
+    if args.json_path or args.plot:
         inputs = engine_inputs(Inputs(), args.engine).add(args.data, "--data")
         if args.reference:
             engine_inputs(inputs, args.reference, "--reference")
-        check_output(args.json_path, "--json", inputs)
+        if args.json_path:
+            check_output(args.json_path, "--json", inputs)
+        if args.plot:
+            others = [("--json", args.json_path)] if args.json_path else []
+            check_output(args.plot, "--plot", inputs, others=others)
 
 
 def main(argv):
@@ -141,11 +162,16 @@ def main(argv):
         pairs = pairs[:args.limit]
     names = [c["name"] for c in engine.classes]
     bar = _progress(len(pairs), args.quiet)
-    outliers = None
+    outliers = breakdown = None
     if engine.outlier_output is not None:
         from runtime.metrics import OutlierHistogram
+        from runtime.outlier_eval import OutlierBreakdown
         outliers = OutlierHistogram(bins=args.outlier_bins)
-    matrix, ref_matrix, agreement = evaluate(engine, pairs, reference, bar, outliers=outliers)
+        breakdown = OutlierBreakdown(bins=args.outlier_bins)
+    elif args.plot:
+        raise UserError("--plot draws outlier scores: {} has no outlier_score output".format(args.engine))
+    matrix, ref_matrix, agreement = evaluate(engine, pairs, reference, bar, outliers=outliers,
+                                             breakdown=breakdown)
     result = {"engine": args.engine, "data": args.data, "split": args.split, "images": len(pairs)}
     result.update(matrix.summary(names))
     if outliers is not None:
@@ -155,6 +181,15 @@ def main(argv):
         else:
             result["inlier_miou"] = result["miou"]
             result["outlier"] = outliers.summary()
+            parts = breakdown.summary(outliers.neg)
+            if parts:
+                result["outlier"]["breakdown"] = parts
+            if args.plot:
+                from runtime.outlier import default_threshold
+                from runtime.outlier_eval import plot_scores
+                plot_scores(args.plot, outliers.pos, outliers.neg, threshold=default_threshold(engine.manifest),
+                            title="{} on {} ({}, {} images): AP {}".format(
+                                args.engine, args.data, args.split, len(pairs), _pct(result["outlier"]["ap"])))
     if reference is not None:
         ref = ref_matrix.summary(names)
         result["reference"] = {"engine": args.reference, "miou": ref["miou"],
@@ -256,6 +291,10 @@ def _print(result, names):
               "inlier mIoU {:.2f} %)".format(_pct(out["ap"]), _pct(out["auroc"]),
                                              _pct(out["fpr_at_95_tpr"]), out["outlier_pixels"],
                                              out["inlier_pixels"], 100 * result["inlier_miou"]))
+        for attribute, groups in sorted((out.get("breakdown") or {}).items()):
+            print("  by {}: {}".format(attribute, ";  ".join(
+                "{} AP {} FPR95 {}".format(group, _pct(v["ap"]), _pct(v["fpr_at_95_tpr"]))
+                for group, v in sorted(groups.items()))))
     if "reference" in result:
         ref = result["reference"]
         print("reference {}: mIoU {:.2f} %, agreement {:.3f} %, drop {:+.2f} pp".format(

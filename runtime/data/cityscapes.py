@@ -5,8 +5,14 @@
     ROOT/gtFine/{split}/{city}/{city}_{seq:06d}_{frame:06d}_gtFine_labelIds.png
     ROOT/gtFine/{split}/{city}/{city}_{seq:06d}_{frame:06d}_gtFine_color.png         (optional)
     ROOT/gtFine/{split}/{city}/{city}_{seq:06d}_{frame:06d}_gtFine_outlierMask.png   (optional)
+ROOT/gtFine/{split}/{city}/{city}_{seq:06d}_{frame:06d}_gtFine_outlierInstanceIds.png (optional)
+ROOT/gtFine/{split}/{city}/{city}_{seq:06d}_{frame:06d}_gtFine_outlierObjects.json    (optional)
 
 The outlier mask is uint8: 1 outlier, 0 inlier, 255 void (label ignored for another reason).
+The generator's two sidecars describe its outlier objects without changing the mask: the
+instance map (uint8, object id where the mask is 1, 0 elsewhere) and a JSON
+``{"objects": [{"id", "shape", "texture", "pixels", "distance_m", ...}], "image": {...}}``
+(see runtime.data.synthetic.render_scene_details); rt-eval breaks outlier AP down by them.
 The generator also writes ROOT/synth_{split}.json (frame rate, seed, ...): see read_split_info.
 """
 import collections
@@ -25,7 +31,10 @@ TRAIN_IDS_SUFFIX = "_gtFine_labelTrainIds.png"
 LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
 COLOR_SUFFIX = "_gtFine_color.png"
 OUTLIER_SUFFIX = "_gtFine_outlierMask.png"
-_LABEL_SUFFIXES = (TRAIN_IDS_SUFFIX, LABEL_IDS_SUFFIX, COLOR_SUFFIX, OUTLIER_SUFFIX)
+INSTANCE_SUFFIX = "_gtFine_outlierInstanceIds.png"
+OBJECTS_SUFFIX = "_gtFine_outlierObjects.json"
+_LABEL_SUFFIXES = (TRAIN_IDS_SUFFIX, LABEL_IDS_SUFFIX, COLOR_SUFFIX, OUTLIER_SUFFIX, INSTANCE_SUFFIX,
+                   OBJECTS_SUFFIX)
 
 OUTLIER = 1
 INLIER = 0
@@ -71,6 +80,44 @@ def outlier_mask_path(label_file):
         if label_file.endswith(suffix):
             return label_file[:-len(suffix)] + OUTLIER_SUFFIX
     raise UserError("not a gtFine label file name: {}".format(label_file))
+
+
+def outlier_details_paths(label_file):
+    """(instance map path, objects JSON path) that belong to a label path."""
+    base = outlier_mask_path(label_file)[:-len(OUTLIER_SUFFIX)]
+    return base + INSTANCE_SUFFIX, base + OBJECTS_SUFFIX
+
+
+def read_outlier_details(label_file):
+    """(instance map uint8 HxW, {"objects": [...], "image": {...}}) of a label, or None when
+    the sidecars are absent (e.g. masks from elsewhere); UserError when one is unreadable."""
+    inst_path, json_path = outlier_details_paths(label_file)
+    if not (os.path.isfile(inst_path) and os.path.isfile(json_path)):
+        return None
+    instances = cv2.imread(inst_path, cv2.IMREAD_UNCHANGED)
+    if instances is None or instances.ndim != 2:
+        raise UserError("cannot read outlier instance map {}".format(inst_path))
+    try:
+        with open(json_path) as handle:
+            info = json.load(handle)
+    except (OSError, IOError, ValueError) as exc:
+        raise UserError("cannot read {}: {}".format(json_path, exc))
+    if not isinstance(info, dict) or not isinstance(info.get("objects"), list):
+        raise UserError("{} has no 'objects' list".format(json_path))
+    return instances, info
+
+
+def write_outlier_details(root, split, city, seq, frame, details):
+    """Write the instance map and the objects JSON of one sample (details as the generator's)."""
+    label_file = label_path(root, split, city, seq, frame)
+    inst_path, json_path = outlier_details_paths(label_file)
+    _write_png(inst_path, details["instances"])
+    try:
+        with open(json_path, "w") as handle:
+            json.dump({"objects": details["objects"], "image": details["image"]}, handle, indent=1,
+                      sort_keys=True)
+    except (OSError, IOError) as exc:
+        raise UserError("cannot write {}: {}".format(json_path, exc))
 
 
 def find_pairs(root, split=None):

@@ -38,6 +38,9 @@ Library API::
         -> (image_bgr uint8 HxWx3, label uint8 HxW, outlier_mask uint8 HxW or None)
     render_sequence(seed, index, length=30, size=(256, 512), fps=15, split="train", outliers=False)
         -> iterator of (image, label, outlier_mask or None)
+    render_scene_details(...), render_sequence_details(...)
+        -> the same with a fourth item: outlier instance map, objects (kind, size, distance,
+           contrast) and lighting, written beside the mask by write_split --outliers
     video_frames(seed, frames, size=(256, 512), fps=30) -> iterator of images (one continuous drive)
     outlier_object(seed, index=0, size=96) -> (patch_bgr uint8 hxwx3, alpha uint8 hxw 0/255)
     write_split(root, split, count, seed, size, outliers, workers, progress, color)
@@ -91,7 +94,7 @@ _LINE = cv2.LINE_8
 (ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, LIGHT, SIGN, VEG, TERRAIN, SKY, PERSON, RIDER,
  CAR, TRUCK, BUS, TRAIN, MOTO, BIKE) = range(19)
 
-__all__ = ["render_scene", "render_sequence", "video_frames", "outlier_object", "write_split", "write_sequences",
+__all__ = ["render_scene", "render_sequence", "render_scene_details", "render_sequence_details", "video_frames", "outlier_object", "write_split", "write_sequences",
            "write_video", "parse_size", "cities", "sample_name", "has_outliers", "DEFAULT_SIZE", "DEFAULT_FPS",
            "CITIES", "SEQUENCE_CITIES"]
 
@@ -268,6 +271,7 @@ class _Canvas(object):
         self.img = np.empty((self.H, self.W, 3), np.uint8)
         self.lab = np.empty((self.H, self.W), np.uint8)
         self.shade = np.full((self.H, self.W), 255, np.uint8)
+        self.inst = None   # outlier instance ids (uint8, 0 = none), made by the first outlier drawn
         self.tan = (self.W * 0.5 + 2.0) / self.f
 
     # camera transform ------------------------------------------------------
@@ -1482,11 +1486,18 @@ class _Tree(object):
 
 # --------------------------------------------------------------------------- outliers
 
-def _outlier_patch(rng, size=96):
-    """An object of none of the 19 classes: (patch BGR, alpha 0/255), cropped to its extent."""
+def _outlier_patch(rng, size=96, info=None):
+    """An object of none of the 19 classes: (patch BGR, alpha 0/255), cropped to its extent.
+
+    ``info`` (a dict) receives the drawn ``shape`` and ``texture``: the ground-truth kind
+    rt-eval breaks outlier AP down by. Recording them draws nothing from ``rng``, so
+    every image stays byte-identical.
+    """
     S = int(size)
     alpha = np.zeros((S, S), np.uint8)
     shape = rng.pick(("blob", "animal", "boxes", "ring", "star", "blob"))
+    if info is not None:
+        info["shape"] = shape
     c = S / 2.0
     if shape == "blob" or shape == "star":
         n = rng.ri(7, 14)
@@ -1525,7 +1536,7 @@ def _outlier_patch(rng, size=96):
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     alpha = alpha[y0:y1, x0:x1].copy()
     h, w = alpha.shape
-    patch = _odd_texture(rng, h, w)
+    patch = _odd_texture(rng, h, w, info)
     patch[alpha == 0] = 0
     return patch, alpha
 
@@ -1534,8 +1545,10 @@ def _odd_color(rng):
     return _hsv(rng.u(0, 360), rng.u(0.75, 1.0), rng.u(0.75, 1.0))
 
 
-def _odd_texture(rng, h, w):
+def _odd_texture(rng, h, w, info=None):
     kind = rng.pick(("checker", "stripes", "noise", "solid", "dots", "gradient"))
+    if info is not None:
+        info["texture"] = kind
     a, b = _odd_color(rng), _odd_color(rng)
     if rng.chance(0.3):
         b = rng.pick([(0, 0, 0), (255, 255, 255)])
@@ -1580,9 +1593,11 @@ def outlier_object(seed, index=0, size=96):
 class _Outlier(object):
     """An outlier object standing on the road / sidewalk (billboard with an alpha mask)."""
 
-    def __init__(self, rng, s, z):
+    def __init__(self, rng, s, z, ident=1, on_road=False):
         self.s, self.z = s, z
-        self.patch, self.alpha = _outlier_patch(rng, 96)
+        self.ident = int(ident)   # its value in the instance map (1, 2, 3)
+        self.info = {"id": self.ident, "on_road": bool(on_road)}
+        self.patch, self.alpha = _outlier_patch(rng, 96, self.info)
         h, w = self.alpha.shape
         self.wm = rng.u(0.5, 2.2)
         self.hm = self.wm * h / float(w)
@@ -1615,6 +1630,10 @@ class _Outlier(object):
         sub_a = alpha[Y0 - y0:Y1 - y0, X0 - x0:X1 - x0]
         cv.img[Y0:Y1, X0:X1][sub_a] = patch[Y0 - y0:Y1 - y0, X0 - x0:X1 - x0][sub_a]
         cv.lab[Y0:Y1, X0:X1][sub_a] = _OUT_TMP
+        if cv.inst is None:
+            cv.inst = np.zeros((cv.H, cv.W), np.uint8)
+        cv.inst[Y0:Y1, X0:X1][sub_a] = self.ident
+        self.info["distance_m"] = round(float(a[3]), 2)
 
     def shadow(self, cv, world, t):
         return [(self.s - self.wm * 0.5, self.s + self.wm * 0.5, self.z - 0.3, self.z + 0.3)]
@@ -1695,7 +1714,8 @@ class _World(object):
                 spread = min(z * 0.3, self.s_lot[1] - 0.5)
                 s = self.cam_s + orng.u(-spread, spread)
                 s = min(max(s, self.s_lot[0] + 0.6), self.s_lot[1] - 0.6)
-                self.extra.append(_Outlier(orng, s, z))
+                self.extra.append(_Outlier(orng, s, z, ident=i + 1,
+                                           on_road=self.s_road[0] <= s <= self.s_road[1]))
         # textures and sensor (fixed for the whole drive, so sequences are coherent)
         trng = _R(_seed(wseed, "texture"))
         smooth = _smooth_bank(H, W)
@@ -2544,8 +2564,9 @@ class _World(object):
         cv.fill_uv([hl], _scale(col, 0.8), None)
 
     # one frame ---------------------------------------------------------------------------------
-    def render(self, t, frame=0):
-        """(image, label, outlier_mask) of the drive at time t (seconds)."""
+    def render(self, t, frame=0, details=False):
+        """(image, label, outlier_mask) of the drive at time t (seconds); with ``details`` a
+        fourth item, the ground truth of the outlier objects (see :meth:`_outlier_details`)."""
         cam = self.camera(t)
         cv = _Canvas(self, cam)
         z_cam = cam[1]
@@ -2583,7 +2604,48 @@ class _World(object):
             ent.draw(cv, self, t)
         if self.hood is not None:
             self._draw_hood(cv)
-        return self._finish(cv, frame)
+        image, label, mask = self._finish(cv, frame)
+        if details:
+            return image, label, mask, self._outlier_details(cv, image, mask)
+        return image, label, mask
+
+    def _outlier_details(self, cv, image, mask):
+        """{'instances': uint8 HxW (object id where the mask says outlier, else 0), 'objects':
+        [{id, shape, texture, on_road, distance_m, pixels, fraction, bbox, contrast}],
+        'image': {sunny, mean_luma, gamma, blur, noise}}: what rt-eval breaks AP down by.
+
+        ``contrast`` is the mean colour distance (0-255 scale, Euclidean in BGR / sqrt 3)
+        between the object's visible pixels and a 5-pixel ring of inlier pixels around it.
+        """
+        H, W = self.size
+        if cv.inst is None:
+            instances = np.zeros((H, W), np.uint8)
+        else:
+            instances = np.where(mask == OUTLIER, cv.inst, 0).astype(np.uint8)
+        objects = []
+        img = image.astype(np.float32)
+        for ent in self.extra:
+            inside = instances == ent.ident
+            pixels = int(np.count_nonzero(inside))
+            if pixels == 0:
+                continue
+            info = dict(ent.info)
+            ys, xs = np.nonzero(inside)
+            ring = cv2.dilate(inside.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)
+            ring &= mask == INLIER
+            contrast = None
+            if ring.any():
+                diff = img[inside].mean(0) - img[ring].mean(0)
+                contrast = round(float(np.sqrt((diff ** 2).sum() / 3.0)), 2)
+            info.update({"pixels": pixels, "fraction": pixels / float(H * W),
+                         "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+                         "contrast": contrast})
+            objects.append(info)
+        luma = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        scene = {"sunny": bool(self.sunny), "mean_luma": round(float(luma.mean()), 2),
+                 "gamma": round(float(self.gamma), 3), "blur": round(float(self.blur), 3),
+                 "noise": round(float(self.noise), 3)}
+        return {"instances": instances, "objects": objects, "image": scene}
 
     def _finish(self, cv, frame):
         """Textures, ground shadows, lighting, blur and sensor noise (image only); final labels."""
@@ -2665,10 +2727,16 @@ def render_scene(seed, index, size=DEFAULT_SIZE, outliers=False, split="train"):
     none of the 19 classes stand on the road / sidewalk; their label is 255 and the
     returned mask is 1 there (0 inlier, 255 void elsewhere where the label is 255).
     """
+    image, label, mask, _ = render_scene_details(seed, index, size, outliers, split)
+    return image, label, (mask if outliers else None)
+
+
+def render_scene_details(seed, index, size=DEFAULT_SIZE, outliers=False, split="train"):
+    """render_scene plus the outlier ground truth: (image, label, mask, details), the mask
+    never None, ``details`` as in _World._outlier_details (instance map, objects, lighting)."""
     world = _World(_seed(int(seed), str(split), "image", int(index)), _size(size), outliers=bool(outliers),
                    kind="image")
-    image, label, mask = world.render(0.0, 0)
-    return image, label, (mask if outliers else None)
+    return world.render(0.0, 0, details=True)
 
 
 def render_sequence(seed, index, length=DEFAULT_LENGTH, size=DEFAULT_SIZE, fps=DEFAULT_FPS, split="train",
@@ -2684,6 +2752,16 @@ def render_sequence(seed, index, length=DEFAULT_LENGTH, size=DEFAULT_SIZE, fps=D
     for i in range(int(length)):
         image, label, mask = world.render(i / fps, i)
         yield image, label, (mask if outliers else None)
+
+
+def render_sequence_details(seed, index, length=DEFAULT_LENGTH, size=DEFAULT_SIZE, fps=DEFAULT_FPS,
+                            split="train", outliers=False):
+    """render_sequence with (image, label, mask, details) per frame (see render_scene_details)."""
+    world = _World(_seed(int(seed), str(split), "sequence", int(index)), _size(size), outliers=bool(outliers),
+                   kind="sequence")
+    fps = float(fps)
+    for i in range(int(length)):
+        yield world.render(i / fps, i, details=True)
 
 
 def video_frames(seed, frames, size=DEFAULT_SIZE, fps=30.0):
@@ -2732,11 +2810,16 @@ def _check_root(root):
 def _write_image_job(args):
     root, split, seed, index, size, outliers, color = args
     flag = has_outliers(seed, split, index, outliers)
-    image, label, mask = render_scene(seed, index, size, outliers=flag, split=split)
     city, seq = sample_name(split, index)
-    if outliers > 0 and mask is None:
-        mask = np.where(label == K.IGNORE_ID, VOID, INLIER).astype(np.uint8)
-    cs.write_sample(root, split, city, seq, 0, image, label, mask if outliers > 0 else None, color)
+    if outliers > 0:   # the mask and its sidecars (instances + objects JSON) for every image
+        image, label, mask, details = render_scene_details(seed, index, size, outliers=flag, split=split)
+        if not flag:
+            mask = np.where(label == K.IGNORE_ID, VOID, INLIER).astype(np.uint8)
+        cs.write_sample(root, split, city, seq, 0, image, label, mask, color)
+        cs.write_outlier_details(root, split, city, seq, 0, details)
+        return 1
+    image, label, _ = render_scene(seed, index, size, outliers=False, split=split)
+    cs.write_sample(root, split, city, seq, 0, image, label, None, color)
     return 1
 
 
@@ -2745,10 +2828,17 @@ def _write_sequence_job(args):
     flag = has_outliers(seed, split, index, outliers, sequences=True)
     city, seq = sample_name(split, index, sequences=True)
     n = 0
-    for frame, (image, label, mask) in enumerate(render_sequence(seed, index, length, size, fps, split, flag)):
-        if outliers > 0 and mask is None:
-            mask = np.where(label == K.IGNORE_ID, VOID, INLIER).astype(np.uint8)
-        cs.write_sample(root, split, city, seq, frame, image, label, mask if outliers > 0 else None, color)
+    if outliers > 0:   # masks and their sidecars for every frame
+        frames = render_sequence_details(seed, index, length, size, fps, split, flag)
+        for frame, (image, label, mask, details) in enumerate(frames):
+            if not flag:
+                mask = np.where(label == K.IGNORE_ID, VOID, INLIER).astype(np.uint8)
+            cs.write_sample(root, split, city, seq, frame, image, label, mask, color)
+            cs.write_outlier_details(root, split, city, seq, frame, details)
+            n += 1
+        return n
+    for frame, (image, label, _) in enumerate(render_sequence(seed, index, length, size, fps, split, False)):
+        cs.write_sample(root, split, city, seq, frame, image, label, None, color)
         n += 1
     return n
 
