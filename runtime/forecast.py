@@ -234,7 +234,25 @@ def _same(a, b):
         return False
 
 
-class ForecastEngine(object):
+class ForecastOutputs(object):
+    """How a forecast engine's per-frame outputs reach the pipeline (shared by ForecastEngine and
+    the native core's NativeForecastEngine): one ForecastFrame under RESULT_KEY, counted once."""
+
+    def postprocess(self, outputs):
+        """The forecast class map (None for a warm-up frame)."""
+        return outputs[RESULT_KEY].class_map
+
+    def outlier_score(self, outputs):
+        return None
+
+    def finish_frame(self, outputs):
+        """Count a processed frame (once each, in order) and return its ForecastFrame."""
+        frame = outputs[RESULT_KEY]
+        self.stats.update(frame)
+        return frame
+
+
+class ForecastEngine(ForecastOutputs):
     """A bundle driven frame by frame, with the interface ``Pipeline`` expects of an engine.
 
     Per frame (``infer_at``): features into the ring buffer keyed by the frame's time;
@@ -325,19 +343,6 @@ class ForecastEngine(object):
             stage_ms["decoder_current"] = (_clock() - t0) * 1e3
         frame.stage_ms = stage_ms
         return {RESULT_KEY: frame}
-
-    def postprocess(self, outputs):
-        """The forecast class map (None for a warm-up frame)."""
-        return outputs[RESULT_KEY].class_map
-
-    def outlier_score(self, outputs):
-        return None
-
-    def finish_frame(self, outputs):
-        """Count a processed frame (once each, in order) and return its ForecastFrame."""
-        frame = outputs[RESULT_KEY]
-        self.stats.update(frame)
-        return frame
 
     def stream_summary(self):
         """The report's ``forecast`` block (merged into Pipeline.summary())."""

@@ -271,3 +271,17 @@ def format_summary(report):
         lines.append("memory: RSS {} MB at start, {} MB at end".format(
             mem["rss_start_mb"], mem["rss_end_mb"]))
     return "\n".join(lines)
+
+
+def finish(report, path=None, quiet=False, started=True, out=None):
+    """The end of a streaming CLI run (rt-segment, rt-ros2): write the report to ``path`` if
+    given, and print the summary (and where the report went) unless ``quiet`` or nothing ran."""
+    import sys
+    out = out or sys.stdout
+    if path:
+        write(path, report)
+    if not quiet and started:
+        out.write(format_summary(report) + "\n")
+        if path:
+            out.write("report: {}\n".format(path))
+        out.flush()

@@ -25,6 +25,7 @@ import numpy as np
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
 from runtime.errors import ManifestError, UserError
+from runtime.forecast import ForecastOutputs
 from runtime.preprocess import Preprocessor
 
 NAME = "native"
@@ -369,7 +370,7 @@ class _NativeBundle(object):
         self.backends = dict((name, _StageBackend(core)) for name in self.stage_paths)
 
 
-class NativeForecastEngine(object):
+class NativeForecastEngine(ForecastOutputs):
     """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
     ring buffer of past features run inside the core (same time-offset rules)."""
 
@@ -439,19 +440,6 @@ class NativeForecastEngine(object):
     def infer(self, frame):
         """All stages once (warm-up, timing), then a fresh stream."""
         return self.infer_at(frame, None)
-
-    def postprocess(self, outputs):
-        from runtime.forecast import RESULT_KEY
-        return outputs[RESULT_KEY].class_map
-
-    def outlier_score(self, outputs):
-        return None
-
-    def finish_frame(self, outputs):
-        from runtime.forecast import RESULT_KEY
-        frame = outputs[RESULT_KEY]
-        self.stats.update(frame)
-        return frame
 
     def stream_summary(self):
         interval = None

@@ -129,13 +129,7 @@ def _finish_report(args, argv, node, rss_start, code):
         outputs_info=[node.publisher.describe()], memory=report_mod.memory_info(rss_start),
         tool=PROG, command=[PROG] + list(argv), started_at=pipeline.started_at,
         finished_at=pipeline.finished_at, exit_code=code if code is not None else 2)
-    if args.report:
-        report_mod.write(args.report, report)
-    if not args.quiet and pipeline.started_at is not None:
-        sys.stdout.write(report_mod.format_summary(report) + "\n")
-        if args.report:
-            sys.stdout.write("report: {}\n".format(args.report))
-        sys.stdout.flush()
+    report_mod.finish(report, args.report, args.quiet, started=pipeline.started_at is not None)
 
 
 def entry():

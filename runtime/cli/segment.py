@@ -336,13 +336,7 @@ def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, cod
     incomplete = [o.error for o in outputs if o.error]
     if incomplete and report["exit"]["error"] is None:
         report["exit"]["error"] = incomplete[0]
-    if args.report:
-        report_mod.write(args.report, report)
-    if not args.quiet and pipeline.started_at is not None:
-        sys.stdout.write(report_mod.format_summary(report) + "\n")
-        if args.report:
-            sys.stdout.write("report: {}\n".format(args.report))
-        sys.stdout.flush()
+    report_mod.finish(report, args.report, args.quiet, started=pipeline.started_at is not None)
 
 
 def entry():
