@@ -38,7 +38,8 @@ def runtime_requirements():
     config = configparser.ConfigParser()
     config.read(os.path.join(REPO, "setup.cfg"))
     names = set()
-    for block in (config["options"]["install_requires"], config["options.extras_require"]["gpu"]):
+    for block in (config["options"]["install_requires"], config["options.extras_require"]["gpu"],
+                  config["options.extras_require"]["native"]):  # cmake, ninja: the native builder stage
         for line in block.splitlines():
             if line.strip():
                 names.add(re.split(r"[<>=!~; \[]", line.strip())[0].lower())
@@ -55,7 +56,7 @@ def test_base_images_are_known_l4t_images(text):
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
     assert args["BASE"] == "nvcr.io/nvidia/l4t-tensorrt:r8.5.2-runtime"
     froms = [rest for word, rest in instructions(text) if word == "FROM"]
-    assert froms == ["${BUILDER} AS pycuda", "${BASE}"]
+    assert froms == ["${BUILDER} AS pycuda", "${BUILDER} AS native", "${BASE}"]
     for release in ("r32.7.1", "r35", "r36"):  # JetPack 4.6, 5.1 and 6.x are documented
         assert release in text
 
@@ -69,7 +70,7 @@ def test_no_torch_and_no_pip_opencv(text):
 
 def test_pip_installs_only_runtime_requirements(text):
     allowed = runtime_requirements()
-    assert allowed == {"numpy", "pycuda", "onnxruntime"}
+    assert allowed == {"numpy", "pycuda", "onnxruntime", "cmake", "ninja"}
     installed = []
     for word, rest in instructions(text):
         if word != "RUN":
@@ -114,6 +115,13 @@ def test_onnxruntime_is_the_cpu_wheel_per_python_or_nvidias(text):
 
 def test_device_tools_include_the_plan_builder(text):
     assert "rt-plan" in text and "plan:rt-plan" in text
+
+
+def test_the_native_core_is_built_against_jetpacks_tensorrt_and_shipped(text):
+    build = [rest for word, rest in instructions(text) if word == "RUN" and "cmake -S" in rest]
+    assert build and "-DSWIFTRT_WITH_TENSORRT=ON" in build[0] and "-DSWIFTRT_BUILD_TESTS=OFF" in build[0]
+    assert "COPY --from=native /opt/swiftrt /opt/swiftrt" in text
+    assert "SWIFTRT_LIBRARY=/opt/swiftrt/lib/libswiftrt.so" in text
 
 
 def test_only_the_runtime_is_copied(text):
