@@ -156,3 +156,10 @@ def test_an_int8_plan_bundle_needs_an_int8_export(forecast_bundle, tmp_path):
                            log=lambda m: None)
     with pytest.raises(UserError, match="bundle's own folder"):
         build_bundle_plans(forecast_bundle, forecast_bundle, build=fake_build, log=lambda m: None)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "forecast.json").write_text("{}")
+    with pytest.raises(UserError, match="is not empty"):
+        build_bundle_plans(forecast_bundle, str(used), build=fake_build, log=lambda m: None)
+    assert sorted(os.listdir(str(used))) == ["forecast.json"]
+    assert not (tmp_path / "p").exists()  # the refused INT8 build left no folder behind

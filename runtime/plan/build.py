@@ -141,9 +141,15 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
                         .format(output_dir))
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise UserError("--output {} exists and is not a folder".format(output_dir))
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        # Three plans and forecast.json are one unit: rebuilding into a used folder could leave an
+        # old forecast.json beside plans of another build. A new folder keeps the old bundle intact.
+        raise UserError("--output {} is not empty: give a new folder for the plans (the old bundle "
+                        "stays as it is)".format(output_dir))
     if precision == "int8" and source.get("precision") != "int8":
         raise UserError("an INT8 plan bundle needs a bundle exported with --precision int8 --flavor trt "
                         "({} is {})".format(bundle_path, source.get("precision")))
+    created = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     stages, built = {}, []
     try:
@@ -167,6 +173,8 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
             for item in (plan, manifest_mod.sidecar_path(plan)):
                 if os.path.exists(item):
                     os.remove(item)
+        if created and not os.listdir(output_dir):
+            os.rmdir(output_dir)
         raise
     log("wrote forecast bundle {} (TensorRT plans)".format(path))
     return data
