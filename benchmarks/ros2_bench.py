@@ -46,9 +46,16 @@ def log(message):
 
 
 def ros_env():
+    """The environment of this script's camera and of the commands: the camera's participant
+    gets rt-ros2's Fast DDS profile as docs/ros2.md tells camera drivers to (on Fast DDS's
+    defaults a 921 KB image rarely arrives whole: benchmarks/ros2_transport.py)."""
+    from runtime.ros2_node import fastdds_profile_setting
     env = dict(os.environ)
     env.update({"ROS_DOMAIN_ID": str(DOMAIN_ID), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
                 "PYTHONPATH": REPO + os.pathsep + env.get("PYTHONPATH", "")})
+    variable, path = fastdds_profile_setting(env)
+    if variable:
+        env[variable] = path
     return env
 
 
@@ -184,7 +191,9 @@ def run_ros2(engine, frames, fps, threads, folder, context):
     return {"fps": len(got) / (max(got.values()) - min(sent.values())), "processed": len(got),
             "dropped": len(frames) - len(got), "latency_p50": node["p50"], "latency_p99": node["p99"],
             "round_trip_p50": _pct(round_trip, 50), "round_trip_p99": _pct(round_trip, 99),
-            "backend": data["engine"].get("backend")}
+            "backend": data["engine"].get("backend"),
+            "node_frames": dict((k, data["frames"].get(k)) for k in
+                                ("received", "lost", "processed", "dropped", "published"))}
 
 
 def _pct(sorted_values, pct):
@@ -199,27 +208,30 @@ def _median(rows, key):
     return statistics.median(values) if values else None
 
 
-def table(results, args, engine_info):
+def table(results, frames, size, fps, rounds, engine_info):
+    """The Markdown table of ``measure``'s results (``size`` the camera's (H, W))."""
     def ms(value):
         return "{:.1f}".format(value) if value is not None else "-"
     reference = _median(results["rt-segment --realtime"], "fps")
     lines = ["| Runner ({} frames {}x{} at {:g} Hz, {}) | FPS | x rt-segment --realtime | "
-             "latency p50 / p99 ms | publish -> back p50 / p99 ms | dropped |".format(
-                 args.frames, args.size[1], args.size[0], args.fps, engine_info),
-             "|---|---|---|---|---|---|"]
+             "latency p50 / p99 ms | publish -> back p50 / p99 ms | not processed | "
+             "of which lost in transport |".format(frames, size[1], size[0], fps, engine_info),
+             "|---|---|---|---|---|---|---|"]
     for name, rows in results.items():
-        fps = _median(rows, "fps")
-        lines.append("| {} | {:.1f} | {:.2f}x | {} / {} | {} / {} | {} |".format(
-            name, fps, fps / reference, ms(_median(rows, "latency_p50")),
+        fps_value = _median(rows, "fps")
+        lost = [r["node_frames"]["lost"] for r in rows if r.get("node_frames")]
+        lines.append("| {} | {:.1f} | {:.2f}x | {} / {} | {} / {} | {} | {} |".format(
+            name, fps_value, fps_value / reference, ms(_median(rows, "latency_p50")),
             ms(_median(rows, "latency_p99")), ms(_median(rows, "round_trip_p50")),
-            ms(_median(rows, "round_trip_p99")), int(round(_median(rows, "dropped")))))
+            ms(_median(rows, "round_trip_p99")), int(round(_median(rows, "dropped"))),
+            int(round(statistics.median(lost))) if lost else "-"))
     ros = _median(results["rt-ros2"], "fps")
     lines.append("")
     lines.append("rt-ros2 / rt-segment --realtime FPS: {:.2f}x (target >= {}x: {}). Latency: "
                  "rt-segment capture -> result, rt-ros2 receive -> publish in the node; "
                  "medians of {} round(s).".format(ros / reference, TARGET_RATIO,
                                                  "met" if ros / reference >= TARGET_RATIO
-                                                 else "NOT met", args.rounds))
+                                                 else "NOT met", rounds))
     return "\n".join(lines)
 
 
@@ -260,7 +272,10 @@ def measure(engine, frames=300, fps=30.0, size=(480, 640), threads=2, rounds=2):
                         key = ("rt-segment --realtime" if name == "segment-rt"
                                else "rt-segment (file, every frame)")
                         results[key].append(row)
-                    log("  {:.1f} FPS, latency p50 {:.1f} ms".format(row["fps"], row["latency_p50"]))
+                    log("  {:.1f} FPS, latency p50 {:.1f} ms{}".format(
+                        row["fps"], row["latency_p50"],
+                        "; node frames {}".format(row["node_frames"]) if "node_frames" in row
+                        else ""))
     finally:
         context.try_shutdown()
     info = manifest_mod.load(engine)
@@ -288,7 +303,7 @@ def main():
     load_start = os.getloadavg()[0]  # a shared machine's load says how far to trust the numbers
     results, engine_info = measure(args.engine, args.frames, args.fps, args.size, args.threads,
                                    args.rounds)
-    text = table(results, args, engine_info)
+    text = table(results, args.frames, args.size, args.fps, args.rounds, engine_info)
     from runtime.report import host_info
     cpu = host_info().get("cpu") or platform.machine()
     host = "{}, {} cores, Python {}, load average {:.1f} at start, {:.1f} at end".format(

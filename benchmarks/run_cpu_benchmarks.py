@@ -403,12 +403,14 @@ def measure_ros2(engine, threads, quick):
         return None
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import ros2_bench
-    setup = argparse.Namespace(frames=60 if quick else 150, fps=30.0, size=(480, 640),
-                               rounds=1 if quick else 2)
-    results, engine_info = ros2_bench.measure(engine, setup.frames, setup.fps, setup.size,
-                                              threads, setup.rounds)
-    return {"table": ros2_bench.table(results, setup, engine_info),
-            "per_round": ros2_bench.per_round(results), "results": results}
+    import ros2_transport
+    frames, fps, size, rounds = (60, 30.0, (480, 640), 1) if quick else (300, 30.0, (480, 640), 3)
+    transport = ros2_transport.table([(480, 640), (1080, 1920)], frames=60 if quick else 150,
+                                     fps=fps)
+    results, engine_info = ros2_bench.measure(engine, frames, fps, size, threads, rounds)
+    return {"table": ros2_bench.table(results, frames, size, fps, rounds, engine_info),
+            "per_round": ros2_bench.per_round(results), "results": results,
+            "transport": transport}
 
 
 def render_ros2(ros2):
@@ -420,7 +422,13 @@ def render_ros2(ros2):
             "frames from a video, every frame and `--realtime` (the same newest-frame policy). "
             "FPS: results / (last result − first frame); latency: rt-segment capture → result, "
             "rt-ros2 receive → publish inside the node; *publish → back*: the round trip through "
-            "both DDS hops, measured by the publisher.", "", ros2["table"], "", ros2["per_round"]]
+            "both DDS hops, measured by the publisher. The camera's Fast DDS participant uses "
+            "runtime/ros2_fastdds.xml, as docs/ros2.md tells camera drivers to; the table below "
+            "shows why.", "", ros2["table"], "", ros2["per_round"]] + (
+        ["", "### Camera images through Fast DDS: its defaults vs runtime/ros2_fastdds.xml", "",
+         "`benchmarks/ros2_transport.py`: a camera process publishing bgr8 images with "
+         "sensor-data QoS to a subscriber process, nothing else running.", "",
+         ros2["transport"]] if ros2.get("transport") else [])
 
 
 def _f(value, digits=1):

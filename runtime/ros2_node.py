@@ -23,6 +23,7 @@ import collections
 import json
 import logging
 import math
+import os
 import threading
 import time
 
@@ -48,6 +49,15 @@ _POLL_S = 0.1           # how often blocked threads look at their stop flag
 _KEEP_HEADERS = 64      # headers of frames in flight (the pipeline holds at most ~7)
 _clock = time.monotonic
 
+# Fast DDS's default shared-memory segment (512 KB) is smaller than one camera image, so a
+# best-effort reader loses most frames whole (docs/ros2.md, benchmarks/ros2_transport.py):
+# rt-ros2's participant gets a profile with a larger segment unless the user chose one.
+FASTDDS_PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ros2_fastdds.xml")
+FASTDDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE",    # Fast DDS 3 (ROS 2 Kilted+)
+                             "FASTRTPS_DEFAULT_PROFILES_FILE")   # Fast DDS 2 (Foxy .. Jazzy)
+_FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
+_NO_SHM_DISTROS = ("dashing", "eloquent")  # Fast RTPS 1.x: no shared-memory transport
+
 # name: (default, description). Defaults that mean "not set" ("" / 0 / -1) keep every
 # parameter typed, so that `ros2 param` shows its type.
 PARAMETERS = collections.OrderedDict([
@@ -64,6 +74,35 @@ PARAMETERS = collections.OrderedDict([
     ("transport", ("raw", "raw: sensor_msgs/Image on 'image'; compressed: "
                           "sensor_msgs/CompressedImage on 'image/compressed'")),
 ])
+
+
+def fastdds_profile_setting(environ):
+    """The variable to set so that this process's Fast DDS participant carries large images.
+
+    Returns ``(variable, path)`` (set it before rclpy.init), or ``(None, reason)`` when
+    rt-ros2 must leave the middleware alone: another RMW, a profile the user chose (a
+    profile variable set), or a Fast RTPS without shared memory. The variable's name
+    follows the Fast DDS of ``ROS_DISTRO`` (3 when unknown: the PyPI wheels).
+    """
+    rmw = environ.get("RMW_IMPLEMENTATION", "")
+    if rmw and not rmw.startswith("rmw_fastrtps"):
+        return None, "RMW_IMPLEMENTATION is {}".format(rmw)
+    for variable in FASTDDS_PROFILE_VARIABLES:
+        if environ.get(variable):
+            return None, "{} is set".format(variable)
+    distro = environ.get("ROS_DISTRO", "").strip().lower()
+    if distro in _NO_SHM_DISTROS:
+        return None, "the Fast RTPS of ROS 2 {} has no shared-memory transport".format(distro)
+    variable = FASTDDS_PROFILE_VARIABLES[1 if distro in _FAST_DDS_2_DISTROS else 0]
+    return variable, FASTDDS_PROFILE
+
+
+def fastdds_profile_in_use(environ):
+    """The Fast DDS profile file this process's participants load (None: Fast DDS's defaults)."""
+    for variable in FASTDDS_PROFILE_VARIABLES:
+        if environ.get(variable):
+            return environ[variable]
+    return None
 
 
 def _logger_call(logger, level):

@@ -8,6 +8,10 @@ node's business stays a flag (``--report``, ``--debug``, ``-q``). A bad engine o
 parameter ends with one line and exit code 2. SIGINT / SIGTERM (what ``ros2 launch``
 sends) end the node cleanly: the pipeline stops, the summary is printed and the report
 written; the exit code is then 0, since a node asked to stop has done nothing wrong.
+
+On Fast DDS, the node's participant loads runtime/ros2_fastdds.xml (a shared-memory
+segment that holds whole camera images) unless a profile variable is already set or
+``--no-fastdds-profile`` is given (docs/ros2.md).
 """
 import argparse
 import logging
@@ -20,6 +24,7 @@ from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError, first_line
 
 PROG = "rt-ros2"
+log = logging.getLogger(PROG)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +40,9 @@ def build_parser():
         "publish_overlay, min_fps, transport; see docs/ros2.md)"))
     parser.add_argument("--report", metavar="JSON",
                         help="write the run report at exit (docs/report-schema.md)")
+    parser.add_argument("--no-fastdds-profile", action="store_true",
+                        help="keep Fast DDS's defaults (512 KB shared-memory segment) instead "
+                             "of runtime/ros2_fastdds.xml; see docs/ros2.md")
     add_common_args(parser)
     return parser
 
@@ -98,7 +106,14 @@ def main(argv):
     args = build_parser().parse_args(remove_ros_args([PROG] + argv)[1:])
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
-    from runtime.ros2_node import PerceptionNode
+    from runtime.ros2_node import PerceptionNode, fastdds_profile_setting
+    variable, value = ((None, "--no-fastdds-profile") if args.no_fastdds_profile
+                       else fastdds_profile_setting(os.environ))
+    if variable:  # read when the context's participant is created: before rclpy.init
+        os.environ[variable] = value
+        log.debug("Fast DDS profile %s (%s)", value, variable)
+    else:
+        log.debug("Fast DDS profile left as it is: %s", value)
     context = init_context(rclpy, [PROG] + argv)
     node = None
     previous = {}
@@ -123,9 +138,11 @@ def main(argv):
 
 def _finish_report(args, argv, node, rss_start, code):
     """Summary and report on every exit path (stopped, error)."""
+    from runtime.ros2_node import fastdds_profile_in_use
     pipeline = node.pipeline
+    source_info = dict(node.source.describe(), fastdds_profile=fastdds_profile_in_use(os.environ))
     report = report_mod.build(
-        node.summary(), engine_info=node.describe_engine(), source_info=node.source.describe(),
+        node.summary(), engine_info=node.describe_engine(), source_info=source_info,
         outputs_info=[node.publisher.describe()], memory=report_mod.memory_info(rss_start),
         tool=PROG, command=[PROG] + list(argv), started_at=pipeline.started_at,
         finished_at=pipeline.finished_at, exit_code=code if code is not None else 2)
