@@ -475,7 +475,10 @@ def test_cli_bad_engine_is_one_line_and_exit_2():
         "(re-export with rt-export)"]
 
 
-def test_cli_sigint_ends_cleanly_with_summary_and_report(context, rn18_engine, tmp_path):
+@pytest.mark.parametrize("sig,reason", [(signal.SIGINT, "interrupted"),
+                                        (signal.SIGTERM, "terminated")])  # ros2 launch: SIGINT, then SIGTERM
+def test_cli_signal_ends_cleanly_with_summary_and_report(context, rn18_engine, tmp_path, sig,
+                                                         reason):
     report = tmp_path / "ros2.json"
     env = ros_env()
     for variable in FASTDDS_PROFILE_VARIABLES:
@@ -494,7 +497,7 @@ def test_cli_sigint_ends_cleanly_with_summary_and_report(context, rn18_engine, t
     try:
         exchange(camera, frame, 0)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=WAIT_S)
     finally:
         if proc.poll() is None:
@@ -502,9 +505,10 @@ def test_cli_sigint_ends_cleanly_with_summary_and_report(context, rn18_engine, t
         camera.close()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert "ros2 {}/camera/image_raw: interrupted".format(ns("cli")) in out and "receive_to_publish" in out
+    assert "ros2 {}/camera/image_raw: {}".format(ns("cli"), reason) in out
+    assert "receive_to_publish" in out
     data = json.loads(report.read_text())
-    assert data["tool"] == "rt-ros2" and data["exit"] == {"reason": "interrupted", "error": None,
+    assert data["tool"] == "rt-ros2" and data["exit"] == {"reason": reason, "error": None,
                                                          "code": 0}
     assert data["frames"]["processed"] >= 1 and data["frames"]["published"] >= 1
     assert data["latency_ms"]["receive_to_publish"]["count"] == data["frames"]["processed"]
