@@ -20,13 +20,11 @@ The consumer (the thread that iterates) receives FrameResult objects:
 ``stop()`` is thread-safe and signal-safe (it only sets flags); outputs and the source
 are closed on every exit path (``close()``, the end of the iteration, ``with``).
 
-An engine needs ``preprocess``, ``infer``, ``postprocess`` and ``outlier_score``. A
-stateful composition (e.g. runtime.forecast.ForecastEngine) may also have: ``reset()``
-(called when a run starts), ``infer_at(tensor, frame_time)`` (used instead of ``infer``;
-``frame_time`` is the frame's media time for files with a frame rate, its capture time
-for live sources, None when unknown), ``finish_frame(outputs)`` (called once per
-processed frame, in order; its return value is ``FrameResult.details`` and is handed to
-the visualizer) and ``stream_summary()`` (a dict merged into ``summary()``).
+The engine is a runtime.engine_base.EngineBase: the pipeline calls ``reset()`` when a run
+starts, ``dummy_input()`` and ``infer`` to warm up, then per frame ``preprocess``,
+``infer_at(tensor, frame_time)``, ``postprocess``, ``outlier_score`` (outlier engines) and
+``finish_frame`` (its return value is ``FrameResult.details``), and merges
+``stream_summary()`` into ``summary()``.
 """
 import collections
 import logging
@@ -185,7 +183,7 @@ class Pipeline(object):
         self._copy_outputs = _reuses_output_buffers(engine)
         self._done_times = collections.deque(maxlen=32)
         self.outliers = None
-        if getattr(engine, "outlier_output", None) is not None:
+        if engine.outlier_output is not None:
             from runtime.outlier import OutlierCounter
             threshold = engine.outlier_threshold if outlier_threshold is None else outlier_threshold
             self.outliers = OutlierCounter(threshold)
@@ -237,13 +235,9 @@ class Pipeline(object):
             log.warning("%s has no frame rate: --realtime ignored, frames are read one by one",
                         self.source.uri)
             self.live = False
-        reset = getattr(self.engine, "reset", None)
-        if reset is not None:
-            reset()
+        self.engine.reset()
         for _ in range(self.warmup):
-            dummy = getattr(self.engine, "dummy_input", None)
-            if dummy is not None:
-                self.engine.infer(dummy())
+            self.engine.infer(self.engine.dummy_input())
         for out in self.outputs:
             out.start(fps)
         if self.live:
@@ -378,7 +372,6 @@ class Pipeline(object):
 
     def _work(self):
         engine, inp, out = self.engine, self._frames, self._inferred
-        infer_at = getattr(engine, "infer_at", None)
         try:
             while True:
                 item = inp.get()
@@ -387,7 +380,7 @@ class Pipeline(object):
                 t0 = _clock()
                 tensor, fitted, fit = engine.preprocess(item[1])
                 t1 = _clock()
-                outputs = infer_at(tensor, item[4]) if infer_at else engine.infer(tensor)
+                outputs = engine.infer_at(tensor, item[4])
                 if self._copy_outputs:
                     outputs = dict((k, np.array(v, copy=True)) for k, v in outputs.items())
                 t2 = _clock()
@@ -401,7 +394,6 @@ class Pipeline(object):
     def _post(self):
         engine, inp, out = self.engine, self._inferred, self._results
         series = self.series
-        finish_frame = getattr(engine, "finish_frame", None)
         try:
             while True:
                 item = inp.get()
@@ -413,7 +405,7 @@ class Pipeline(object):
                 t0 = _clock()
                 class_map = engine.postprocess(outputs)
                 score = engine.outlier_score(outputs) if self.outliers is not None else None
-                details = finish_frame(outputs) if finish_frame is not None else None
+                details = engine.finish_frame(outputs)
                 t1 = _clock()
                 result = FrameResult(index, frame, fitted, fit, class_map, outputs, t_cap, None,
                                      outlier_score=score)
@@ -491,9 +483,7 @@ class Pipeline(object):
         }
         if self.outliers is not None:
             summary["outliers"] = self.outliers.summary()
-        extra = getattr(self.engine, "stream_summary", None)
-        if extra is not None:
-            summary.update(extra())
+        summary.update(self.engine.stream_summary())
         return summary
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from runtime import report as report_mod
 from runtime import stats
+from runtime.engine_base import EngineBase
 from runtime.errors import UserError
 from runtime.outputs import Output, VideoOutput
 from runtime.pipeline import Pipeline, valid_frame
@@ -36,8 +37,8 @@ def index_of(frame):
     return int(frame[0, 0, 0]) + 256 * int(frame[0, 0, 1])
 
 
-class FakeEngine(object):
-    """Engine-like: identity preprocess, ``infer_s`` of sleep, class map = index % 19."""
+class FakeEngine(EngineBase):
+    """An engine: identity preprocess, ``infer_s`` of sleep, class map = index % 19."""
 
     def __init__(self, infer_s=0.0, on_preprocess=None):
         self.manifest = MANIFEST

@@ -24,6 +24,7 @@ import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
+from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.forecast import ForecastOutputs
 from runtime.preprocess import Preprocessor
@@ -276,7 +277,7 @@ class NativeBackend(object):
         self.core.close()
 
 
-class NativeEngine(object):
+class NativeEngine(EngineBase):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
@@ -373,8 +374,6 @@ class _NativeBundle(object):
 class NativeForecastEngine(ForecastOutputs):
     """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
     ring buffer of past features run inside the core (same time-offset rules)."""
-
-    outlier_output = None
 
     def __init__(self, path, threads=None, resize=None, current=False):
         from runtime.forecast_stats import ForecastStats
