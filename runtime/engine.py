@@ -133,7 +133,7 @@ class Engine(EngineBase):
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                    "postprocess": (t3 - t2) * 1e3}
-        return Result(fitted, class_map, outputs, timings, fit, score)
+        return Result(fitted, class_map, outputs, timings, fit, score, fitted=fitted)
 
     def describe(self):
         info = dict(self.backend.describe())

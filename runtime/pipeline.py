@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.result import Result
 from runtime.sources import EndOfStream
 from runtime.stats import Series
 
@@ -46,33 +47,7 @@ _END = object()      # end-of-stream sentinel between stages
 _clock = time.monotonic
 
 
-class FrameResult(object):
-    """One processed frame.
-
-    index: position of the frame in the source (counting dropped and corrupt frames);
-    frame: the frame as read; fitted: the frame fitted to the network input; fit: how;
-    class_map: (H, W) uint8 class ids at the network resolution; outputs: raw engine
-    outputs; capture_time: time.monotonic() when the frame was read; timings: ms per
-    stage (read, preprocess, inference, postprocess, output); age_ms: capture to
-    result (outputs written); visual: the rendered picture, if an output needed one;
-    outlier_score: (H, W) float32 1 - P(inlier) for outlier engines, else None;
-    outlier_pixels: its pixels above the threshold (None without a score); details: what
-    the engine's ``finish_frame`` says of the frame (e.g. a ForecastFrame), else None.
-    """
-
-    __slots__ = ("index", "frame", "fitted", "fit", "class_map", "outputs", "capture_time",
-                 "timings", "age_ms", "visual", "outlier_score", "outlier_pixels", "details")
-
-    def __init__(self, index, frame, fitted, fit, class_map, outputs, capture_time, timings,
-                 outlier_score=None):
-        self.index, self.frame, self.fitted, self.fit = index, frame, fitted, fit
-        self.class_map, self.outputs = class_map, outputs
-        self.capture_time, self.timings = capture_time, timings
-        self.age_ms = None
-        self.visual = None
-        self.outlier_score = outlier_score
-        self.outlier_pixels = None
-        self.details = None
+FrameResult = Result  # one processed frame (runtime.result): the name the pipeline's users know
 
 
 class _Channel(object):
@@ -363,7 +338,9 @@ class Pipeline(object):
                 valid += 1
                 self.series["read"].add((t1 - t0) * 1e3)
                 frame_time = t1 if source.live else (index / media_fps if media_fps else None)
-                if not out.put((index, frame, t1, (t1 - t0) * 1e3, frame_time)):
+                result = Result(frame, timings={"read": (t1 - t0) * 1e3}, index=index,
+                                capture_time=t1, frame_time=frame_time)
+                if not out.put(result):
                     break
         except BaseException as exc:
             self._fail(exc)
@@ -374,17 +351,20 @@ class Pipeline(object):
         engine, inp, out = self.engine, self._frames, self._inferred
         try:
             while True:
-                item = inp.get()
-                if item is _END:
+                result = inp.get()
+                if result is _END:
                     break
                 t0 = _clock()
-                tensor, fitted, fit = engine.preprocess(item[1])
+                tensor, result.fitted, result.fit = engine.preprocess(result.frame)
                 t1 = _clock()
-                outputs = engine.infer_at(tensor, item[4])
+                outputs = engine.infer_at(tensor, result.frame_time)
                 if self._copy_outputs:
                     outputs = dict((k, np.array(v, copy=True)) for k, v in outputs.items())
                 t2 = _clock()
-                if not out.put(item + (fitted, fit, outputs, (t1 - t0) * 1e3, (t2 - t1) * 1e3)):
+                result.outputs = outputs
+                result.timings["preprocess"] = (t1 - t0) * 1e3
+                result.timings["inference"] = (t2 - t1) * 1e3
+                if not out.put(result):
                     break
         except BaseException as exc:
             self._fail(exc)
@@ -396,20 +376,18 @@ class Pipeline(object):
         series = self.series
         try:
             while True:
-                item = inp.get()
-                if item is _END:
+                result = inp.get()
+                if result is _END:
                     break
                 if self.max_frames is not None and self.frames_processed >= self.max_frames:
                     continue  # in flight when the limit was reached
-                index, frame, t_cap, read_ms, _, fitted, fit, outputs, pre_ms, inf_ms = item
+                outputs, t_cap, timings = result.outputs, result.capture_time, result.timings
                 t0 = _clock()
-                class_map = engine.postprocess(outputs)
+                result.class_map = class_map = engine.postprocess(outputs)
                 score = engine.outlier_score(outputs) if self.outliers is not None else None
-                details = engine.finish_frame(outputs)
+                result.outlier_score = score
+                result.details = details = engine.finish_frame(outputs)
                 t1 = _clock()
-                result = FrameResult(index, frame, fitted, fit, class_map, outputs, t_cap, None,
-                                     outlier_score=score)
-                result.details = details
                 if score is not None:
                     result.outlier_pixels = self.outliers.update(score)
                 visual = None
@@ -419,17 +397,17 @@ class Pipeline(object):
                         extra["outlier_score"] = score
                     if details is not None:
                         extra["details"] = details
-                    visual = self.visualizer.render(fitted, class_map, self._hud_text(t_cap, t1),
-                                                    **extra)
+                    visual = self.visualizer.render(result.fitted, class_map,
+                                                    self._hud_text(t_cap, t1), **extra)
                     result.visual = visual
                 for output in self.outputs:
                     output.write(result, visual)
                 t2 = _clock()
-                result.timings = {"read": read_ms, "preprocess": pre_ms, "inference": inf_ms,
-                                  "postprocess": (t1 - t0) * 1e3, "output": (t2 - t1) * 1e3}
+                timings["postprocess"] = (t1 - t0) * 1e3
+                timings["output"] = (t2 - t1) * 1e3
                 result.age_ms = (t2 - t_cap) * 1e3
-                series["preprocess"].add(pre_ms)
-                series["inference"].add(inf_ms)
+                series["preprocess"].add(timings["preprocess"])
+                series["inference"].add(timings["inference"])
                 series["postprocess"].add((t1 - t0) * 1e3)
                 series["output"].add((t2 - t1) * 1e3)
                 series["capture_to_result"].add(result.age_ms)

@@ -66,7 +66,7 @@ def predict(engine, image):
 def predict_with_score(engine, image):
     """(class map, outlier score or None) of ``image`` at the image's own resolution."""
     result = engine.segment(image)
-    class_map, score = result.class_map, getattr(result, "outlier_score", None)
+    class_map, score = result.class_map, result.outlier_score
     height, width = image.shape[:2]
     if class_map.shape != (height, width):
         class_map = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
