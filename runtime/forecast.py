@@ -81,8 +81,6 @@ class ForecastBundle(object):
                            for name in ("f2f", "decoder"))
         decoder_out = self._output("decoder")
         self._decoder_logits = decoder_out["meaning"] == "logits"
-        self._copy = dict((name, bool(getattr(b, "reuses_output_buffers", False)))
-                          for name, b in self.backends.items())
 
     # -- loading and checks ---------------------------------------------------------------
 
@@ -173,7 +171,7 @@ class ForecastBundle(object):
         """The features stage on an input tensor (from ``preprocessor``)."""
         name_in, name_out = self._io["features"]
         out = self.backends["features"].run({name_in: tensor})[name_out]
-        return self._own("features", out, np.float32)
+        return np.asarray(out).astype(np.float32, copy=False)
 
     def forecast(self, past_features):
         """Features of the past frames (oldest first, one per past offset) -> future features."""
@@ -183,7 +181,7 @@ class ForecastBundle(object):
         name_in, name_out = self._io["f2f"]
         stacked = np.concatenate(past_features, axis=1).astype(self._dtype["f2f"], copy=False)
         out = self.backends["f2f"].run({name_in: stacked})[name_out]
-        return self._own("f2f", out, np.float32)
+        return np.asarray(out).astype(np.float32, copy=False)
 
     def decode(self, features):
         """Features (1, C, h, w) -> (H, W) uint8 class map at the input resolution."""
@@ -192,13 +190,7 @@ class ForecastBundle(object):
         out = self.backends["decoder"].run({name_in: feed})[name_out][0]
         if self._decoder_logits:
             return np.argmax(out, axis=0).astype(np.uint8)
-        return self._own("decoder", out, np.uint8)
-
-    def _own(self, stage, array, dtype):
-        """An array this code may keep: copied when the backend reuses its output buffers."""
-        if self._copy[stage]:
-            return np.array(array, dtype=dtype, copy=True)
-        return np.asarray(array).astype(dtype, copy=False)
+        return np.asarray(out).astype(np.uint8, copy=False)
 
     def describe(self):
         info = dict(self.backends["features"].describe())

@@ -155,7 +155,6 @@ class Pipeline(object):
         self._timer = None
         self._started = self._closed = False
         self._frames = self._inferred = self._results = None
-        self._copy_outputs = _reuses_output_buffers(engine)
         self._done_times = collections.deque(maxlen=32)
         self.outliers = None
         if engine.outlier_output is not None:
@@ -357,11 +356,8 @@ class Pipeline(object):
                 t0 = _clock()
                 tensor, result.fitted, result.fit = engine.preprocess(result.frame)
                 t1 = _clock()
-                outputs = engine.infer_at(tensor, result.frame_time)
-                if self._copy_outputs:
-                    outputs = dict((k, np.array(v, copy=True)) for k, v in outputs.items())
+                result.outputs = engine.infer_at(tensor, result.frame_time)
                 t2 = _clock()
-                result.outputs = outputs
                 result.timings["preprocess"] = (t1 - t0) * 1e3
                 result.timings["inference"] = (t2 - t1) * 1e3
                 if not out.put(result):
@@ -464,13 +460,3 @@ class Pipeline(object):
         summary.update(self.engine.stream_summary())
         return summary
 
-
-def _reuses_output_buffers(engine):
-    """Whether the backend hands back buffers it overwrites on the next run (then we copy).
-
-    Inference of frame n+1 overlaps postprocessing of frame n, so outputs must not be
-    views into buffers the backend reuses. ONNX Runtime returns fresh arrays; a backend
-    that reuses pinned host buffers says so with ``reuses_output_buffers = True``.
-    """
-    backend = getattr(engine, "backend", None)
-    return bool(getattr(backend, "reuses_output_buffers", False))

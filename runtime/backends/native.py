@@ -255,7 +255,6 @@ class NativeBackend(object):
     """
 
     name = NAME
-    reuses_output_buffers = False  # every run returns fresh arrays
 
     def __init__(self, core, input_name):
         self.core = core
