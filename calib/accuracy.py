@@ -18,6 +18,7 @@ import time
 import cv2
 import numpy as np
 
+from runtime import compare
 from runtime.errors import UserError
 
 GENERATED_SEED = 7777
@@ -110,7 +111,7 @@ class Measure(object):
                 maps, matrix = self._run(engine, "evaluating {}".format(
                     os.path.basename(str(candidate))))
                 summary = matrix.summary(self.names)
-                agree = _agreement(maps, self.ref_maps)
+                agree = compare.Agreement().extend(maps, self.ref_maps).value
                 drop = 100.0 * (self.ref_summary["miou"] - summary["miou"])
                 return {"reference": "fp32",
                         "reference_sha256": self.manifest["artifact"]["sha256"],
@@ -121,7 +122,7 @@ class Measure(object):
                         "fp32_pixel_accuracy": self.ref_summary["pixel_accuracy"],
                         "agreement": agree, "drop": drop}
             maps = [engine.segment(f).class_map for f in self.frames]
-            agree = _agreement(maps, self.ref_maps)
+            agree = compare.Agreement().extend(maps, self.ref_maps).value
             return {"reference": "fp32", "reference_sha256": self.manifest["artifact"]["sha256"],
                     "metric": "agreement", "data": "generated", "seed": self.seed,
                     "images": len(self.frames), "size": list(self.reference.size),
@@ -143,12 +144,6 @@ def _pairs(root, split):
         raise UserError("no images with labels under {} (Cityscapes layout: leftImg8bit/ and "
                         "gtFine/ *_labelTrainIds.png or *_labelIds.png)".format(root))
     return pairs
-
-
-def _agreement(maps, ref_maps):
-    same = sum(int(np.count_nonzero(a == b)) for a, b in zip(maps, ref_maps))
-    total = sum(int(a.size) for a in ref_maps)
-    return same / float(total) if total else float("nan")
 
 
 def describe(result):

@@ -302,14 +302,3 @@ def _read_image(path):
         return None, None
     return frame, data
 
-
-def chunked(iterable, size):
-    """Lists of up to ``size`` items from ``iterable`` (the calibrators take a few at a time)."""
-    batch = []
-    for item in iterable:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

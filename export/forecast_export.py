@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from runtime import compare
 from runtime import manifest as manifest_mod
 from runtime.errors import UserError
 
@@ -175,8 +176,8 @@ def gate(stages, sessions, frames, offsets, min_agreement):
                                lambda x: decoder(torch.from_numpy(x)).numpy(), frames, offsets)
     o_feats, o_out = _onnx_chain(sessions, frames, offsets)
     figures = {"frames": len(frames), "forecasts": len(o_out),
-               "features_max_abs_error": float(max(np.abs(a - b).max() for a, b in zip(t_feats, o_feats))),
-               "f2f_max_abs_error": float(max(np.abs(a[1] - b[1]).max() for a, b in zip(t_out, o_out))),
+               "features_max_abs_error": max(compare.max_abs_error(a, b) for a, b in zip(t_feats, o_feats)),
+               "f2f_max_abs_error": max(compare.max_abs_error(a[1], b[1]) for a, b in zip(t_out, o_out)),
                "forecast_argmax_agreement": _forecast_agreement(t_out, o_out)}
     if figures["forecast_argmax_agreement"] < min_agreement:
         raise UserError("parity gate failed: the ONNX forecast agrees with PyTorch on {:.3%} of pixels "
@@ -409,6 +410,5 @@ def _onnx_chain(sessions, frames, offsets):
 
 def _forecast_agreement(a, b):
     """Mean share of equal class-map pixels of two :func:`chain` outputs (logits: their argmax)."""
-    def class_map(output):
-        return output.argmax(1) if output.ndim == 4 else output
-    return float(np.mean([np.mean(class_map(x[2]) == class_map(y[2])) for x, y in zip(a, b)]))
+    return compare.mean_agreement([compare.class_decisions(x[2]) for x in a],
+                                  [compare.class_decisions(y[2]) for y in b])

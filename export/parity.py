@@ -10,8 +10,9 @@ A model with an outlier head also has its ``outlier_score`` output compared (max
 absolute error, and the agreement of the outlier decision at 0.5); the gate fails
 when that error exceeds ``max_outlier_error``.
 """
-import numpy as np
 import torch
+
+from runtime import compare
 
 DEFAULT_MIN_AGREEMENT = 0.999
 # Scores are probabilities in [0, 1]; FP32 PyTorch vs ONNX Runtime differ by ~1e-6.
@@ -55,8 +56,8 @@ def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, 
     if missing:
         raise ParityError("parity gate failed: the exported model has no output {}".format(
             ", ".join(missing)))
-    max_abs, max_rel, agree, total = 0.0, 0.0, 0, 0
-    score_abs, score_agree = 0.0, 0
+    max_abs, max_rel, agree = 0.0, 0.0, compare.Agreement()
+    score_abs, score_agree = 0.0, compare.Agreement()
     wrapper.eval()
     for array in inputs:
         with torch.no_grad():
@@ -74,27 +75,23 @@ def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, 
         ort_logits = results[0]
         if ref_score is not None:
             ort_score = results[1]
-            score_abs = max(score_abs, float(np.abs(ref_score - ort_score).max()))
-            score_agree += int(np.count_nonzero((ref_score > 0.5) == (ort_score > 0.5)))
+            score_abs = max(score_abs, compare.max_abs_error(ref_score, ort_score))
+            score_agree.add(ref_score > 0.5, ort_score > 0.5)
         _refuse_non_finite(ref_logits, "PyTorch's logits")
         _refuse_non_finite(ort_logits, "ONNX Runtime's logits")
         if ref_score is not None:
             _refuse_non_finite(ref_score, "PyTorch's outlier score")
-        diff = np.abs(ref_logits - ort_logits)
-        max_abs = max(max_abs, float(diff.max()))
-        # relative to the output's range: elementwise ratios explode near zero logits
-        max_rel = max(max_rel, float(diff.max() / max(np.abs(ref_logits).max(), 1e-12)))
-        same = ref_logits.argmax(axis=1) == ort_logits.argmax(axis=1)
-        agree += int(same.sum())
-        total += same.size
+        max_abs = max(max_abs, compare.max_abs_error(ref_logits, ort_logits))
+        max_rel = max(max_rel, compare.max_rel_error(ref_logits, ort_logits))
+        agree.add(ref_logits.argmax(axis=1), ort_logits.argmax(axis=1))
         if progress is not None:
             progress()
     figures = {"images": len(inputs), "max_abs_error": max_abs, "max_rel_error": max_rel,
-               "argmax_agreement": agree / float(total), "min_agreement": min_agreement,
+               "argmax_agreement": agree.value, "min_agreement": min_agreement,
                "compared": "pytorch-fp32 vs onnxruntime-cpu"}
     if extra:
         figures.update({"outlier_max_abs_error": score_abs,
-                        "outlier_decision_agreement": score_agree / float(total),
+                        "outlier_decision_agreement": score_agree.value,
                         "max_outlier_error": max_outlier_error})
     if figures["argmax_agreement"] < min_agreement:
         raise ParityError("parity gate failed: argmax agreement {:.4%} < {:.2%} "
@@ -108,7 +105,7 @@ def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, 
 
 def _refuse_non_finite(array, what):
     """NaN/Inf outputs compare as 'equal' argmaxes: a NaN checkpoint would pass at 100 %."""
-    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    bad = compare.count_non_finite(array)
     if bad:
         raise ParityError("parity gate failed: {} has {} NaN/Inf value(s) of {} (broken weights?)".format(
             what, bad, array.size))

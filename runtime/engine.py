@@ -14,6 +14,7 @@ import numpy as np
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
 from runtime.backends import open_backend
+from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.preprocess import Preprocessor
 from runtime.result import Result, refuse_forecast_parts
@@ -42,8 +43,8 @@ def open_engine(path, backend=None, providers=None, threads=None, resize=None, c
                   verify=verify)
 
 
-class Engine(object):
-    """Loads an artifact with its manifest and runs frames through it.
+class Engine(EngineBase):
+    """Loads an artifact with its manifest and runs frames through it (runtime.engine_base).
 
     ``verify``: refuse an artifact whose sha256 is not its manifest's (a swapped or damaged
     file would otherwise run and give wrong answers); cached, so it costs one hash per
@@ -102,10 +103,6 @@ class Engine(object):
             raise ManifestError("{}: {} '{}' is {} in the model but {} in its manifest".format(
                 self.path, what, described["name"], dims, want))
 
-    def preprocess(self, frame):
-        """BGR frame -> (input tensor, fitted frame, Fit)."""
-        return self.preprocessor(frame)
-
     def infer(self, tensor):
         """Input tensor -> {output name: array} (complete when it returns)."""
         return self.backend.run({self.input_name: tensor})
@@ -136,14 +133,7 @@ class Engine(object):
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                    "postprocess": (t3 - t2) * 1e3}
-        return Result(fitted, class_map, outputs, timings, fit, score)
-
-    def dummy_input(self, seed=0):
-        """A random input tensor of the right shape and dtype (for warm-up and benchmarks)."""
-        rng = np.random.RandomState(seed)
-        h, w = self.size
-        frame = rng.randint(0, 256, size=(h, w, 3)).astype(np.uint8)
-        return self.preprocessor.to_tensor(frame)
+        return Result(fitted, class_map, outputs, timings, fit, score, fitted=fitted)
 
     def describe(self):
         info = dict(self.backend.describe())

@@ -21,6 +21,7 @@ import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime.backends import open_backend
+from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError
 from runtime.feature_ring import FeatureRing, capacity_for
 from runtime.forecast_stats import ForecastFrame, ForecastStats
@@ -80,8 +81,6 @@ class ForecastBundle(object):
                            for name in ("f2f", "decoder"))
         decoder_out = self._output("decoder")
         self._decoder_logits = decoder_out["meaning"] == "logits"
-        self._copy = dict((name, bool(getattr(b, "reuses_output_buffers", False)))
-                          for name, b in self.backends.items())
 
     # -- loading and checks ---------------------------------------------------------------
 
@@ -172,7 +171,7 @@ class ForecastBundle(object):
         """The features stage on an input tensor (from ``preprocessor``)."""
         name_in, name_out = self._io["features"]
         out = self.backends["features"].run({name_in: tensor})[name_out]
-        return self._own("features", out, np.float32)
+        return np.asarray(out).astype(np.float32, copy=False)
 
     def forecast(self, past_features):
         """Features of the past frames (oldest first, one per past offset) -> future features."""
@@ -182,7 +181,7 @@ class ForecastBundle(object):
         name_in, name_out = self._io["f2f"]
         stacked = np.concatenate(past_features, axis=1).astype(self._dtype["f2f"], copy=False)
         out = self.backends["f2f"].run({name_in: stacked})[name_out]
-        return self._own("f2f", out, np.float32)
+        return np.asarray(out).astype(np.float32, copy=False)
 
     def decode(self, features):
         """Features (1, C, h, w) -> (H, W) uint8 class map at the input resolution."""
@@ -191,13 +190,7 @@ class ForecastBundle(object):
         out = self.backends["decoder"].run({name_in: feed})[name_out][0]
         if self._decoder_logits:
             return np.argmax(out, axis=0).astype(np.uint8)
-        return self._own("decoder", out, np.uint8)
-
-    def _own(self, stage, array, dtype):
-        """An array this code may keep: copied when the backend reuses its output buffers."""
-        if self._copy[stage]:
-            return np.array(array, dtype=dtype, copy=True)
-        return np.asarray(array).astype(dtype, copy=False)
+        return np.asarray(out).astype(np.uint8, copy=False)
 
     def describe(self):
         info = dict(self.backends["features"].describe())
@@ -234,16 +227,15 @@ def _same(a, b):
         return False
 
 
-class ForecastOutputs(object):
+class ForecastOutputs(EngineBase):
     """How a forecast engine's per-frame outputs reach the pipeline (shared by ForecastEngine and
     the native core's NativeForecastEngine): one ForecastFrame under RESULT_KEY, counted once."""
+
+    stateful = True
 
     def postprocess(self, outputs):
         """The forecast class map (None for a warm-up frame)."""
         return outputs[RESULT_KEY].class_map
-
-    def outlier_score(self, outputs):
-        return None
 
     def finish_frame(self, outputs):
         """Count a processed frame (once each, in order) and return its ForecastFrame."""
@@ -253,7 +245,7 @@ class ForecastOutputs(object):
 
 
 class ForecastEngine(ForecastOutputs):
-    """A bundle driven frame by frame, with the interface ``Pipeline`` expects of an engine.
+    """A bundle driven frame by frame, with the engine protocol (runtime.engine_base).
 
     Per frame (``infer_at``): features into the ring buffer keyed by the frame's time;
     when a buffered frame lies within the tolerance of ``time + offset`` for every past
@@ -263,8 +255,6 @@ class ForecastEngine(ForecastOutputs):
     decodes the current frame's features (the side-by-side view needs it; it costs a
     decoder run per frame, so it is off by default).
     """
-
-    outlier_output = None
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
                  current=False, verify=True):
@@ -293,10 +283,6 @@ class ForecastEngine(ForecastOutputs):
         self.source_slow = False
 
     # -- what the pipeline calls ------------------------------------------------------------
-
-    def preprocess(self, frame):
-        """BGR frame -> (input tensor, fitted frame, Fit)."""
-        return self.preprocessor(frame)
 
     def infer(self, tensor):
         """All three stages once on one tensor, leaving the stream untouched (warm-up, timing)."""
@@ -353,12 +339,6 @@ class ForecastEngine(ForecastOutputs):
         """One BGR frame through the whole stream step, without a Pipeline: a ForecastFrame."""
         tensor, _, _ = self.preprocess(frame_bgr)
         return self.finish_frame(self.infer_at(tensor, capture_time))
-
-    def dummy_input(self, seed=0):
-        """A random input tensor of the right shape and dtype (for warm-up and benchmarks)."""
-        h, w = self.size
-        frame = np.random.RandomState(seed).randint(0, 256, size=(h, w, 3)).astype(np.uint8)
-        return self.preprocessor.to_tensor(frame)
 
     def describe(self):
         info = self.bundle.describe()

@@ -19,6 +19,7 @@ offsets and horizon are converted by time (nearest frame) and the result says so
 import cv2
 import numpy as np
 
+from runtime import compare
 from runtime.errors import UserError
 from runtime.metrics import ConfusionMatrix
 
@@ -74,7 +75,7 @@ def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, prog
     first = -min(offsets)
     scores = ForecastScores(bundle.classes, bundle.manifest["ignore_id"])
     ref_scores = ForecastScores(bundle.classes, bundle.manifest["ignore_id"]) if reference else None
-    agree = total = 0
+    agreement = compare.Agreement()
     for frames in sequences:
         if len(frames) <= first + horizon:
             raise UserError("sequence of {} frames is too short for past offsets {} and horizon {} (frames)".format(
@@ -103,10 +104,8 @@ def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, prog
                     progress()
             forecasts.append(maps)
         if reference:
-            for a, b in zip(forecasts[0], forecasts[1]):
-                agree += int(np.count_nonzero(a == b))
-                total += a.size
-    return scores, ref_scores, (agree / float(total) if total else None)
+            agreement.extend(forecasts[0], forecasts[1])
+    return scores, ref_scores, agreement.value
 
 
 def count_samples(sequences, offsets, horizon):

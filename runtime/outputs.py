@@ -217,7 +217,7 @@ class FrameSaver(Output):
         self._save("{}.{}".format(stem, self.ext), visual)
         if self.labels and result.class_map is not None:  # None: no result yet (forecast warm-up)
             self._save(stem + "_labels.png", result.class_map)
-            score = getattr(result, "outlier_score", None)
+            score = result.outlier_score
             if score is not None:
                 self._save(stem + "_outlier.png",
                            (score.clip(0.0, 1.0) * 255.0 + 0.5).astype("uint8"))

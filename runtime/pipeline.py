@@ -20,13 +20,11 @@ The consumer (the thread that iterates) receives FrameResult objects:
 ``stop()`` is thread-safe and signal-safe (it only sets flags); outputs and the source
 are closed on every exit path (``close()``, the end of the iteration, ``with``).
 
-An engine needs ``preprocess``, ``infer``, ``postprocess`` and ``outlier_score``. A
-stateful composition (e.g. runtime.forecast.ForecastEngine) may also have: ``reset()``
-(called when a run starts), ``infer_at(tensor, frame_time)`` (used instead of ``infer``;
-``frame_time`` is the frame's media time for files with a frame rate, its capture time
-for live sources, None when unknown), ``finish_frame(outputs)`` (called once per
-processed frame, in order; its return value is ``FrameResult.details`` and is handed to
-the visualizer) and ``stream_summary()`` (a dict merged into ``summary()``).
+The engine is a runtime.engine_base.EngineBase: the pipeline calls ``reset()`` when a run
+starts, ``dummy_input()`` and ``infer`` to warm up, then per frame ``preprocess``,
+``infer_at(tensor, frame_time)``, ``postprocess``, ``outlier_score`` (outlier engines) and
+``finish_frame`` (its return value is ``FrameResult.details``), and merges
+``stream_summary()`` into ``summary()``.
 """
 import collections
 import logging
@@ -37,6 +35,7 @@ import time
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.result import Result
 from runtime.sources import EndOfStream
 from runtime.stats import Series
 
@@ -48,33 +47,7 @@ _END = object()      # end-of-stream sentinel between stages
 _clock = time.monotonic
 
 
-class FrameResult(object):
-    """One processed frame.
-
-    index: position of the frame in the source (counting dropped and corrupt frames);
-    frame: the frame as read; fitted: the frame fitted to the network input; fit: how;
-    class_map: (H, W) uint8 class ids at the network resolution; outputs: raw engine
-    outputs; capture_time: time.monotonic() when the frame was read; timings: ms per
-    stage (read, preprocess, inference, postprocess, output); age_ms: capture to
-    result (outputs written); visual: the rendered picture, if an output needed one;
-    outlier_score: (H, W) float32 1 - P(inlier) for outlier engines, else None;
-    outlier_pixels: its pixels above the threshold (None without a score); details: what
-    the engine's ``finish_frame`` says of the frame (e.g. a ForecastFrame), else None.
-    """
-
-    __slots__ = ("index", "frame", "fitted", "fit", "class_map", "outputs", "capture_time",
-                 "timings", "age_ms", "visual", "outlier_score", "outlier_pixels", "details")
-
-    def __init__(self, index, frame, fitted, fit, class_map, outputs, capture_time, timings,
-                 outlier_score=None):
-        self.index, self.frame, self.fitted, self.fit = index, frame, fitted, fit
-        self.class_map, self.outputs = class_map, outputs
-        self.capture_time, self.timings = capture_time, timings
-        self.age_ms = None
-        self.visual = None
-        self.outlier_score = outlier_score
-        self.outlier_pixels = None
-        self.details = None
+FrameResult = Result  # one processed frame (runtime.result): the name the pipeline's users know
 
 
 class _Channel(object):
@@ -182,10 +155,9 @@ class Pipeline(object):
         self._timer = None
         self._started = self._closed = False
         self._frames = self._inferred = self._results = None
-        self._copy_outputs = _reuses_output_buffers(engine)
         self._done_times = collections.deque(maxlen=32)
         self.outliers = None
-        if getattr(engine, "outlier_output", None) is not None:
+        if engine.outlier_output is not None:
             from runtime.outlier import OutlierCounter
             threshold = engine.outlier_threshold if outlier_threshold is None else outlier_threshold
             self.outliers = OutlierCounter(threshold)
@@ -237,13 +209,9 @@ class Pipeline(object):
             log.warning("%s has no frame rate: --realtime ignored, frames are read one by one",
                         self.source.uri)
             self.live = False
-        reset = getattr(self.engine, "reset", None)
-        if reset is not None:
-            reset()
+        self.engine.reset()
         for _ in range(self.warmup):
-            dummy = getattr(self.engine, "dummy_input", None)
-            if dummy is not None:
-                self.engine.infer(dummy())
+            self.engine.infer(self.engine.dummy_input())
         for out in self.outputs:
             out.start(fps)
         if self.live:
@@ -369,7 +337,9 @@ class Pipeline(object):
                 valid += 1
                 self.series["read"].add((t1 - t0) * 1e3)
                 frame_time = t1 if source.live else (index / media_fps if media_fps else None)
-                if not out.put((index, frame, t1, (t1 - t0) * 1e3, frame_time)):
+                result = Result(frame, timings={"read": (t1 - t0) * 1e3}, index=index,
+                                capture_time=t1, frame_time=frame_time)
+                if not out.put(result):
                     break
         except BaseException as exc:
             self._fail(exc)
@@ -378,20 +348,19 @@ class Pipeline(object):
 
     def _work(self):
         engine, inp, out = self.engine, self._frames, self._inferred
-        infer_at = getattr(engine, "infer_at", None)
         try:
             while True:
-                item = inp.get()
-                if item is _END:
+                result = inp.get()
+                if result is _END:
                     break
                 t0 = _clock()
-                tensor, fitted, fit = engine.preprocess(item[1])
+                tensor, result.fitted, result.fit = engine.preprocess(result.frame)
                 t1 = _clock()
-                outputs = infer_at(tensor, item[4]) if infer_at else engine.infer(tensor)
-                if self._copy_outputs:
-                    outputs = dict((k, np.array(v, copy=True)) for k, v in outputs.items())
+                result.outputs = engine.infer_at(tensor, result.frame_time)
                 t2 = _clock()
-                if not out.put(item + (fitted, fit, outputs, (t1 - t0) * 1e3, (t2 - t1) * 1e3)):
+                result.timings["preprocess"] = (t1 - t0) * 1e3
+                result.timings["inference"] = (t2 - t1) * 1e3
+                if not out.put(result):
                     break
         except BaseException as exc:
             self._fail(exc)
@@ -401,23 +370,20 @@ class Pipeline(object):
     def _post(self):
         engine, inp, out = self.engine, self._inferred, self._results
         series = self.series
-        finish_frame = getattr(engine, "finish_frame", None)
         try:
             while True:
-                item = inp.get()
-                if item is _END:
+                result = inp.get()
+                if result is _END:
                     break
                 if self.max_frames is not None and self.frames_processed >= self.max_frames:
                     continue  # in flight when the limit was reached
-                index, frame, t_cap, read_ms, _, fitted, fit, outputs, pre_ms, inf_ms = item
+                outputs, t_cap, timings = result.outputs, result.capture_time, result.timings
                 t0 = _clock()
-                class_map = engine.postprocess(outputs)
+                result.class_map = class_map = engine.postprocess(outputs)
                 score = engine.outlier_score(outputs) if self.outliers is not None else None
-                details = finish_frame(outputs) if finish_frame is not None else None
+                result.outlier_score = score
+                result.details = details = engine.finish_frame(outputs)
                 t1 = _clock()
-                result = FrameResult(index, frame, fitted, fit, class_map, outputs, t_cap, None,
-                                     outlier_score=score)
-                result.details = details
                 if score is not None:
                     result.outlier_pixels = self.outliers.update(score)
                 visual = None
@@ -427,17 +393,17 @@ class Pipeline(object):
                         extra["outlier_score"] = score
                     if details is not None:
                         extra["details"] = details
-                    visual = self.visualizer.render(fitted, class_map, self._hud_text(t_cap, t1),
-                                                    **extra)
+                    visual = self.visualizer.render(result.fitted, class_map,
+                                                    self._hud_text(t_cap, t1), **extra)
                     result.visual = visual
                 for output in self.outputs:
                     output.write(result, visual)
                 t2 = _clock()
-                result.timings = {"read": read_ms, "preprocess": pre_ms, "inference": inf_ms,
-                                  "postprocess": (t1 - t0) * 1e3, "output": (t2 - t1) * 1e3}
+                timings["postprocess"] = (t1 - t0) * 1e3
+                timings["output"] = (t2 - t1) * 1e3
                 result.age_ms = (t2 - t_cap) * 1e3
-                series["preprocess"].add(pre_ms)
-                series["inference"].add(inf_ms)
+                series["preprocess"].add(timings["preprocess"])
+                series["inference"].add(timings["inference"])
                 series["postprocess"].add((t1 - t0) * 1e3)
                 series["output"].add((t2 - t1) * 1e3)
                 series["capture_to_result"].add(result.age_ms)
@@ -491,18 +457,6 @@ class Pipeline(object):
         }
         if self.outliers is not None:
             summary["outliers"] = self.outliers.summary()
-        extra = getattr(self.engine, "stream_summary", None)
-        if extra is not None:
-            summary.update(extra())
+        summary.update(self.engine.stream_summary())
         return summary
 
-
-def _reuses_output_buffers(engine):
-    """Whether the backend hands back buffers it overwrites on the next run (then we copy).
-
-    Inference of frame n+1 overlaps postprocessing of frame n, so outputs must not be
-    views into buffers the backend reuses. ONNX Runtime returns fresh arrays; a backend
-    that reuses pinned host buffers says so with ``reuses_output_buffers = True``.
-    """
-    backend = getattr(engine, "backend", None)
-    return bool(getattr(backend, "reuses_output_buffers", False))

@@ -1,4 +1,5 @@
-"""What one frame gives (``Result``), and which manifests are not a single engine.
+"""What one frame gives (``Result``, also the pipeline's FrameResult), and which manifests are
+not a single engine.
 
 Below both engines (runtime.engine, the native core's runtime.backends.native), so that
 neither imports the other for them.
@@ -8,21 +9,46 @@ from runtime.errors import ManifestError
 
 
 class Result(object):
-    """What one frame gives: the fitted frame, the class map, raw outputs and stage timings (ms).
+    """One frame's result: what Engine.segment returns and what iterating a Pipeline yields.
 
-    ``outlier_score``: (H, W) float32 1 - P(inlier) for engines whose manifest has an
+    frame: the frame (Engine.segment: the fitted frame, as the network saw it; the pipeline:
+    the frame as read); fitted: the frame fitted to the network input; fit: how
+    (runtime.preprocess.Fit); class_map: (H, W) uint8 class ids at the network resolution
+    (None while a forecaster warms up); outputs: raw engine outputs; timings: ms per stage
+    (preprocess, inference, postprocess; the pipeline adds read and output);
+    outlier_score: (H, W) float32 1 - P(inlier) for engines whose manifest has an
     ``outlier_score`` output (task ``outlier``), None otherwise.
+
+    Set by the pipeline only (None from Engine.segment): index: position of the frame in the
+    source (counting dropped and corrupt frames); capture_time: time.monotonic() when the
+    frame was read; frame_time: the time the engine was given (media time for files with a
+    frame rate, capture time for live sources, None when unknown); age_ms: capture to result
+    (outputs written); visual: the rendered picture, if an output needed one;
+    outlier_pixels: pixels of the score above the threshold (None without a score);
+    details: what the engine's ``finish_frame`` says of the frame (e.g. a ForecastFrame).
     """
 
-    __slots__ = ("frame", "class_map", "outputs", "timings", "fit", "outlier_score")
+    __slots__ = ("frame", "class_map", "outputs", "timings", "fit", "outlier_score", "fitted",
+                 "index", "capture_time", "frame_time", "age_ms", "visual", "outlier_pixels",
+                 "details")
 
-    def __init__(self, frame, class_map, outputs, timings, fit=None, outlier_score=None):
+    def __init__(self, frame, class_map=None, outputs=None, timings=None, fit=None,
+                 outlier_score=None, fitted=None, index=None, capture_time=None,
+                 frame_time=None):
         self.frame = frame
         self.class_map = class_map
         self.outputs = outputs
         self.timings = timings
         self.fit = fit
         self.outlier_score = outlier_score
+        self.fitted = fitted
+        self.index = index
+        self.capture_time = capture_time
+        self.frame_time = frame_time
+        self.age_ms = None
+        self.visual = None
+        self.outlier_pixels = None
+        self.details = None
 
 
 def refuse_forecast_parts(path, manifest):

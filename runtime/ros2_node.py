@@ -344,14 +344,14 @@ class RosPublisher(Output):
         self.source, self.engine, self.stats = source, engine, stats
         self.needs_visual = bool(publish_overlay)
         self.task = engine.manifest["task"]
-        self.horizon_s = getattr(engine, "horizon_s", None)
+        self.horizon_s = engine.horizon_s
         self.threshold = None
         qos = output_qos()
         self.publishers = collections.OrderedDict()
         self.publishers["class_map"] = node.create_publisher(Image, "~/class_map", qos)
         if publish_overlay:
             self.publishers["overlay"] = node.create_publisher(Image, "~/overlay", qos)
-        if getattr(engine, "outlier_output", None) is not None:
+        if engine.outlier_output is not None:
             self.threshold = (engine.outlier_threshold if outlier_threshold is None
                               else outlier_threshold)
             self.publishers["outlier_score"] = node.create_publisher(Image, "~/outlier_score", qos)
@@ -428,14 +428,14 @@ def classes_description(engine):
     manifest = engine.manifest
     return json.dumps({
         "task": manifest["task"],
-        "engine": getattr(engine, "path", None),
+        "engine": engine.path,
         "classes": [{"id": int(c["id"]), "name": c["name"], "color": [int(v) for v in c["color"]]}
                     for c in sorted(manifest["classes"], key=lambda c: int(c["id"]))],
         "color_order": "RGB",
         "ignore_id": manifest.get("ignore_id"),
         "input_size": [int(v) for v in engine.size],
-        "outlier_threshold": getattr(engine, "outlier_threshold", None),
-        "forecast_horizon_s": getattr(engine, "horizon_s", None),
+        "outlier_threshold": engine.outlier_threshold,
+        "forecast_horizon_s": engine.horizon_s,
     }, sort_keys=True)
 
 
@@ -486,8 +486,7 @@ class PerceptionNode(object):
                                   providers=settings.providers, threads=settings.threads,
                                   resize=settings.resize, current=True)
         task = self.engine.manifest["task"]
-        if settings.outlier_threshold is not None and getattr(
-                self.engine, "outlier_output", None) is None:
+        if settings.outlier_threshold is not None and self.engine.outlier_output is None:
             raise UserError("parameter outlier_threshold: {} has no outlier score (manifest "
                             "task {!r})".format(settings.engine, task))
         self.stats = NodeStats()

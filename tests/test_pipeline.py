@@ -13,6 +13,7 @@ import pytest
 
 from runtime import report as report_mod
 from runtime import stats
+from runtime.engine_base import EngineBase
 from runtime.errors import UserError
 from runtime.outputs import Output, VideoOutput
 from runtime.pipeline import Pipeline, valid_frame
@@ -36,8 +37,8 @@ def index_of(frame):
     return int(frame[0, 0, 0]) + 256 * int(frame[0, 0, 1])
 
 
-class FakeEngine(object):
-    """Engine-like: identity preprocess, ``infer_s`` of sleep, class map = index % 19."""
+class FakeEngine(EngineBase):
+    """An engine: identity preprocess, ``infer_s`` of sleep, class map = index % 19."""
 
     def __init__(self, infer_s=0.0, on_preprocess=None):
         self.manifest = MANIFEST
@@ -360,3 +361,41 @@ def test_stopped_while_opening_is_an_empty_run():
     with Pipeline(StoppedWhileOpening([]), FakeEngine()) as pipe:
         assert list(pipe) == []
     assert pipe.reason == "end_of_stream"
+
+
+def test_the_engine_protocol_hooks_are_called_in_order():
+    """A stateful engine (runtime.engine_base): reset at start, infer_at with the frame's media
+    time, finish_frame once per frame in order (-> details), stream_summary in the summary."""
+    class StreamEngine(FakeEngine):
+        stateful = True
+
+        def __init__(self):
+            FakeEngine.__init__(self)
+            self.calls = []
+
+        def reset(self):
+            self.calls.append("reset")
+
+        def infer_at(self, tensor, frame_time):
+            self.calls.append(("infer_at", index_of(tensor), frame_time))
+            return self.infer(tensor)
+
+        def finish_frame(self, outputs):
+            return "frame {}".format(int(outputs["class_map"][0, 0, 0]))
+
+        def stream_summary(self):
+            return {"stream": {"frames": len(self.calls) - 1}}
+
+    engine = StreamEngine()
+    with Pipeline(ListSource([stamp(i) for i in range(4)], fps=10.0), engine, warmup=0) as pipe:
+        results = list(pipe)
+    assert engine.calls == ["reset"] + [("infer_at", i, i / 10.0) for i in range(4)]
+    assert [r.details for r in results] == ["frame {}".format(i) for i in range(4)]
+    assert [r.frame_time for r in results] == [i / 10.0 for i in range(4)]
+    assert pipe.summary()["stream"] == {"frames": 4}
+    # a stateless engine's defaults: no details, nothing added to the summary
+    with Pipeline(ListSource([stamp(0)]), FakeEngine()) as pipe:
+        results = list(pipe)
+    assert results[0].details is None and results[0].outlier_score is None
+    assert "stream" not in pipe.summary()
+    assert FakeEngine().infer_at(stamp(5), None)["class_map"][0, 0, 0] == 5

@@ -16,9 +16,10 @@ import types
 import numpy as np
 import pytest
 
-from runtime.plan import builder as trt_build
-from runtime.plan import calibration_cache, compare
+from runtime import compare
 from runtime import manifest as manifest_mod
+from runtime.plan import builder as trt_build
+from runtime.plan import calibration_cache
 from runtime.backends import trt_api
 from runtime.errors import ManifestError, UserError
 

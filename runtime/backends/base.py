@@ -29,7 +29,9 @@ class Backend(object):
         """Run one inference; ``feeds`` maps input names to arrays. Returns {output name: array}.
 
         The call is complete when it returns (results are on the host), so that
-        timing around it measures the whole inference.
+        timing around it measures the whole inference. The arrays are the caller's to keep
+        (fresh, or copies of buffers the backend reuses): the pipeline postprocesses frame n
+        while frame n+1 runs.
         """
         raise NotImplementedError
 

@@ -24,6 +24,8 @@ import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
+from runtime import result as result_mod
+from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.forecast import ForecastOutputs
 from runtime.preprocess import Preprocessor
@@ -253,7 +255,6 @@ class NativeBackend(object):
     """
 
     name = NAME
-    reuses_output_buffers = False  # every run returns fresh arrays
 
     def __init__(self, core, input_name):
         self.core = core
@@ -276,14 +277,13 @@ class NativeBackend(object):
         self.core.close()
 
 
-class NativeEngine(object):
+class NativeEngine(EngineBase):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
-        from runtime.result import refuse_forecast_parts
         self.path = str(path)
         self.manifest = manifest_mod.load(self.path)
-        refuse_forecast_parts(self.path, self.manifest)
+        result_mod.refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
                                outlier_threshold=outlier_threshold)
@@ -316,13 +316,13 @@ class NativeEngine(object):
 
     def segment(self, frame):
         """One BGR frame through the core; a runtime.result.Result with the core's timings."""
-        from runtime.result import Result
         _, fitted, fit = self.preprocess(frame)
         outputs = self.infer(frame)
         r = self.core.last_result
         timings = {"preprocess": r.preprocess_ms, "inference": r.inference_ms,
                    "postprocess": r.postprocess_ms}
-        return Result(fitted, outputs[CLASS_MAP], outputs, timings, fit, self.outlier_score(outputs))
+        return result_mod.Result(fitted, outputs[CLASS_MAP], outputs, timings, fit,
+                                self.outlier_score(outputs), fitted=fitted)
 
     def dummy_input(self, seed=0):
         """A random BGR frame of the network's size (what rt-bench feeds every call)."""
@@ -373,8 +373,6 @@ class _NativeBundle(object):
 class NativeForecastEngine(ForecastOutputs):
     """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
     ring buffer of past features run inside the core (same time-offset rules)."""
-
-    outlier_output = None
 
     def __init__(self, path, threads=None, resize=None, current=False):
         from runtime.forecast_stats import ForecastStats

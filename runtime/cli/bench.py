@@ -183,7 +183,7 @@ def make_runners(args, threads, notes):
             engine = open_engine(path, backend=backend, providers=providers, threads=threads,
                                  verify=not args.no_verify)
             engines.append(engine)
-            if hasattr(engine, "infer_at"):  # a forecast bundle
+            if engine.stateful:  # a forecast bundle
                 if flags:
                     _note(notes, "{} {} not supported for forecast bundles: ignored for {}".format(
                         " and ".join(flags), "are" if len(flags) > 1 else "is", name))

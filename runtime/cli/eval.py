@@ -26,6 +26,7 @@ import sys
 import cv2
 import numpy as np
 
+from runtime import compare
 from runtime.backends import BACKENDS
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
                                 engine_inputs, run_cli)
@@ -66,7 +67,7 @@ def predict(engine, image):
 def predict_with_score(engine, image):
     """(class map, outlier score or None) of ``image`` at the image's own resolution."""
     result = engine.segment(image)
-    class_map, score = result.class_map, getattr(result, "outlier_score", None)
+    class_map, score = result.class_map, result.outlier_score
     height, width = image.shape[:2]
     if class_map.shape != (height, width):
         class_map = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -90,7 +91,7 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
     ignore_id = engine.manifest["ignore_id"]
     matrix = ConfusionMatrix(len(engine.classes), ignore_id)
     ref_matrix = ConfusionMatrix(len(engine.classes), ignore_id) if reference else None
-    agree = total = 0
+    agreement = compare.Agreement()
     for image_path, label_path in pairs:
         image = cv2.imread(image_path, cv2.IMREAD_COLOR)
         if image is None:
@@ -115,12 +116,10 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
         if reference is not None:
             ref_prediction = predict(reference, image)
             ref_matrix.update(ref_prediction, label)
-            agree += int(np.count_nonzero(prediction == ref_prediction))
-            total += prediction.size
+            agreement.add(prediction, ref_prediction)
         if progress:
             progress()
-    agreement = agree / float(total) if total else None
-    return matrix, ref_matrix, agreement
+    return matrix, ref_matrix, agreement.value
 
 
 def check_json_path(args):

@@ -9,6 +9,7 @@ and remove the plan, so a bad engine never reaches ``engines/``.
 """
 import os
 
+from runtime import compare
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
 from runtime.errors import UserError
@@ -50,14 +51,13 @@ def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, re
 
     ``reference`` may be given as a backend (tests); by default ONNX Runtime on the CPU.
     """
-    from runtime.plan.compare import check_outputs
     if reference is None:
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         reference = OnnxRuntimeBackend(onnx_path, providers=["cpu"])
     name = manifest["input"]["name"]
     worst, problems = {}, []
     for tensor in check_images(manifest, count):
-        result = check_outputs(reference.run({name: tensor}), plan_backend.run({name: tensor}),
+        result = compare.check_outputs(reference.run({name: tensor}), plan_backend.run({name: tensor}),
                                max_mismatch=max_mismatch)
         problems.extend(result["problems"])
         for out, stats in result["outputs"].items():

@@ -1,0 +1,84 @@
+"""The engine protocol: what the pipeline, rt-ros2's node, rt-bench and the report ask of an engine.
+
+Every engine derives from ``EngineBase``: runtime.engine.Engine (one network),
+runtime.forecast.ForecastEngine (a bundle of three, with a ring buffer) and the native core's
+engines (runtime/backends/native.py). The defaults are those of a stateless engine, so the
+pipeline calls every method on every engine instead of probing which ones exist:
+
+- ``preprocess(frame)`` -> (input tensor, fitted frame, Fit); ``infer(tensor)`` -> {name: array}
+  (fresh arrays: the next frame's inference overlaps this frame's postprocessing);
+  ``postprocess(outputs)`` -> (H, W) uint8 class map (None while a forecaster warms up);
+  ``outlier_score(outputs)`` -> (H, W) float32 or None.
+- ``infer_at(tensor, frame_time)``: used by the pipeline instead of ``infer``; ``frame_time`` is
+  the frame's media time for files with a frame rate, its capture time for live sources, None
+  when unknown. A stateless engine ignores it.
+- ``reset()``: a run starts (a stateful engine forgets the previous stream).
+- ``finish_frame(outputs)``: called once per processed frame, in order; what it returns is the
+  frame result's ``details`` (e.g. a ForecastFrame) and is handed to the visualizer.
+- ``stream_summary()``: a dict merged into Pipeline.summary() (the report).
+- ``dummy_input(seed)``: a random input of the right shape and dtype (warm-up, benchmarks).
+
+Attributes: ``path``, ``manifest``, ``classes``, ``size`` (network input (H, W)),
+``outlier_output`` (the manifest's outlier score output, None without one),
+``outlier_threshold``, ``horizon_s`` (forecasters: how far ahead, s) and ``stateful`` (its
+output depends on earlier frames: a forecast bundle).
+"""
+import numpy as np
+
+
+class EngineBase(object):
+    """The methods and attributes every engine has, with a stateless engine's defaults."""
+
+    path = None
+    manifest = None
+    classes = ()
+    size = None                # (H, W) of the network input
+    preprocessor = None        # runtime.preprocess.Preprocessor
+    outlier_output = None      # the manifest's outlier score output, None without one
+    outlier_threshold = None
+    horizon_s = None           # forecasters: seconds between a frame and its forecast
+    stateful = False           # output depends on earlier frames (reset() starts a stream)
+
+    def preprocess(self, frame):
+        """BGR frame -> (input tensor, fitted frame, Fit)."""
+        return self.preprocessor(frame)
+
+    def infer(self, tensor):
+        """Input tensor -> {output name: array} (complete when it returns)."""
+        raise NotImplementedError
+
+    def infer_at(self, tensor, frame_time):
+        """``infer`` for the frame at ``frame_time`` (s or None); stateless engines ignore it."""
+        return self.infer(tensor)
+
+    def postprocess(self, outputs):
+        """Raw outputs -> (H, W) uint8 class map."""
+        raise NotImplementedError
+
+    def outlier_score(self, outputs):
+        """Raw outputs -> (H, W) float32 outlier score, or None when the engine has none."""
+        return None
+
+    def finish_frame(self, outputs):
+        """What the engine says of a processed frame (FrameResult.details), or None."""
+        return None
+
+    def reset(self):
+        """A new stream starts (a Pipeline calls it when a run starts)."""
+
+    def stream_summary(self):
+        """Extra blocks for Pipeline.summary() (the report), e.g. a forecaster's counters."""
+        return {}
+
+    def dummy_input(self, seed=0):
+        """A random input tensor of the right shape and dtype (for warm-up and benchmarks)."""
+        h, w = self.size
+        frame = np.random.RandomState(seed).randint(0, 256, size=(h, w, 3)).astype(np.uint8)
+        return self.preprocessor.to_tensor(frame)
+
+    def describe(self):
+        """Engine, backend and versions, for reports."""
+        return {}
+
+    def close(self):
+        """Release the backends."""
