@@ -336,7 +336,9 @@ class Pipeline(object):
                     self.frame_size = frame.shape[:2]
                 valid += 1
                 self.series["read"].add((t1 - t0) * 1e3)
-                frame_time = t1 if source.live else (index / media_fps if media_fps else None)
+                frame_time = source.frame_time()
+                if frame_time is None:
+                    frame_time = t1 if source.live else (index / media_fps if media_fps else None)
                 result = Result(frame, timings={"read": (t1 - t0) * 1e3}, index=index,
                                 capture_time=t1, frame_time=frame_time)
                 if not out.put(result):

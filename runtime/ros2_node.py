@@ -208,6 +208,9 @@ class RosImageSource(Source):
         self._headers = collections.OrderedDict()
         self._refusals = set()
         self._sequences = {}
+        self._stamped = None      # decided by the first frame: are the camera's stamps set?
+        self._time = None         # frame_time() of the frame read last
+        self._last = None         # (stamp time, receive time) of the last stamped frame
         self.lost = 0
         self.received = 0
         self.dropped = 0
@@ -260,7 +263,26 @@ class RosImageSource(Source):
             self._headers[index] = (msg.header, received_at)
             while len(self._headers) > _KEEP_HEADERS:
                 self._headers.popitem(last=False)
+        self._time = self._stamp_time(msg.header.stamp, received_at)
         return frame
+
+    def frame_time(self):
+        return self._time
+
+    def _stamp_time(self, stamp, received_at):
+        """The frame's time for the forecast ring: its header stamp (s), so that a bag replayed
+        at any rate picks the past frames the camera saw; a camera that does not stamp (the
+        first frame's stamp is zero) is keyed by receive time (None: the pipeline's clock).
+        A later unstamped frame of a stamping camera gets the last stamp + the receive gap."""
+        seconds = int(stamp.sec) + int(stamp.nanosec) * 1e-9
+        if self._stamped is None:
+            self._stamped = seconds > 0
+        if not self._stamped:
+            return None
+        if seconds <= 0 and self._last is not None:
+            seconds = self._last[0] + (received_at - self._last[1])
+        self._last = (seconds, received_at)
+        return seconds
 
     def take(self, index):
         """(header, receive time) of the frame the pipeline numbered ``index``, or None."""

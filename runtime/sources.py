@@ -235,6 +235,12 @@ class Source(object):
         """Ask a blocking open/reconnect to give up (thread-safe; then EndOfStream)."""
         self._stop.set()
 
+    def frame_time(self):
+        """The time (s) of the frame ``read`` returned last, where the source knows it better
+        than the reader's clock (a ROS image's header stamp); None: the pipeline uses the
+        capture time (live sources) or index / fps (files). Called from the reading thread."""
+        return None
+
     def close(self):
         """Release the device or file."""
 

@@ -159,11 +159,12 @@ class Camera(object):
         self.node.create_subscription(String, "rt_ros2/classes", self._keep("classes"),
                                       latched_qos())
 
-    def send(self, frame, index, encoding="bgr8", step_pad=0, fmt=None):
-        """Publish ``frame`` (BGR) stamped ``index`` s + 1000 ns, frame_id cam<index>."""
+    def send(self, frame, index, encoding="bgr8", step_pad=0, fmt=None, stamp=None):
+        """Publish ``frame`` (BGR) stamped ``stamp`` (sec, nanosec; default ``index`` s + 1000 ns),
+        frame_id cam<index>."""
         self.sent += 1
         header = Image().header
-        header.stamp.sec, header.stamp.nanosec = index, 1000
+        header.stamp.sec, header.stamp.nanosec = stamp if stamp is not None else (index, 1000)
         header.frame_id = "cam{}".format(index)
         if fmt is not None:
             msg = CompressedImage()
@@ -238,6 +239,12 @@ def _started(context, namespace, engine, compressed=False, **params):
 
 def _stamp(msg):
     return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+def stamp_at(index, rate=15.0, start_s=100):
+    """(sec, nanosec) of frame ``index`` of a camera stamping at ``rate`` from ``start_s``."""
+    total = start_s * 10 ** 9 + int(round(index * 1e9 / rate))
+    return total // 10 ** 9, total % 10 ** 9
 
 
 def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(context, rn18_engine):
@@ -355,10 +362,10 @@ def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(cont
     ref.close()
     camera, node = _started(context, ns("fc"), bundle, compressed=True)
     try:
-        exchange(camera, frames[0], 0, fmt="png")
-        for i in range(1, len(frames)):  # paced near the bundle's 15 Hz, each one answered
-            time.sleep(1.0 / 15)
-            exchange(camera, frames[i], i, fmt="png")
+        # stamped at the bundle's 15 Hz, sent as fast as answered (a bag replayed at another
+        # rate): the ring keys frames by stamp, so the past frames sit exactly on the grid
+        for i in range(len(frames)):
+            exchange(camera, frames[i], i, fmt="png", stamp=stamp_at(i))
         wait_for(lambda: camera.got["forecast"], "a forecast")
     finally:
         summary = node.stop()
@@ -369,15 +376,19 @@ def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(cont
     for msg in camera.got["forecast"]:
         i = int(msg.header.frame_id[3:])
         assert msg.encoding == "mono8" and (msg.height, msg.width) == fb.SIZE
-        assert _stamp(msg) == (i + 0, 1000 + 200000000)  # + horizon 3 frames at 15 Hz = 0.2 s
+        assert _stamp(msg) == stamp_at(i + 3)  # + horizon 3 frames at 15 Hz = 0.2 s
         # copy-last forecaster: the forecast is the decoder of the newest (current) frame
         np.testing.assert_array_equal(convert.image_array(msg), expected[i])
     for i in range(len(frames)):
         msg = camera.result("class_map", i)
         if msg is not None:  # the current segmentation, with the input's own stamp
-            assert _stamp(msg) == (i, 1000)
+            assert _stamp(msg) == stamp_at(i)
             np.testing.assert_array_equal(convert.image_array(msg), expected[i])
     assert summary["forecast"]["frames_forecast"] == len(camera.got["forecast"])
+    # frames keyed by their stamps, not by when they arrived: the camera's rate, on the grid
+    assert summary["forecast"]["source_rate"] == pytest.approx(15.0, rel=1e-6)
+    assert summary["forecast"]["time_error_ms"]["max"] < 1e-3
+    assert summary["forecast"]["frames_warmup"] == 4  # offsets (-4, -2, 0): frames 0-3 wait
 
 
 def test_exported_forecast_bundle_on_a_still_scene(context, forecast_bundle):
@@ -393,20 +404,20 @@ def test_exported_forecast_bundle_on_a_still_scene(context, forecast_bundle):
     ref.close()
     camera, node = _started(context, ns("f2f"), forecast_bundle)
     try:
-        exchange(camera, frame, 0)
+        exchange(camera, frame, 0, stamp=stamp_at(0))
         i = 0
-        while not camera.got["forecast"]:  # a still camera at about the bundle's rate
+        while not camera.got["forecast"]:  # a still camera stamping at the bundle's rate
             i += 1
             assert i < 300, "no forecast after 300 frames"
-            time.sleep(1.0 / 15)
-            exchange(camera, frame, i)
+            exchange(camera, frame, i, stamp=stamp_at(i))
     finally:
         node.stop()
         camera.close()
     msg = camera.got["forecast"][0]
     index = int(msg.header.frame_id[3:])
     stamp_ns = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
-    assert stamp_ns == index * 10 ** 9 + 1000 + horizon_ns and horizon_ns > 0
+    sec, nanosec = stamp_at(index)
+    assert stamp_ns == sec * 10 ** 9 + nanosec + horizon_ns and horizon_ns > 0
     assert msg.encoding == "mono8"
     np.testing.assert_array_equal(convert.image_array(msg), expected_forecast)
     np.testing.assert_array_equal(convert.image_array(camera.result("class_map", index)),
