@@ -75,7 +75,7 @@ def image_split(seed, logfile):
     root = os.path.join(DATA, "test_s{}".format(seed))
     if not os.path.isfile(os.path.join(REPO, root, "synth_test.json")):
         log("generating {}".format(root))
-        run(["runtime.cli.synth", "split", root, "--split", "test", "--count", IMAGES["count"], "--seed", seed,
+        run(["export.synth_cli", "split", root, "--split", "test", "--count", IMAGES["count"], "--seed", seed,
              "--outliers", IMAGES["outliers"], "--size", IMAGES["size"], "-q"], logfile)
     return root
 
@@ -84,7 +84,7 @@ def sequence_split(seed, logfile):
     root = os.path.join(DATA, "seqtest_s{}".format(seed))
     if not os.path.isfile(os.path.join(REPO, root, "synth_test.json")):
         log("generating {}".format(root))
-        run(["runtime.cli.synth", "sequences", root, "--split", "test", "--count", SEQUENCES["count"],
+        run(["export.synth_cli", "sequences", root, "--split", "test", "--count", SEQUENCES["count"],
              "--length", SEQUENCES["length"], "--fps", SEQUENCES["fps"], "--seed", seed, "-q"], logfile)
     return root
 
@@ -93,7 +93,7 @@ def calibration_data(logfile):
     root = CALIB["root"]
     if not os.path.isfile(os.path.join(REPO, root, "synth_val.json")):
         log("generating {} (val seed {}: INT8 calibration)".format(root, CALIB["seed"]))
-        run(["runtime.cli.synth", "split", root, "--split", CALIB["split"], "--count", CALIB["count"],
+        run(["export.synth_cli", "split", root, "--split", CALIB["split"], "--count", CALIB["count"],
              "--seed", CALIB["seed"], "-q"], logfile)
     return os.path.join(root, "leftImg8bit", CALIB["split"])
 

@@ -62,7 +62,7 @@ def ros_env():
 def write_drive(path, frames, size, fps):
     """The drive as a video, and its frames as decoded from it (what rt-segment reads)."""
     import cv2
-    from runtime.data.synthetic import video_frames
+    from export.scenes import video_frames
     height, width = size
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
     for frame in video_frames(7, frames, size=size, fps=fps):

@@ -138,7 +138,7 @@ def drive_video(path, frames):
         return path
     size = (SIZE[0] * 2, SIZE[1] * 2)
     try:
-        from runtime.data.synthetic import write_video
+        from export.scenes import write_video
         write_video(path, frames=frames, fps=30.0, seed=7, size=size)
         return path
     except Exception as exc:  # the renderer is optional here: any frames time the pipeline

@@ -157,7 +157,7 @@ def _checked(check, path, opset):
 
 def parity_frames(count, size, manifest_input):
     """``count`` generated road scenes, preprocessed exactly as the runtime will."""
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     from runtime.preprocess import Preprocessor
     pre = Preprocessor(manifest_input)
     frames = []

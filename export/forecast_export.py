@@ -143,7 +143,7 @@ def _session(path):
 
 def parity_sequence(size, count, fps, seed=4242):
     """``count`` consecutive generated frames (BGR uint8) of one drive at ``fps``."""
-    from runtime.data.synthetic import render_sequence
+    from export.scenes import render_sequence
     return [frame for frame, _, _ in render_sequence(seed, 0, length=count, size=size, fps=fps)]
 
 

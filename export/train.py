@@ -78,7 +78,7 @@ class NegativePaster(object):
     def _object(self, rng, area, aspect):
         """(patch RGB uint8, alpha float32 0..1) whose opaque part covers about ``area`` px."""
         if self.images is None:
-            from runtime.data.synthetic import outlier_object
+            from export.scenes import outlier_object
             patch, alpha = outlier_object(rng.randint(0, 2 ** 31 - 1), rng.randint(0, 10 ** 6))
             patch = np.ascontiguousarray(patch[:, :, ::-1])
             coverage = max(float(np.mean(alpha > 127)), 0.05)

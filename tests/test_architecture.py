@@ -111,3 +111,23 @@ def test_the_device_side_never_imports_the_workstation_side():
             bad = sorted(m for m in imports(path, known, name, module_level=True)
                          if m.startswith(("export", "calib")))
             assert bad == [], "{} imports {}".format(name, ", ".join(bad))
+
+
+# Workstation code that the device image does not have, with the reason the device never needs it.
+WORKSTATION_ONLY = {
+    "export.scenes": "the scene generator (rt-plan checks plans on runtime.plan.check_inputs' patterns)",
+    "export.synth_cli": "rt-synth",
+}
+# The native core's test fixture exports engines with rt-export's code on the workstation; it sits
+# beside the C tests it serves and is not part of the runtime.
+FIXTURES = ("runtime.native.tests",)
+
+
+def test_the_device_side_never_imports_the_scene_generator():
+    """Not at module level and not inside a function: the generator is not on the device."""
+    known = modules()
+    assert set(WORKSTATION_ONLY) <= set(known)
+    for name, path in known.items():
+        if name.startswith("runtime") and not name.startswith(FIXTURES):
+            bad = sorted(m for m in imports(path, known, name) if m in WORKSTATION_ONLY)
+            assert bad == [], "{} imports {}".format(name, ", ".join(bad))

@@ -17,7 +17,7 @@ SIZE = (160, 320)  # labels at another resolution than the 128x256 engine: maps 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Three generated road scenes in the Cityscapes layout (labelTrainIds and labelIds)."""
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     root = str(tmp_path_factory.mktemp("cityscapes"))
     for index in range(3):
         image, label, _ = render_scene(seed=21, index=index, size=SIZE, split="val")

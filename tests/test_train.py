@@ -6,7 +6,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from runtime.data.synthetic import write_split
+    from export.scenes import write_split
     root = str(tmp_path_factory.mktemp("synthetic"))
     write_split(root, split="train", count=2, seed=0, size=(64, 128))
     write_split(root, split="val", count=2, seed=1, size=(64, 128))

@@ -111,7 +111,7 @@ def _link(src, dst):
 
 def make_frames(folder, count=6):
     """Generated road scenes for the C example: binary PPM (RGB) files and one raw BGR file."""
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     os.makedirs(folder, exist_ok=True)
     for i in range(count):
         bgr = render_scene(41, i, size=(360, 640))[0]

@@ -28,7 +28,8 @@ key: cheap to seed, identical on every Python 3 version), so a frame does not
 depend on what else was generated. Vehicle models and tree crowns come from a
 finite set of templates cached per process (the cache never changes a result).
 
-Only numpy and OpenCV are used (Python 3.6 compatible): this lives on the device side.
+Only numpy and OpenCV are used (no torch: calib/ uses it too). Workstation side: the device
+never needs it (rt-plan checks a plan on a structured pattern or the user's frames instead).
 About 25 ms per 256x512 frame on one x86 core once the template caches are warm
 (about 16 ms per frame inside a sequence, where the world is generated once).
 
@@ -2897,7 +2898,7 @@ def write_split(root, split="train", count=2000, seed=0, size=DEFAULT_SIZE, outl
     jobs = [(root, split, int(seed), i, size, float(outliers), bool(color)) for i in range(int(count))]
     n = _run_jobs(_write_image_job, jobs, workers, progress)
     cs.write_split_info(root, split, "images", {
-        "generator": "runtime.data.synthetic", "count": int(count), "seed": int(seed),
+        "generator": "export.scenes", "count": int(count), "seed": int(seed),
         "size": [size[0], size[1]], "outliers": float(outliers), "cities": list(cities(split))})
     return n
 
@@ -2916,7 +2917,7 @@ def write_sequences(root, split="val", count=20, length=DEFAULT_LENGTH, fps=DEFA
             for i in range(int(count))]
     n = _run_jobs(_write_sequence_job, jobs, workers, progress, weight=int(length))
     cs.write_split_info(root, split, "sequences", {
-        "generator": "runtime.data.synthetic", "count": int(count), "length": int(length), "fps": float(fps),
+        "generator": "export.scenes", "count": int(count), "length": int(length), "fps": float(fps),
         "seed": int(seed), "size": [size[0], size[1]], "outliers": float(outliers),
         "cities": list(cities(split, sequences=True))})
     return n
