@@ -445,6 +445,7 @@ def test_power_without_tegrastats_is_refused(rn18_engine, monkeypatch):
 
 
 def test_vermin_and_no_torch_in_device_files():
-    for path in ("runtime/bench.py", "runtime/tegrastats.py", "runtime/cli/bench.py"):
+    for path in ("runtime/bench.py", "runtime/bench_run.py", "runtime/bench_format.py", "runtime/tegrastats.py",
+                 "runtime/cli/bench.py"):
         text = open(os.path.join(REPO, path)).read()
         assert "import torch" not in text and "from torch" not in text
