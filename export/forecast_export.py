@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from runtime import manifest as manifest_mod
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 
 BUNDLE_ARCH = "swiftnet-rn18-f2f"
 BUNDLE_FILE = "forecast.json"
@@ -130,7 +130,7 @@ def _export(module, inputs, path, input_names, output_names, opset):
     except UserError:
         raise
     except Exception as exc:
-        raise UserError("exporting {} failed: {}".format(os.path.basename(path), str(exc).splitlines()[0]))
+        raise UserError("exporting {} failed: {}".format(os.path.basename(path), first_line(exc)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -60,6 +60,7 @@ import numpy as np
 from runtime.data import classes as K
 from runtime.data import cityscapes as cs
 from runtime.errors import UserError
+from runtime.sizes import split_pair
 
 DEFAULT_SIZE = (256, 512)
 DEFAULT_FPS = 15
@@ -226,10 +227,10 @@ def parse_size(text):
     if isinstance(text, (tuple, list)):
         h, w = text
     else:
-        parts = str(text).lower().replace("*", "x").split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        pair = split_pair(str(text).replace("*", "x"))
+        if pair is None:
             raise UserError("bad size {!r}: expected HxW, e.g. 256x512".format(text))
-        h, w = int(parts[0]), int(parts[1])
+        h, w = pair
     h, w = int(h), int(w)
     if h < 32 or w < 32 or h > 4096 or w > 8192:
         raise UserError("bad size {}x{}: height and width must be in 32..4096 / 32..8192".format(h, w))

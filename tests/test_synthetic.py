@@ -111,6 +111,13 @@ def test_classes_match_cityscapesscripts():
             assert classes.label_ids_to_train_ids(np.array([l.id], np.uint8))[0] == expected, l.name
 
 
+def test_manifest_class_lists_come_from_the_one_table():
+    from export.classes import cityscapes_classes
+    assert cityscapes_classes() == [{"id": c.train_id, "name": c.name, "color": list(c.color)}
+                                    for c in classes.CLASSES]
+    assert len(cityscapes_classes()) == classes.NUM_CLASSES
+
+
 # ----------------------------------------------------------------------------- outliers
 
 def test_outlier_pixels_are_ignored_in_the_label_and_marked_in_the_mask():

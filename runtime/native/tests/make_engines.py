@@ -20,6 +20,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, REPO)
 
+from runtime.sizes import parse_hw  # noqa: E402
+
 CHECKPOINTS = {
     "seg": ("swiftnet-rn18", "checkpoints/swiftnet-rn18_synthetic.pt", {}),
     "logits": ("swiftnet-rn18", "checkpoints/swiftnet-rn18_synthetic.pt",
@@ -159,7 +161,7 @@ def main(argv=None):
     parser.add_argument("--size", default="128x256")
     parser.add_argument("--only", default="seg,logits,ood,bundle,bad,frames")
     args = parser.parse_args(argv)
-    size = tuple(int(v) for v in args.size.split("x"))
+    size = parse_hw(args.size)
     for kind, path in sorted(make(args.out, size, set(args.only.split(","))).items()):
         print(kind, path)
 
