@@ -51,7 +51,7 @@ def _stamp(size):
 
 def make(out, size, only):
     """Export what is missing (everything when the stamp changed); returns {kind: path}."""
-    from export.cli import export  # defined there, or re-exported from export/api.py
+    from export.api import export
     os.makedirs(out, exist_ok=True)
     stamp_path = os.path.join(out, "stamp.json")
     stamp = _stamp(size)
