@@ -368,7 +368,7 @@ def test_rt_eval_reports_outlier_metrics(ood_engine, outlier_dataset, tmp_path, 
 # -- training ---------------------------------------------------------------------------------------
 
 def test_negative_paster_targets():
-    from export.train import NegativePaster
+    from export.training import NegativePaster
     image = np.full((64, 128, 3), 50, np.uint8)
     label = np.zeros((64, 128), np.uint8)
     label[:4] = 255  # ignore for another reason
@@ -385,7 +385,7 @@ def test_negative_paster_targets():
 
 
 def test_in_scene_outliers_of_the_generator_are_outlier_targets(outlier_dataset):
-    from export.train import NegativePaster, SegmentationFolder
+    from export.training import NegativePaster, SegmentationFolder
     from export.models.swiftnet import IMAGENET_NORMALIZATION
     pairs = cs.find_pairs(outlier_dataset, "val")
     tiny = NegativePaster(None, min_area=1e-4, max_area=2e-4)
@@ -405,7 +405,7 @@ def test_in_scene_outliers_of_the_generator_are_outlier_targets(outlier_dataset)
 
 
 def test_negatives_from_a_folder(tmp_path):
-    from export.train import NegativePaster
+    from export.training import NegativePaster
     from runtime.errors import UserError
     with pytest.raises(UserError, match="no images"):
         NegativePaster.from_folder(str(tmp_path))
@@ -424,7 +424,7 @@ def test_negatives_from_a_folder(tmp_path):
 
 def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
     from export.checkpoints import load_checkpoint
-    from export.train import train
+    from export.training import train
     from export.scenes import write_split
     root = str(tmp_path / "data")
     write_split(root, split="train", count=2, seed=0, size=SIZE)
@@ -448,7 +448,7 @@ def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
 
 
 def test_log_uniform_negative_area_gives_small_negatives_their_share():
-    from export.train import NegativePaster
+    from export.training import NegativePaster
     from runtime.errors import UserError
     image = np.full((64, 128, 3), 50, np.uint8)
     label = np.zeros((64, 128), np.uint8)
@@ -466,7 +466,7 @@ def test_log_uniform_negative_area_gives_small_negatives_their_share():
 def test_frozen_encoder_training_changes_only_the_decoder_and_heads(tmp_path):
     from export import models
     from export.checkpoints import load_checkpoint
-    from export.train import train
+    from export.training import train
     from export.scenes import write_split
     root = str(tmp_path / "data")
     write_split(root, split="train", count=2, seed=0, size=SIZE, outliers=1.0)
