@@ -16,7 +16,6 @@ Never use these splits for a decision (which run to keep, which threshold, which
 is what val splits are for. The tools are run as ``python -m`` modules of this checkout.
 """
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -26,6 +25,10 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from runtime.manifest import sha256_file  # noqa: E402
+
 # Declared in docs/evaluation.md before any result on them was looked at.
 TEST_IMAGE_SEEDS = (301, 302, 303)
 TEST_SEQUENCE_SEEDS = (311, 312, 313)
@@ -60,14 +63,6 @@ def run(args, logfile):
             sys.exit("accuracy_tables: {} failed, see {}".format(" ".join(cmd[:4]), logfile))
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 DATA = "data"  # --data-root
 
 
@@ -75,7 +70,7 @@ def image_split(seed, logfile):
     root = os.path.join(DATA, "test_s{}".format(seed))
     if not os.path.isfile(os.path.join(REPO, root, "synth_test.json")):
         log("generating {}".format(root))
-        run(["runtime.cli.synth", "split", root, "--split", "test", "--count", IMAGES["count"], "--seed", seed,
+        run(["export.synth_cli", "split", root, "--split", "test", "--count", IMAGES["count"], "--seed", seed,
              "--outliers", IMAGES["outliers"], "--size", IMAGES["size"], "-q"], logfile)
     return root
 
@@ -84,7 +79,7 @@ def sequence_split(seed, logfile):
     root = os.path.join(DATA, "seqtest_s{}".format(seed))
     if not os.path.isfile(os.path.join(REPO, root, "synth_test.json")):
         log("generating {}".format(root))
-        run(["runtime.cli.synth", "sequences", root, "--split", "test", "--count", SEQUENCES["count"],
+        run(["export.synth_cli", "sequences", root, "--split", "test", "--count", SEQUENCES["count"],
              "--length", SEQUENCES["length"], "--fps", SEQUENCES["fps"], "--seed", seed, "-q"], logfile)
     return root
 
@@ -93,14 +88,14 @@ def calibration_data(logfile):
     root = CALIB["root"]
     if not os.path.isfile(os.path.join(REPO, root, "synth_val.json")):
         log("generating {} (val seed {}: INT8 calibration)".format(root, CALIB["seed"]))
-        run(["runtime.cli.synth", "split", root, "--split", CALIB["split"], "--count", CALIB["count"],
+        run(["export.synth_cli", "split", root, "--split", CALIB["split"], "--count", CALIB["count"],
              "--seed", CALIB["seed"], "-q"], logfile)
     return os.path.join(root, "leftImg8bit", CALIB["split"])
 
 
 def engine(name, arch, checkpoint, precision, work, logfile):
     """Export (once per checkpoint content) and return the engine path."""
-    tag = "{}_{}_{}".format(name, sha256(os.path.join(REPO, checkpoint))[:10], precision)
+    tag = "{}_{}_{}".format(name, sha256_file(os.path.join(REPO, checkpoint))[:10], precision)
     bundle = arch == "swiftnet-rn18-f2f"
     out = os.path.join(work, "engines", tag if bundle else tag + ".onnx")
     done = os.path.join(out, "forecast.json") if bundle else out + ".json"

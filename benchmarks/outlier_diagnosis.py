@@ -47,7 +47,7 @@ def collect(engine_path, split_dirs, split, threads=1, limit=None):
     """Per-image histograms and per-object records of the engine on the splits."""
     import cv2
 
-    from runtime.cli.eval import predict_with_score
+    from runtime.evaluation import predict_with_score
     from runtime.data.cityscapes import find_pairs, read_outlier_details, read_outlier_mask, outlier_mask_path
     from runtime.engine import Engine
     engine = Engine(engine_path, threads=threads)

@@ -36,6 +36,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from runtime.sizes import parse_hw  # noqa: E402
+
 TARGET_RATIO = 0.9
 DOMAIN_ID = 1 + os.getpid() % 100
 
@@ -62,7 +64,7 @@ def ros_env():
 def write_drive(path, frames, size, fps):
     """The drive as a video, and its frames as decoded from it (what rt-segment reads)."""
     import cv2
-    from runtime.data.synthetic import video_frames
+    from export.scenes import video_frames
     height, width = size
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
     for frame in video_frames(7, frames, size=size, fps=fps):
@@ -235,11 +237,6 @@ def table(results, frames, size, fps, rounds, engine_info):
     return "\n".join(lines)
 
 
-def parse_size(text):
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
-
-
 def measure(engine, frames=300, fps=30.0, size=(480, 640), threads=2, rounds=2):
     """Run the three runners ``rounds`` times (order alternated); returns the results dict
     {runner: [row per round]} and a description of the engine (for ``table``)."""
@@ -295,7 +292,7 @@ def main():
     parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) or forecast bundle")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--fps", type=float, default=30.0, help="camera rate (default 30)")
-    parser.add_argument("--size", type=parse_size, default=(480, 640), help="camera HxW (480x640)")
+    parser.add_argument("--size", type=parse_hw, default=(480, 640), help="camera HxW (480x640)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", help="write the raw results here")

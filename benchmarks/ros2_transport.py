@@ -22,6 +22,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from runtime.sizes import parse_hw  # noqa: E402
+
 TOPIC = "/transport_bench/image_raw"
 SETTLE_S = 1.0     # after the first match, before the first frame
 
@@ -119,11 +121,6 @@ def measure(size, frames, fps, camera_profile):
             "late_s": published["late_s"]}
 
 
-def parse_size(text):
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
-
-
 def table(sizes, frames=150, fps=30.0):
     """Measure every size with both camera configurations; a Markdown table and the machine."""
     from runtime.report import host_info
@@ -151,7 +148,7 @@ def table(sizes, frames=150, fps=30.0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", type=parse_size,
+    parser.add_argument("--sizes", nargs="+", type=parse_hw,
                         default=[(480, 640), (720, 1280), (1080, 1920)], help="HxW (several)")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--fps", type=float, default=30.0)

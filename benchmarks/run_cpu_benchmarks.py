@@ -15,7 +15,7 @@ the outlier model's accuracy (rt-eval, FP32 and INT8) on the declared test split
 (via benchmarks/accuracy_tables.py); rt-ros2 next to rt-segment where the ROS 2 wheels are installed
 (benchmarks/ros2_bench.py); and
 the timing loop's own overhead with a no-op runner. Everything goes through
-runtime.bench, the same code as rt-bench.
+runtime.bench and runtime.bench_run, the same code as rt-bench.
 """
 import argparse
 import datetime
@@ -27,8 +27,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from runtime import bench  # noqa: E402
-from runtime.cli.bench import environment_lines  # noqa: E402
+from runtime import bench, bench_run  # noqa: E402
+from runtime.bench_format import environment_lines  # noqa: E402
 
 ARCHS = ("swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2")
 SIZE = (256, 512)
@@ -138,7 +138,7 @@ def drive_video(path, frames):
         return path
     size = (SIZE[0] * 2, SIZE[1] * 2)
     try:
-        from runtime.data.synthetic import write_video
+        from export.scenes import write_video
         write_video(path, frames=frames, fps=30.0, seed=7, size=size)
         return path
     except Exception as exc:  # the renderer is optional here: any frames time the pipeline
@@ -156,25 +156,14 @@ def drive_video(path, frames):
 # -- measurements -------------------------------------------------------------------------
 
 def measure_arch(arch, engines, checkpoint, threads, iterations, warmup, hints=PEER_HINTS[:1]):
-    """One interleaved run: every engine variant, PyTorch eager FP32, OpenVINO on the FP32 ONNX."""
-    from export.torch_runner import TorchRunner
-    from runtime.engine import Engine
-    runners, opened, notes = [], [], []
+    """One interleaved run: every engine variant, PyTorch eager FP32, OpenVINO on the FP32 ONNX
+    (rt-bench's runners: runtime.bench_run.open_runners)."""
+    notes = []
+    opened, runners = bench_run.open_runners(
+        [path for _, path, _ in engines], backends=[backend for _, _, backend in engines],
+        names=[runner_name(label, backend) for label, _, backend in engines], threads=threads,
+        torch="{}:{}".format(arch, checkpoint) if checkpoint else arch, openvino=hints, notes=notes)
     try:
-        for label, path, backend in engines:
-            engine = Engine(path, backend=backend, threads=threads)
-            opened.append(engine)
-            runners.append(bench.EngineRunner(engine, name=runner_name(label, backend)))
-        first = runners[0]
-        runners.append(TorchRunner(arch, first.tensor, first.engine.manifest["input"],
-                                   checkpoint=checkpoint, threads=threads))
-        for hint in hints:
-            try:
-                runners.append(bench.OpenVinoRunner(first.engine.artifact, first.feeds, threads=threads,
-                                                    precision=hint))
-            except bench.Unavailable as exc:
-                notes.append("OpenVINO: {}".format(exc))
-                break
         rounds = max(1, iterations // CALLS_PER_ROUND)
         log("{}: {} x {} calls, interleaved in {} rounds".format(
             arch, ", ".join(r.name for r in runners), iterations, rounds))

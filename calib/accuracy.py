@@ -72,7 +72,7 @@ class Measure(object):
         else:
             if images < 1:
                 raise UserError("at least one generated image is needed to measure agreement")
-            from runtime.data.synthetic import render_scene
+            from export.scenes import render_scene
             size = self.reference.size
             self.seed = int(seed)
             self.frames = [render_scene(self.seed, i, size=size)[0] for i in range(int(images))]

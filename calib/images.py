@@ -12,7 +12,7 @@ Sources:
   split), so label PNGs under ``gtFine/`` are never taken for images;
 * a glob pattern (``'frames/*.jpg'``, ``'**'`` recursive);
 * a video file (frames are sampled by index and read in one forward pass);
-* ``synthetic`` (or ``synthetic:SEED``): scenes from runtime.data.synthetic, for
+* ``synthetic`` (or ``synthetic:SEED``): scenes from export.scenes, for
   machines without any data (demo, benchmarks, tests).
 
 Sampling is deterministic: the candidates are sorted, shuffled with ``random.Random(seed)``
@@ -242,7 +242,7 @@ class CalibrationImages(object):
             capture.release()
 
     def _iter_synthetic(self):
-        from runtime.data.synthetic import render_scene
+        from export.scenes import render_scene
         for index in range(self.count):
             frame = render_scene(self.synthetic_seed, index, size=self.synthetic_size)[0]
             self._sha.update(np.ascontiguousarray(frame).tobytes())

@@ -36,7 +36,7 @@ import tempfile
 
 import numpy as np
 
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 
 FLAVORS = ("cpu", "trt")
 ANCHOR_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -64,7 +64,7 @@ def load(path):
     try:
         return onnx.load(str(path))
     except Exception as exc:
-        raise UserError("cannot load ONNX model {}: {}".format(path, _first_line(exc)))
+        raise UserError("cannot load ONNX model {}: {}".format(path, first_line(exc)))
 
 
 def default_opset(model):
@@ -216,7 +216,7 @@ def prepare(src, dst):
                 quant_pre_process(str(src), staged)
         except Exception as exc:
             raise UserError("ONNX Runtime could not prepare {} for quantization: {}".format(
-                src, _first_line(exc)))
+                src, first_line(exc)))
         model = onnx.load(staged)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -665,7 +665,3 @@ class _quiet_logging(object):
         logging.disable(self._level)
         return False
 
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -6,21 +6,21 @@ arguments and calls these. Used by the forecast bundle export, training, benchma
 import datetime
 import os
 import platform
-import re
 
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
+from runtime.sizes import split_pair
 
 DEFAULT_OPSET = 17
 
 
 def parse_size(text):
     """'256x512' -> (256, 512); both multiples of 32 (the network's output stride)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not match:
+    pair = split_pair(text)
+    if pair is None:
         raise UserError("malformed --size {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(text))
-    height, width = int(match.group(1)), int(match.group(2))
+    height, width = pair
     if height < 64 or width < 64 or height % 32 or width % 32:
         raise UserError("--size {}x{}: height and width must be multiples of 32 and at least 64"
                         .format(height, width))
@@ -152,12 +152,12 @@ def _checked(check, path, opset):
     try:
         return check(path, opset)
     except Exception as exc:
-        raise UserError("exported model failed the ONNX check: {}".format(str(exc).splitlines()[0]))
+        raise UserError("exported model failed the ONNX check: {}".format(first_line(exc)))
 
 
 def parity_frames(count, size, manifest_input):
     """``count`` generated road scenes, preprocessed exactly as the runtime will."""
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     from runtime.preprocess import Preprocessor
     pre = Preprocessor(manifest_input)
     frames = []

@@ -14,7 +14,6 @@ DataParallel ``module.`` prefix. Files are read with ``weights_only=True`` (no
 arbitrary code from pickles), so our format stores only tensors and plain data.
 Everything a user can get wrong ends in one :class:`UserError` line.
 """
-import hashlib
 import math
 import numbers
 import os
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from runtime.errors import UserError
+from runtime.manifest import sha256_file  # one place; re-exported (__all__)
 
 from .models import available, base_of, create
 
@@ -39,15 +39,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 # How many missing/unexpected key names an error message shows.
 _SHOW_KEYS = 4
-
-
-def sha256_file(path: PathLike) -> str:
-    """Hex digest of a file, so reports and manifests can pin the exact weights."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _torch_load(path: Path, trusted: bool) -> Any:

@@ -1,15 +1,10 @@
-"""Class lists for manifests, taken from cityscapesscripts' label definitions."""
+"""Class lists for manifests: Cityscapes' 19 train classes from the one table, runtime.data.classes
+(which mirrors cityscapesscripts' label definitions; tests/test_synthetic.py checks that it does)."""
+from runtime.data.classes import CLASSES, IGNORE_ID
+
+__all__ = ["cityscapes_classes", "IGNORE_ID"]
 
 
 def cityscapes_classes():
     """Cityscapes' 19 train classes as manifest entries: [{id, name, color (RGB)}]."""
-    from cityscapesscripts.helpers.labels import labels
-    by_train_id = {}
-    for label in labels:
-        if 0 <= label.trainId < 255 and label.trainId not in by_train_id:
-            by_train_id[label.trainId] = {"id": int(label.trainId), "name": label.name,
-                                          "color": [int(c) for c in label.color]}
-    return [by_train_id[i] for i in sorted(by_train_id)]
-
-
-IGNORE_ID = 255
+    return [{"id": int(c.train_id), "name": c.name, "color": [int(v) for v in c.color]} for c in CLASSES]

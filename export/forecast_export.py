@@ -28,7 +28,7 @@ from torch import nn
 
 from runtime import compare
 from runtime import manifest as manifest_mod
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 
 BUNDLE_ARCH = "swiftnet-rn18-f2f"
 BUNDLE_FILE = "forecast.json"
@@ -131,7 +131,7 @@ def _export(module, inputs, path, input_names, output_names, opset):
     except UserError:
         raise
     except Exception as exc:
-        raise UserError("exporting {} failed: {}".format(os.path.basename(path), str(exc).splitlines()[0]))
+        raise UserError("exporting {} failed: {}".format(os.path.basename(path), first_line(exc)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -144,7 +144,7 @@ def _session(path):
 
 def parity_sequence(size, count, fps, seed=4242):
     """``count`` consecutive generated frames (BGR uint8) of one drive at ``fps``."""
-    from runtime.data.synthetic import render_sequence
+    from export.scenes import render_sequence
     return [frame for frame, _, _ in render_sequence(seed, 0, length=count, size=size, fps=fps)]
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from runtime.data.cityscapes import find_pairs, group_sequences, read_image, read_label, read_split_info
 from export.models.forecast import PAST_OFFSETS
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 from runtime.forecast_eval import ForecastScores
 from runtime.metrics import ConfusionMatrix
 
@@ -237,7 +237,7 @@ def _load_init(model, arch, init, features_sha256, offsets, horizon, log):
         model.load_state_dict(loaded.float().state_dict())
     except RuntimeError as exc:
         raise UserError("--init {} does not fit {} as configured (--depth?): {}".format(
-            init, arch, str(exc).strip().splitlines()[0]))
+            init, arch, first_line(exc)))
     log("starting from {}".format(init))
 
 

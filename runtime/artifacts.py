@@ -16,7 +16,7 @@ import signal
 import tempfile
 
 from runtime.errors import UserError
-from runtime.jsonfile import write_atomic
+from runtime.jsonfile import process_alive, write_atomic
 
 STAGING_PREFIX = ".rt-stage-"
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None),
@@ -42,16 +42,6 @@ def check_artifact_output(output, inputs=(), kinds=(".onnx", ".plan")):
         raise UserError("--output {}: {} is not a folder".format(output, folder))
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale(folder):
     """Remove staging folders in ``folder`` left by writers that no longer run; returns them."""
     removed = []
@@ -63,7 +53,7 @@ def clean_stale(folder):
         if not name.startswith(STAGING_PREFIX):
             continue
         pid = name[len(STAGING_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
             removed.append(name)
     return removed

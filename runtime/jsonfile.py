@@ -198,7 +198,9 @@ def _probe_folder(folder, where):
     clean_stale_temps(folder)
 
 
-def _alive(pid):
+def process_alive(pid):
+    """Whether process ``pid`` still runs (someone else's live process counts): temporary and
+    staging files of writers that no longer run may be removed."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -217,7 +219,7 @@ def clean_stale_temps(folder):
         return
     for name in names:
         match = _TEMP_NAME.match(name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+        if match and int(match.group(1)) != os.getpid() and not process_alive(int(match.group(1))):
             remove_quietly(os.path.join(folder, name))
 
 

@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserError
-
-RESIZE_MODES = ("stretch", "letterbox", "crop")
+from runtime.manifest import RESIZE_MODES  # the contract names them (and the schema)
 
 
 class Fit(object):

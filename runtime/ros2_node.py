@@ -33,10 +33,10 @@ from runtime import ros2_convert as convert
 from runtime.backends import BACKENDS
 from runtime.engine import open_engine
 from runtime.errors import UserError
+from runtime.manifest import RESIZE_MODES
 from runtime.outlier import check_threshold
 from runtime.outputs import Output
 from runtime.pipeline import Pipeline
-from runtime.preprocess import RESIZE_MODES
 from runtime.sources import EndOfStream, Source
 from runtime.stats import Series, summarize
 

@@ -51,7 +51,7 @@ def run_cli_subprocess():
 @pytest.fixture(scope="session")
 def forecast_sequences(tmp_path_factory):
     """A tiny generated sequence set (Cityscapes layout, 15 fps): 3 train and 2 val drives of 16 frames."""
-    from runtime.data import synthetic
+    from export import scenes as synthetic
     root = str(tmp_path_factory.mktemp("sequences"))
     synthetic.write_sequences(root, "train", count=3, length=16, fps=15, seed=21, size=SMALL_SIZE)
     synthetic.write_sequences(root, "val", count=2, length=16, fps=15, seed=22, size=SMALL_SIZE)

@@ -4,6 +4,7 @@ A function-level import used to hide a circle is still a circle (issue 18): each
 job, and the CLI modules sit on top of the libraries they call.
 """
 import ast
+import configparser
 import os
 
 from tests.conftest import REPO
@@ -111,3 +112,48 @@ def test_the_device_side_never_imports_the_workstation_side():
             bad = sorted(m for m in imports(path, known, name, module_level=True)
                          if m.startswith(("export", "calib")))
             assert bad == [], "{} imports {}".format(name, ", ".join(bad))
+
+
+# Workstation code that the device image does not have, with the reason the device never needs it.
+WORKSTATION_ONLY = {
+    "export.scenes": "the scene generator (rt-plan checks plans on runtime.plan.check_inputs' patterns)",
+    "export.synth_cli": "rt-synth",
+}
+# The native core's test fixture exports engines with rt-export's code on the workstation; it sits
+# beside the C tests it serves and is not part of the runtime.
+FIXTURES = ("runtime.native.tests",)
+
+
+def test_the_device_side_never_imports_the_scene_generator():
+    """Not at module level and not inside a function: the generator is not on the device."""
+    known = modules()
+    assert set(WORKSTATION_ONLY) <= set(known)
+    for name, path in known.items():
+        if name.startswith("runtime") and not name.startswith(FIXTURES):
+            bad = sorted(m for m in imports(path, known, name) if m in WORKSTATION_ONLY)
+            assert bad == [], "{} imports {}".format(name, ", ".join(bad))
+
+
+def cli_modules():
+    """The modules behind the console scripts (setup.cfg), e.g. runtime.cli.bench for rt-bench."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(REPO, "setup.cfg"))
+    lines = config["options.entry_points"]["console_scripts"].strip().splitlines()
+    return set(line.split("=", 1)[1].strip().split(":")[0] for line in lines if "=" in line)
+
+
+def test_cli_modules_hold_no_logic_that_another_module_imports():
+    """A CLI only parses arguments and prints: libraries, benchmarks/ and the other CLIs call the
+    library functions under it (runtime.bench_run, runtime.evaluation, export.api, ...). Tests
+    may drive a CLI's main()."""
+    known = modules()
+    clis = cli_modules()
+    assert clis <= set(known)
+    importers = dict(known)
+    folder = os.path.join(REPO, "benchmarks")
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            importers["benchmarks." + name[:-len(".py")]] = os.path.join(folder, name)
+    for name, path in sorted(importers.items()):
+        bad = sorted(m for m in imports(path, known, name) if m in clis)
+        assert bad == [], "{} imports the CLI module(s) {}".format(name, ", ".join(bad))

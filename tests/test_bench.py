@@ -445,6 +445,21 @@ def test_power_without_tegrastats_is_refused(rn18_engine, monkeypatch):
 
 
 def test_vermin_and_no_torch_in_device_files():
-    for path in ("runtime/bench.py", "runtime/tegrastats.py", "runtime/cli/bench.py"):
+    for path in ("runtime/bench.py", "runtime/bench_run.py", "runtime/bench_format.py", "runtime/tegrastats.py",
+                 "runtime/cli/bench.py"):
         text = open(os.path.join(REPO, path)).read()
         assert "import torch" not in text and "from torch" not in text
+
+
+def test_the_library_runs_without_argparse(rn18_engine):
+    """benchmarks/ call runtime.bench_run with plain arguments: the same report as rt-bench."""
+    from runtime import bench_format, bench_run
+    from runtime.errors import UserError
+    rep, samples = bench_run.run([rn18_engine, rn18_engine], iterations=2, warmup=1, rounds=1, quiet=True,
+                                 openvino=[])
+    names = [e["name"] for e in rep["runners"]]
+    assert names == ["swiftnet-rn18_fp32.onnx#1", "swiftnet-rn18_fp32.onnx#2"]
+    assert sorted(samples) == sorted(names) and rep["command"] == ["rt-bench"]
+    assert "latency ms" in bench_format.format_console(rep)
+    with pytest.raises(UserError, match="--backend"):
+        bench_run.engine_backends(["onnxruntime", "openvino", "onnxruntime"], 2)

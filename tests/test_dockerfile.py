@@ -133,6 +133,15 @@ def test_only_the_runtime_is_copied(text):
     assert "setup.cfg" in sources  # only as the always-present file of the optional ORT_WHEEL copy
 
 
+
+def test_the_image_leaves_out_workstation_code_under_runtime():
+    """runtime/ is copied whole: what under it is workstation code is ignored (.dockerignore), and
+    the scene generator is not under it at all (tests/test_architecture.py)."""
+    ignored = open(os.path.join(REPO, ".dockerignore")).read().split()
+    assert "runtime/native/tests" in ignored
+    assert not os.path.exists(os.path.join(REPO, "runtime", "data", "synthetic.py"))
+
+
 def test_run_command_is_documented(text):
     header = "\n".join(l for l in text.splitlines() if l.startswith("#"))
     run = header[header.index("docker run"):]

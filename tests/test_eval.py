@@ -17,7 +17,7 @@ SIZE = (160, 320)  # labels at another resolution than the 128x256 engine: maps 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Three generated road scenes in the Cityscapes layout (labelTrainIds and labelIds)."""
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     root = str(tmp_path_factory.mktemp("cityscapes"))
     for index in range(3):
         image, label, _ = render_scene(seed=21, index=index, size=SIZE, split="val")
@@ -59,7 +59,7 @@ def assert_same_as_official(matrix, predictions, ground_truth):
 
 
 def test_miou_equals_cityscapesscripts_on_engine_predictions(rn18_engine, dataset, tmp_path):
-    from runtime.cli.eval import evaluate, predict
+    from runtime.evaluation import evaluate, predict
     from runtime.engine import Engine
     engine = Engine(rn18_engine)
     pairs = cs.find_pairs(dataset, "val")
@@ -96,7 +96,7 @@ def test_miou_equals_cityscapesscripts_on_good_predictions(dataset, tmp_path):
 
 def test_label_ids_only_folder_gives_the_same_numbers(rn18_engine, dataset, tmp_path):
     import shutil
-    from runtime.cli.eval import evaluate
+    from runtime.evaluation import evaluate
     from runtime.engine import Engine
     copy_root = str(tmp_path / "ids_only")
     shutil.copytree(dataset, copy_root)
@@ -113,7 +113,7 @@ def test_label_ids_only_folder_gives_the_same_numbers(rn18_engine, dataset, tmp_
 
 
 def test_rt_eval_cli_with_reference(run_cli_subprocess, rn18_engine, dataset, tmp_path):
-    from runtime.cli.eval import evaluate
+    from runtime.evaluation import evaluate
     from runtime.engine import Engine
     out = str(tmp_path / "result.json")
     proc = run_cli_subprocess("runtime.cli.eval", "--engine", rn18_engine, "--data", dataset,

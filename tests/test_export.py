@@ -64,7 +64,7 @@ def test_manifest_describes_the_graph(rn18_engine):
 
 def test_in_graph_and_host_normalization_agree(rn18_engine, rn18_logits_engine):
     """A uint8 frame normalized in the graph == the same frame normalized on the host."""
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     from runtime.engine import Engine
     frame_engine, tensor_engine = Engine(rn18_engine), Engine(rn18_logits_engine)
     assert tensor_engine.manifest["input"]["dtype"] == "float32"

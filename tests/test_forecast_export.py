@@ -157,7 +157,7 @@ def test_forecaster_training_continues_from_init_and_refuses_another_future(
 def test_forecaster_trains_on_several_sequence_folders_of_one_kind(forecaster_checkpoints, forecast_sequences,
                                                                    tmp_path):
     from export.train_forecast import train_forecaster
-    from runtime.data import synthetic
+    from export import scenes as synthetic
     sl_path = forecaster_checkpoints[0]
     out = str(tmp_path / "more.pt")
     result = train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,

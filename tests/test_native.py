@@ -58,7 +58,7 @@ def engines(native_library):
 
 
 def _scenes(count, size, seed=5, outliers=False):
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     return [render_scene(seed, i, size=size, outliers=outliers)[0] for i in range(count)]
 
 
@@ -135,7 +135,7 @@ def test_forecast_matches_onnxruntime(engines):
     """The bundle in the core (three stages + ring buffer) against runtime.forecast.ForecastEngine:
     the same warm-up, the same picked frames (also with dropped frames), >= 99.9 % of pixels."""
     from runtime.backends.native import NativeForecastEngine
-    from runtime.data import synthetic
+    from export import scenes as synthetic
     from runtime.forecast import ForecastEngine
     root = os.path.join(ENGINES, "sequence")
     if not os.path.isdir(root):
@@ -253,7 +253,7 @@ def test_manifest_dtype_that_disagrees_with_the_model_is_refused(engines, tmp_pa
 
 
 def test_rt_segment_native_backend(engines, tmp_path, run_cli_subprocess):
-    from runtime.data import synthetic
+    from export import scenes as synthetic
     video = str(tmp_path / "drive.mp4")
     synthetic.write_video(video, frames=12, fps=15, seed=3, size=(240, 480))
     report = str(tmp_path / "report.json")
@@ -269,7 +269,7 @@ def test_rt_segment_native_backend(engines, tmp_path, run_cli_subprocess):
 
 
 def test_rt_eval_native_matches_onnxruntime(engines, tmp_path, run_cli_subprocess):
-    from runtime.data import synthetic
+    from export import scenes as synthetic
     root = str(tmp_path / "val")
     synthetic.write_split(root, split="val", count=3, seed=12, size=(256, 512))
     results = {}

@@ -16,7 +16,7 @@ CHECKPOINT = os.path.join(REPO, "checkpoints", "swiftnet-rn18_synthetic.pt")
 
 
 def _frames(size, count=2, seed=0):
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     return [render_scene(seed, i, size=size)[0] for i in range(count)]
 
 
@@ -125,7 +125,7 @@ def test_rt_bench_backend_count_must_match(rn18_engine, run_cli_subprocess):
 def test_forecast_bundle_stages_on_openvino(forecast_bundle):
     """All three stages of a bundle (the MatMul deformable form included) on OpenVINO: same forecast."""
     from runtime.forecast import ForecastBundle
-    from runtime.data.synthetic import render_sequence
+    from export.scenes import render_sequence
     ort, ov = ForecastBundle(forecast_bundle, threads=1), ForecastBundle(forecast_bundle, backend="openvino",
                                                                            threads=1)
     assert set(b.name for b in ov.backends.values()) == {"openvino"}

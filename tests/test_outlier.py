@@ -152,7 +152,7 @@ def test_onnxruntime_matches_pytorch_on_both_outputs(ood_engine, ood_checkpoint)
 
     from export.checkpoints import load_checkpoint
     from export.onnx_export import DeployWrapper
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     model, info = load_checkpoint(ARCH, ood_checkpoint)
     wrapper = DeployWrapper(model, info["normalization"]).eval()
     frame = render_scene(seed=5, index=0, size=SIZE, outliers=True)[0]
@@ -171,7 +171,7 @@ def test_parity_gate_checks_the_outlier_score(ood_engine, ood_checkpoint):
     from export import parity
     from export.checkpoints import load_checkpoint
     from export.onnx_export import DeployWrapper
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     model, info = load_checkpoint(ARCH, ood_checkpoint)
     with torch.no_grad():  # PyTorch's head now disagrees with the exported one
         model.logits_conf.conv.bias.add_(torch.tensor([-2.0, 2.0]))
@@ -186,7 +186,7 @@ def test_parity_gate_checks_the_outlier_score(ood_engine, ood_checkpoint):
 def test_engine_returns_the_outlier_score(ood_engine):
     import onnxruntime as ort
 
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     from runtime.engine import Engine
     engine = Engine(ood_engine)
     frame = render_scene(seed=6, index=0, size=SIZE)[0]
@@ -222,7 +222,7 @@ def test_visualizer_draws_outliers_only_above_the_threshold(ood_engine):
 
 
 def _write_video(path, frames=6):
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (SIZE[1], SIZE[0]))
     for index in range(frames):
         writer.write(render_scene(seed=8, index=index, size=SIZE, outliers=True)[0])
@@ -334,7 +334,7 @@ def test_perfect_and_empty_scores():
 
 @pytest.fixture(scope="module")
 def outlier_dataset(tmp_path_factory):
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     root = str(tmp_path_factory.mktemp("outlier-data"))
     for index in range(2):
         image, label, mask = render_scene(seed=31, index=index, size=SIZE, outliers=True, split="val")
@@ -368,7 +368,7 @@ def test_rt_eval_reports_outlier_metrics(ood_engine, outlier_dataset, tmp_path, 
 # -- training ---------------------------------------------------------------------------------------
 
 def test_negative_paster_targets():
-    from export.train import NegativePaster
+    from export.training import NegativePaster
     image = np.full((64, 128, 3), 50, np.uint8)
     label = np.zeros((64, 128), np.uint8)
     label[:4] = 255  # ignore for another reason
@@ -385,7 +385,7 @@ def test_negative_paster_targets():
 
 
 def test_in_scene_outliers_of_the_generator_are_outlier_targets(outlier_dataset):
-    from export.train import NegativePaster, SegmentationFolder
+    from export.training import NegativePaster, SegmentationFolder
     from export.models.swiftnet import IMAGENET_NORMALIZATION
     pairs = cs.find_pairs(outlier_dataset, "val")
     tiny = NegativePaster(None, min_area=1e-4, max_area=2e-4)
@@ -405,7 +405,7 @@ def test_in_scene_outliers_of_the_generator_are_outlier_targets(outlier_dataset)
 
 
 def test_negatives_from_a_folder(tmp_path):
-    from export.train import NegativePaster
+    from export.training import NegativePaster
     from runtime.errors import UserError
     with pytest.raises(UserError, match="no images"):
         NegativePaster.from_folder(str(tmp_path))
@@ -424,8 +424,8 @@ def test_negatives_from_a_folder(tmp_path):
 
 def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
     from export.checkpoints import load_checkpoint
-    from export.train import train
-    from runtime.data.synthetic import write_split
+    from export.training import train
+    from export.scenes import write_split
     root = str(tmp_path / "data")
     write_split(root, split="train", count=2, seed=0, size=SIZE)
     write_split(root, split="val", count=1, seed=1, size=SIZE)
@@ -448,7 +448,7 @@ def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
 
 
 def test_log_uniform_negative_area_gives_small_negatives_their_share():
-    from export.train import NegativePaster
+    from export.training import NegativePaster
     from runtime.errors import UserError
     image = np.full((64, 128, 3), 50, np.uint8)
     label = np.zeros((64, 128), np.uint8)
@@ -466,8 +466,8 @@ def test_log_uniform_negative_area_gives_small_negatives_their_share():
 def test_frozen_encoder_training_changes_only_the_decoder_and_heads(tmp_path):
     from export import models
     from export.checkpoints import load_checkpoint
-    from export.train import train
-    from runtime.data.synthetic import write_split
+    from export.training import train
+    from export.scenes import write_split
     root = str(tmp_path / "data")
     write_split(root, split="train", count=2, seed=0, size=SIZE, outliers=1.0)
     write_split(root, split="val", count=1, seed=1, size=SIZE)
@@ -561,7 +561,7 @@ def test_tensorrt_plans_keep_the_outlier_head_in_fp32(ood_engine, tmp_path, prec
 def described_outliers(tmp_path_factory, run_cli_subprocess_module):
     """A generated split whose every image has outlier objects, with the generator's sidecars."""
     root = str(tmp_path_factory.mktemp("described"))
-    done = run_cli_subprocess_module("runtime.cli.synth", "split", root, "--split", "val", "--count", 8,
+    done = run_cli_subprocess_module("export.synth_cli", "split", root, "--split", "val", "--count", 8,
                                      "--seed", 31, "--outliers", 1.0, "--size", "64x128", "-q")
     assert done.returncode == 0, done.stderr
     return root
@@ -580,7 +580,7 @@ def run_cli_subprocess_module():
 
 
 def test_generator_sidecars_describe_the_outlier_mask(described_outliers):
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     pairs = cs.find_pairs(described_outliers, "val")
     objects = 0
     for index, (image_path, label_path) in enumerate(pairs):

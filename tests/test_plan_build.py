@@ -163,3 +163,29 @@ def test_an_int8_plan_bundle_needs_an_int8_export(forecast_bundle, tmp_path):
         build_bundle_plans(forecast_bundle, str(used), build=fake_build, log=lambda m: None)
     assert sorted(os.listdir(str(used))) == ["forecast.json"]
     assert not (tmp_path / "p").exists()  # the refused INT8 build left no folder behind
+
+
+# -- the check's inputs, made on the device ------------------------------------------------
+
+def test_the_default_check_pattern_is_structured_and_deterministic():
+    from runtime.plan.check_inputs import pattern
+    a, b = pattern((128, 256), 0), pattern((128, 256), 1)
+    assert a.shape == (128, 256, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, pattern((128, 256), 0)) and not np.array_equal(a, b)
+    # not uniform noise: neighbouring pixels mostly agree, and the frame spans a wide range
+    step = np.abs(np.diff(a.astype(np.int16), axis=1)).mean()
+    assert step < 20 and a.std() > 30
+
+
+def test_the_check_runs_on_the_users_frames(rn18_engine, tmp_path):
+    import cv2
+    from runtime.plan.check_inputs import pattern
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / "f{}.png".format(i)), pattern((200, 300), i, seed=1))
+    _, data, _ = build(rn18_engine, tmp_path, check_images=str(frames))
+    assert data["post_build_check"]["ok"] and data["post_build_check"]["images"] == 2
+    with pytest.raises(UserError, match="--check-images"):
+        build(rn18_engine, tmp_path, check_images=str(tmp_path / "missing"))
+

@@ -38,7 +38,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from runtime import ros2_convert as convert  # noqa: E402
-from runtime.data.synthetic import render_scene  # noqa: E402
+from export.scenes import render_scene  # noqa: E402
 from runtime.engine import Engine  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 from runtime.forecast import ForecastBundle  # noqa: E402

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.data import cityscapes, classes, synthetic
+from export import scenes as synthetic
+from runtime.data import cityscapes, classes
 from runtime.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,6 +109,13 @@ def test_classes_match_cityscapesscripts():
         if l.id >= 0:
             expected = l.trainId if 0 <= l.trainId < 255 else classes.IGNORE_ID
             assert classes.label_ids_to_train_ids(np.array([l.id], np.uint8))[0] == expected, l.name
+
+
+def test_manifest_class_lists_come_from_the_one_table():
+    from export.classes import cityscapes_classes
+    assert cityscapes_classes() == [{"id": c.train_id, "name": c.name, "color": list(c.color)}
+                                    for c in classes.CLASSES]
+    assert len(cityscapes_classes()) == classes.NUM_CLASSES
 
 
 # ----------------------------------------------------------------------------- outliers
@@ -231,7 +239,7 @@ def test_sequences_move_smoothly():
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_writes_and_reports_errors(tmp_path, capsys):
-    from runtime.cli import synth
+    from export import synth_cli as synth
     from runtime.cli.common import run_cli
     root = str(tmp_path / "out")
     assert run_cli(synth.main, ["split", root, "--count", "2", "--size", "64x128", "-q", "--color"]) == 0
@@ -261,13 +269,13 @@ def _vermin():
 
 @pytest.mark.skipif(_vermin() is None, reason="vermin not installed")
 def test_device_code_is_python36_compatible():
-    paths = [os.path.join(ROOT, "runtime", "data"), os.path.join(ROOT, "runtime", "cli", "synth.py")]
+    paths = [os.path.join(ROOT, "runtime", "data")]  # the class table and Cityscapes I/O; the generator is export/
     proc = subprocess.run([_vermin(), "--target=3.6-", "--no-tips", "--violations"] + paths,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert proc.returncode == 0, proc.stdout
 
 
 def test_generator_does_not_import_torch():
-    code = ("import sys; import runtime.data.synthetic, runtime.data.cityscapes, runtime.cli.synth; "
+    code = ("import sys; import export.scenes, runtime.data.cityscapes, export.synth_cli; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.call([sys.executable, "-c", code], cwd=ROOT) == 0

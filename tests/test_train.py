@@ -6,7 +6,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from runtime.data.synthetic import write_split
+    from export.scenes import write_split
     root = str(tmp_path_factory.mktemp("synthetic"))
     write_split(root, split="train", count=2, seed=0, size=(64, 128))
     write_split(root, split="val", count=2, seed=1, size=(64, 128))
@@ -15,7 +15,7 @@ def tiny_dataset(tmp_path_factory):
 
 def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_dataset, tmp_path):
     from export.checkpoints import load_checkpoint
-    from export.train import train
+    from export.training import train
     out = str(tmp_path / "tiny.pt")
     result = train("swiftnet-rn18", tiny_dataset, out, iterations=12, batch_size=2,
                    crop=(64, 128), lr=3e-3, warmup=1, val_every=12, scale=(1.0, 1.0),
@@ -30,7 +30,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_dataset,
 
 
 def test_training_without_data_is_a_user_error(tmp_path):
-    from export.train import train
+    from export.training import train
     from runtime.errors import UserError
     with pytest.raises(UserError, match="Cityscapes-format"):
         train("swiftnet-rn18", str(tmp_path), str(tmp_path / "x.pt"), iterations=1,

@@ -73,7 +73,7 @@ def test_every_form_gives_the_same_class_maps_through_the_runtime(tmp_path):
     """The runtime feeds and reads what the manifest says: float frame / int32 map included."""
     pytest.importorskip("torch")
     from export.api import export
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     from runtime.engine import Engine
     frames = [render_scene(seed=5, index=i, size=(96, 160))[0] for i in range(2)]
     maps = {}

@@ -7,7 +7,7 @@ engines and timing caches ORT-TRT builds are kept in a cache folder per artifact
 import os
 
 from runtime.backends.base import Backend, TensorInfo
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -112,8 +112,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=configured)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError("cannot load ONNX model {}: {}".format(path, first[:300]))
+            raise UserError("cannot load ONNX model {}: {}".format(path, first_line(exc)))
         self.threads = threads
         self.inputs = [TensorInfo(i.name, i.shape, _ORT_TYPES.get(i.type, i.type))
                        for i in self.session.get_inputs()]

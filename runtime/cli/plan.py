@@ -3,6 +3,7 @@
     rt-plan engines/swiftnet-rn18_fp32.onnx --precision fp16 --output engines/swiftnet-rn18_fp16.plan
     rt-plan engines/X.onnx --check-only --trt-version 8.2     # the static check, no TensorRT needed
     rt-plan engines/X.onnx --print-trtexec                     # the equivalent trtexec line
+    rt-plan engines/X.onnx --check-images frames/              # check the plan on your own frames
     rt-plan engines/f2f_fp32 --precision fp16 --output engines/f2f_fp16_plans   # a forecast bundle
 """
 import argparse
@@ -39,6 +40,9 @@ def build_parser():
     parser.add_argument("--amax-json", help="amax table for dynamic ranges (--int8-mode ranges)")
     parser.add_argument("--fp32-layers", action="append", default=[], metavar="NAMES",
                         help="layer-name substrings kept in FP32 (comma-separated, repeatable)")
+    parser.add_argument("--check-images", metavar="DIR|VIDEO",
+                        help="check the plan against the ONNX model on the first frames of a folder "
+                             "of images or a video (default: generated structured patterns)")
     parser.add_argument("--trt-version", metavar="V",
                         help="with --check-only / --print-trtexec: the TensorRT version to check "
                              "or print for (default: the one installed)")
@@ -97,7 +101,7 @@ def main(argv):
     build_plan(args.onnx, output, precision=args.precision, workspace_mb=args.workspace_mb,
                timing_cache=args.timing_cache, int8_mode=args.int8_mode,
                calib_cache=args.calib_cache, amax_json=args.amax_json, fp32_layers=fp32_layers,
-               log=log)
+               check_images=args.check_images, log=log)
     print(output)
     return 0
 
@@ -112,7 +116,7 @@ def _bundle(args):
     output = args.output or "{}_{}_plans".format(folder.rstrip(os.sep), args.precision)
     log = (lambda message: None) if args.quiet else (lambda message: sys.stderr.write(message + "\n"))
     build_bundle_plans(args.onnx, output, precision=args.precision, workspace_mb=args.workspace_mb,
-                       timing_cache=args.timing_cache, log=log)
+                       timing_cache=args.timing_cache, check_images=args.check_images, log=log)
     print(os.path.join(output, manifest_mod.BUNDLE_NAME))
     return 0
 

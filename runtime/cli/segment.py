@@ -20,7 +20,6 @@ import argparse
 import collections
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -35,11 +34,12 @@ from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, 
 from runtime.engine import open_engine
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, OutputError, check_output
+from runtime.manifest import RESIZE_MODES
 from runtime.outlier import VIEWS as OUTLIER_VIEWS
 from runtime.outlier import check_threshold
 from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
 from runtime.pipeline import Pipeline
-from runtime.preprocess import RESIZE_MODES
+from runtime.sizes import split_pair
 from runtime.visualize import FORECAST_VIEWS, MODES, make_visualizer
 
 
@@ -116,12 +116,12 @@ MAX_SIDE = 16384  # pixels: larger than any camera; a typo must not allocate gig
 
 
 def parse_wxh(text, flag):
-    match = re.match(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$", text or "")
-    if not match or not int(match.group(1)) or not int(match.group(2)):
+    pair = split_pair(text)
+    if not pair or not pair[0] or not pair[1]:
         raise UserError("malformed {} {!r}: expected WIDTHxHEIGHT, e.g. 1920x1080".format(flag, text))
-    if max(int(match.group(1)), int(match.group(2))) > MAX_SIDE:
+    if max(pair) > MAX_SIDE:
         raise UserError("{} {!r}: at most {} pixels a side".format(flag, text, MAX_SIDE))
-    return int(match.group(2)), int(match.group(1))  # (h, w)
+    return pair[1], pair[0]  # (h, w)
 
 
 def make_source(args):

@@ -12,7 +12,7 @@ The outlier mask is uint8: 1 outlier, 0 inlier, 255 void (label ignored for anot
 The generator's two sidecars describe its outlier objects without changing the mask: the
 instance map (uint8, object id where the mask is 1, 0 elsewhere) and a JSON
 ``{"objects": [{"id", "shape", "texture", "pixels", "distance_m", ...}], "image": {...}}``
-(see runtime.data.synthetic.render_scene_details); rt-eval breaks outlier AP down by them.
+(see export.scenes.render_scene_details); rt-eval breaks outlier AP down by them.
 The generator also writes ROOT/synth_{split}.json (frame rate, seed, ...): see read_split_info.
 """
 import collections

@@ -3,9 +3,10 @@
 Runs where TensorRT and an NVIDIA GPU are (the Jetson itself): needs no torch and no onnx
 (Python 3.6+). Before TensorRT sees the model, the graph is checked against the installed
 version's parser rules (trt_rules) and the manifest's ``tensorrt_compat`` list.
-After the build, the plan and the ONNX model run the same generated road scenes;
-NaN/Inf or too many differing class decisions fail the build (Polygraphy-style)
-and remove the plan, so a bad engine never reaches ``engines/``.
+After the build, the plan and the ONNX model run the same inputs (generated structured
+patterns, or the user's frames: runtime.plan.check_inputs; the scene generator stays on the
+workstation); NaN/Inf or too many differing class decisions fail the build
+(Polygraphy-style) and remove the plan, so a bad engine never reaches ``engines/``.
 """
 import os
 
@@ -13,6 +14,7 @@ from runtime import compare
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
 from runtime.errors import UserError
+from runtime.plan.check_inputs import check_inputs, describe
 
 DEFAULT_CHECK_IMAGES = 4
 # Class decisions allowed to differ from the FP32 ONNX model (per precision).
@@ -31,48 +33,40 @@ def _default_int8_mode(onnx_manifest, calib_cache, amax_json):
                     "with --flavor trt and build from it")
 
 
-def check_images(manifest, count, seed=4242):
-    """``count`` inputs for the post-build check: generated scenes preprocessed as the runtime
-    does, or (a forecast stage that takes features) standardized features drawn from N(0, 1)."""
-    import numpy as np
-    if manifest["input"].get("kind") == "features":
-        rng = np.random.RandomState(seed)
-        shape = [int(d) for d in manifest["input"]["shape"]]
-        return [rng.standard_normal(shape).astype(manifest["input"]["dtype"]) for _ in range(count)]
-    from runtime.data.synthetic import render_scene
-    from runtime.preprocess import Preprocessor
-    pre = Preprocessor(manifest["input"])
-    height, width = manifest_mod.input_hw(manifest)
-    return [pre(render_scene(seed=seed, index=i, size=(height, width))[0])[0] for i in range(count)]
-
-
-def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, reference=None):
+def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, reference=None,
+                      check_images=None):
     """Run the ONNX model (ONNX Runtime, CPU) and the plan on the same inputs; returns the check.
 
-    ``reference`` may be given as a backend (tests); by default ONNX Runtime on the CPU.
+    ``check_images``: a folder of images or a video whose first ``count`` frames are the inputs
+    (default: generated structured patterns). ``reference`` may be given as a backend (tests);
+    by default ONNX Runtime on the CPU.
     """
     if reference is None:
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         reference = OnnxRuntimeBackend(onnx_path, providers=["cpu"])
     name = manifest["input"]["name"]
     worst, problems = {}, []
-    for tensor in check_images(manifest, count):
+    inputs = check_inputs(manifest, count, check_images)
+    for tensor in inputs:
         result = compare.check_outputs(reference.run({name: tensor}), plan_backend.run({name: tensor}),
                                max_mismatch=max_mismatch)
         problems.extend(result["problems"])
         for out, stats in result["outputs"].items():
             for key, value in stats.items():
                 worst.setdefault(out, {})[key] = max(value, worst.get(out, {}).get(key, value))
-    return {"images": count, "max_mismatch": max_mismatch, "outputs": worst,
+    return {"images": len(inputs), "max_mismatch": max_mismatch, "outputs": worst,
             "problems": sorted(set(problems)), "ok": not problems,
             "compared": "tensorrt plan vs onnxruntime-cpu on the source ONNX"}
 
 
 def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing_cache=None,
                int8_mode=None, calib_cache=None, amax_json=None, fp32_layers=(),
-               check_count=DEFAULT_CHECK_IMAGES, max_mismatch=None, log=print,
+               check_count=DEFAULT_CHECK_IMAGES, max_mismatch=None, check_images=None, log=print,
                build=None, open_plan=None, reference=None):
     """Build, check and describe a plan. ``build``/``open_plan``/``reference`` are for tests.
+
+    The check runs ``check_count`` inputs: generated structured patterns, or the first frames of
+    ``check_images`` (a folder of images or a video).
 
     An outlier model's head (its manifest's ``outlier.keep_fp32``) is added to ``fp32_layers``
     of FP16 and INT8 plans, as the FP16/INT8 ONNX exports keep it in FP32."""
@@ -93,6 +87,8 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
         def open_plan(path, manifest):
             return TensorRTBackend(path, manifest=manifest)
     check_artifact_output(plan_path, inputs=[onnx_path], kinds=(".plan", ".engine", ".trt"))
+    if check_images is not None and not os.path.exists(str(check_images)):
+        raise UserError("--check-images {} not found (a folder of images or a video)".format(check_images))
     log("building {} ({}) from {}".format(plan_path, precision, onnx_path))
     with staging(plan_path, "plan") as work:  # a failed (re)build leaves the previous plan as it was
         staged = os.path.join(work, os.path.basename(str(plan_path)))
@@ -104,9 +100,10 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
         backend = open_plan(staged, data)
         try:
             limit = DEFAULT_MAX_MISMATCH[precision] if max_mismatch is None else max_mismatch
-            log("checking the plan against {} on {} generated scenes".format(onnx_path, check_count))
+            log("checking the plan against {} on {} {}".format(onnx_path, check_count,
+                                                               describe(check_images)))
             check = compare_with_onnx(onnx_path, onnx_manifest, backend, check_count, limit,
-                                      reference=reference)
+                                      reference=reference, check_images=check_images)
         finally:
             backend.close()
         if not check["ok"]:
@@ -119,7 +116,7 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
 
 
 def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, timing_cache=None,
-                       check_count=DEFAULT_CHECK_IMAGES, log=print, **test_hooks):
+                       check_count=DEFAULT_CHECK_IMAGES, check_images=None, log=print, **test_hooks):
     """A forecast bundle on TensorRT: a plan per stage in ``output_dir`` and a ``forecast.json``
     naming them. Returns the new bundle manifest.
 
@@ -159,7 +156,8 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
             stage_precision = "fp32" if stage == "f2f" and precision != "fp32" else precision
             log("stage {}: {} plan".format(stage, stage_precision))
             build_plan(onnx_path, plan, precision=stage_precision, workspace_mb=workspace_mb,
-                       timing_cache=timing_cache, check_count=check_count, log=log, **test_hooks)
+                       timing_cache=timing_cache, check_count=check_count,
+                       check_images=check_images, log=log, **test_hooks)
             built.append(plan)
             stages[stage] = os.path.basename(plan)
         data = copy.deepcopy(source)

@@ -17,7 +17,7 @@ import time
 
 from runtime import manifest as manifest_mod
 from runtime.backends import trt_api
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 from runtime.jsonfile import write_bytes_atomic
 from runtime.plan import calibration_cache, trt_rules
 
@@ -46,7 +46,7 @@ def pycuda_gpu_info(device=0):
                 "compute_capability": trt_api.compute_capability(dev.compute_capability())}
     except Exception as exc:  # ImportError, or pycuda's own errors without a driver
         _warn("cannot tell the GPU ({}): the plan manifest will not record it, so the runtime "
-              "can only check the TensorRT version".format(_first_line(exc)))
+              "can only check the TensorRT version".format(first_line(exc)))
         return {"name": None, "compute_capability": None}
 
 
@@ -214,7 +214,7 @@ def _create_builder(trt, logger):
         builder = trt.Builder(logger)
     except Exception as exc:  # pybind11: "factory function returned nullptr"
         builder = None
-        failure = _first_line(exc)
+        failure = first_line(exc)
     else:
         failure = "TensorRT returned no builder"
     if builder is None:
@@ -327,10 +327,6 @@ def plan_manifest(onnx_manifest, plan_path, build_info):
 def _warn(text):
     sys.stderr.write("warning: {}\n".format(text))
 
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _one_line(text):

@@ -20,6 +20,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, REPO)
 
+from runtime.sizes import parse_hw  # noqa: E402
+
 CHECKPOINTS = {
     "seg": ("swiftnet-rn18", "checkpoints/swiftnet-rn18_synthetic.pt", {}),
     "logits": ("swiftnet-rn18", "checkpoints/swiftnet-rn18_synthetic.pt",
@@ -49,7 +51,7 @@ def _stamp(size):
 
 def make(out, size, only):
     """Export what is missing (everything when the stamp changed); returns {kind: path}."""
-    from export.cli import export  # defined there, or re-exported from export/api.py
+    from export.api import export
     os.makedirs(out, exist_ok=True)
     stamp_path = os.path.join(out, "stamp.json")
     stamp = _stamp(size)
@@ -111,7 +113,7 @@ def _link(src, dst):
 
 def make_frames(folder, count=6):
     """Generated road scenes for the C example: binary PPM (RGB) files and one raw BGR file."""
-    from runtime.data.synthetic import render_scene
+    from export.scenes import render_scene
     os.makedirs(folder, exist_ok=True)
     for i in range(count):
         bgr = render_scene(41, i, size=(360, 640))[0]
@@ -159,7 +161,7 @@ def main(argv=None):
     parser.add_argument("--size", default="128x256")
     parser.add_argument("--only", default="seg,logits,ood,bundle,bad,frames")
     args = parser.parse_args(argv)
-    size = tuple(int(v) for v in args.size.split("x"))
+    size = parse_hw(args.size)
     for kind, path in sorted(make(args.out, size, set(args.only.split(","))).items()):
         print(kind, path)
 

@@ -8,12 +8,14 @@ Images go to ROOT/leftImg8bit/{split}/{city}/..._leftImg8bit.png, labels to
 ROOT/gtFine/{split}/{city}/..._gtFine_labelTrainIds.png and _labelIds.png (and
 _outlierMask.png with --outliers > 0); ROOT/synth_{split}.json records seed,
 size and, for sequences, the frame rate. Everything is deterministic in the seed.
+Workstation side (export/scenes.py); the device image has neither.
 """
 import argparse
 import os
 import sys
 import time
 
+from export import scenes
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 
@@ -102,30 +104,29 @@ def _workers(value):
 
 
 def main(argv):
-    from runtime.data import synthetic
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_usage(sys.stderr)
         raise UserError("choose a command: split, sequences or video")
-    size = synthetic.parse_size(args.size)
+    size = scenes.parse_size(args.size)
     start = time.time()
     if args.command == "split":
-        n = synthetic.write_split(args.root, args.split, args.count, args.seed, size, args.outliers,
+        n = scenes.write_split(args.root, args.split, args.count, args.seed, size, args.outliers,
                                   _workers(args.workers), Progress("rt-synth " + args.split, "img", args.quiet),
                                   color=args.color)
         took = time.time() - start
         print("wrote {} images ({}x{}) to {} split {!r} in {:.1f} s ({:.1f} ms/image)".format(
             n, size[0], size[1], args.root, args.split, took, 1e3 * took / max(1, n)))
     elif args.command == "sequences":
-        n = synthetic.write_sequences(args.root, args.split, args.count, args.length, args.fps, args.seed, size,
+        n = scenes.write_sequences(args.root, args.split, args.count, args.length, args.fps, args.seed, size,
                                       args.outliers, _workers(args.workers),
                                       Progress("rt-synth " + args.split, "frame", args.quiet), color=args.color)
         took = time.time() - start
         print("wrote {} sequences x {} frames ({}x{}, {:g} fps) to {} split {!r} in {:.1f} s".format(
             args.count, args.length, size[0], size[1], args.fps, args.root, args.split, took))
     else:
-        count = synthetic.write_video(args.output, args.frames, args.fps, args.seed, size,
+        count = scenes.write_video(args.output, args.frames, args.fps, args.seed, size,
                                       Progress("rt-synth video", "frame", args.quiet))
         took = time.time() - start
         if count is None:

@@ -28,7 +28,8 @@ key: cheap to seed, identical on every Python 3 version), so a frame does not
 depend on what else was generated. Vehicle models and tree crowns come from a
 finite set of templates cached per process (the cache never changes a result).
 
-Only numpy and OpenCV are used (Python 3.6 compatible): this lives on the device side.
+Only numpy and OpenCV are used (no torch: calib/ uses it too). Workstation side: the device
+never needs it (rt-plan checks a plan on a structured pattern or the user's frames instead).
 About 25 ms per 256x512 frame on one x86 core once the template caches are warm
 (about 16 ms per frame inside a sequence, where the world is generated once).
 
@@ -59,6 +60,7 @@ import numpy as np
 from runtime.data import classes as K
 from runtime.data import cityscapes as cs
 from runtime.errors import UserError
+from runtime.sizes import split_pair
 
 DEFAULT_SIZE = (256, 512)
 DEFAULT_FPS = 15
@@ -225,10 +227,10 @@ def parse_size(text):
     if isinstance(text, (tuple, list)):
         h, w = text
     else:
-        parts = str(text).lower().replace("*", "x").split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        pair = split_pair(str(text).replace("*", "x"))
+        if pair is None:
             raise UserError("bad size {!r}: expected HxW, e.g. 256x512".format(text))
-        h, w = int(parts[0]), int(parts[1])
+        h, w = pair
     h, w = int(h), int(w)
     if h < 32 or w < 32 or h > 4096 or w > 8192:
         raise UserError("bad size {}x{}: height and width must be in 32..4096 / 32..8192".format(h, w))
@@ -2897,7 +2899,7 @@ def write_split(root, split="train", count=2000, seed=0, size=DEFAULT_SIZE, outl
     jobs = [(root, split, int(seed), i, size, float(outliers), bool(color)) for i in range(int(count))]
     n = _run_jobs(_write_image_job, jobs, workers, progress)
     cs.write_split_info(root, split, "images", {
-        "generator": "runtime.data.synthetic", "count": int(count), "seed": int(seed),
+        "generator": "export.scenes", "count": int(count), "seed": int(seed),
         "size": [size[0], size[1]], "outliers": float(outliers), "cities": list(cities(split))})
     return n
 
@@ -2916,7 +2918,7 @@ def write_sequences(root, split="val", count=20, length=DEFAULT_LENGTH, fps=DEFA
             for i in range(int(count))]
     n = _run_jobs(_write_sequence_job, jobs, workers, progress, weight=int(length))
     cs.write_split_info(root, split, "sequences", {
-        "generator": "runtime.data.synthetic", "count": int(count), "length": int(length), "fps": float(fps),
+        "generator": "export.scenes", "count": int(count), "length": int(length), "fps": float(fps),
         "seed": int(seed), "size": [size[0], size[1]], "outliers": float(outliers),
         "cities": list(cities(split, sequences=True))})
     return n
