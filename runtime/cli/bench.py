@@ -238,7 +238,7 @@ def _unique_names(paths, backends=None):
 def _torch_runner(spec, first, threads, notes):
     """The PyTorch peer; torch is imported here and only here."""
     arch, _, checkpoint = spec.partition(":")
-    engine_arch = first.engine.manifest.get("arch")
+    engine_arch = first.engine.manifest.arch
     if engine_arch and engine_arch != arch:
         note = ("--torch {} is not the engine's architecture ({}): the ratio compares different "
                 "networks".format(arch, engine_arch))
@@ -249,7 +249,7 @@ def _torch_runner(spec, first, threads, notes):
     except ImportError as exc:
         raise UserError("--torch needs PyTorch and the export package (workstation side): {}"
                         .format(exc))
-    return TorchRunner(arch, first.tensor, first.engine.manifest["input"],
+    return TorchRunner(arch, first.tensor, first.engine.manifest.input,
                        checkpoint=checkpoint or None, threads=threads)
 
 

@@ -87,7 +87,7 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
     from runtime.data.cityscapes import (OUTLIER, outlier_mask_path, read_label, read_outlier_details,
                                          read_outlier_mask)
     from runtime.metrics import ConfusionMatrix
-    ignore_id = engine.manifest["ignore_id"]
+    ignore_id = engine.manifest.ignore_id
     matrix = ConfusionMatrix(len(engine.classes), ignore_id)
     ref_matrix = ConfusionMatrix(len(engine.classes), ignore_id) if reference else None
     agree = total = 0
@@ -214,7 +214,7 @@ def main_forecast(args):
     bundle = ForecastBundle(args.engine, backend=args.backend, threads=args.threads, verify=verify)
     reference = (ForecastBundle(args.reference, threads=args.threads, verify=verify)
                  if args.reference else None)
-    if args.reference and reference.manifest["task"] != "forecast":
+    if args.reference and reference.manifest.task != "forecast":
         raise UserError("--reference {} must be a forecast bundle too".format(args.reference))
     sequences = [frames for frames in group_sequences(find_pairs(args.data, args.split)).values()]
     if not sequences:
@@ -233,8 +233,8 @@ def main_forecast(args):
                                                                      reference, bar)
     rate = float(fps or bundle.frame_rate)
     result = {"engine": args.engine, "task": "forecast", "data": args.data, "split": args.split,
-              "sequences": len(sequences), "precision": bundle.manifest.get("precision"),
-              "forecaster": bundle.manifest.get("forecaster"),
+              "sequences": len(sequences), "precision": bundle.manifest.precision,
+              "forecaster": bundle.manifest.forecaster,
               "horizon": {"frames": horizon, "s": horizon / rate},
               "past_offsets": {"frames": offsets, "s": [o / rate for o in offsets]},
               "sequence_fps": fps, "trained_fps": bundle.frame_rate, "offsets_converted_by_time": converted}
