@@ -89,18 +89,18 @@ def rt_bench_rows(engine, threads, iterations):
             for r in rows]
 
 
-def render(data, rows):
-    s = data["summary"]
-    h, w = data["input"]
-    ch, cw = data["camera_size"]
+def render(results, rows):
+    s = results["summary"]
+    h, w = results["input"]
+    ch, cw = results["camera_size"]
     lines = [
         "## Native core (libswiftrt) overhead over the bare OpenVINO call",
         "",
         "Machine: {} ({} CPUs), {}; {}; engine `{}` ({}x{}), {} threads, {} rounds x {} calls, "
         "interleaved (benchmarks/native_overhead.py).".format(
             platform.processor() or platform.machine(), os.cpu_count(), platform.platform(),
-            data["core"], os.path.relpath(data["engine"], REPO), h, w, data["threads"],
-            data["rounds"], data["calls_per_round"]),
+            results["core"], os.path.relpath(results["engine"], REPO), h, w, results["threads"],
+            results["rounds"], results["calls_per_round"]),
         "",
         "| call | mean ms | median ms | overhead: call minus its inference, median (mean) | native - bare, paired median of rounds | core's preprocess / inference / postprocess ms |",
         "|---|---|---|---|---|---|",
@@ -109,7 +109,7 @@ def render(data, rows):
     ]
     for key, label in (("net", "`srt_engine_run`, {}x{} BGR frame".format(w, h)),
                        ("camera", "`srt_engine_run`, {}x{} BGR frame (+ resize)".format(cw, ch))):
-        st = data["stages_" + key]
+        st = results["stages_" + key]
         lines.append("| {} | {:.2f} | {:.2f} | **{:.3f} ms** ({:.3f}) | {:+.2f} ms | {:.3f} / {:.2f} / {:.3f} |"
                      .format(label, s[key]["mean_ms"], s[key]["median_ms"], s[key]["overhead_ms"],
                              s[key]["overhead_mean_ms"], s[key]["paired_difference_ms"],

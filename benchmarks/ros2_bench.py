@@ -275,8 +275,7 @@ def measure(engine, frames=300, fps=30.0, size=(480, 640), threads=2, rounds=2):
                         else ""))
     finally:
         context.try_shutdown()
-    info = manifest_mod.load(engine)
-    engine_info = "{} {} {}, {} threads".format(os.path.basename(engine), info.get("precision"),
+    engine_info = "{} {} {}, {} threads".format(os.path.basename(engine), manifest_mod.Manifest.load(engine).precision,
                                               results["rt-ros2"][0]["backend"], threads)
     return results, engine_info
 

@@ -52,10 +52,9 @@ def calibrated_int8(arch, fp32_path, flavor, suffix):
     from runtime import manifest as manifest_mod
     path = os.path.join(ENGINE_DIR, "{}_{}.onnx".format(arch, suffix))
     if os.path.exists(path + ".json"):
-        made = manifest_mod.load(path)
-        current = flavor != "cpu" or "pad_conv_outputs" in made.get("quantization", {}).get(
-            "graph_rewrites", {})
-        if current and made.get("accuracy", {}).get("reference_sha256") == manifest_mod.sha256_file(fp32_path):
+        made = manifest_mod.Manifest.load(path)
+        current = flavor != "cpu" or "pad_conv_outputs" in made.quantization.get("graph_rewrites", {})
+        if current and made.accuracy.get("reference_sha256") == manifest_mod.sha256_file(fp32_path):
             return path
     log("calibrating {} INT8 ({} flavor, 64 generated scenes, percentile)".format(arch, flavor))
     export_int8(fp32_path, path, calib="synthetic", count=64, seed=0, method="percentile",
@@ -116,12 +115,15 @@ def export_fp32(arch, re_export=False):
     checkpoint = DEMO_CHECKPOINTS.get(arch)
     checkpoint = checkpoint if checkpoint and os.path.exists(checkpoint) else None
     if not re_export and os.path.exists(path) and os.path.exists(path + ".json"):
-        with open(path + ".json") as handle:
-            manifest = json.load(handle)
-        from runtime.manifest import sha256_file
-        source = manifest.get("source_checkpoint") or {}
+        from runtime.errors import ManifestError
+        from runtime.manifest import Manifest, sha256_file
+        try:
+            made = Manifest.load(path)
+        except ManifestError:  # an export of an older release: made again
+            made = None
+        source = made.source_checkpoint if made is not None else {}
         wanted = (os.path.abspath(checkpoint), sha256_file(checkpoint)) if checkpoint else (None, None)
-        if (manifest.get("arch") == arch and manifest["input"]["shape"][1:3] == list(SIZE)
+        if (made is not None and made.arch == arch and made.input.size == tuple(SIZE)
                 and (source.get("path"), source.get("sha256")) == wanted):
             return path, checkpoint
     if not os.path.isdir(ENGINE_DIR):
@@ -214,7 +216,7 @@ def task_engines(plain_path):
     if os.path.exists(TASK_CHECKPOINTS["outlier"]):
         sha = manifest_mod.sha256_file(TASK_CHECKPOINTS["outlier"])
         if not (os.path.exists(ood + ".json") and
-                (manifest_mod.load(ood).get("source_checkpoint") or {}).get("sha256") == sha):
+                manifest_mod.Manifest.load(ood).source_checkpoint.get("sha256") == sha):
             log("exporting swiftnet-rn18-ood")
             export("swiftnet-rn18-ood", TASK_CHECKPOINTS["outlier"], SIZE, ood, parity_images=1,
                    log=lambda message: None)
@@ -225,8 +227,8 @@ def task_engines(plain_path):
             bundle = os.path.join(ENGINE_DIR, "f2f-8-mid_fp32_" + form)
             made = None
             if os.path.exists(os.path.join(bundle, "forecast.json")):
-                made = manifest_mod.load(bundle)
-                made = (made["source_checkpoints"]["f2f"]["sha256"], made["forecaster"]["deform_form"])
+                made = manifest_mod.Manifest.load(bundle)
+                made = (made.source_checkpoints["f2f"]["sha256"], made.forecaster["deform_form"])
             if made != (sha, form):
                 log("exporting the forecast bundle ({} form)".format(form))
                 export_bundle(TASK_CHECKPOINTS["forecast"], bundle, deform_form=form, log=lambda message: None)

@@ -25,17 +25,11 @@ GENERATED_SEED = 7777
 PROBE_IMAGES = 2
 
 
-def _cpu_engine(path, manifest, staged=False):
-    """An Engine on ONNX Runtime's CPU provider for ``path``; a ``staged`` candidate gets a
-    manifest beside it first (a copy of the FP32 one naming it)."""
-    from runtime import manifest as manifest_mod
+def _cpu_engine(path, manifest=None):
+    """An Engine on ONNX Runtime's CPU provider for ``path``. ``manifest``: a staged
+    candidate's Manifest (it has no manifest file; the Engine takes it as it is)."""
     from runtime.engine import Engine
-    if staged:
-        data = copy.deepcopy(manifest)
-        data["artifact"] = {"file": os.path.basename(path), "format": "onnx",
-                            "sha256": manifest_mod.sha256_file(path)}
-        manifest_mod.write(path, data)
-    return Engine(path, backend="onnxruntime", providers=["CPUExecutionProvider"])
+    return Engine(path, backend="onnxruntime", providers=["CPUExecutionProvider"], manifest=manifest)
 
 
 def _at_label_size(class_map, shape):
@@ -55,10 +49,9 @@ class Measure(object):
 
     def __init__(self, fp32_onnx, eval_data=None, split="val", images=8, seed=GENERATED_SEED,
                  limit=None, progress=False):
-        from runtime import manifest as manifest_mod
         self.fp32_onnx = str(fp32_onnx)
-        self.manifest = manifest_mod.load(self.fp32_onnx)
-        self.reference = _cpu_engine(self.fp32_onnx, self.manifest)
+        self.reference = _cpu_engine(self.fp32_onnx)
+        self.manifest = self.reference.manifest
         self.names = [c["name"] for c in self.reference.classes]
         self.eval_data = eval_data
         self.progress = progress
@@ -82,7 +75,7 @@ class Measure(object):
         from calib.ranges import make_progress
         from runtime.data.cityscapes import read_image, read_label
         from runtime.metrics import ConfusionMatrix
-        matrix = ConfusionMatrix(len(engine.classes), engine.manifest["ignore_id"])
+        matrix = ConfusionMatrix(len(engine.classes), engine.manifest.ignore_id)
         maps = []
         bar = make_progress(len(self.pairs), desc, self.progress)
         try:
@@ -105,7 +98,10 @@ class Measure(object):
         return self.frames[:count]
 
     def __call__(self, candidate):
-        engine = _cpu_engine(str(candidate), self.manifest, staged=True)
+        from runtime.manifest import sha256_file
+        candidate = str(candidate)
+        engine = _cpu_engine(candidate, self.manifest.derive(artifact={
+            "file": os.path.basename(candidate), "format": "onnx", "sha256": sha256_file(candidate)}))
         try:
             if self.eval_data:
                 maps, matrix = self._run(engine, "evaluating {}".format(
@@ -114,7 +110,7 @@ class Measure(object):
                 agree = compare.Agreement().extend(maps, self.ref_maps).value
                 drop = 100.0 * (self.ref_summary["miou"] - summary["miou"])
                 return {"reference": "fp32",
-                        "reference_sha256": self.manifest["artifact"]["sha256"],
+                        "reference_sha256": self.manifest.sha256,
                         "metric": "miou", "data": os.path.abspath(self.eval_data),
                         "split": self.split, "images": len(self.pairs),
                         "miou": summary["miou"], "fp32_miou": self.ref_summary["miou"],
@@ -123,7 +119,7 @@ class Measure(object):
                         "agreement": agree, "drop": drop}
             maps = [engine.segment(f).class_map for f in self.frames]
             agree = compare.Agreement().extend(maps, self.ref_maps).value
-            return {"reference": "fp32", "reference_sha256": self.manifest["artifact"]["sha256"],
+            return {"reference": "fp32", "reference_sha256": self.manifest.sha256,
                     "metric": "agreement", "data": "generated", "seed": self.seed,
                     "images": len(self.frames), "size": list(self.reference.size),
                     "agreement": agree, "disagreement_pp": 100.0 * (1.0 - agree),
@@ -325,7 +321,7 @@ def _load_average():
 
 def _preprocessor(measure):
     from runtime.preprocess import Preprocessor
-    return Preprocessor(measure.manifest["input"])
+    return Preprocessor(measure.manifest.input)
 
 
 # -- latency ---------------------------------------------------------------------------------------

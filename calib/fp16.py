@@ -58,7 +58,7 @@ def convert(model, keep_fp32=()):
 def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
                 eval_split="val", agreement_images=8, progress=True, log=None):
     """FP32 ONNX (+ manifest) -> FP16 ONNX ``output`` + manifest (with its accuracy against
-    FP32). Returns the manifest. With ``max_drop``, a larger drop is an error (choose
+    FP32). Returns its runtime.manifest.Manifest. With ``max_drop``, a larger drop is an error (choose
     ``keep_fp32`` nodes, or use FP32). The nodes the FP32 manifest asks to keep (an outlier
     head's ``outlier.keep_fp32``) stay in FP32 as well."""
     from calib import accuracy, qdq
@@ -82,9 +82,7 @@ def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
             raise UserError("FP16 drop {:.3f} > --max-drop {:.3f}: keep the sensitive layers "
                             "in FP32 with --keep-fp32, or export FP32".format(
                                 result["drop"], max_drop))
-        data = qdq.derived_manifest(fp32_manifest, staged, "fp16")
-        data["fp16"] = info
-        data["accuracy"] = result
-        publish(staged, data, output)  # a failure before this leaves the previous pair untouched
+        manifest = qdq.derived_manifest(fp32_manifest, staged, "fp16").derive(fp16=info, accuracy=result)
+        manifest = publish(staged, manifest, output)  # a failure before this leaves the previous pair untouched
         log("wrote {} and its manifest".format(output))
-        return data
+        return manifest

@@ -4,7 +4,6 @@ Calibration (calib.ranges), quantization (calib.qdq) and the accuracy cost again
 (calib.accuracy) put together, plus TensorRT's calibration files for the ``trt`` flavor
 (their format: runtime/plan/calibration_cache.py). Nothing half-done is left behind on failure.
 """
-import copy
 import os
 import shutil
 import time
@@ -44,7 +43,6 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
     """
     from calib.images import CalibrationImages
     from calib.ranges import check_method, collect_ranges
-    from runtime import manifest as manifest_mod
     from runtime.artifacts import publish, staging
     from runtime.preprocess import Preprocessor
 
@@ -64,11 +62,11 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
             keep_fp32 += manifest_keep_fp32(fp32_manifest, prepared_model, keep_fp32, log)
 
             images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
-                                       synthetic_size=manifest_mod.input_hw(fp32_manifest))
-            pre = Preprocessor(fp32_manifest["input"])
+                                       synthetic_size=fp32_manifest.input.size)
+            pre = Preprocessor(fp32_manifest.input)
             log("calibrating on {} image(s) from {} ({}, seed {})".format(
                 len(images), calib, method, seed))
-            ranges = collect_ranges(prepared, images.tensors(pre), fp32_manifest["input"]["name"],
+            ranges = collect_ranges(prepared, images.tensors(pre), fp32_manifest.input.name,
                                     method=method, total=len(images), progress=progress,
                                     workdir=folder, log=log)
             calibration = {"method": method, "seed": int(seed)}
@@ -102,22 +100,20 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
                     "(x{:.2f})".format(latency["threads"], latency["runs"],
                                        (latency["load_average"] or ["?"])[0], latency["fp32_ms"],
                                        latency["int8_ms"], latency["ratio"]))
-            data = derived_manifest(fp32_manifest, staged, "int8")
-            data["calibration"] = calibration
-            data["quantization"] = info
-            data["accuracy"] = result
+            derived = derived_manifest(fp32_manifest, staged, "int8")
             if search is not None:
-                data["quantization"]["search"] = search
+                info["search"] = search
             if latency is not None:
-                data["quantization"]["latency_check"] = latency
+                info["latency_check"] = latency
             if flavor == "trt":
-                data["calibration"]["tensorrt"] = _write_trt_files(
+                calibration["tensorrt"] = _write_trt_files(
                     fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
                     fp32_copy, log, written)
-            data["calibration"]["seconds"] = round(time.time() - started, 1)
-            publish(staged, data, output)  # a failure before this leaves the previous pair untouched
+            calibration["seconds"] = round(time.time() - started, 1)
+            manifest = derived.derive(calibration=calibration, quantization=info, accuracy=result)
+            manifest = publish(staged, manifest, output)  # a failure before this leaves the previous pair untouched
             log("wrote {} and its manifest".format(output))
-            return data
+            return manifest
         except BaseException:
             for path in written:
                 if os.path.exists(path):
@@ -161,11 +157,11 @@ def _write_trt_files(fp32_onnx, fp32_manifest, output, ranges, calibration, trt_
         shutil.copyfile(str(fp32_onnx), tmp)
         written.extend([fp32_copy, manifest_mod.sidecar_path(fp32_copy)])
         os.replace(tmp, fp32_copy)
-        copy_manifest = copy.deepcopy(fp32_manifest)
-        copy_manifest["artifact"]["file"] = os.path.basename(fp32_copy)
-        manifest_mod.write(fp32_copy, copy_manifest)
-    opset = fp32_manifest.get("opset") or default_opset(load(fp32_copy))
-    trt_version = trt_version or (fp32_manifest.get("tensorrt_compat") or {}).get("target")
+        artifact = fp32_manifest.artifact
+        artifact["file"] = os.path.basename(fp32_copy)
+        fp32_manifest.derive(artifact=artifact).write(fp32_copy)
+    opset = fp32_manifest.opset or default_opset(load(fp32_copy))
+    trt_version = trt_version or fp32_manifest.tensorrt_compat.get("target")
     version = trt_rules.full_version(trt_version) if trt_version else _default_trt_version(int(opset))
     sha = manifest_mod.sha256_file(fp32_copy)
     names = tensor_names(fp32_copy)

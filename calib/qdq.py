@@ -607,42 +607,42 @@ def check_trt_qdq(model, opset=None):
 # -- the whole INT8 export ----------------------------------------------------------------------
 
 def derived_manifest(fp32_manifest, artifact_path, precision):
-    """The FP32 manifest re-targeted at a derived artifact (INT8 / FP16 of the same network).
+    """The FP32 Manifest re-targeted at a derived artifact (INT8 / FP16 of the same network).
 
     Its ``tensorrt_compat`` is measured again on the derived graph, and a derived artifact that
     the FP32 export's TensorRT target would reject is refused (UserError, one line)."""
     from runtime import manifest as manifest_mod
     from runtime.plan import trt_rules
-    data = copy.deepcopy(fp32_manifest)
-    compat = fp32_manifest.get("tensorrt_compat") or {}
-    data["tensorrt_compat"] = dict(trt_rules.compat_block(str(artifact_path), compat.get("target")),
-                                   io_form=compat.get("io_form"))
-    data["artifact"] = {"file": os.path.basename(str(artifact_path)), "format": "onnx",
-                        "sha256": manifest_mod.sha256_file(str(artifact_path))}
-    data["precision"] = precision
-    if "parity" in data:  # the PyTorch vs ONNX Runtime gate ran on the FP32 model
-        data["fp32_parity"] = data.pop("parity")
-    data["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds")
-    return data
+    compat = fp32_manifest.tensorrt_compat
+    changes = dict(
+        tensorrt_compat=dict(trt_rules.compat_block(str(artifact_path), compat.get("target")),
+                             io_form=compat.get("io_form")),
+        artifact={"file": os.path.basename(str(artifact_path)), "format": "onnx",
+                  "sha256": manifest_mod.sha256_file(str(artifact_path))},
+        precision=precision)
+    parity = fp32_manifest.parity
+    if parity is not None:  # the PyTorch vs ONNX Runtime gate ran on the FP32 model
+        changes["fp32_parity"] = parity
+    changes["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return fp32_manifest.derive(drop=("parity",), **changes)
 
 
 def load_fp32_source(fp32_onnx, output, what):
-    """The FP32 export's manifest, after checking the derived artifact's name and the source."""
-    from runtime import manifest as manifest_mod
+    """The FP32 export's Manifest, after checking the derived artifact's name and the source."""
+    from runtime.manifest import Manifest
     if not str(output).endswith(".onnx"):
         raise UserError("{} output must be an .onnx file, got {}".format(what, output))
-    fp32_manifest = manifest_mod.load(fp32_onnx)
-    if fp32_manifest.get("precision") != "fp32":
+    fp32_manifest = Manifest.load(fp32_onnx)
+    if fp32_manifest.precision != "fp32":
         raise UserError("{} is not an FP32 model (precision {})".format(
-            fp32_onnx, fp32_manifest.get("precision")))
+            fp32_onnx, fp32_manifest.precision))
     return fp32_manifest
 
 
 def manifest_keep_fp32(fp32_manifest, prepared_model, already=(), log=_log_default):
-    """Nodes the FP32 manifest asks to keep in FP32 (an outlier head's ``outlier.keep_fp32``)
+    """Nodes the FP32 Manifest asks to keep in FP32 (an outlier head's ``outlier.keep_fp32``)
     that the prepared model still has (preparing may merge identical nodes away)."""
-    wanted = (fp32_manifest.get("outlier") or {}).get("keep_fp32") or []
+    wanted = fp32_manifest.outlier.get("keep_fp32") or []
     known = set(node.name for node in prepared_model.graph.node)
     kept = [name for name in wanted if name in known and name not in already]
     if wanted:

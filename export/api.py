@@ -10,6 +10,7 @@ import platform
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
 from runtime.errors import UserError, first_line
+from runtime.manifest import Manifest
 from runtime.sizes import split_pair
 
 DEFAULT_OPSET = 17
@@ -30,7 +31,7 @@ def parse_size(text):
 def export(arch, checkpoint, size, output, opset=None, input_format="frame",
            color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
            min_agreement=0.999, trt_version=None, log=print):
-    """The whole export: load, export, check, parity gate, manifest. Returns the manifest."""
+    """The whole export: load, export, check, parity gate, manifest. Returns the Manifest."""
     from export import checkpoints, models, onnx_export
 
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
@@ -58,7 +59,7 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
                  input_format="frame", color_order="BGR", output_kind="class_map",
                  resize="stretch", parity_images=4, min_agreement=0.999, trt_version=None,
                  log=print):
-    """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the manifest."""
+    """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the Manifest."""
     from export import onnx_export, parity
     from export.classes import IGNORE_ID, cityscapes_classes
 
@@ -88,18 +89,20 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         log("exported (opset {}, {:.1f} MB)".format(written, os.path.getsize(staged) / 1e6))
         compat = _trt_compat(staged, trt_version, log)
 
-        data = build_manifest(arch, staged, size, input_name, input_shape, input_dtype, input_format,
-                              color_order, normalization, output_name, output_kind, classes, IGNORE_ID,
-                              opset, resize, checkpoint, info, form.class_map_dtype)
-        data["tensorrt_compat"] = dict(compat, io_form=form.name)
+        manifest = Manifest.from_dict(build_manifest(
+            arch, staged, size, input_name, input_shape, input_dtype, input_format, color_order,
+            normalization, output_name, output_kind, classes, IGNORE_ID, opset, resize, checkpoint,
+            info, form.class_map_dtype), manifest_mod.sidecar_path(output))
+        changes = {"tensorrt_compat": dict(compat, io_form=form.name)}
         if untrained:
-            data["source_checkpoint"]["trained"] = False
-            data["source_checkpoint"]["untrained_parts"] = untrained
-        if wrapper.outlier_head:
-            _add_outlier(data, staged, size)
-            data["outlier"]["head_trained"] = not untrained  # the only head a base checkpoint lacks
+            source = manifest.source_checkpoint
+            source.update(trained=False, untrained_parts=untrained)
+            changes["source_checkpoint"] = source
+        manifest = manifest.derive(**changes)
+        if wrapper.outlier_head:  # the only head a base checkpoint lacks
+            manifest = _add_outlier(manifest, staged, size, trained=not untrained)
         log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
-        frames = parity_frames(parity_images, size, data["input"])
+        frames = parity_frames(parity_images, size, manifest.input)
         try:
             figures = parity.run_parity(wrapper, staged, frames, min_agreement=min_agreement)
         except parity.ParityError as exc:
@@ -108,27 +111,30 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
             figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
         if "outlier_max_abs_error" in figures:
             log("parity: outlier score max abs error {:.2e}".format(figures["outlier_max_abs_error"]))
-        data["parity"] = figures
-        path = publish(staged, data, output)
-    log("wrote {} and its manifest {}".format(output, path))
-    return data
+        manifest = publish(staged, manifest.derive(parity=figures), output)
+    log("wrote {} and its manifest {}".format(output, manifest_mod.sidecar_path(output)))
+    return manifest
 
 
 OUTLIER_DEFAULT_THRESHOLD = 0.5
 
 
-def _add_outlier(data, output, size):
+def _add_outlier(manifest, output, size, trained):
     """The outlier composition: a second output and how to read it (task 'outlier').
+    Returns the new Manifest.
 
-    ``keep_fp32`` names the outlier head's nodes, which an INT8 export leaves unquantized.
+    ``keep_fp32`` names the outlier head's nodes, which an INT8 export leaves unquantized;
+    ``head_trained``: whether the checkpoint had weights for it.
     """
     from export.onnx_export import OUTLIER_OUTPUT
     height, width = size
-    data["task"] = "outlier"
-    data["outputs"].append({"name": OUTLIER_OUTPUT, "shape": [1, height, width],
-                            "dtype": "float32", "meaning": "outlier_score"})
-    data["outlier"] = {"default_threshold": OUTLIER_DEFAULT_THRESHOLD, "score": "1 - P(inlier)",
-                       "output": OUTLIER_OUTPUT, "keep_fp32": _head_nodes(output, "logits_conf")}
+    score = {"name": OUTLIER_OUTPUT, "shape": [1, height, width], "dtype": "float32",
+             "meaning": "outlier_score"}
+    return manifest.derive(
+        task="outlier", outputs=[out.to_dict() for out in manifest.outputs] + [score],
+        outlier={"default_threshold": OUTLIER_DEFAULT_THRESHOLD, "score": "1 - P(inlier)",
+                 "output": OUTLIER_OUTPUT, "keep_fp32": _head_nodes(output, "logits_conf"),
+                 "head_trained": trained})
 
 
 def _head_nodes(onnx_path, module):
@@ -155,11 +161,12 @@ def _checked(check, path, opset):
         raise UserError("exported model failed the ONNX check: {}".format(first_line(exc)))
 
 
-def parity_frames(count, size, manifest_input):
-    """``count`` generated road scenes, preprocessed exactly as the runtime will."""
+def parity_frames(count, size, spec):
+    """``count`` generated road scenes, preprocessed exactly as the runtime will for the
+    input ``spec`` (a runtime.manifest.Input)."""
     from export.scenes import render_scene
     from runtime.preprocess import Preprocessor
-    pre = Preprocessor(manifest_input)
+    pre = Preprocessor(spec)
     frames = []
     for index in range(count):
         image = render_scene(seed=12345, index=index, size=size)[0]
@@ -227,7 +234,7 @@ def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_
                    output_kind="class_map", resize="stretch", parity_images=4, min_agreement=0.999,
                    progress=True, log=print):
     """fp16 / int8: the parity-gated FP32 export into a temporary folder, then calib/. Returns the
-    manifest of ``output``."""
+    Manifest of ``output``."""
     if precision == "int8" and not calib:
         raise UserError("--precision int8 needs --calib: a folder, glob or video of "
                         "representative frames ('synthetic' for generated scenes)")

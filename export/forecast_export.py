@@ -29,6 +29,7 @@ from torch import nn
 from runtime import compare
 from runtime import manifest as manifest_mod
 from runtime.errors import UserError, first_line
+from runtime.manifest import Manifest
 
 BUNDLE_ARCH = "swiftnet-rn18-f2f"
 BUNDLE_FILE = "forecast.json"
@@ -186,17 +187,18 @@ def gate(stages, sessions, frames, offsets, min_agreement):
 
 
 def _stage_manifest(stage, path, arch, inp, outputs, classes, opset, precision, extra=None):
+    """The Manifest of one stage artifact at ``path``."""
     from export.classes import IGNORE_ID
     from export.api import toolchain_versions
-    data = {"schema_version": manifest_mod.SCHEMA_VERSION, "arch": arch, "task": "forecast_stage",
+    fields = {"schema_version": manifest_mod.SCHEMA_VERSION, "arch": arch, "task": "forecast_stage",
             "stage": stage,
             "artifact": {"file": os.path.basename(path), "format": "onnx",
                          "sha256": manifest_mod.sha256_file(path)},
             "input": inp, "outputs": outputs, "classes": classes, "ignore_id": IGNORE_ID,
             "precision": precision, "opset": opset, "toolchain": toolchain_versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    data.update(extra or {})
-    return data
+    fields.update(extra or {})
+    return Manifest.from_dict(fields, manifest_mod.sidecar_path(path))
 
 
 def _features_input(name, shape):
@@ -307,12 +309,13 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
             figures[precision]["forecast_agreement_vs_fp32"] = _agreement_vs_fp32(
                 paths, frames, fp32_forecasts, offsets, precision, log)
         from runtime.plan import trt_rules
-        for stage, data in stage_data.items():
-            data["tensorrt_compat"] = dict(trt_rules.compat_block(paths[stage], trt_version), io_form=form.name)
+        for stage in list(stage_data):
+            compat = dict(trt_rules.compat_block(paths[stage], trt_version), io_form=form.name)
+            stage_data[stage] = stage_data[stage].derive(tensorrt_compat=compat)
             log("{} stage: TensorRT parsers that accept it (static check): {}".format(
-                stage, ", ".join(data["tensorrt_compat"]["legal"]) or "none"))
-            manifest_mod.write(paths[stage], data)
-        bundle = {
+                stage, ", ".join(compat["legal"]) or "none"))
+            stage_data[stage].write(paths[stage])
+        bundle = Manifest.from_dict({
             "schema_version": manifest_mod.SCHEMA_VERSION, "task": "forecast", "arch": BUNDLE_ARCH,
             "precision": precision, "stages": dict(STAGE_FILES),
             "past_offsets": offsets, "horizon": horizon, "frame_rate": float(fps),
@@ -324,20 +327,18 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
             "input": frame_input, "classes": classes, "ignore_id": IGNORE_ID, "opset": opset,
             "tensorrt_compat": {"target": trt_version, "io_form": form.name,
                                 "legal": [f for f in trt_rules.FAMILIES
-                                          if all(f in stage_data[s]["tensorrt_compat"]["legal"] for s in STAGE_FILES)]},
+                                          if all(f in stage_data[s].tensorrt_compat["legal"] for s in STAGE_FILES)]},
             "parity": figures,
             "source_checkpoints": {
                 "f2f": {"path": os.path.abspath(checkpoint), "sha256": info["f2f"]["sha256"]},
                 "features": {"path": os.path.abspath(info["features_path"]), "sha256": info["features"]["sha256"]}},
             "training_metrics": (info["f2f"].get("metadata") or {}).get("metrics"),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }
-        manifest_mod.validate(bundle, BUNDLE_FILE)
+        }, BUNDLE_FILE)
         for stage, name in STAGE_FILES.items():
             for suffix in ("", ".json"):
                 os.replace(paths[stage] + suffix, os.path.join(output_dir, name + suffix))
-        from runtime.jsonfile import write_atomic
-        path = write_atomic(os.path.join(output_dir, BUNDLE_FILE), bundle)
+        path = bundle.write_bundle(output_dir)
         log("wrote forecast bundle {} (horizon {} frames = {:.2f} s at {:g} Hz)".format(
             path, horizon, horizon / float(fps), fps))
         return bundle
@@ -354,20 +355,20 @@ def _quantize_stages(paths, stage_data, calib, count, method, seed, flavor, size
 
     fp32_features = _session(paths["features"])
     images = CalibrationImages(calib, count=count, seed=seed, synthetic_size=size)
-    pre = Preprocessor(stage_data["features"]["input"])
+    pre = Preprocessor(stage_data["features"].input)
     tensors = [t for t in images.tensors(pre)]
     log("calibrating the features and decoder stages on {} image(s) ({})".format(len(tensors), method))
     info = {}
     for stage, inputs in (("features", tensors),
                           ("decoder", [fp32_features.run(None, {"frame": t})[0] for t in tensors])):
         prepared = prepare(paths[stage], os.path.join(work, stage + ".prepared.onnx"))
-        ranges = collect_ranges(prepared, inputs, stage_data[stage]["input"]["name"], method=method,
+        ranges = collect_ranges(prepared, inputs, stage_data[stage].input.name, method=method,
                                 total=len(inputs), progress=False, workdir=work, log=None)
         staged = os.path.join(work, stage + ".int8.onnx")
         info[stage] = quantize(load(prepared), staged, ranges, flavor, workdir=work)
         _replace_stage(paths, stage_data, stage, staged, "int8")
-        stage_data[stage]["calibration"] = {"source": str(calib), "images": len(inputs), "method": method,
-                                            "seed": seed, "flavor": flavor}
+        stage_data[stage] = stage_data[stage].derive(calibration={
+            "source": str(calib), "images": len(inputs), "method": method, "seed": seed, "flavor": flavor})
     return {"stages": ["features", "decoder"], "fp32_stages": ["f2f"], "quantization": info}
 
 
@@ -381,14 +382,16 @@ def _half_stages(paths, stage_data, work):
         staged = os.path.join(work, stage + ".fp16.onnx")
         qdq._save(half, staged)
         _replace_stage(paths, stage_data, stage, staged, "fp16")
-        stage_data[stage]["fp16"] = info[stage]
+        stage_data[stage] = stage_data[stage].derive(fp16=info[stage])
     return {"stages": ["features", "decoder"], "fp32_stages": ["f2f"], "conversion": info}
 
 
 def _replace_stage(paths, stage_data, stage, staged, precision):
+    """Put the reduced-precision ``staged`` model in the stage's place; its Manifest follows."""
     os.replace(staged, paths[stage])
-    stage_data[stage]["artifact"]["sha256"] = manifest_mod.sha256_file(paths[stage])
-    stage_data[stage]["precision"] = precision
+    artifact = stage_data[stage].artifact
+    artifact["sha256"] = manifest_mod.sha256_file(paths[stage])
+    stage_data[stage] = stage_data[stage].derive(artifact=artifact, precision=precision)
 
 
 def _agreement_vs_fp32(paths, frames, fp32_forecasts, offsets, precision, log):

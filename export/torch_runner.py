@@ -16,13 +16,14 @@ import torch
 from runtime.bench import Runner
 
 
-def model_input(engine_tensor, manifest_input, normalization):
-    """The engine's input tensor -> the normalized float32 NCHW RGB tensor the model takes."""
+def model_input(engine_tensor, spec, normalization):
+    """The engine's input tensor -> the normalized float32 NCHW RGB tensor the model takes.
+    ``spec``: the engine's input (a runtime.manifest.Input)."""
     tensor = np.asarray(engine_tensor)
-    if not manifest_input["normalization"]["in_graph"]:
+    if not spec.normalization["in_graph"]:
         return np.ascontiguousarray(tensor, dtype=np.float32)  # already the model's input
     frame = tensor.astype(np.float32)  # (1, H, W, 3) in the engine's colour order
-    if manifest_input.get("color_order", "BGR") == "BGR":
+    if (spec.color_order or "BGR") == "BGR":
         frame = frame[..., ::-1]
     scale = np.float32(normalization["scale"])
     mean = np.asarray(normalization["mean"], dtype=np.float32)
@@ -50,7 +51,7 @@ class TorchRunner(Runner):
                 "NCHW in, logits at the input resolution out (the model's final upsample "
                 "included); no cast/normalize/transpose, no argmax")
 
-    def __init__(self, arch, engine_tensor, manifest_input, checkpoint=None, threads=None):
+    def __init__(self, arch, engine_tensor, spec, checkpoint=None, threads=None):
         if threads:
             torch.set_num_threads(int(threads))
             try:
@@ -60,7 +61,7 @@ class TorchRunner(Runner):
         self.arch, self.checkpoint = arch, checkpoint
         self.model, normalization = load_model(arch, checkpoint)
         self.model = self.model.float().eval()
-        self.input = torch.from_numpy(model_input(engine_tensor, manifest_input, normalization))
+        self.input = torch.from_numpy(model_input(engine_tensor, spec, normalization))
         self.name = "pytorch-eager-fp32"
 
     def run_once(self):

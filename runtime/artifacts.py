@@ -16,7 +16,7 @@ import signal
 import tempfile
 
 from runtime.errors import UserError
-from runtime.jsonfile import process_alive, write_atomic
+from runtime.jsonfile import process_alive
 
 STAGING_PREFIX = ".rt-stage-"
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None),
@@ -86,22 +86,23 @@ def _signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def publish(staged, data, output):
-    """Move the checked artifact ``staged`` to ``output`` with its manifest ``data`` (whose
-    ``artifact`` block this fills: file name and sha256). Returns the manifest path."""
+def publish(staged, manifest, output):
+    """Move the checked artifact ``staged`` to ``output`` with its runtime.manifest.Manifest,
+    whose ``artifact`` block gets the file name and sha256. Returns the published Manifest
+    (written to ``runtime.manifest.sidecar_path(output)``)."""
     from runtime import manifest as manifest_mod
     output = str(output)
     check_artifact_output(output, kinds=(os.path.splitext(output)[1],))
-    data.setdefault("artifact", {})
-    data["artifact"]["file"] = os.path.basename(output)
-    data["artifact"]["sha256"] = manifest_mod.sha256_file(staged)
+    artifact = manifest.artifact
+    artifact.update(file=os.path.basename(output), sha256=manifest_mod.sha256_file(staged))
+    manifest = manifest.derive(artifact=artifact)
     sidecar = manifest_mod.sidecar_path(output)
     pending = os.path.join(os.path.dirname(os.path.abspath(str(staged))),
                            os.path.basename(sidecar) + ".pending")
-    write_atomic(pending, data)
+    manifest.write_file(pending)
     with _signals_held():
         if os.path.lexists(sidecar):
             os.remove(sidecar)
         os.replace(str(staged), output)
         os.replace(pending, sidecar)
-    return sidecar
+    return manifest

@@ -97,15 +97,14 @@ class CallRunner(Runner):
 
 
 def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, backend_info=None):
-    """What one timed call of an engine covers, from its manifest and backend (``describe()``)."""
+    """What one timed call of an engine covers, from its Manifest and backend (``describe()``)."""
     backend_info = backend_info or {}
-    inp = manifest["input"]
-    if inp["normalization"]["in_graph"]:
-        pre = "{} {} frame in, cast/normalize/transpose in the graph".format(
-            inp["dtype"], inp["layout"])
+    inp = manifest.input
+    if inp.normalization["in_graph"]:
+        pre = "{} {} frame in, cast/normalize/transpose in the graph".format(inp.dtype, inp.layout)
     else:
-        pre = "normalized {} {} tensor in".format(inp["dtype"], inp["layout"])
-    meanings = [o.get("meaning") for o in manifest["outputs"]]
+        pre = "normalized {} {} tensor in".format(inp.dtype, inp.layout)
+    meanings = [o.meaning for o in manifest.outputs]
     post = ("upsample + argmax in the graph, class map out" if "class_map" in meanings
             else "logits out")
     if backend_name == "tensorrt":
@@ -226,7 +225,7 @@ def forecast_includes(engine):
             "every past offset in the feature ring): features stage on a prepared {} {} tensor + "
             "ring buffer + f2f on the {} concatenated past feature maps + decoder of the forecast "
             "(class map out){}; {}".format(
-                engine.manifest["input"]["dtype"], engine.manifest["input"]["layout"],
+                engine.manifest.input.dtype, engine.manifest.input.layout,
                 len(engine.past_offsets), current, how))
 
 
@@ -291,8 +290,7 @@ class ForecastRunner(Runner):
         for stage in FORECAST_STAGES:
             backend = bundle.backends[stage].describe()
             details[stage] = {"file": bundle.stage_paths[stage],
-                              "precision": bundle.stages[stage].get("precision",
-                                                                    bundle.manifest["precision"]),
+                              "precision": bundle.stages[stage].precision,
                               "backend": backend.get("backend"), "version": backend.get("version"),
                               "providers": backend.get("providers")}
         info.update(stage_info=details, priming_frames=self.priming_frames)

@@ -104,7 +104,7 @@ def open_runners(paths, backends=None, names=None, providers=None, threads=None,
 def torch_runner(spec, first, threads, notes):
     """The PyTorch peer ("ARCH[:CHECKPOINT]"); torch is imported here and only here."""
     arch, _, checkpoint = spec.partition(":")
-    engine_arch = first.engine.manifest.get("arch")
+    engine_arch = first.engine.manifest.arch
     if engine_arch and engine_arch != arch:
         _note(notes, "--torch {} is not the engine's architecture ({}): the ratio compares different "
                      "networks".format(arch, engine_arch))
@@ -113,7 +113,7 @@ def torch_runner(spec, first, threads, notes):
     except ImportError as exc:
         raise UserError("--torch needs PyTorch and the export package (workstation side): {}"
                         .format(exc))
-    return TorchRunner(arch, first.tensor, first.engine.manifest["input"],
+    return TorchRunner(arch, first.tensor, first.engine.manifest.input,
                        checkpoint=checkpoint or None, threads=threads)
 
 

@@ -16,6 +16,7 @@ from runtime import outlier as outlier_mod
 from runtime.backends import open_backend
 from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
+from runtime.manifest import Manifest
 from runtime.preprocess import Preprocessor
 from runtime.result import Result, refuse_forecast_parts
 
@@ -52,23 +53,27 @@ class Engine(EngineBase):
     """
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 verify=True):
+                 verify=True, manifest=None):
+        """``manifest``: the artifact's Manifest, for an artifact without a manifest file
+        beside it (a candidate being measured); ``path`` is then the artifact itself."""
         self.path = str(path)
-        self.manifest = manifest_mod.load(self.path)
+        if manifest is None:
+            self.manifest = Manifest.load(self.path)
+            self.artifact = manifest_mod.resolve(self.path)[0]
+        else:
+            self.manifest, self.artifact = manifest, self.path
         refuse_forecast_parts(self.path, self.manifest)
-        artifact, manifest_path = manifest_mod.resolve(self.path)
-        self.artifact = artifact
         if verify:
-            manifest_mod.verify_artifact(artifact, self.manifest, manifest_path)
-        self.backend = open_backend(artifact, self.manifest, backend=backend,
+            self.manifest.verify_artifact(self.artifact)
+        self.backend = open_backend(self.artifact, self.manifest, backend=backend,
                                     providers=providers, threads=threads)
         self._check_io()
-        self.preprocessor = Preprocessor(self.manifest["input"], resize=resize)
-        self.input_name = self.manifest["input"]["name"]
+        self.preprocessor = Preprocessor(self.manifest.input, resize=resize)
+        self.input_name = self.manifest.input.name
         self.size = self.preprocessor.size
-        self.classes = self.manifest["classes"]
-        self.class_map_output = manifest_mod.output_by_meaning(self.manifest, "class_map")
-        self.logits_output = manifest_mod.output_by_meaning(self.manifest, "logits")
+        self.classes = self.manifest.classes
+        self.class_map_output = self.manifest.output("class_map")
+        self.logits_output = self.manifest.output("logits")
         if self.class_map_output is None and self.logits_output is None:
             raise ManifestError("{}: no output with meaning 'class_map' or 'logits'".format(self.path))
         self.outlier_output = outlier_mod.score_output(self.manifest)
@@ -80,28 +85,28 @@ class Engine(EngineBase):
         static dims, input dtype): a wrong manifest must be one line here, not an error of
         the backend at the first frame."""
         inputs = dict((t.name, t) for t in self.backend.inputs)
-        described = self.manifest["input"]
-        expected = described["name"]
+        described = self.manifest.input
+        expected = described.name
         if expected not in inputs:
             raise ManifestError("{}: manifest input '{}' is not in the model (it has {})".format(
                 self.path, expected, ", ".join(sorted(inputs))))
         self._check_tensor(inputs[expected], described, "input")
         if str(inputs[expected].dtype) in manifest_mod.DTYPES and \
-                str(inputs[expected].dtype) != described["dtype"]:
+                str(inputs[expected].dtype) != described.dtype:
             raise ManifestError("{}: input '{}' is {} in the model but {} in its manifest".format(
-                self.path, expected, inputs[expected].dtype, described["dtype"]))
+                self.path, expected, inputs[expected].dtype, described.dtype))
         outputs = dict((t.name, t) for t in self.backend.outputs)
-        for out in self.manifest["outputs"]:
-            if out["name"] not in outputs:
+        for out in self.manifest.outputs:
+            if out.name not in outputs:
                 raise ManifestError("{}: manifest output '{}' is not in the model (it has {})".format(
-                    self.path, out["name"], ", ".join(sorted(outputs))))
-            self._check_tensor(outputs[out["name"]], out, "output")
+                    self.path, out.name, ", ".join(sorted(outputs))))
+            self._check_tensor(outputs[out.name], out, "output")
 
     def _check_tensor(self, tensor, described, what):
-        dims, want = list(tensor.shape), list(described["shape"])
+        dims, want = list(tensor.shape), described.shape
         if len(dims) != len(want) or any(isinstance(d, int) and d != w for d, w in zip(dims, want)):
             raise ManifestError("{}: {} '{}' is {} in the model but {} in its manifest".format(
-                self.path, what, described["name"], dims, want))
+                self.path, what, described.name, dims, want))
 
     def infer(self, tensor):
         """Input tensor -> {output name: array} (complete when it returns)."""
@@ -110,9 +115,9 @@ class Engine(EngineBase):
     def postprocess(self, outputs):
         """Raw outputs -> (H, W) uint8 class map."""
         if self.class_map_output is not None:
-            class_map = outputs[self.class_map_output["name"]][0]
+            class_map = outputs[self.class_map_output.name][0]
         else:
-            class_map = np.argmax(outputs[self.logits_output["name"]][0], axis=0)
+            class_map = np.argmax(outputs[self.logits_output.name][0], axis=0)
         return class_map.astype(np.uint8, copy=False)
 
     def outlier_score(self, outputs):
@@ -137,9 +142,9 @@ class Engine(EngineBase):
 
     def describe(self):
         info = dict(self.backend.describe())
-        info.update({"engine": self.artifact, "arch": self.manifest["arch"],
-                     "task": self.manifest["task"],
-                     "precision": self.manifest["precision"], "input_size": list(self.size)})
+        info.update({"engine": self.artifact, "arch": self.manifest.arch,
+                     "task": self.manifest.task,
+                     "precision": self.manifest.precision, "input_size": list(self.size)})
         return info
 
     def close(self):

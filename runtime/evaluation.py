@@ -52,7 +52,7 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
     runtime.outlier_eval.OutlierBreakdown filled from the images that also have the
     generator's sidecars.
     """
-    ignore_id = engine.manifest["ignore_id"]
+    ignore_id = engine.manifest.ignore_id
     matrix = ConfusionMatrix(len(engine.classes), ignore_id)
     ref_matrix = ConfusionMatrix(len(engine.classes), ignore_id) if reference else None
     agreement = compare.Agreement()
@@ -150,7 +150,7 @@ def evaluate_forecast_bundle(bundle_path, data, split="val", reference=None, lim
                         "as streams: use rt-segment or rt-bench --backend native for bundles")
     bundle = ForecastBundle(bundle_path, backend=backend, threads=threads, verify=verify)
     ref_bundle = ForecastBundle(reference, threads=threads, verify=verify) if reference else None
-    if reference and ref_bundle.manifest["task"] != "forecast":
+    if reference and ref_bundle.manifest.task != "forecast":
         raise UserError("--reference {} must be a forecast bundle too".format(reference))
     sequences = [frames for frames in group_sequences(find_pairs(data, split)).values()]
     if not sequences:
@@ -169,8 +169,8 @@ def evaluate_forecast_bundle(bundle_path, data, split="val", reference=None, lim
                                                                      ref_bundle, bar)
     rate = float(fps or bundle.frame_rate)
     result = {"engine": bundle_path, "task": "forecast", "data": data, "split": split,
-              "sequences": len(sequences), "precision": bundle.manifest.get("precision"),
-              "forecaster": bundle.manifest.get("forecaster"),
+              "sequences": len(sequences), "precision": bundle.manifest.precision,
+              "forecaster": bundle.manifest.forecaster,
               "horizon": {"frames": horizon, "s": horizon / rate},
               "past_offsets": {"frames": offsets, "s": [o / rate for o in offsets]},
               "sequence_fps": fps, "trained_fps": bundle.frame_rate, "offsets_converted_by_time": converted}

@@ -25,6 +25,7 @@ from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError
 from runtime.feature_ring import FeatureRing, capacity_for
 from runtime.forecast_stats import ForecastFrame, ForecastStats
+from runtime.manifest import Manifest
 from runtime.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -47,19 +48,19 @@ class ForecastBundle(object):
                  verify=True):
         self.path = manifest_mod.resolve(path)[1]
         self.verify = verify  # each stage's sha256 against its manifest (runtime.manifest)
-        self.manifest = manifest_mod.load(path)
-        if self.manifest["task"] != "forecast":
+        self.manifest = bundle = Manifest.load(path)
+        if bundle.task != "forecast":
             raise ManifestError("{}: task {!r} is not a forecast bundle (task 'forecast', see "
-                                "docs/forecast-bundle.md)".format(self.path, self.manifest["task"]))
-        bundle = self.manifest
-        self.past_offsets = [int(o) for o in bundle["past_offsets"]]
-        self.horizon = int(bundle["horizon"])
-        self.frame_rate = float(bundle["frame_rate"])
-        self.feature_shape = [int(d) for d in bundle["feature_shape"]]
-        self.classes = bundle["classes"]
+                                "docs/forecast-bundle.md)".format(self.path, bundle.task))
+        self.past_offsets = bundle.past_offsets
+        self.horizon = bundle.horizon
+        self.frame_rate = float(bundle.frame_rate)
+        self.feature_shape = bundle.feature_shape
+        self.classes = bundle.classes
         folder = os.path.dirname(os.path.abspath(self.path))
+        stages = bundle.stages
         self.stage_paths = collections.OrderedDict(
-            (name, os.path.join(folder, bundle["stages"][name])) for name in STAGES)
+            (name, os.path.join(folder, stages[name])) for name in STAGES)
         self.stages = dict((name, self._load_stage(name)) for name in STAGES)
         self._check_stages()
         self.backends = {}
@@ -73,14 +74,14 @@ class ForecastBundle(object):
         except BaseException:
             self.close()
             raise
-        self.preprocessor = Preprocessor(self.stages["features"]["input"], resize=resize)
+        self.preprocessor = Preprocessor(self.stages["features"].input, resize=resize)
         self.size = self.preprocessor.size
-        self._io = dict((name, (self.stages[name]["input"]["name"], self._output(name)["name"]))
+        self._io = dict((name, (self.stages[name].input.name, self._output(name).name))
                         for name in STAGES)
-        self._dtype = dict((name, np.dtype(self.stages[name]["input"]["dtype"]))
+        self._dtype = dict((name, np.dtype(self.stages[name].input.dtype))
                            for name in ("f2f", "decoder"))
         decoder_out = self._output("decoder")
-        self._decoder_logits = decoder_out["meaning"] == "logits"
+        self._decoder_logits = decoder_out.meaning == "logits"
 
     # -- loading and checks ---------------------------------------------------------------
 
@@ -91,18 +92,18 @@ class ForecastBundle(object):
         path = self.stage_paths[name]
         if not os.path.isfile(path):
             self._fail("stage '{}' file {} is missing", name, path)
-        data = manifest_mod.load(path)
-        if data["task"] != "forecast_stage" or data.get("stage") != name:
+        stage = Manifest.load(path)
+        if stage.task != "forecast_stage" or stage.stage != name:
             self._fail("{} is not the '{}' stage (its manifest says task {!r}, stage {!r})",
-                       path, name, data["task"], data.get("stage"))
+                       path, name, stage.task, stage.stage)
         if self.verify:
-            manifest_mod.verify_artifact(path, data, manifest_mod.sidecar_path(path))
-        return data
+            stage.verify_artifact(path)
+        return stage
 
     def _output(self, name):
         meanings = ("class_map", "logits") if name == "decoder" else ("features",)
         for meaning in meanings:
-            out = manifest_mod.output_by_meaning(self.stages[name], meaning)
+            out = self.stages[name].output(meaning)
             if out is not None:
                 return out
         self._fail("stage '{}' has no output with meaning {}", name, " or ".join(meanings))
@@ -114,51 +115,50 @@ class ForecastBundle(object):
         expected_inputs = {"features": ("frame", None), "f2f": ("features", stacked),
                            "decoder": ("features", shape)}
         for name in STAGES:
-            inp = self.stages[name]["input"]
+            inp = self.stages[name].input
             kind, want = expected_inputs[name]
-            if inp.get("kind", "frame") != kind:
-                self._fail("stage '{}' input '{}' is a {}, expected {}", name, inp["name"],
-                           inp.get("kind", "frame"), kind)
-            if want is not None and list(inp["shape"]) != want:
+            if inp.kind != kind:
+                self._fail("stage '{}' input '{}' is a {}, expected {}", name, inp.name,
+                           inp.kind, kind)
+            if want is not None and inp.shape != want:
                 why = ("{} past frames x feature_shape {}".format(count, shape) if name == "f2f"
                        else "feature_shape")
                 self._fail("stage '{}' input '{}' has shape {}, expected {} ({})", name,
-                           inp["name"], list(inp["shape"]), want, why)
-            if name != "decoder" and list(self._output(name)["shape"]) != shape:
+                           inp.name, inp.shape, want, why)
+            if name != "decoder" and self._output(name).shape != shape:
                 self._fail("stage '{}' output '{}' has shape {}, expected feature_shape {}",
-                           name, self._output(name)["name"], list(self._output(name)["shape"]),
-                           shape)
-        frame, ours = self.stages["features"]["input"], self.manifest["input"]
+                           name, self._output(name).name, self._output(name).shape, shape)
+        frame, ours = self.stages["features"].input, self.manifest.input
         for key in ("shape", "dtype", "layout", "color_order"):
-            if frame[key] != ours[key]:
+            if getattr(frame, key) != getattr(ours, key):
                 self._fail("stage 'features' input {} is {!r}, the bundle's input says {!r}",
-                           key, frame[key], ours[key])
-        if _class_keys(self.stages["decoder"]["classes"]) != _class_keys(self.classes):
+                           key, getattr(frame, key), getattr(ours, key))
+        decoder_classes = self.stages["decoder"].classes
+        if _class_keys(decoder_classes) != _class_keys(self.classes):
             self._fail("stage 'decoder' has {} classes that differ from the bundle's {} "
-                       "(ids and names must match)", len(self.stages["decoder"]["classes"]),
-                       len(self.classes))
+                       "(ids and names must match)", len(decoder_classes), len(self.classes))
         for name in STAGES:
             for key in _SHARED:
-                value = _stage_value(self.stages[name], key)
-                if value is not None and not _same(value, self.manifest[key]):
+                value, ours = self.stages[name].forecast_value(key), getattr(self.manifest, key)
+                if value is not None and not _same(value, ours):
                     self._fail("stage '{}' says {} {!r}, the bundle says {!r}", name, key,
-                               value, self.manifest[key])
+                               value, ours)
 
     def _check_model(self, name):
         """The tensors the stage manifest names exist in the model, with the same static dims."""
         backend, data = self.backends[name], self.stages[name]
-        for described, tensors, what in ((data["input"], backend.inputs, "input"),
+        for described, tensors, what in ((data.input, backend.inputs, "input"),
                                          (self._output(name), backend.outputs, "output")):
             found = dict((t.name, t) for t in tensors)
-            tensor = found.get(described["name"])
+            tensor = found.get(described.name)
             if tensor is None:
                 self._fail("stage '{}' manifest {} '{}' is not in {} (it has {})", name, what,
-                           described["name"], self.stage_paths[name], ", ".join(sorted(found)))
-            dims = list(tensor.shape)
-            if len(dims) != len(described["shape"]) or any(
-                    isinstance(d, int) and d != int(w) for d, w in zip(dims, described["shape"])):
+                           described.name, self.stage_paths[name], ", ".join(sorted(found)))
+            dims, want = list(tensor.shape), described.shape
+            if len(dims) != len(want) or any(
+                    isinstance(d, int) and d != int(w) for d, w in zip(dims, want)):
                 self._fail("stage '{}' {} '{}' is {} in the model but {} in its manifest", name,
-                           what, described["name"], dims, list(described["shape"]))
+                           what, described.name, dims, want)
 
     # -- the three primitives -------------------------------------------------------------
 
@@ -194,8 +194,8 @@ class ForecastBundle(object):
 
     def describe(self):
         info = dict(self.backends["features"].describe())
-        info.update({"engine": self.path, "arch": self.manifest["arch"], "task": "forecast",
-                     "precision": self.manifest["precision"], "input_size": list(self.size),
+        info.update({"engine": self.path, "arch": self.manifest.arch, "task": "forecast",
+                     "precision": self.manifest.precision, "input_size": list(self.size),
                      "stages": dict(self.stage_paths), "past_offsets": list(self.past_offsets),
                      "horizon": self.horizon, "frame_rate": self.frame_rate})
         return info
@@ -207,14 +207,6 @@ class ForecastBundle(object):
 
 def _class_keys(classes):
     return [(int(c["id"]), c["name"]) for c in classes]
-
-
-def _stage_value(stage, key):
-    """``key`` as a stage manifest states it (top level or in a ``forecast`` block), or None."""
-    if key in stage:
-        return stage[key]
-    block = stage.get("forecast")
-    return block.get(key) if isinstance(block, dict) else None
 
 
 def _same(a, b):

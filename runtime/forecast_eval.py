@@ -73,8 +73,8 @@ def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, prog
     """
     from runtime.data.cityscapes import read_label
     first = -min(offsets)
-    scores = ForecastScores(bundle.classes, bundle.manifest["ignore_id"])
-    ref_scores = ForecastScores(bundle.classes, bundle.manifest["ignore_id"]) if reference else None
+    scores = ForecastScores(bundle.classes, bundle.manifest.ignore_id)
+    ref_scores = ForecastScores(bundle.classes, bundle.manifest.ignore_id) if reference else None
     agreement = compare.Agreement()
     for frames in sequences:
         if len(frames) <= first + horizon:

@@ -9,6 +9,7 @@ A forecast bundle is one manifest ``forecast.json`` (task ``forecast``) naming t
 stage artifacts, each with its own manifest (task ``forecast_stage``); see
 docs/forecast-bundle.md.
 """
+import copy
 import hashlib
 import json
 import logging
@@ -148,7 +149,7 @@ def cached_sha256(path):
     return digest
 
 
-def verify_artifact(artifact_path, data, where):
+def _verify_artifact(artifact_path, data, where):
     """Refuse an artifact whose sha256 is not the one its manifest records (one line).
 
     A malformed or all-zero hash is refused too; a manifest without one (older exports,
@@ -185,8 +186,8 @@ def resolve(path):
     return artifact_path, manifest_path
 
 
-def load(path, check_artifact=True):
-    """Load and validate the manifest of ``path`` (an artifact or its ``.json``).
+def _load(path, check_artifact=True):
+    """Load and validate the manifest dict of ``path`` (an artifact or its ``.json``).
 
     Raises ManifestError with one clear line when it is missing, unreadable, of
     another schema version, or does not describe the artifact beside it.
@@ -199,7 +200,7 @@ def load(path, check_artifact=True):
         raise ManifestError("no manifest for {}: expected {} (re-export with rt-export)"
                             .format(artifact_path, manifest_path))
     data = read_json(manifest_path)
-    validate(data, manifest_path)
+    _validate(data, manifest_path)
     if check_artifact and data["task"] != "forecast":  # a bundle's artifacts are its stages
         if not os.path.exists(artifact_path):
             raise ManifestError("manifest {} has no artifact beside it: {} is missing"
@@ -220,7 +221,7 @@ def peek_task(path):
     return data.get("task") if isinstance(data, dict) else None
 
 
-def validate(data, where="manifest"):
+def _validate(data, where="manifest"):
     """Check the fields the runtime relies on; raise ManifestError naming the first problem."""
     if not isinstance(data, dict):
         raise ManifestError("{}: not a JSON object".format(where))
@@ -425,43 +426,203 @@ def _validate_input(inp, where):
     _validate_input_values(inp, where)
 
 
-def write(artifact_path, data):
-    """Write ``data`` as the sidecar of ``artifact_path`` (validated first).
+class Tensor(object):
+    """One tensor a manifest describes (read-only): ``name``, ``shape``, ``dtype`` and, for
+    an output, its ``meaning``. Lists handed out are copies: changing them changes nothing."""
 
-    Written to a temporary file and renamed, so a crash never leaves half a manifest.
+    def __init__(self, block):
+        self._block = block
+
+    name = property(lambda self: self._block["name"])
+    dtype = property(lambda self: self._block["dtype"])
+    shape = property(lambda self: list(self._block["shape"]))
+    meaning = property(lambda self: self._block.get("meaning"))
+
+    def to_dict(self):
+        """The tensor's block as the manifest writes it (a deep copy)."""
+        return copy.deepcopy(self._block)
+
+    def __repr__(self):
+        return "{}({!r})".format(type(self).__name__, self._block)
+
+
+class Input(Tensor):
+    """The network input: a camera frame (``kind`` ``frame``: colour order, normalization and
+    resize mode say how a frame becomes the tensor) or a feature map (``kind`` ``features``)."""
+
+    layout = property(lambda self: self._block["layout"])
+    kind = property(lambda self: self._block.get("kind", "frame"))
+    color_order = property(lambda self: self._block.get("color_order"))
+    resize = property(lambda self: self._block.get("resize"))
+
+    @property
+    def normalization(self):
+        """{in_graph, scale, mean, std} (a copy), None for a feature input."""
+        return copy.deepcopy(self._block.get("normalization"))
+
+    @property
+    def size(self):
+        """(height, width) of the input, whatever its layout."""
+        shape = self._block["shape"]
+        if self._block["layout"] == "NHWC":
+            return int(shape[1]), int(shape[2])
+        return int(shape[2]), int(shape[3])
+
+
+class Manifest(object):
+    """A validated manifest, read through typed properties (never indexed by its keys).
+
+    Built by :meth:`load` (an artifact, its ``.json``, a bundle's ``forecast.json`` or its
+    folder) or :meth:`from_dict` (what an exporter assembled), both validated as
+    docs/manifest.schema.json states. Immutable: :meth:`derive` gives a new one (an FP16,
+    INT8 or plan artifact of the same network); :meth:`to_dict` is what gets written, key
+    order included. ``where`` names the manifest in error messages (its path when loaded).
     """
-    validate(data, sidecar_path(artifact_path))
-    return write_atomic(sidecar_path(artifact_path), data)
 
+    def __init__(self, data, where):
+        """Use :meth:`load` or :meth:`from_dict` (they validate)."""
+        self._data = data
+        self.where = where
 
-def write_bundle(folder, data):
-    """Write a bundle manifest as ``folder/forecast.json`` (validated first, atomically)."""
-    path = os.path.join(str(folder), BUNDLE_NAME)
-    validate(data, path)
-    return write_atomic(path, data)
+    @classmethod
+    def from_dict(cls, data, where="manifest"):
+        """A Manifest from a dict (validated; the dict is copied, so later changes to it do
+        not leak in)."""
+        _validate(data, where)
+        return cls(copy.deepcopy(data), where)
 
+    @classmethod
+    def load(cls, path, check_artifact=True):
+        """The manifest of ``path``: an artifact, its ``.json``, a bundle's ``forecast.json``
+        or its folder. One-line ManifestError when it is missing, unreadable, of another
+        schema version, invalid, or (``check_artifact``) has no regular file beside it."""
+        return cls(_load(path, check_artifact), resolve(path)[1])
 
-def input_hw(data):
-    """(height, width) of the network input, whatever its layout."""
-    inp = data["input"]
-    shape = inp["shape"]
-    if inp["layout"] == "NHWC":
-        return int(shape[1]), int(shape[2])
-    return int(shape[2]), int(shape[3])
+    def to_dict(self):
+        """The manifest as a JSON-ready dict (a deep copy, keys in their written order)."""
+        return copy.deepcopy(self._data)
 
+    def derive(self, drop=(), **changes):
+        """A new validated Manifest without the top-level fields ``drop`` and with ``changes``
+        (replaced in place, new ones added at the end in the order given), e.g.
+        ``derive(artifact={...}, precision="int8")`` for a derived artifact."""
+        data = self.to_dict()
+        for key in drop:
+            data.pop(key, None)
+        data.update(copy.deepcopy(changes))
+        return Manifest.from_dict(data, self.where)
 
-def output_by_meaning(data, meaning):
-    """The output description with this meaning, or None."""
-    for out in data["outputs"]:
-        if out["meaning"] == meaning:
-            return out
-    return None
+    def write(self, artifact_path):
+        """Write this manifest as the sidecar of ``artifact_path``, atomically; returns its path."""
+        return self.write_file(sidecar_path(artifact_path))
 
+    def write_bundle(self, folder):
+        """Write this bundle manifest as ``folder/forecast.json``, atomically; returns its path."""
+        return self.write_file(os.path.join(str(folder), BUNDLE_NAME))
 
-def palette(data, size=256):
-    """A (size, 3) uint8 RGB lookup table from the manifest's classes (black elsewhere)."""
-    import numpy as np
-    table = np.zeros((size, 3), dtype=np.uint8)
-    for cls in data["classes"]:
-        table[int(cls["id"])] = cls["color"]
-    return table
+    def write_file(self, path):
+        """Write this manifest to ``path`` itself (a staged ``.pending`` file), atomically: a
+        crash never leaves half a manifest. Returns the path."""
+        return write_atomic(path, self._data)
+
+    def verify_artifact(self, artifact_path):
+        """Refuse ``artifact_path`` when its sha256 is not the recorded one (one line; cached
+        by file version, see cached_sha256). A malformed or all-zero hash is refused too; a
+        manifest without one (older exports, hand-written test manifests) is accepted with a
+        warning."""
+        _verify_artifact(artifact_path, self._data, self.where)
+
+    def _get(self, key, default=None):
+        return copy.deepcopy(self._data.get(key, default))
+
+    # -- every manifest -------------------------------------------------------------------
+
+    task = property(lambda self: self._data["task"])
+    arch = property(lambda self: self._data["arch"])
+    precision = property(lambda self: self._data["precision"])
+    ignore_id = property(lambda self: self._data["ignore_id"])
+    input = property(lambda self: Input(self._data["input"]))
+
+    @property
+    def artifact(self):
+        """{file, format, sha256} (a copy; a bundle has none: {})."""
+        return self._get("artifact", {})
+
+    @property
+    def artifact_format(self):
+        """``onnx`` or ``tensorrt`` (None when the manifest does not say)."""
+        return (self._data.get("artifact") or {}).get("format")
+
+    @property
+    def sha256(self):
+        """The artifact's recorded sha256, None when not recorded."""
+        return (self._data.get("artifact") or {}).get("sha256")
+
+    @property
+    def outputs(self):
+        return [Tensor(out) for out in self._data.get("outputs", ())]
+
+    def output(self, meaning):
+        """The output with this meaning, or None."""
+        for out in self._data.get("outputs", ()):
+            if out["meaning"] == meaning:
+                return Tensor(out)
+        return None
+
+    @property
+    def classes(self):
+        """[{id, name, color (RGB)}] in the manifest's order (a copy)."""
+        return self._get("classes")
+
+    @property
+    def class_names(self):
+        """The class names in the manifest's order (the order of the classes' ids in tables)."""
+        return [cls["name"] for cls in self._data["classes"]]
+
+    def palette(self, size=256):
+        """A (size, 3) uint8 RGB lookup table from the classes (black elsewhere)."""
+        import numpy as np  # only for drawing: reading a manifest needs no numpy
+        table = np.zeros((size, 3), dtype=np.uint8)
+        for cls in self._data["classes"]:
+            table[int(cls["id"])] = cls["color"]
+        return table
+
+    # -- optional blocks (copies; {} or None when absent) ---------------------------------
+
+    outlier = property(lambda self: self._get("outlier") or {},
+                       doc="{default_threshold, keep_fp32, head_trained, ...}; {} when absent")
+    tensorrt = property(lambda self: self._get("tensorrt"),
+                        doc="a plan's {version, gpu, compute_capability, ...}; None when absent")
+    tensorrt_compat = property(lambda self: self._get("tensorrt_compat") or {})
+    quantization = property(lambda self: self._get("quantization") or {})
+    accuracy = property(lambda self: self._get("accuracy") or {})
+    source_checkpoint = property(lambda self: self._get("source_checkpoint") or {})
+    source_checkpoints = property(lambda self: self._get("source_checkpoints") or {},
+                                  doc="a bundle's {f2f: {path, sha256}, features: {...}}")
+    opset = property(lambda self: self._data.get("opset"))
+    parity = property(lambda self: self._get("parity"), doc="the export's parity gate figures, or None")
+    forecaster = property(lambda self: self._get("forecaster"))
+
+    # -- forecast bundles and their stages ------------------------------------------------
+
+    stage = property(lambda self: self._data.get("stage"), doc="a forecast stage's name, else None")
+    past_offsets = property(lambda self: [int(o) for o in self._data["past_offsets"]])
+    horizon = property(lambda self: int(self._data["horizon"]))
+    frame_rate = property(lambda self: self._data["frame_rate"], doc="Hz, as written (int or float)")
+    feature_shape = property(lambda self: [int(d) for d in self._data["feature_shape"]])
+
+    @property
+    def stages(self):
+        """{stage name: artifact path relative to the bundle's folder}."""
+        return self._get("stages")
+
+    def forecast_value(self, key):
+        """``key`` as a stage manifest states it (top level or in a ``forecast`` block), or None."""
+        if key in self._data:
+            return copy.deepcopy(self._data[key])
+        block = self._data.get("forecast")
+        return copy.deepcopy(block.get(key)) if isinstance(block, dict) else None
+
+    def __repr__(self):
+        return "Manifest({!r}, task={!r}, arch={!r}, precision={!r})".format(
+            self.where, self._data.get("task"), self._data.get("arch"), self._data.get("precision"))

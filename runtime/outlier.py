@@ -12,7 +12,6 @@ network: the engine, the pipeline, the pictures and the report only ask the mani
 import numpy as np
 
 from runtime.errors import UserError
-from runtime.manifest import output_by_meaning
 
 MEANING = "outlier_score"
 DEFAULT_THRESHOLD = 0.5
@@ -20,14 +19,13 @@ VIEWS = ("mask", "heatmap")
 
 
 def score_output(manifest):
-    """The manifest's output description with meaning ``outlier_score``, or None."""
-    return output_by_meaning(manifest, MEANING)
+    """The Manifest's output with meaning ``outlier_score`` (a runtime.manifest.Tensor), or None."""
+    return manifest.output(MEANING)
 
 
 def default_threshold(manifest):
     """The manifest's default decision threshold (0.5 when it does not say)."""
-    section = manifest.get("outlier") or {}
-    return check_threshold(section.get("default_threshold", DEFAULT_THRESHOLD))
+    return check_threshold(manifest.outlier.get("default_threshold", DEFAULT_THRESHOLD))
 
 
 def check_threshold(value, flag="--outlier-threshold"):
@@ -42,7 +40,7 @@ def check_threshold(value, flag="--outlier-threshold"):
 
 def score_map(outputs, output):
     """(H, W) float32 score map from raw engine outputs (batch 1; fp16 outputs are widened)."""
-    score = np.asarray(outputs[output["name"]])
+    score = np.asarray(outputs[output.name])
     while score.ndim > 2:
         score = score[0]
     return score.astype(np.float32, copy=False)

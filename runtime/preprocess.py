@@ -65,23 +65,19 @@ def normalization_coefficients(norm):
 
 
 class Preprocessor(object):
-    """Frame -> input tensor, as the manifest's ``input`` block describes it."""
+    """Frame -> input tensor, as the manifest's input (a runtime.manifest.Input) describes it."""
 
-    def __init__(self, manifest_input, resize=None):
-        self.spec = manifest_input
-        shape = manifest_input["shape"]
-        self.layout = manifest_input["layout"]
-        if self.layout == "NHWC":
-            self.size = (int(shape[1]), int(shape[2]))
-        else:
-            self.size = (int(shape[2]), int(shape[3]))
-        self.resize = resize or manifest_input.get("resize", "stretch")
+    def __init__(self, spec, resize=None):
+        self.spec = spec
+        self.layout = spec.layout
+        self.size = spec.size
+        self.resize = resize or spec.resize or "stretch"
         if self.resize not in RESIZE_MODES:
             raise UserError("unknown resize mode {!r}; use one of {}".format(
                 self.resize, ", ".join(RESIZE_MODES)))
-        self.dtype = np.dtype(manifest_input["dtype"])
-        self.rgb = manifest_input["color_order"] == "RGB"
-        norm = manifest_input["normalization"]
+        self.dtype = np.dtype(spec.dtype)
+        self.rgb = spec.color_order == "RGB"
+        norm = spec.normalization
         self.host_normalize = not norm["in_graph"]
         if self.host_normalize:
             self.mul, self.add = normalization_coefficients(norm)

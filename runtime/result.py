@@ -52,8 +52,10 @@ class Result(object):
 
 
 def refuse_forecast_parts(path, manifest):
-    """A forecast bundle is three networks and a ring buffer: not one Engine (say where to go)."""
-    task = manifest["task"]
+    """A forecast bundle is three networks and a ring buffer: not one Engine (say where to go).
+
+    ``manifest``: the runtime.manifest.Manifest of ``path``."""
+    task = manifest.task
     if task == "forecast":
         raise ManifestError("{} is a forecast bundle: open it with runtime.open_engine (or "
                             "runtime.forecast.ForecastEngine), or give it to rt-segment --engine"
@@ -61,4 +63,4 @@ def refuse_forecast_parts(path, manifest):
     if task == "forecast_stage":
         raise ManifestError("{} is the '{}' stage of a forecast bundle: give the bundle's {} "
                             "to rt-segment --engine (or runtime.open_engine)".format(
-                                path, manifest["stage"], manifest_mod.BUNDLE_NAME))
+                                path, manifest.stage, manifest_mod.BUNDLE_NAME))

@@ -365,7 +365,7 @@ class RosPublisher(Output):
         self._image, self._header, self._time = Image, Header, Time
         self.source, self.engine, self.stats = source, engine, stats
         self.needs_visual = bool(publish_overlay)
-        self.task = engine.manifest["task"]
+        self.task = engine.manifest.task
         self.horizon_s = engine.horizon_s
         self.threshold = None
         qos = output_qos()
@@ -449,12 +449,12 @@ def classes_description(engine):
     """The JSON published on ~/classes: what each class id of the class maps means."""
     manifest = engine.manifest
     return json.dumps({
-        "task": manifest["task"],
+        "task": manifest.task,
         "engine": engine.path,
         "classes": [{"id": int(c["id"]), "name": c["name"], "color": [int(v) for v in c["color"]]}
-                    for c in sorted(manifest["classes"], key=lambda c: int(c["id"]))],
+                    for c in sorted(manifest.classes, key=lambda c: int(c["id"]))],
         "color_order": "RGB",
-        "ignore_id": manifest.get("ignore_id"),
+        "ignore_id": manifest.ignore_id,
         "input_size": [int(v) for v in engine.size],
         "outlier_threshold": engine.outlier_threshold,
         "forecast_horizon_s": engine.horizon_s,
@@ -507,7 +507,7 @@ class PerceptionNode(object):
         self.engine = open_engine(settings.engine, backend=settings.backend,
                                   providers=settings.providers, threads=settings.threads,
                                   resize=settings.resize, current=True)
-        task = self.engine.manifest["task"]
+        task = self.engine.manifest.task
         if settings.outlier_threshold is not None and self.engine.outlier_output is None:
             raise UserError("parameter outlier_threshold: {} has no outlier score (manifest "
                             "task {!r})".format(settings.engine, task))
@@ -662,7 +662,7 @@ class PerceptionNode(object):
                 values.append(("{}_{}_ms".format(name, key),
                                "{:.2f}".format(value) if value is not None else "-"))
         values += [("backend", str(info.get("backend"))), ("precision", str(info.get("precision"))),
-                   ("task", str(self.engine.manifest["task"])),
+                   ("task", str(self.engine.manifest.task)),
                    ("input_size", "{}x{}".format(self.engine.size[1], self.engine.size[0])),
                    ("input_topic", self.source.uri), ("transport", self.settings.transport)]
         status.values = [KeyValue(key=k, value=v) for k, v in values]

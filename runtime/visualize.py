@@ -1,6 +1,6 @@
 """Pictures of a class map: overlay, colour mask or side by side, with a legend and a HUD.
 
-Colours and names come from the manifest (``runtime.manifest.palette``), never from a
+Colours and names come from the manifest (``runtime.manifest.Manifest.palette``), never from a
 hard-coded class list. Images are drawn at the resolution the network saw (the
 fitted frame), so an output video has one fixed size whatever the camera gives.
 Only called when an output needs a picture: the hot path never pays for it otherwise.
@@ -22,7 +22,6 @@ import numpy as np
 
 from runtime.errors import UserError
 from runtime import outlier as outlier_mod
-from runtime.manifest import palette
 
 MODES = ("overlay", "mask", "side-by-side")
 FORECAST_VIEWS = ("overlay", "side-by-side")
@@ -32,7 +31,8 @@ _HATCH = 6                     # px: period of the diagonal hatching of outlier 
 
 
 class Visualizer(object):
-    """Renders (fitted BGR frame, class map) into one BGR image."""
+    """Renders (fitted BGR frame, class map) into one BGR image (colours and names from the
+    engine's runtime.manifest.Manifest)."""
 
     def __init__(self, manifest, mode="overlay", alpha=0.5, legend=True, hud=True,
                  outlier_threshold=None, outlier_view="mask"):
@@ -48,8 +48,8 @@ class Visualizer(object):
         if not 0.0 <= alpha <= 1.0:
             raise UserError("--alpha must be between 0 and 1, got {}".format(alpha))
         self.mode, self.alpha, self.legend, self.hud = mode, alpha, bool(legend), bool(hud)
-        self.lut = np.ascontiguousarray(palette(manifest)[:, ::-1])  # manifest colours are RGB
-        self.classes = sorted(manifest["classes"], key=lambda c: int(c["id"]))
+        self.lut = np.ascontiguousarray(manifest.palette()[:, ::-1])  # manifest colours are RGB
+        self.classes = sorted(manifest.classes, key=lambda c: int(c["id"]))
         self._panels = {}
 
     def colorize(self, class_map):
@@ -219,12 +219,12 @@ def _panel_label(image, text, x, width):
 
 
 def make_visualizer(manifest, forecast_view=None, **options):
-    """The visualizer for an engine's manifest: ForecastVisualizer for forecast bundles.
+    """The visualizer for an engine's Manifest: ForecastVisualizer for forecast bundles.
 
     ``options`` are Visualizer's; for a bundle only ``alpha``, ``legend`` and ``hud`` apply
     (its views are ``forecast_view``: overlay, the default, or side-by-side).
     """
-    if manifest.get("task") == "forecast":
+    if manifest.task == "forecast":
         kept = dict((k, v) for k, v in options.items() if k in ("alpha", "legend", "hud"))
         return ForecastVisualizer(manifest, view=forecast_view or "overlay", **kept)
     return Visualizer(manifest, **options)

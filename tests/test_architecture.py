@@ -5,6 +5,7 @@ job, and the CLI modules sit on top of the libraries they call.
 """
 import ast
 import configparser
+import json
 import os
 
 from tests.conftest import REPO
@@ -157,3 +158,94 @@ def test_cli_modules_hold_no_logic_that_another_module_imports():
     for name, path in sorted(importers.items()):
         bad = sorted(m for m in imports(path, known, name) if m in clis)
         assert bad == [], "{} imports the CLI module(s) {}".format(name, ", ".join(bad))
+# -- the manifest has one owner (issue 18) --------------------------------------------------------
+
+MANIFEST_OWNER = os.path.join("runtime", "manifest.py")
+# Names that held a manifest dict where one was read by its keys: ``manifest``, ``*_manifest``
+# (``fp32_manifest``, ``onnx_manifest``), ``engine.manifest``, and ``data``, the name every writer
+# built one in. (``info`` is not among them: it names describe() results and checkpoint metadata,
+# which share keys such as ``precision`` and ``arch`` with a manifest but are not one.)
+MANIFEST_NAMES = ("manifest", "data")
+# Modules that may read a dict by manifest keys, and why.
+NOT_MANIFEST_READERS = {
+    # looks_like_manifest probes any JSON file an output would replace (is it a manifest?);
+    # runtime.manifest sits above runtime.jsonfile (it writes through it), so it cannot ask it.
+    os.path.join("runtime", "jsonfile.py"): "probes arbitrary JSON for a manifest's shape",
+}
+
+
+def schema_top_level_keys():
+    """The top-level fields docs/manifest.schema.json names (its properties and its conditional
+    ``then`` blocks): what only runtime/manifest.py may index a manifest dict by."""
+    with open(os.path.join(REPO, "docs", "manifest.schema.json")) as handle:
+        schema = json.load(handle)
+    keys = set(schema.get("properties", {})) | set(schema.get("required", []))
+    for rule in schema.get("allOf", []):
+        then = rule.get("then", {})
+        keys |= set(then.get("properties", {})) | set(then.get("required", []))
+    return keys
+
+
+def _holder_name(node):
+    """``manifest`` for ``manifest``, ``self.manifest``, ``engine.manifest`` and
+    ``(manifest or {})``; None otherwise."""
+    if isinstance(node, ast.BoolOp):
+        node = node.values[0]
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _is_manifest_holder(node):
+    name = _holder_name(node)
+    return name is not None and (name in MANIFEST_NAMES or name.endswith("_manifest"))
+
+
+def _string(node):
+    if isinstance(node, ast.Index):  # Python < 3.9
+        node = node.value
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Str):  # Python < 3.8
+        return node.s
+    return None
+
+
+def manifest_key_reads(path, keys):
+    """(line, code) of every ``holder["key"]`` and ``holder.get("key")`` (also pop/setdefault)
+    where holder is named like a manifest and key is one of the schema's top-level fields."""
+    tree = ast.parse(open(path).read(), path)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_manifest_holder(node.value):
+            key = _string(node.slice)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("get", "pop", "setdefault") and node.args
+              and _is_manifest_holder(node.func.value)):
+            key = _string(node.args[0])
+        else:
+            continue
+        if key in keys:
+            found.append((node.lineno, "{}[{!r}]".format(_holder_name(
+                node.value if isinstance(node, ast.Subscript) else node.func.value), key)))
+    return found
+
+
+def test_only_the_manifest_type_indexes_manifests():
+    """A manifest is read through runtime.manifest.Manifest (typed properties), never by its
+    keys elsewhere: the schema has one owner."""
+    keys = schema_top_level_keys()
+    assert {"input", "outputs", "classes", "precision", "task", "artifact", "outlier"} <= keys
+    offenders = []
+    for package in PACKAGES + ("benchmarks",):
+        for folder, _, files in os.walk(os.path.join(REPO, package)):
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, REPO)
+                if not name.endswith(".py") or rel == MANIFEST_OWNER or rel in NOT_MANIFEST_READERS:
+                    continue
+                offenders.extend("{}:{} {}".format(rel, line, code)
+                                 for line, code in manifest_key_reads(path, keys))
+    assert offenders == [], "\n".join(offenders)

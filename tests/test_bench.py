@@ -261,8 +261,10 @@ def _fake_trt_engine(tmp_path, monkeypatch):
     install(monkeypatch, trt, cuda)
     path, plan_manifest = plan_files(tmp_path, "10.3.0")
     backend = TensorRTBackend(path, manifest=plan_manifest)
-    manifest = {"input": {"dtype": "float32", "layout": "NCHW", "normalization": {"in_graph": True}},
-                "outputs": [{"meaning": "class_map"}]}
+    manifest = plan_manifest.derive(
+        input=dict(plan_manifest.input.to_dict(), normalization={
+            "in_graph": True, "scale": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]}),
+        outputs=[{"name": "class_map", "shape": [1, 4, 4], "dtype": "uint8", "meaning": "class_map"}])
     engine = types.SimpleNamespace(backend=backend, path=path, input_name="input", manifest=manifest,
                                    dummy_input=lambda: np.ones((1, 3, 4, 4), np.float32),
                                    describe=backend.describe)
@@ -394,9 +396,11 @@ def test_torch_peer_same_input_and_threads(rn18_engine, tmp_path, capsys):
 def test_torch_input_is_what_the_graph_sees():
     pytest.importorskip("torch")
     from export.torch_runner import model_input
+    from runtime.manifest import Input
     frame = np.zeros((1, 2, 2, 3), np.uint8)
     frame[..., 0] = 255  # blue in BGR
-    spec = {"normalization": {"in_graph": True}, "color_order": "BGR"}
+    spec = Input({"name": "frame", "shape": [1, 2, 2, 3], "dtype": "uint8", "layout": "NHWC",
+                  "normalization": {"in_graph": True}, "color_order": "BGR"})
     norm = {"scale": 1 / 255.0, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
     x = model_input(frame, spec, norm)
     assert x.shape == (1, 3, 2, 2) and x.dtype == np.float32

@@ -52,13 +52,13 @@ def plain_engine(path, size=fb.SIZE, channels=fb.CHANNELS):
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    manifest_mod.write(str(path), {
+    manifest_mod.Manifest.from_dict({
         "schema_version": 1, "arch": "test-plain", "task": "segmentation",
         "artifact": {"file": os.path.basename(str(path)), "format": "onnx"},
         "input": fb.frame_input(size), "ignore_id": 255, "precision": "fp32",
         "outputs": [{"name": "class_map", "shape": [1, height, width], "dtype": "uint8",
                      "meaning": "class_map"}],
-        "classes": fb.classes()})
+        "classes": fb.classes()}).write(str(path))
     return str(path)
 
 

@@ -115,7 +115,7 @@ def make_tiny(path, opset=17, size=TINY_SIZE, seed=0):
         "classes": [{"id": c.train_id, "name": c.name, "color": list(c.color)} for c in CLASSES],
         "ignore_id": 255, "precision": "fp32", "opset": opset,
     }
-    manifest_mod.write(str(path), data)
+    manifest_mod.Manifest.from_dict(data).write(str(path))
     return str(path)
 
 
@@ -142,11 +142,10 @@ def tiny13(tmp_path_factory):
 
 
 def _calibrated(fp32_path, workdir, method="minmax", count=8, num_bins=None):
-    data = manifest_mod.load(fp32_path)
+    spec = manifest_mod.Manifest.load(fp32_path).input
     prepared = qdq.prepare(fp32_path, os.path.join(str(workdir), "prepared.onnx"))
-    images = CalibrationImages("synthetic", count=count, seed=0,
-                               synthetic_size=manifest_mod.input_hw(data))
-    ranges = collect_ranges(prepared, images.tensors(Preprocessor(data["input"])), "frame",
+    images = CalibrationImages("synthetic", count=count, seed=0, synthetic_size=spec.size)
+    ranges = collect_ranges(prepared, images.tensors(Preprocessor(spec)), "frame",
                             method=method, total=len(images), progress=False,
                             num_bins=num_bins)
     return prepared, ranges, images
@@ -178,7 +177,7 @@ def test_images_of_other_sizes_are_fitted_by_the_manifest(tmp_path, tiny):
     folder = tmp_path / "mixed"
     write_images(folder, 2, size=(40, 60))
     write_images(folder, 2, size=(300, 200), start=10, ext=".jpg")
-    pre = Preprocessor(manifest_mod.load(tiny)["input"])
+    pre = Preprocessor(manifest_mod.Manifest.load(tiny).input)
     tensors = list(CalibrationImages(str(folder), count=4, warn=Warnings()).tensors(pre))
     assert len(tensors) == 4
     assert all(t.shape == (1, TINY_SIZE[0], TINY_SIZE[1], 3) and t.dtype == np.uint8
@@ -465,8 +464,8 @@ def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
     out = str(tmp_path / "engines" / "tiny_int8.onnx")
     os.makedirs(os.path.dirname(out))
     data = int8.export_int8(tiny, out, "synthetic", count=6, seed=4, method="percentile",
-                           flavor="trt", agreement_images=2, progress=False, log=quiet)
-    on_disk = manifest_mod.load(out)
+                           flavor="trt", agreement_images=2, progress=False, log=quiet).to_dict()
+    on_disk = manifest_mod.Manifest.load(out).to_dict()
     assert on_disk == json.loads(json.dumps(data))
     assert on_disk["precision"] == "int8"
     assert on_disk["artifact"]["sha256"] == manifest_mod.sha256_file(out)
@@ -480,7 +479,7 @@ def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
     fp32_copy = os.path.join(os.path.dirname(out), trt["fp32_onnx"])
     assert trt["version"] == "8.5.2" and trt["fp32_onnx_sha256"] == manifest_mod.sha256_file(
         fp32_copy)
-    manifest_mod.load(fp32_copy)  # the FP32 model the cache is for, with its manifest
+    manifest_mod.Manifest.load(fp32_copy)  # the FP32 model the cache is for, with its manifest
     cache = os.path.join(os.path.dirname(out), trt["cache"])
     header, table = calibration_cache.read_cache(cache, onnx_path=fp32_copy, version="8.5.2")
     amax = calibration_cache.read_amax_json(os.path.join(os.path.dirname(out), trt["amax_json"]),
@@ -526,7 +525,7 @@ def test_keep_fp32_search_reaches_max_drop(tmp_path, tiny, flavor):
     out = str(tmp_path / "sub" / "tiny_search.onnx")  # a folder that does not exist yet
     data = int8.export_int8(tiny, out, "synthetic", count=4, method="minmax", flavor=flavor,
                            max_drop=0.0, agreement_images=2, check_latency=False,
-                           progress=False, log=quiet)
+                           progress=False, log=quiet).to_dict()
     search = data["quantization"]["search"]
     assert data["accuracy"]["drop"] <= 0.0
     # 4 Conv and the Add (+ the BatchNormalization, a depthwise Conv in the CPU flavor)
@@ -548,8 +547,8 @@ def test_keep_fp32_search_reaches_max_drop(tmp_path, tiny, flavor):
 
 def test_fp16_model_runs_in_ort_and_agrees(tmp_path, rn18_engine):
     out = str(tmp_path / "rn18_fp16.onnx")
-    data = fp16.export_fp16(rn18_engine, out, agreement_images=2, progress=False, log=quiet)
-    assert data["precision"] == "fp16" and manifest_mod.load(out)["precision"] == "fp16"
+    data = fp16.export_fp16(rn18_engine, out, agreement_images=2, progress=False, log=quiet).to_dict()
+    assert data["precision"] == "fp16" and manifest_mod.Manifest.load(out).to_dict()["precision"] == "fp16"
     assert data["accuracy"]["agreement"] >= 0.99
     model = onnx.load(out)
     types = set(i.data_type for i in model.graph.initializer)
@@ -595,7 +594,7 @@ def test_rt_export_int8_through_the_cli(run_cli_subprocess, tmp_path):
                               "--calib-method", "minmax", "--parity-images", 1,
                               "--output", out)
     assert proc.returncode == 0, proc.stderr
-    data = manifest_mod.load(str(out))
+    data = manifest_mod.Manifest.load(str(out)).to_dict()
     assert data["precision"] == "int8" and data["quantization"]["flavor"] == "cpu"
     assert data["calibration"]["images"] == 4 and data["calibration"]["method"] == "minmax"
     assert data["fp32_parity"]["argmax_agreement"] >= 0.999

@@ -136,7 +136,7 @@ def test_rt_eval_int8_against_fp32(run_cli_subprocess, rn18_engine, dataset, tmp
     out = str(tmp_path / "rn18_int8.onnx")
     data = int8.export_int8(rn18_engine, out, "synthetic", count=4, method="minmax",
                            eval_data=dataset, check_latency=False, progress=False,
-                           log=lambda message: None)
+                           log=lambda message: None).to_dict()
     assert data["accuracy"]["metric"] == "miou" and data["accuracy"]["images"] == 3
     assert data["accuracy"]["split"] == "val"
     report = str(tmp_path / "int8.json")

@@ -23,12 +23,12 @@ def quiet(_message):
 @pytest.mark.parametrize("arch", ["swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2"])
 def test_export_every_arch_at_256x512_passes_parity(tmp_path, arch):
     out = str(tmp_path / "{}.onnx".format(arch))
-    data = export(arch, None, (256, 512), out, parity_images=2, log=quiet)
+    data = export(arch, None, (256, 512), out, parity_images=2, log=quiet).to_dict()
     assert os.path.exists(out) and os.path.exists(out + ".json")
     assert written_opset(out) == 17
     assert data["parity"]["argmax_agreement"] >= 0.999
     assert data["parity"]["max_abs_error"] < 1e-2
-    on_disk = manifest_mod.load(out)
+    on_disk = manifest_mod.Manifest.load(out).to_dict()
     assert on_disk == json.loads(json.dumps(data))
     assert on_disk["input"]["shape"] == [1, 256, 512, 3]
     assert on_disk["outputs"][0]["shape"] == [1, 256, 512]
@@ -37,14 +37,14 @@ def test_export_every_arch_at_256x512_passes_parity(tmp_path, arch):
 
 def test_opset_13_for_tensorrt_8_2(tmp_path):
     out = str(tmp_path / "rn18_op13.onnx")
-    data = export("swiftnet-rn18", None, (128, 256), out, opset=13, parity_images=1, log=quiet)
+    data = export("swiftnet-rn18", None, (128, 256), out, opset=13, parity_images=1, log=quiet).to_dict()
     assert written_opset(out) == 13 and data["opset"] == 13
     ops = {node.op_type for node in onnx.load(out).graph.node}
     assert "ArgMax" in ops and "Resize" in ops
 
 
 def test_manifest_describes_the_graph(rn18_engine):
-    data = manifest_mod.load(rn18_engine)
+    data = manifest_mod.Manifest.load(rn18_engine).to_dict()
     model = onnx.load(rn18_engine)
     graph_in = model.graph.input[0]
     assert graph_in.name == data["input"]["name"]
@@ -67,7 +67,7 @@ def test_in_graph_and_host_normalization_agree(rn18_engine, rn18_logits_engine):
     from export.scenes import render_scene
     from runtime.engine import Engine
     frame_engine, tensor_engine = Engine(rn18_engine), Engine(rn18_logits_engine)
-    assert tensor_engine.manifest["input"]["dtype"] == "float32"
+    assert tensor_engine.manifest.input.dtype == "float32"
     for index in range(2):
         frame = render_scene(seed=3, index=index, size=(200, 400))[0]
         a = frame_engine.segment(frame).class_map

@@ -50,7 +50,7 @@ def test_a_failed_re_export_leaves_the_previous_pair_untouched(good_export, monk
         api.export("swiftnet-rn18", None, SIZE, str(good_export), parity_images=1, log=quiet)
     after = (digest(good_export), digest(str(good_export) + ".json"), listing(good_export.parent))
     assert after == before  # same bytes, and no staging folder left behind
-    manifest_mod.load(str(good_export))
+    manifest_mod.Manifest.load(str(good_export)).to_dict()
 
 
 def test_stale_staging_folders_of_killed_runs_are_cleaned(good_export):
@@ -92,12 +92,12 @@ def test_a_head_without_weights_is_recorded_as_untrained(tmp_path):
     checkpoints.save_checkpoint(plain, models.create("swiftnet-rn18"), "swiftnet-rn18", {})
     messages = []
     data = export("swiftnet-rn18-ood", plain, SIZE, str(tmp_path / "ood.onnx"), parity_images=1,
-                  log=messages.append)
+                  log=messages.append).to_dict()
     assert data["source_checkpoint"]["trained"] is False
     assert data["source_checkpoint"]["untrained_parts"]
     assert data["outlier"]["head_trained"] is False
     assert any("UNTRAINED" in m for m in messages)
-    assert manifest_mod.load(str(tmp_path / "ood.onnx"))["outlier"]["head_trained"] is False
+    assert manifest_mod.Manifest.load(str(tmp_path / "ood.onnx")).to_dict()["outlier"]["head_trained"] is False
 
 
 def test_classes_must_match_the_networks_outputs(tmp_path):
@@ -132,11 +132,18 @@ def test_publish_moves_artifact_and_manifest_together(tmp_path):
     staged.write_bytes(b"new model")
     (tmp_path / "x.onnx").write_bytes(b"old model")
     (tmp_path / "x.onnx.json").write_text('{"old": true}')
-    data = {"schema_version": 1}
-    publish(str(staged), data, str(tmp_path / "x.onnx"))
+    manifest = manifest_mod.Manifest.from_dict({
+        "schema_version": 1, "arch": "x", "task": "segmentation", "precision": "fp32",
+        "artifact": {"file": "staged.onnx", "format": "onnx"},
+        "input": {"name": "frame", "shape": [1, 2, 2, 3], "dtype": "uint8", "layout": "NHWC",
+                  "color_order": "BGR",
+                  "normalization": {"in_graph": True, "scale": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]}},
+        "outputs": [{"name": "class_map", "shape": [1, 2, 2], "dtype": "uint8", "meaning": "class_map"}],
+        "classes": [{"id": 0, "name": "road", "color": [128, 64, 128]}], "ignore_id": 255})
+    published = publish(str(staged), manifest, str(tmp_path / "x.onnx"))
     assert (tmp_path / "x.onnx").read_bytes() == b"new model" and not staged.exists()
-    assert data["artifact"]["sha256"] == digest(tmp_path / "x.onnx")
-    assert data["artifact"]["file"] == "x.onnx"
+    assert published.artifact == {"file": "x.onnx", "format": "onnx", "sha256": digest(tmp_path / "x.onnx")}
+    assert manifest_mod.Manifest.load(str(tmp_path / "x.onnx")).to_dict() == published.to_dict()
     assert '"old"' not in (tmp_path / "x.onnx.json").read_text()
     assert listing(work) == []  # the pending manifest was renamed, not copied
 

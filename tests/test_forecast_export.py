@@ -50,13 +50,13 @@ def test_forecaster_checkpoint_records_what_the_runtime_needs(forecaster_checkpo
 
 
 def test_bundle_has_three_checked_stages_and_a_valid_bundle_manifest(forecast_bundle):
-    bundle = manifest.load(os.path.join(forecast_bundle, "forecast.json"))
+    bundle = manifest.Manifest.load(os.path.join(forecast_bundle, "forecast.json")).to_dict()
     assert bundle["task"] == "forecast" and bundle["horizon"] == 3 and bundle["frame_rate"] == 15.0
     assert bundle["feature_shape"] == [1, 128, 4, 8]
     assert bundle["parity"]["forecast_argmax_agreement"] >= 0.999
     assert bundle["parity"]["features_max_abs_error"] < 1e-3
     for stage, name in bundle["stages"].items():
-        data = manifest.load(os.path.join(forecast_bundle, name))
+        data = manifest.Manifest.load(os.path.join(forecast_bundle, name)).to_dict()
         assert data["task"] == "forecast_stage" and data["stage"] == stage
         assert data["artifact"]["sha256"] == manifest.sha256_file(os.path.join(forecast_bundle, name))
     ops = {n.op_type for n in onnx.load(os.path.join(forecast_bundle, "f2f.onnx")).graph.node}
@@ -67,7 +67,7 @@ def test_bundle_has_three_checked_stages_and_a_valid_bundle_manifest(forecast_bu
 def test_gather_form_bundle_for_tensorrt_8_2_runs_and_matches(forecaster_checkpoints, tmp_path):
     out = str(tmp_path / "tx2")
     bundle = export_bundle(forecaster_checkpoints[1], out, deform_form="gather", opset=13, parity_frames=10,
-                           log=lambda m: None)
+                           log=lambda m: None).to_dict()
     assert bundle["opset"] == 13 and bundle["parity"]["forecast_argmax_agreement"] >= 0.999
     model = onnx.load(os.path.join(out, "f2f.onnx"))
     ops = {n.op_type for n in model.graph.node}
@@ -105,12 +105,12 @@ def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp
     from runtime.forecast import ForecastBundle
     out = str(tmp_path / precision)
     bundle = export_bundle(forecaster_checkpoints[1], out, precision=precision, calib="synthetic", calib_count=4,
-                           calib_method="percentile", parity_frames=10, log=lambda m: None)
+                           calib_method="percentile", parity_frames=10, log=lambda m: None).to_dict()
     assert bundle["precision"] == precision
     agreement = bundle["parity"][precision]["forecast_agreement_vs_fp32"]
     assert (0.0 <= agreement <= 1.0) if precision == "int8" else agreement > 0.95
     for stage, converted in (("features", True), ("f2f", False), ("decoder", True)):
-        data = manifest.load(os.path.join(out, stage + ".onnx"))
+        data = manifest.Manifest.load(os.path.join(out, stage + ".onnx")).to_dict()
         assert data["precision"] == (precision if converted else "fp32")
         model = onnx.load(os.path.join(out, stage + ".onnx"))
         if precision == "int8":

@@ -85,13 +85,13 @@ def _run(engine, video):
 
 def test_a_good_bundle_loads_with_its_primitives(bundle, tmp_path):
     folder = os.path.dirname(bundle)
-    assert manifest_mod.load(bundle)["task"] == "forecast"
-    assert manifest_mod.load(folder)["past_offsets"] == list(OFFSETS)
+    assert manifest_mod.Manifest.load(bundle).to_dict()["task"] == "forecast"
+    assert manifest_mod.Manifest.load(folder).to_dict()["past_offsets"] == list(OFFSETS)
     b = ForecastBundle(folder)
     try:
         assert (b.past_offsets, b.horizon, b.frame_rate) == (list(OFFSETS), 3, RATE)
         assert b.size == fb.SIZE
-        assert len(b.classes) == fb.CHANNELS and b.manifest["task"] == "forecast"
+        assert len(b.classes) == fb.CHANNELS and b.manifest.task == "forecast"
         frame = np.random.RandomState(0).randint(0, 256, (48, 96, 3)).astype(np.uint8)
         features, fitted, _ = b.features(frame)
         assert features.shape == (1, fb.CHANNELS, 8, 16) and features.dtype == np.float32

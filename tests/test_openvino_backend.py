@@ -22,8 +22,8 @@ def _frames(size, count=2, seed=0):
 
 def test_fp32_logits_match_onnxruntime(rn18_logits_engine):
     from runtime.backends import open_backend
-    from runtime.manifest import load
-    manifest = load(rn18_logits_engine)
+    from runtime.manifest import Manifest
+    manifest = Manifest.load(rn18_logits_engine)
     ort = open_backend(rn18_logits_engine, manifest, threads=1)
     ov = open_backend(rn18_logits_engine, manifest, backend="openvino", threads=1)
     assert ov.name == "openvino" and ov.describe()["precision_hint"] == "f32"
@@ -68,14 +68,14 @@ def test_int8_engine_on_openvino_agrees_with_onnxruntime(tmp_path):
 
 def test_cpu_flavor_int8_warns(rn18_engine, tmp_path, caplog):
     from runtime.backends import open_backend
-    from runtime.manifest import load
-    manifest = dict(load(rn18_engine), quantization={"flavor": "cpu"})
+    from runtime.manifest import Manifest
+    manifest = Manifest.load(rn18_engine).derive(quantization={"flavor": "cpu"})
     with caplog.at_level(logging.WARNING, logger="runtime.backends"):
         open_backend(rn18_engine, manifest, backend="openvino", threads=1)
     assert any("--flavor trt" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="runtime.backends"):
-        open_backend(rn18_engine, load(rn18_engine), backend="openvino", threads=1)
+        open_backend(rn18_engine, Manifest.load(rn18_engine), backend="openvino", threads=1)
     assert not caplog.records
 
 

@@ -134,7 +134,7 @@ def ood_engine(ood_checkpoint, tmp_path_factory):
 
 def test_export_manifest_describes_both_outputs(ood_engine):
     from runtime import manifest
-    data = manifest.load(ood_engine)
+    data = manifest.Manifest.load(ood_engine).to_dict()
     assert data["task"] == "outlier"
     meanings = [(o["name"], o["meaning"], o["dtype"], o["shape"]) for o in data["outputs"]]
     assert meanings == [("class_map", "class_map", "uint8", [1, 64, 128]),
@@ -203,7 +203,7 @@ def test_engine_returns_the_outlier_score(ood_engine):
 def test_visualizer_draws_outliers_only_above_the_threshold(ood_engine):
     from runtime import manifest
     from runtime.visualize import OUTLIER_COLOR, Visualizer
-    data = manifest.load(ood_engine)
+    data = manifest.Manifest.load(ood_engine)
     frame = np.full(SIZE + (3,), 100, np.uint8)
     class_map = np.zeros(SIZE, np.uint8)
     score = np.zeros(SIZE, np.float32)
@@ -495,14 +495,14 @@ def test_int8_keeps_the_outlier_head_in_fp32(ood_engine):
 
     from calib.qdq import manifest_keep_fp32
     from runtime import manifest
-    data = manifest.load(ood_engine)
+    data = manifest.Manifest.load(ood_engine)
     model = onnx.load(ood_engine)
-    head = data["outlier"]["keep_fp32"]
+    head = data.outlier["keep_fp32"]
     assert manifest_keep_fp32(data, model, log=lambda m: None) == head
     assert manifest_keep_fp32(data, model, already=head[:1], log=lambda m: None) == head[1:]
     model.graph.node[[n.name for n in model.graph.node].index(head[0])].name = "merged"
     assert manifest_keep_fp32(data, model, log=lambda m: None) == head[1:]
-    plain = dict(data, outlier=None)
+    plain = data.derive(outlier=None)
     assert manifest_keep_fp32(plain, model, log=lambda m: None) == []
 
 
@@ -514,8 +514,8 @@ def test_fp16_keeps_the_outlier_head_in_fp32(ood_engine, tmp_path):
     from calib import fp16
     from runtime import manifest
     out = str(tmp_path / "ood_fp16.onnx")
-    data = fp16.export_fp16(ood_engine, out, agreement_images=1, progress=False)
-    head = manifest.load(ood_engine)["outlier"]["keep_fp32"]
+    data = fp16.export_fp16(ood_engine, out, agreement_images=1, progress=False).to_dict()
+    head = manifest.Manifest.load(ood_engine).outlier["keep_fp32"]
     kept = data["fp16"]["fp32_nodes"]["keep_fp32"]
     assert kept and set(kept) <= set(head)
     model = onnx.load(out)
@@ -551,7 +551,7 @@ def test_tensorrt_plans_keep_the_outlier_head_in_fp32(ood_engine, tmp_path, prec
     with pytest.raises(UserError, match="recorded"):
         build_plan(ood_engine, str(tmp_path / "ood.plan"), precision=precision, int8_mode="qdq",
                    fp32_layers=("/model/logits/conv/Conv",), build=recording_build, log=lambda m: None)
-    head = manifest.load(ood_engine)["outlier"]["keep_fp32"]
+    head = manifest.Manifest.load(ood_engine).outlier["keep_fp32"]
     assert seen["fp32_layers"] == ("/model/logits/conv/Conv",) + tuple(head)
 
 

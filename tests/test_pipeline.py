@@ -15,6 +15,7 @@ from runtime import report as report_mod
 from runtime import stats
 from runtime.engine_base import EngineBase
 from runtime.errors import UserError
+from runtime.manifest import Manifest
 from runtime.outputs import Output, VideoOutput
 from runtime.pipeline import Pipeline, valid_frame
 from runtime.sources import EndOfStream, Source, SourceError
@@ -23,7 +24,14 @@ from runtime.visualize import Visualizer
 H, W = 32, 48
 CLASSES = [{"id": i, "name": "class{}".format(i), "color": [10 * i, 255 - 10 * i, 7 * i]}
            for i in range(19)]
-MANIFEST = {"classes": CLASSES}
+MANIFEST = Manifest.from_dict({
+    "schema_version": 1, "arch": "fake", "task": "segmentation", "precision": "fp32",
+    "artifact": {"file": "fake.onnx", "format": "onnx"},
+    "input": {"name": "frame", "shape": [1, H, W, 3], "dtype": "uint8", "layout": "NHWC",
+              "color_order": "BGR",
+              "normalization": {"in_graph": True, "scale": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]}},
+    "outputs": [{"name": "class_map", "shape": [1, H, W], "dtype": "uint8", "meaning": "class_map"}],
+    "classes": CLASSES, "ignore_id": 255})
 
 
 def stamp(index):

@@ -55,7 +55,7 @@ def build(rn18_engine, tmp_path, corrupt=None, precision="fp16", **kwargs):
 def test_a_good_plan_gets_a_manifest_the_runtime_checks(rn18_engine, tmp_path):
     plan, data, backend = build(rn18_engine, tmp_path)
     assert backend.closed
-    on_disk = manifest_mod.load(plan)
+    on_disk = manifest_mod.Manifest.load(plan).to_dict()
     assert on_disk["artifact"]["format"] == "tensorrt"
     assert on_disk["artifact"]["sha256"] == manifest_mod.sha256_file(plan)
     assert on_disk["tensorrt"]["version"] == "8.6.2" and on_disk["tensorrt"]["gpu"] == "Orin"
@@ -67,7 +67,7 @@ def test_a_good_plan_gets_a_manifest_the_runtime_checks(rn18_engine, tmp_path):
     from runtime.backends.trt_api import check_plan
     from runtime.errors import ManifestError
     with pytest.raises(ManifestError, match="8.6.2"):
-        check_plan(on_disk, plan, "10.3.0", "Orin", "8.7")
+        check_plan(on_disk["tensorrt"], plan, "10.3.0", "Orin", "8.7")
 
 
 def test_a_plan_that_disagrees_is_removed(rn18_engine, tmp_path):
@@ -138,11 +138,11 @@ def test_a_forecast_bundle_gets_a_plan_per_stage(forecast_bundle, tmp_path):
     data = build_bundle_plans(forecast_bundle, str(out), precision="fp16", check_count=1,
                               build=recording_build, open_plan=open_plan, log=lambda m: None)
     assert sorted(built) == [("decoder.onnx", "fp16"), ("f2f.onnx", "fp32"), ("features.onnx", "fp16")]
-    on_disk = manifest_mod.load(str(out / "forecast.json"))
+    on_disk = manifest_mod.Manifest.load(str(out / "forecast.json")).to_dict()
     assert on_disk["stages"] == {"features": "features.plan", "f2f": "f2f.plan", "decoder": "decoder.plan"}
-    assert on_disk == data and on_disk["precision"] == "fp16"
+    assert on_disk == data.to_dict() and on_disk["precision"] == "fp16"
     for stage in ("features", "f2f", "decoder"):
-        stage_manifest = manifest_mod.load(str(out / (stage + ".plan")))
+        stage_manifest = manifest_mod.Manifest.load(str(out / (stage + ".plan"))).to_dict()
         assert stage_manifest["artifact"]["format"] == "tensorrt"
         assert stage_manifest["tensorrt"]["version"] == "8.6.2"
         assert stage_manifest["task"] == "forecast_stage" and stage_manifest["stage"] == stage
@@ -184,8 +184,9 @@ def test_the_check_runs_on_the_users_frames(rn18_engine, tmp_path):
     frames.mkdir()
     for i in range(3):
         cv2.imwrite(str(frames / "f{}.png".format(i)), pattern((200, 300), i, seed=1))
-    _, data, _ = build(rn18_engine, tmp_path, check_images=str(frames))
-    assert data["post_build_check"]["ok"] and data["post_build_check"]["images"] == 2
+    _, manifest, _ = build(rn18_engine, tmp_path, check_images=str(frames))
+    check = manifest.to_dict()["post_build_check"]
+    assert check["ok"] and check["images"] == 2
     with pytest.raises(UserError, match="--check-images"):
         build(rn18_engine, tmp_path, check_images=str(tmp_path / "missing"))
 

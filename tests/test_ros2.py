@@ -271,7 +271,7 @@ def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(contex
         described = json.loads(camera.got["classes"][0].data)
         manifest = reference.manifest
         assert [(c["id"], c["name"], c["color"]) for c in described["classes"]] == [
-            (c["id"], c["name"], c["color"]) for c in manifest["classes"]]
+            (c["id"], c["name"], c["color"]) for c in manifest.classes]
         assert described["task"] == "segmentation" and described["input_size"] == list(SMALL_SIZE)
         assert not camera.got["outlier_score"] and not camera.got["forecast"]
     finally:

@@ -90,7 +90,7 @@ def test_video_through_the_whole_pipeline(rn18_engine, short_video, tmp_path):
     assert report["fps"]["processed"] > 0 and report["memory"]["rss_end_mb"] > 0
     assert report["host"]["cores"] >= 1
     video = report["outputs"][0]
-    expected = Visualizer(manifest_mod.load(rn18_engine)).output_size((128, 256))
+    expected = Visualizer(manifest_mod.Manifest.load(rn18_engine)).output_size((128, 256))
     assert count_frames(out) == (40, expected)
     assert video["frames"] == 40 and tuple(video["size"]) == expected
     assert len(list(frames_dir.glob("*_labels.png"))) == 40

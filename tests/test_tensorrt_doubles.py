@@ -20,6 +20,7 @@ from runtime import compare
 from runtime import manifest as manifest_mod
 from runtime.plan import builder as trt_build
 from runtime.plan import calibration_cache
+from runtime.manifest import Manifest
 from runtime.backends import trt_api
 from runtime.errors import ManifestError, UserError
 
@@ -506,7 +507,9 @@ def install(monkeypatch, trt, cuda):
 def plan_files(tmp_path, version="8.6.2", gpu="Orin", capability="8.7"):
     plan = tmp_path / "model.plan"
     plan.write_bytes(b"PLAN-BYTES")
-    manifest = {"tensorrt": {"version": version, "gpu": gpu, "compute_capability": capability}}
+    manifest = Manifest.from_dict(onnx_manifest()).derive(
+        artifact={"file": "model.plan", "format": "tensorrt"},
+        tensorrt={"version": version, "gpu": gpu, "compute_capability": capability})
     return str(plan), manifest
 
 
@@ -598,12 +601,12 @@ def test_plan_check_message():
     {"version": "8.6.1", "gpu": "Orin", "compute_capability": "8.7"}])     # other patch
 def test_plan_check_refuses(block):
     with pytest.raises(ManifestError, match="rebuild it here"):
-        trt_api.check_plan({"tensorrt": block}, "m.plan", "8.6.2", "Orin", (8, 7))
+        trt_api.check_plan(block, "m.plan", "8.6.2", "Orin", (8, 7))
 
 
 def test_plan_check_needs_the_block():
     with pytest.raises(ManifestError, match="'tensorrt' block"):
-        trt_api.check_plan({}, "m.plan", "8.6.2", "Orin", (8, 7))
+        trt_api.check_plan(None, "m.plan", "8.6.2", "Orin", (8, 7))
 
 
 def test_plan_check_skips_unrecorded_gpu():
@@ -834,7 +837,8 @@ def test_open_backend_reaches_tensorrt(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     from runtime.backends import open_backend
     with pytest.raises(UserError, match="TensorRT is not installed"):
-        open_backend(str(tmp_path / "m.plan"), {"artifact": {"format": "tensorrt"}})
+        open_backend(str(tmp_path / "m.plan"), Manifest.from_dict(onnx_manifest()).derive(
+            artifact={"file": "m.plan", "format": "tensorrt"}))
 
 
 # -- calibration caches -----------------------------------------------------------------
@@ -1129,20 +1133,19 @@ def test_plan_manifest_is_what_the_runtime_checks(tmp_path):
     trt = make_trt("8.6.2.3")
     plan = tmp_path / "m.plan"
     info = trt_build.build_engine(onnx_file(tmp_path), plan, trt=trt, gpu_info=gpu_orin)
-    source = onnx_manifest()
+    source = Manifest.from_dict(onnx_manifest())
     data = trt_build.plan_manifest(source, plan, info)
-    assert source["artifact"]["format"] == "onnx"          # the ONNX manifest is not touched
-    assert data["artifact"] == {"file": "m.plan", "format": "tensorrt",
-                                "sha256": manifest_mod.sha256_file(plan)}
-    assert data["precision"] == "fp16"
-    assert data["tensorrt"] == {"version": "8.6.2", "gpu": "Orin", "compute_capability": "8.7",
-                                "flags": ["FP16"], "workspace_mb": 1024, "int8_mode": None}
-    manifest_mod.validate(data)
-    manifest_mod.write(plan, data)
-    loaded = manifest_mod.load(str(plan))
-    trt_api.check_plan(loaded, str(plan), "8.6.2.3", "Orin", (8, 7))
+    assert source.artifact_format == "onnx"          # the ONNX manifest is not touched
+    assert data.artifact == {"file": "m.plan", "format": "tensorrt",
+                             "sha256": manifest_mod.sha256_file(plan)}
+    assert data.precision == "fp16"
+    assert data.tensorrt == {"version": "8.6.2", "gpu": "Orin", "compute_capability": "8.7",
+                             "flags": ["FP16"], "workspace_mb": 1024, "int8_mode": None}
+    data.write(plan)
+    loaded = Manifest.load(str(plan))
+    trt_api.check_plan(loaded.tensorrt, str(plan), "8.6.2.3", "Orin", (8, 7))
     with pytest.raises(ManifestError):
-        trt_api.check_plan(loaded, str(plan), "10.3.0", "Orin", (8, 7))
+        trt_api.check_plan(loaded.tensorrt, str(plan), "10.3.0", "Orin", (8, 7))
 
 
 # -- output check -----------------------------------------------------------------------
@@ -1238,7 +1241,7 @@ def test_real_build_and_run(tmp_path):
     source = onnx_manifest()
     source["input"]["shape"] = [1, 3, 8, 8]
     source["outputs"][0]["shape"] = [1, 2, 8, 8]
-    data = trt_build.plan_manifest(source, plan, info)
+    data = trt_build.plan_manifest(Manifest.from_dict(source), plan, info)
     backend = TensorRTBackend(str(plan), manifest=data)
     try:
         x = np.random.RandomState(1).randn(1, 3, 8, 8).astype(np.float32)

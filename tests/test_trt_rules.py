@@ -36,7 +36,7 @@ def test_exports_are_legal_for_their_version(tmp_path, arch, version):
     from calib.int8 import export_int8
     from export.api import export
     fp32 = str(tmp_path / "m_fp32.onnx")
-    data = export(arch, None, SIZE, fp32, parity_images=1, trt_version=version, log=quiet)
+    data = export(arch, None, SIZE, fp32, parity_images=1, trt_version=version, log=quiet).to_dict()
     outputs = [str(tmp_path / "m_fp16.onnx"), str(tmp_path / "m_int8.onnx")]
     export_fp16(fp32, outputs[0], agreement_images=1, progress=False, log=quiet)
     export_int8(fp32, outputs[1], "synthetic", count=2, method="minmax", flavor="trt",
@@ -44,7 +44,7 @@ def test_exports_are_legal_for_their_version(tmp_path, arch, version):
     fam = trt_rules.family(version)
     for path in [fp32] + outputs:
         assert trt_rules.check(path, version) == [], path
-        compat = manifest_mod.load(path)["tensorrt_compat"]
+        compat = manifest_mod.Manifest.load(path).to_dict()["tensorrt_compat"]
         assert compat["target"] == version and fam in compat["legal"]
         assert compat["legal"] == trt_rules.legal_families(path)
     graph = onnx_graph.load(fp32)
@@ -62,7 +62,7 @@ def test_exports_are_legal_for_their_version(tmp_path, arch, version):
 
 
 def test_default_export_is_legal_on_85_86_and_10(rn18_engine):
-    compat = manifest_mod.load(rn18_engine)["tensorrt_compat"]
+    compat = manifest_mod.Manifest.load(rn18_engine).to_dict()["tensorrt_compat"]
     assert compat["target"] is None
     assert compat["legal"] == ["8.5", "8.6", "10.0", "10.1"]
     assert compat["io_form"] == "uint8-via-float"
@@ -95,13 +95,13 @@ def test_every_form_gives_the_same_class_maps_through_the_runtime(tmp_path):
 def test_forecast_bundle_stages_are_legal(tmp_path, forecaster_checkpoints, version):
     from export.forecast_export import export_bundle
     out = str(tmp_path / "bundle")
-    bundle = export_bundle(forecaster_checkpoints[1], out, parity_frames=6, trt_version=version, log=quiet)
+    bundle = export_bundle(forecaster_checkpoints[1], out, parity_frames=6, trt_version=version, log=quiet).to_dict()
     fam = trt_rules.family(version)
     assert fam in bundle["tensorrt_compat"]["legal"]
     for stage in ("features.onnx", "f2f.onnx", "decoder.onnx"):
         path = os.path.join(out, stage)
         assert trt_rules.check(path, version) == [], stage
-        assert fam in manifest_mod.load(path)["tensorrt_compat"]["legal"]
+        assert fam in manifest_mod.Manifest.load(path).to_dict()["tensorrt_compat"]["legal"]
 
 
 @pytest.mark.slow

@@ -9,13 +9,13 @@ log = logging.getLogger(__name__)
 
 
 def backend_for(path, manifest=None, requested=None):
-    """Which backend runs ``path``: ``requested`` if given, else by manifest format or suffix
-    (.onnx -> ONNX Runtime; OpenVINO only when asked for)."""
+    """Which backend runs ``path``: ``requested`` if given, else by its Manifest's artifact
+    format or its suffix (.onnx -> ONNX Runtime; OpenVINO only when asked for)."""
     if requested:
         if requested not in BACKENDS:
             raise UserError("unknown backend {!r}; use one of {}".format(requested, ", ".join(BACKENDS)))
         return requested
-    fmt = (manifest or {}).get("artifact", {}).get("format")
+    fmt = manifest.artifact_format if manifest is not None else None
     if fmt == "onnx" or str(path).endswith(".onnx"):
         return "onnxruntime"
     if fmt == "tensorrt" or os.path.splitext(str(path))[1] in (".plan", ".engine", ".trt"):

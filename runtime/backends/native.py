@@ -23,6 +23,7 @@ import threading
 import numpy as np
 
 from runtime import manifest as manifest_mod
+from runtime.manifest import Manifest
 from runtime import outlier as outlier_mod
 from runtime import result as result_mod
 from runtime.engine_base import EngineBase
@@ -282,19 +283,19 @@ class NativeEngine(EngineBase):
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
         self.path = str(path)
-        self.manifest = manifest_mod.load(self.path)
+        self.manifest = Manifest.load(self.path)
         result_mod.refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
                                outlier_threshold=outlier_threshold)
-        self.input_name = self.manifest["input"]["name"]
+        self.input_name = self.manifest.input.name
         self.backend = NativeBackend(self.core, self.input_name)
         # Only to show the frame the network saw (the core fits its own copy, identically).
-        self.preprocessor = Preprocessor(self.manifest["input"], resize=resize)
+        self.preprocessor = Preprocessor(self.manifest.input, resize=resize)
         self.size = self.core.input_hw
-        self.classes = self.manifest["classes"]
-        self.class_map_output = manifest_mod.output_by_meaning(self.manifest, "class_map")
-        self.logits_output = manifest_mod.output_by_meaning(self.manifest, "logits")
+        self.classes = self.manifest.classes
+        self.class_map_output = self.manifest.output("class_map")
+        self.logits_output = self.manifest.output("logits")
         self.outlier_output = outlier_mod.score_output(self.manifest)
         self.outlier_threshold = (float(self.core.info.outlier_threshold)
                                   if self.outlier_output is not None else None)
@@ -331,8 +332,8 @@ class NativeEngine(EngineBase):
 
     def describe(self):
         info = dict(self.backend.describe())
-        info.update({"engine": self.artifact, "arch": self.manifest["arch"],
-                     "task": self.manifest["task"], "precision": self.manifest["precision"],
+        info.update({"engine": self.artifact, "arch": self.manifest.arch,
+                     "task": self.manifest.task, "precision": self.manifest.precision,
                      "input_size": list(self.size)})
         return info
 
@@ -361,12 +362,12 @@ class _NativeBundle(object):
 
     def __init__(self, path, core):
         self.path = manifest_mod.resolve(path)[1]
-        self.manifest = manifest_mod.load(path)
+        self.manifest = Manifest.load(path)
         folder = os.path.dirname(os.path.abspath(self.path))
+        stages = self.manifest.stages
         self.stage_paths = collections.OrderedDict(
-            (name, os.path.join(folder, self.manifest["stages"][name]))
-            for name in manifest_mod.FORECAST_STAGES)
-        self.stages = dict((name, manifest_mod.load(p)) for name, p in self.stage_paths.items())
+            (name, os.path.join(folder, stages[name])) for name in manifest_mod.FORECAST_STAGES)
+        self.stages = dict((name, Manifest.load(p)) for name, p in self.stage_paths.items())
         self.backends = dict((name, _StageBackend(core)) for name in self.stage_paths)
 
 
@@ -381,12 +382,12 @@ class NativeForecastEngine(ForecastOutputs):
             raise ManifestError("{} is not a forecast bundle".format(path))
         self.bundle = _NativeBundle(path, self.core)
         self.path, self.manifest = self.bundle.path, self.bundle.manifest
-        self.classes = self.manifest["classes"]
-        self.preprocessor = Preprocessor(self.bundle.stages["features"]["input"], resize=resize)
+        self.classes = self.manifest.classes
+        self.preprocessor = Preprocessor(self.bundle.stages["features"].input, resize=resize)
         self.size = self.core.input_hw
-        self.past_offsets = [int(o) for o in self.manifest["past_offsets"]]
-        self.horizon = int(self.manifest["horizon"])
-        self.frame_rate = float(self.manifest["frame_rate"])
+        self.past_offsets = self.manifest.past_offsets
+        self.horizon = self.manifest.horizon
+        self.frame_rate = float(self.manifest.frame_rate)
         self.offsets_s = [o / self.frame_rate for o in self.past_offsets]
         self.horizon_s = self.horizon / self.frame_rate
         self.decode_current = bool(current)
@@ -460,8 +461,8 @@ class NativeForecastEngine(ForecastOutputs):
 
     def describe(self):
         info = {"backend": NAME, "version": version(), "core_backend": self.core.backend_name,
-                "engine": self.path, "arch": self.manifest["arch"], "task": "forecast",
-                "precision": self.manifest["precision"], "input_size": list(self.size),
+                "engine": self.path, "arch": self.manifest.arch, "task": "forecast",
+                "precision": self.manifest.precision, "input_size": list(self.size),
                 "stages": dict(self.bundle.stage_paths), "past_offsets": list(self.past_offsets),
                 "horizon": self.horizon, "frame_rate": self.frame_rate,
                 "current_segmentation": self.decode_current}

@@ -50,8 +50,9 @@ def default_cache_root():
     return os.path.join(base, "swiftrt", "ort-tensorrt")
 
 
-def tensorrt_options(manifest, ort_version, cache_root=None):
-    """Options of ONNX Runtime's TensorRT execution provider for the artifact of ``manifest``.
+def tensorrt_options(precision, sha256, ort_version, cache_root=None):
+    """Options of ONNX Runtime's TensorRT execution provider for an artifact of this precision
+    and sha256 (as its manifest records them; None: fp32, unknown).
 
     FP16 for fp16 and int8 artifacts, INT8 for int8 ones (explicit Q/DQ: no calibration table);
     engines cached in ``<cache_root>/<first 16 hex of the artifact's sha256>`` (ORT names its
@@ -59,8 +60,8 @@ def tensorrt_options(manifest, ort_version, cache_root=None):
     engine). Timing caches: ``trt_timing_cache_enable`` from ORT 1.11 (kept beside the
     engines), shared by all models through ``trt_timing_cache_path`` from ORT 1.17.
     """
-    precision = (manifest or {}).get("precision", "fp32")
-    sha = str(((manifest or {}).get("artifact") or {}).get("sha256") or "unknown")
+    precision = precision or "fp32"
+    sha = str(sha256 or "unknown")
     root = cache_root or default_cache_root()
     options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": os.path.join(root, sha[:16]),
                "trt_fp16_enable": precision in ("fp16", "int8"), "trt_int8_enable": precision == "int8"}
@@ -105,7 +106,8 @@ class OnnxRuntimeBackend(Backend):
         self.providers = choose_providers(providers)
         configured = list(self.providers)
         if "TensorrtExecutionProvider" in configured:
-            trt_options = tensorrt_options(manifest, ort.__version__, cache_root)
+            precision, sha = (manifest.precision, manifest.sha256) if manifest is not None else (None, None)
+            trt_options = tensorrt_options(precision, sha, ort.__version__, cache_root)
             _makedirs(trt_options["trt_engine_cache_path"])
             configured[configured.index("TensorrtExecutionProvider")] = (
                 "TensorrtExecutionProvider", trt_options)

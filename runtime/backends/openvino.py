@@ -99,7 +99,7 @@ class OpenVinoBackend(Backend):
 
 def flavor_warning(manifest):
     """A one-line warning when the engine's INT8 graph was rewritten for ONNX Runtime, else None."""
-    quant = (manifest or {}).get("quantization") or {}
+    quant = manifest.quantization if manifest is not None else {}
     if quant.get("flavor") == "cpu":
         return ("this INT8 engine is the cpu flavor, rewritten for ONNX Runtime; OpenVINO runs "
                 "the plain QDQ of rt-export --precision int8 --flavor trt faster")

@@ -79,7 +79,7 @@ class TensorRTBackend(Backend):
         self.gpu_name = dev.name()
         self.compute_capability = trt_api.compute_capability(dev.compute_capability())
         if manifest is not None:  # before deserializing: TensorRT's own refusal is cryptic
-            trt_api.check_plan(manifest, self.path, self.version, self.gpu_name,
+            trt_api.check_plan(manifest.tensorrt, self.path, self.version, self.gpu_name,
                                self.compute_capability)
 
         self._ctx = dev.retain_primary_context()

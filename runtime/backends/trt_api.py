@@ -133,9 +133,9 @@ def plan_mismatch(block, version, gpu_name, capability):
         version_string(version), gpu_name, here_cc)
 
 
-def check_plan(manifest, path, version, gpu_name, capability):
-    """Raise ManifestError when the plan of this manifest was built for another TensorRT or GPU."""
-    block = manifest.get("tensorrt")
+def check_plan(block, path, version, gpu_name, capability):
+    """Raise ManifestError when the plan whose manifest has this ``tensorrt`` block (None when
+    it has none) was built for another TensorRT or GPU."""
     if not isinstance(block, dict):
         raise ManifestError("{}: the manifest of a TensorRT plan needs a 'tensorrt' block "
                             "(version, gpu, compute_capability): rebuild the plan with rt-export"

@@ -11,6 +11,7 @@ import os
 import sys
 
 from runtime import manifest as manifest_mod
+from runtime.manifest import Manifest
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 from runtime.plan import trt_rules
@@ -82,7 +83,7 @@ def main(argv):
     if args.check_only:
         version = _version(args)
         trt_rules.require_legal(args.onnx, version)
-        compat = (manifest_mod.load(args.onnx).get("tensorrt_compat") or {})
+        compat = Manifest.load(args.onnx).tensorrt_compat
         print("{}: legal for TensorRT {} (static check; the manifest lists {})".format(
             args.onnx, version, ", ".join(compat.get("legal") or []) or "nothing"))
         return 0

@@ -183,7 +183,7 @@ def check_outputs(args, source):
 
 def _check_engine_args(args, engine):
     """Flags that only some engines understand."""
-    task = engine.manifest["task"]
+    task = engine.manifest.task
     if args.outlier_threshold is not None and engine.outlier_output is None:
         raise UserError("--outlier-threshold: {} has no outlier score (manifest task {!r})".format(
             args.engine, task))

@@ -14,6 +14,7 @@ from runtime import compare
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
 from runtime.errors import UserError
+from runtime.manifest import Manifest
 from runtime.plan.check_inputs import check_inputs, describe
 
 DEFAULT_CHECK_IMAGES = 4
@@ -22,7 +23,7 @@ DEFAULT_MAX_MISMATCH = {"fp32": 0.001, "fp16": 0.01, "int8": 0.03}
 
 
 def _default_int8_mode(onnx_manifest, calib_cache, amax_json):
-    if onnx_manifest.get("precision") == "int8":
+    if onnx_manifest.precision == "int8":
         return "qdq"
     if calib_cache:
         return "cache"
@@ -44,7 +45,7 @@ def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, re
     if reference is None:
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         reference = OnnxRuntimeBackend(onnx_path, providers=["cpu"])
-    name = manifest["input"]["name"]
+    name = manifest.input.name
     worst, problems = {}, []
     inputs = check_inputs(manifest, count, check_images)
     for tensor in inputs:
@@ -71,12 +72,12 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
     An outlier model's head (its manifest's ``outlier.keep_fp32``) is added to ``fp32_layers``
     of FP16 and INT8 plans, as the FP16/INT8 ONNX exports keep it in FP32."""
     from runtime.plan import builder
-    onnx_manifest = manifest_mod.load(onnx_path)
-    if onnx_manifest["artifact"].get("format") != "onnx":
+    onnx_manifest = Manifest.load(onnx_path)
+    if onnx_manifest.artifact_format != "onnx":
         raise UserError("{} is not an ONNX artifact".format(onnx_path))
     if precision == "int8":
         int8_mode = int8_mode or _default_int8_mode(onnx_manifest, calib_cache, amax_json)
-    head = (onnx_manifest.get("outlier") or {}).get("keep_fp32") or []
+    head = onnx_manifest.outlier.get("keep_fp32") or []
     if precision != "fp32" and head:
         fp32_layers = tuple(fp32_layers) + tuple(n for n in head if n not in fp32_layers)
         log("the outlier head stays in FP32 ({} layers)".format(len(head)))
@@ -96,8 +97,8 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
                      timing_cache=timing_cache, int8_mode=int8_mode or "qdq",
                      calib_cache=calib_cache, amax_json=amax_json, fp32_layers=tuple(fp32_layers))
         info["plan"] = str(plan_path)
-        data = builder.plan_manifest(onnx_manifest, staged, info)
-        backend = open_plan(staged, data)
+        manifest = builder.plan_manifest(onnx_manifest, staged, info)
+        backend = open_plan(staged, manifest)
         try:
             limit = DEFAULT_MAX_MISMATCH[precision] if max_mismatch is None else max_mismatch
             log("checking the plan against {} on {} {}".format(onnx_path, check_count,
@@ -109,28 +110,25 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
         if not check["ok"]:
             raise UserError("the plan failed its check against the ONNX model ({}); nothing written".format(
                 "; ".join(check["problems"][:3])))
-        data["post_build_check"] = check
-        path = publish(staged, data, plan_path)
-    log("wrote {} and {}".format(plan_path, path))
-    return data
+        manifest = publish(staged, manifest.derive(post_build_check=check), plan_path)
+    log("wrote {} and {}".format(plan_path, manifest_mod.sidecar_path(plan_path)))
+    return manifest
 
 
 def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, timing_cache=None,
                        check_count=DEFAULT_CHECK_IMAGES, check_images=None, log=print, **test_hooks):
     """A forecast bundle on TensorRT: a plan per stage in ``output_dir`` and a ``forecast.json``
-    naming them. Returns the new bundle manifest.
+    naming them. Returns the new bundle's Manifest.
 
     ``bundle``: an exported bundle's folder or ``forecast.json``. The F2F stage is built in FP32
     whatever ``precision`` says (its deformable sampling positions are sensitive and it costs
     little, as in the ONNX bundles); INT8 needs a bundle exported with ``--precision int8
     --flavor trt`` (its features and decoder stages carry the Q/DQ nodes).
     """
-    import copy
-    from runtime.jsonfile import write_atomic
     bundle_path = manifest_mod.resolve(bundle)[1]
-    source = manifest_mod.load(bundle_path)
-    if source.get("task") != "forecast":
-        raise UserError("{} is not a forecast bundle (task {!r})".format(bundle_path, source.get("task")))
+    source = Manifest.load(bundle_path)
+    if source.task != "forecast":
+        raise UserError("{} is not a forecast bundle (task {!r})".format(bundle_path, source.task))
     folder = os.path.dirname(os.path.abspath(bundle_path))
     output_dir = str(output_dir)
     if os.path.abspath(output_dir) == folder:
@@ -143,15 +141,16 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
         # old forecast.json beside plans of another build. A new folder keeps the old bundle intact.
         raise UserError("--output {} is not empty: give a new folder for the plans (the old bundle "
                         "stays as it is)".format(output_dir))
-    if precision == "int8" and source.get("precision") != "int8":
+    if precision == "int8" and source.precision != "int8":
         raise UserError("an INT8 plan bundle needs a bundle exported with --precision int8 --flavor trt "
-                        "({} is {})".format(bundle_path, source.get("precision")))
+                        "({} is {})".format(bundle_path, source.precision))
     created = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     stages, built = {}, []
     try:
-        for stage in sorted(source["stages"]):
-            onnx_path = os.path.join(folder, source["stages"][stage])
+        source_stages = source.stages
+        for stage in sorted(source_stages):
+            onnx_path = os.path.join(folder, source_stages[stage])
             plan = os.path.join(output_dir, stage + ".plan")
             stage_precision = "fp32" if stage == "f2f" and precision != "fp32" else precision
             log("stage {}: {} plan".format(stage, stage_precision))
@@ -160,12 +159,10 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
                        check_images=check_images, log=log, **test_hooks)
             built.append(plan)
             stages[stage] = os.path.basename(plan)
-        data = copy.deepcopy(source)
-        data["stages"] = stages
-        data["precision"] = precision
-        data["plans"] = {"built_from": os.path.abspath(bundle_path), "f2f_precision": "fp32"}
-        manifest_mod.validate(data, manifest_mod.BUNDLE_NAME)
-        path = write_atomic(os.path.join(output_dir, manifest_mod.BUNDLE_NAME), data)
+        manifest = source.derive(
+            stages=stages, precision=precision,
+            plans={"built_from": os.path.abspath(bundle_path), "f2f_precision": "fp32"})
+        path = manifest.write_bundle(output_dir)
     except BaseException:
         for plan in built:
             for item in (plan, manifest_mod.sidecar_path(plan)):
@@ -175,7 +172,7 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
             os.rmdir(output_dir)
         raise
     log("wrote forecast bundle {} (TensorRT plans)".format(path))
-    return data
+    return manifest
 
 
 def trtexec_command(onnx_path, plan_path, precision="fp16", trt_version="8.5", workspace_mb=1024,

@@ -10,7 +10,6 @@ Orin). ``trt`` and ``gpu_info`` can be injected, so the tests run it with fakes.
 
 Also here, pure Python: the plan manifest.
 """
-import copy
 import os
 import sys
 import time
@@ -305,21 +304,21 @@ def keep_layers_fp32(trt, network, patterns):
 # -- plan manifest ----------------------------------------------------------------------
 
 def plan_manifest(onnx_manifest, plan_path, build_info):
-    """The manifest of a plan: the ONNX manifest with its artifact, precision and ``tensorrt``.
+    """The Manifest of a plan: the ONNX model's Manifest with its artifact, precision and
+    ``tensorrt``.
 
     The runtime's compatibility check reads exactly ``tensorrt``: version, gpu,
     compute_capability (and reports flags, workspace_mb, int8_mode).
     """
-    data = copy.deepcopy(onnx_manifest)
-    data["artifact"] = {"file": os.path.basename(str(plan_path)), "format": "tensorrt",
-                        "sha256": manifest_mod.sha256_file(plan_path)}
-    data["precision"] = build_info["precision"]
-    data["tensorrt"] = {"version": build_info["tensorrt_version"], "gpu": build_info.get("gpu"),
-                        "compute_capability": build_info.get("compute_capability"),
-                        "flags": list(build_info.get("flags", [])),
-                        "workspace_mb": build_info.get("workspace_mb"),
-                        "int8_mode": build_info.get("int8_mode")}
-    return data
+    return onnx_manifest.derive(
+        artifact={"file": os.path.basename(str(plan_path)), "format": "tensorrt",
+                  "sha256": manifest_mod.sha256_file(plan_path)},
+        precision=build_info["precision"],
+        tensorrt={"version": build_info["tensorrt_version"], "gpu": build_info.get("gpu"),
+                  "compute_capability": build_info.get("compute_capability"),
+                  "flags": list(build_info.get("flags", [])),
+                  "workspace_mb": build_info.get("workspace_mb"),
+                  "int8_mode": build_info.get("int8_mode")})
 
 
 # -- helpers ----------------------------------------------------------------------------

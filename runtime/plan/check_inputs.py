@@ -10,7 +10,6 @@ frames are preprocessed exactly as the runtime does (runtime.preprocess.Preproce
 """
 import numpy as np
 
-from runtime import manifest as manifest_mod
 from runtime.errors import UserError
 from runtime.preprocess import Preprocessor
 from runtime.sources import EndOfStream, open_source
@@ -66,15 +65,16 @@ def check_inputs(manifest, count, source=None, seed=DEFAULT_SEED):
     """The input tensors of the check: ``count`` frames (patterns, or read from ``source``)
     preprocessed as the runtime does, or (a forecast stage that takes features) standardized
     features drawn from N(0, 1)."""
-    if manifest["input"].get("kind") == "features":
+    spec = manifest.input
+    if spec.kind == "features":
         rng = np.random.RandomState(seed)
-        shape = [int(d) for d in manifest["input"]["shape"]]
-        return [rng.standard_normal(shape).astype(manifest["input"]["dtype"]) for _ in range(count)]
-    pre = Preprocessor(manifest["input"])
+        shape = [int(d) for d in spec.shape]
+        return [rng.standard_normal(shape).astype(spec.dtype) for _ in range(count)]
+    pre = Preprocessor(spec)
     if source is not None:
         frames = read_frames(source, count)
     else:
-        size = manifest_mod.input_hw(manifest)
+        size = spec.size
         frames = [pattern(size, i, seed) for i in range(count)]
     return [pre(frame)[0] for frame in frames]
 
