@@ -35,7 +35,7 @@ def test_cached_results_give_mean_sd_and_per_split_values(tmp_path, monkeypatch,
     aps = {"fp32": [0.82, 0.78, 0.80], "int8": [0.815, 0.78, 0.795]}
     for name, arch, checkpoint, _, precisions in tables.MODELS[:2]:
         for precision in precisions:
-            tag = "{}_{}_{}".format(name, tables.sha256(os.path.join(REPO, checkpoint))[:10], precision)
+            tag = "{}_{}_{}".format(name, tables.sha256_file(os.path.join(REPO, checkpoint))[:10], precision)
             _write(work / "engines" / (tag + ".onnx.json"), {})
             for i, seed in enumerate(tables.TEST_IMAGE_SEEDS):
                 result = {"miou": values[name][precision][i]}

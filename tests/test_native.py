@@ -333,3 +333,50 @@ def test_native_module_is_python36_and_torch_free():
                            os.path.join(REPO, "runtime", "backends", "native.py")],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# One contract, three readers: docs/manifest.schema.json, the Python runtime (runtime.manifest)
+# and the native core (its own JSON reader) refuse the same damaged manifests.
+DAMAGED_MANIFESTS = [
+    ("schema_version", lambda m: m.update(schema_version=2)),
+    ("task", lambda m: m.update(task="detection")),
+    ("precision", lambda m: m.update(precision="int4")),
+    ("ignore_id above 255", lambda m: m.update(ignore_id=300)),
+    ("negative ignore_id", lambda m: m.update(ignore_id=-1)),
+    ("empty arch", lambda m: m.update(arch="")),
+    ("malformed sha256", lambda m: m["artifact"].update(sha256="0")),
+    ("no outputs", lambda m: m.update(outputs=[])),
+    ("no classes", lambda m: m.update(classes=[])),
+    ("input layout", lambda m: m["input"].update(layout="NCWH")),
+    ("output dtype", lambda m: m["outputs"][0].update(dtype="complex64")),
+    ("output meaning", lambda m: m["outputs"][0].update(meaning="boxes")),
+    ("outlier threshold", lambda m: m.update(outlier={"default_threshold": 2.0})),
+    ("missing input", lambda m: m.pop("input")),
+]
+
+
+@pytest.mark.parametrize("what,damage", DAMAGED_MANIFESTS, ids=[d[0] for d in DAMAGED_MANIFESTS])
+def test_schema_python_runtime_and_native_core_refuse_the_same_manifests(engines, tmp_path, what,
+                                                                         damage):
+    import shutil
+    jsonschema = pytest.importorskip("jsonschema")
+    from runtime.backends.native import NativeEngine
+    from runtime.errors import ManifestError, UserError
+    from runtime.manifest import Manifest
+    with open(os.path.join(REPO, "docs", "manifest.schema.json")) as handle:
+        validator = jsonschema.Draft7Validator(json.load(handle))
+    path = str(tmp_path / "damaged.onnx")
+    shutil.copyfile(engines["seg"], path)
+    manifest = json.load(open(engines["seg"] + ".json"))
+    assert list(validator.iter_errors(manifest)) == []  # the undamaged one passes all three
+    Manifest.load(engines["seg"])
+    NativeEngine(engines["seg"]).close()
+    damage(manifest)
+    with open(path + ".json", "w") as handle:
+        json.dump(manifest, handle)
+    assert list(validator.iter_errors(manifest)), "the schema accepts: " + what
+    with pytest.raises(ManifestError):
+        Manifest.load(path)
+    with pytest.raises((ManifestError, UserError)) as info:
+        NativeEngine(path).close()
+    assert "\n" not in str(info.value)
