@@ -33,6 +33,7 @@ INPUT_LAYOUTS = ("NHWC", "NCHW")
 COLOR_ORDERS = ("BGR", "RGB")
 OUTPUT_MEANINGS = ("class_map", "logits", "outlier_score", "features")
 RESIZE_MODES = ("stretch", "letterbox", "crop")
+PRECISIONS = ("fp32", "fp16", "int8")
 DTYPES = ("uint8", "int8", "float16", "float32", "int32", "int64")
 MAX_DIM = 1 << 16  # a tensor dimension larger than this is a broken manifest, not a model
 
@@ -310,14 +311,21 @@ def _validate_types(data, where):
     """Types and ranges of what the runtime computes with: a hostile or damaged manifest is
     one ManifestError, never a TypeError deep inside preprocessing or drawing."""
     for key in ("arch", "precision"):
-        if not isinstance(data.get(key), str):
-            raise ManifestError("{}: '{}' must be a string".format(where, key))
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ManifestError("{}: '{}' must be a non-empty string".format(where, key))
+    if data["precision"] not in PRECISIONS:
+        raise ManifestError("{}: precision {!r} not one of {}".format(
+            where, data["precision"], ", ".join(PRECISIONS)))
     if not _is_integer(data["ignore_id"]) or not 0 <= data["ignore_id"] <= 255:
         raise ManifestError("{}: 'ignore_id' must be an integer 0..255, got {!r}".format(
             where, data["ignore_id"]))
     for key in ("outlier", "quantization", "tensorrt"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ManifestError("{}: '{}' must be an object".format(where, key))
+    threshold = (data.get("outlier") or {}).get("default_threshold")
+    if threshold is not None and not (_is_number(threshold) and 0.0 <= threshold <= 1.0):
+        raise ManifestError("{}: outlier.default_threshold must be a number between 0 and 1, "
+                            "got {!r}".format(where, threshold))
     artifact = data.get("artifact")
     if isinstance(artifact, dict) and not isinstance(artifact.get("format", ""), str):
         raise ManifestError("{}: artifact format must be a string".format(where))
