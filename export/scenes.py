@@ -51,6 +51,7 @@ Library API::
 """
 import colorsys
 import math
+import os
 import random
 import zlib
 
@@ -2922,6 +2923,27 @@ def write_sequences(root, split="val", count=20, length=DEFAULT_LENGTH, fps=DEFA
         "seed": int(seed), "size": [size[0], size[1]], "outliers": float(outliers),
         "cities": list(cities(split, sequences=True))})
     return n
+
+
+CHECK_FRAMES_SEED = 4242   # the plan check's scenes (runtime/plan/check_frames), as before the move
+CHECK_FRAMES_QUALITY = 92  # JPEG: four 256x512 scenes in ~250 KB of the device package
+
+
+def write_check_frames(folder, count=4, size=(256, 512)):
+    """The road scenes rt-plan's post-build check runs on by default, written as
+    ``scene_<i>.jpg`` into ``folder`` (runtime/plan/check_frames, shipped with the device
+    package, where this generator is not). Regenerate with
+    ``python -c "from export.scenes import write_check_frames as w; w('runtime/plan/check_frames')"``;
+    tests/test_plan_build.py checks the shipped files are these scenes."""
+    os.makedirs(str(folder), exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = os.path.join(str(folder), "scene_{}.jpg".format(index))
+        frame = render_scene(seed=CHECK_FRAMES_SEED, index=index, size=size)[0]
+        if not cv2.imwrite(path, frame, [cv2.IMWRITE_JPEG_QUALITY, CHECK_FRAMES_QUALITY]):
+            raise UserError("cannot write {}".format(path))
+        paths.append(path)
+    return paths
 
 
 def write_video(path, frames=300, fps=30.0, seed=0, size=DEFAULT_SIZE, progress=None):

@@ -11,6 +11,7 @@ import pytest
 
 from runtime import manifest as manifest_mod
 from runtime.errors import UserError
+from tests.conftest import REPO
 
 
 def fake_build(onnx_path, plan_path, **options):
@@ -167,26 +168,41 @@ def test_an_int8_plan_bundle_needs_an_int8_export(forecast_bundle, tmp_path):
 
 # -- the check's inputs, made on the device ------------------------------------------------
 
-def test_the_default_check_pattern_is_structured_and_deterministic():
-    from runtime.plan.check_inputs import pattern
-    a, b = pattern((128, 256), 0), pattern((128, 256), 1)
-    assert a.shape == (128, 256, 3) and a.dtype == np.uint8
-    assert np.array_equal(a, pattern((128, 256), 0)) and not np.array_equal(a, b)
-    # not uniform noise: neighbouring pixels mostly agree, and the frame spans a wide range
-    step = np.abs(np.diff(a.astype(np.int16), axis=1)).mean()
-    assert step < 20 and a.std() > 30
+def test_the_shipped_check_frames_are_the_generators_road_scenes(tmp_path):
+    """The device has no scene generator: the default check runs on scenes shipped with the
+    package (setup.cfg package data), and they are the generator's check scenes (JPEG)."""
+    import configparser
+    import cv2
+    from export.scenes import write_check_frames
+    from runtime.plan.check_inputs import CHECK_FRAMES, shipped_frames
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(REPO, "setup.cfg"))
+    assert "check_frames/*.jpg" in cfg["options.package_data"]["runtime.plan"]
+    regenerated = write_check_frames(str(tmp_path))
+    shipped = shipped_frames(len(regenerated))
+    assert len(os.listdir(CHECK_FRAMES)) == len(regenerated)
+    for path, frame in zip(regenerated, shipped):
+        again = cv2.imread(path, cv2.IMREAD_COLOR)
+        assert frame.shape == again.shape == (256, 512, 3)
+        assert np.abs(frame.astype(np.int16) - again).mean() < 1.0  # JPEG coders may differ by 1
+    # more checks than scenes: mirrored, still different inputs
+    more = shipped_frames(6)
+    assert np.array_equal(more[4], shipped[0][:, ::-1]) and not np.array_equal(more[4], more[0])
 
 
 def test_the_check_runs_on_the_users_frames(rn18_engine, tmp_path):
     import cv2
-    from runtime.plan.check_inputs import pattern
+    from export.scenes import render_scene
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(3):
-        cv2.imwrite(str(frames / "f{}.png".format(i)), pattern((200, 300), i, seed=1))
+        cv2.imwrite(str(frames / "f{}.png".format(i)), render_scene(1, i, size=(200, 300))[0])
     _, manifest, _ = build(rn18_engine, tmp_path, check_images=str(frames))
     check = manifest.to_dict()["post_build_check"]
     assert check["ok"] and check["images"] == 2
+    assert check["inputs"] == "frames of {}".format(frames)
+    _, manifest, _ = build(rn18_engine, tmp_path / "default")
+    assert manifest.to_dict()["post_build_check"]["inputs"] == "the shipped road scenes"
     with pytest.raises(UserError, match="--check-images"):
         build(rn18_engine, tmp_path, check_images=str(tmp_path / "missing"))
 

@@ -3,9 +3,9 @@
 Runs where TensorRT and an NVIDIA GPU are (the Jetson itself): needs no torch and no onnx
 (Python 3.6+). Before TensorRT sees the model, the graph is checked against the installed
 version's parser rules (trt_rules) and the manifest's ``tensorrt_compat`` list.
-After the build, the plan and the ONNX model run the same inputs (generated structured
-patterns, or the user's frames: runtime.plan.check_inputs; the scene generator stays on the
-workstation); NaN/Inf or too many differing class decisions fail the build
+After the build, the plan and the ONNX model run the same inputs (the road scenes shipped
+in runtime/plan/check_frames, or the user's frames: runtime.plan.check_inputs; the scene
+generator stays on the workstation); NaN/Inf or too many differing class decisions fail the build
 (Polygraphy-style) and remove the plan, so a bad engine never reaches ``engines/``.
 """
 import os
@@ -39,7 +39,7 @@ def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, re
     """Run the ONNX model (ONNX Runtime, CPU) and the plan on the same inputs; returns the check.
 
     ``check_images``: a folder of images or a video whose first ``count`` frames are the inputs
-    (default: generated structured patterns). ``reference`` may be given as a backend (tests);
+    (default: the shipped road scenes). ``reference`` may be given as a backend (tests);
     by default ONNX Runtime on the CPU.
     """
     if reference is None:
@@ -55,7 +55,8 @@ def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, re
         for out, stats in result["outputs"].items():
             for key, value in stats.items():
                 worst.setdefault(out, {})[key] = max(value, worst.get(out, {}).get(key, value))
-    return {"images": len(inputs), "max_mismatch": max_mismatch, "outputs": worst,
+    return {"images": len(inputs), "inputs": describe(check_images),
+            "max_mismatch": max_mismatch, "outputs": worst,
             "problems": sorted(set(problems)), "ok": not problems,
             "compared": "tensorrt plan vs onnxruntime-cpu on the source ONNX"}
 
@@ -66,7 +67,7 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
                build=None, open_plan=None, reference=None):
     """Build, check and describe a plan. ``build``/``open_plan``/``reference`` are for tests.
 
-    The check runs ``check_count`` inputs: generated structured patterns, or the first frames of
+    The check runs ``check_count`` inputs: the shipped road scenes, or the first frames of
     ``check_images`` (a folder of images or a video).
 
     An outlier model's head (its manifest's ``outlier.keep_fp32``) is added to ``fp32_layers``
