@@ -117,7 +117,7 @@ def test_the_device_side_never_imports_the_workstation_side():
 
 # Workstation code that the device image does not have, with the reason the device never needs it.
 WORKSTATION_ONLY = {
-    "export.scenes": "the scene generator (rt-plan checks plans on runtime.plan.check_inputs' patterns)",
+    "export.scenes": "the scene generator (rt-plan checks plans on the scenes shipped in runtime/plan/check_frames)",
     "export.synth_cli": "rt-synth",
 }
 # The native core's test fixture exports engines with rt-export's code on the workstation; it sits

@@ -295,6 +295,12 @@ def test_rt_plan_check_only(run_cli_subprocess, rn18_engine):
     bad = run_cli_subprocess("runtime.cli.plan", rn18_engine, "--check-only", "--trt-version", "8.2.1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "not legal for TensorRT 8.2.1" in bad.stderr
+    # --check-images feeds the post-build check: refused where no plan is built
+    odd = run_cli_subprocess("runtime.cli.plan", rn18_engine, "--check-only", "--trt-version",
+                             "8.6.2", "--check-images", os.path.dirname(rn18_engine))
+    assert odd.returncode == 2 and odd.stderr.strip().splitlines() == [
+        "rt-plan: error: --check-images is for the post-build check: not with --check-only or "
+        "--print-trtexec (no plan is built)"]
 
 
 def test_rt_plan_prints_trtexec(run_cli_subprocess, rn18_engine):

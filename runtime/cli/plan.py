@@ -75,6 +75,9 @@ def main(argv):
     args = build_parser().parse_args(argv)
     if args.workspace_mb <= 0:
         raise UserError("--workspace-mb must be positive")
+    if args.check_images and (args.check_only or args.print_trtexec):
+        raise UserError("--check-images is for the post-build check: not with --check-only or "
+                        "--print-trtexec (no plan is built)")
     if os.path.isdir(args.onnx) or args.onnx.endswith(manifest_mod.BUNDLE_NAME):
         return _bundle(args)
     if not os.path.isfile(args.onnx):
