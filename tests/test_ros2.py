@@ -478,6 +478,26 @@ def _run_cli(args, **kwargs):
                           env=ros_env(), capture_output=True, text=True, timeout=300, **kwargs)
 
 
+def _start_cli(context, name, engine, report, *flags, **params):
+    """The rt-ros2 command on ``engine`` in namespace ns(name), with no Fast DDS profile variable
+    in its environment (it chooses its own), and this process's camera for it."""
+    env = ros_env()
+    for variable in FASTDDS_PROFILE_VARIABLES:
+        env.pop(variable, None)
+    args = ["--report", str(report)] + list(flags) + [
+        "--ros-args", "-p", "engine:=" + str(engine),
+        "-r", "image:=" + ns(name) + "/camera/image_raw", "-r", "__ns:=" + ns(name)]
+    for key, value in params.items():
+        args += ["-p", "{}:={}".format(key, value)]
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli.ros2"] + args, cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    camera = Camera(context, ns(name))
+    camera.pub = camera.node.create_publisher(Image, ns(name) + "/camera/image_raw",
+                                              qos_profile_sensor_data)
+    return proc, camera
+
+
 def test_cli_bad_engine_is_one_line_and_exit_2():
     proc = _run_cli(["--ros-args", "-p", "engine:=/nonexistent/x.onnx"])
     assert proc.returncode == 2
@@ -491,19 +511,7 @@ def test_cli_bad_engine_is_one_line_and_exit_2():
 def test_cli_signal_ends_cleanly_with_summary_and_report(context, rn18_engine, tmp_path, sig,
                                                          reason):
     report = tmp_path / "ros2.json"
-    env = ros_env()
-    for variable in FASTDDS_PROFILE_VARIABLES:
-        env.pop(variable, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli.ros2", "--report", str(report),
-         "--no-fastdds-profile", "--ros-args",
-         "-p", "engine:=" + str(rn18_engine), "-r", "image:=" + ns("cli") + "/camera/image_raw",
-         "-r", "__ns:=" + ns("cli")],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True)
-    camera = Camera(context, ns("cli"))
-    camera.pub = camera.node.create_publisher(Image, ns("cli") + "/camera/image_raw",
-                                              qos_profile_sensor_data)
+    proc, camera = _start_cli(context, "cli", rn18_engine, report, "--no-fastdds-profile")
     frame = scenes(1)[0]
     try:
         exchange(camera, frame, 0)
@@ -534,18 +542,7 @@ def test_cli_gets_camera_size_images_whole_from_another_process(context, rn18_en
     profile variable is set, and nothing is lost in transport (on Fast DDS's defaults, about
     2 % arrive: benchmarks/ros2_transport.py)."""
     report = tmp_path / "ros2.json"
-    env = ros_env()
-    for variable in FASTDDS_PROFILE_VARIABLES:
-        env.pop(variable, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli.ros2", "--report", str(report), "-q", "--ros-args",
-         "-p", "engine:=" + str(rn18_engine), "-p", "threads:={}".format(THREADS),
-         "-r", "image:=" + ns("big") + "/camera/image_raw", "-r", "__ns:=" + ns("big")],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True)
-    camera = Camera(context, ns("big"))
-    camera.pub = camera.node.create_publisher(Image, ns("big") + "/camera/image_raw",
-                                              qos_profile_sensor_data)
+    proc, camera = _start_cli(context, "big", rn18_engine, report, "-q", threads=THREADS)
     frame = render_scene(6, 0, size=(480, 640))[0]
     count, rate = 40, 10.0
     try:
