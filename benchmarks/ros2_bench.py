@@ -47,14 +47,21 @@ def log(message):
     sys.stderr.flush()
 
 
-def ros_env():
-    """The environment of this script's camera and of the commands: the camera's participant
-    gets rt-ros2's Fast DDS profile as docs/ros2.md tells camera drivers to (on Fast DDS's
-    defaults a 921 KB image rarely arrives whole: benchmarks/ros2_transport.py)."""
-    from runtime.ros2_node import fastdds_profile_setting
+def ros_env(fastdds_profile=True):
+    """The environment of this script's camera and of the commands (one ROS domain, localhost).
+
+    ``fastdds_profile``: the camera's participant gets rt-ros2's Fast DDS profile, as
+    docs/ros2.md tells camera drivers to (on Fast DDS's defaults a 921 KB image rarely arrives
+    whole: benchmarks/ros2_transport.py); False: Fast DDS's defaults, whatever the caller's
+    environment says."""
+    from runtime.ros2_node import FASTDDS_PROFILE_VARIABLES, fastdds_profile_setting
     env = dict(os.environ)
     env.update({"ROS_DOMAIN_ID": str(DOMAIN_ID), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
                 "PYTHONPATH": REPO + os.pathsep + env.get("PYTHONPATH", "")})
+    if not fastdds_profile:
+        for variable in FASTDDS_PROFILE_VARIABLES:
+            env.pop(variable, None)
+        return env
     variable, path = fastdds_profile_setting(env)
     if variable:
         env[variable] = path

@@ -21,26 +21,14 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ros2_bench import ros_env  # noqa: E402  (one ROS domain, localhost, the profile or not)
 
 from runtime.sizes import parse_hw  # noqa: E402
 
 TOPIC = "/transport_bench/image_raw"
 SETTLE_S = 1.0     # after the first match, before the first frame
-
-
-def _env(profile):
-    env = dict(os.environ)
-    env.update({"ROS_DOMAIN_ID": str(1 + os.getpid() % 100),
-                "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-                "PYTHONPATH": REPO + os.pathsep + env.get("PYTHONPATH", "")})
-    for variable in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
-        env.pop(variable, None)
-    if profile:
-        from runtime.ros2_node import fastdds_profile_setting
-        variable, path = fastdds_profile_setting(env)
-        if variable:
-            env[variable] = path
-    return env
 
 
 def publish(frames, fps, height, width):
@@ -103,11 +91,11 @@ def measure(size, frames, fps, camera_profile):
     script = os.path.abspath(__file__)
     common = ["--frames", str(frames), "--fps", str(fps)]
     sub = subprocess.Popen([sys.executable, script, "--role", "sub"] + common,
-                           env=_env(True), stdout=subprocess.PIPE, universal_newlines=True)
+                           env=ros_env(True), stdout=subprocess.PIPE, universal_newlines=True)
     try:
         pub = subprocess.run([sys.executable, script, "--role", "pub", "--sizes",
                               "{}x{}".format(height, width)] + common,
-                             env=_env(camera_profile), stdout=subprocess.PIPE,
+                             env=ros_env(camera_profile), stdout=subprocess.PIPE,
                              universal_newlines=True, check=True, timeout=180)
         if sub.poll() is None:
             sub.send_signal(signal.SIGTERM)  # the camera is done (it waited 1 s after the last frame)
