@@ -27,6 +27,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from runtime.cli.common import run_cli  # noqa: E402
+from runtime.jsonfile import check_output, write_text_atomic  # noqa: E402
 from runtime.manifest import sha256_file  # noqa: E402
 
 # Declared in docs/evaluation.md before any result on them was looked at.
@@ -209,6 +211,7 @@ def main(argv=None):
     parser.add_argument("--output", default="docs/accuracy.md", help="Markdown to write")
     parser.add_argument("--data-root", default="data", help="where the test splits are (generated if missing)")
     args = parser.parse_args(argv)
+    output = check_output(os.path.join(REPO, args.output), "--output")  # before hours of work
     DATA = args.data_root
     work = os.path.join(REPO, args.work)
     for sub in ("engines", "results"):
@@ -234,8 +237,7 @@ def main(argv=None):
                                     [evaluate(path, d, args.threads, work, logfile) for d in splits]))
     seconds = time.time() - STARTED
     text = markdown(image_tables, sequence_tables, seconds, args.models)
-    with open(os.path.join(REPO, args.output), "w") as handle:
-        handle.write(text)
+    write_text_atomic(output, text)
     sys.stdout.write(text)
     sys.stdout.write("\naccuracy_tables: {:.1f} min\n".format(seconds / 60.0))
     return 0
@@ -244,4 +246,4 @@ def main(argv=None):
 STARTED = time.time()
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="accuracy_tables"))

@@ -28,6 +28,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
+from runtime.cli.common import run_cli  # noqa: E402
+from runtime.jsonfile import check_output, write_atomic, write_text_atomic  # noqa: E402
+
 BENCH_BINARY = os.path.join(REPO, "build", "native", "srt_overhead")
 TARGET_OVERHEAD_MS = 0.5
 
@@ -149,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--output", help="write the Markdown section here")
     parser.add_argument("--json", help="write the measurements as JSON here")
     args = parser.parse_args(argv)
+    outputs = [(flag, check_output(path, flag)) for flag, path in
+               (("--output", args.output), ("--json", args.json)) if path]
     engine = args.engine
     if not engine:
         from run_cpu_benchmarks import export_fp32
@@ -160,14 +165,13 @@ def main(argv=None):
         return 2
     text, data = made
     sys.stdout.write(text)
-    if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(data, handle, indent=1)
+    for flag, path in outputs:
+        if flag == "--output":
+            write_text_atomic(path, text)
+        else:
+            write_atomic(path, data, indent=1)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="native_overhead"))

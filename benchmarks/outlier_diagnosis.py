@@ -31,6 +31,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from runtime.cli.common import run_cli  # noqa: E402
+from runtime.jsonfile import check_output, write_atomic  # noqa: E402
 from runtime.metrics import _curve  # noqa: E402
 from runtime.outlier_eval import IMAGE_GROUPS, OBJECT_GROUPS, image_groups, object_groups  # noqa: E402
 
@@ -243,6 +245,8 @@ def main(argv=None):
     parser.add_argument("--json", help="write all numbers here (and the histograms beside it as .npz)")
     parser.add_argument("--title", default="Outlier diagnosis")
     args = parser.parse_args(argv)
+    if args.json:
+        args.json = check_output(args.json, "--json")
     started = time.time()
     cache = os.path.splitext(args.json)[0] + ".npz" if args.json else None
     if cache and os.path.isfile(cache):
@@ -257,10 +261,9 @@ def main(argv=None):
     sys.stdout.write(markdown(result, args.title))
     sys.stdout.write("\n({:.0f} s)\n".format(time.time() - started))
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(_jsonable(result), handle, indent=1)
+        write_atomic(args.json, _jsonable(result), indent=1)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="outlier_diagnosis"))

@@ -36,6 +36,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from runtime.cli.common import run_cli  # noqa: E402
+from runtime.jsonfile import check_output, write_atomic  # noqa: E402
 from runtime.sizes import parse_hw  # noqa: E402
 
 TARGET_RATIO = 0.9
@@ -293,7 +295,7 @@ def per_round(results):
         for name, rows in results.items()))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) or forecast bundle")
     parser.add_argument("--frames", type=int, default=300)
@@ -302,7 +304,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", help="write the raw results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.json:
+        args.json = check_output(args.json, "--json")
     load_start = os.getloadavg()[0]  # a shared machine's load says how far to trust the numbers
     results, engine_info = measure(args.engine, args.frames, args.fps, args.size, args.threads,
                                    args.rounds)
@@ -316,10 +320,9 @@ def main():
     print("\nMachine: {}; measured {}.".format(host, time.strftime("%Y-%m-%d %H:%M UTC",
                                                                  time.gmtime())))
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"args": vars(args), "results": results, "host": host}, handle, indent=1,
-                      default=str)
+        write_atomic(args.json, {"args": vars(args), "results": results, "host": host},
+                     indent=1, default=str)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, prog="ros2_bench"))

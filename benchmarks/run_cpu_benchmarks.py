@@ -19,7 +19,6 @@ runtime.bench and runtime.bench_run, the same code as rt-bench.
 """
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
@@ -28,6 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from runtime import bench, bench_run  # noqa: E402
+from runtime.cli.common import run_cli  # noqa: E402
+from runtime.jsonfile import check_output, write_atomic, write_text_atomic  # noqa: E402
 from runtime.bench_format import environment_lines  # noqa: E402
 
 ARCHS = ("swiftnet-rn18", "swiftnet-pyr-rn18", "swiftnet-mn2")
@@ -633,6 +634,9 @@ def main(argv=None):
                         help="skip the outlier / forecast models next to plain segmentation")
     parser.add_argument("--no-ros2", action="store_true", help="skip rt-ros2 next to rt-segment")
     args = parser.parse_args(argv)
+    args.output = check_output(args.output, "--output")  # before minutes of measuring
+    if args.json:
+        args.json = check_output(args.json, "--json", others=[("--output", args.output)])
     if args.quick:
         args.iterations, args.warmup, args.e2e_frames = 5, 1, 30
     start = time.time()
@@ -692,14 +696,12 @@ def main(argv=None):
         if native is None:
             notes.append("native: libswiftrt is not built (make native-lib): no native rows")
     data["native"] = native[1] if native else None
-    with open(args.output, "w") as handle:
-        handle.write(render(data) + ("\n" + native[0] if native else ""))
+    write_text_atomic(args.output, render(data) + ("\n" + native[0] if native else ""))
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
+        write_atomic(args.json, data, indent=2, default=str)
     log("wrote {} in {:.0f} s".format(args.output, time.time() - start))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog="run_cpu_benchmarks"))
