@@ -301,6 +301,12 @@ def test_rt_plan_check_only(run_cli_subprocess, rn18_engine):
     assert odd.returncode == 2 and odd.stderr.strip().splitlines() == [
         "rt-plan: error: --check-images is for the post-build check: not with --check-only or "
         "--print-trtexec (no plan is built)"]
+    # the timing cache is rewritten after a build: never over the model (refused before TensorRT)
+    for target, why in ((rn18_engine, "model artifact or manifest"),
+                        (os.path.dirname(rn18_engine), "is a folder")):
+        proc = run_cli_subprocess("runtime.cli.plan", rn18_engine, "--timing-cache", target)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "--timing-cache" in proc.stderr and why in proc.stderr
 
 
 def test_rt_plan_prints_trtexec(run_cli_subprocess, rn18_engine):

@@ -14,6 +14,7 @@ from runtime import manifest as manifest_mod
 from runtime.manifest import Manifest
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, check_output
 from runtime.plan import trt_rules
 
 
@@ -43,7 +44,8 @@ def build_parser():
                         help="layer-name substrings kept in FP32 (comma-separated, repeatable)")
     parser.add_argument("--check-images", metavar="DIR|VIDEO",
                         help="check the plan against the ONNX model on the first frames of a folder "
-                             "of images or a video (default: generated structured patterns)")
+                             "of images or a video (default: the four road scenes shipped in "
+                             "runtime/plan/check_frames)")
     parser.add_argument("--trt-version", metavar="V",
                         help="with --check-only / --print-trtexec: the TensorRT version to check "
                              "or print for (default: the one installed)")
@@ -100,6 +102,7 @@ def main(argv):
                               args.timing_cache, args.calib_cache))
         return 0
     from runtime.plan.build import build_plan
+    _check_timing_cache(args, output)
     fp32_layers = [n.strip() for item in args.fp32_layers for n in item.split(",") if n.strip()]
     log = (lambda message: None) if args.quiet else (lambda message: sys.stderr.write(message + "\n"))
     build_plan(args.onnx, output, precision=args.precision, workspace_mb=args.workspace_mb,
@@ -118,11 +121,22 @@ def _bundle(args):
                         "stage (.onnx) at a time")
     folder = os.path.dirname(os.path.abspath(manifest_mod.resolve(args.onnx)[1]))
     output = args.output or "{}_{}_plans".format(folder.rstrip(os.sep), args.precision)
+    _check_timing_cache(args, output)
     log = (lambda message: None) if args.quiet else (lambda message: sys.stderr.write(message + "\n"))
     build_bundle_plans(args.onnx, output, precision=args.precision, workspace_mb=args.workspace_mb,
                        timing_cache=args.timing_cache, check_images=args.check_images, log=log)
     print(os.path.join(output, manifest_mod.BUNDLE_NAME))
     return 0
+
+
+def _check_timing_cache(args, output):
+    """The timing cache is rewritten after a build: never over an input, an engine, a manifest
+    or a non-regular file (refused before TensorRT runs)."""
+    if args.timing_cache:
+        inputs = (Inputs().add(args.onnx, "the ONNX model").add(args.calib_cache, "--calib-cache")
+                  .add(args.amax_json, "--amax-json").add(args.check_images, "--check-images"))
+        args.timing_cache = check_output(args.timing_cache, "--timing-cache", inputs,
+                                         others=[("--output", output)])
 
 
 def entry():
