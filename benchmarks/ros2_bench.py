@@ -39,6 +39,7 @@ sys.path.insert(0, REPO)
 from runtime.cli.common import run_cli  # noqa: E402
 from runtime.jsonfile import check_output, write_atomic  # noqa: E402
 from runtime.sizes import parse_hw  # noqa: E402
+from runtime.stats import summarize  # noqa: E402
 
 TARGET_RATIO = 0.9
 DOMAIN_ID = 1 + os.getpid() % 100
@@ -197,21 +198,14 @@ def run_ros2(engine, frames, fps, threads, folder, context):
     got = dict((k, t) for k, t in camera.received.items() if k in sent)
     if not got:
         raise RuntimeError("no class map came back")
-    round_trip = sorted((got[k] - sent[k]) * 1e3 for k in got)
+    round_trip = summarize([(got[k] - sent[k]) * 1e3 for k in got])  # as the node's own figures
     node = data["latency_ms"]["receive_to_publish"]
     return {"fps": len(got) / (max(got.values()) - min(sent.values())), "processed": len(got),
             "dropped": len(frames) - len(got), "latency_p50": node["p50"], "latency_p99": node["p99"],
-            "round_trip_p50": _pct(round_trip, 50), "round_trip_p99": _pct(round_trip, 99),
+            "round_trip_p50": round_trip["p50"], "round_trip_p99": round_trip["p99"],
             "backend": data["engine"].get("backend"),
             "node_frames": dict((k, data["frames"].get(k)) for k in
                                 ("received", "lost", "processed", "dropped", "published"))}
-
-
-def _pct(sorted_values, pct):
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, int(round(pct / 100.0 * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 def _median(rows, key):

@@ -629,7 +629,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="default: usable cores")
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--re-export", action="store_true", help="export the engines again")
-    parser.add_argument("--quick", action="store_true", help="5 calls per runner, 10 frames")
+    parser.add_argument("--quick", action="store_true", help="5 calls per runner, 30 frames")
     parser.add_argument("--no-tasks", action="store_true",
                         help="skip the outlier / forecast models next to plain segmentation")
     parser.add_argument("--no-ros2", action="store_true", help="skip rt-ros2 next to rt-segment")

@@ -27,9 +27,11 @@ PROBE_IMAGES = 2
 
 def _cpu_engine(path, manifest=None):
     """An Engine on ONNX Runtime's CPU provider for ``path``. ``manifest``: a staged
-    candidate's Manifest (it has no manifest file; the Engine takes it as it is)."""
+    candidate's Manifest (it has no manifest file; the Engine takes it as it is, and its hash
+    was just computed from this file: not verified again, nor cached under a staging path)."""
     from runtime.engine import Engine
-    return Engine(path, backend="onnxruntime", providers=["CPUExecutionProvider"], manifest=manifest)
+    return Engine(path, backend="onnxruntime", providers=["CPUExecutionProvider"], manifest=manifest,
+                  verify=manifest is None)
 
 
 def _at_label_size(class_map, shape):

@@ -40,11 +40,10 @@ MAX_PAST = 16
 SRT_OK = 0
 # Statuses a user causes (a bad file or manifest, a frame the engine cannot take): UserError.
 _USER_STATUSES = (1, 3, 4, 5, 6)
-_BACKEND_AUTO, _BACKEND_OPENVINO, _BACKEND_TENSORRT = 0, 1, 2
+_BACKEND_AUTO = 0
 _FORMAT_BGR8 = 1
 _RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
 _TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
-_BACKENDS = {1: "openvino", 2: "tensorrt"}
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_LIBRARY = os.path.join(_REPO, "build", "native", "libswiftrt.so")
