@@ -33,6 +33,7 @@ if REPO not in sys.path:
 
 from runtime.cli.common import run_cli  # noqa: E402
 from runtime.jsonfile import check_output, write_atomic  # noqa: E402
+from runtime.manifest import sha256_file  # noqa: E402
 from runtime.metrics import _curve  # noqa: E402
 from runtime.outlier_eval import IMAGE_GROUPS, OBJECT_GROUPS, image_groups, object_groups  # noqa: E402
 
@@ -88,14 +89,25 @@ def collect(engine_path, split_dirs, split, threads=1, limit=None):
             "image_info": img_info, "obj_hist": np.array(obj_hist).reshape(-1, BINS), "objects": obj_rec}
 
 
-def save_cache(path, data):
-    np.savez_compressed(path, pos=data["pos"], neg=data["neg"], split=data["split"], obj_hist=data["obj_hist"],
-                        meta=np.array(json.dumps({"image_info": data["image_info"], "objects": data["objects"]})))
+def cache_key(engine, splits, split, limit):
+    """What the histograms depend on: the engine's bytes and the images it ran on."""
+    return {"engine_sha256": sha256_file(engine), "splits": [os.path.abspath(s) for s in splits],
+            "split": split, "limit": limit}
 
 
-def load_cache(path):
+def save_cache(path, data, key):
+    meta = {"image_info": data["image_info"], "objects": data["objects"], "key": key}
+    with open(path, "wb") as handle:  # the path was checked by check_output; a file object keeps
+        np.savez_compressed(handle, pos=data["pos"], neg=data["neg"], split=data["split"],  # the name
+                            obj_hist=data["obj_hist"], meta=np.array(json.dumps(meta)))
+
+
+def load_cache(path, key):
+    """The cached histograms, or None when they were collected for another engine or images."""
     raw = np.load(path)
     meta = json.loads(str(raw["meta"]))
+    if meta.get("key") != key:
+        return None
     return {"pos": raw["pos"], "neg": raw["neg"], "split": raw["split"], "obj_hist": raw["obj_hist"],
             "image_info": meta["image_info"], "objects": meta["objects"]}
 
@@ -248,13 +260,14 @@ def main(argv=None):
     if args.json:
         args.json = check_output(args.json, "--json")
     started = time.time()
-    cache = os.path.splitext(args.json)[0] + ".npz" if args.json else None
-    if cache and os.path.isfile(cache):
-        data = load_cache(cache)
-    else:
+    cache = (check_output(os.path.splitext(args.json)[0] + ".npz", "--json's .npz cache")
+             if args.json else None)
+    key = cache_key(args.engine, args.splits, args.split, args.limit)
+    data = load_cache(cache, key) if cache and os.path.isfile(cache) else None
+    if data is None:  # no cache, or one of another engine or other images: collect again
         data = collect(args.engine, args.splits, args.split, args.threads, args.limit)
         if cache:
-            save_cache(cache, data)
+            save_cache(cache, data, key)
     names = [os.path.basename(os.path.normpath(s)) for s in args.splits]
     result = analyse(data, names, boot=args.bootstrap)
     result.update({"engine": args.engine, "split": args.split, "seconds": round(time.time() - started, 1)})
