@@ -31,8 +31,9 @@ TOPIC = "/transport_bench/image_raw"
 SETTLE_S = 1.0     # after the first match, before the first frame
 
 
-def publish(frames, fps, height, width):
-    """Camera role: wait for the subscriber, publish the frames on schedule, print a JSON line."""
+def publish(frames, fps, height, width, topic=TOPIC):
+    """Camera role: wait for the subscriber, publish the frames on schedule, print a JSON line
+    (also tests/test_ros2.py's camera on Fast DDS's defaults: a camera driver's process)."""
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
@@ -40,7 +41,7 @@ def publish(frames, fps, height, width):
     from runtime.ros2_convert import fill_image
     rclpy.init()
     node = rclpy.create_node("transport_bench_camera")
-    pub = node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
+    pub = node.create_publisher(Image, topic, qos_profile_sensor_data)
     deadline = time.monotonic() + 60
     while pub.get_subscription_count() == 0:
         if time.monotonic() > deadline:
@@ -55,6 +56,7 @@ def publish(frames, fps, height, width):
             time.sleep(delay)
         msg = Image()
         msg.header.frame_id = str(i)
+        msg.header.stamp = node.get_clock().now().to_msg()
         pub.publish(fill_image(msg, msg.header, frame, "bgr8"))
     late = time.monotonic() - start - (frames - 1) / float(fps)
     print(json.dumps({"published": frames, "late_s": late}))
@@ -141,9 +143,10 @@ def main():
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--role", choices=("pub", "sub"), help=argparse.SUPPRESS)
+    parser.add_argument("--topic", default=TOPIC, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "pub":
-        return publish(args.frames, args.fps, *args.sizes[0])
+        return publish(args.frames, args.fps, args.sizes[0][0], args.sizes[0][1], args.topic)
     if args.role == "sub":
         return subscribe(args.frames)
     print(table(args.sizes, args.frames, args.fps))

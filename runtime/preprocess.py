@@ -13,15 +13,48 @@ from runtime.manifest import RESIZE_MODES  # the contract names them (and the sc
 
 
 class Fit(object):
-    """How a frame was fitted to the network input (to map results back)."""
+    """How a frame was fitted to the network input (to map results back).
 
-    __slots__ = ("mode", "scale_x", "scale_y", "pad_x", "pad_y", "crop_x", "crop_y")
+    The source (``src_h`` x ``src_w``) was resized to ``resized_h`` x ``resized_w`` (scale
+    ``scale_x``, ``scale_y``), then padded by ``pad_x``, ``pad_y`` (letterbox) or cut at
+    ``crop_x``, ``crop_y`` (crop) to the input's ``height`` x ``width``.
+    """
 
-    def __init__(self, mode, scale_x=1.0, scale_y=1.0, pad_x=0, pad_y=0, crop_x=0, crop_y=0):
+    __slots__ = ("mode", "scale_x", "scale_y", "pad_x", "pad_y", "crop_x", "crop_y",
+                 "src_h", "src_w", "resized_h", "resized_w", "height", "width")
+
+    def __init__(self, mode, scale_x=1.0, scale_y=1.0, pad_x=0, pad_y=0, crop_x=0, crop_y=0,
+                 src_hw=(0, 0), resized_hw=(0, 0), size=(0, 0)):
         self.mode = mode
         self.scale_x, self.scale_y = scale_x, scale_y
         self.pad_x, self.pad_y = pad_x, pad_y
         self.crop_x, self.crop_y = crop_x, crop_y
+        self.src_h, self.src_w = src_hw
+        self.resized_h, self.resized_w = resized_hw
+        self.height, self.width = size
+
+
+def fit_geometry(src_hw, size, mode="stretch"):
+    """The Fit of a ``src_hw`` = (height, width) frame to ``size`` by ``mode`` (fit_frame's
+    arithmetic, without an image: what maps and camera intrinsics are moved by)."""
+    height, width = size
+    src_h, src_w = src_hw
+    if (src_h, src_w) == (height, width):
+        return Fit(mode, src_hw=src_hw, resized_hw=src_hw, size=size)
+    if mode == "stretch":
+        return Fit(mode, width / float(src_w), height / float(src_h), src_hw=src_hw,
+                   resized_hw=size, size=size)
+    if mode == "letterbox":
+        scale = min(width / float(src_w), height / float(src_h))
+        new_w, new_h = max(1, int(round(src_w * scale))), max(1, int(round(src_h * scale)))
+        return Fit(mode, scale, scale, pad_x=(width - new_w) // 2, pad_y=(height - new_h) // 2,
+                   src_hw=src_hw, resized_hw=(new_h, new_w), size=size)
+    if mode == "crop":
+        scale = max(width / float(src_w), height / float(src_h))
+        new_w, new_h = max(width, int(round(src_w * scale))), max(height, int(round(src_h * scale)))
+        return Fit(mode, scale, scale, crop_x=(new_w - width) // 2, crop_y=(new_h - height) // 2,
+                   src_hw=src_hw, resized_hw=(new_h, new_w), size=size)
+    raise UserError("unknown resize mode {!r}; use one of {}".format(mode, ", ".join(RESIZE_MODES)))
 
 
 def fit_frame(frame, size, mode="stretch"):
@@ -31,29 +64,18 @@ def fit_frame(frame, size, mode="stretch"):
     at 256x512 expect from 1024x2048 frames). letterbox: keep aspect, pad with
     black. crop: keep aspect, scale to cover and cut the centre.
     """
-    height, width = size
-    src_h, src_w = frame.shape[:2]
-    if (src_h, src_w) == (height, width):
-        return frame, Fit(mode)
-    if mode == "stretch":
-        out = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
-        return out, Fit(mode, width / float(src_w), height / float(src_h))
+    fit = fit_geometry(frame.shape[:2], size, mode)
+    if (fit.src_h, fit.src_w) == (fit.height, fit.width):
+        return frame, fit
+    resized = cv2.resize(frame, (fit.resized_w, fit.resized_h), interpolation=cv2.INTER_LINEAR)
     if mode == "letterbox":
-        scale = min(width / float(src_w), height / float(src_h))
-        new_w, new_h = max(1, int(round(src_w * scale))), max(1, int(round(src_h * scale)))
-        resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        out = np.zeros((height, width) + frame.shape[2:], dtype=frame.dtype)
-        pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
-        out[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized
-        return out, Fit(mode, scale, scale, pad_x=pad_x, pad_y=pad_y)
+        out = np.zeros((fit.height, fit.width) + frame.shape[2:], dtype=frame.dtype)
+        out[fit.pad_y:fit.pad_y + fit.resized_h, fit.pad_x:fit.pad_x + fit.resized_w] = resized
+        return out, fit
     if mode == "crop":
-        scale = max(width / float(src_w), height / float(src_h))
-        new_w, new_h = max(width, int(round(src_w * scale))), max(height, int(round(src_h * scale)))
-        resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        crop_x, crop_y = (new_w - width) // 2, (new_h - height) // 2
-        out = resized[crop_y:crop_y + height, crop_x:crop_x + width]
-        return np.ascontiguousarray(out), Fit(mode, scale, scale, crop_x=crop_x, crop_y=crop_y)
-    raise UserError("unknown resize mode {!r}; use one of {}".format(mode, ", ".join(RESIZE_MODES)))
+        out = resized[fit.crop_y:fit.crop_y + fit.height, fit.crop_x:fit.crop_x + fit.width]
+        return np.ascontiguousarray(out), fit
+    return resized, fit
 
 
 def normalization_coefficients(norm):

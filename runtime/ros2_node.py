@@ -5,15 +5,21 @@ for ``runtime.pipeline.Pipeline`` (the same three threads, preprocessing, engine
 forecast ring buffer as rt-segment) and a ``RosPublisher`` is one of its outputs. ROS
 adds only what vehicle software expects of a node (docs/ros2.md):
 
-- ``image`` (sensor_msgs/Image bgr8 | rgb8) or, with ``transport:=compressed``,
-  ``image/compressed`` (jpeg | png), with sensor-data QoS (best effort, keep last 1);
-- ``~/class_map`` (mono8 class ids), ``~/overlay`` (bgr8, ``publish_overlay``),
-  ``~/outlier_score`` (32FC1) and ``~/outlier_mask`` (mono8, 255 = outlier) for outlier
-  engines, ``~/forecast`` (mono8, stamp + horizon) for forecast bundles, all with the
-  input's header; ``~/classes`` (std_msgs/String, JSON, latched);
-- ``/diagnostics`` once a second; parameters ``engine``, ``backend``, ``providers``,
-  ``threads``, ``resize``, ``outlier_threshold``, ``publish_overlay``, ``min_fps``,
-  ``transport``.
+- ``image`` (sensor_msgs/Image, runtime.ros2_convert.RAW_ENCODINGS) or, with
+  ``transport:=compressed``, ``image/compressed`` (jpeg | png), sensor-data QoS; the
+  camera's ``camera_info`` beside it;
+- ``~/class_map`` (mono8 class ids), ``~/colored_segmentation_mask`` (rgb8),
+  ``~/overlay`` (bgr8), ``~/outlier_score`` (32FC1) and ``~/outlier_mask`` (mono8) for
+  outlier engines, ``~/forecast`` (mono8, stamp + horizon) for forecast bundles,
+  ``~/camera_info`` (the camera's intrinsics in the maps' pixels), all with the input's
+  header and computed only while someone subscribes; ``~/classes`` (JSON, latched);
+- ``/diagnostics`` once a second: rate, a silent camera (``stale_timeout``), frames lost
+  in transport with the likely cause and its fix;
+- parameters with descriptors (``PARAMETERS``): read-only ones are refused at run time
+  with a reason, live ones (thresholds, publish toggles) take effect at once.
+
+A fault inside the node (an exception in the executor) ends ``run()`` with NodeFault,
+which rt-ros2 prints as one line and exit code 1, so a supervisor restarts the node.
 
 rclpy and the message packages are imported when a node is made, never at module
 import, so the rest of the runtime (and this module's import) needs no ROS. The rclpy
@@ -31,10 +37,12 @@ import numpy as np
 
 from runtime import ros2_convert as convert
 from runtime.backends import BACKENDS
+from runtime.cli.common import check_threads
 from runtime.engine import open_engine
-from runtime.errors import UserError
+from runtime.errors import UserError, first_line
 from runtime.manifest import RESIZE_MODES
 from runtime.outlier import check_threshold
+from runtime.preprocess import fit_geometry
 from runtime.outputs import Output
 from runtime.pipeline import Pipeline
 from runtime.sources import EndOfStream, Source
@@ -44,7 +52,10 @@ log = logging.getLogger(__name__)
 
 NODE_NAME = "rt_ros2"
 TRANSPORTS = ("raw", "compressed")
+OUTPUT_SIZES = ("network", "input")
 DIAGNOSTICS_PERIOD_S = 1.0
+TRANSPORT_WINDOW_S = 3.0  # frames lost over this long (and >= 10 % of those sent): a warning
+TRANSPORT_LOST_SHARE = 0.1
 _POLL_S = 0.1           # how often blocked threads look at their stop flag
 _KEEP_HEADERS = 64      # headers of frames in flight (the pipeline holds at most ~7)
 _clock = time.monotonic
@@ -58,22 +69,62 @@ FASTDDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE",    # Fast DDS 3 (R
 _FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 _NO_SHM_DISTROS = ("dashing", "eloquent")  # Fast RTPS 1.x: no shared-memory transport
 
-# name: (default, description). Defaults that mean "not set" ("" / 0 / -1) keep every
-# parameter typed, so that `ros2 param` shows its type.
+
+
+class Param(object):
+    """A node parameter: its default (which types it), what it does, whether it may change
+    while the node runs (``live``) and its allowed values in words (``constraints``)."""
+
+    def __init__(self, default, description, live=False, constraints=""):
+        self.default, self.description = default, description
+        self.live, self.constraints = live, constraints
+
+
+# Defaults that mean "not set" ("" / 0 / -1) keep every parameter typed, so that
+# `ros2 param describe` shows its type. Read-only: what the engine, its threads and the
+# subscription were made with (restart the node to change them).
 PARAMETERS = collections.OrderedDict([
-    ("engine", ("", "engine: .onnx / .plan with its manifest, or a forecast bundle (required)")),
-    ("backend", ("", "onnxruntime | tensorrt | openvino (empty: by the engine's file type)")),
-    ("providers", ("", "ONNX Runtime providers, comma-separated (empty: TensorRT, CUDA, CPU "
-                       "by availability)")),
-    ("threads", (0, "inference threads (0: the backend's default)")),
-    ("resize", ("", "fit frames to the input: stretch | letterbox | crop (empty: the manifest's)")),
-    ("outlier_threshold", (-1.0, "outlier engines: score above which a pixel is an outlier "
-                                 "(negative: the manifest's default)")),
-    ("publish_overlay", (False, "publish ~/overlay (bgr8): the class colours over the frame")),
-    ("min_fps", (0.0, "/diagnostics warns below this rate (0: never)")),
-    ("transport", ("raw", "raw: sensor_msgs/Image on 'image'; compressed: "
-                          "sensor_msgs/CompressedImage on 'image/compressed'")),
+    ("engine", Param("", "engine: .onnx / .plan with its manifest, or a forecast bundle",
+                     constraints="required")),
+    ("backend", Param("", "inference backend (empty: by the engine's file type)",
+                      constraints="'' | " + " | ".join(BACKENDS))),
+    ("providers", Param("", "ONNX Runtime providers, comma-separated (empty: TensorRT, CUDA, "
+                            "CPU by availability)")),
+    ("threads", Param(0, "inference threads (0: the backend's default)",
+                      constraints="0 .. 4 x the usable cores")),
+    ("resize", Param("", "fit frames to the input (empty: the manifest's)",
+                     constraints="'' | " + " | ".join(RESIZE_MODES))),
+    ("transport", Param("raw", "raw: sensor_msgs/Image on 'image'; compressed: "
+                               "sensor_msgs/CompressedImage on 'image/compressed'",
+                        constraints=" | ".join(TRANSPORTS))),
+    ("camera_info_topic", Param("", "the camera's sensor_msgs/CameraInfo (empty: "
+                                    "'camera_info' beside the image topic, as image_transport)")),
+    ("label_path", Param("", "class names, one a line in class-id order (Autoware's label "
+                             "file; empty: the manifest's)")),
+    ("color_map_path", Param("", "class colours, CSV lines 'id,name,r,g,b' (empty: the "
+                                 "manifest's)")),
+    ("output_size", Param("network", "size of the published maps: the network's input, or "
+                                     "the camera image's (maps fitted back)",
+                          constraints=" | ".join(OUTPUT_SIZES))),
+    ("outlier_threshold", Param(-1.0, "outlier engines: score above which a pixel is an "
+                                      "outlier (negative: the manifest's default)",
+                                live=True, constraints="negative, or 0 .. 1")),
+    ("min_fps", Param(0.0, "/diagnostics warns below this rate (0: never)", live=True,
+                      constraints=">= 0")),
+    ("stale_timeout", Param(3.0, "/diagnostics: no image for this long is an error (a warning "
+                                 "before the first image; 0: never)", live=True,
+                            constraints=">= 0 seconds")),
+    ("publish_overlay", Param(False, "publish ~/overlay (bgr8): the class colours over the frame",
+                              live=True)),
+    ("overlay_alpha", Param(0.5, "~/overlay: opacity of the class colours", live=True,
+                            constraints="0 .. 1")),
+    ("publish_colored_mask", Param(True, "publish ~/colored_segmentation_mask (rgb8 class "
+                                         "colours)", live=True)),
+    ("publish_outlier", Param(True, "outlier engines: publish ~/outlier_score and "
+                                    "~/outlier_mask", live=True)),
+    ("publish_camera_info", Param(True, "publish ~/camera_info (needs the camera's)", live=True)),
 ])
+LIVE_PARAMETERS = tuple(name for name, p in PARAMETERS.items() if p.live)
 
 
 def fastdds_profile_setting(environ):
@@ -114,6 +165,8 @@ class Settings(object):
     """The node's parameters, checked; a wrong one is a UserError naming it (one line)."""
 
     def __init__(self, values):
+        self.values = dict(values)
+
         def text(name, allowed=None):
             value = values[name]
             if not isinstance(value, str):
@@ -123,13 +176,22 @@ class Settings(object):
                     name, value, ", ".join(a for a in allowed if a)))
             return value
 
-        def number(name, integer=False):
+        def number(name, integer=False, least=0.0, most=None):
             value = values[name]
             kinds = (int,) if integer else (int, float)
             if isinstance(value, bool) or not isinstance(value, kinds) or (
                     not integer and not math.isfinite(value)):
                 raise UserError("parameter {} must be {}, got {!r}".format(
                     name, "an integer" if integer else "a number", value))
+            if least is not None and value < least or most is not None and value > most:
+                raise UserError("parameter {} must be {}, got {}".format(
+                    name, PARAMETERS[name].constraints, value))
+            return value if integer else float(value)
+
+        def flag(name):
+            value = values[name]
+            if not isinstance(value, bool):
+                raise UserError("parameter {} must be true or false, got {!r}".format(name, value))
             return value
 
         self.engine = text("engine")
@@ -139,43 +201,53 @@ class Settings(object):
         self.backend = text("backend", ("",) + BACKENDS) or None
         providers = text("providers")
         self.providers = [p.strip() for p in providers.split(",") if p.strip()] or None
-        self.threads = number("threads", integer=True)
-        if self.threads < 0:
+        threads = number("threads", integer=True, least=None)
+        if threads:
+            check_threads(threads, "parameter threads")
+        elif threads < 0:
             raise UserError("parameter threads must be 0 (the backend's default) or more, "
-                            "got {}".format(self.threads))
-        self.threads = self.threads or None
+                            "got {}".format(threads))
+        self.threads = threads or None
         self.resize = text("resize", ("",) + RESIZE_MODES) or None
-        threshold = float(number("outlier_threshold"))
+        self.transport = text("transport", TRANSPORTS)
+        self.camera_info_topic = text("camera_info_topic")
+        self.label_path = text("label_path")
+        self.color_map_path = text("color_map_path")
+        self.output_size = text("output_size", OUTPUT_SIZES)
+        threshold = number("outlier_threshold", least=None)
         self.outlier_threshold = (None if threshold < 0 else
                                   check_threshold(threshold, "parameter outlier_threshold"))
-        self.publish_overlay = values["publish_overlay"]
-        if not isinstance(self.publish_overlay, bool):
-            raise UserError("parameter publish_overlay must be true or false, got {!r}".format(
-                self.publish_overlay))
-        self.min_fps = float(number("min_fps"))
-        if self.min_fps < 0:
-            raise UserError("parameter min_fps must be 0 or more, got {}".format(self.min_fps))
-        self.transport = text("transport", TRANSPORTS)
+        self.min_fps = number("min_fps")
+        self.stale_timeout = number("stale_timeout")
+        self.publish_overlay = flag("publish_overlay")
+        self.overlay_alpha = number("overlay_alpha", most=1.0)
+        self.publish_colored_mask = flag("publish_colored_mask")
+        self.publish_outlier = flag("publish_outlier")
+        self.publish_camera_info = flag("publish_camera_info")
 
 
 def declare_parameters(node):
-    """Declare PARAMETERS on ``node`` and return their values (name -> value).
+    """Declare PARAMETERS on ``node`` with their descriptors; returns their values (name -> value).
 
     Declared with dynamic typing where rclpy has it (Galactic+), so that a value of the
     wrong type (``-p threads:=two``) reaches Settings and its one-line error instead of
-    an rclpy exception; older rclpy types them by their default.
+    an rclpy exception (the type is then enforced by the node: ``on_set_parameters``);
+    older rclpy types them by their default. Read-only ones are refused by rclpy itself
+    at run time ("parameter is read-only").
     """
     from rcl_interfaces.msg import ParameterDescriptor
     values = {}
-    for name, (default, description) in PARAMETERS.items():
+    for name, param in PARAMETERS.items():
+        words = dict(description=param.description, read_only=not param.live,
+                     additional_constraints=param.constraints or "")
         try:
-            descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
+            descriptor = ParameterDescriptor(dynamic_typing=True, **words)
         except (AssertionError, TypeError):
-            descriptor = ParameterDescriptor(description=description)
+            descriptor = ParameterDescriptor(**words)
         try:
-            values[name] = node.declare_parameter(name, default, descriptor).value
+            values[name] = node.declare_parameter(name, param.default, descriptor).value
         except Exception as exc:  # rclpy's type errors (pre-Galactic): one line
-            raise UserError("parameter {}: {}".format(name, exc))
+            raise UserError("parameter {}: {}".format(name, first_line(exc)))
     return values
 
 
@@ -189,8 +261,11 @@ class RosImageSource(Source):
     BGR frame: a refused image (encoding, format) is logged once per reason and given to
     the pipeline as None, which counts it as corrupt. The header and receive time of the
     n-th read are kept for the publisher (``take(n)``: the pipeline's frame index).
-    Where rclpy gives message info (Iron+), frames DDS lost before the callback are
-    counted too (``lost``, from gaps in the publishers' sequence numbers).
+    Frames the publishers sent that never reached the callback are counted as ``lost``:
+    from the middleware's sample-lost event (``on_message_lost``: Fast DDS reports every
+    sample its reader gave up on, also when none arrives at all) and from gaps in each
+    publisher's sequence numbers (rclpy >= Iron's message info: also samples overwritten
+    in the reader's history). The two overlap, so ``lost`` is the larger of them.
     """
 
     kind = "ros2"
@@ -211,16 +286,29 @@ class RosImageSource(Source):
         self._stamped = None      # decided by the first frame: are the camera's stamps set?
         self._time = None         # frame_time() of the frame read last
         self._last = None         # (stamp time, receive time) of the last stamped frame
-        self.lost = 0
+        self.lost_in_sequence = 0   # gaps in the publishers' sequence numbers
+        self.lost_reported = 0      # the middleware's sample-lost events (total)
         self.received = 0
         self.dropped = 0
         self.refused = 0
+        self.last_received_at = None  # _clock()
+        self.image_size = None        # (height, width) of the last image converted
+
+    @property
+    def lost(self):
+        """Frames sent by the publishers that never reached the node (a lower bound)."""
+        return max(self.lost_in_sequence, self.lost_reported)
+
+    def on_message_lost(self, info):
+        """The subscription's sample-lost event (rmw_message_lost_status_t: ``total_count``)."""
+        with self._cond:
+            self.lost_reported = max(self.lost_reported, int(info.total_count))
 
     def offer_with_info(self, msg, info):
-        """``offer`` for rclpy >= Iron, which also counts frames lost before the node (``lost``).
+        """``offer`` for rclpy >= Iron, which also counts frames lost before the node.
 
         A gap in a publisher's sequence numbers is frames DDS did not deliver (best effort,
-        or a reader history of 1 overwritten before the executor took it).
+        or a reader history overwritten before the executor took it).
         """
         seq = info.get("publication_sequence_number") if hasattr(info, "get") else None
         if seq:
@@ -229,7 +317,7 @@ class RosImageSource(Source):
             with self._cond:
                 last = self._sequences.get(key)
                 if last is not None and seq > last + 1:
-                    self.lost += seq - last - 1
+                    self.lost_in_sequence += seq - last - 1
                 self._sequences[key] = seq
         self.offer(msg)
 
@@ -241,6 +329,7 @@ class RosImageSource(Source):
                 self.dropped += 1
             self._pending = (msg, now)
             self.received += 1
+            self.last_received_at = now
             self._cond.notify()
 
     def read(self):
@@ -259,8 +348,9 @@ class RosImageSource(Source):
             self.refused += 1
             self._refuse(str(exc))
             return None
+        self.image_size = frame.shape[:2]
         with self._cond:
-            self._headers[index] = (msg.header, received_at)
+            self._headers[index] = (msg.header, received_at, frame.shape[:2])
             while len(self._headers) > _KEEP_HEADERS:
                 self._headers.popitem(last=False)
         self._time = self._stamp_time(msg.header.stamp, received_at)
@@ -285,7 +375,8 @@ class RosImageSource(Source):
         return seconds
 
     def take(self, index):
-        """(header, receive time) of the frame the pipeline numbered ``index``, or None."""
+        """(header, receive time, (height, width)) of the frame the pipeline numbered
+        ``index``, or None."""
         with self._cond:
             return self._headers.pop(index, None)
 
@@ -304,7 +395,9 @@ class RosImageSource(Source):
         info = Source.describe(self)
         info.update({"transport": self.transport, "received": self.received,
                      "dropped_before_pipeline": self.dropped, "refused": self.refused,
-                     "lost_in_transport": self.lost})
+                     "lost_in_transport": self.lost,
+                     "lost_in_sequence": self.lost_in_sequence,
+                     "lost_reported": self.lost_reported})
         return info
 
 
@@ -353,64 +446,135 @@ class NodeStats(object):
 
 
 class RosPublisher(Output):
-    """The Pipeline output that publishes each result with its input's header."""
+    """The Pipeline output that publishes each result with its input's header.
+
+    Publishers follow the publish_* parameters (``configure``, also while running); an
+    output is computed and sent only while its topic has subscribers. Maps leave at the
+    network's size, or at the camera image's (``output_size:=input``, fitted back);
+    ``~/camera_info`` is the camera's latest CameraInfo moved to the maps' pixels.
+    """
 
     kind = "ros2"
 
-    def __init__(self, node, source, engine, stats, publish_overlay=False,
-                 outlier_threshold=None):
-        from sensor_msgs.msg import Image
+    def __init__(self, node, source, engine, stats, settings, resize_mode, classes):
+        from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import Header
         from builtin_interfaces.msg import Time
-        self._image, self._header, self._time = Image, Header, Time
+        self._image, self._info, self._header, self._time = Image, CameraInfo, Header, Time
+        self._node = node
         self.source, self.engine, self.stats = source, engine, stats
-        self.needs_visual = bool(publish_overlay)
+        self.resize_mode = resize_mode
         self.task = engine.manifest.task
         self.horizon_s = engine.horizon_s
-        self.threshold = None
-        qos = output_qos()
+        self.has_outliers = engine.outlier_output is not None
+        self.palette = palette(classes)  # RGB per class id
+        self.fill_id = int(engine.manifest.ignore_id)
+        self.camera_info = None  # the camera's latest sensor_msgs/CameraInfo
+        self._lock = threading.RLock()
         self.publishers = collections.OrderedDict()
-        self.publishers["class_map"] = node.create_publisher(Image, "~/class_map", qos)
-        if publish_overlay:
-            self.publishers["overlay"] = node.create_publisher(Image, "~/overlay", qos)
-        if engine.outlier_output is not None:
-            self.threshold = (engine.outlier_threshold if outlier_threshold is None
-                              else outlier_threshold)
-            self.publishers["outlier_score"] = node.create_publisher(Image, "~/outlier_score", qos)
-            self.publishers["outlier_mask"] = node.create_publisher(Image, "~/outlier_mask", qos)
+        self.topics, self.counts = {}, {}
+        self.settings = self.threshold = None
+        self.configure(settings)
+
+    def topic_names(self, settings):
+        """The result topics ``settings`` ask for (``~/<name>``)."""
+        names = ["class_map"]
+        if settings.publish_colored_mask:
+            names.append("colored_segmentation_mask")
+        if settings.publish_overlay:
+            names.append("overlay")
+        if self.has_outliers and settings.publish_outlier:
+            names += ["outlier_score", "outlier_mask"]
         if self.task == "forecast":
-            self.publishers["forecast"] = node.create_publisher(Image, "~/forecast", qos)
-        self.topics = dict((name, pub.topic_name if hasattr(pub, "topic_name") else name)
-                           for name, pub in self.publishers.items())
-        self.counts = dict((name, 0) for name in self.publishers)
+            names.append("forecast")
+        if settings.publish_camera_info:
+            names.append("camera_info")
+        return names
+
+    def configure(self, settings):
+        """Apply ``settings``: publishers made or removed for the toggles, the threshold."""
+        with self._lock:
+            self.settings = settings
+            if self.has_outliers:
+                self.threshold = (self.engine.outlier_threshold if settings.outlier_threshold
+                                  is None else settings.outlier_threshold)
+            wanted = self.topic_names(settings)
+            for name in list(self.publishers):
+                if name not in wanted:
+                    self._node.destroy_publisher(self.publishers.pop(name))
+            for name in wanted:
+                if name not in self.publishers:
+                    kind = self._info if name == "camera_info" else self._image
+                    pub = self._node.create_publisher(kind, "~/" + name, output_qos())
+                    self.publishers[name] = pub
+                    self.topics[name] = getattr(pub, "topic_name", name)
+                    self.counts.setdefault(name, 0)
+
+    @property
+    def needs_visual(self):
+        """The pipeline draws the overlay only while ~/overlay has a subscriber."""
+        return self._subscribed("overlay")
+
+    def _subscribed(self, name):
+        pub = self.publishers.get(name)
+        if pub is None:
+            return False
+        count = getattr(pub, "get_subscription_count", None)  # rclpy >= Eloquent
+        return count() > 0 if count is not None else True
+
+    def on_camera_info(self, msg):
+        """The camera's CameraInfo subscription: keep the newest."""
+        self.camera_info = msg
 
     def write(self, result, visual):
         taken = self.source.take(result.index)
         if taken is None:  # cannot happen while the pipeline holds < _KEEP_HEADERS frames
             log.warning("no header for frame %d: not published", result.index)
             return
-        header_in, received_at = taken
-        header = convert.copy_header(header_in, self._header)
-        details = result.details
-        if self.task == "forecast":
-            current = getattr(details, "current_map", None)
-            if current is not None:
-                self._publish("class_map", header, current, "mono8")
-            if result.class_map is not None:  # None while the ring buffer warms up
-                stamp = convert.stamp_plus(header_in.stamp, self.horizon_s, self._time)
-                self._publish("forecast", convert.copy_header(header_in, self._header, stamp),
-                              result.class_map, "mono8")
-        else:
-            self._publish("class_map", header, result.class_map, "mono8")
-        if result.outlier_score is not None and "outlier_score" in self.publishers:
-            score = result.outlier_score
-            self._publish("outlier_score", header, score, "32FC1")
-            mask = np.where(score > self.threshold, 255, 0).astype(np.uint8)
-            self._publish("outlier_mask", header, mask, "mono8")
-        if visual is not None and "overlay" in self.publishers:
-            self._publish("overlay", header, visual, "bgr8")
+        header_in, received_at, src_hw = taken
+        with self._lock:
+            self._write(result, visual, header_in, fit_geometry(src_hw, self.engine.size,
+                                                                 self.resize_mode))
         now = _clock()
         self.stats.add_published((now - received_at) * 1e3, now)
+
+    def _write(self, result, visual, header_in, geometry):
+        header = convert.copy_header(header_in, self._header)
+        to_input = self.settings.output_size == "input"
+
+        def sized(values, fill, nearest=True):
+            return convert.unfit_map(values, geometry, fill, nearest) if to_input else values
+
+        class_map = result.class_map
+        if self.task == "forecast":
+            class_map = getattr(result.details, "current_map", None)
+            if result.class_map is not None and self._subscribed("forecast"):
+                stamp = convert.stamp_plus(header_in.stamp, self.horizon_s, self._time)
+                self._publish("forecast", convert.copy_header(header_in, self._header, stamp),
+                              sized(result.class_map, self.fill_id), "mono8")
+        if class_map is not None:
+            wants_colors = self._subscribed("colored_segmentation_mask")
+            if self._subscribed("class_map") or wants_colors:
+                class_map = sized(np.asarray(class_map).astype(np.uint8, copy=False), self.fill_id)
+                if self._subscribed("class_map"):
+                    self._publish("class_map", header, class_map, "mono8")
+                if wants_colors:
+                    self._publish("colored_segmentation_mask", header, self.palette[class_map],
+                                  "rgb8")
+        score = result.outlier_score
+        if score is not None and self._subscribed("outlier_score"):
+            self._publish("outlier_score", header, sized(score, 0.0, nearest=False), "32FC1")
+        if score is not None and self._subscribed("outlier_mask"):
+            mask = np.where(score > self.threshold, 255, 0).astype(np.uint8)
+            self._publish("outlier_mask", header, sized(mask, 0), "mono8")
+        if visual is not None and self._subscribed("overlay"):
+            self._publish("overlay", header, sized(visual, 0, nearest=False), "bgr8")
+        if self.camera_info is not None and self._subscribed("camera_info"):
+            info = (self.camera_info if to_input else
+                    convert.fit_camera_info(self.camera_info, geometry, self._info))
+            info.header = header
+            self.publishers["camera_info"].publish(info)
+            self.counts["camera_info"] += 1
 
     def _publish(self, name, header, values, encoding):
         values = np.asarray(values)
@@ -445,20 +609,100 @@ def _policy(enum, name):
     return member
 
 
-def classes_description(engine):
-    """The JSON published on ~/classes: what each class id of the class maps means."""
+def class_table(manifest, label_path="", color_map_path=""):
+    """[{"id", "name", "color": [R, G, B]}] by id: the manifest's classes, with the names of
+    ``label_path`` (one a line, line i is class id i, as Autoware's label files) and the
+    colours of ``color_map_path`` (CSV ``id,name,r,g,b``; a header line is skipped)."""
+    classes = dict((int(c["id"]), {"id": int(c["id"]), "name": c["name"],
+                                   "color": [int(v) for v in c["color"]]})
+                   for c in manifest.classes)
+    if label_path:
+        names = _read_lines(label_path, "label_path")
+        names = [n for n in names if n.strip()]
+        if len(names) != len(classes) or set(classes) != set(range(len(names))):
+            raise UserError("parameter label_path: {} has {} names; the engine has {} classes "
+                            "(ids {}..{})".format(label_path, len(names), len(classes),
+                                                  min(classes), max(classes)))
+        for i, name in enumerate(names):
+            classes[i]["name"] = name.strip()
+    if color_map_path:
+        for number, line in enumerate(_read_lines(color_map_path, "color_map_path"), 1):
+            fields = [f.strip() for f in line.split(",")]
+            if not line.strip() or (number == 1 and not fields[0].isdigit()):
+                continue  # blank, or the header
+            try:
+                class_id, color = int(fields[0]), [int(v) for v in fields[2:5]]
+            except (ValueError, IndexError):
+                color = class_id = None
+            if class_id not in classes or len(color) != 3 or not all(
+                    0 <= v <= 255 for v in color):
+                raise UserError("parameter color_map_path: {} line {}: expected 'id,name,r,g,b' "
+                                "with a class id of the engine and 0..255 colours, got {!r}"
+                                .format(color_map_path, number, line.strip()))
+            classes[class_id]["color"] = color
+    return [classes[i] for i in sorted(classes)]
+
+
+def _read_lines(path, name):
+    try:
+        with open(path) as handle:
+            return handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError("parameter {}: cannot read {}: {}".format(name, path, first_line(exc)))
+
+
+def palette(classes, size=256):
+    """A (size, 3) uint8 RGB lookup table of ``class_table``'s colours (black elsewhere)."""
+    table = np.zeros((size, 3), dtype=np.uint8)
+    for c in classes:
+        table[c["id"]] = c["color"]
+    return table
+
+
+def classes_description(engine, outlier_threshold=None, classes=None):
+    """The JSON published on ~/classes: what each class id of the class maps means, and the
+    outlier threshold in use (``outlier_threshold``; None: the engine's default)."""
     manifest = engine.manifest
     return json.dumps({
         "task": manifest.task,
         "engine": engine.path,
-        "classes": [{"id": int(c["id"]), "name": c["name"], "color": [int(v) for v in c["color"]]}
-                    for c in sorted(manifest.classes, key=lambda c: int(c["id"]))],
+        "classes": classes if classes is not None else class_table(manifest),
         "color_order": "RGB",
         "ignore_id": manifest.ignore_id,
         "input_size": [int(v) for v in engine.size],
-        "outlier_threshold": engine.outlier_threshold,
+        "outlier_threshold": (engine.outlier_threshold if outlier_threshold is None
+                              else outlier_threshold),
         "forecast_horizon_s": engine.horizon_s,
     }, sort_keys=True)
+
+
+class NodeFault(Exception):
+    """The node stopped on a fault of its own (an exception in the executor: a callback, the
+    middleware), not because it was asked to: rt-ros2 prints it as one line, exit code 1."""
+
+
+def _log_info(logger, message):
+    """One call site per severity: rclpy refuses a call site that logs at two severities
+    ("Logger severity cannot be changed between calls")."""
+    _logger_call(logger, "info")(message)
+
+
+def _log_warning(logger, message):
+    _logger_call(logger, "warning")(message)
+
+
+def _log_error(logger, message):
+    _logger_call(logger, "error")(message)
+
+
+def transport_hint(rmw):
+    """The likely cause of camera frames lost in transport, and its fix, for middleware ``rmw``."""
+    if rmw and "fastrtps" not in rmw and "fastdds" not in rmw:
+        return "check the camera's middleware ({}) and its QoS".format(rmw)
+    return ("likely cause: the camera's Fast DDS shared-memory segment (512 KB by default) is "
+            "smaller than one image; fix: start the camera driver with "
+            "FASTDDS_DEFAULT_PROFILES_FILE={} (FASTRTPS_DEFAULT_PROFILES_FILE before ROS 2 "
+            "Kilted), see docs/ros2.md".format(FASTDDS_PROFILE))
 
 
 class PerceptionNode(object):
@@ -492,7 +736,10 @@ class PerceptionNode(object):
         self._closing = threading.Event()
         self._closed = False
         self._last_tick = None
-        self._slow = False
+        self._problems = {}       # kind -> message of the problems logged (one line each)
+        self._history = collections.deque()  # (time, received, lost) for the transport check
+        self.current_problems = []  # [(kind, level, message)] of the last diagnostics
+        self.fault = None
         try:
             self.settings = Settings(declare_parameters(self.node))
             self._open()
@@ -508,35 +755,92 @@ class PerceptionNode(object):
                                   providers=settings.providers, threads=settings.threads,
                                   resize=settings.resize, current=True)
         task = self.engine.manifest.task
-        if settings.outlier_threshold is not None and self.engine.outlier_output is None:
-            raise UserError("parameter outlier_threshold: {} has no outlier score (manifest "
-                            "task {!r})".format(settings.engine, task))
+        self._check_engine(settings)
+        self.classes = class_table(self.engine.manifest, settings.label_path,
+                                   settings.color_map_path)
         self.stats = NodeStats()
+        self.started_at = _clock()
         self.source = RosImageSource(self._input_topic(), settings.transport, self.logger)
         self.publisher = RosPublisher(self.node, self.source, self.engine, self.stats,
-                                      publish_overlay=settings.publish_overlay,
-                                      outlier_threshold=settings.outlier_threshold)
-        visualizer = None
-        if settings.publish_overlay:
-            from runtime.visualize import make_visualizer
-            visualizer = make_visualizer(self.engine.manifest, legend=False, hud=False,
-                                         outlier_threshold=settings.outlier_threshold)
+                                      settings, self.resize_mode(), self.classes)
+        from runtime.visualize import make_visualizer
+        self.visualizer = make_visualizer(self.engine.manifest, legend=False, hud=False,
+                                          alpha=settings.overlay_alpha,
+                                          outlier_threshold=settings.outlier_threshold)
+        if hasattr(self.visualizer, "lut"):  # the overlay in the colours of ~/classes
+            self.visualizer.lut = np.ascontiguousarray(palette(self.classes)[:, ::-1])
         self.pipeline = Pipeline(self.source, self.engine, outputs=[self.publisher],
-                                 visualizer=visualizer,
+                                 visualizer=self.visualizer,
                                  outlier_threshold=settings.outlier_threshold)
         self._classes_pub = self.node.create_publisher(String, "~/classes", latched_qos())
-        message = String()
-        message.data = classes_description(self.engine)
-        self._classes_pub.publish(message)
+        self._publish_classes()
         self._diagnostics_pub = self.node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._subscribe()
+        add_callback = (getattr(self.node, "add_on_set_parameters_callback", None) or
+                        self.node.set_parameters_callback)  # Dashing's name
+        add_callback(self.on_set_parameters)
         self._timer = self.node.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
         info = self.engine.describe()
-        _logger_call(self.logger, "info")(
-            "{} ({}, {} {}, input {}x{}) on {} [{}]: publishing {}".format(
-                settings.engine, task, info.get("backend"), info.get("precision"),
-                self.engine.size[1], self.engine.size[0], self.source.uri, settings.transport,
-                ", ".join(sorted(self.publisher.topics.values()))))
+        _log_info(self.logger,
+                  "{} ({}, {} {}, input {}x{}) on {} [{}]: publishing {}".format(
+                      settings.engine, task, info.get("backend"), info.get("precision"),
+                      self.engine.size[1], self.engine.size[0], self.source.uri,
+                      settings.transport, ", ".join(sorted(self.publisher.topics.values()))))
+
+    def _check_engine(self, settings):
+        if settings.outlier_threshold is not None and self.engine.outlier_output is None:
+            raise UserError("parameter outlier_threshold: {} has no outlier score (manifest "
+                            "task {!r})".format(settings.engine, self.engine.manifest.task))
+
+    def resize_mode(self):
+        """How frames are fitted to the network: the resize parameter, else the engine's."""
+        preprocessor = getattr(self.engine, "preprocessor", None)
+        return (self.settings.resize or getattr(preprocessor, "resize", None) or
+                getattr(getattr(self.engine.manifest, "input", None), "resize", None) or
+                "stretch")
+
+    def _publish_classes(self):
+        from std_msgs.msg import String
+        message = String()
+        message.data = classes_description(self.engine, self.settings.outlier_threshold,
+                                           self.classes)
+        self._classes_pub.publish(message)
+
+    # -- parameters at run time --------------------------------------------------------------
+
+    def on_set_parameters(self, parameters):
+        """rclpy's on-set-parameters callback: check the new values as at start (types,
+        ranges, the engine) and apply them, or refuse them all with the reason. Read-only
+        parameters never get here: rclpy refuses them by their descriptor."""
+        from rcl_interfaces.msg import SetParametersResult
+        values = dict(self.settings.values)
+        for parameter in parameters:
+            values[parameter.name] = parameter.value
+        try:
+            settings = Settings(values)
+            self._check_engine(settings)
+        except UserError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._apply(settings)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, settings):
+        """Make ``settings`` (only LIVE_PARAMETERS differ) the ones in use."""
+        changed = [name for name in LIVE_PARAMETERS
+                   if settings.values.get(name) != self.settings.values.get(name)]
+        self.settings = settings
+        self.publisher.configure(settings)
+        self.visualizer.alpha = settings.overlay_alpha
+        if "outlier_threshold" in changed and self.engine.outlier_output is not None:
+            threshold = self.publisher.threshold
+            if self.pipeline.outliers is not None:
+                self.pipeline.outliers.threshold = threshold
+            if hasattr(self.visualizer, "outlier_threshold"):
+                self.visualizer.outlier_threshold = threshold
+            self._publish_classes()
+        if changed:
+            _log_info(self.logger, "parameters changed: {}".format(", ".join(
+                "{}={}".format(name, settings.values[name]) for name in changed)))
 
     def _input_topic(self):
         """'image', or the compressed topic of image_transport: '<image, remapped>/compressed'."""
@@ -549,8 +853,17 @@ class PerceptionNode(object):
         resolve = getattr(self.node, "resolve_topic_name", None)
         return resolve(name) if resolve else name
 
+    def camera_info_topic(self):
+        """The camera's CameraInfo: the parameter, else 'camera_info' beside the (remapped)
+        image topic, as image_transport's camera subscriber takes it."""
+        if self.settings.camera_info_topic:
+            return self.settings.camera_info_topic
+        image = self._resolve("image")
+        return image.rsplit("/", 1)[0] + "/camera_info" if "/" in image else "camera_info"
+
     def _subscribe(self):
         from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo
         if self.settings.transport == "compressed":
             from sensor_msgs.msg import CompressedImage as kind
         else:
@@ -559,9 +872,26 @@ class PerceptionNode(object):
         # rclpy >= Iron passes message info to a two-argument callback (sequence numbers)
         callback = (self.source.offer_with_info if hasattr(Subscription, "CallbackType")
                     else self.source.offer)
-        # best effort, keep last 1: a slow engine takes the newest frame (the source's slot).
+        kwargs = {}
+        try:  # the middleware's sample-lost event (rclpy >= Humble)
+            from rclpy.event_handler import SubscriptionEventCallbacks
+        except ImportError:
+            try:
+                from rclpy.qos_event import SubscriptionEventCallbacks
+            except ImportError:
+                SubscriptionEventCallbacks = None
+        if SubscriptionEventCallbacks is not None:
+            try:
+                kwargs["event_callbacks"] = SubscriptionEventCallbacks(
+                    message_lost=self.source.on_message_lost)
+            except TypeError:  # before message_lost existed
+                pass
+        # best effort, keep last 5: a slow engine takes the newest frame (the source's slot).
         self._subscription = self.node.create_subscription(
-            kind, self.source.uri, callback, qos_profile_sensor_data)
+            kind, self.source.uri, callback, qos_profile_sensor_data, **kwargs)
+        self._info_subscription = self.node.create_subscription(
+            CameraInfo, self.camera_info_topic(), self.publisher.on_camera_info,
+            qos_profile_sensor_data)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -577,21 +907,29 @@ class PerceptionNode(object):
         return self
 
     def _spin(self):
-        """The executor's loop: subscription callbacks and the diagnostics timer."""
+        """The executor's loop: subscription callbacks, parameters and the diagnostics timer.
+
+        An exception here is a fault of the node (a callback, the middleware, the context
+        shut down under us): it ends the run, and ``run()`` raises it as NodeFault."""
         try:
             while not self._closing.is_set():
                 self._executor.spin_once(timeout_sec=_POLL_S)
-        except Exception as exc:  # the context was shut down under us (e.g. rclpy's own signal handling)
+        except BaseException as exc:
             if not self._closing.is_set():
-                log.debug("executor stopped: %s", exc)
-                self.pipeline.stop("shutdown")
+                self.fault = exc
+                log.debug("executor stopped", exc_info=True)
+                self.pipeline.stop("fault")
 
     def run(self):
-        """Process frames until ``stop()``; raises the error that ended the pipeline, if any."""
+        """Process frames until ``stop()``; raises the error that ended the pipeline, or
+        NodeFault when the executor stopped on an exception."""
         if self._spin_thread is None:
             self.start()
         for result in self.pipeline:
             self.stats.add_timings(result.timings)
+        if self.fault is not None:
+            raise NodeFault("executor stopped: {}: {}".format(type(self.fault).__name__,
+                                                              first_line(self.fault)))
 
     def stop(self, reason="stopped"):
         """End the run (thread-safe, signal-safe: it only sets flags)."""
@@ -626,7 +964,7 @@ class PerceptionNode(object):
 
     def counters(self):
         """Frames received, processed, dropped (anywhere before inference), refused, and lost
-        in transport before the node (rclpy >= Iron; 0 where unknown)."""
+        in transport before the node (RosImageSource.lost)."""
         pipe = self.pipeline
         return {"received": self.source.received, "lost": self.source.lost,
                 "processed": pipe.frames_processed,
@@ -634,9 +972,51 @@ class PerceptionNode(object):
                 "refused": pipe.frames_corrupt,
                 "published": self.stats.published}
 
-    def diagnostic_status(self, window, times, elapsed_s):
+    def publisher_count(self):
+        """Publishers matched on the input topic."""
+        return self.node.count_publishers(self.source.uri)
+
+    def problems(self, fps, counts, now):
+        """What is wrong with the input now: [(kind, level name, message)], worst first."""
+        settings, found = self.settings, []
+        last = self.source.last_received_at
+        silent = now - (last if last is not None else self.started_at)
+        publishers = self.publisher_count()
+        if settings.stale_timeout > 0 and silent >= settings.stale_timeout:
+            found.append(("stale", "ERROR" if last is not None else "WARN",
+                          "{} for {:.1f} s on {} ({} publisher(s) matched)".format(
+                              "no image" if last is not None else "no image received yet",
+                              silent, self.source.uri, publishers)))
+        lost = self._lost_recently(counts, now)
+        if lost is not None:
+            found.append(("transport", "WARN",
+                          "{} of {} images sent in the last {:g} s were lost in transport "
+                          "({} publisher(s) matched); {}".format(
+                              lost[0], lost[1], TRANSPORT_WINDOW_S, publishers,
+                              transport_hint(_rmw_implementation()))))
+        if settings.min_fps > 0 and fps < settings.min_fps:
+            found.append(("rate", "WARN", "{:.1f} FPS, below min_fps {:g}{}".format(
+                fps, settings.min_fps, "" if counts["received"] else " (no image received yet)")))
+        found.sort(key=lambda p: p[1] != "ERROR")
+        return found
+
+    def _lost_recently(self, counts, now):
+        """(lost, sent) over the last TRANSPORT_WINDOW_S when at least TRANSPORT_LOST_SHARE of
+        what the publishers sent never arrived, else None."""
+        history = self._history
+        history.append((now, counts["received"], counts["lost"]))
+        while len(history) > 1 and history[1][0] <= now - TRANSPORT_WINDOW_S:
+            history.popleft()
+        then, received, lost = history[0]
+        lost, received = counts["lost"] - lost, counts["received"] - received
+        if lost > 0 and lost >= TRANSPORT_LOST_SHARE * (lost + received):
+            return lost, lost + received
+        return None
+
+    def diagnostic_status(self, window, times, elapsed_s, now=None):
         """One diagnostic_msgs/DiagnosticStatus for a window of ``elapsed_s`` seconds."""
         from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+        now = _clock() if now is None else now
         fps = len(times) / elapsed_s if elapsed_s > 0 else 0.0
         counts = self.counters()
         info = self.engine.describe()
@@ -645,31 +1025,42 @@ class PerceptionNode(object):
                                               if hasattr(self.node, "get_fully_qualified_name")
                                               else self.node.get_name())
         status.hardware_id = str(info.get("engine") or self.settings.engine)
-        min_fps = self.settings.min_fps
-        if min_fps > 0 and fps < min_fps:
-            status.level = _level("WARN")
-            status.message = "{:.1f} FPS, below min_fps {:g}{}".format(
-                fps, min_fps, "" if counts["received"] else " (no image received yet)")
+        problems = self.problems(fps, counts, now)
+        self.current_problems = problems
+        if problems:
+            status.level = max(_level(level) for _, level, _ in problems)
+            status.message = "; ".join(message for _, _, message in problems)
         else:
             status.level = _level("OK")
             status.message = "{:.1f} FPS".format(fps)
-        values = [("fps", "{:.2f}".format(fps)), ("min_fps", "{:g}".format(min_fps))]
+        settings = self.settings
+        values = [("fps", "{:.2f}".format(fps)), ("min_fps", "{:g}".format(settings.min_fps)),
+                  ("stale_timeout", "{:g}".format(settings.stale_timeout)),
+                  ("input_problem", "; ".join(m for _, _, m in problems) or "none")]
         values += [("frames_" + name, str(value)) for name, value in sorted(counts.items())]
+        values += [("frames_lost_reported", str(self.source.lost_reported)),
+                   ("frames_lost_in_sequence", str(self.source.lost_in_sequence)),
+                   ("input_publishers", str(self.publisher_count()))]
         for name in ("receive_to_publish",) + NodeStats.STAGES:
             stats = summarize(window.get(name, []))
             for key in ("p50", "p90", "p99", "max"):
                 value = stats[key]
                 values.append(("{}_{}_ms".format(name, key),
                                "{:.2f}".format(value) if value is not None else "-"))
+        threshold = self.publisher.threshold
         values += [("backend", str(info.get("backend"))), ("precision", str(info.get("precision"))),
                    ("task", str(self.engine.manifest.task)),
                    ("input_size", "{}x{}".format(self.engine.size[1], self.engine.size[0])),
-                   ("input_topic", self.source.uri), ("transport", self.settings.transport)]
+                   ("input_topic", self.source.uri), ("transport", settings.transport),
+                   ("resize", self.resize_mode()), ("output_size", settings.output_size),
+                   ("outlier_threshold", "-" if threshold is None else "{:g}".format(threshold)),
+                   ("published_topics", ", ".join(sorted(self.publisher.publishers)))]
         status.values = [KeyValue(key=k, value=v) for k, v in values]
         return status
 
     def publish_diagnostics(self):
-        """The timer callback: the last second's rate and latencies on /diagnostics."""
+        """The timer callback: the last second's rate and latencies on /diagnostics, and a log
+        line when a problem starts or ends (not one a second)."""
         from diagnostic_msgs.msg import DiagnosticArray
         now = _clock()
         elapsed = now - self._last_tick if self._last_tick is not None else DIAGNOSTICS_PERIOD_S
@@ -677,15 +1068,22 @@ class PerceptionNode(object):
         window, times = self.stats.take_window()
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
-        status = self.diagnostic_status(window, times, elapsed)
+        status = self.diagnostic_status(window, times, elapsed, now)
         array.status = [status]
         self._diagnostics_pub.publish(array)
-        slow = status.level != _level("OK")
-        if slow != self._slow:  # a log line when the rate crosses min_fps, not every second
-            self._slow = slow
-            _logger_call(self.logger, "warning" if slow else "info")(
-                status.message if slow else "{} (min_fps {:g})".format(
-                    status.message, self.settings.min_fps))
+        current = dict((kind, (level, message)) for kind, level, message in self.current_problems)
+        for kind, (level, message) in current.items():
+            if kind not in self._problems:
+                if level == "ERROR":
+                    _log_error(self.logger, message)
+                else:
+                    _log_warning(self.logger, message)
+        for kind in self._problems:
+            if kind not in current:
+                _log_info(self.logger, "{} ({} resolved)".format(status.message, {
+                    "rate": "min_fps {:g}".format(self.settings.min_fps),
+                    "stale": "images arrive again", "transport": "no more images lost"}[kind]))
+        self._problems = current
 
     def summary(self):
         """Pipeline.summary() with ROS's counters and rates.
@@ -719,3 +1117,12 @@ def _level(name):
     """DiagnosticStatus level constant (bytes in rclpy's generated code for byte fields)."""
     from diagnostic_msgs.msg import DiagnosticStatus
     return getattr(DiagnosticStatus, name)
+
+
+def _rmw_implementation():
+    """The middleware in use (rmw_fastrtps_cpp, ...), or '' where rclpy cannot say."""
+    try:
+        from rclpy.utilities import get_rmw_implementation_identifier
+        return get_rmw_implementation_identifier()
+    except Exception:
+        return ""

@@ -8,6 +8,9 @@ node's business stays a flag (``--report``, ``--debug``, ``-q``). A bad engine o
 parameter ends with one line and exit code 2. SIGINT / SIGTERM (what ``ros2 launch``
 sends) end the node cleanly: the pipeline stops, the summary is printed and the report
 written; the exit code is then 0, since a node asked to stop has done nothing wrong.
+A fault inside the node (an exception in its executor or pipeline) ends it with one line
+(``rt-ros2: fault: ...``; ``--debug``: the traceback) and exit code 1, after the summary
+and report, so that a supervisor (``ros2 launch`` with ``respawn``, systemd) restarts it.
 
 On Fast DDS, the node's participant loads runtime/ros2_fastdds.xml (a shared-memory
 segment that holds whole camera images) unless a profile variable is already set or
@@ -22,8 +25,12 @@ import sys
 from runtime import report as report_mod
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError, first_line
+from runtime.ros2_node import PARAMETERS
+
+PARAMETER_NAMES = tuple(PARAMETERS)
 
 PROG = "rt-ros2"
+FAULT_EXIT = 1  # the node failed on its own (a user error is 2, a requested stop 0)
 log = logging.getLogger(PROG)
 
 
@@ -36,8 +43,7 @@ def build_parser():
     parser = _Parser(prog=PROG, description=(
         "Segmentation, outlier and forecast topics from a ROS 2 image topic. Node settings are "
         "ROS parameters: rt-ros2 --ros-args -p engine:=engines/X.onnx -r image:=/camera/image_raw "
-        "(parameters: engine, backend, providers, threads, resize, outlier_threshold, "
-        "publish_overlay, min_fps, transport; see docs/ros2.md)"))
+        "(parameters: {}; see docs/ros2.md)".format(", ".join(PARAMETER_NAMES))))
     parser.add_argument("--report", metavar="JSON",
                         help="write the run report at exit (docs/report-schema.md)")
     parser.add_argument("--no-fastdds-profile", action="store_true",
@@ -119,13 +125,21 @@ def main(argv):
     previous = {}
     code = None
     rss_start = None
+    fault = None
     try:
         node = PerceptionNode(context=context)
         previous = install_signals(node)
         node.start()
         rss_start = report_mod.rss_mb()
-        node.run()
-        code = 0
+        try:
+            node.run()
+            code = 0
+        except (UserError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a fault of the node (NodeFault, an engine error): one line
+            if args.debug:
+                raise
+            fault, code = "{}: fault: {}".format(PROG, first_line(exc)), FAULT_EXIT
     finally:
         if node is not None:
             node.close()
@@ -133,6 +147,8 @@ def main(argv):
                 signal.signal(sig, old)
             _finish_report(args, argv, node, rss_start, code)
         shutdown_context(rclpy, context)
+    if fault is not None:  # the last line, after the summary
+        sys.stderr.write(fault + "\n")
     return code
 
 
