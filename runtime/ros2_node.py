@@ -54,8 +54,11 @@ NODE_NAME = "rt_ros2"
 TRANSPORTS = ("raw", "compressed")
 OUTPUT_SIZES = ("network", "input")
 DIAGNOSTICS_PERIOD_S = 1.0
-TRANSPORT_WINDOW_S = 3.0  # frames lost over this long (and >= 10 % of those sent): a warning
+# Frames lost in transport over the last TRANSPORT_WINDOW_S: a warning when at least
+# TRANSPORT_LOST_SHARE of those sent and TRANSPORT_LOST_LEAST frames (or all, at a slow rate).
+TRANSPORT_WINDOW_S = 5.0
 TRANSPORT_LOST_SHARE = 0.1
+TRANSPORT_LOST_LEAST = 3
 _POLL_S = 0.1           # how often blocked threads look at their stop flag
 _KEEP_HEADERS = 64      # headers of frames in flight (the pipeline holds at most ~7)
 _clock = time.monotonic
@@ -1002,14 +1005,16 @@ class PerceptionNode(object):
 
     def _lost_recently(self, counts, now):
         """(lost, sent) over the last TRANSPORT_WINDOW_S when at least TRANSPORT_LOST_SHARE of
-        what the publishers sent never arrived, else None."""
+        what the publishers sent, and TRANSPORT_LOST_LEAST frames or all of them, never
+        arrived; else None."""
         history = self._history
         history.append((now, counts["received"], counts["lost"]))
         while len(history) > 1 and history[1][0] <= now - TRANSPORT_WINDOW_S:
             history.popleft()
         then, received, lost = history[0]
         lost, received = counts["lost"] - lost, counts["received"] - received
-        if lost > 0 and lost >= TRANSPORT_LOST_SHARE * (lost + received):
+        if lost > 0 and lost >= TRANSPORT_LOST_SHARE * (lost + received) and (
+                lost >= TRANSPORT_LOST_LEAST or received == 0):
             return lost, lost + received
         return None
 
@@ -1080,9 +1085,10 @@ class PerceptionNode(object):
                     _log_warning(self.logger, message)
         for kind in self._problems:
             if kind not in current:
-                _log_info(self.logger, "{} ({} resolved)".format(status.message, {
-                    "rate": "min_fps {:g}".format(self.settings.min_fps),
-                    "stale": "images arrive again", "transport": "no more images lost"}[kind]))
+                _log_info(self.logger, "{} (now {})".format({
+                    "rate": "back above min_fps {:g}".format(self.settings.min_fps),
+                    "stale": "images arrive again on {}".format(self.source.uri),
+                    "transport": "no more images lost in transport"}[kind], status.message))
         self._problems = current
 
     def summary(self):

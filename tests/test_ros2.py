@@ -625,7 +625,7 @@ def test_min_fps_falls_below_and_recovers_twice_and_the_node_keeps_running(
     # one line per crossing: (below at the start, before frames came, and back,) then twice
     # below and back above
     crossings = [l for l in err if ("below min_fps 2" in l and "WARN" in l) or (
-        "(min_fps 2 resolved)" in l and "INFO" in l)]
+        "back above min_fps 2 (now" in l and "INFO" in l)]
     kinds = ["below" if "below" in l else "back" for l in crossings]
     assert kinds in (["below", "back"] * 2, ["below", "back"] * 3), err
     assert not [l for l in err if "severity" in l]
