@@ -3,12 +3,15 @@
 
     python benchmarks/ros2_transport.py
     python benchmarks/ros2_transport.py --sizes 480x640 1080x1920 --frames 150 --fps 30
+    python benchmarks/ros2_transport.py --sizes 480x640 --cameras defaults large_data profile
 
 A camera process publishes ``--frames`` bgr8 images at ``--fps`` with sensor-data QoS (best
 effort), as camera drivers do; a subscriber process (sensor-data QoS, participant on
-runtime/ros2_fastdds.xml as rt-ros2's is) counts what arrives. Two camera configurations per
-size: Fast DDS's defaults (a 512 KB shared-memory segment) and the shipped profile (16 MB).
-Nothing else runs: this measures the transport alone, not the node. Prints a Markdown table.
+runtime/ros2_fastdds.xml as rt-ros2's is) counts what arrives. Camera configurations
+(``--cameras``): Fast DDS's defaults (a 512 KB shared-memory segment), ``large_data``
+(``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA``, Fast DDS's own mode for large samples) and the
+shipped profile (16 MB). Nothing else runs: this measures the transport alone, not the node.
+Prints a Markdown table.
 """
 import argparse
 import json
@@ -87,7 +90,15 @@ def subscribe(frames):
     rclpy.shutdown()
 
 
-def measure(size, frames, fps, camera_profile):
+CAMERAS = {  # --cameras: name -> (column title, uses the profile, extra environment)
+    "defaults": ("camera on Fast DDS defaults", False, {}),
+    "large_data": ("camera on FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA", False,
+                   {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}),
+    "profile": ("camera on runtime/ros2_fastdds.xml", True, {}),
+}
+
+
+def measure(size, frames, fps, camera="profile"):
     """Received / published for one camera configuration (the subscriber has the profile)."""
     height, width = size
     script = os.path.abspath(__file__)
@@ -95,9 +106,12 @@ def measure(size, frames, fps, camera_profile):
     sub = subprocess.Popen([sys.executable, script, "--role", "sub"] + common,
                            env=ros_env(True), stdout=subprocess.PIPE, universal_newlines=True)
     try:
+        _, profile, extra = CAMERAS[camera]
+        env = ros_env(profile)
+        env.update(extra)
         pub = subprocess.run([sys.executable, script, "--role", "pub", "--sizes",
                               "{}x{}".format(height, width)] + common,
-                             env=ros_env(camera_profile), stdout=subprocess.PIPE,
+                             env=env, stdout=subprocess.PIPE,
                              universal_newlines=True, check=True, timeout=180)
         if sub.poll() is None:
             sub.send_signal(signal.SIGTERM)  # the camera is done (it waited 1 s after the last frame)
@@ -111,23 +125,23 @@ def measure(size, frames, fps, camera_profile):
             "late_s": published["late_s"]}
 
 
-def table(sizes, frames=150, fps=30.0):
-    """Measure every size with both camera configurations; a Markdown table and the machine."""
+def table(sizes, frames=150, fps=30.0, cameras=("defaults", "profile")):
+    """Measure every size with each camera configuration; a Markdown table and the machine."""
     from runtime.report import host_info
-    lines = ["| Camera image (bgr8, {} frames at {:g} Hz) | MB | camera on Fast DDS defaults | "
-             "camera on runtime/ros2_fastdds.xml |".format(frames, fps),
-             "|---|---|---|---|"]
+    lines = ["| Camera image (bgr8, {} frames at {:g} Hz) | MB | {} |".format(
+                 frames, fps, " | ".join(CAMERAS[c][0] for c in cameras)),
+             "|---|---|" + "---|" * len(cameras)]
     for size in sizes:
         row = []
-        for profile in (False, True):
-            result = measure(size, frames, fps, profile)
+        for camera in cameras:
+            result = measure(size, frames, fps, camera)
             row.append("{} / {} received ({:.0f} %)".format(
                 result["received"], result["published"],
                 100.0 * result["received"] / result["published"]))
-            sys.stderr.write("[ros2-transport] {}x{} profile={}: {}\n".format(
-                size[1], size[0], profile, result))
-        lines.append("| {}x{} | {:.2f} | {} | {} |".format(
-            size[1], size[0], size[0] * size[1] * 3 / 1e6, row[0], row[1]))
+            sys.stderr.write("[ros2-transport] {}x{} camera={}: {}\n".format(
+                size[1], size[0], camera, result))
+        lines.append("| {}x{} | {:.2f} | {} |".format(
+            size[1], size[0], size[0] * size[1] * 3 / 1e6, " | ".join(row)))
     lines.append("")
     lines.append("Subscriber: sensor-data QoS, participant on the profile (as rt-ros2's). Machine: "
                  "{}, {} cores, Python {}; measured {}.".format(
@@ -142,6 +156,8 @@ def main():
                         default=[(480, 640), (720, 1280), (1080, 1920)], help="HxW (several)")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--cameras", nargs="+", choices=sorted(CAMERAS),
+                        default=["defaults", "profile"], help="camera configurations to compare")
     parser.add_argument("--role", choices=("pub", "sub"), help=argparse.SUPPRESS)
     parser.add_argument("--topic", default=TOPIC, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,7 +165,7 @@ def main():
         return publish(args.frames, args.fps, args.sizes[0][0], args.sizes[0][1], args.topic)
     if args.role == "sub":
         return subscribe(args.frames)
-    print(table(args.sizes, args.frames, args.fps))
+    print(table(args.sizes, args.frames, args.fps, args.cameras))
 
 
 if __name__ == "__main__":

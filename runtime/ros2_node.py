@@ -295,7 +295,6 @@ class RosImageSource(Source):
         self.dropped = 0
         self.refused = 0
         self.last_received_at = None  # _clock()
-        self.image_size = None        # (height, width) of the last image converted
 
     @property
     def lost(self):
@@ -351,7 +350,6 @@ class RosImageSource(Source):
             self.refused += 1
             self._refuse(str(exc))
             return None
-        self.image_size = frame.shape[:2]
         with self._cond:
             self._headers[index] = (msg.header, received_at, frame.shape[:2])
             while len(self._headers) > _KEEP_HEADERS:
@@ -931,8 +929,13 @@ class PerceptionNode(object):
         for result in self.pipeline:
             self.stats.add_timings(result.timings)
         if self.fault is not None:
-            raise NodeFault("executor stopped: {}: {}".format(type(self.fault).__name__,
-                                                              first_line(self.fault)))
+            raise NodeFault(self.fault_message())
+
+    def fault_message(self):
+        """The one line that says why the executor stopped (None: it did not)."""
+        if self.fault is None:
+            return None
+        return "executor stopped: {}: {}".format(type(self.fault).__name__, first_line(self.fault))
 
     def stop(self, reason="stopped"):
         """End the run (thread-safe, signal-safe: it only sets flags)."""
@@ -1100,6 +1103,8 @@ class PerceptionNode(object):
         measure of its speed).
         """
         summary = self.pipeline.summary()
+        if self.fault is not None and summary.get("error") is None:
+            summary["error"] = self.fault_message()
         frames = summary["frames"]
         frames["read"] += self.source.dropped
         frames["dropped"] += self.source.dropped

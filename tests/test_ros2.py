@@ -177,7 +177,9 @@ class Camera(object):
             ok, data = cv2.imencode("." + fmt, frame)
             msg.data = data.tobytes()
         else:
-            data = frame[:, :, ::-1] if encoding == "rgb8" else frame
+            data = frame[:, :, ::-1] if encoding in ("rgb8", "rgba8") else frame
+            if encoding in ("bgra8", "rgba8"):
+                data = np.concatenate([data, np.full(frame.shape[:2] + (1,), 200, np.uint8)], axis=2)
             if step_pad:
                 data = np.concatenate(
                     [data.reshape(data.shape[0], -1),
@@ -254,15 +256,16 @@ def stamp_at(index, rate=15.0, start_s=100):
 
 def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(context, rn18_engine):
     # camera frames of another size (fitted), and one at the network's size (used as received)
-    frames = scenes(4) + [render_scene(5, 4, size=SMALL_SIZE)[0]]
+    frames = scenes(6) + [render_scene(5, 6, size=SMALL_SIZE)[0]]
     reference = Engine(rn18_engine, threads=THREADS)
     expected = [reference.segment(f).class_map for f in frames]
     reference.close()
     camera, node = _started(context, ns("seg"), rn18_engine, publish_overlay=True)
     try:
         camera.subscribe_classes()
-        # bgr8, rgb8 and a row step with padding: the same pixels, the same class map
-        sends = [(0, "bgr8", 0), (1, "rgb8", 0), (2, "bgr8", 16), (3, "rgb8", 8), (4, "bgr8", 0)]
+        # bgr8, rgb8, bgra8, rgba8 and row steps with padding: the same pixels, the same class map
+        sends = [(0, "bgr8", 0), (1, "rgb8", 0), (2, "bgr8", 16), (3, "rgb8", 8), (4, "bgra8", 4),
+                 (5, "rgba8", 0), (6, "bgr8", 0)]
         for i, encoding, pad in sends:
             msg = exchange(camera, frames[i], i, encoding=encoding, step_pad=pad)
             assert msg.encoding == "mono8"
@@ -654,7 +657,8 @@ def test_a_fault_inside_the_node_ends_rt_ros2_with_one_line_and_exit_1(rn18_engi
     assert proc.stderr.strip().splitlines()[-1] == (
         "rt-ros2: fault: executor stopped: RuntimeError: diagnostics broke")
     data = json.loads(report.read_text())
-    assert data["exit"]["code"] == 1 and data["exit"]["reason"] == "fault"
+    assert data["exit"] == {"code": 1, "reason": "fault",
+                            "error": "executor stopped: RuntimeError: diagnostics broke"}
 
 
 def _set(client, **values):
