@@ -719,6 +719,10 @@ def test_parameters_read_only_refused_live_ones_take_effect_types_enforced(conte
         assert values["min_fps"] == "0.5"
         assert "overlay" in values["published_topics"]
         assert "colored_segmentation_mask" not in values["published_topics"]
+        # min_fps is live: far above the rate, the next status warns
+        result, = _set(client, min_fps=1000.0)
+        assert result.successful
+        _until_status(camera, lambda s: "below min_fps 1000" in s.message, "min_fps 1000 warning")
     finally:
         summary = node.stop()
         camera.close()
