@@ -570,9 +570,12 @@ class RosPublisher(Output):
             self._publish("outlier_mask", header, sized(mask, 0), "mono8")
         if visual is not None and self._subscribed("overlay"):
             self._publish("overlay", header, sized(visual, 0, nearest=False), "bgr8")
-        if self.camera_info is not None and self._subscribed("camera_info"):
-            info = (self.camera_info if to_input else
-                    convert.fit_camera_info(self.camera_info, geometry, self._info))
+        camera_info = self.camera_info
+        if camera_info is not None and self._subscribed("camera_info"):
+            if to_input:  # the maps are on the image's pixels: the camera's own intrinsics
+                size = (geometry.src_h, geometry.src_w)
+                geometry = fit_geometry(size, size, geometry.mode)
+            info = convert.fit_camera_info(camera_info, geometry, self._info)
             info.header = header
             self.publishers["camera_info"].publish(info)
             self.counts["camera_info"] += 1

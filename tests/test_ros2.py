@@ -474,6 +474,8 @@ def test_diagnostics_once_a_second_with_rate_latency_drops_and_min_fps_warning(
     ({"stale_timeout": "soon"}, "parameter stale_timeout must be a number"),
     ({"output_size": "huge"}, "parameter output_size: 'huge' is not one of network, input"),
     ({"overlay_alpha": 2.0}, "parameter overlay_alpha must be 0 .. 1"),
+    ({"label_path": "/nonexistent/labels.txt"}, "parameter label_path: cannot read"),
+    ({"color_map_path": __file__}, "parameter color_map_path: {} line ".format(__file__)),
 ])
 def test_bad_engine_or_parameter_is_one_user_error(context, rn18_engine, params, message):
     values = {"engine": str(rn18_engine)}
