@@ -992,10 +992,14 @@ class PerceptionNode(object):
         silent = now - (last if last is not None else self.started_at)
         publishers = self.publisher_count()
         if settings.stale_timeout > 0 and silent >= settings.stale_timeout:
+            # a matched publisher and nothing arrives: the transport may lose every frame
+            # (a middleware without sample-lost events says nothing else)
+            hint = "; if it is publishing, {}".format(
+                transport_hint(_rmw_implementation())) if publishers else ""
             found.append(("stale", "ERROR" if last is not None else "WARN",
-                          "{} for {:.1f} s on {} ({} publisher(s) matched)".format(
+                          "{} for {:.1f} s on {} ({} publisher(s) matched){}".format(
                               "no image" if last is not None else "no image received yet",
-                              silent, self.source.uri, publishers)))
+                              silent, self.source.uri, publishers, hint)))
         lost = self._lost_recently(counts, now)
         if lost is not None:
             found.append(("transport", "WARN",
