@@ -30,8 +30,10 @@ def parse_size(text):
 
 def export(arch, checkpoint, size, output, opset=None, input_format="frame",
            color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
-           min_agreement=0.999, trt_version=None, log=print):
-    """The whole export: load, export, check, parity gate, manifest. Returns the Manifest."""
+           min_agreement=0.999, trt_version=None, log=print, batch=1):
+    """The whole export: load, export, check, parity gate, manifest. Returns the Manifest.
+
+    ``batch``: frames one inference takes (static; rt-export --batch N, for N cameras)."""
     from export import checkpoints, models, onnx_export
 
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
@@ -52,14 +54,16 @@ def export(arch, checkpoint, size, output, opset=None, input_format="frame",
     return export_model(model, info, arch, checkpoint, size, output, opset=opset,
                         input_format=input_format, color_order=color_order,
                         output_kind=output_kind, resize=resize, parity_images=parity_images,
-                        min_agreement=min_agreement, trt_version=trt_version, log=log)
+                        min_agreement=min_agreement, trt_version=trt_version, log=log,
+                        batch=batch)
 
 
 def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSET,
                  input_format="frame", color_order="BGR", output_kind="class_map",
                  resize="stretch", parity_images=4, min_agreement=0.999, trt_version=None,
-                 log=print):
-    """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the Manifest."""
+                 log=print, batch=1):
+    """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the Manifest.
+    ``batch``: frames one inference takes (static first dimension of every tensor)."""
     from export import onnx_export, parity
     from export.classes import IGNORE_ID, cityscapes_classes
 
@@ -75,6 +79,9 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
     if num_outputs is not None and int(num_outputs) != len(classes):
         raise UserError("the checkpoint names {} classes but the network has {} output channels: "
                         "fix the checkpoint's meta.classes".format(len(classes), num_outputs))
+    batch = int(batch)
+    if not 1 <= batch <= MAX_BATCH:
+        raise UserError("--batch {}: use 1..{} frames per inference".format(batch, MAX_BATCH))
     untrained = list(info.get("new_heads") or [])
     if untrained:
         log("WARNING: {} loaded without weights for {}: exporting them UNTRAINED (recorded in the "
@@ -82,9 +89,10 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "onnx") as work:
         staged = os.path.join(work, os.path.basename(output))
-        log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
+        log("exporting {} at {}x{}{} to ONNX opset {}".format(
+            arch, size[0], size[1], " batch {}".format(batch) if batch > 1 else "", opset))
         input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
-            wrapper, size, staged, opset=opset, input_format=input_format)
+            wrapper, size, staged, opset=opset, input_format=input_format, batch=batch)
         written = _checked(onnx_export.check_model, staged, opset)
         log("exported (opset {}, {:.1f} MB)".format(written, os.path.getsize(staged) / 1e6))
         compat = _trt_compat(staged, trt_version, log)
@@ -102,11 +110,12 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         if wrapper.outlier_head:  # the only head a base checkpoint lacks
             manifest = _add_outlier(manifest, staged, size, trained=not untrained)
         log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
-        frames = parity_frames(parity_images, size, manifest.input)
+        frames = batched(parity_frames(max(parity_images, batch), size, manifest.input), batch)
         try:
             figures = parity.run_parity(wrapper, staged, frames, min_agreement=min_agreement)
         except parity.ParityError as exc:
             raise UserError(str(exc) + "; nothing written ({} is unchanged)".format(output))
+        figures["images"] = sum(len(array) for array in frames)
         log("parity: argmax agreement {:.4%}, max abs error {:.2e}, max rel error {:.2e}".format(
             figures["argmax_agreement"], figures["max_abs_error"], figures["max_rel_error"]))
         if "outlier_max_abs_error" in figures:
@@ -119,6 +128,23 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
 OUTLIER_DEFAULT_THRESHOLD = 0.5
 
 
+MAX_BATCH = 64  # frames per inference: more cameras than a vehicle carries
+
+
+def batched(frames, batch):
+    """Batch-1 input arrays -> arrays of ``batch`` frames (the last group filled up with the
+    first frames again), what a batch-N model takes."""
+    if batch == 1:
+        return frames
+    import numpy as np
+    groups = []
+    for start in range(0, len(frames), batch):
+        group = frames[start:start + batch]
+        group = group + frames[:batch - len(group)]
+        groups.append(np.concatenate(group))
+    return groups
+
+
 def _add_outlier(manifest, output, size, trained):
     """The outlier composition: a second output and how to read it (task 'outlier').
     Returns the new Manifest.
@@ -128,7 +154,7 @@ def _add_outlier(manifest, output, size, trained):
     """
     from export.onnx_export import OUTLIER_OUTPUT
     height, width = size
-    score = {"name": OUTLIER_OUTPUT, "shape": [1, height, width], "dtype": "float32",
+    score = {"name": OUTLIER_OUTPUT, "shape": [manifest.batch, height, width], "dtype": "float32",
              "meaning": "outlier_score"}
     return manifest.derive(
         task="outlier", outputs=[out.to_dict() for out in manifest.outputs] + [score],
@@ -193,11 +219,12 @@ def build_manifest(arch, output, size, input_name, input_shape, input_dtype, inp
               normalization, output_name, output_kind, classes, ignore_id, opset, resize,
               checkpoint, info, class_map_dtype="uint8"):
     height, width = size
+    batch = input_shape[0]  # one output per frame of the batch
     if output_kind == "class_map":
-        out = {"name": output_name, "shape": [1, height, width], "dtype": class_map_dtype,
+        out = {"name": output_name, "shape": [batch, height, width], "dtype": class_map_dtype,
                "meaning": "class_map"}
     else:
-        out = {"name": output_name, "shape": [1, len(classes), height, width], "dtype": "float32",
+        out = {"name": output_name, "shape": [batch, len(classes), height, width], "dtype": "float32",
                "meaning": "logits"}
     return {
         "schema_version": manifest_mod.SCHEMA_VERSION,

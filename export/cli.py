@@ -56,6 +56,10 @@ def build_parser():
                         help="minimum argmax agreement of the parity gate (default 0.999)")
     parser.add_argument("--output", "-o", help="output .onnx, or .plan to build a TensorRT engine "
                                                "(default engines/<arch>_<precision>.onnx)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help="frames per inference, static (default 1): N cameras through one "
+                             "engine call (rt-segment with several sources); fp32 exports and "
+                             "the fp32/fp16 plans built from them")
     _add_reduced_precision_args(parser)
     _add_forecast_args(parser)
     _add_plan_args(parser)
@@ -153,6 +157,12 @@ def main(argv):
         raise UserError("--parity-images must be at least 1")
     if not args.arch and not args.onnx:
         raise UserError("--arch is required (or --onnx to build a TensorRT plan from an export)")
+    plan = (args.output or "").endswith(".plan")
+    if args.batch != 1 and (args.arch == "swiftnet-rn18-f2f" or args.onnx
+                            or args.precision == "int8" or (args.precision != "fp32" and not plan)):
+        raise UserError("--batch applies to fp32 exports of single networks and the plans built "
+                        "with them (a forecast bundle keeps one feature ring per camera: run its "
+                        "cameras as a loop; --onnx: the batch is the ONNX model's)")
     if args.arch == "swiftnet-rn18-f2f":
         return _export_bundle(args, size, opset_given, _log(args.quiet))
     args.opset = args.opset or _default_opset(args.trt_version)
@@ -170,7 +180,8 @@ def main(argv):
     export(args.arch, args.checkpoint, size, output, opset=args.opset,
            input_format=args.input_format, color_order=args.color_order,
            output_kind=args.output_kind, resize=args.resize, parity_images=args.parity_images,
-           min_agreement=args.min_agreement, trt_version=args.trt_version, log=_log(args.quiet))
+           min_agreement=args.min_agreement, trt_version=args.trt_version, log=_log(args.quiet),
+           batch=args.batch)
     return 0
 
 
@@ -214,7 +225,7 @@ def _build_plan(args, size, output, log):
                    input_format=args.input_format, color_order=args.color_order,
                    output_kind=args.output_kind, resize=args.resize,
                    parity_images=args.parity_images, min_agreement=args.min_agreement,
-                   trt_version=args.trt_version, log=log)
+                   trt_version=args.trt_version, log=log, batch=args.batch)
     fp32_layers = [n.strip() for item in args.fp32_layers for n in item.split(",") if n.strip()]
     build_plan(source, output, precision=args.precision, workspace_mb=args.workspace_mb,
                timing_cache=args.timing_cache, int8_mode=args.int8_mode,

@@ -143,8 +143,9 @@ class DeployWrapper(nn.Module):
 
 
 def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=None,
-                output_name=None):
-    """Trace ``wrapper`` at batch 1 and static ``size`` = (H, W) and write ONNX to ``path``.
+                output_name=None, batch=1):
+    """Trace ``wrapper`` at a static ``batch`` (frames per inference, default 1) and static
+    ``size`` = (H, W) and write ONNX to ``path``.
 
     Written to a temporary file first and moved into place, so a failed export never
     leaves a half-written model. Returns (input_name, output_name, input_shape, input_dtype);
@@ -155,13 +156,13 @@ def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=
         raise ValueError("opset {} not supported (use {}..{})".format(opset, MIN_OPSET, MAX_OPSET))
     height, width = size
     if input_format == "frame":
-        dummy = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8)
+        dummy = torch.randint(0, 256, (batch, height, width, 3), dtype=torch.uint8)
         form = getattr(wrapper, "form", None)
         if form is not None and form.frame_dtype == "float32":
             dummy = dummy.float()
         input_name = input_name or "frame"
     else:
-        dummy = torch.randn(1, 3, height, width)
+        dummy = torch.randn(batch, 3, height, width)
         input_name = input_name or "image"
     output_name = output_name or wrapper.output_kind
     wrapper.eval()

@@ -69,6 +69,7 @@ class Engine(EngineBase):
                                     providers=providers, threads=threads)
         self._check_io()
         self.preprocessor = Preprocessor(self.manifest.input, resize=resize)
+        self.batch_size = self.manifest.batch
         self.input_name = self.manifest.input.name
         self.size = self.preprocessor.size
         self.classes = self.manifest.classes
@@ -109,8 +110,32 @@ class Engine(EngineBase):
                 self.path, what, described.name, dims, want))
 
     def infer(self, tensor):
-        """Input tensor -> {output name: array} (complete when it returns)."""
+        """Input tensor -> {output name: array} (complete when it returns). A batch-1 tensor
+        given to a batch-N artifact runs in slot 0 (the other slots are padding)."""
+        if len(tensor) != self.batch_size:
+            return self.infer_batch([tensor])[0]
         return self.backend.run({self.input_name: tensor})
+
+    def infer_batch(self, tensors):
+        """Batch-1 tensors (None: an empty slot) -> one output dict per tensor (None for None).
+
+        A batch-N artifact runs up to N of them per call: filled slots in order, the rest
+        zeros whose outputs are ignored; a batch-1 artifact runs them one by one."""
+        if self.batch_size == 1:
+            return EngineBase.infer_batch(self, tensors)
+        results = [None] * len(tensors)
+        filled = [i for i, tensor in enumerate(tensors) if tensor is not None]
+        n = self.batch_size
+        for start in range(0, len(filled), n):
+            chunk = filled[start:start + n]
+            first = tensors[chunk[0]]
+            batch = np.zeros((n,) + tuple(first.shape[1:]), dtype=first.dtype)
+            for slot, i in enumerate(chunk):
+                batch[slot] = tensors[i][0]
+            outputs = self.backend.run({self.input_name: batch})
+            for slot, i in enumerate(chunk):
+                results[i] = dict((name, value[slot:slot + 1]) for name, value in outputs.items())
+        return results
 
     def postprocess(self, outputs):
         """Raw outputs -> (H, W) uint8 class map."""

@@ -335,6 +335,9 @@ def _validate_types(data, where):
     for out in data.get("outputs", ()):
         _check_tensor(out, "output", where)
         _check_shape(out["shape"], "output {}".format(out["name"]), where)
+        if out["shape"][0] != inp["shape"][0]:  # a batch of N frames gives N of each output
+            raise ManifestError("{}: output {} has batch {} but the input has batch {}".format(
+                where, out["name"], out["shape"][0], inp["shape"][0]))
 
 
 def _validate_input_values(inp, where):
@@ -550,6 +553,14 @@ class Manifest(object):
     precision = property(lambda self: self._data["precision"])
     ignore_id = property(lambda self: self._data["ignore_id"])
     input = property(lambda self: Input(self._data["input"]))
+
+    @property
+    def batch(self):
+        """Frames one inference takes: the input's first dimension (rt-export --batch N);
+        every output's first dimension is the same. A bundle's is its feature shape's."""
+        block = self._data.get("input") or {}
+        shape = block.get("shape") or self._data.get("feature_shape") or [1]
+        return int(shape[0])
 
     @property
     def artifact(self):

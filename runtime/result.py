@@ -25,12 +25,13 @@ class Result(object):
     frame rate, capture time for live sources, None when unknown); age_ms: capture to result
     (outputs written); visual: the rendered picture, if an output needed one;
     outlier_pixels: pixels of the score above the threshold (None without a score);
-    details: what the engine's ``finish_frame`` says of the frame (e.g. a ForecastFrame).
+    details: what the engine's ``finish_frame`` says of the frame (e.g. a ForecastFrame);
+    camera: the camera's index in a multi-camera run (runtime.multicam), else None.
     """
 
     __slots__ = ("frame", "class_map", "outputs", "timings", "fit", "outlier_score", "fitted",
                  "index", "capture_time", "frame_time", "age_ms", "visual", "outlier_pixels",
-                 "details")
+                 "details", "camera")
 
     def __init__(self, frame, class_map=None, outputs=None, timings=None, fit=None,
                  outlier_score=None, fitted=None, index=None, capture_time=None,
@@ -49,6 +50,7 @@ class Result(object):
         self.visual = None
         self.outlier_pixels = None
         self.details = None
+        self.camera = None
 
 
 def refuse_forecast_parts(path, manifest):
