@@ -196,6 +196,9 @@ def build(summary, engine_info=None, source_info=None, outputs_info=None, memory
         report["outliers"] = summary["outliers"]
     if summary.get("forecast") is not None:  # forecast bundles (task 'forecast') only
         report["forecast"] = summary["forecast"]
+    if summary.get("cameras") is not None:  # several sources (runtime.multicam) only
+        report["cameras"] = summary["cameras"]
+        report["batches"] = summary["batches"]
     return report
 
 
@@ -253,6 +256,15 @@ def format_summary(report):
         if stats.get("count"):
             lines.append("  {:<13} {:>7} {:>7} {:>7} {:>7}".format(
                 name, _ms(stats, "p50"), _ms(stats, "p90"), _ms(stats, "p99"), _ms(stats, "max")))
+    for cam in report.get("cameras") or ():
+        lat = cam["latency_ms"]["capture_to_result"]
+        lines.append("  cam{} {}: {} FPS, p50 {} p99 {} ms, {} dropped, {} lost{}{}".format(
+            cam["camera"], cam["source"].get("uri", ""),
+            "{:.1f}".format(cam["fps"]) if cam["fps"] is not None else "-",
+            _ms(lat, "p50"), _ms(lat, "p99"), cam["frames"]["dropped"], cam["frames"]["lost"],
+            ", {} reconnects".format(cam["source"]["reconnects"])
+            if cam["source"].get("reconnects") else "",
+            ", ended: " + cam["error"] if cam.get("error") else ""))
     outliers = report.get("outliers")
     if outliers and outliers.get("frames"):
         lines.append("outliers (score > {}): {} of {} frames, {:.1f} px/frame mean, {} max "

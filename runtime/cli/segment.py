@@ -54,19 +54,63 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+class _SourceAction(argparse.Action):
+    """A source flag: kept as ``args.<kind>`` (the last one) and appended, with its kind, to
+    ``args.source_list`` in command-line order (camera i is the i-th source given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        listed = list(getattr(namespace, "source_list", None) or [])
+        listed.append((self.dest, values))
+        namespace.source_list = listed
+
+
+def read_sources_file(path):
+    """[(kind or None, spec)] from a --sources file; one-line UserError when unreadable."""
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError("--sources {}: cannot read it ({})".format(
+            path, getattr(exc, "strerror", None) or exc))
+    found = []
+    for number, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        head, _, rest = line.partition(" ")
+        if head in sources.KINDS and rest.strip():
+            found.append((head, rest.strip()))
+        else:
+            found.append((None, line))
+    if not found:
+        raise UserError("--sources {}: no source in it".format(path))
+    return found
+
+
 def build_parser():
     parser = _Parser(prog="rt-segment",
                      description="Real-time semantic segmentation of a camera, video or images.")
     parser.add_argument("--engine", "-e", required=True,
                         help="model artifact (.onnx or .plan) with its manifest beside it, or a "
                              "forecast bundle (its forecast.json or folder)")
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--camera", metavar="N", help="USB/V4L2 camera index or /dev/videoN")
-    src.add_argument("--csi", metavar="N", help="Jetson CSI camera sensor id (nvarguscamerasrc)")
-    src.add_argument("--gst", metavar="PIPELINE", help="GStreamer pipeline ending in appsink")
-    src.add_argument("--video", metavar="FILE", help="video file")
-    src.add_argument("--images", metavar="DIR|GLOB", help="folder or glob of images")
-    src.add_argument("--rtsp", metavar="URL", help="RTSP (or HTTP) stream")
+    src = parser.add_argument_group(
+        "sources", "one or several (repeat the flags, mix them: each is a camera, in the order "
+        "given); several run through one engine, a batch per cycle (docs/streaming.md)")
+    src.add_argument("--camera", metavar="N", action=_SourceAction,
+                     help="USB/V4L2 camera index or /dev/videoN")
+    src.add_argument("--csi", metavar="N", action=_SourceAction,
+                     help="Jetson CSI camera sensor id (nvarguscamerasrc)")
+    src.add_argument("--gst", metavar="PIPELINE", action=_SourceAction,
+                     help="GStreamer pipeline ending in appsink")
+    src.add_argument("--video", metavar="FILE", action=_SourceAction, help="video file")
+    src.add_argument("--images", metavar="DIR|GLOB", action=_SourceAction,
+                     help="folder or glob of images")
+    src.add_argument("--rtsp", metavar="URL", action=_SourceAction, help="RTSP (or HTTP) stream")
+    src.add_argument("--sources", metavar="FILE",
+                     help="a file of sources, one a line: 'KIND SPEC' (KIND one of {}) or a spec "
+                          "alone (its kind guessed); '#' starts a comment".format(
+                              ", ".join(sources.KINDS)))
     parser.add_argument("--capture-size", metavar="WxH",
                         help="camera/CSI capture size (e.g. 1920x1080)")
     parser.add_argument("--capture-fps", type=float, metavar="FPS", help="camera/CSI frame rate")
@@ -124,12 +168,19 @@ def parse_wxh(text, flag):
     return pair[1], pair[0]  # (h, w)
 
 
-def make_source(args):
-    """The Source the flags ask for (files are checked now; devices open in Pipeline.start)."""
-    for kind in sources.KINDS:
-        spec = getattr(args, kind)
-        if spec is not None:
-            break
+def source_specs(args):
+    """[(kind or None, spec)] of the run, in order: the source flags, then --sources FILE's."""
+    specs = list(getattr(args, "source_list", None) or [])
+    if args.sources:
+        specs += read_sources_file(args.sources)
+    if not specs:
+        raise UserError("one of the arguments --camera --csi --gst --video --images --rtsp "
+                        "--sources is required")
+    return specs
+
+
+def make_source(args, kind, spec):
+    """The Source of one spec (files are checked now; devices open in Pipeline.start)."""
     size = parse_wxh(args.capture_size, "--capture-size") if args.capture_size else None
     return sources.open_source(spec, kind=kind, reconnect=args.reconnect, size=size,
                                fps=args.capture_fps, stall_timeout=args.stall_timeout)
@@ -164,21 +215,47 @@ def _check_args(args):
             args.forecast_view, ", ".join(FORECAST_VIEWS)))
 
 
-def check_outputs(args, source):
-    """Refuse, before any work, output paths that would replace an input, an engine or a device."""
+CAMERA_FIELD = "{index}"   # in --output with several cameras: the camera's index
+
+
+def camera_output(path, index):
+    """--output for camera ``index`` of a multi-camera run."""
+    return path.replace(CAMERA_FIELD, str(index))
+
+
+def check_outputs(args, opened):
+    """Refuse, before any work, output paths that would replace an input, an engine or a device.
+
+    ``opened``: the run's Sources. With several, --output must name a file per camera
+    (``{index}`` in it) and --save-frames gets a folder ``camN`` per camera."""
     inputs = engine_inputs(Inputs(), args.engine)
-    inputs.add(args.video, "--video")
-    if args.images is not None:
-        inputs.add(args.images, "--images")
+    for source in opened:
+        if source.kind == "video":
+            inputs.add(source.uri, "--video")
         for path in getattr(source, "paths", ()):
             inputs.add(path, "--images")
-    if args.output:
+    if args.images is not None:
+        inputs.add(args.images, "--images")
+    several = len(opened) > 1
+    if args.output and several:
+        if CAMERA_FIELD not in args.output:
+            raise UserError("--output {}: with {} cameras name a file per camera with {} in it, "
+                            "e.g. out/cam{}.mp4".format(args.output, len(opened), CAMERA_FIELD,
+                                                        CAMERA_FIELD))
+        for index in range(len(opened)):
+            check_output(camera_output(args.output, index), "--output", inputs,
+                         others=[("--report", args.report)])
+    elif args.output:
         args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)])
     if args.report:
         check_output(args.report, "--report", inputs, others=[("--output", args.output)])
     if args.save_frames:
         from runtime.jsonfile import check_output_folder
         check_output_folder(args.save_frames, "--save-frames", inputs)
+        if several:
+            for index in range(len(opened)):
+                check_output_folder(os.path.join(args.save_frames, "cam{}".format(index)),
+                                    "--save-frames", inputs)
 
 
 def _check_engine_args(args, engine):
@@ -220,11 +297,7 @@ class StatusLine(object):
         if now - self._last < self.interval:
             return
         self._last = now
-        p50, p99 = np.percentile(np.asarray(self._ages), (50, 99))
-        pipe = self.pipeline
-        line = ("frames {}  {:.1f} FPS  latency p50 {:.1f} ms  p99 {:.1f} ms  dropped {}  corrupt {}"
-                .format(pipe.frames_processed, pipe.fps_recent, p50, p99, pipe.frames_dropped,
-                        pipe.frames_corrupt))
+        line = self._line()
         if self.tty:
             self.stream.write("\r\x1b[K" + line)
         else:
@@ -232,10 +305,24 @@ class StatusLine(object):
         self.stream.flush()
         self._shown = True
 
+    def _line(self):
+        p50, p99 = np.percentile(np.asarray(self._ages), (50, 99))
+        pipe = self.pipeline
+        return ("frames {}  {:.1f} FPS  latency p50 {:.1f} ms  p99 {:.1f} ms  dropped {}  corrupt {}"
+                .format(pipe.frames_processed, pipe.fps_recent, p50, p99, pipe.frames_dropped,
+                        pipe.frames_corrupt))
+
     def finish(self):
         if self.tty and self._shown:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class CameraStatusLine(StatusLine):
+    """The status line of several cameras: per camera FPS, p50/p99 latency, drops, lost."""
+
+    def _line(self):
+        return self.pipeline.status_text()
 
 
 def _install_signals(pipeline):
@@ -280,8 +367,12 @@ def main(argv):
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
     _quiet_opencv(args.debug)
-    source = make_source(args)
-    check_outputs(args, source)
+    specs = source_specs(args)
+    opened = [make_source(args, kind, spec) for kind, spec in specs]
+    check_outputs(args, opened)
+    if len(opened) > 1:
+        return _main_cameras(args, argv, opened)
+    source = opened[0]
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engine = open_engine(args.engine, backend=args.backend, providers=providers,
                          threads=args.threads, resize=args.resize,
@@ -324,11 +415,75 @@ def main(argv):
     return code
 
 
+def _camera_outputs(args, count):
+    """Each camera's outputs: its own video, frames folder and window."""
+    per_camera = []
+    for index in range(count):
+        outputs = []
+        if args.output:
+            outputs.append(VideoOutput(camera_output(args.output, index)))
+        if args.save_frames:
+            outputs.append(FrameSaver(os.path.join(args.save_frames, "cam{}".format(index))))
+        if args.display:
+            outputs.append(DisplayOutput("rt-segment cam{}".format(index)))
+        per_camera.append(outputs)
+    return per_camera
+
+
+def _main_cameras(args, argv, opened):
+    """Several sources through one engine (runtime.multicam.MultiPipeline)."""
+    from runtime.multicam import MultiPipeline
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+    engine = open_engine(args.engine, backend=args.backend, providers=providers,
+                         threads=args.threads, resize=args.resize,
+                         current=args.forecast_view == "side-by-side", verify=not args.no_verify)
+    _check_engine_args(args, engine)
+    visualizer = make_visualizer(engine.manifest, forecast_view=args.forecast_view,
+                                 mode=args.visualize, alpha=args.alpha,
+                                 legend=not args.no_legend, hud=not args.no_hud,
+                                 outlier_threshold=args.outlier_threshold,
+                                 outlier_view=args.outlier_view)
+    per_camera = _camera_outputs(args, len(opened))
+    pipeline = MultiPipeline(opened, engine, outputs=per_camera, realtime=args.realtime,
+                             max_frames=args.max_frames, duration=args.duration,
+                             visualizer=visualizer)
+    status = CameraStatusLine(pipeline, interval=args.status_interval, quiet=args.quiet)
+    previous = _install_signals(pipeline)
+    outputs = [o for outs in per_camera for o in outs]
+    rss_start = None
+    code = None
+    failed = []
+    try:
+        pipeline.start()
+        rss_start = report_mod.rss_mb()
+        pipeline.run(callback=status.update)
+        code = _SIGNAL_EXIT.get(pipeline.reason, 0)
+        if all(cam.error is not None for cam in pipeline.cameras):
+            code = 2
+    finally:
+        pipeline.close()
+        _restore_signals(previous)
+        status.finish()
+        failed = [o.error for o in outputs if o.error]
+        if failed and code is not None:
+            code = 2
+        source_info = {"kind": "cameras", "uri": ", ".join(s.uri for s in opened),
+                       "live": any(s.live for s in opened), "cameras": len(opened)}
+        _finish_report(args, argv, pipeline, engine, source_info, outputs, rss_start, code)
+    if failed:
+        raise OutputError(failed[0])
+    summary = pipeline.summary()
+    if code == 2 and summary["error"]:
+        raise UserError(summary["error"])
+    return code
+
+
 def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, code):
     """Summary and report on every exit path (end, error, Ctrl-C)."""
     engine_info = dict(engine.describe(), resize=engine.preprocessor.resize)
     report = report_mod.build(
-        pipeline.summary(), engine_info=engine_info, source_info=source.describe(),
+        pipeline.summary(), engine_info=engine_info,
+        source_info=source if isinstance(source, dict) else source.describe(),
         outputs_info=[o.describe() for o in outputs],
         memory=report_mod.memory_info(rss_start), tool="rt-segment",
         command=["rt-segment"] + list(argv), started_at=pipeline.started_at,
