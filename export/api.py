@@ -110,6 +110,7 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         if wrapper.outlier_head:  # the only head a base checkpoint lacks
             manifest = _add_outlier(manifest, staged, size, trained=not untrained)
         log("parity gate: PyTorch vs ONNX Runtime on {} generated scenes".format(parity_images))
+        from runtime.plan.check_inputs import batched
         frames = batched(parity_frames(max(parity_images, batch), size, manifest.input), batch)
         try:
             figures = parity.run_parity(wrapper, staged, frames, min_agreement=min_agreement)
@@ -129,20 +130,6 @@ OUTLIER_DEFAULT_THRESHOLD = 0.5
 
 
 MAX_BATCH = 64  # frames per inference: more cameras than a vehicle carries
-
-
-def batched(frames, batch):
-    """Batch-1 input arrays -> arrays of ``batch`` frames (the last group filled up with the
-    first frames again), what a batch-N model takes."""
-    if batch == 1:
-        return frames
-    import numpy as np
-    groups = []
-    for start in range(0, len(frames), batch):
-        group = frames[start:start + batch]
-        group = group + frames[:batch - len(group)]
-        groups.append(np.concatenate(group))
-    return groups
 
 
 def _add_outlier(manifest, output, size, trained):

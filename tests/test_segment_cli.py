@@ -176,7 +176,9 @@ def test_bad_inputs_end_in_one_line(capsys, tmp_path, short_video):
         (["--engine", "x.onnx", "--video", short_video, "--resize", "squash"], "--resize"),
         (["--engine", "x.onnx", "--video", short_video, "--visualize", "x"], "--visualize"),
         (["--engine", "x.onnx"], "one of the arguments"),
-        (["--engine", "x.onnx", "--video", short_video, "--camera", "0"], "not allowed"),
+        (["--engine", "x.onnx", "--video", short_video, "--video", short_video, "--output",
+          str(tmp_path / "one.mp4")], "a file per camera"),
+        (["--engine", "x.onnx", "--sources", str(tmp_path / "none.txt")], "cannot read"),
         (["--engine", "x.onnx", "--video", short_video, "--max-frames", "many"], "--max-frames"),
         (["--engine", "x.onnx", "--images", str(tmp_path / "empty*")], "no images"),
     ]

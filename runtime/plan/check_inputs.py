@@ -66,7 +66,20 @@ def check_inputs(manifest, count, source=None):
         return [rng.standard_normal(shape).astype(spec.dtype) for _ in range(count)]
     pre = Preprocessor(spec)
     frames = read_frames(source, count) if source is not None else shipped_frames(count)
-    return [pre(frame)[0] for frame in frames]
+    return batched([pre(frame)[0] for frame in frames], manifest.batch)
+
+
+def batched(tensors, batch):
+    """Batch-1 tensors -> tensors of ``batch`` frames, what a batch-N model (rt-export --batch
+    N) takes; the last one is filled up with the first frames again."""
+    if batch == 1:
+        return tensors
+    groups = []
+    for start in range(0, len(tensors), batch):
+        group = tensors[start:start + batch]
+        groups.append(np.concatenate(group + [tensors[i % len(tensors)]
+                                              for i in range(batch - len(group))]))
+    return groups
 
 
 def describe(source):
