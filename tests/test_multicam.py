@@ -230,3 +230,14 @@ def test_a_stalled_rtsp_camera_among_three_holds_up_no_other(rn18_engine, tmp_pa
     assert after[1]["source"]["stalls"] >= 1            # the middle camera did stall
     for alone_, beside in zip(before, (after[0], after[2])):
         assert beside["fps"] >= 0.6 * alone_["fps"], (alone_, beside)
+
+
+def test_rt_plan_builds_a_batch_artifact(batch4_engine, tmp_path):
+    """The plan build (TensorRT replaced by the test doubles of test_plan_build) checks a
+    batch-4 model on batches of the check frames and writes a batch-4 plan manifest."""
+    from runtime.manifest import Manifest
+    from tests.test_plan_build import build
+    plan, data, backend = build(batch4_engine, tmp_path)
+    manifest = Manifest.load(plan)
+    assert manifest.batch == 4 and manifest.artifact_format == "tensorrt"
+    assert backend.closed
