@@ -133,6 +133,15 @@ class MultiPipeline(object):
     def frames_processed(self):
         return sum(cam.frames_processed for cam in self.cameras)
 
+    @property
+    def frames_dropped(self):
+        return sum(cam.frames_dropped for cam in self.cameras)
+
+    @property
+    def frames_corrupt(self):
+        """Reads without a usable frame, all cameras (Pipeline's name for them)."""
+        return sum(cam.frames_lost for cam in self.cameras)
+
     # -- control -------------------------------------------------------------------------
 
     def start(self):

@@ -97,6 +97,10 @@ PARAMETERS = collections.OrderedDict([
                       constraints="0 .. 4 x the usable cores")),
     ("resize", Param("", "fit frames to the input (empty: the manifest's)",
                      constraints="'' | " + " | ".join(RESIZE_MODES))),
+    ("images", Param("", "several cameras through one engine: their image topics, e.g. "
+                         "\"[cam0/image, cam1/image]\" (or comma-separated); each camera's "
+                         "outputs go to <its namespace>/<node name>/... (empty: one camera on "
+                         "'image', outputs on ~/...)")),
     ("transport", Param("raw", "raw: sensor_msgs/Image on 'image'; compressed: "
                                "sensor_msgs/CompressedImage on 'image/compressed'",
                         constraints=" | ".join(TRANSPORTS))),
@@ -213,7 +217,18 @@ class Settings(object):
         self.threads = threads or None
         self.resize = text("resize", ("",) + RESIZE_MODES) or None
         self.transport = text("transport", TRANSPORTS)
+        images = values["images"]
+        if isinstance(images, str):
+            images = [t.strip() for t in images.split(",")]
+        if not isinstance(images, (list, tuple)) or not all(isinstance(t, str) for t in images):
+            raise UserError("parameter images must be a list of topics, got {!r}".format(images))
+        self.images = [t.strip() for t in images if t.strip()]
+        if len(set(self.images)) != len(self.images):
+            raise UserError("parameter images names a topic twice: {}".format(self.images))
         self.camera_info_topic = text("camera_info_topic")
+        if self.camera_info_topic and self.images:
+            raise UserError("parameter camera_info_topic: with images, each camera's "
+                            "camera_info is the one beside its image topic")
         self.label_path = text("label_path")
         self.color_map_path = text("color_map_path")
         self.output_size = text("output_size", OUTPUT_SIZES)
@@ -457,12 +472,15 @@ class RosPublisher(Output):
 
     kind = "ros2"
 
-    def __init__(self, node, source, engine, stats, settings, resize_mode, classes):
+    def __init__(self, node, source, engine, stats, settings, resize_mode, classes, prefix="~/"):
+        """``prefix``: where the result topics go (``~/``; a camera's namespace + the node's
+        name with several cameras)."""
         from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import Header
         from builtin_interfaces.msg import Time
         self._image, self._info, self._header, self._time = Image, CameraInfo, Header, Time
         self._node = node
+        self.prefix = prefix
         self.source, self.engine, self.stats = source, engine, stats
         self.resize_mode = resize_mode
         self.task = engine.manifest.task
@@ -506,7 +524,7 @@ class RosPublisher(Output):
             for name in wanted:
                 if name not in self.publishers:
                     kind = self._info if name == "camera_info" else self._image
-                    pub = self._node.create_publisher(kind, "~/" + name, output_qos())
+                    pub = self._node.create_publisher(kind, self.prefix + name, output_qos())
                     self.publishers[name] = pub
                     self.topics[name] = getattr(pub, "topic_name", name)
                     self.counts.setdefault(name, 0)
@@ -589,6 +607,14 @@ class RosPublisher(Output):
 
     def describe(self):
         return {"kind": self.kind, "topics": dict(self.topics), "published": dict(self.counts)}
+
+
+def camera_prefix(image_topic, index, node_name):
+    """Where camera ``index``'s results go with several cameras: its image topic's namespace
+    + the node's name ('cam0/image' -> 'cam0/rt_ros2/'; a topic without one: 'cam<index>/')."""
+    topic = image_topic.rstrip("/")
+    space = topic.rsplit("/", 1)[0] if "/" in topic.lstrip("/") else "cam{}".format(index)
+    return "{}/{}/".format(space, node_name)
 
 
 def output_qos():
@@ -764,18 +790,34 @@ class PerceptionNode(object):
                                    settings.color_map_path)
         self.stats = NodeStats()
         self.started_at = _clock()
-        self.source = RosImageSource(self._input_topic(), settings.transport, self.logger)
-        self.publisher = RosPublisher(self.node, self.source, self.engine, self.stats,
-                                      settings, self.resize_mode(), self.classes)
+        if settings.images:   # several cameras: a source and a publisher each
+            self.sources = [RosImageSource(self._input_topic(topic), settings.transport,
+                                           self.logger) for topic in settings.images]
+            self.publishers = [RosPublisher(self.node, source, self.engine, self.stats, settings,
+                                            self.resize_mode(), self.classes,
+                                            prefix=camera_prefix(topic, i, self.node.get_name()))
+                               for i, (source, topic) in enumerate(zip(self.sources,
+                                                                       settings.images))]
+        else:
+            self.sources = [RosImageSource(self._input_topic(), settings.transport, self.logger)]
+            self.publishers = [RosPublisher(self.node, self.sources[0], self.engine, self.stats,
+                                            settings, self.resize_mode(), self.classes)]
+        self.source, self.publisher = self.sources[0], self.publishers[0]
         from runtime.visualize import make_visualizer
         self.visualizer = make_visualizer(self.engine.manifest, legend=False, hud=False,
                                           alpha=settings.overlay_alpha,
                                           outlier_threshold=settings.outlier_threshold)
         if hasattr(self.visualizer, "lut"):  # the overlay in the colours of ~/classes
             self.visualizer.lut = np.ascontiguousarray(palette(self.classes)[:, ::-1])
-        self.pipeline = Pipeline(self.source, self.engine, outputs=[self.publisher],
-                                 visualizer=self.visualizer,
-                                 outlier_threshold=settings.outlier_threshold)
+        if settings.images:
+            from runtime.multicam import MultiPipeline
+            self.pipeline = MultiPipeline(self.sources, self.engine,
+                                          outputs=[[p] for p in self.publishers],
+                                          visualizer=self.visualizer)
+        else:
+            self.pipeline = Pipeline(self.source, self.engine, outputs=[self.publisher],
+                                     visualizer=self.visualizer,
+                                     outlier_threshold=settings.outlier_threshold)
         self._classes_pub = self.node.create_publisher(String, "~/classes", latched_qos())
         self._publish_classes()
         self._diagnostics_pub = self.node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -788,8 +830,9 @@ class PerceptionNode(object):
         _log_info(self.logger,
                   "{} ({}, {} {}, input {}x{}) on {} [{}]: publishing {}".format(
                       settings.engine, task, info.get("backend"), info.get("precision"),
-                      self.engine.size[1], self.engine.size[0], self.source.uri,
-                      settings.transport, ", ".join(sorted(self.publisher.topics.values()))))
+                      self.engine.size[1], self.engine.size[0],
+                      ", ".join(source.uri for source in self.sources), settings.transport,
+                      ", ".join(sorted(t for p in self.publishers for t in p.topics.values()))))
 
     def _check_engine(self, settings):
         if settings.outlier_threshold is not None and self.engine.outlier_output is None:
@@ -833,11 +876,12 @@ class PerceptionNode(object):
         changed = [name for name in LIVE_PARAMETERS
                    if settings.values.get(name) != self.settings.values.get(name)]
         self.settings = settings
-        self.publisher.configure(settings)
+        for publisher in self.publishers:
+            publisher.configure(settings)
         self.visualizer.alpha = settings.overlay_alpha
         if "outlier_threshold" in changed and self.engine.outlier_output is not None:
             threshold = self.publisher.threshold
-            if self.pipeline.outliers is not None:
+            if getattr(self.pipeline, "outliers", None) is not None:
                 self.pipeline.outliers.threshold = threshold
             if hasattr(self.visualizer, "outlier_threshold"):
                 self.visualizer.outlier_threshold = threshold
@@ -846,23 +890,24 @@ class PerceptionNode(object):
             _log_info(self.logger, "parameters changed: {}".format(", ".join(
                 "{}={}".format(name, settings.values[name]) for name in changed)))
 
-    def _input_topic(self):
-        """'image', or the compressed topic of image_transport: '<image, remapped>/compressed'."""
+    def _input_topic(self, image="image"):
+        """``image`` ('image' by default), or the compressed topic of image_transport:
+        '<image, remapped>/compressed'."""
         if self.settings.transport == "raw":
-            return self._resolve("image")
+            return self._resolve(image)
         resolve = getattr(self.node, "resolve_topic_name", None)  # rclpy >= Humble
-        return resolve("image") + "/compressed" if resolve else "image/compressed"
+        return resolve(image) + "/compressed" if resolve else image + "/compressed"
 
     def _resolve(self, name):
         resolve = getattr(self.node, "resolve_topic_name", None)
         return resolve(name) if resolve else name
 
-    def camera_info_topic(self):
+    def camera_info_topic(self, image="image"):
         """The camera's CameraInfo: the parameter, else 'camera_info' beside the (remapped)
         image topic, as image_transport's camera subscriber takes it."""
         if self.settings.camera_info_topic:
             return self.settings.camera_info_topic
-        image = self._resolve("image")
+        image = self._resolve(image)
         return image.rsplit("/", 1)[0] + "/camera_info" if "/" in image else "camera_info"
 
     def _subscribe(self):
@@ -872,10 +917,19 @@ class PerceptionNode(object):
             from sensor_msgs.msg import CompressedImage as kind
         else:
             from sensor_msgs.msg import Image as kind
+        images = self.settings.images or ["image"]
+        self._subscriptions = []
+        for source, publisher, image in zip(self.sources, self.publishers, images):
+            self._subscriptions.append(self._subscribe_camera(kind, source, publisher, image))
+
+    def _subscribe_camera(self, kind, source, publisher, image):
+        """Subscribe one camera's image and camera_info topics."""
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo
         from rclpy.subscription import Subscription
         # rclpy >= Iron passes message info to a two-argument callback (sequence numbers)
-        callback = (self.source.offer_with_info if hasattr(Subscription, "CallbackType")
-                    else self.source.offer)
+        callback = (source.offer_with_info if hasattr(Subscription, "CallbackType")
+                    else source.offer)
         kwargs = {}
         try:  # the middleware's sample-lost event (rclpy >= Humble)
             from rclpy.event_handler import SubscriptionEventCallbacks
@@ -887,15 +941,14 @@ class PerceptionNode(object):
         if SubscriptionEventCallbacks is not None:
             try:
                 kwargs["event_callbacks"] = SubscriptionEventCallbacks(
-                    message_lost=self.source.on_message_lost)
+                    message_lost=source.on_message_lost)
             except TypeError:  # before message_lost existed
                 pass
         # best effort, keep last 5: a slow engine takes the newest frame (the source's slot).
-        self._subscription = self.node.create_subscription(
-            kind, self.source.uri, callback, qos_profile_sensor_data, **kwargs)
-        self._info_subscription = self.node.create_subscription(
-            CameraInfo, self.camera_info_topic(), self.publisher.on_camera_info,
-            qos_profile_sensor_data)
+        return (self.node.create_subscription(kind, source.uri, callback,
+                                              qos_profile_sensor_data, **kwargs),
+                self.node.create_subscription(CameraInfo, self.camera_info_topic(image),
+                                              publisher.on_camera_info, qos_profile_sensor_data))
 
     # -- running ----------------------------------------------------------------------------
 
@@ -974,32 +1027,37 @@ class PerceptionNode(object):
     def counters(self):
         """Frames received, processed, dropped (anywhere before inference), refused, and lost
         in transport before the node (RosImageSource.lost)."""
-        pipe = self.pipeline
-        return {"received": self.source.received, "lost": self.source.lost,
+        pipe, sources = self.pipeline, self.sources
+        return {"received": sum(s.received for s in sources),
+                "lost": sum(s.lost for s in sources),
                 "processed": pipe.frames_processed,
-                "dropped": self.source.dropped + pipe.frames_dropped,
+                "dropped": sum(s.dropped for s in sources) + pipe.frames_dropped,
                 "refused": pipe.frames_corrupt,
                 "published": self.stats.published}
 
     def publisher_count(self):
         """Publishers matched on the input topic."""
-        return self.node.count_publishers(self.source.uri)
+        return sum(self.node.count_publishers(source.uri) for source in self.sources)
 
     def problems(self, fps, counts, now):
         """What is wrong with the input now: [(kind, level name, message)], worst first."""
         settings, found = self.settings, []
-        last = self.source.last_received_at
-        silent = now - (last if last is not None else self.started_at)
         publishers = self.publisher_count()
-        if settings.stale_timeout > 0 and silent >= settings.stale_timeout:
+        for source in self.sources:   # each camera on its own: one silent camera is named
+            last = source.last_received_at
+            silent = now - (last if last is not None else self.started_at)
+            if not settings.stale_timeout > 0 or silent < settings.stale_timeout:
+                continue
+            matched = self.node.count_publishers(source.uri)
             # a matched publisher and nothing arrives: the transport may lose every frame
             # (a middleware without sample-lost events says nothing else)
             hint = "; if it is publishing, {}".format(
-                transport_hint(_rmw_implementation())) if publishers else ""
-            found.append(("stale", "ERROR" if last is not None else "WARN",
+                transport_hint(_rmw_implementation())) if matched else ""
+            kind = "stale" if len(self.sources) == 1 else "stale " + source.uri
+            found.append((kind, "ERROR" if last is not None else "WARN",
                           "{} for {:.1f} s on {} ({} publisher(s) matched){}".format(
                               "no image" if last is not None else "no image received yet",
-                              silent, self.source.uri, publishers, hint)))
+                              silent, source.uri, matched, hint)))
         lost = self._lost_recently(counts, now)
         if lost is not None:
             found.append(("transport", "WARN",
@@ -1053,8 +1111,8 @@ class PerceptionNode(object):
                   ("stale_timeout", "{:g}".format(settings.stale_timeout)),
                   ("input_problem", "; ".join(m for _, _, m in problems) or "none")]
         values += [("frames_" + name, str(value)) for name, value in sorted(counts.items())]
-        values += [("frames_lost_reported", str(self.source.lost_reported)),
-                   ("frames_lost_in_sequence", str(self.source.lost_in_sequence)),
+        values += [("frames_lost_reported", str(sum(s.lost_reported for s in self.sources))),
+                   ("frames_lost_in_sequence", str(sum(s.lost_in_sequence for s in self.sources))),
                    ("input_publishers", str(self.publisher_count()))]
         for name in ("receive_to_publish",) + NodeStats.STAGES:
             stats = summarize(window.get(name, []))
@@ -1066,10 +1124,13 @@ class PerceptionNode(object):
         values += [("backend", str(info.get("backend"))), ("precision", str(info.get("precision"))),
                    ("task", str(self.engine.manifest.task)),
                    ("input_size", "{}x{}".format(self.engine.size[1], self.engine.size[0])),
-                   ("input_topic", self.source.uri), ("transport", settings.transport),
+                   ("input_topic", ", ".join(s.uri for s in self.sources)),
+                   ("transport", settings.transport),
                    ("resize", self.resize_mode()), ("output_size", settings.output_size),
                    ("outlier_threshold", "-" if threshold is None else "{:g}".format(threshold)),
-                   ("published_topics", ", ".join(sorted(self.publisher.publishers)))]
+                   ("published_topics", ", ".join(sorted(
+                       [t for p in self.publishers for t in p.topics.values()]
+                       if len(self.publishers) > 1 else self.publisher.publishers)))]
         status.values = [KeyValue(key=k, value=v) for k, v in values]
         return status
 
@@ -1098,7 +1159,9 @@ class PerceptionNode(object):
                 _log_info(self.logger, "{} (now {})".format({
                     "rate": "back above min_fps {:g}".format(self.settings.min_fps),
                     "stale": "images arrive again on {}".format(self.source.uri),
-                    "transport": "no more images lost in transport"}[kind], status.message))
+                    "transport": "no more images lost in transport"}.get(
+                        kind, "images arrive again on {}".format(kind[len("stale "):])),
+                    status.message))
         self._problems = current
 
     def summary(self):
@@ -1113,11 +1176,12 @@ class PerceptionNode(object):
         if self.fault is not None and summary.get("error") is None:
             summary["error"] = self.fault_message()
         frames = summary["frames"]
-        frames["read"] += self.source.dropped
-        frames["dropped"] += self.source.dropped
-        frames["received"] = self.source.received
+        before = sum(s.dropped for s in self.sources)   # replaced in a source's slot
+        frames["read"] += before
+        frames["dropped"] += before
+        frames["received"] = sum(s.received for s in self.sources)
         frames["published"] = self.stats.published
-        frames["lost"] = self.source.lost
+        frames["lost"] = sum(s.lost for s in self.sources)
         first, last = self.stats.first_received, self.stats.last_published
         if first is not None and last is not None and last > first:
             wall = last - first

@@ -159,7 +159,7 @@ def _finish_report(args, argv, node, rss_start, code):
     source_info = dict(node.source.describe(), fastdds_profile=fastdds_profile_in_use(os.environ))
     report = report_mod.build(
         node.summary(), engine_info=node.describe_engine(), source_info=source_info,
-        outputs_info=[node.publisher.describe()], memory=report_mod.memory_info(rss_start),
+        outputs_info=[p.describe() for p in node.publishers], memory=report_mod.memory_info(rss_start),
         tool=PROG, command=[PROG] + list(argv), started_at=pipeline.started_at,
         finished_at=pipeline.finished_at, exit_code=code if code is not None else 2)
     report_mod.finish(report, args.report, args.quiet, started=pipeline.started_at is not None)
