@@ -16,7 +16,9 @@ camera's class maps are those of running it alone.
 
 The inference thread waits until at least one camera has a frame and never for a
 particular camera: a camera without a new frame has an empty slot in the batch (a batch-N
-artifact pads it). Counters, rates and latency percentiles are kept per camera
+artifact pads it). A stateful engine (a forecast bundle: a ring of past features) cannot mix
+cameras: give one engine per camera (``engine`` a list); each camera's frames then run through
+its own engine, in order, with their frame times (one feature ring per camera). Counters, rates and latency percentiles are kept per camera
 (``summary()["cameras"]``, ``status_text()``).
 """
 import collections
@@ -88,11 +90,18 @@ class MultiPipeline(object):
 
     def __init__(self, sources, engine, outputs=None, realtime=False, max_frames=None,
                  duration=None, visualizer=None, warmup=1):
+        """``engine``: one engine for all cameras, or a list of one per camera (required for
+        a stateful engine with several cameras)."""
         if not sources:
             raise UserError("no source given")
-        if engine.stateful and len(sources) > 1:
+        engines = list(engine) if isinstance(engine, (list, tuple)) else [engine] * len(sources)
+        if len(engines) != len(sources):
+            raise ValueError("one engine, or one per source")
+        engine = engines[0]
+        if engine.stateful and len(set(map(id, engines))) != len(engines):
             raise UserError("{} keeps one stream's state (a forecast bundle's feature ring): "
-                            "give it one camera per process".format(engine.path))
+                            "give each camera its own engine".format(engine.path))
+        self.engines = engines
         if max_frames is not None and int(max_frames) < 1:
             raise UserError("--max-frames must be at least 1")
         if duration is not None and not (0 < float(duration) < math.inf):
@@ -161,9 +170,10 @@ class MultiPipeline(object):
     def _open(self):
         self._inferred = _Channel(2, self._stop)
         self._results = _Channel(2 * len(self.cameras), self._stop)
-        self.engine.reset()
-        for _ in range(self.warmup):
-            self.engine.infer_batch([self.engine.dummy_input()] * len(self.cameras))
+        for engine in self._distinct_engines():
+            engine.reset()
+            for _ in range(self.warmup):
+                engine.infer(engine.dummy_input())
         self.started_at = time.time()
         self._t_start = _clock()
         if self.duration is not None:
@@ -331,6 +341,30 @@ class MultiPipeline(object):
                     return None
                 self._cond.wait(_POLL)
 
+    def _distinct_engines(self):
+        seen = []
+        for engine in self.engines:
+            if all(engine is not other for other in seen):
+                seen.append(engine)
+        return seen
+
+    def _run_stateful(self, batch):
+        """Each camera's frame through its own engine, at its frame time (forecast bundles)."""
+        for result in batch:
+            if result is None:
+                continue
+            engine = self.engines[result.camera]
+            t0 = _clock()
+            tensor, result.fitted, result.fit = engine.preprocess(result.frame)
+            t1 = _clock()
+            result.outputs = engine.infer_at(tensor, result.frame_time)
+            t2 = _clock()
+            result.class_map = engine.postprocess(result.outputs)
+            result.outlier_score = engine.outlier_score(result.outputs)
+            result.timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3,
+                                  postprocess=(_clock() - t2) * 1e3)
+            self.batch_frames += 1
+
     def _work(self):
         engine, out = self.engine, self._inferred
         try:
@@ -340,8 +374,13 @@ class MultiPipeline(object):
                     if self.reason is None:
                         self.reason = "end_of_stream"
                     break
-                done = engine.segment_batch([None if r is None else r.frame for r in batch])
                 self.batches += 1
+                if engine.stateful:
+                    self._run_stateful(batch)
+                    if not out.put(batch):
+                        break
+                    continue
+                done = engine.segment_batch([None if r is None else r.frame for r in batch])
                 for result, seg in zip(batch, done):
                     if result is None:
                         continue
@@ -384,7 +423,7 @@ class MultiPipeline(object):
 
     def _write(self, cam, result):
         t0 = _clock()
-        result.details = self.engine.finish_frame(result.outputs)
+        result.details = self.engines[cam.index].finish_frame(result.outputs)
         visual = None
         if any(o.needs_visual for o in cam.outputs):
             extra = {}
@@ -424,6 +463,9 @@ class MultiPipeline(object):
         if self._t_start is not None:
             wall = max(_clock() - self._t_start, 1e-9)
         cameras = [cam.summary(wall) for cam in self.cameras]
+        if self.engine.stateful:   # each camera's own engine: its forecast counters
+            for info, engine in zip(cameras, self.engines):
+                info.update(engine.stream_summary())
         totals = dict((key, sum(c["frames"][key] for c in cameras))
                       for key in ("read", "processed", "dropped", "lost"))
         everything = Series()

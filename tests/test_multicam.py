@@ -241,3 +241,35 @@ def test_rt_plan_builds_a_batch_artifact(batch4_engine, tmp_path):
     manifest = Manifest.load(plan)
     assert manifest.batch == 4 and manifest.artifact_format == "tensorrt"
     assert backend.closed
+
+
+def test_a_forecast_bundle_keeps_one_feature_ring_per_camera(drives, tmp_path):
+    """Two drives through a bundle (one engine per camera): each camera's forecasts are those
+    of the drive alone; one engine for both is refused."""
+    from tests import forecast_bundles as fb
+    from runtime import open_engine
+    from runtime.multicam import MultiPipeline
+    from runtime.pipeline import Pipeline
+    from runtime.sources import open_source
+    # the forecaster copies the OLDEST past frame: a ring shared by two cameras would forecast
+    # one camera from the other's past
+    bundle = fb.build_bundle(tmp_path / "bundle", (-2, -1, 0), horizon=2, frame_rate=30.0,
+                             f2f="copy-oldest")
+    engines = [open_engine(bundle) for _ in range(2)]
+    try:
+        want = [[None if r.class_map is None else r.class_map.copy()
+                 for r in Pipeline(open_source(v), engines[0])] for v in drives[:2]]
+        with pytest.raises(Exception, match="its own engine"):
+            MultiPipeline([open_source(v) for v in drives[:2]], engines[0])
+        got = [[], []]
+        for result in MultiPipeline([open_source(v) for v in drives[:2]], engines):
+            got[result.camera].append(None if result.class_map is None
+                                      else result.class_map.copy())
+    finally:
+        for engine in engines:
+            engine.close()
+    for w, g in zip(want, got):
+        assert len(w) == len(g) == FRAMES
+        assert [m is None for m in w] == [m is None for m in g]   # each camera warms up alone
+        assert any(m is not None for m in g)
+        assert all(a is None or np.array_equal(a, b) for a, b in zip(w, g))

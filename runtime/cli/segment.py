@@ -443,8 +443,15 @@ def _main_cameras(args, argv, opened):
                                  legend=not args.no_legend, hud=not args.no_hud,
                                  outlier_threshold=args.outlier_threshold,
                                  outlier_view=args.outlier_view)
+    engines = [engine]
+    if engine.stateful:   # a forecast bundle: one feature ring, so one engine, per camera
+        engines += [open_engine(args.engine, backend=args.backend, providers=providers,
+                                threads=args.threads, resize=args.resize,
+                                current=args.forecast_view == "side-by-side",
+                                verify=not args.no_verify) for _ in opened[1:]]
     per_camera = _camera_outputs(args, len(opened))
-    pipeline = MultiPipeline(opened, engine, outputs=per_camera, realtime=args.realtime,
+    pipeline = MultiPipeline(opened, engines if engine.stateful else engine, outputs=per_camera,
+                             realtime=args.realtime,
                              max_frames=args.max_frames, duration=args.duration,
                              visualizer=visualizer)
     status = CameraStatusLine(pipeline, interval=args.status_interval, quiet=args.quiet)
