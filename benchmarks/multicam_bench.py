@@ -16,8 +16,10 @@ untrained weights: the arithmetic is the same) exported at --size, ONNX Runtime 
 
 Per configuration: processed frames per second per camera (mean over cameras), capture-to-
 result latency p50/p99 (ms, the worst camera), CPU seconds per second of wall time (all
-processes) and resident memory (MB, peak RSS summed over the processes), from each run's
-report and the children's rusage. Machine, load and date are printed with the table.
+processes, start-up and engine loading included), frames processed per CPU second (the work
+per frame, which a shared machine's scheduler blurs less than FPS) and resident memory (MB,
+peak RSS summed over the processes), from each run's report and the children's rusage.
+Machine, load and date are printed with the table; ``--from-json`` reprints a saved run.
 """
 import argparse
 import datetime
@@ -122,11 +124,14 @@ def markdown(rows, info):
                  info["threads"], "runs", info["duration"], info["machine"], info["cpus"],
                  info["load"], info["date"]),
              "",
-             "| cameras | mode | processes | FPS per camera | p50 ms | p99 ms | CPU s/s | RSS MB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| cameras | mode | processes | FPS per camera | p50 ms | p99 ms | CPU s/s | "
+             "frames per CPU s | RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        per_cpu = r["fps_per_camera"] * r["cameras"] / r["cpu_per_s"] if r["cpu_per_s"] else 0.0
         lines.append("| {cameras} | {mode} | {processes} | {fps_per_camera:.1f} | {p50_ms:.0f} | "
-                     "{p99_ms:.0f} | {cpu_per_s:.2f} | {rss_mb:.0f} |".format(**r))
+                     "{p99_ms:.0f} | {cpu_per_s:.2f} | {per_cpu:.1f} | {rss_mb:.0f} |".format(
+                         per_cpu=per_cpu, **r))
     return "\n".join(lines)
 
 
@@ -138,7 +143,14 @@ def main(argv=None):
     parser.add_argument("--size", default="256x512", help="network input HxW (default 256x512)")
     parser.add_argument("--work", help="folder for exports and drives (default: a temporary one)")
     parser.add_argument("--json", help="write the rows here too")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="print the table of an earlier run's --json (no measurement)")
     args = parser.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as handle:
+            data = json.load(handle)
+        print(markdown(data["rows"], data["info"]))
+        return 0
     size = tuple(int(v) for v in args.size.lower().split("x"))
     work = args.work or tempfile.mkdtemp(prefix="multicam-")
     os.makedirs(work, exist_ok=True)
