@@ -22,9 +22,9 @@ pipeline calls every method on every engine instead of probing which ones exist:
   a loop over ``infer`` by default; an engine whose artifact takes a batch of ``batch_size``
   frames (rt-export --batch N) runs them in one call, padding missing slots.
 
-Attributes: ``path``, ``manifest``, ``batch_size`` (frames one inference takes), ``classes``, ``size`` (network input (H, W)),
-``outlier_output`` (the manifest's outlier score output, None without one),
-``outlier_threshold``, ``horizon_s`` (forecasters: how far ahead, s) and ``stateful`` (its
+Attributes: ``path``, ``manifest``, ``batch_size`` (frames one inference takes),
+``classes``, ``size`` (network input (H, W)), ``outlier_output`` (the manifest's outlier
+score output, None without one), ``outlier_threshold``, ``horizon_s`` (forecasters: how far ahead, s) and ``stateful`` (its
 output depends on earlier frames: a forecast bundle).
 """
 import time
@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.result import Result
 
 
 class EngineBase(object):
@@ -98,7 +99,6 @@ class EngineBase(object):
         inference time of the batch is every Result's ``inference`` timing. A stateful
         engine (a forecast bundle: one feature ring) takes one camera only: open one engine
         per camera for it."""
-        from runtime.result import Result  # below engines; imported late to keep this light
         if self.stateful and sum(frame is not None for frame in frames) > 1:
             raise UserError("{} keeps one stream's state (a forecast bundle's feature ring): "
                             "run one engine per camera".format(self.path))
