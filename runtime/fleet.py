@@ -123,21 +123,30 @@ def _split_of(drive, split):
     return present[0] if len(present) == 1 else None
 
 
-def _evaluate(engine, engine_path, drive, split, options):
+def _evaluate_forecast(engine_path, drive, split, options):
+    """A forecast bundle on a labelled sequence drive (rt-eval's evaluation: it opens the
+    bundle's stages itself)."""
+    from runtime import evaluation
+    split = _split_of(drive, split)
+    start = time.perf_counter()
+    result = evaluation.evaluate_forecast_bundle(engine_path, drive.path, split=split,
+                                                 quiet=True, **options)
+    wall = time.perf_counter() - start
+    samples = result["samples"]
+    return {"frames": samples, "fps": samples / wall, "wall_s": wall, "split": split,
+            "forecast": {"samples": samples, "miou": result["forecast"]["miou"],
+                         "copy_last_miou": result["copy_last"]["miou"],
+                         "gain_over_copy_last_pp": result["gain_over_copy_last_pp"]}}
+
+
+def _evaluate(engine, drive, split):
+    """A segmentation / outlier engine on a labelled drive: its confusion matrix (and outlier
+    score histogram) kept in the result, so that the fleet's totals are exact."""
     from runtime import evaluation
     from runtime.data.cityscapes import find_pairs
     from runtime.metrics import OutlierHistogram
     split = _split_of(drive, split)
     start = time.perf_counter()
-    if engine.manifest.task == "forecast":
-        result = evaluation.evaluate_forecast_bundle(engine_path, drive.path, split=split,
-                                                     quiet=True, **options)
-        wall = time.perf_counter() - start
-        samples = result["samples"]
-        return {"frames": samples, "fps": samples / wall, "wall_s": wall, "split": split,
-                "forecast": {"samples": samples, "miou": result["forecast"]["miou"],
-                             "copy_last_miou": result["copy_last"]["miou"],
-                             "gain_over_copy_last_pp": result["gain_over_copy_last_pp"]}}
     pairs = find_pairs(drive.path, split)
     if not pairs:
         raise UserError("drive {}: no images with labels".format(drive.name))
@@ -157,16 +166,18 @@ def run_drive(engine_path, drive, out_dir, split=None, backend=None, threads=Non
     """One drive through the engine; writes ``out_dir/drives/NAME.json`` atomically and returns
     the result dict (its ``drive``, ``kind``, ``frames``, ``fps``, ``wall_s``, metrics)."""
     import runtime
+    from runtime.manifest import peek_task
     started = time.time()
     options = {"backend": backend, "threads": threads, "verify": verify}
-    engine = runtime.open_engine(engine_path, **options)
-    try:
-        if drive.kind == "labelled":
-            measured = _evaluate(engine, engine_path, drive, split, options)
-        else:
-            measured = _stream(engine, drive)
-    finally:
-        engine.close()
+    if drive.kind == "labelled" and peek_task(engine_path) == "forecast":
+        measured = _evaluate_forecast(engine_path, drive, split, options)
+    else:
+        engine = runtime.open_engine(engine_path, **options)
+        try:
+            measured = (_evaluate(engine, drive, split) if drive.kind == "labelled"
+                        else _stream(engine, drive))
+        finally:
+            engine.close()
     result = dict(drive.to_dict(), engine=engine_path, started=started, finished=time.time(),
                   host=os.uname()[1], pid=os.getpid())
     result.update(measured)

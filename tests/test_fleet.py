@@ -176,3 +176,20 @@ def test_ray_fleet_survives_a_killed_worker_with_a_complete_correct_report(
     assert sorted(os.listdir(str(tmp_path / "out" / "drives"))) == sorted(
         n + ".json" for n in per)  # whole files only, no leftovers of the killed run
     assert b"4/4 drives" in err
+
+
+def test_forecast_bundle_on_labelled_sequence_drives(forecast_bundle, forecast_sequences, tmp_path):
+    """A forecast bundle's drives: the gain over copy-last per drive is rt-eval's, overall the
+    sample-weighted mean."""
+    from runtime import evaluation
+    drives = [fleet.Drive(forecast_sequences), fleet.Drive(forecast_sequences, name="again")]
+    report = fleet.run_fleet(forecast_bundle, drives, str(tmp_path / "out"), split="val",
+                             threads=1, quiet=True)
+    alone = evaluation.evaluate_forecast_bundle(forecast_bundle, forecast_sequences, "val", quiet=True)
+    for entry in report["drives"]:
+        assert entry["forecast"]["gain_over_copy_last_pp"] == pytest.approx(
+            alone["gain_over_copy_last_pp"], abs=1e-9)
+        assert entry["frames"] == alone["samples"]
+    overall = report["overall"]["forecast"]
+    assert overall["samples"] == 2 * alone["samples"]
+    assert overall["gain_over_copy_last_pp"] == pytest.approx(alone["gain_over_copy_last_pp"], abs=1e-9)

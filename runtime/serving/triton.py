@@ -57,8 +57,8 @@ class ServingIO(object):
             self.class_map = FORECAST_OUTPUT
             dims = [-1, -1]  # empty while warming up
         else:
-            named = manifest.output("class_map") or manifest.output("logits")
-            self.class_map = named.name if manifest.output("class_map") else "class_map"
+            named = manifest.output("class_map")  # a logits export: argmaxed, named class_map
+            self.class_map = named.name if named is not None else "class_map"
             dims = [height, width]
         self.outputs = [(self.class_map, "uint8", dims)]
         score = manifest.output("outlier_score")
