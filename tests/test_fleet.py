@@ -150,13 +150,11 @@ def test_ray_fleet_survives_a_killed_worker_with_a_complete_correct_report(
     killed = None
     deadline = time.time() + 240
     while killed is None and time.time() < deadline and run.poll() is None:
-        workers = _our_task_workers(head)
+        workers = _our_task_workers(head)  # titled ray::fleet_drive only while running a drive
         if workers:
-            time.sleep(1.0)  # mid-drive
-            if workers[0] in _our_task_workers(head):
-                os.kill(workers[0], signal.SIGKILL)
-                killed = workers[0]
-        time.sleep(0.2)
+            os.kill(workers[0], signal.SIGKILL)
+            killed = workers[0]
+        time.sleep(0.1)
     out, err = run.communicate(timeout=600)
     assert killed is not None, "no drive task seen running: {}".format(err.decode()[-500:])
     assert run.returncode == 0, err.decode()[-2000:]
