@@ -191,3 +191,13 @@ def test_forecast_bundle_on_labelled_sequence_drives(forecast_bundle, forecast_s
     overall = report["overall"]["forecast"]
     assert overall["samples"] == 2 * alone["samples"]
     assert overall["gain_over_copy_last_pp"] == pytest.approx(alone["gain_over_copy_last_pp"], abs=1e-9)
+
+
+def test_fleet_report_never_replaces_a_drive(rn18_engine, drives, tmp_path):
+    from runtime.cli.common import run_cli
+    from runtime.cli.segment import main
+    video = os.path.join(drives, "cam1.mp4")
+    before = os.path.getsize(video)
+    assert run_cli(main, ["--engine", rn18_engine, "--drives", drives, "--out-dir",
+                          str(tmp_path / "o"), "--report", video]) == 2
+    assert os.path.getsize(video) == before and not os.path.exists(str(tmp_path / "o"))

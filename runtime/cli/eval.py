@@ -81,7 +81,8 @@ def main(argv):
         raise UserError("--outlier-bins must be at least 2")
     if check_fleet_args(args, refused=[("--reference", args.reference), ("--limit", args.limit),
                                        ("--plot", args.plot)]):
-        return run_fleet_cli(args, report_path=args.json_path, require_labels=True, split=args.split)
+        return run_fleet_cli(args, report_path=args.json_path, report_flag="--json",
+                             require_labels=True, split=args.split)
     common = dict(reference=args.reference, limit=args.limit, backend=args.backend, threads=args.threads,
                   verify=not args.no_verify, quiet=args.quiet)
     if manifest_mod.peek_task(args.engine) == "forecast":

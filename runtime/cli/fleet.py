@@ -4,7 +4,9 @@ The library is runtime/fleet.py; this module adds the flags, refuses the ones a 
 take, runs it and prints the per-drive and overall lines.
 """
 from runtime import fleet
+from runtime.cli.common import engine_inputs
 from runtime.errors import UserError
+from runtime.jsonfile import Inputs, check_output
 
 RETRIES_MAX = 20
 
@@ -44,10 +46,15 @@ def check_fleet_args(args, refused=()):
     return True
 
 
-def run_fleet_cli(args, report_path=None, require_labels=False, split=None):
+def run_fleet_cli(args, report_path=None, report_flag="--report", require_labels=False, split=None):
     """Run the fleet the flags describe, print its lines; returns the exit code (1 when a drive
-    failed)."""
+    failed). The report path is checked before any work: never the engine or a drive."""
     drives = fleet.find_drives(args.drives)
+    if report_path:
+        inputs = engine_inputs(Inputs(), args.engine)
+        for drive in drives:
+            inputs.add(drive.path, "drive")
+        report_path = check_output(report_path, report_flag, inputs)
     if require_labels:
         unlabelled = [d.name for d in drives if d.kind != "labelled"]
         if unlabelled:

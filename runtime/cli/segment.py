@@ -284,8 +284,6 @@ def main(argv):
     if check_fleet_args(args, refused=[("--display", args.display), ("--output", args.output),
                                        ("--save-frames", args.save_frames),
                                        ("--realtime", args.realtime)]):
-        if args.report:
-            check_output(args.report, "--report", engine_inputs(Inputs(), args.engine))
         return run_fleet_cli(args, report_path=args.report)
     _quiet_opencv(args.debug)
     source = make_source(args)
