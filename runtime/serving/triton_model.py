@@ -11,6 +11,7 @@ is answered with an error; the model and the server stay up.
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -33,7 +34,9 @@ class TritonPythonModel(object):
         if python_path and python_path not in sys.path:
             sys.path.insert(0, python_path)
         import runtime
-        from runtime.serving.triton import FRAME_INPUT, FRAME_TIME_INPUT, ServingIO
+        from runtime.serving.triton import (FRAME_INPUT, FRAME_TIME_INPUT, SEQUENCE_IDLE_US,
+                                            ServingIO)
+        self.idle_s = SEQUENCE_IDLE_US / 1e6
         self.frame_input, self.time_input = FRAME_INPUT, FRAME_TIME_INPUT
         version = os.path.join(args["model_repository"], args["model_version"])
         self.engine_path = os.path.join(version, _parameter(config, "engine"))
@@ -44,6 +47,7 @@ class TritonPythonModel(object):
         self.engine = self.open_engine(self.engine_path, **self.options)
         self.io = ServingIO(self.engine.manifest)
         self.streams = {}  # forecast bundles: correlation id -> engine (its own ring buffer)
+        self.last_seen = {}  # correlation id -> time.monotonic() of its last frame
         if self.io.stateful:
             self.streams[0] = self.engine
 
@@ -98,6 +102,7 @@ class TritonPythonModel(object):
     def _forecast(self, request, frame):
         """One frame of the stream named by the request's correlation id."""
         corrid = self._control(request, "CORRID") or 0
+        self._drop_idle(corrid)
         engine = self.streams.get(corrid)
         if engine is None:
             engine = self.streams[corrid] = self.open_engine(self.engine_path, **self.options)
@@ -112,9 +117,22 @@ class TritonPythonModel(object):
         finally:
             if self._control(request, "END") and corrid != 0:
                 self.streams.pop(corrid).close()
+                self.last_seen.pop(corrid, None)
         if forecast is None:  # warming up: no forecast yet, an empty map says so
             forecast = np.zeros((0, 0), np.uint8)
         return [pb_utils.Tensor(self.io.class_map, np.ascontiguousarray(forecast[None]))]
+
+    def _drop_idle(self, current):
+        """Close the streams Triton's sequence batcher has dropped (idle longer than its
+        max_sequence_idle_microseconds: no END will come for them)."""
+        now = time.monotonic()
+        self.last_seen[current] = now
+        for corrid, seen in list(self.last_seen.items()):
+            if corrid != current and now - seen > self.idle_s:
+                del self.last_seen[corrid]
+                engine = self.streams.pop(corrid, None)
+                if engine is not None and engine is not self.engine:
+                    engine.close()
 
     def finalize(self):
         for engine in set(self.streams.values()) | {self.engine}:
