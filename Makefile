@@ -9,7 +9,7 @@ DEMO_SIZE ?= 256x512
 DEMO_FRAMES ?= 300
 DEMO_CALIB_METHOD ?= percentile
 
-.PHONY: demo test venv lint bench clean native native-lib native-asan native-check native-tools
+.PHONY: triton-server demo test venv lint bench clean native native-lib native-asan native-check native-tools
 
 venv: $(STAMP)
 
@@ -18,9 +18,20 @@ venv: $(STAMP)
 $(STAMP): setup.cfg Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[export,cpu,openvino,test,ros]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[export,cpu,openvino,test,ros,triton,ray]'
+	$(MAKE) triton-server
 	$(PY) -c "import torch, sys; assert not torch.version.cuda, 'a CUDA build of torch was installed'; print('torch', torch.__version__, 'CPU build')"
 	touch $(STAMP)
+
+# A local Triton for tests/test_triton.py (x86-64 Linux): the nvidia-pytriton wheel's tritonserver
+# (--no-deps: the wheel pins numpy < 2) and .venv-triton, the Python its Python-backend models run
+# in (numpy < 2: the wheel's backend stub returns empty tensors from numpy 2 arrays). ~400 MB.
+TRITON_VENV ?= .venv-triton
+triton-server:
+	@if [ "$$(uname -sm)" != "Linux x86_64" ]; then echo "no tritonserver wheel for $$(uname -sm): tests/test_triton.py will skip"; exit 0; fi; \
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps nvidia-pytriton==0.7.0 && \
+	{ test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV); } && \
+	$(TRITON_VENV)/bin/pip install -q --disable-pip-version-check 'numpy<2' onnxruntime 'opencv-python-headless<4.12'
 
 test: $(STAMP) native native-asan native-check
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --exclude-regex '.*/tests/.*' runtime calib

@@ -66,6 +66,12 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
     model.eval()
     classes = info.get("classes") or cityscapes_classes()
     normalization = info.get("normalization") or model.normalization
+    output_name = None
+    if input_format == "deepstream":  # float NCHW RGB as nvinfer feeds it (export/deepstream_form.py)
+        from export.deepstream_form import OUTPUT_NAME, deepstream_model
+        model, normalization = deepstream_model(model, normalization)
+        input_format, color_order, output_kind = "tensor", "RGB", "logits"
+        output_name = OUTPUT_NAME
     form = onnx_export.io_form(trt_version)
     wrapper = onnx_export.DeployWrapper(model, normalization, input_format=input_format,
                                         color_order=color_order, output_kind=output_kind,
@@ -84,7 +90,7 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         staged = os.path.join(work, os.path.basename(output))
         log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
         input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
-            wrapper, size, staged, opset=opset, input_format=input_format)
+            wrapper, size, staged, opset=opset, input_format=input_format, output_name=output_name)
         written = _checked(onnx_export.check_model, staged, opset)
         log("exported (opset {}, {:.1f} MB)".format(written, os.path.getsize(staged) / 1e6))
         compat = _trt_compat(staged, trt_version, log)

@@ -40,9 +40,11 @@ def build_parser():
     parser.add_argument("--opset", type=int,
                         help="ONNX opset (default: from --trt-version, else 17); must be in that "
                              "TensorRT's range; forecast bundles: 19 with --deform-form onnx")
-    parser.add_argument("--input", dest="input_format", default="frame", choices=["frame", "tensor"],
+    parser.add_argument("--input", dest="input_format", default="frame",
+                        choices=["frame", "tensor", "deepstream"],
                         help="frame: uint8 HxWx3 camera frame, normalized in the graph (default); "
-                             "tensor: normalized float NCHW")
+                             "tensor: normalized float NCHW; deepstream: float NCHW RGB as "
+                             "DeepStream's nvinfer feeds it, logits out (docs/serving.md)")
     parser.add_argument("--color-order", default="BGR", choices=["BGR", "RGB"],
                         help="colour order of frames fed to the engine (OpenCV gives BGR)")
     parser.add_argument("--output-kind", default="class_map", choices=["class_map", "logits"],

@@ -31,6 +31,7 @@ from runtime import sources
 from runtime.backends import BACKENDS
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
                                 engine_inputs, run_cli)
+from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
 from runtime.engine import open_engine
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, OutputError, check_output
@@ -67,6 +68,7 @@ def build_parser():
     src.add_argument("--video", metavar="FILE", help="video file")
     src.add_argument("--images", metavar="DIR|GLOB", help="folder or glob of images")
     src.add_argument("--rtsp", metavar="URL", help="RTSP (or HTTP) stream")
+    add_fleet_args(parser, src)
     parser.add_argument("--capture-size", metavar="WxH",
                         help="camera/CSI capture size (e.g. 1920x1080)")
     parser.add_argument("--capture-fps", type=float, metavar="FPS", help="camera/CSI frame rate")
@@ -279,6 +281,10 @@ def main(argv):
     _check_args(args)
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
+    if check_fleet_args(args, refused=[("--display", args.display), ("--output", args.output),
+                                       ("--save-frames", args.save_frames),
+                                       ("--realtime", args.realtime)]):
+        return run_fleet_cli(args, report_path=args.report)
     _quiet_opencv(args.debug)
     source = make_source(args)
     check_outputs(args, source)
