@@ -97,10 +97,14 @@ native-aarch64: native-tools
 		-DSWIFTRT_WITH_OPENVINO=OFF -DSWIFTRT_BUILD_TESTS=OFF
 	$(NATIVE_PATH) cmake --build $(NATIVE_AARCH64_BUILD) -j2
 	file -L $(NATIVE_AARCH64_BUILD)/libswiftrt.so | grep 'ARM aarch64'
+	$(NATIVE_PATH) cmake -DLIB=$(NATIVE_AARCH64_BUILD)/libswiftrt.so \
+		-DVERSION=$$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' $(NATIVE_AARCH64_BUILD)/CMakeCache.txt) \
+		-P runtime/native/tests/check_symbols.cmake
 	@echo "needs: $$(aarch64-linux-gnu-objdump -T $(NATIVE_AARCH64_BUILD)/libswiftrt.so | grep -oE 'GLIBC(XX)?_[0-9.]+' | sort -uV | awk -F_ '{v[$$1]=$$0} END {print v["GLIBC"], v["GLIBCXX"]}')"
 	@if command -v qemu-aarch64 >/dev/null && test -f $(NATIVE_ENGINES)/seg.onnx; then \
-		QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 $(NATIVE_AARCH64_BUILD)/hello_swiftrt $(NATIVE_ENGINES)/seg.onnx 2>&1 \
-			| tee /dev/stderr | grep -q 'built without the OpenVINO backend'; fi
+		out=$$(QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 $(NATIVE_AARCH64_BUILD)/hello_swiftrt \
+			$(NATIVE_ENGINES)/seg.onnx 2>&1); echo "qemu-aarch64 hello_swiftrt: $$out"; \
+		echo "$$out" | grep -q 'built without the OpenVINO backend'; fi
 
 native-check:
 	@test -d $(CUDA_INCLUDE) || { echo "no CUDA headers at $(CUDA_INCLUDE): set CUDA_INCLUDE (e.g. the nvidia-cuda-runtime-cu12 wheel's include/)"; exit 2; }
