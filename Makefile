@@ -79,12 +79,13 @@ native-asan: native-tools
 	$(NATIVE_PATH) cmake --build $(NATIVE_ASAN_BUILD) -j2
 	cd $(NATIVE_ASAN_BUILD) && $(NATIVE_PATH) ctest --output-on-failure
 
-# native-static: libswiftrt.a (SWIFTRT_BUILD_STATIC), the examples linked against it and run.
+# native-static: libswiftrt.a (SWIFTRT_BUILD_STATIC), the examples linked against it and run, and
+# installed: a consumer links it through find_package(swiftrt 1).
 NATIVE_STATIC_BUILD ?= build/native-static
 native-static: native-tools
 	$(NATIVE_CONFIGURE) -B $(NATIVE_STATIC_BUILD) -DCMAKE_BUILD_TYPE=Release -DSWIFTRT_BUILD_STATIC=ON
 	$(NATIVE_PATH) cmake --build $(NATIVE_STATIC_BUILD) -j2 --target srt_segment hello_swiftrt test_struct_evolution
-	cd $(NATIVE_STATIC_BUILD) && $(NATIVE_PATH) ctest --output-on-failure -R '^(example|struct_evolution)$$'
+	cd $(NATIVE_STATIC_BUILD) && $(NATIVE_PATH) ctest --output-on-failure -R '^(example|struct_evolution|install_and_consume)$$'
 	$(NATIVE_STATIC_BUILD)/hello_swiftrt $(NATIVE_ENGINES)/seg.onnx
 
 # native-aarch64: the backend-less core cross-built for aarch64 (needs g++-aarch64-linux-gnu;
