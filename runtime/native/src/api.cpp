@@ -72,35 +72,37 @@ void require(const void *p, const char *what) {
 }
 
 // ---- struct evolution ------------------------------------------------------------------------
-// Each struct as ABI 1 first shipped it ends at its last field then (fields are only appended, so
-// these offsets never move): no caller has a smaller struct, a smaller struct_size is garbage.
+// Layout<T>::first: where each struct ended in ABI 1's first header (0.1.0, tests/abi/v0.1.0): at
+// its last field then (fields are only appended, so these offsets never move). No caller has a
+// smaller struct: a smaller struct_size is garbage.
+#define SRT_END_OF(T, field) (offsetof(T, field) + sizeof(static_cast<T *>(nullptr)->field))
 const uint32_t kMaxStructSize = 1u << 16;  // beyond this a struct_size is garbage, not a newer header
 template <typename T>
 struct Layout;
 template <>
 struct Layout<srt_open_options> {
   static constexpr const char *name = "srt_open_options";
-  static constexpr size_t first = offsetof(srt_open_options, device) + sizeof(int32_t);
+  static constexpr size_t first = SRT_END_OF(srt_open_options, device);
 };
 template <>
 struct Layout<srt_frame> {
   static constexpr const char *name = "srt_frame";
-  static constexpr size_t first = offsetof(srt_frame, reserved1) + sizeof(int32_t);
+  static constexpr size_t first = SRT_END_OF(srt_frame, reserved1);
 };
 template <>
 struct Layout<srt_result> {
   static constexpr const char *name = "srt_result";
-  static constexpr size_t first = offsetof(srt_result, total_ms) + sizeof(double);
+  static constexpr size_t first = SRT_END_OF(srt_result, total_ms);
 };
 template <>
 struct Layout<struct srt_engine_info> {
   static constexpr const char *name = "srt_engine_info";
-  static constexpr size_t first = offsetof(struct srt_engine_info, backend_name) + 32;
+  static constexpr size_t first = SRT_END_OF(struct srt_engine_info, backend_name);
 };
 template <>
 struct Layout<srt_class_info> {
   static constexpr const char *name = "srt_class_info";
-  static constexpr size_t first = offsetof(srt_class_info, name) + 64;
+  static constexpr size_t first = SRT_END_OF(srt_class_info, name);
 };
 
 // The defaults of every field (what a caller's smaller struct_size does not cover). An appended
