@@ -12,6 +12,7 @@ int main(int argc, char **argv) {
   srt_result result;
   int w = 640, h = 360, x, y, i, count[256] = {0}, best = 0;
   unsigned char *pixels, *class_map;
+  const char *name = "?";
   size_t plane, p;
   if (argc != 2) {
     fprintf(stderr, "usage: hello_swiftrt ENGINE.onnx\n");
@@ -48,9 +49,12 @@ int main(int argc, char **argv) {
     if (count[i] > count[best]) best = i;
   srt_class_info_init(&cls);
   for (i = 0; i < info.num_classes; ++i) /* class maps hold train ids: find the class with that id */
-    if (srt_engine_class(engine, i, &cls) == SRT_OK && cls.id == best) break;
+    if (srt_engine_class(engine, i, &cls) == SRT_OK && cls.id == best) {
+      name = cls.name;
+      break;
+    }
   printf("%s: %dx%d frame -> %dx%d class map in %.1f ms, %.0f%% '%s'\n", srt_version(), w, h, info.output_width,
-         info.output_height, result.total_ms, 100.0 * count[best] / (double)plane, cls.name);
+         info.output_height, result.total_ms, 100.0 * count[best] / (double)plane, name);
   free(pixels);
   free(class_map);
   srt_engine_close(engine);
