@@ -9,7 +9,7 @@ DEMO_SIZE ?= 256x512
 DEMO_FRAMES ?= 300
 DEMO_CALIB_METHOD ?= percentile
 
-.PHONY: triton-server demo test venv lint bench clean native native-lib native-asan native-check native-tools
+.PHONY: triton-server demo test venv lint bench clean native native-lib native-asan native-check native-tools native-static native-aarch64
 
 venv: $(STAMP)
 
@@ -33,7 +33,7 @@ triton-server:
 	{ test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV); } && \
 	$(TRITON_VENV)/bin/pip install -q --disable-pip-version-check 'numpy<2' onnxruntime 'opencv-python-headless<4.12'
 
-test: $(STAMP) native native-asan native-check
+test: $(STAMP) native native-asan native-check native-static
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --exclude-regex '.*/tests/.*' runtime calib
 	$(PY) -m pytest -q -ra
 
@@ -89,6 +89,34 @@ native-asan: native-tools
 		-DSWIFTRT_BUILD_EXAMPLES=OFF -DSWIFTRT_TEST_FRAMES=300
 	$(NATIVE_PATH) cmake --build $(NATIVE_ASAN_BUILD) -j2
 	cd $(NATIVE_ASAN_BUILD) && $(NATIVE_PATH) ctest --output-on-failure
+
+# native-static: libswiftrt.a (SWIFTRT_BUILD_STATIC), the examples linked against it and run, and
+# installed: a consumer links it through find_package(swiftrt 1).
+NATIVE_STATIC_BUILD ?= build/native-static
+native-static: native-tools
+	$(NATIVE_CONFIGURE) -B $(NATIVE_STATIC_BUILD) -DCMAKE_BUILD_TYPE=Release -DSWIFTRT_BUILD_STATIC=ON
+	$(NATIVE_PATH) cmake --build $(NATIVE_STATIC_BUILD) -j2 --target srt_segment hello_swiftrt test_struct_evolution
+	cd $(NATIVE_STATIC_BUILD) && $(NATIVE_PATH) ctest --output-on-failure -R '^(example|struct_evolution|install_and_consume)$$'
+	$(NATIVE_STATIC_BUILD)/hello_swiftrt $(NATIVE_ENGINES)/seg.onnx
+
+# native-aarch64: the backend-less core cross-built for aarch64 (needs g++-aarch64-linux-gnu;
+# cmake/toolchains/aarch64-linux-gnu.cmake); prints the glibc/libstdc++ it needs and, where
+# qemu-aarch64 is installed, runs the cross-built hello_swiftrt (no backend: it must say so).
+NATIVE_AARCH64_BUILD ?= build/native-aarch64
+native-aarch64: native-tools
+	$(NATIVE_PATH) cmake -S runtime/native -B $(NATIVE_AARCH64_BUILD) -G Ninja -Wno-dev \
+		-DCMAKE_TOOLCHAIN_FILE=$(abspath runtime/native/cmake/toolchains/aarch64-linux-gnu.cmake) \
+		-DSWIFTRT_WITH_OPENVINO=OFF -DSWIFTRT_BUILD_TESTS=OFF
+	$(NATIVE_PATH) cmake --build $(NATIVE_AARCH64_BUILD) -j2
+	file -L $(NATIVE_AARCH64_BUILD)/libswiftrt.so | grep 'ARM aarch64'
+	$(NATIVE_PATH) cmake -DLIB=$(NATIVE_AARCH64_BUILD)/libswiftrt.so \
+		-DVERSION=$$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' $(NATIVE_AARCH64_BUILD)/CMakeCache.txt) \
+		-P runtime/native/tests/check_symbols.cmake
+	@echo "needs: $$(aarch64-linux-gnu-objdump -T $(NATIVE_AARCH64_BUILD)/libswiftrt.so | grep -oE 'GLIBC(XX)?_[0-9.]+' | sort -uV | awk -F_ '{v[$$1]=$$0} END {print v["GLIBC"], v["GLIBCXX"]}')"
+	@if command -v qemu-aarch64 >/dev/null && test -f $(NATIVE_ENGINES)/seg.onnx; then \
+		out=$$(QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 $(NATIVE_AARCH64_BUILD)/hello_swiftrt \
+			$(NATIVE_ENGINES)/seg.onnx 2>&1); echo "qemu-aarch64 hello_swiftrt: $$out"; \
+		echo "$$out" | grep -q 'built without the OpenVINO backend'; fi
 
 native-check:
 	@test -d $(CUDA_INCLUDE) || { echo "no CUDA headers at $(CUDA_INCLUDE): set CUDA_INCLUDE (e.g. the nvidia-cuda-runtime-cu12 wheel's include/)"; exit 2; }

@@ -123,12 +123,17 @@ def load_library():
             lib = ctypes.CDLL(path)
         except OSError as exc:
             raise UserError("cannot load libswiftrt ({}): {}".format(path, exc))
+        if not hasattr(lib, "srt_open_options_init_sized"):
+            raise UserError("{} is a libswiftrt before 1.0 (no srt_open_options_init_sized): "
+                            "rebuild it (make native)".format(path))
         lib.srt_abi_version.restype = ctypes.c_uint32
         lib.srt_version.restype = ctypes.c_char_p
         lib.srt_last_error.restype = ctypes.c_char_p
         lib.srt_status_string.restype = ctypes.c_char_p
         lib.srt_status_string.argtypes = [ctypes.c_int32]
-        lib.srt_open_options_init.argtypes = [ctypes.POINTER(OpenOptions)]
+        # The sized init: fills exactly this mirror's struct (srt_open_options_init is the 0.1.0
+        # export, which fills 0.1.0's struct only).
+        lib.srt_open_options_init_sized.argtypes = [ctypes.POINTER(OpenOptions), ctypes.c_uint32]
         lib.srt_engine_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(OpenOptions),
                                         ctypes.POINTER(ctypes.c_void_p)]
         lib.srt_engine_close.argtypes = [ctypes.c_void_p]
@@ -137,7 +142,7 @@ def load_library():
         lib.srt_engine_class.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ClassInfo)]
         lib.srt_engine_run.argtypes = [ctypes.c_void_p, ctypes.POINTER(Frame), ctypes.POINTER(Result)]
         lib.srt_engine_reset.argtypes = [ctypes.c_void_p]
-        for name in ("srt_open_options_init", "srt_engine_open", "srt_engine_info",
+        for name in ("srt_open_options_init_sized", "srt_engine_open", "srt_engine_info",
                      "srt_engine_class", "srt_engine_run", "srt_engine_reset"):
             getattr(lib, name).restype = ctypes.c_int32
         if lib.srt_abi_version() != ABI_VERSION:
@@ -173,7 +178,8 @@ class CoreEngine(object):
                 resize))
         self.lib = lib = load_library()
         options = OpenOptions()
-        lib.srt_open_options_init(ctypes.byref(options))
+        _check(lib, lib.srt_open_options_init_sized(ctypes.byref(options), ctypes.sizeof(options)),
+               "srt_open_options_init_sized")
         options.backend = _BACKEND_AUTO
         options.threads = int(threads or 0)
         options.resize = _RESIZE[resize]

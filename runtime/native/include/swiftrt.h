@@ -7,8 +7,15 @@
  * forecast offsets - comes from the manifest; nothing is hard-coded.
  *
  * Rules (see docs/native.md):
- *  - Handles are opaque. Every struct passed in starts with `uint32_t struct_size` = sizeof(struct)
- *    as the caller compiled it; later versions only append fields.
+ *  - Handles are opaque. Every struct starts with `uint32_t struct_size` = sizeof(struct) as the
+ *    caller compiled it; set it (and the defaults) with srt_X_init(&x). Later versions only append
+ *    fields, each appended group ending on an 8-byte boundary (reservedN fields pad it), so a struct
+ *    has no tail padding and every released sizeof ends between two fields.
+ *  - The library reads only the fields the caller's struct_size covers (the rest take their
+ *    defaults) and writes only those: a program built against an older swiftrt.h keeps working.
+ *    A struct_size larger than this library's struct is accepted when the unknown tail is all zero
+ *    bytes (srt_X_init does that), else SRT_ERROR_STRUCT_SIZE: a newer caller never has a field it
+ *    set silently ignored. A struct_size smaller than ABI 1's first struct is SRT_ERROR_STRUCT_SIZE.
  *  - Status numbers are stable; SRT_OK is 0. A failing call returns a status and sets a one-line,
  *    thread-local message readable with srt_last_error() until the next failing call on that thread.
  *  - No C++ exception and no abort crosses this ABI.
@@ -35,7 +42,14 @@
 extern "C" {
 #endif
 
-/* Bumped only on an incompatible change of this header. */
+/* One version story: the library is SRT_VERSION_MAJOR.MINOR.PATCH (srt_version(), the CMake
+   package and pkg-config version, the file libswiftrt.so.MAJOR.MINOR.PATCH); its soname is
+   libswiftrt.so.MAJOR and MAJOR is the ABI version, bumped only on an incompatible change.
+   Appending fields or functions bumps MINOR; the exported symbols carry the version node
+   SWIFTRT_MAJOR.MINOR that added them (SWIFTRT_1.0 for ABI 1's first set). */
+#define SRT_VERSION_MAJOR 1
+#define SRT_VERSION_MINOR 0
+#define SRT_VERSION_PATCH 0
 #define SRT_ABI_VERSION 1u
 
 /* ---- status ----------------------------------------------------------------------------------- */
@@ -44,7 +58,8 @@ typedef int32_t srt_status;
 enum {
   SRT_OK = 0,
   SRT_ERROR_INVALID_ARGUMENT = 1, /* a NULL pointer, a bad enum value, a 0x0 frame, a short stride */
-  SRT_ERROR_STRUCT_SIZE = 2,      /* struct_size smaller than this ABI's struct (or absurdly large) */
+  SRT_ERROR_STRUCT_SIZE = 2,      /* struct_size below ABI 1's struct, absurdly large, or a non-zero tail
+                                     this library does not know */
   SRT_ERROR_NOT_FOUND = 3,        /* the engine file, its manifest or a bundle stage is missing */
   SRT_ERROR_MANIFEST = 4,         /* unreadable manifest, another schema_version, fields missing or wrong */
   SRT_ERROR_CORRUPT_ENGINE = 5,   /* artifact does not match the manifest's sha256, or the backend cannot load it */
@@ -124,7 +139,7 @@ typedef struct srt_result {
 } srt_result;
 
 /* Like POSIX `struct stat` and stat(): the struct shares its name with the function srt_engine_info,
-   so it has no typedef; write `struct srt_engine_info info = {sizeof info};`. */
+   so it has no typedef; write `struct srt_engine_info info; srt_engine_info_init(&info);`. */
 struct srt_engine_info {
   uint32_t struct_size; /* sizeof(struct srt_engine_info) */
   int32_t task;         /* SRT_TASK_* */
@@ -154,7 +169,7 @@ typedef struct srt_class_info {
 /* ---- functions -------------------------------------------------------------------------------- */
 
 SRT_API uint32_t srt_abi_version(void);
-/* "swiftrt 0.1.0 (abi 1; backends: openvino tensorrt)". Static storage. */
+/* "swiftrt 1.0.0 (abi 1; backends: openvino tensorrt)". Static storage. */
 SRT_API const char *srt_version(void);
 /* A stable, static name for a status ("SRT_ERROR_MANIFEST: ..."); unknown numbers get a generic one. */
 SRT_API const char *srt_status_string(srt_status status);
@@ -162,8 +177,35 @@ SRT_API const char *srt_status_string(srt_status status);
    pointer stays valid until the next failing srt_* call on this thread. */
 SRT_API const char *srt_last_error(void);
 
-/* Fills `options` with defaults (struct_size included). */
-SRT_API srt_status srt_open_options_init(srt_open_options *options);
+/* ---- struct initialisers ----------------------------------------------------------------------
+   srt_X_init(&x) zeroes x, sets x.struct_size = sizeof x as the CALLER compiled it and fills the
+   defaults (srt_open_options: outlier_threshold 0.5; every other field 0). They are static inline
+   over the exported srt_X_init_sized(x, size), which writes exactly `size` bytes: a program built
+   against this header never has more bytes written than its struct has, whatever library it runs
+   on. (libswiftrt also exports ABI 1's first srt_open_options_init, for programs built before.) */
+SRT_API srt_status srt_open_options_init_sized(srt_open_options *options, uint32_t size);
+SRT_API srt_status srt_frame_init_sized(srt_frame *frame, uint32_t size);
+SRT_API srt_status srt_result_init_sized(srt_result *result, uint32_t size);
+SRT_API srt_status srt_engine_info_init_sized(struct srt_engine_info *info, uint32_t size);
+SRT_API srt_status srt_class_info_init_sized(srt_class_info *info, uint32_t size);
+
+#ifndef SWIFTRT_BUILDING_LIBRARY /* the library itself exports the first srt_open_options_init */
+static inline srt_status srt_open_options_init(srt_open_options *options) {
+  return srt_open_options_init_sized(options, (uint32_t)sizeof *options);
+}
+#endif
+static inline srt_status srt_frame_init(srt_frame *frame) {
+  return srt_frame_init_sized(frame, (uint32_t)sizeof *frame);
+}
+static inline srt_status srt_result_init(srt_result *result) {
+  return srt_result_init_sized(result, (uint32_t)sizeof *result);
+}
+static inline srt_status srt_engine_info_init(struct srt_engine_info *info) {
+  return srt_engine_info_init_sized(info, (uint32_t)sizeof *info);
+}
+static inline srt_status srt_class_info_init(srt_class_info *info) {
+  return srt_class_info_init_sized(info, (uint32_t)sizeof *info);
+}
 
 /* path: an .onnx / .plan with its manifest beside it, a manifest, or a forecast bundle
    (forecast.json or its folder). options may be NULL. On failure *engine is NULL. */

@@ -1,7 +1,11 @@
 // The C ABI: argument checks, struct_size checks, and the wall that no exception crosses.
 // Every entry point runs its body through guard(), which turns srt::Error, std::bad_alloc and
 // anything else into a status and one line in the thread-local last error.
+// This file defines the exported srt_open_options_init of ABI 1's first header, not swiftrt.h's inline.
+#define SWIFTRT_BUILDING_LIBRARY
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <string>
@@ -10,9 +14,12 @@
 #include "error.hpp"
 #include "swiftrt.h"
 
-#ifndef SWIFTRT_VERSION
-#define SWIFTRT_VERSION "0.0.0"
-#endif
+extern "C" SRT_API srt_status srt_open_options_init(srt_open_options *options);
+
+#define SRT_STR2(x) #x
+#define SRT_STR(x) SRT_STR2(x)
+#define SRT_VERSION_STRING SRT_STR(SRT_VERSION_MAJOR) "." SRT_STR(SRT_VERSION_MINOR) "." SRT_STR(SRT_VERSION_PATCH)
+static_assert(SRT_VERSION_MAJOR == SRT_ABI_VERSION, "the ABI version is the major version");
 
 struct srt_engine {
   std::unique_ptr<srt::Engine> impl;
@@ -60,16 +67,115 @@ srt_status guard(F body) {
   }
 }
 
-const uint32_t kMaxStructSize = 1u << 16;  // beyond this a struct_size is garbage, not a newer header
-
 void require(const void *p, const char *what) {
   if (!p) srt::fail(SRT_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
 }
 
-void check_size(uint32_t given, size_t ours, const char *what) {
-  if (given < ours || given > kMaxStructSize)
-    srt::fail(SRT_ERROR_STRUCT_SIZE, std::string(what) + "->struct_size is " + std::to_string(given) + ", expected sizeof(" +
-                                         what + ") = " + std::to_string(ours) + " (set it, or rebuild against this swiftrt.h)");
+// ---- struct evolution ------------------------------------------------------------------------
+// Layout<T>::first: where each struct ended in ABI 1's first header (0.1.0, tests/abi/v0.1.0): at
+// its last field then (fields are only appended, so these offsets never move). No caller has a
+// smaller struct: a smaller struct_size is garbage.
+#define SRT_END_OF(T, field) (offsetof(T, field) + sizeof(static_cast<T *>(nullptr)->field))
+const uint32_t kMaxStructSize = 1u << 16;  // beyond this a struct_size is garbage, not a newer header
+template <typename T>
+struct Layout;
+template <>
+struct Layout<srt_open_options> {
+  static constexpr const char *name = "srt_open_options";
+  static constexpr size_t first = SRT_END_OF(srt_open_options, device);
+};
+template <>
+struct Layout<srt_frame> {
+  static constexpr const char *name = "srt_frame";
+  static constexpr size_t first = SRT_END_OF(srt_frame, reserved1);
+};
+template <>
+struct Layout<srt_result> {
+  static constexpr const char *name = "srt_result";
+  static constexpr size_t first = SRT_END_OF(srt_result, total_ms);
+};
+template <>
+struct Layout<struct srt_engine_info> {
+  static constexpr const char *name = "srt_engine_info";
+  static constexpr size_t first = SRT_END_OF(struct srt_engine_info, backend_name);
+};
+template <>
+struct Layout<srt_class_info> {
+  static constexpr const char *name = "srt_class_info";
+  static constexpr size_t first = SRT_END_OF(srt_class_info, name);
+};
+
+// The defaults of every field (what a caller's smaller struct_size does not cover). An appended
+// field whose default is not 0 gets it here.
+void set_defaults(srt_open_options *o) { o->outlier_threshold = 0.5f; }
+void set_defaults(srt_frame *) {}
+void set_defaults(srt_result *) {}
+void set_defaults(struct srt_engine_info *) {}
+void set_defaults(srt_class_info *) {}
+
+template <typename T>
+T defaults() {
+  T out;
+  std::memset(&out, 0, sizeof out);
+  out.struct_size = sizeof out;
+  set_defaults(&out);
+  return out;
+}
+
+// struct_size of the caller's struct, checked: at least ABI 1's first struct, and any bytes beyond
+// this library's struct (a newer swiftrt.h) all zero, so no field the caller set is ignored.
+template <typename T>
+uint32_t checked_size(const T *given) {
+  const char *what = Layout<T>::name;
+  const uint32_t size = given->struct_size;
+  if (size < Layout<T>::first || size > kMaxStructSize)
+    srt::fail(SRT_ERROR_STRUCT_SIZE, std::string(what) + "->struct_size is " + std::to_string(size) + ", expected sizeof(" +
+                                         what + ") = " + std::to_string(sizeof(T)) + " (set it with " +
+                                         what + "_init)");
+  const unsigned char *bytes = reinterpret_cast<const unsigned char *>(given);
+  for (size_t i = sizeof(T); i < size; ++i)
+    if (bytes[i] != 0)
+      srt::fail(SRT_ERROR_STRUCT_SIZE, std::string(what) + "->struct_size is " + std::to_string(size) + ", this library's " +
+                                           what + " has " + std::to_string(sizeof(T)) + " bytes and byte " +
+                                           std::to_string(i) + " beyond them is not 0: a field this library " +
+                                           "does not know was set (a newer swiftrt.h; upgrade libswiftrt)");
+  return size;
+}
+
+// The caller's struct as this library knows it: the fields its struct_size covers, defaults for
+// the rest (one copy-in for every struct of the ABI).
+template <typename T>
+T read_struct(const T *given) {
+  const uint32_t size = checked_size(given);
+  T out = defaults<T>();
+  std::memcpy(&out, given, std::min<size_t>(size, sizeof(T)));
+  out.struct_size = sizeof(T);
+  return out;
+}
+
+// Writes `value` into the caller's struct: only the bytes its struct_size covers; struct_size stays.
+template <typename T>
+void write_struct(T *dest, const T &value) {
+  const uint32_t size = dest->struct_size;
+  std::memcpy(reinterpret_cast<unsigned char *>(dest) + sizeof(uint32_t),
+              reinterpret_cast<const unsigned char *>(&value) + sizeof(uint32_t),
+              std::min<size_t>(size, sizeof(T)) - sizeof(uint32_t));
+}
+
+// srt_X_init_sized: exactly `size` bytes: zeroes, struct_size = size, the defaults it covers.
+template <typename T>
+srt_status init_sized(T *dest, uint32_t size) {
+  return guard([&] {
+    require(dest, Layout<T>::name);
+    if (size < Layout<T>::first || size > kMaxStructSize)
+      srt::fail(SRT_ERROR_STRUCT_SIZE, std::string(Layout<T>::name) + " init: size " + std::to_string(size) +
+                                           " is smaller than ABI 1's struct (" + std::to_string(Layout<T>::first) +
+                                           " bytes) or absurd");
+    const T d = defaults<T>();
+    std::memset(dest, 0, size);
+    std::memcpy(dest, &d, std::min<size_t>(size, sizeof(T)));
+    dest->struct_size = size;
+  });
 }
 
 void check_buffer(const void *p, size_t size, size_t need, const char *what) {
@@ -85,7 +191,7 @@ extern "C" {
 uint32_t srt_abi_version(void) { return SRT_ABI_VERSION; }
 
 const char *srt_version(void) {
-  return "swiftrt " SWIFTRT_VERSION " (abi 1; backends:"
+  return "swiftrt " SRT_VERSION_STRING " (abi " SRT_STR(SRT_VERSION_MAJOR) "; backends:"
 #ifdef SWIFTRT_WITH_OPENVINO
          " openvino"
 #endif
@@ -114,34 +220,35 @@ const char *srt_status_string(srt_status status) {
 
 const char *srt_last_error(void) { return last_error.c_str(); }
 
+srt_status srt_open_options_init_sized(srt_open_options *options, uint32_t size) { return init_sized(options, size); }
+srt_status srt_frame_init_sized(srt_frame *frame, uint32_t size) { return init_sized(frame, size); }
+srt_status srt_result_init_sized(srt_result *result, uint32_t size) { return init_sized(result, size); }
+srt_status srt_engine_info_init_sized(struct srt_engine_info *info, uint32_t size) { return init_sized(info, size); }
+srt_status srt_class_info_init_sized(srt_class_info *info, uint32_t size) { return init_sized(info, size); }
+
+// ABI 1's first header declared this as a function (programs built against it call it): it fills
+// that header's srt_open_options and never more, however the struct grows.
 srt_status srt_open_options_init(srt_open_options *options) {
-  return guard([&] {
-    require(options, "options");
-    std::memset(options, 0, sizeof(*options));
-    options->struct_size = sizeof(*options);
-    options->outlier_threshold = 0.5f;
-  });
+  return init_sized(options, static_cast<uint32_t>(Layout<srt_open_options>::first));
 }
 
-srt_status srt_engine_open(const char *path, const srt_open_options *options, srt_engine **engine) {
+srt_status srt_engine_open(const char *path, const srt_open_options *caller_options, srt_engine **engine) {
   if (engine) *engine = nullptr;
   return guard([&] {
     require(engine, "engine");
     require(path, "path");
+    const srt_open_options options = caller_options ? read_struct(caller_options) : defaults<srt_open_options>();
+    if (options.threads < 0) srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->threads must be >= 0");
+    if (options.use_outlier_threshold && !(options.outlier_threshold >= 0.f && options.outlier_threshold <= 1.f))
+      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->outlier_threshold must be between 0 and 1");
     srt::OpenOptions o;
-    if (options) {
-      check_size(options->struct_size, sizeof(srt_open_options), "srt_open_options");
-      if (options->threads < 0) srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->threads must be >= 0");
-      if (options->use_outlier_threshold && !(options->outlier_threshold >= 0.f && options->outlier_threshold <= 1.f))
-        srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->outlier_threshold must be between 0 and 1");
-      o.backend = options->backend;
-      o.threads = options->threads;
-      o.resize = options->resize;
-      o.use_outlier_threshold = options->use_outlier_threshold != 0;
-      o.outlier_threshold = options->outlier_threshold;
-      o.decode_current = options->decode_current != 0;
-      o.device = options->device;
-    }
+    o.backend = options.backend;
+    o.threads = options.threads;
+    o.resize = options.resize;
+    o.use_outlier_threshold = options.use_outlier_threshold != 0;
+    o.outlier_threshold = options.outlier_threshold;
+    o.decode_current = options.decode_current != 0;
+    o.device = options.device;
     std::unique_ptr<srt_engine> handle(new srt_engine);
     handle->impl = srt::open_engine(path, o);
     *engine = handle.release();
@@ -159,10 +266,8 @@ srt_status srt_engine_info(const srt_engine *engine, struct srt_engine_info *inf
   return guard([&] {
     require(engine, "engine");
     require(info, "info");
-    check_size(info->struct_size, sizeof(struct srt_engine_info), "srt_engine_info");
-    uint32_t size = info->struct_size;
-    *info = engine->impl->info;
-    info->struct_size = size;
+    checked_size(info);
+    write_struct(info, engine->impl->info);
   });
 }
 
@@ -170,28 +275,29 @@ srt_status srt_engine_class(const srt_engine *engine, int index, srt_class_info 
   return guard([&] {
     require(engine, "engine");
     require(info, "info");
-    check_size(info->struct_size, sizeof(srt_class_info), "srt_class_info");
+    checked_size(info);
     const auto &classes = engine->impl->classes;
     if (index < 0 || static_cast<size_t>(index) >= classes.size())
       srt::fail(SRT_ERROR_INVALID_ARGUMENT, "class index " + std::to_string(index) + " is outside [0, " +
                                                 std::to_string(classes.size()) + ")");
     const srt::ClassSpec &c = classes[static_cast<size_t>(index)];
-    uint32_t size = info->struct_size;
-    std::memset(info, 0, sizeof(*info));
-    info->struct_size = size;
-    info->id = c.id;
-    std::memcpy(info->color, c.color, 3);
-    std::strncpy(info->name, c.name.c_str(), sizeof(info->name) - 1);
+    srt_class_info out = defaults<srt_class_info>();
+    out.id = c.id;
+    std::memcpy(out.color, c.color, 3);
+    std::strncpy(out.name, c.name.c_str(), sizeof(out.name) - 1);
+    write_struct(info, out);
   });
 }
 
-srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, srt_result *result) {
+srt_status srt_engine_run(srt_engine *engine, const srt_frame *caller_frame, srt_result *caller_result) {
   return guard([&] {
     require(engine, "engine");
-    require(frame, "frame");
-    require(result, "result");
-    check_size(frame->struct_size, sizeof(srt_frame), "srt_frame");
-    check_size(result->struct_size, sizeof(srt_result), "srt_result");
+    require(caller_frame, "frame");
+    require(caller_result, "result");
+    const srt_frame frame_copy = read_struct(caller_frame);
+    srt_result result_copy = read_struct(caller_result);
+    const srt_frame *frame = &frame_copy;
+    srt_result *result = &result_copy;
     if (frame->format != SRT_FORMAT_BGR8 && frame->format != SRT_FORMAT_RGB8)
       srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->format " + std::to_string(frame->format) +
                                                 " is not SRT_FORMAT_BGR8 or SRT_FORMAT_RGB8");
@@ -227,6 +333,7 @@ srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, srt_result
     srt::FrameView view{static_cast<const uint8_t *>(frame->data), frame->width, frame->height, frame->stride,
                         frame->format == SRT_FORMAT_RGB8};
     e.run(view, frame->has_timestamp != 0, frame->timestamp, result);
+    write_struct(caller_result, result_copy);
   });
 }
 
