@@ -10,7 +10,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILE = os.path.join(REPO, "Dockerfile.jetson")
 
-# The L4T images of /work/shared/reference/deployment.md (JetPack 4.6, 5.1, 6.x).
+# NVIDIA's L4T container images (nvcr.io/nvidia/l4t-*) for JetPack 4.6, 5.1 and 6.x.
 KNOWN_IMAGES = [r"l4t-base:r32\.7\.1", r"l4t-tensorrt:r8\.2\.1-runtime", r"l4t-tensorrt:r8\.5\.2-runtime",
                 r"l4t-tensorrt:r10\.3\.0-runtime", r"l4t-jetpack:r35\.\d+\.\d+", r"l4t-jetpack:r36\.\d+\.\d+"]
 

@@ -9,8 +9,8 @@ Each rule names its source:
 * ``operators.md``: onnx-tensorrt's ``docs/operators.md`` of the release branch (copied into
   ``onnx_tensorrt/``): the opset range, which operators import, and the data types each one
   takes; "TensorRT will attempt to cast down INT64 to INT32" on 8.x.
-* ``uint8``: onnx-tensorrt's sources per branch (see ../shared/reference/deployment.md,
-  "TensorRT and UINT8 / INT32 tensors"): 8.2/8.4 have no UINT8 at all (``convertDtype`` in
+* ``uint8``: onnx-tensorrt's sources per branch (github.com/onnx/onnx-tensorrt, release/8.x and
+  release/10.x) and TensorRT's headers (third_party/tensorrt): 8.2/8.4 have no UINT8 at all (``convertDtype`` in
   onnx2trt_utils.cpp has no UINT8 case; UINT8 I/O arrived in 8.5, onnx-tensorrt Changelog);
   8.5 takes a UINT8 network input only when it is converted to FLOAT/HALF before any other
   layer (``kUINT8`` in NvInferRuntimeCommon.h) and casts to UINT8 only from FLOAT/HALF (Cast
