@@ -18,7 +18,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[export,cpu,openvino,test,ros]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[export,cpu,openvino,test,ros,trt-rtx]'
 	$(PY) -c "import torch, sys; assert not torch.version.cuda, 'a CUDA build of torch was installed'; print('torch', torch.__version__, 'CPU build')"
 	touch $(STAMP)
 

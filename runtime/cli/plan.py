@@ -2,6 +2,7 @@
 
     rt-plan engines/swiftnet-rn18_fp32.onnx --precision fp16 --output engines/swiftnet-rn18_fp16.plan
     rt-plan engines/X.onnx --check-only --trt-version 8.2     # the static check, no TensorRT needed
+                                       # (10.x: + TensorRT-RTX's parser and builder where installed)
     rt-plan engines/X.onnx --print-trtexec                     # the equivalent trtexec line
     rt-plan engines/X.onnx --check-images frames/              # check the plan on your own frames
     rt-plan engines/f2f_fp32 --precision fp16 --output engines/f2f_fp16_plans   # a forecast bundle
@@ -50,7 +51,8 @@ def build_parser():
                         help="with --check-only / --print-trtexec: the TensorRT version to check "
                              "or print for (default: the one installed)")
     parser.add_argument("--check-only", action="store_true",
-                        help="only the static check against --trt-version's parser rules")
+                        help="only the static check against --trt-version's parser rules (for 10.x "
+                             "also TensorRT-RTX's parser and builder, where it is installed)")
     parser.add_argument("--print-trtexec", action="store_true",
                         help="print the trtexec command that builds the same plan, and exit")
     add_common_args(parser)
@@ -91,6 +93,10 @@ def main(argv):
         compat = Manifest.load(args.onnx).tensorrt_compat
         print("{}: legal for TensorRT {} (static check; the manifest lists {})".format(
             args.onnx, version, ", ".join(compat.get("legal") or []) or "nothing"))
+        from runtime.plan import rtx
+        verdict = rtx.require_accepted(args.onnx, version)  # 10.x with TensorRT-RTX installed
+        if verdict is not None:
+            print("{}: TensorRT-RTX {}: {}".format(args.onnx, verdict.version, verdict.summary()))
         return 0
     if args.print_trtexec:
         from runtime.plan.build import trtexec_command
