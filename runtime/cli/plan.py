@@ -103,7 +103,7 @@ def main(argv):
         print("{}: legal for TensorRT {} (static check; the manifest lists {})".format(
             args.onnx, version, ", ".join(compat.get("legal") or []) or "nothing"))
         from runtime.plan import rtx
-        verdict = rtx.require_accepted(args.onnx, version)  # 10.x with TensorRT-RTX installed
+        verdict = rtx.require_accepted(args.onnx, trt_rules.family(version))  # 10.x, RTX installed
         if verdict is not None:
             print("{}: TensorRT-RTX {}: {}".format(args.onnx, verdict.version, verdict.summary()))
         if args.dla_core is not None:  # where TensorRT's DLA rules put each layer

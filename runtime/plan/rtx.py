@@ -118,11 +118,11 @@ def check(path, build=True):
     return Result(version, True, built, errors + messages)
 
 
-def require_accepted(path, version, log=None):
-    """For a 10.x ``version`` with RTX installed: parse and build ``path`` with RTX; a one-line
-    UserError when it rejects the graph. Returns the Result, or None (not 10.x, not installed)."""
-    from runtime.plan import trt_rules
-    if trt_rules.family(version) not in FAMILIES or not available():
+def require_accepted(path, family, log=None):
+    """For a 10.x ``family`` (runtime.plan.trt_rules.family of the target) with RTX installed:
+    parse and build ``path`` with RTX; a one-line UserError when it rejects the graph. Returns
+    the Result, or None (not 10.x, or RTX not installed)."""
+    if family not in FAMILIES or not available():
         return None
     result = check(path)
     if not result.accepted:

@@ -466,7 +466,7 @@ def compat_block(path, target=None, graph=None):
              "checked_by": "runtime/plan/trt_rules.py (onnx-tensorrt operators.md + uint8 rules)"}
     if target is not None:
         from runtime.plan import rtx
-        result = rtx.require_accepted(path, target)
+        result = rtx.require_accepted(path, family(target))
         if result is not None:
             block["tensorrt_rtx"] = result.to_dict()
             block["checked_by"] += " + TensorRT-RTX {} ({})".format(result.version, result.summary())
