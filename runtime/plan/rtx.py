@@ -99,17 +99,17 @@ def check(path, build=True):
     parser = trt.OnnxParser(network, logger)
     parsed = bool(parser.parse_from_file(os.path.abspath(path)))
     errors = []
-    plugin_ops = set()
+    plugin_errors = 0
     for index in range(parser.num_errors):
         error = parser.get_error(index)
         op = error.node_operator()
         where = "{} '{}'".format(op, error.node_name()) if op else "the model"
         errors.append("{}: {}".format(where, _first_line(error.desc())))
         if op in PLUGIN_ONLY_OPS and "plugin" in error.desc().lower() and "not found" in error.desc().lower():
-            plugin_ops.add(op)
+            plugin_errors += 1
     version = str(getattr(trt, "__version__", "?"))
     if not parsed:
-        missing = "ModulatedDeformConv2d" if plugin_ops and len(plugin_ops) == len(errors) else False
+        missing = "ModulatedDeformConv2d" if errors and plugin_errors == len(errors) else False
         return Result(version, False, None, errors or messages, plugin_missing=missing)
     built = None
     if build:
