@@ -130,8 +130,8 @@ def resolve_all(requests, target):
     """resolve() for many (specs, jetpack, pip_version) at once: network-bound, so in parallel,
     and each distinct request once per session."""
     from concurrent.futures import ThreadPoolExecutor
-    todo = sorted(set(r for r in requests if r not in _RESOLVED))
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    todo = list(dict.fromkeys(r for r in requests if r not in _RESOLVED))
+    with ThreadPoolExecutor(max_workers=6) as pool:
         folders = [tempfile.mkdtemp(dir=str(target)) for _ in todo]
         for request, result in zip(todo, pool.map(lambda rf: resolve(*rf[0], target=rf[1]), zip(todo, folders))):
             _RESOLVED[request] = result
@@ -165,16 +165,35 @@ def check_pip_lines(text, jetpack, target):
 
 
 @pytest.mark.parametrize("jetpack", sorted(JETPACKS))
-def test_every_pip_line_resolves_for_the_jetpacks_python_and_platform(text, tmp_path, jetpack):
+def test_every_pip_line_resolves_for_the_jetpacks_python_and_platform(text, resolved, tmp_path, jetpack):
     assert pip_commands(text, build_args(text, jetpack)), "no pip line found"
     assert check_pip_lines(text, jetpack, tmp_path) == []
 
 
-def test_the_resolution_check_fails_on_the_old_lines(text, tmp_path):
-    """Before the fix: no pip upgrade (JetPack 4's pip 9) and onnxruntime without numpy<2 (JetPack 6)."""
+def old_lines(text):
+    """The Dockerfile before the fix: no pip upgrade, onnxruntime without numpy<2."""
     old = text.replace('"numpy<2"', "")
-    old = re.sub(r'python3 -m pip install --no-cache-dir --upgrade "\$\{PIP_SPEC\}" \\\n\s*&& ', "", old)
-    assert "PIP_SPEC}" not in old.split("ARG PIP_SPEC")[-1].replace("ARG PIP_SPEC", "")
+    return re.sub(r'python3 -m pip install --no-cache-dir --upgrade "\$\{PIP_SPEC\}" \\\n\s*&& ', "", old)
+
+
+@pytest.fixture(scope="module")
+def resolved(text, tmp_path_factory):
+    """Every pip line of the current and the old Dockerfile on every JetPack, resolved at once
+    (in parallel: network-bound) into resolve_all's cache."""
+    requests = []
+    for source in (text, old_lines(text)):
+        for jetpack in JETPACKS:
+            for _, pip_version, argv in pip_commands(source, build_args(source, jetpack)):
+                specs = tuple(t for t in argv[1:] if not t.startswith("-") and not t.startswith("/"))
+                if argv[:1] == ["install"] and specs:
+                    requests.append((specs, jetpack, pip_version))
+    return resolve_all(requests, tmp_path_factory.mktemp("pip"))
+
+
+def test_the_resolution_check_fails_on_the_old_lines(text, resolved, tmp_path):
+    """Before the fix: no pip upgrade (JetPack 4's pip 9) and onnxruntime without numpy<2 (JetPack 6)."""
+    old = old_lines(text)
+    assert "PIP_SPEC}" not in old.split("ARG PIP_SPEC")[-1]
     jp6 = check_pip_lines(old, "jp6", tmp_path)
     assert any("onnxruntime==1.20.1 pulls numpy 2." in p for p in jp6), jp6
     jp4 = check_pip_lines(old, "jp4", tmp_path)

@@ -99,10 +99,14 @@ def test_forecast_bundle_stages_are_legal(tmp_path, forecaster_checkpoints, vers
     bundle = export_bundle(forecaster_checkpoints[1], out, parity_frames=6, trt_version=version, log=quiet).to_dict()
     fam = trt_rules.family(version)
     assert fam in bundle["tensorrt_compat"]["legal"]
+    from runtime.plan import rtx
     for stage in ("features.onnx", "f2f.onnx", "decoder.onnx"):
         path = os.path.join(out, stage)
         assert trt_rules.check(path, version) == [], stage
-        assert fam in manifest_mod.Manifest.load(path).to_dict()["tensorrt_compat"]["legal"]
+        compat = manifest_mod.Manifest.load(path).to_dict()["tensorrt_compat"]
+        assert fam in compat["legal"]
+        if fam in rtx.FAMILIES and rtx.available():  # the default (matmul) form through RTX too
+            assert compat["tensorrt_rtx"]["parsed"] and compat["tensorrt_rtx"]["built"], stage
 
 
 @pytest.mark.slow
