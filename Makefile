@@ -18,7 +18,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[export,cpu,openvino,test,ros,triton,ray]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[export,cpu,openvino,test,ros,triton,ray,trt-rtx]'
 	$(MAKE) triton-server
 	$(PY) -c "import torch, sys; assert not torch.version.cuda, 'a CUDA build of torch was installed'; print('torch', torch.__version__, 'CPU build')"
 	touch $(STAMP)
@@ -59,13 +59,16 @@ demo: $(STAMP)
 # OpenVINO wheel's C++ SDK, then its C tests (ctest); the test engines are exported once into
 # NATIVE_ENGINES by rt-export's code. native-asan: the same tests over 300 frames with
 # AddressSanitizer + UBSan (leaks are errors). native-check: the TensorRT backend compiled
-# (never linked or run here) against the public headers of TensorRT 8.2, 8.6 and 10.3.
+# (never linked or run here) against the public headers of TensorRT 8.2, 8.6 and 10.3, vendored
+# in third_party/tensorrt, and CUDA's runtime headers: /usr/local/cuda/include, or where that is
+# absent the nvidia-cuda-runtime wheel's include/ (installed into the venv on first use).
 NATIVE_BUILD ?= build/native
 NATIVE_ASAN_BUILD ?= build/native-asan
 NATIVE_ENGINES ?= build/native-engines
-TRT_HEADERS ?= ../shared/third_party/tensorrt
+TRT_HEADERS ?= third_party/tensorrt
 TRT_VERSIONS ?= 8.2 8.6 10.3
-CUDA_INCLUDE ?= /usr/local/cuda/include
+CUDA_INCLUDE ?= $(if $(wildcard /usr/local/cuda/include/cuda_runtime_api.h),/usr/local/cuda/include,$(CUDA_WHEEL_INCLUDE))
+CUDA_WHEEL_INCLUDE = $(abspath $(VENV))/cuda-runtime-include
 NATIVE_PATH = PATH="$(abspath $(VENV))/bin:$$PATH"
 NATIVE_CONFIGURE = $(NATIVE_PATH) cmake -S runtime/native -G Ninja -Wno-dev \
 	-DOpenVINO_DIR="$$($(PY) -c 'import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), "cmake"))')" \
@@ -118,8 +121,14 @@ native-aarch64: native-tools
 			$(NATIVE_ENGINES)/seg.onnx 2>&1); echo "qemu-aarch64 hello_swiftrt: $$out"; \
 		echo "$$out" | grep -q 'built without the OpenVINO backend'; fi
 
-native-check:
-	@test -d $(CUDA_INCLUDE) || { echo "no CUDA headers at $(CUDA_INCLUDE): set CUDA_INCLUDE (e.g. the nvidia-cuda-runtime-cu12 wheel's include/)"; exit 2; }
+# The wheel's headers, linked at a fixed path so that CUDA_INCLUDE is known before pip runs.
+# nvidia-cuda-runtime has cuda_runtime_api.h; the crt/ headers it includes are in nvidia-cuda-crt.
+$(CUDA_WHEEL_INCLUDE): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check 'nvidia-cuda-runtime>=13,<14' 'nvidia-cuda-crt>=13,<14'
+	ln -sfn "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')/nvidia/cu13/include" $@
+
+native-check: $(if $(filter $(CUDA_WHEEL_INCLUDE),$(CUDA_INCLUDE)),$(CUDA_WHEEL_INCLUDE))
+	@test -f $(CUDA_INCLUDE)/cuda_runtime_api.h || { echo "no CUDA headers at $(CUDA_INCLUDE): set CUDA_INCLUDE (e.g. the nvidia-cuda-runtime wheel's include/)"; exit 2; }
 	@for v in $(TRT_VERSIONS); do \
 		echo "TensorRT $$v: compiling runtime/native/src/backend_tensorrt.cpp (-fsyntax-only -Werror -Wall -Wextra)"; \
 		$(CXX) -std=c++17 -fsyntax-only -Werror -Wall -Wextra -DSWIFTRT_WITH_TENSORRT \

@@ -30,11 +30,16 @@ def parse_size(text):
 
 def export(arch, checkpoint, size, output, opset=None, input_format="frame",
            color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
-           min_agreement=0.999, trt_version=None, log=print):
-    """The whole export: load, export, check, parity gate, manifest. Returns the Manifest."""
+           min_agreement=0.999, trt_version=None, dla=False, log=print):
+    """The whole export: load, export, check, parity gate, manifest. Returns the Manifest.
+
+    ``dla``: the DLA form for ``trt_version`` (resizes with constant integer scales, which
+    TensorRT's DLA runs) and its per-layer placement in the manifest (tensorrt_compat.dla)."""
     from export import checkpoints, models, onnx_export
 
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
+    if dla and trt_version is None:
+        raise UserError("--dla needs --trt-version: DLA's rules differ per TensorRT version")
     opset = opset or onnx_export.default_opset(trt_version)
     if not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
         raise UserError("--opset {}: use {}..{} (13 for TensorRT 8.2, 17 for 8.5/8.6)".format(
@@ -52,17 +57,19 @@ def export(arch, checkpoint, size, output, opset=None, input_format="frame",
     return export_model(model, info, arch, checkpoint, size, output, opset=opset,
                         input_format=input_format, color_order=color_order,
                         output_kind=output_kind, resize=resize, parity_images=parity_images,
-                        min_agreement=min_agreement, trt_version=trt_version, log=log)
+                        min_agreement=min_agreement, trt_version=trt_version, dla=dla, log=log)
 
 
 def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSET,
                  input_format="frame", color_order="BGR", output_kind="class_map",
                  resize="stretch", parity_images=4, min_agreement=0.999, trt_version=None,
-                 log=print):
+                 dla=False, log=print):
     """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the Manifest."""
     from export import onnx_export, parity
     from export.classes import IGNORE_ID, cityscapes_classes
 
+    if dla and trt_version is None:
+        raise UserError("--dla needs --trt-version: DLA's rules differ per TensorRT version")
     model.eval()
     classes = info.get("classes") or cityscapes_classes()
     normalization = info.get("normalization") or model.normalization
@@ -89,11 +96,19 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
     with staging(output, "onnx") as work:
         staged = os.path.join(work, os.path.basename(output))
         log("exporting {} at {}x{} to ONNX opset {}".format(arch, size[0], size[1], opset))
-        input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
-            wrapper, size, staged, opset=opset, input_format=input_format, output_name=output_name)
+        with _dla_form(dla):
+            input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
+                wrapper, size, staged, opset=opset, input_format=input_format,
+                output_name=output_name)
         written = _checked(onnx_export.check_model, staged, opset)
         log("exported (opset {}, {:.1f} MB)".format(written, os.path.getsize(staged) / 1e6))
         compat = _trt_compat(staged, trt_version, log)
+        if dla:
+            from runtime.plan import dla as dla_rules
+            placed = dla_rules.placement(staged, trt_version, "fp16")
+            compat["dla"] = placed.to_dict()
+            log("DLA placement (FP16 plan): {} layers on DLA in {} subgraph(s), {} on the GPU".format(
+                len(placed.on_dla), placed.subgraphs, len(placed.on_gpu)))
 
         manifest = Manifest.from_dict(build_manifest(
             arch, staged, size, input_name, input_shape, input_dtype, input_format, color_order,
@@ -120,6 +135,13 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         manifest = publish(staged, manifest.derive(parity=figures), output)
     log("wrote {} and its manifest {}".format(output, manifest_mod.sidecar_path(output)))
     return manifest
+
+
+def _dla_form(dla):
+    """The context the DLA form is traced in (constant-scale resizes), or nothing."""
+    import contextlib
+    from export.models.blocks import constant_scale_resizes
+    return constant_scale_resizes() if dla else contextlib.suppress()
 
 
 OUTLIER_DEFAULT_THRESHOLD = 0.5
