@@ -40,7 +40,8 @@ MAX_PAST = 16
 SRT_OK = 0
 # Statuses a user causes (a bad file or manifest, a frame the engine cannot take): UserError.
 _USER_STATUSES = (1, 3, 4, 5, 6)
-_BACKEND_AUTO = 0
+# The core's own backends (SRT_BACKEND_*); "auto" picks by the file (.onnx / .plan).
+CORE_BACKENDS = {"auto": 0, "openvino": 1, "tensorrt": 2}
 _FORMAT_BGR8 = 1
 _RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
 _TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
@@ -167,14 +168,18 @@ def _check(lib, status, what):
 class CoreEngine(object):
     """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False,
+                 backend="auto"):
         if resize not in _RESIZE:
             raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
                 resize))
+        if backend not in CORE_BACKENDS:
+            raise UserError("unknown core backend {!r}; use one of {}".format(
+                backend, ", ".join(sorted(CORE_BACKENDS))))
         self.lib = lib = load_library()
         options = OpenOptions()
         lib.srt_open_options_init(ctypes.byref(options))
-        options.backend = _BACKEND_AUTO
+        options.backend = CORE_BACKENDS[backend]
         options.threads = int(threads or 0)
         options.resize = _RESIZE[resize]
         if outlier_threshold is not None:
