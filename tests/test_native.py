@@ -24,12 +24,15 @@ pytest.importorskip("openvino")
 
 def _build_library():
     """Configure and build build/native as ``make native-lib`` does (the library only)."""
+    import onnxruntime
     import openvino
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     cmake_dir = os.path.join(os.path.dirname(openvino.__file__), "cmake")
     subprocess.check_call(["cmake", "-S", NATIVE_SRC, "-B", BUILD, "-G", "Ninja", "-Wno-dev",
                            "-DCMAKE_BUILD_TYPE=Release", "-DOpenVINO_DIR=" + cmake_dir,
+                           "-DONNXRUNTIME_ROOT=" + os.path.join(os.path.dirname(onnxruntime.__file__),
+                                                                "capi"),
                            "-DSWIFTRT_PYTHON=" + sys.executable,
                            "-DSWIFTRT_TEST_ENGINES=" + ENGINES], env=env)
     subprocess.check_call(["cmake", "--build", BUILD, "-j2", "--target", "swiftrt"], env=env)

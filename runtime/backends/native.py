@@ -41,7 +41,7 @@ SRT_OK = 0
 # Statuses a user causes (a bad file or manifest, a frame the engine cannot take): UserError.
 _USER_STATUSES = (1, 3, 4, 5, 6)
 # The core's own backends (SRT_BACKEND_*); "auto" picks by the file (.onnx / .plan).
-CORE_BACKENDS = {"auto": 0, "openvino": 1, "tensorrt": 2}
+CORE_BACKENDS = {"auto": 0, "openvino": 1, "tensorrt": 2, "onnxruntime": 3}
 _FORMAT_BGR8 = 1
 _RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
 _TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
@@ -54,7 +54,8 @@ class OpenOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("backend", ctypes.c_int32),
                 ("threads", ctypes.c_int32), ("resize", ctypes.c_int32),
                 ("use_outlier_threshold", ctypes.c_int32), ("outlier_threshold", ctypes.c_float),
-                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32)]
+                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32),
+                ("spin", ctypes.c_int32), ("providers", ctypes.c_char_p)]
 
 
 class Frame(ctypes.Structure):
@@ -169,7 +170,10 @@ class CoreEngine(object):
     """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False,
-                 backend="auto"):
+                 backend="auto", providers=None, spin=None):
+        """``backend``: a CORE_BACKENDS name; ``providers``: ONNX Runtime execution providers
+        (a list or a comma string, e.g. "tensorrt,cuda,cpu"); ``spin``: ONNX Runtime's intra-op
+        spinning (None: the core's default, on for one model, off for a bundle's stages)."""
         if resize not in _RESIZE:
             raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
                 resize))
@@ -186,6 +190,12 @@ class CoreEngine(object):
             options.use_outlier_threshold = 1
             options.outlier_threshold = float(outlier_threshold)
         options.decode_current = 1 if current else 0
+        if spin is not None:
+            options.spin = 1 if spin else 0
+        if providers:
+            if not isinstance(providers, str):
+                providers = ",".join(providers)
+            options.providers = providers.encode()
         handle = ctypes.c_void_p()
         _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
                                         ctypes.byref(handle)), "native engine {}".format(path))

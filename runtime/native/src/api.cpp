@@ -92,6 +92,9 @@ const char *srt_version(void) {
 #ifdef SWIFTRT_WITH_TENSORRT
          " tensorrt"
 #endif
+#ifdef SWIFTRT_WITH_ONNXRUNTIME
+         " onnxruntime"
+#endif
          ")";
 }
 
@@ -120,6 +123,7 @@ srt_status srt_open_options_init(srt_open_options *options) {
     std::memset(options, 0, sizeof(*options));
     options->struct_size = sizeof(*options);
     options->outlier_threshold = 0.5f;
+    options->spin = -1;
   });
 }
 
@@ -141,6 +145,9 @@ srt_status srt_engine_open(const char *path, const srt_open_options *options, sr
       o.outlier_threshold = options->outlier_threshold;
       o.decode_current = options->decode_current != 0;
       o.device = options->device;
+      if (options->spin < -1 || options->spin > 1) srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->spin must be -1, 0 or 1");
+      o.spin = options->spin;
+      if (options->providers) o.providers = options->providers;
     }
     std::unique_ptr<srt_engine> handle(new srt_engine);
     handle->impl = srt::open_engine(path, o);
