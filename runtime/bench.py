@@ -152,6 +152,10 @@ class EngineRunner(Runner):
         self.name = name or os.path.basename(engine.path)
         self.tensor = engine.dummy_input()
         self.feeds = {engine.input_name: self.tensor}
+        # What a peer on the same model is fed: the network's input tensor (the core takes the
+        # frame itself and fits it; the tensor is the same frame prepared as the manifest says).
+        self.network_input = (engine.preprocessor.to_tensor(self.tensor)
+                              if self.backend_name == "native" else self.tensor)
         self.transfers, self.cuda_graph = bool(transfers), bool(cuda_graph)
         self._timed = False     # run_timed instead of run
         self._graph = None

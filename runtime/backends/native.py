@@ -119,7 +119,7 @@ def load_library():
         if not os.path.exists(path):
             path = ctypes.util.find_library("swiftrt")
         if not path:
-            raise UserError("libswiftrt is not built: run `make native` (or set SWIFTRT_LIBRARY "
+            raise UserError("libswiftrt is not built: run `make native-lib` (or set SWIFTRT_LIBRARY "
                             "to the library's path)")
         try:
             lib = ctypes.CDLL(path)
@@ -155,10 +155,14 @@ def version():
     return load_library().srt_version().decode()
 
 
-def _check(lib, status, what):
+def _check(lib, status, what=None):
+    """A failed srt_* call -> ManifestError / UserError (one line a user can act on) or
+    RuntimeError. ``what``: a prefix; None for srt_engine_open, whose messages name the file."""
     if status == SRT_OK:
         return
-    message = "{}: {}".format(what, lib.srt_last_error().decode("utf-8", "replace"))
+    message = lib.srt_last_error().decode("utf-8", "replace")
+    if what:
+        message = "{}: {}".format(what, message)
     if status == 4:
         raise ManifestError(message)
     if status in _USER_STATUSES:
@@ -181,6 +185,8 @@ class CoreEngine(object):
             raise UserError("unknown core backend {!r}; use one of {}".format(
                 backend, ", ".join(sorted(CORE_BACKENDS))))
         self.lib = lib = load_library()
+        self.threads = int(threads) if threads else None
+        self.providers = providers if isinstance(providers, (str, type(None))) else ",".join(providers)
         options = OpenOptions()
         lib.srt_open_options_init(ctypes.byref(options))
         options.backend = CORE_BACKENDS[backend]
@@ -198,7 +204,7 @@ class CoreEngine(object):
             options.providers = providers.encode()
         handle = ctypes.c_void_p()
         _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
-                                        ctypes.byref(handle)), "native engine {}".format(path))
+                                        ctypes.byref(handle)))
         self.handle = handle
         info = EngineInfo()
         info.struct_size = ctypes.sizeof(EngineInfo)
@@ -286,7 +292,8 @@ class NativeBackend(object):
 
     def describe(self):
         return {"backend": NAME, "version": version(), "core_backend": self.core.backend_name,
-                "library": self.core.lib.path}
+                "library": self.core.lib.path, "threads": self.core.threads,
+                "providers": self.core.providers}
 
     def close(self):
         self.core.close()
@@ -295,13 +302,15 @@ class NativeBackend(object):
 class NativeEngine(EngineBase):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, backend="auto",
+                 providers=None):
         self.path = str(path)
         self.manifest = Manifest.load(self.path)
         result_mod.refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
-                               outlier_threshold=outlier_threshold)
+                               outlier_threshold=outlier_threshold, backend=backend,
+                               providers=providers)
         self.input_name = self.manifest.input.name
         self.backend = NativeBackend(self.core, self.input_name)
         # Only to show the frame the network saw (the core fits its own copy, identically).
@@ -389,9 +398,11 @@ class NativeForecastEngine(ForecastOutputs):
     """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
     ring buffer of past features run inside the core (same time-offset rules)."""
 
-    def __init__(self, path, threads=None, resize=None, current=False):
+    def __init__(self, path, threads=None, resize=None, current=False, backend="auto",
+                 providers=None):
         from runtime.forecast_stats import ForecastStats
-        self.core = CoreEngine(path, threads=threads, resize=resize, current=current)
+        self.core = CoreEngine(path, threads=threads, resize=resize, current=current,
+                               backend=backend, providers=providers)
         if self.core.task != "forecast":
             raise ManifestError("{} is not a forecast bundle".format(path))
         self.bundle = _NativeBundle(path, self.core)
@@ -451,8 +462,12 @@ class NativeForecastEngine(ForecastOutputs):
         return {RESULT_KEY: result}
 
     def infer(self, frame):
-        """All stages once (warm-up, timing), then a fresh stream."""
-        return self.infer_at(frame, None)
+        """All stages once (warm-up, timing), then a fresh stream: the core cannot run a frame
+        outside its ring, so the ring is emptied again (a warm-up frame at time 0 would
+        otherwise stay in it and widen the picking tolerance of the stream that follows)."""
+        outputs = self.infer_at(frame, None)
+        self.reset()
+        return outputs
 
     def stream_summary(self):
         interval = None
@@ -495,8 +510,19 @@ class NativeForecastEngine(ForecastOutputs):
             self._intervals.append(frame_time - last)
 
 
-def open_native_engine(path, threads=None, resize=None, current=False):
-    """A NativeForecastEngine for a forecast bundle, else a NativeEngine."""
+def open_native_engine(path, backend=None, providers=None, threads=None, resize=None,
+                       current=False):
+    """A NativeForecastEngine for a forecast bundle, else a NativeEngine. ``backend``: None or
+    "native" (the core picks by file) or one of the core's backends (CORE_BACKENDS)."""
+    backend = "auto" if backend in (None, NAME) else backend
+    if backend not in CORE_BACKENDS:
+        raise UserError("unknown backend {!r}; the core has {}".format(
+            backend, ", ".join(b for b in sorted(CORE_BACKENDS) if b != "auto")))
+    if providers and backend not in ("auto", "onnxruntime"):
+        raise UserError("--providers selects ONNX Runtime execution providers; the {} backend "
+                        "does not use them".format(backend))
     if manifest_mod.peek_task(path) == "forecast":
-        return NativeForecastEngine(path, threads=threads, resize=resize, current=current)
-    return NativeEngine(path, threads=threads, resize=resize)
+        return NativeForecastEngine(path, threads=threads, resize=resize, current=current,
+                                    backend=backend, providers=providers)
+    return NativeEngine(path, threads=threads, resize=resize, backend=backend,
+                        providers=providers)
