@@ -719,6 +719,10 @@ def environment(threads=None, entries=(), load_start=None):
             env["tensorrt"] = info.get("version")
         elif info.get("backend") == "openvino" and entry.get("kind") != "peer":
             env["openvino"] = info.get("version")
+        elif info.get("backend") == "native":  # the core's backend: "openvino 2026.4.1", ...
+            core = (info.get("core_backend") or "").split()
+            if len(core) > 1 and core[0] in ("openvino", "tensorrt"):
+                env[core[0]] = core[1]
         elif entry.get("kind") == "peer" and info.get("backend"):
             env["peers"][info["backend"]] = info.get("version")
         if entry.get("kind") == "forecast":

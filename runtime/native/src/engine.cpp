@@ -198,8 +198,9 @@ std::unique_ptr<Backend> open_backend(const ModelManifest &m, const OpenOptions 
   if (!m.sha256.empty()) {
     std::string digest = sha256_file(m.artifact_path);
     if (digest != m.sha256)
-      fail(SRT_ERROR_CORRUPT_ENGINE, m.artifact_path + " does not match the sha256 in its manifest (changed or truncated "
-                                                       "since export: re-export it)");
+      fail(SRT_ERROR_CORRUPT_ENGINE, m.artifact_path + " does not match its manifest: sha256 " + digest.substr(0, 12) +
+                                         "... instead of " + m.sha256.substr(0, 12) +
+                                         "... (changed or truncated since export: re-export it)");
   }
   BackendOptions bo;
   bo.threads = o.threads;
