@@ -87,7 +87,8 @@ def test_video_through_the_whole_pipeline(rn18_engine, short_video, tmp_path):
             assert report["latency_ms"][stage][key] is not None
     # The core (libswiftrt) runs it by default, on ONNX Runtime for an .onnx.
     assert report["engine"]["backend"] == "native" and report["engine"]["resize"] == "letterbox"
-    assert report["engine"]["core_backend"].startswith("onnxruntime")
+    from tests.conftest import core_onnx_backend
+    assert report["engine"]["core_backend"].startswith(core_onnx_backend())
     assert report["engine"]["version"] and report["versions"]["opencv"] == cv2.__version__
     assert report["source"]["kind"] == "video" and report["source"]["frame_size"] == [128, 256]
     assert report["fps"]["processed"] > 0 and report["memory"]["rss_end_mb"] > 0
@@ -202,8 +203,10 @@ def test_bad_engine_file_in_a_subprocess(rn18_engine, short_video, tmp_path):
     (tmp_path / "broken.onnx.json").write_text(json.dumps(data))
     proc = segment("--engine", broken, "--video", short_video)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("rt-segment: error: ") and "ONNX Runtime cannot load" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    # (OpenVINO's protobuf reader logs through absl on its own; those lines are not ours.)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()
+             and not line.startswith(("E0000", "WARNING: All log"))]
+    assert len(lines) == 1 and lines[0].startswith("rt-segment: error: ") and "cannot" in lines[0]
 
 
 def test_missing_camera_is_one_line_after_the_attempts(rn18_engine, capsys):
