@@ -72,6 +72,8 @@ CUDA_WHEEL_INCLUDE = $(abspath $(VENV))/cuda-runtime-include
 NATIVE_PATH = PATH="$(abspath $(VENV))/bin:$$PATH"
 NATIVE_CONFIGURE = $(NATIVE_PATH) cmake -S runtime/native -G Ninja -Wno-dev \
 	-DOpenVINO_DIR="$$($(PY) -c 'import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), "cmake"))')" \
+	-DONNXRUNTIME_ROOT="$$($(PY) -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')" \
+	$(if $(ONNXRUNTIME_INCLUDE_DIR),-DONNXRUNTIME_INCLUDE_DIR="$(abspath $(ONNXRUNTIME_INCLUDE_DIR))") \
 	-DSWIFTRT_PYTHON="$(abspath $(PY))" -DSWIFTRT_TEST_ENGINES="$(abspath $(NATIVE_ENGINES))"
 
 native-tools: $(STAMP)

@@ -23,19 +23,23 @@ from runtime.result import Result, refuse_forecast_parts
 
 def open_engine(path, backend=None, providers=None, threads=None, resize=None, current=False,
                 verify=True):
-    """The engine for ``path``: a ForecastEngine for a forecast bundle, else an Engine.
+    """The engine for ``path``, run by libswiftrt (runtime/backends/native.py) unless asked not to.
 
     ``path``: an artifact, its manifest, a bundle's ``forecast.json`` or its folder.
+    ``backend``: None or "native": the core picks by file (.onnx: ONNX Runtime, .plan:
+    TensorRT); "onnxruntime", "openvino", "tensorrt": that backend inside the core;
+    "python-onnxruntime" etc.: the Python engine (Engine, ForecastEngine) on that backend, kept
+    only while the core replaces it (issue 26), e.g. for side-by-side benchmarks.
     ``current`` (bundles only): also segment the current frame (for side-by-side views).
-    ``verify``: check each artifact's sha256 against its manifest (cached; --no-verify).
-    ``backend="native"``: the whole engine runs in libswiftrt (runtime/backends/native.py).
+    ``verify``: the Python engine checks each artifact's sha256 (cached; --no-verify); the core
+    always does.
     """
-    if backend == "native":
-        if providers:
-            raise UserError("--providers selects ONNX Runtime execution providers; the native "
-                            "backend does not use them")
+    from runtime.backends import PYTHON_PREFIX
+    if not (backend or "").startswith(PYTHON_PREFIX):
         from runtime.backends.native import open_native_engine
-        return open_native_engine(path, threads=threads, resize=resize, current=current)
+        return open_native_engine(path, backend=backend, providers=providers, threads=threads,
+                                  resize=resize, current=current)
+    backend = backend[len(PYTHON_PREFIX):]
     if manifest_mod.peek_task(path) == "forecast":
         from runtime.forecast import ForecastEngine
         return ForecastEngine(path, backend=backend, providers=providers, threads=threads,

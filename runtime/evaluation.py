@@ -14,7 +14,6 @@ import numpy as np
 from runtime import compare, forecast_eval
 from runtime.data.cityscapes import (OUTLIER, find_pairs, group_sequences, outlier_mask_path, read_label,
                                      read_outlier_details, read_outlier_mask, read_split_info)
-from runtime.engine import Engine
 from runtime.errors import UserError
 from runtime.forecast import ForecastBundle
 from runtime.metrics import ConfusionMatrix, OutlierHistogram
@@ -87,10 +86,15 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
 
 
 def _open(path, backend, threads, verify):
-    if backend == "native":  # libswiftrt runs the whole engine (runtime/backends/native.py)
-        from runtime.backends.native import NativeEngine
-        return NativeEngine(path, threads=threads)
-    return Engine(path, backend=backend, threads=threads, verify=verify)
+    """The engine rt-eval measures: libswiftrt's unless ``backend`` is "python-X"."""
+    from runtime.engine import open_engine
+    return open_engine(path, backend=backend, threads=threads, verify=verify)
+
+
+def _reference_backend(path, backend):
+    """The reference runs on the evaluated engine's side (core or Python), its backend by file."""
+    from runtime.backends import PYTHON_PREFIX, backend_for
+    return PYTHON_PREFIX + backend_for(path) if (backend or "").startswith(PYTHON_PREFIX) else None
 
 
 def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=None, backend=None,
@@ -101,7 +105,8 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
     outlier score distributions (outlier engines only).
     """
     engine = _open(engine_path, backend, threads, verify)
-    ref_engine = Engine(reference, threads=threads, verify=verify) if reference else None
+    ref_engine = (_open(reference, _reference_backend(reference, backend), threads, verify)
+                  if reference else None)
     pairs = find_pairs(data, split)
     if not pairs:
         raise UserError("no images with labels under {} (split {!r})".format(data, split))

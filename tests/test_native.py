@@ -24,12 +24,15 @@ pytest.importorskip("openvino")
 
 def _build_library():
     """Configure and build build/native as ``make native-lib`` does (the library only)."""
+    import onnxruntime
     import openvino
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     cmake_dir = os.path.join(os.path.dirname(openvino.__file__), "cmake")
     subprocess.check_call(["cmake", "-S", NATIVE_SRC, "-B", BUILD, "-G", "Ninja", "-Wno-dev",
                            "-DCMAKE_BUILD_TYPE=Release", "-DOpenVINO_DIR=" + cmake_dir,
+                           "-DONNXRUNTIME_ROOT=" + os.path.join(os.path.dirname(onnxruntime.__file__),
+                                                                "capi"),
                            "-DSWIFTRT_PYTHON=" + sys.executable,
                            "-DSWIFTRT_TEST_ENGINES=" + ENGINES], env=env)
     subprocess.check_call(["cmake", "--build", BUILD, "-j2", "--target", "swiftrt"], env=env)
@@ -307,6 +310,38 @@ def test_errors_are_one_line(engines, tmp_path, run_cli_subprocess):
                  and not line.startswith(("E0000", "WARNING: All log"))]
         assert len(lines) == 1 and words in lines[0], proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_default_engine_backend_choice_and_missing_library(engines, tmp_path, run_cli_subprocess):
+    """runtime.open_engine runs on the core by default, --backend names the core's backend and
+    --providers goes to its ONNX Runtime; without the library, one line says how to build it."""
+    import cv2
+    from runtime import open_engine
+    from runtime.backends.native import NativeEngine, version
+    from runtime.engine import Engine
+    from runtime.errors import UserError
+    default = open_engine(engines["seg"], threads=1)
+    try:
+        assert isinstance(default, NativeEngine)
+        wanted = "onnxruntime" if "onnxruntime" in version().split("backends:")[1] else "openvino"
+        assert default.describe()["core_backend"].startswith(wanted)
+    finally:
+        default.close()
+    python = open_engine(engines["seg"], backend="python-onnxruntime", threads=1)
+    assert isinstance(python, Engine) and not isinstance(python, NativeEngine)
+    python.close()
+    with pytest.raises(UserError, match="unknown backend 'bogus'"):
+        open_engine(engines["seg"], backend="bogus")
+    with pytest.raises(UserError, match="--providers selects ONNX Runtime"):
+        open_engine(engines["seg"], backend="openvino", providers=["cpu"])
+    cv2.imwrite(str(tmp_path / "frame.png"), _scenes(1, SIZE)[0])
+    env = dict(os.environ, SWIFTRT_LIBRARY=str(tmp_path / "no" / "libswiftrt.so"))
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli.segment", "--engine", engines["seg"],
+                           "--images", str(tmp_path / "*.png")], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "make native-lib" in proc.stderr
 
 
 def test_bad_frames_through_ctypes(engines):

@@ -4,7 +4,11 @@ import os
 
 from runtime.errors import UserError
 
-BACKENDS = ("onnxruntime", "tensorrt", "openvino", "native")
+# What --backend accepts (runtime.open_engine): the core's backends ("native" = the core's own
+# choice by file), and "python-X": the Python engine on backend X, kept for the transition only.
+PYTHON_PREFIX = "python-"
+TENSOR_BACKENDS = ("onnxruntime", "tensorrt", "openvino")  # the Python engine's (open_backend)
+BACKENDS = TENSOR_BACKENDS + ("native",) + tuple(PYTHON_PREFIX + b for b in TENSOR_BACKENDS)
 log = logging.getLogger(__name__)
 
 
@@ -12,7 +16,9 @@ def backend_for(path, manifest=None, requested=None):
     """Which backend runs ``path``: ``requested`` if given, else by its Manifest's artifact
     format or its suffix (.onnx -> ONNX Runtime; OpenVINO only when asked for)."""
     if requested:
-        if requested not in BACKENDS:
+        if requested.startswith(PYTHON_PREFIX):
+            requested = requested[len(PYTHON_PREFIX):]
+        if requested not in TENSOR_BACKENDS + ("native",):
             raise UserError("unknown backend {!r}; use one of {}".format(requested, ", ".join(BACKENDS)))
         return requested
     fmt = manifest.artifact_format if manifest is not None else None

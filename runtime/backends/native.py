@@ -40,7 +40,8 @@ MAX_PAST = 16
 SRT_OK = 0
 # Statuses a user causes (a bad file or manifest, a frame the engine cannot take): UserError.
 _USER_STATUSES = (1, 3, 4, 5, 6)
-_BACKEND_AUTO = 0
+# The core's own backends (SRT_BACKEND_*); "auto" picks by the file (.onnx / .plan).
+CORE_BACKENDS = {"auto": 0, "openvino": 1, "tensorrt": 2, "onnxruntime": 3}
 _FORMAT_BGR8 = 1
 _RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
 _TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
@@ -53,7 +54,8 @@ class OpenOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("backend", ctypes.c_int32),
                 ("threads", ctypes.c_int32), ("resize", ctypes.c_int32),
                 ("use_outlier_threshold", ctypes.c_int32), ("outlier_threshold", ctypes.c_float),
-                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32)]
+                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32),
+                ("spin", ctypes.c_int32), ("providers", ctypes.c_char_p)]
 
 
 class Frame(ctypes.Structure):
@@ -117,7 +119,7 @@ def load_library():
         if not os.path.exists(path):
             path = ctypes.util.find_library("swiftrt")
         if not path:
-            raise UserError("libswiftrt is not built: run `make native` (or set SWIFTRT_LIBRARY "
+            raise UserError("libswiftrt is not built: run `make native-lib` (or set SWIFTRT_LIBRARY "
                             "to the library's path)")
         try:
             lib = ctypes.CDLL(path)
@@ -158,10 +160,14 @@ def version():
     return load_library().srt_version().decode()
 
 
-def _check(lib, status, what):
+def _check(lib, status, what=None):
+    """A failed srt_* call -> ManifestError / UserError (one line a user can act on) or
+    RuntimeError. ``what``: a prefix; None for srt_engine_open, whose messages name the file."""
     if status == SRT_OK:
         return
-    message = "{}: {}".format(what, lib.srt_last_error().decode("utf-8", "replace"))
+    message = lib.srt_last_error().decode("utf-8", "replace")
+    if what:
+        message = "{}: {}".format(what, message)
     if status == 4:
         raise ManifestError(message)
     if status in _USER_STATUSES:
@@ -172,24 +178,39 @@ def _check(lib, status, what):
 class CoreEngine(object):
     """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False,
+                 backend="auto", providers=None, spin=None):
+        """``backend``: a CORE_BACKENDS name; ``providers``: ONNX Runtime execution providers
+        (a list or a comma string, e.g. "tensorrt,cuda,cpu"); ``spin``: ONNX Runtime's intra-op
+        spinning (None: the core's default, on for one model, off for a bundle's stages)."""
         if resize not in _RESIZE:
             raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
                 resize))
+        if backend not in CORE_BACKENDS:
+            raise UserError("unknown core backend {!r}; use one of {}".format(
+                backend, ", ".join(sorted(CORE_BACKENDS))))
         self.lib = lib = load_library()
+        self.threads = int(threads) if threads else None
+        self.providers = providers if isinstance(providers, (str, type(None))) else ",".join(providers)
         options = OpenOptions()
         _check(lib, lib.srt_open_options_init_sized(ctypes.byref(options), ctypes.sizeof(options)),
                "srt_open_options_init_sized")
-        options.backend = _BACKEND_AUTO
+        options.backend = CORE_BACKENDS[backend]
         options.threads = int(threads or 0)
         options.resize = _RESIZE[resize]
         if outlier_threshold is not None:
             options.use_outlier_threshold = 1
             options.outlier_threshold = float(outlier_threshold)
         options.decode_current = 1 if current else 0
+        if spin is not None:
+            options.spin = 1 if spin else 0
+        if providers:
+            if not isinstance(providers, str):
+                providers = ",".join(providers)
+            options.providers = providers.encode()
         handle = ctypes.c_void_p()
         _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
-                                        ctypes.byref(handle)), "native engine {}".format(path))
+                                        ctypes.byref(handle)))
         self.handle = handle
         info = EngineInfo()
         info.struct_size = ctypes.sizeof(EngineInfo)
@@ -277,7 +298,8 @@ class NativeBackend(object):
 
     def describe(self):
         return {"backend": NAME, "version": version(), "core_backend": self.core.backend_name,
-                "library": self.core.lib.path}
+                "library": self.core.lib.path, "threads": self.core.threads,
+                "providers": self.core.providers}
 
     def close(self):
         self.core.close()
@@ -286,13 +308,15 @@ class NativeBackend(object):
 class NativeEngine(EngineBase):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, backend="auto",
+                 providers=None):
         self.path = str(path)
         self.manifest = Manifest.load(self.path)
         result_mod.refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
-                               outlier_threshold=outlier_threshold)
+                               outlier_threshold=outlier_threshold, backend=backend,
+                               providers=providers)
         self.input_name = self.manifest.input.name
         self.backend = NativeBackend(self.core, self.input_name)
         # Only to show the frame the network saw (the core fits its own copy, identically).
@@ -380,9 +404,11 @@ class NativeForecastEngine(ForecastOutputs):
     """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
     ring buffer of past features run inside the core (same time-offset rules)."""
 
-    def __init__(self, path, threads=None, resize=None, current=False):
+    def __init__(self, path, threads=None, resize=None, current=False, backend="auto",
+                 providers=None):
         from runtime.forecast_stats import ForecastStats
-        self.core = CoreEngine(path, threads=threads, resize=resize, current=current)
+        self.core = CoreEngine(path, threads=threads, resize=resize, current=current,
+                               backend=backend, providers=providers)
         if self.core.task != "forecast":
             raise ManifestError("{} is not a forecast bundle".format(path))
         self.bundle = _NativeBundle(path, self.core)
@@ -442,8 +468,12 @@ class NativeForecastEngine(ForecastOutputs):
         return {RESULT_KEY: result}
 
     def infer(self, frame):
-        """All stages once (warm-up, timing), then a fresh stream."""
-        return self.infer_at(frame, None)
+        """All stages once (warm-up, timing), then a fresh stream: the core cannot run a frame
+        outside its ring, so the ring is emptied again (a warm-up frame at time 0 would
+        otherwise stay in it and widen the picking tolerance of the stream that follows)."""
+        outputs = self.infer_at(frame, None)
+        self.reset()
+        return outputs
 
     def stream_summary(self):
         interval = None
@@ -486,8 +516,19 @@ class NativeForecastEngine(ForecastOutputs):
             self._intervals.append(frame_time - last)
 
 
-def open_native_engine(path, threads=None, resize=None, current=False):
-    """A NativeForecastEngine for a forecast bundle, else a NativeEngine."""
+def open_native_engine(path, backend=None, providers=None, threads=None, resize=None,
+                       current=False):
+    """A NativeForecastEngine for a forecast bundle, else a NativeEngine. ``backend``: None or
+    "native" (the core picks by file) or one of the core's backends (CORE_BACKENDS)."""
+    backend = "auto" if backend in (None, NAME) else backend
+    if backend not in CORE_BACKENDS:
+        raise UserError("unknown backend {!r}; the core has {}".format(
+            backend, ", ".join(b for b in sorted(CORE_BACKENDS) if b != "auto")))
+    if providers and backend not in ("auto", "onnxruntime"):
+        raise UserError("--providers selects ONNX Runtime execution providers; the {} backend "
+                        "does not use them".format(backend))
     if manifest_mod.peek_task(path) == "forecast":
-        return NativeForecastEngine(path, threads=threads, resize=resize, current=current)
-    return NativeEngine(path, threads=threads, resize=resize)
+        return NativeForecastEngine(path, threads=threads, resize=resize, current=current,
+                                    backend=backend, providers=providers)
+    return NativeEngine(path, threads=threads, resize=resize, backend=backend,
+                        providers=providers)

@@ -72,7 +72,7 @@ enum {
 
 /* ---- enums ------------------------------------------------------------------------------------ */
 
-enum { SRT_BACKEND_AUTO = 0, SRT_BACKEND_OPENVINO = 1, SRT_BACKEND_TENSORRT = 2 };
+enum { SRT_BACKEND_AUTO = 0, SRT_BACKEND_OPENVINO = 1, SRT_BACKEND_TENSORRT = 2, SRT_BACKEND_ONNXRUNTIME = 3 };
 enum { SRT_TASK_SEGMENTATION = 1, SRT_TASK_OUTLIER = 2, SRT_TASK_FORECAST = 3 };
 enum { SRT_FORMAT_BGR8 = 1, SRT_FORMAT_RGB8 = 2 };
 /* How a frame is fitted to the network input; MANIFEST = the manifest's input.resize. */
@@ -86,13 +86,18 @@ typedef struct srt_engine srt_engine; /* opaque */
 
 typedef struct srt_open_options {
   uint32_t struct_size;          /* sizeof(srt_open_options) */
-  int32_t backend;               /* SRT_BACKEND_*; AUTO: from the file (.onnx: OpenVINO, .plan: TensorRT) */
+  int32_t backend;               /* SRT_BACKEND_*; AUTO: from the file (.onnx: ONNX Runtime where it is built
+                                    in, else OpenVINO; .plan: TensorRT) */
   int32_t threads;               /* inference threads; 0 = the backend's default */
   int32_t resize;                /* SRT_RESIZE_* */
   int32_t use_outlier_threshold; /* nonzero: use outlier_threshold, else the manifest's default */
   float outlier_threshold;       /* in [0, 1]; a pixel is an outlier when its score is above it */
   int32_t decode_current;        /* forecast bundles: also segment the current frame (one decoder run) */
-  int32_t device;                /* TensorRT: CUDA device index */
+  int32_t device;                /* TensorRT, ONNX Runtime's CUDA/TensorRT providers: CUDA device index */
+  int32_t spin;                  /* ONNX Runtime: intra-op threads spin between runs (1) or sleep (0); -1 =
+                                    default: spin for one model, sleep for a bundle's stages */
+  const char *providers;         /* ONNX Runtime: comma list of execution providers in priority order, e.g.
+                                    "tensorrt,cuda,cpu"; NULL or "" = TensorRT, CUDA, CPU as available */
 } srt_open_options;
 
 typedef struct srt_frame {

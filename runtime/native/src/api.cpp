@@ -107,7 +107,10 @@ struct Layout<srt_class_info> {
 
 // The defaults of every field (what a caller's smaller struct_size does not cover). An appended
 // field whose default is not 0 gets it here.
-void set_defaults(srt_open_options *o) { o->outlier_threshold = 0.5f; }
+void set_defaults(srt_open_options *o) {
+  o->outlier_threshold = 0.5f;
+  o->spin = -1;
+}
 void set_defaults(srt_frame *) {}
 void set_defaults(srt_result *) {}
 void set_defaults(struct srt_engine_info *) {}
@@ -198,6 +201,9 @@ const char *srt_version(void) {
 #ifdef SWIFTRT_WITH_TENSORRT
          " tensorrt"
 #endif
+#ifdef SWIFTRT_WITH_ONNXRUNTIME
+         " onnxruntime"
+#endif
          ")";
 }
 
@@ -249,6 +255,9 @@ srt_status srt_engine_open(const char *path, const srt_open_options *caller_opti
     o.outlier_threshold = options.outlier_threshold;
     o.decode_current = options.decode_current != 0;
     o.device = options.device;
+    if (options.spin < -1 || options.spin > 1) srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->spin must be -1, 0 or 1");
+    o.spin = options.spin;
+    if (options.providers) o.providers = options.providers;
     std::unique_ptr<srt_engine> handle(new srt_engine);
     handle->impl = srt::open_engine(path, o);
     *engine = handle.release();

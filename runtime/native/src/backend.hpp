@@ -33,9 +33,12 @@ class Backend {
 struct BackendOptions {
   int threads = 0;
   int device = 0;
+  int spin = -1;          // ONNX Runtime: 1 spin, 0 sleep, -1 ONNX Runtime's default
+  std::string providers;  // ONNX Runtime: comma list; empty = TensorRT, CUDA, CPU as available
 };
 
 std::unique_ptr<Backend> open_openvino(const ModelManifest &manifest, const BackendOptions &options);
+std::unique_ptr<Backend> open_onnxruntime(const ModelManifest &manifest, const BackendOptions &options);
 std::unique_ptr<Backend> open_tensorrt(const ModelManifest &manifest, const BackendOptions &options);
 
 }  // namespace srt

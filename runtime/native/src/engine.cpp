@@ -175,33 +175,56 @@ struct MapOutput {
   }
 };
 
-std::unique_ptr<Backend> open_backend(const ModelManifest &m, const OpenOptions &o) {
+// `stage`: one of a bundle's stages, which run one after another (their threads must not spin).
+std::unique_ptr<Backend> open_backend(const ModelManifest &m, const OpenOptions &o, bool stage = false) {
+  const bool onnx = m.format == "onnx" || ends_with(m.artifact_path, ".onnx");
   int kind = o.backend;
   if (kind == SRT_BACKEND_AUTO) {
-    if (m.format == "onnx" || ends_with(m.artifact_path, ".onnx")) kind = SRT_BACKEND_OPENVINO;
+#ifdef SWIFTRT_WITH_ONNXRUNTIME
+    if (onnx) kind = SRT_BACKEND_ONNXRUNTIME;
+#else
+    if (onnx) kind = SRT_BACKEND_OPENVINO;
+#endif
     else if (m.format == "tensorrt" || ends_with(m.artifact_path, ".plan") || ends_with(m.artifact_path, ".engine"))
       kind = SRT_BACKEND_TENSORRT;
     else fail(SRT_ERROR_UNSUPPORTED, "cannot tell the backend for " + m.artifact_path + ": use .onnx or .plan");
   }
-  if (kind != SRT_BACKEND_OPENVINO && kind != SRT_BACKEND_TENSORRT)
+  if (kind != SRT_BACKEND_OPENVINO && kind != SRT_BACKEND_TENSORRT && kind != SRT_BACKEND_ONNXRUNTIME)
     fail(SRT_ERROR_INVALID_ARGUMENT, "unknown backend number " + std::to_string(kind));
+  if (kind != SRT_BACKEND_ONNXRUNTIME && !o.providers.empty())
+    fail(SRT_ERROR_INVALID_ARGUMENT, "options->providers selects ONNX Runtime execution providers; the " +
+                                         std::string(kind == SRT_BACKEND_OPENVINO ? "openvino" : "tensorrt") +
+                                         " backend does not use them");
   if (!m.sha256.empty()) {
     std::string digest = sha256_file(m.artifact_path);
     if (digest != m.sha256)
-      fail(SRT_ERROR_CORRUPT_ENGINE, m.artifact_path + " does not match the sha256 in its manifest (changed or truncated "
-                                                       "since export: re-export it)");
+      fail(SRT_ERROR_CORRUPT_ENGINE, m.artifact_path + " does not match its manifest: sha256 " + digest.substr(0, 12) +
+                                         "... instead of " + m.sha256.substr(0, 12) +
+                                         "... (changed or truncated since export: re-export it)");
   }
   BackendOptions bo;
   bo.threads = o.threads;
   bo.device = o.device;
+  bo.spin = o.spin >= 0 ? o.spin : (stage ? 0 : -1);
+  bo.providers = o.providers;
   std::unique_ptr<Backend> backend;
+  if (kind == SRT_BACKEND_OPENVINO || kind == SRT_BACKEND_ONNXRUNTIME) {
+    const char *name = kind == SRT_BACKEND_OPENVINO ? "openvino" : "onnxruntime";
+    if (!ends_with(m.artifact_path, ".onnx"))
+      fail(SRT_ERROR_UNSUPPORTED, std::string("the ") + name + " backend runs .onnx engines, not " + m.artifact_path);
+  }
   if (kind == SRT_BACKEND_OPENVINO) {
 #ifdef SWIFTRT_WITH_OPENVINO
-    if (!ends_with(m.artifact_path, ".onnx"))
-      fail(SRT_ERROR_UNSUPPORTED, "the openvino backend runs .onnx engines, not " + m.artifact_path);
     backend = open_openvino(m, bo);
 #else
     fail(SRT_ERROR_UNSUPPORTED, "this libswiftrt was built without the OpenVINO backend");
+#endif
+  } else if (kind == SRT_BACKEND_ONNXRUNTIME) {
+#ifdef SWIFTRT_WITH_ONNXRUNTIME
+    backend = open_onnxruntime(m, bo);
+#else
+    fail(SRT_ERROR_UNSUPPORTED, "this libswiftrt was built without the ONNX Runtime backend (configure it with "
+                                "ONNXRUNTIME_ROOT: make native-lib)");
 #endif
   } else {
 #ifdef SWIFTRT_WITH_TENSORRT
@@ -403,7 +426,7 @@ class ForecastEngine : public Engine {
         bad(std::string("stage file ") + b_.stage_paths[i] + " is not the '" + names[i] + "' stage");
     }
     check_stages();
-    for (int i = 0; i < 3; ++i) backends_[i] = open_backend(stages_[i], o);
+    for (int i = 0; i < 3; ++i) backends_[i] = open_backend(stages_[i], o, true);
     pre_.reset(new Preprocessor(stages_[0].input, resize_mode(o, stages_[0].input.resize)));
     features_out_ = stages_[0].output("features");
     f2f_out_ = stages_[1].output("features");

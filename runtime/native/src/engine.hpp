@@ -19,6 +19,8 @@ struct OpenOptions {
   float outlier_threshold = 0.5f;
   bool decode_current = false;
   int device = 0;
+  int spin = -1;          // -1: spin for one model, not for a bundle's stages (run one after another)
+  std::string providers;  // ONNX Runtime execution providers (comma list)
 };
 
 class Engine {

@@ -236,7 +236,13 @@ ModelManifest load_model_manifest(const std::string &artifact, const std::string
   if (!art.is_object()) bad(where, "'artifact' must be an object");
   if (const Json *f = art.get("format")) m.format = f->string();
   if (const Json *s = art.get("sha256"))
-    if (!s->is_null()) m.sha256 = s->string();
+    if (!s->is_null()) {  // runtime/manifest.py _verify_artifact: 64 lowercase hex digits, not all zero
+      bool ok = s->is_string() && s->string().size() == 64 &&
+                s->string().find_first_not_of("0123456789abcdef") == std::string::npos &&
+                s->string().find_first_not_of('0') != std::string::npos;
+      if (!ok) bad(where, "malformed or all-zero artifact sha256 (64 hex digits expected; re-export)");
+      m.sha256 = s->string();
+    }
   m.input = input_of(root, where);
   const Json &outs = root.at("outputs");
   if (!outs.is_array() || outs.size() == 0) bad(where, "'outputs' must be a non-empty list");

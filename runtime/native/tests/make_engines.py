@@ -5,7 +5,8 @@
 Writes OUT_DIR/seg.onnx (uint8 BGR frame in, class map out), OUT_DIR/logits.onnx (float NCHW
 tensor normalized on the host, logits out), OUT_DIR/ood.onnx (outlier head: class map + outlier
 score) and OUT_DIR/bundle/ (a DeformF2F forecast bundle), from the committed demo checkpoints,
-and OUT_DIR/bad/: broken engines and manifests for the error tests.
+OUT_DIR/int8.onnx (seg.onnx quantized by rt-export's INT8 path on generated scenes, fixed seed;
+only with --only int8) and OUT_DIR/bad/: broken engines and manifests for the error tests.
 Exports are kept while OUT_DIR/stamp.json matches the export code, the checkpoints and the size
 (re-exported when any of them changes), so the ctest fixture and the pytest session share one folder
 without testing stale engines.
@@ -74,6 +75,17 @@ def make(out, size, only):
         if kind in only and not os.path.exists(path + ".json"):
             export(arch, os.path.join(REPO, checkpoint), size, path, parity_images=2,
                    log=lambda message: None, **kwargs)
+    if "int8" in only:
+        paths["int8"] = os.path.join(out, "int8.onnx")
+        if not os.path.exists(paths["int8"] + ".json"):
+            from calib.int8 import export_int8
+            if not os.path.exists(paths["seg"] + ".json"):
+                arch, checkpoint, kwargs = CHECKPOINTS["seg"]
+                export(arch, os.path.join(REPO, checkpoint), size, paths["seg"], parity_images=2,
+                       log=lambda message: None, **kwargs)
+            export_int8(paths["seg"], paths["int8"], "synthetic", count=8, seed=0, method="minmax",
+                        agreement_images=2, check_latency=False, progress=False,
+                        log=lambda message: None)
     import inspect
     has_targets = "trt_version" in inspect.signature(export).parameters
     for kind, version in sorted(TRT_TARGETS.items()):

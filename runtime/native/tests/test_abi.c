@@ -1,10 +1,11 @@
 /* C tests of libswiftrt through its ABI only (C99): what a vehicle-software caller relies on.
  *
- *   test_abi ENGINES_DIR [FRAMES]
+ *   test_abi ENGINES_DIR [FRAMES [BACKEND]]
  *
  * ENGINES_DIR is what tests/make_engines.py writes: seg.onnx, ood.onnx, bundle/, bad/ (broken
  * engines and manifests). FRAMES (default 40) frames run through each engine; the sanitizer build
- * runs a few hundred.
+ * runs a few hundred. BACKEND: openvino (default) or onnxruntime, the backend every engine is
+ * opened with (the error tests open with AUTO).
  */
 #include <math.h>
 #include <pthread.h>
@@ -16,6 +17,15 @@
 
 static int failures = 0;
 static char dir[4096];
+static int backend_kind = SRT_BACKEND_OPENVINO;
+static const char *backend_label = "openvino";
+
+/* Default options with the backend under test. */
+static const srt_open_options *opts(srt_open_options *o) {
+  srt_open_options_init(o);
+  o->backend = backend_kind;
+  return o;
+}
 
 #define CHECK(cond, ...)                                       \
   do {                                                         \
@@ -72,7 +82,8 @@ static srt_frame frame_of(const unsigned char *data, int w, int h, size_t stride
 static void test_versions(void) {
   srt_status s;
   CHECK(srt_abi_version() == SRT_ABI_VERSION, "abi %u", srt_abi_version());
-  CHECK(strstr(srt_version(), "openvino") != NULL, "version '%s' does not name the openvino backend", srt_version());
+  CHECK(strstr(srt_version(), backend_label) != NULL, "version '%s' does not name the %s backend", srt_version(),
+        backend_label);
   for (s = 0; s <= SRT_ERROR_INTERNAL; ++s) CHECK(strncmp(srt_status_string(s), "SRT_", 4) == 0, "status %d", (int)s);
   CHECK(strcmp(srt_status_string(12345), "SRT_ERROR_UNKNOWN") == 0, "unknown status");
 }
@@ -120,7 +131,8 @@ static void test_segmentation(int frames) {
   unsigned char *data, *map;
   size_t plane;
   int i, j, bad_ids = 0;
-  srt_status s = srt_engine_open(path_of("seg.onnx"), NULL, &engine);
+  srt_open_options options;
+  srt_status s = srt_engine_open(path_of("seg.onnx"), opts(&options), &engine);
   CHECK(s == SRT_OK, "open seg.onnx: %s", srt_last_error());
   if (s != SRT_OK) return;
 
@@ -131,14 +143,14 @@ static void test_segmentation(int frames) {
   info.struct_size = sizeof info;
   CHECK(srt_engine_info(engine, &info) == SRT_OK, "info: %s", srt_last_error());
   CHECK(info.task == SRT_TASK_SEGMENTATION, "task %d", info.task);
-  CHECK(info.backend == SRT_BACKEND_OPENVINO, "backend %d", info.backend);
+  CHECK(info.backend == backend_kind, "backend %d", info.backend);
   CHECK(info.num_classes == 19, "classes %d", info.num_classes);
   CHECK(info.input_height > 0 && info.input_width > 0 && info.output_height == info.input_height &&
             info.output_width == info.input_width, "sizes %dx%d -> %dx%d", info.input_width, info.input_height,
         info.output_width, info.output_height);
   CHECK(info.has_outlier_score == 0 && info.forecast_horizon == 0, "flags");
   CHECK(strcmp(info.precision, "fp32") == 0, "precision '%s'", info.precision);
-  CHECK(strncmp(info.backend_name, "openvino", 8) == 0, "backend name '%s'", info.backend_name);
+  CHECK(strncmp(info.backend_name, backend_label, strlen(backend_label)) == 0, "backend name '%s'", info.backend_name);
 
   cls.struct_size = sizeof cls;
   CHECK(srt_engine_class(engine, 0, &cls) == SRT_OK && strcmp(cls.name, "road") == 0, "class 0 '%s'", cls.name);
@@ -227,7 +239,7 @@ static void test_outlier(int frames) {
   float *score;
   unsigned char *mask, *map, *data;
   int i, j;
-  srt_open_options_init(&options);
+  opts(&options);
   options.use_outlier_threshold = 1;
   options.outlier_threshold = 0.25f;
   if (srt_engine_open(path_of("ood.onnx"), &options, &engine) != SRT_OK) {
@@ -263,7 +275,7 @@ static void test_outlier(int frames) {
   }
   srt_engine_close(engine);
   /* Without options the manifest's default threshold (0.5) applies. */
-  if (srt_engine_open(path_of("ood.onnx"), NULL, &engine) == SRT_OK) {
+  if (srt_engine_open(path_of("ood.onnx"), opts(&options), &engine) == SRT_OK) {
     srt_engine_info(engine, &info);
     CHECK(fabsf(info.outlier_threshold - 0.5f) < 1e-6f, "default threshold %f", info.outlier_threshold);
     srt_engine_close(engine);
@@ -279,7 +291,7 @@ static void test_forecast(int frames) {
   size_t plane;
   unsigned char *fmap, *cmap;
   int i, first = -1, warmups = 0, round;
-  srt_open_options_init(&options);
+  opts(&options);
   options.decode_current = 1;
   if (srt_engine_open(path_of("bundle"), &options, &engine) != SRT_OK) {
     CHECK(0, "open bundle: %s", srt_last_error());
@@ -330,7 +342,7 @@ static void test_forecast(int frames) {
   expect_error(srt_engine_run(engine, NULL, &result), SRT_ERROR_INVALID_ARGUMENT, "bundle run(NULL frame)");
   srt_engine_close(engine);
   /* Without decode_current the current class map is refused (not silently left empty). */
-  if (srt_engine_open(path_of("bundle/forecast.json"), NULL, &engine) == SRT_OK) {
+  if (srt_engine_open(path_of("bundle/forecast.json"), opts(&options), &engine) == SRT_OK) {
     unsigned char *d = make_frame(320, 240, 960, 1);
     srt_frame f = frame_of(d, 320, 240, 960);
     expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "class_map without decode_current");
@@ -344,6 +356,61 @@ static void test_forecast(int frames) {
   free(fmap), free(cmap);
 }
 
+/* ONNX Runtime's own options: execution providers and intra-op spinning. */
+static void test_onnxruntime_options(void) {
+  srt_engine *engine = NULL;
+  srt_open_options options;
+  struct srt_engine_info info;
+  srt_result result;
+  unsigned char *d = make_frame(300, 200, 900, 6);
+  srt_frame f = frame_of(d, 300, 200, 900);
+  /* AUTO runs an .onnx on ONNX Runtime where it is built in. */
+  if (srt_engine_open(path_of("seg.onnx"), NULL, &engine) == SRT_OK) {
+    info.struct_size = sizeof info;
+    srt_engine_info(engine, &info);
+    CHECK(info.backend == SRT_BACKEND_ONNXRUNTIME, "AUTO picked backend %d for an .onnx", info.backend);
+    srt_engine_close(engine);
+  } else {
+    CHECK(0, "open seg.onnx (AUTO): %s", srt_last_error());
+  }
+  /* An explicit provider list, names short or ORT's, and sleeping threads. */
+  opts(&options);
+  options.providers = " cpu ,CPUExecutionProvider";
+  options.spin = 0;
+  options.threads = 1;
+  if (srt_engine_open(path_of("seg.onnx"), &options, &engine) == SRT_OK) {
+    memset(&result, 0, sizeof result);
+    result.struct_size = sizeof result;
+    CHECK(srt_engine_run(engine, &f, &result) == SRT_OK, "run with providers=cpu: %s", srt_last_error());
+    info.struct_size = sizeof info;
+    srt_engine_info(engine, &info);
+    CHECK(strstr(info.backend_name, "cpu") != NULL, "backend name '%s' does not name the provider", info.backend_name);
+    srt_engine_close(engine);
+  } else {
+    CHECK(0, "open seg.onnx with providers=cpu: %s", srt_last_error());
+  }
+  /* A provider this ONNX Runtime does not have: one line naming those it has. */
+  opts(&options);
+  options.providers = "cpu,nosuchprovider";
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_UNSUPPORTED, "unknown provider");
+  CHECK(strstr(srt_last_error(), "nosuchprovider") && strstr(srt_last_error(), "available: "), "provider message: %s",
+        srt_last_error());
+  opts(&options);
+  options.providers = " , ";
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_INVALID_ARGUMENT, "empty provider list");
+  opts(&options);
+  options.spin = 2;
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_INVALID_ARGUMENT, "spin 2");
+  /* Providers are ONNX Runtime's: another backend refuses them rather than ignoring them. */
+  srt_open_options_init(&options);
+  options.backend = SRT_BACKEND_OPENVINO;
+  options.providers = "cpu";
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_INVALID_ARGUMENT,
+               "providers with openvino");
+  CHECK(engine == NULL, "engine set after failures");
+  free(d);
+}
+
 /* srt_last_error is per thread, and engines on two threads run independently. */
 static void *thread_body(void *arg) {
   int *ok = (int *)arg;
@@ -352,8 +419,9 @@ static void *thread_body(void *arg) {
   unsigned char *d = make_frame(300, 200, 900, 5);
   srt_frame f = frame_of(d, 300, 200, 900);
   int i;
+  srt_open_options options;
   *ok = srt_last_error()[0] == '\0'; /* nothing failed on this new thread yet */
-  if (srt_engine_open(path_of("seg.onnx"), NULL, &engine) != SRT_OK) *ok = 0;
+  if (srt_engine_open(path_of("seg.onnx"), opts(&options), &engine) != SRT_OK) *ok = 0;
   memset(&result, 0, sizeof result);
   result.struct_size = sizeof result;
   for (i = 0; engine && i < 5; ++i) *ok &= srt_engine_run(engine, &f, &result) == SRT_OK;
@@ -380,16 +448,23 @@ int main(int argc, char **argv) {
     return 2;
   }
   snprintf(dir, sizeof dir, "%s", argv[1]);
+  if (argc > 3 && strcmp(argv[3], "onnxruntime") == 0) {
+    backend_kind = SRT_BACKEND_ONNXRUNTIME, backend_label = "onnxruntime";
+  } else if (argc > 3 && strcmp(argv[3], "openvino") != 0) {
+    fprintf(stderr, "unknown backend '%s' (openvino, onnxruntime)\n", argv[3]);
+    return 2;
+  }
   test_versions();
   test_open_errors();
   test_segmentation(frames);
   test_outlier(frames / 4 > 2 ? frames / 4 : 2);
   test_forecast(frames);
   test_threads();
+  if (backend_kind == SRT_BACKEND_ONNXRUNTIME) test_onnxruntime_options();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;
   }
-  printf("all checks passed (%s)\n", srt_version());
+  printf("all checks passed (%s; %s)\n", srt_version(), backend_label);
   return 0;
 }
