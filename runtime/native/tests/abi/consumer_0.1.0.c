@@ -81,7 +81,9 @@ int main(int argc, char **argv) {
   expect_status(srt_engine_info(engine, &info.s), SRT_OK, "info");
   CHECK(canary_intact(info.canary), "srt_engine_info wrote past this program's struct");
   CHECK(info.s.struct_size == sizeof info.s && info.s.task == SRT_TASK_SEGMENTATION && info.s.num_classes == 19 &&
-            info.s.output_width > 0 && info.s.output_height > 0 && strncmp(info.s.backend_name, "openvino", 8) == 0,
+            info.s.output_width > 0 && info.s.output_height > 0 &&
+            /* AUTO: ONNX Runtime where built in (1.0), else OpenVINO (0.1.0's only CPU backend) */
+            (strncmp(info.s.backend_name, "onnxruntime", 11) == 0 || strncmp(info.s.backend_name, "openvino", 8) == 0),
         "info: task %d, %d classes, %dx%d, '%s'", info.s.task, info.s.num_classes, info.s.output_width,
         info.s.output_height, info.s.backend_name);
 
