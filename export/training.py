@@ -258,6 +258,8 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
     from export import checkpoints, models
     from export.classes import IGNORE_ID, cityscapes_classes
 
+    output = checkpoints.check_checkpoint_output(output, {"--data": data, "--init": init,
+                                                          "--negatives": negatives})
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available to this PyTorch")
     if threads:

@@ -74,7 +74,7 @@ def staging(output, tag="export"):
 
 
 @contextlib.contextmanager
-def _signals_held():
+def signals_held():
     """SIGINT/SIGTERM/SIGHUP wait until the block is done (delivered right after it)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
@@ -100,7 +100,7 @@ def publish(staged, manifest, output):
     pending = os.path.join(os.path.dirname(os.path.abspath(str(staged))),
                            os.path.basename(sidecar) + ".pending")
     manifest.write_file(pending)
-    with _signals_held():
+    with signals_held():
         if os.path.lexists(sidecar):
             os.remove(sidecar)
         os.replace(str(staged), output)

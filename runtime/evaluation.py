@@ -93,6 +93,13 @@ def _open(path, backend, threads, verify):
     return Engine(path, backend=backend, threads=threads, verify=verify)
 
 
+def check_limit(limit):
+    """``limit`` (first N images or sequences) is None or a positive count: 0 and -1 would
+    silently score every image or all but the last."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UserError("--limit must be a positive number of images (got {})".format(limit))
+
+
 def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=None, backend=None,
                           threads=None, verify=True, outlier_bins=10000, plot=None, quiet=False):
     """rt-eval on a segmentation (or outlier) engine: the result dict rt-eval prints and writes.
@@ -100,6 +107,7 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
     ``reference``: a second engine (pixel agreement, mIoU drop); ``plot``: a PNG of the inlier /
     outlier score distributions (outlier engines only).
     """
+    check_limit(limit)
     engine = _open(engine_path, backend, threads, verify)
     ref_engine = Engine(reference, threads=threads, verify=verify) if reference else None
     pairs = find_pairs(data, split)
@@ -145,6 +153,7 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
 def evaluate_forecast_bundle(bundle_path, data, split="val", reference=None, limit=None, backend=None,
                              threads=None, verify=True, quiet=False):
     """rt-eval on a forecast bundle and a sequence folder: the result dict rt-eval prints and writes."""
+    check_limit(limit)
     if backend == "native":
         raise UserError("rt-eval runs a bundle's stages one by one; the native core runs bundles "
                         "as streams: use rt-segment or rt-bench --backend native for bundles")

@@ -1,5 +1,6 @@
 """What every CLI shares: the --debug flag, the one-line error policy, bounds of flags."""
 import argparse
+import errno
 import logging
 import math
 import os
@@ -41,13 +42,17 @@ def check_threads(value, flag="--threads"):
             flag, most, THREADS_PER_CORE, usable_cores(), value))
 
 
+MAX_SECONDS = 366 * 24 * 3600  # a year: longer waits overflow timers (threading.TIMEOUT_MAX, poll)
+
+
 def check_seconds(value, flag, zero=False):
-    """Refuse a duration that is not a finite positive number (nan, inf, negative)."""
+    """Refuse a duration that is not a finite positive number (nan, inf, negative) or is
+    longer than a year (1e308 overflows the timers that bound it)."""
     if value is None:
         return
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        raise UserError("{} must be a finite {} number of seconds, got {}".format(
-            flag, "non-negative" if zero else "positive", value))
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero) or value > MAX_SECONDS:
+        raise UserError("{} must be a finite {} number of seconds up to {} (a year), got {}".format(
+            flag, "non-negative" if zero else "positive", MAX_SECONDS, value))
 
 
 def engine_inputs(inputs, path, flag="--engine"):
@@ -90,4 +95,19 @@ def run_cli(main, argv=None, prog=None):
             raise
         sys.stderr.write("{}: interrupted\n".format(prog))
         return 130
+    except OSError as exc:  # the file system said no (read-only, full, name too long, ...)
+        if debug:
+            raise
+        sys.stderr.write("{}: error: {}\n".format(prog, os_error_line(exc)))
+        return 2
     return int(code or 0)
+
+
+def os_error_line(exc):
+    """One line for an OSError a user can cause: what failed, on which file, and a full disk
+    named as such."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        reason += " (the disk or quota is full)"
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return "{}{}".format(reason, ": " + " -> ".join(names) if names else "").splitlines()[0]

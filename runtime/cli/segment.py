@@ -33,7 +33,7 @@ from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, 
                                 engine_inputs, run_cli)
 from runtime.engine import open_engine
 from runtime.errors import UserError
-from runtime.jsonfile import Inputs, OutputError, check_output
+from runtime.jsonfile import VIDEO_EXTENSIONS, Inputs, OutputError, check_output
 from runtime.manifest import RESIZE_MODES
 from runtime.outlier import VIEWS as OUTLIER_VIEWS
 from runtime.outlier import check_threshold
@@ -173,7 +173,8 @@ def check_outputs(args, source):
         for path in getattr(source, "paths", ()):
             inputs.add(path, "--images")
     if args.output:
-        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)])
+        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)],
+                                   allow=VIDEO_EXTENSIONS)
     if args.report:
         check_output(args.report, "--report", inputs, others=[("--output", args.output)])
     if args.save_frames:
