@@ -2947,7 +2947,7 @@ def write_check_frames(folder, count=4, size=(256, 512)):
 
 
 def write_video(path, frames=300, fps=30.0, seed=0, size=DEFAULT_SIZE, progress=None):
-    """Write one continuous drive as an MP4 ('mp4v'); returns the frame count read back (or None).
+    """Write one continuous drive as an MP4 ('mp4v'); returns the frame count read back.
 
     The output is checked like every output (runtime.jsonfile.check_output: never an engine,
     a checkpoint, a FIFO or a device) and written to a temporary file beside it, renamed into
@@ -2978,11 +2978,9 @@ def write_video(path, frames=300, fps=30.0, seed=0, size=DEFAULT_SIZE, progress=
         finally:
             writer.release()
         count = _frames_in(tmp)
-        if count is not None and count != int(frames):
+        if count != int(frames):
             raise UserError("{}: the video reads back {} frames instead of {} (a full disk?); it was "
-                            "not written".format(path, count, frames))
-        if count is None and os.path.getsize(tmp) == 0:
-            raise UserError("{}: nothing could be written (a full disk?)".format(path))
+                            "not written".format(path, count or "no", frames))
         replace_file(tmp, path)
         return count
     finally:

@@ -10,12 +10,9 @@ import os
 import sys
 
 from export.api import parse_size
-from export.training import train
+from export.training import MAX_RATE, train
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
-
-
-MAX_RATE = 10.0  # --lr, --weight-decay, --outlier-weight: AdamW diverges long before this
 
 
 def check_numbers(args):

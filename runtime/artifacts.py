@@ -27,11 +27,20 @@ def check_artifact_output(output, inputs=(), kinds=(".onnx", ".plan")):
     """Refuse, before any work, an output that cannot be written safely (one-line UserError):
     a folder, something that is not a regular file (device, FIFO, a symlink), one of the run's
     ``inputs``, or a file whose suffix is not one of ``kinds``."""
+    from runtime.jsonfile import NAME_MAX, _system_path
     output = str(output)
     if not output.endswith(tuple(kinds)):
         raise UserError("--output {}: expected a {} file".format(output, " or ".join(kinds)))
-    if os.path.islink(output) or (os.path.exists(output) and not os.path.isfile(output)):
-        raise UserError("--output {} exists and is not a regular file: refusing to replace it".format(output))
+    system = _system_path(output)
+    if system is not None:
+        raise UserError("--output {} is {}, a system path: refusing to write there".format(output, system))
+    if len(os.fsencode(os.path.basename(output) + ".json")) > NAME_MAX:
+        raise UserError("--output {}: the file name (and its manifest's, + .json) must fit in {} bytes"
+                        .format(output, NAME_MAX))
+    for path in (output, output + ".json"):  # the artifact and its manifest (sidecar_path)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+            raise UserError("--output {}: {} exists and is not a regular file (a folder, FIFO, device "
+                            "or symlink): refusing to replace it".format(output, path))
     for source in inputs:
         if source and os.path.exists(str(source)) and os.path.exists(output) and \
                 os.path.samefile(str(source), output):
