@@ -42,12 +42,10 @@ def check_threads(value, flag="--threads"):
             flag, most, THREADS_PER_CORE, usable_cores(), value))
 
 
-MAX_SECONDS = 366 * 24 * 3600  # a year: longer waits overflow timers (threading.TIMEOUT_MAX, poll)
-
-
 def check_seconds(value, flag, zero=False):
     """Refuse a duration that is not a finite positive number (nan, inf, negative) or is
     longer than a year (1e308 overflows the timers that bound it)."""
+    from runtime.sources import MAX_SECONDS
     if value is None:
         return
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero) or value > MAX_SECONDS:
