@@ -14,6 +14,7 @@ DataParallel ``module.`` prefix. Files are read with ``weights_only=True`` (no
 arbitrary code from pickles), so our format stores only tensors and plain data.
 Everything a user can get wrong ends in one :class:`UserError` line.
 """
+import io
 import math
 import numbers
 import os
@@ -341,19 +342,12 @@ def save_checkpoint(path: PathLike, model: nn.Module, arch: str, meta: Optional[
         "meta": _plain(meta, "meta"),
     }
     check_trained_state(model.state_dict(), path)
-    from runtime.jsonfile import OutputError, io_error_message, remove_quietly, replace_file, temp_path
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(payload, tmp)
-        replace_file(tmp, str(path))
-    except OSError as exc:
-        remove_quietly(tmp)
-        raise OutputError(io_error_message(path, exc))
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+    from runtime.jsonfile import write_bytes_atomic
+    # Serialized in memory, then written beside and renamed (runtime.jsonfile): torch.save's
+    # own writer turns a full disk into a RuntimeError and leaves half a file.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomic(str(path), buffer.getbuffer())
     return sha256_file(path)
 
 

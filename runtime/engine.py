@@ -13,7 +13,7 @@ import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
-from runtime.backends import open_backend
+from runtime.backends import check_threads, open_backend
 from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.manifest import Manifest
@@ -30,6 +30,7 @@ def open_engine(path, backend=None, providers=None, threads=None, resize=None, c
     ``verify``: check each artifact's sha256 against its manifest (cached; --no-verify).
     ``backend="native"``: the whole engine runs in libswiftrt (runtime/backends/native.py).
     """
+    check_threads(threads, "threads")  # every engine, whichever backend (rt-ros2's -p threads:=N)
     if backend == "native":
         if providers:
             raise UserError("--providers selects ONNX Runtime execution providers; the native "

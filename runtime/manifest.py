@@ -430,6 +430,10 @@ def _validate_input(inp, where):
     _check_shape(inp["shape"], "input", where, rank=4)
     if kind == "features":
         return
+    channels = inp["shape"][3 if inp["layout"] == "NHWC" else 1]
+    if channels != 3:  # e.g. 'NCHW' over an NHWC model's [1, H, W, 3]: refused here, not in the backend
+        raise ManifestError("{}: input layout {} puts {} channels where the 3 colours go (shape {}): "
+                            "layout and shape disagree".format(where, inp["layout"], channels, inp["shape"]))
     if inp["color_order"] not in COLOR_ORDERS:
         raise ManifestError("{}: colour order {!r} not one of {}".format(
             where, inp["color_order"], COLOR_ORDERS))

@@ -475,3 +475,46 @@ def test_os_errors_end_in_one_line(tmp_path):
             pass
     code, err = in_process(main, [], "rt")
     assert_refused(code, err, "No such file or directory", "x.json")
+
+
+def test_a_manifest_that_says_nchw_for_an_nhwc_model_is_refused_at_open(tmp_path, rn18_engine):
+    from runtime.engine import Engine
+    engine = str(tmp_path / "m.onnx")
+    shutil.copy(rn18_engine, engine)
+    with open(rn18_engine + ".json") as handle:
+        data = json.load(handle)
+    assert data["input"]["layout"] == "NHWC"
+    data["input"]["layout"] = "NCHW"
+    with open(engine + ".json", "w") as handle:
+        json.dump(data, handle)
+    with pytest.raises(ManifestError, match="layout and shape disagree"):
+        Engine(engine)
+    from runtime.cli import segment as segment_cli
+    video = fb.write_video(tmp_path / "v.mp4", 2, 15.0)
+    code, err = in_process(segment_cli.main, ["--engine", engine, "--video", video], "rt-segment")
+    assert_refused(code, err, "layout and shape disagree")
+
+
+@pytest.mark.parametrize("threads", [100000, 0, -1])
+def test_every_engine_bounds_its_threads_whatever_opens_it(rn18_engine, threads):
+    """rt-ros2's -p threads:=100000 (and any application) goes through open_engine/open_backend,
+    which refuse what the machine cannot run (it grew 50 MB/s and ignored SIGINT)."""
+    from runtime import open_engine
+    from runtime.backends import open_backend
+    with pytest.raises(UserError, match="threads must be between 1 and"):
+        open_engine(rn18_engine, threads=threads)
+    with pytest.raises(UserError, match="threads must be between 1 and"):
+        open_backend(rn18_engine, threads=threads)
+
+
+def test_rt_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(precious, tmp_path):
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"the previous checkpoint")
+    proc = run("export.train", "--arch", "swiftnet-mn2", "--data", precious["data"], "--output", out,
+               "--iterations", "1", "--batch-size", "1", "--crop", "64x128", "--warmup", "0", "-q",
+               preexec_fn=_limit_file_size(256 * 1024), timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]   # (after rt-train's progress lines)
+    assert "model.pt" in last and "disk or quota is full" in last, last
+    assert out.read_bytes() == b"the previous checkpoint"
+    assert os.listdir(str(tmp_path)) == ["model.pt"]

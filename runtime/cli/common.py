@@ -3,7 +3,6 @@ import argparse
 import errno
 import logging
 import math
-import os
 import sys
 
 from runtime.errors import UserError
@@ -22,24 +21,7 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(message)
 
 
-THREADS_PER_CORE = 4  # --threads above this many per core only thrash (and can exhaust memory)
-
-
-def usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def check_threads(value, flag="--threads"):
-    """Refuse a thread count below 1 or above THREADS_PER_CORE x the usable cores."""
-    if value is None:
-        return
-    most = THREADS_PER_CORE * usable_cores()
-    if not 1 <= value <= most:
-        raise UserError("{} must be between 1 and {} ({} x the {} usable cores), got {}".format(
-            flag, most, THREADS_PER_CORE, usable_cores(), value))
+from runtime.backends import THREADS_PER_CORE, check_threads, usable_cores  # noqa: F401 (one place)
 
 
 def check_seconds(value, flag, zero=False):
