@@ -182,7 +182,7 @@ def gate(stages, sessions, frames, offsets, min_agreement):
                "features_max_abs_error": max(compare.max_abs_error(a, b) for a, b in zip(t_feats, o_feats)),
                "f2f_max_abs_error": max(compare.max_abs_error(a[1], b[1]) for a, b in zip(t_out, o_out)),
                "forecast_argmax_agreement": _forecast_agreement(t_out, o_out)}
-    if figures["forecast_argmax_agreement"] < min_agreement:
+    if not figures["forecast_argmax_agreement"] >= min_agreement:  # NaN on either side fails
         raise UserError("parity gate failed: the ONNX forecast agrees with PyTorch on {:.3%} of pixels "
                         "(< {:.3%})".format(figures["forecast_argmax_agreement"], min_agreement))
     return figures, o_out

@@ -106,8 +106,8 @@ def publish(staged, manifest, output):
     artifact.update(file=os.path.basename(output), sha256=manifest_mod.sha256_file(staged))
     manifest = manifest.derive(artifact=artifact)
     sidecar = manifest_mod.sidecar_path(output)
-    pending = os.path.join(os.path.dirname(os.path.abspath(str(staged))),
-                           os.path.basename(sidecar) + ".pending")
+    # A fixed name in the private staging folder: <a 250-byte name>.json.pending would not fit.
+    pending = os.path.join(os.path.dirname(os.path.abspath(str(staged))), ".manifest.pending")
     manifest.write_file(pending)
     with signals_held():
         if os.path.lexists(sidecar):

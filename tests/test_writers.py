@@ -518,3 +518,46 @@ def test_rt_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(precio
     assert "model.pt" in last and "disk or quota is full" in last, last
     assert out.read_bytes() == b"the previous checkpoint"
     assert os.listdir(str(tmp_path)) == ["model.pt"]
+
+
+@pytest.mark.parametrize("kind,words", [("fifo_manifest", "not a regular file"),
+                                        ("folder", "not a regular file"),
+                                        ("proc", "system path")])
+def test_rt_plan_refuses_collisions_before_any_work(tmp_path, rn18_engine, kind, words):
+    from runtime.cli import plan as plan_cli
+    output = str(tmp_path / "m.plan")
+    if kind == "fifo_manifest":
+        os.mkfifo(output + ".json")
+    elif kind == "folder":
+        os.mkdir(output)
+    else:
+        output = "/proc/self/m.plan"
+    before = sha(rn18_engine)
+    code, err = in_process(plan_cli.main, [rn18_engine, "--output", output], "rt-plan")
+    assert_refused(code, err, words)
+    assert sha(rn18_engine) == before
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10 ** 25)))
+def test_a_gate_or_duration_takes_only_a_finite_value_in_its_range(value):
+    """Whatever number a flag is given, it is either in its range or refused in one line."""
+    import math
+    from export.api import check_gates
+    from runtime.cli.common import check_seconds
+    from runtime.sources import MAX_SECONDS
+    cases = [
+        (lambda: check_gates(min_agreement=value), lambda v: math.isfinite(v) and 0 < v <= 1),
+        (lambda: check_gates(max_drop=value), lambda v: math.isfinite(v) and 0 <= v <= 100),
+        (lambda: check_seconds(value, "--duration"), lambda v: math.isfinite(v) and 0 < v <= MAX_SECONDS),
+    ]
+    if isinstance(value, int):
+        cases.append((lambda: check_gates(calib_count=value), lambda v: 1 <= v <= 100000))
+    for check, valid in cases:
+        try:
+            check()
+            accepted = True
+        except UserError as exc:
+            accepted = False
+            assert "\n" not in str(exc)
+        assert accepted == valid(value), value
