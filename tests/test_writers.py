@@ -592,3 +592,49 @@ def test_a_manifest_cut_to_fewer_classes_is_not_scored(tmp_path, rn18_engine):
     write_split(root, split="val", count=1, seed=2, size=(64, 128))
     code, err = in_process(eval_cli.main, ["--engine", engine, "--data", root], "rt-eval")
     assert_refused(code, err, "names 3 classes", "disagree")
+
+
+# -- the matrix: every writer against every precious kind --------------------------------------
+
+KINDS = ["checkpoint", "engine", "manifest", "bundle_manifest", "video", "label", "fifo", "folder", "proc"]
+WRITERS = {
+    # writer: (argv builder, the kind it writes itself, or None)
+    "rt-segment --report": (lambda p, t: ["--engine", p["rn18"], "--video", p["video"], "--report", t], None),
+    "rt-bench --json": (lambda p, t: ["--engine", p["rn18"], "--video", p["video"], "--json", t], None),
+    "rt-eval --json": (lambda p, t: ["--engine", p["rn18"], "--data", p["data"], "--json", t], None),
+    "rt-plan --timing-cache": (lambda p, t: [p["rn18"], "--output", os.path.join(p["root"], "x.plan"),
+                                             "--timing-cache", t], None),
+    "rt-train --output": (lambda p, t: ["--arch", "swiftnet-mn2", "--data", p["data"], "--output", t],
+                          "checkpoint"),
+    "rt-synth video": (lambda p, t: ["video", t, "--frames", "2", "--size", "64x128"], "video"),
+}
+
+
+def _main(writer):
+    from export import synth_cli
+    from export import train as train_cli
+    from runtime.cli import bench as bench_cli
+    from runtime.cli import eval as eval_cli
+    from runtime.cli import plan as plan_cli
+    from runtime.cli import segment as segment_cli
+    return {"rt-segment": segment_cli.main, "rt-bench": bench_cli.main, "rt-eval": eval_cli.main,
+            "rt-plan": plan_cli.main, "rt-train": train_cli.main, "rt-synth": synth_cli.main}[writer.split()[0]]
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_every_writer_refuses_every_precious_kind(precious, rn18_engine, writer):
+    build, own = WRITERS[writer]
+    paths = dict(precious, rn18=rn18_engine)
+    targets = dict((k, precious[k]) for k in KINDS if k in precious)
+    targets["proc"] = "/proc/self/fd/2"
+    before = digests(regular_files(precious) + [rn18_engine, rn18_engine + ".json"])
+    listing = sorted(os.listdir(precious["root"]))
+    for kind in KINDS:
+        if kind == own:
+            continue  # a writer may replace a file of the kind it writes (a new checkpoint, video)
+        started = time.monotonic()
+        code, err = in_process(_main(writer), build(paths, targets[kind]), writer.split()[0])
+        assert_refused(code, err)
+        assert time.monotonic() - started < 10, (writer, kind)   # before any work, no hang on a FIFO
+    assert digests(regular_files(precious) + [rn18_engine, rn18_engine + ".json"]) == before
+    assert sorted(os.listdir(precious["root"])) == listing      # nothing written, no temp left
