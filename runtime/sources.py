@@ -175,7 +175,7 @@ class _Reader(object):
                 return None
         return self._result
 
-    def abandon(self, wait=0.25):
+    def abandon(self, wait=0.1):
         """Stop reading; the capture is released by the thread (at once if it is idle)."""
         self._abandoned = True
         self._want.set()

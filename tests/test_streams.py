@@ -121,6 +121,23 @@ def test_a_stalled_stream_reconnects_and_duration_holds(rtsp_server, rn18_engine
     assert data["wall_s"] < 14 + 3                          # --duration held through the stall
 
 
+def test_ctrl_c_with_a_stalled_stream_acts_within_a_second(rtsp_server, rn18_engine, tmp_path):
+    """The docs promise under a second; it took 2.0-2.2 s (a 1 s join of the stuck read and
+    a 1 s wait for helper threads at exit)."""
+    report, frames = tmp_path / "report.json", tmp_path / "frames"
+    proc = segment("-e", rn18_engine, "--rtsp", rtsp_server.url, "--stall-timeout", 30,
+                   "--save-frames", frames, "--report", report, "-q")
+    wait_for_frames(frames, 3, proc)
+    rtsp_server.stall()          # the read in flight never returns
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err, took = finish(proc, 30)
+    rtsp_server.resume()
+    assert proc.returncode == 130, err
+    assert took < 1.0, took
+    assert json.loads(report.read_text())["exit"]["reason"] == "interrupted"
+
+
 def test_a_restarted_server_is_reconnected(rtsp_server, rn18_engine, tmp_path):
     report, frames = tmp_path / "report.json", tmp_path / "frames"
     proc = segment("-e", rn18_engine, "--rtsp", rtsp_server.url, "--duration", 14,

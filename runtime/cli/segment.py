@@ -343,9 +343,9 @@ def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, cod
 def entry():
     code = run_cli(main, prog="rt-segment")
     # A stream's open or read abandoned after its timeout (or Ctrl-C) may still be inside
-    # OpenCV: give it half a second to return (Ctrl-C acts within a second), else leave
+    # OpenCV: give it 0.3 s to return (Ctrl-C acts within a second), else leave
     # without running C++ static destructors (every output is closed and the report written).
-    if not sources.finish_helpers(0.5):
+    if not sources.finish_helpers(0.3):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
