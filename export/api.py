@@ -17,8 +17,8 @@ DEFAULT_OPSET = 17
 
 
 MAX_SIDE = 8192
-# Memory an export, parity gate or training step takes per input pixel (float activations of
-# the encoder and decoder; measured ~1.3 KB for swiftnet-rn18 at 1024x2048): a size the
+# A conservative estimate (not a measurement) of the memory an export, parity gate or training
+# step takes per input pixel (float activations of the encoder and decoder): a size the
 # machine cannot hold is refused before a 30 GB allocation kills the run.
 BYTES_PER_PIXEL = 2048
 
