@@ -20,7 +20,7 @@ MAX_SIDE = 8192
 # A conservative estimate (not a measurement) of the memory an export, parity gate or training
 # step takes per input pixel (float activations of the encoder and decoder): a size the
 # machine cannot hold is refused before a 30 GB allocation kills the run.
-BYTES_PER_PIXEL = 2048
+BYTES_PER_PIXEL = 1024
 
 
 def physical_memory():
