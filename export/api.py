@@ -16,16 +16,55 @@ from runtime.sizes import split_pair
 DEFAULT_OPSET = 17
 
 
-def parse_size(text):
-    """'256x512' -> (256, 512); both multiples of 32 (the network's output stride)."""
+MAX_SIDE = 8192
+# A conservative estimate (not a measurement) of the memory an export, parity gate or training
+# step takes per input pixel (float activations of the encoder and decoder): a size the
+# machine cannot hold is refused before a 30 GB allocation kills the run.
+BYTES_PER_PIXEL = 1024
+
+
+def physical_memory():
+    """Bytes of RAM on this machine (None when the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def parse_size(text, flag="--size"):
+    """'256x512' -> (256, 512); both multiples of 32 (the network's output stride), at most
+    MAX_SIDE a side and no more pixels than this machine's memory holds."""
     pair = split_pair(text)
     if pair is None:
-        raise UserError("malformed --size {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(text))
+        raise UserError("malformed {} {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(flag, text))
     height, width = pair
     if height < 64 or width < 64 or height % 32 or width % 32:
-        raise UserError("--size {}x{}: height and width must be multiples of 32 and at least 64"
-                        .format(height, width))
+        raise UserError("{} {}x{}: height and width must be multiples of 32 and at least 64"
+                        .format(flag, height, width))
+    memory = physical_memory()
+    if height > MAX_SIDE or width > MAX_SIDE or (memory and height * width * BYTES_PER_PIXEL > memory):
+        raise UserError("{} {}x{}: too large for this machine (at most {} a side and about {} "
+                        "pixels with {:.0f} GB of memory)".format(
+                            flag, height, width, MAX_SIDE,
+                            (memory or 0) // BYTES_PER_PIXEL, (memory or 0) / 1e9))
     return height, width
+
+
+def check_gates(min_agreement=None, max_drop=None, calib_count=None, parity_images=None):
+    """The export's gates and counts, before any work: a NaN or out-of-range value would switch
+    a gate off silently (every comparison with NaN is false), so each must be a finite number
+    in its range; a gate is never disabled by a value."""
+    import math
+    if min_agreement is not None and not (isinstance(min_agreement, (int, float))
+                                          and math.isfinite(min_agreement) and 0 < min_agreement <= 1):
+        raise UserError("--min-agreement must be a share in (0, 1], e.g. 0.999 (got {})".format(min_agreement))
+    if max_drop is not None and not (isinstance(max_drop, (int, float)) and math.isfinite(max_drop)
+                                     and 0 <= max_drop <= 100):
+        raise UserError("--max-drop must be a finite number from 0 to 100 (got {})".format(max_drop))
+    if calib_count is not None and not 1 <= calib_count <= 100000:
+        raise UserError("--calib-count must be from 1 to 100000 images (got {})".format(calib_count))
+    if parity_images is not None and not 1 <= parity_images <= 1000:
+        raise UserError("--parity-images must be from 1 to 1000 (got {})".format(parity_images))
 
 
 def export(arch, checkpoint, size, output, opset=None, input_format="frame",
@@ -37,6 +76,7 @@ def export(arch, checkpoint, size, output, opset=None, input_format="frame",
     TensorRT's DLA runs) and its per-layer placement in the manifest (tensorrt_compat.dla)."""
     from export import checkpoints, models, onnx_export
 
+    check_gates(min_agreement=min_agreement, parity_images=parity_images)
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
     if dla and trt_version is None:
         raise UserError("--dla needs --trt-version: DLA's rules differ per TensorRT version")
@@ -268,6 +308,8 @@ def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_
                         "representative frames ('synthetic' for generated scenes)")
     if precision == "fp16" and calib:
         raise UserError("--calib only applies to --precision int8")
+    check_gates(min_agreement=min_agreement, max_drop=max_drop, calib_count=calib_count,
+                parity_images=parity_images)
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "fp32") as work:
         fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")

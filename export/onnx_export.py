@@ -19,6 +19,8 @@ import warnings
 import torch
 from torch import nn
 
+from runtime.jsonfile import chmod_default
+
 INPUT_FORMATS = ("frame", "tensor")
 
 
@@ -175,6 +177,7 @@ def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=
                               input_names=[input_name],
                               output_names=[output_name] + list(getattr(wrapper, "extra_outputs", [])),
                               do_constant_folding=True)
+        chmod_default(tmp)  # mkstemp's 0600 would stay on the artifact
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -13,7 +13,7 @@ import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
-from runtime.backends import open_backend
+from runtime.backends import check_threads, open_backend
 from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.manifest import Manifest
@@ -34,6 +34,7 @@ def open_engine(path, backend=None, providers=None, threads=None, resize=None, c
     ``verify``: the Python engine checks each artifact's sha256 (cached; --no-verify); the core
     always does.
     """
+    check_threads(threads, "threads")  # every engine, whichever backend (rt-ros2's -p threads:=N)
     from runtime.backends import PYTHON_PREFIX
     if not (backend or "").startswith(PYTHON_PREFIX):
         from runtime.backends.native import open_native_engine

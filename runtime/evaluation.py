@@ -16,7 +16,7 @@ from runtime.data.cityscapes import (OUTLIER, find_pairs, group_sequences, outli
                                      read_outlier_details, read_outlier_mask, read_split_info)
 from runtime.errors import UserError
 from runtime.forecast import ForecastBundle
-from runtime.metrics import ConfusionMatrix, OutlierHistogram
+from runtime.metrics import ConfusionMatrix, OutlierHistogram, check_label_ids
 from runtime.outlier import default_threshold
 from runtime.outlier_eval import OutlierBreakdown, plot_scores
 
@@ -60,6 +60,7 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
         if image is None:
             raise UserError("cannot read image {}".format(image_path))
         label = read_label(label_path)
+        check_label_ids(label, ignore_id, len(engine.classes), label_path)
         prediction, score = predict_with_score(engine, image)
         mask = read_outlier_mask(outlier_mask_path(label_path)) if outliers is not None else None
         if mask is not None:
@@ -97,6 +98,13 @@ def _reference_backend(path, backend):
     return PYTHON_PREFIX + backend_for(path) if (backend or "").startswith(PYTHON_PREFIX) else None
 
 
+def check_limit(limit):
+    """``limit`` (first N images or sequences) is None or a positive count: 0 and -1 would
+    silently score every image or all but the last."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UserError("--limit must be a positive number of images (got {})".format(limit))
+
+
 def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=None, backend=None,
                           threads=None, verify=True, outlier_bins=10000, plot=None, quiet=False):
     """rt-eval on a segmentation (or outlier) engine: the result dict rt-eval prints and writes.
@@ -104,6 +112,7 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
     ``reference``: a second engine (pixel agreement, mIoU drop); ``plot``: a PNG of the inlier /
     outlier score distributions (outlier engines only).
     """
+    check_limit(limit)
     engine = _open(engine_path, backend, threads, verify)
     ref_engine = (_open(reference, _reference_backend(reference, backend), threads, verify)
                   if reference else None)
@@ -150,6 +159,7 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
 def evaluate_forecast_bundle(bundle_path, data, split="val", reference=None, limit=None, backend=None,
                              threads=None, verify=True, quiet=False):
     """rt-eval on a forecast bundle and a sequence folder: the result dict rt-eval prints and writes."""
+    check_limit(limit)
     if backend == "native":
         raise UserError("rt-eval runs a bundle's stages one by one; the native core runs bundles "
                         "as streams: use rt-segment or rt-bench --backend native for bundles")

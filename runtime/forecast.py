@@ -96,6 +96,11 @@ class ForecastBundle(object):
         if stage.task != "forecast_stage" or stage.stage != name:
             self._fail("{} is not the '{}' stage (its manifest says task {!r}, stage {!r})",
                        path, name, stage.task, stage.stage)
+        pinned = (self.manifest.to_dict().get("stage_sha256") or {}).get(name)
+        if pinned is not None and stage.artifact.get("sha256") != pinned:
+            self._fail("stage '{}' ({}) is not the one this forecast.json was published with (its "
+                       "sha256 differs: a mixed or half re-exported bundle); export the bundle again",
+                       name, path)
         if self.verify:
             stage.verify_artifact(path)
         return stage

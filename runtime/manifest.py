@@ -19,7 +19,7 @@ import re
 import stat
 
 from runtime.errors import ManifestError
-from runtime.jsonfile import OutputError, write_atomic
+from runtime.jsonfile import OutputError, unique_keys, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def read_json(path, what="manifest"):
         raise ManifestError("{} {} is larger than {} MB: not a manifest".format(
             what, path, MAX_MANIFEST_BYTES >> 20))
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
     except RecursionError:
         raise ManifestError("{} {} is nested too deeply".format(what, path))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -120,14 +120,17 @@ _CACHE_ENTRIES = 256
 
 
 def cached_sha256(path):
-    """sha256 of ``path``, remembered by (path, size, mtime_ns) in a small cache file.
+    """sha256 of ``path``, remembered by (path, device, inode, size, mtime_ns, ctime_ns) in a
+    small cache file.
 
     Hashing a 50 MB engine takes ~0.1-1 s on a Jetson: paid once per file version, not on
-    every start. A cache that cannot be read or written is ignored (never an error).
+    every start. The ctime cannot be set back by a user (``touch -r`` after changing the
+    bytes moves it), and a file replaced by another has another inode, so a changed file is
+    never trusted. A cache that cannot be read or written is ignored (never an error).
     """
     real = os.path.realpath(str(path))
     st = os.stat(real)
-    key = [st.st_size, st.st_mtime_ns]
+    key = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     cache_file = _cache_path()
     try:
         with open(cache_file) as handle:
@@ -137,8 +140,8 @@ def cached_sha256(path):
     except (OSError, ValueError):
         cache = {}
     entry = cache.get(real)
-    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key:
-        return entry[2]
+    if isinstance(entry, list) and len(entry) == len(key) + 1 and entry[:-1] == key:
+        return entry[-1]
     digest = sha256_file(real)
     cache[real] = key + [digest]
     while len(cache) > _CACHE_ENTRIES:
@@ -375,6 +378,11 @@ def _validate_bundle(data, where):
         if not isinstance(stages[name], str) or not stages[name]:
             raise ManifestError("{}: stage '{}' must be a path relative to the bundle, got {!r}"
                                 .format(where, name, stages[name]))
+    pins = data.get("stage_sha256")  # written last by the exporter: the stages it published
+    if pins is not None and (not isinstance(pins, dict) or set(pins) != set(FORECAST_STAGES) or not all(
+            isinstance(v, str) and _SHA256.match(v) and v.strip("0") for v in pins.values())):
+        raise ManifestError("{}: 'stage_sha256' must map exactly {} to 64 hex digits, got {!r}".format(
+            where, ", ".join(FORECAST_STAGES), pins))
     offsets = data["past_offsets"]
     if (not isinstance(offsets, list) or not offsets or not all(_is_int(o) for o in offsets)
             or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] != 0):
@@ -422,6 +430,10 @@ def _validate_input(inp, where):
     _check_shape(inp["shape"], "input", where, rank=4)
     if kind == "features":
         return
+    channels = inp["shape"][3 if inp["layout"] == "NHWC" else 1]
+    if channels != 3:  # e.g. 'NCHW' over an NHWC model's [1, H, W, 3]: refused here, not in the backend
+        raise ManifestError("{}: input layout {} puts {} channels where the 3 colours go (shape {}): "
+                            "layout and shape disagree".format(where, inp["layout"], channels, inp["shape"]))
     if inp["color_order"] not in COLOR_ORDERS:
         raise ManifestError("{}: colour order {!r} not one of {}".format(
             where, inp["color_order"], COLOR_ORDERS))

@@ -1,5 +1,5 @@
 """Artifacts prove what they are: the sha256 in the manifest is checked when an engine or a
-bundle stage is opened (cached by size and mtime), --no-verify skips it; manifests that are
+bundle stage is opened (cached by inode, size, mtime and ctime), --no-verify skips it; manifests that are
 FIFOs, devices, huge or absurdly deep are refused in one line without blocking."""
 import json
 import os
@@ -66,7 +66,7 @@ def test_malformed_or_all_zero_hashes_are_refused(engine_copy, video, recorded):
                             "malformed or all-zero artifact sha256")
 
 
-def test_the_hash_is_cached_by_size_and_mtime(engine_copy, monkeypatch, tmp_path):
+def test_the_hash_is_cached_by_inode_size_mtime_and_ctime(engine_copy, monkeypatch, tmp_path):
     monkeypatch.setenv("SWIFTRT_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
     real = manifest_mod.sha256_file
@@ -79,11 +79,10 @@ def test_the_hash_is_cached_by_size_and_mtime(engine_copy, monkeypatch, tmp_path
     Engine(engine_copy).close()
     assert len(calls) == 2
     flip_middle_byte(engine_copy)
-    os.utime(engine_copy, ns=(stamp, stamp))     # same size and mtime: the cache cannot tell ...
-    Engine(engine_copy).close()                  # ... (the documented limit of the cache)
-    os.utime(engine_copy, ns=(stamp + 1, stamp + 1))
+    os.utime(engine_copy, ns=(stamp, stamp))     # same size and mtime (touch -r): the ctime moved
     with pytest.raises(ManifestError, match="does not match"):
         Engine(engine_copy)
+    assert len(calls) == 3
 
 
 def test_a_swapped_bundle_stage_is_refused(tmp_path):

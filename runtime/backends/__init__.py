@@ -12,6 +12,28 @@ BACKENDS = TENSOR_BACKENDS + ("native",) + tuple(PYTHON_PREFIX + b for b in TENS
 log = logging.getLogger(__name__)
 
 
+THREADS_PER_CORE = 4  # threads above this many per core only thrash (and can exhaust memory)
+
+
+def usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(value, flag="--threads"):
+    """Refuse a thread count below 1 or above THREADS_PER_CORE x the usable cores: every
+    engine an application opens (rt-segment's --threads, rt-ros2's -p threads:=N) is bounded
+    here, in open_backend (100000 threads grew 50 MB/s and ignored SIGINT)."""
+    if value is None:
+        return
+    most = THREADS_PER_CORE * usable_cores()
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise UserError("{} must be between 1 and {} ({} x the {} usable cores), got {}".format(
+            flag, most, THREADS_PER_CORE, usable_cores(), value))
+
+
 def backend_for(path, manifest=None, requested=None):
     """Which backend runs ``path``: ``requested`` if given, else by its Manifest's artifact
     format or its suffix (.onnx -> ONNX Runtime; OpenVINO only when asked for)."""
@@ -34,6 +56,7 @@ def open_backend(path, manifest=None, backend=None, providers=None, threads=None
 
     ``spin=False``: ONNX Runtime's CPU threads sleep between runs instead of spinning (for
     models that run one after another, see OnnxRuntimeBackend)."""
+    check_threads(threads, "threads")
     kind = backend_for(path, manifest, backend)
     if kind == "native":  # libswiftrt runs whole engines (frame in), not one model's tensors
         raise UserError("the native backend runs whole engines: open {} with runtime.open_engine("

@@ -34,7 +34,7 @@ from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, 
 from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
 from runtime.engine import open_engine
 from runtime.errors import UserError
-from runtime.jsonfile import Inputs, OutputError, check_output
+from runtime.jsonfile import VIDEO_EXTENSIONS, Inputs, OutputError, check_output
 from runtime.manifest import RESIZE_MODES
 from runtime.outlier import VIEWS as OUTLIER_VIEWS
 from runtime.outlier import check_threshold
@@ -175,7 +175,8 @@ def check_outputs(args, source):
         for path in getattr(source, "paths", ()):
             inputs.add(path, "--images")
     if args.output:
-        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)])
+        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)],
+                                   allow=VIDEO_EXTENSIONS)
     if args.report:
         check_output(args.report, "--report", inputs, others=[("--output", args.output)])
     if args.save_frames:
@@ -348,9 +349,9 @@ def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, cod
 def entry():
     code = run_cli(main, prog="rt-segment")
     # A stream's open or read abandoned after its timeout (or Ctrl-C) may still be inside
-    # OpenCV: give it a second to return, else leave without running C++ static destructors
-    # (every output is closed and the report written by now).
-    if not sources.finish_helpers(1.0):
+    # OpenCV: give it 0.3 s to return (Ctrl-C acts within a second), else leave
+    # without running C++ static destructors (every output is closed and the report written).
+    if not sources.finish_helpers(0.3):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

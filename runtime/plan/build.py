@@ -149,7 +149,7 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
                         "({} is {})".format(bundle_path, source.precision))
     created = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    stages, built = {}, []
+    stages, built, digests = {}, [], {}
     try:
         source_stages = source.stages
         for stage in sorted(source_stages):
@@ -157,13 +157,14 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
             plan = os.path.join(output_dir, stage + ".plan")
             stage_precision = "fp32" if stage == "f2f" and precision != "fp32" else precision
             log("stage {}: {} plan".format(stage, stage_precision))
-            build_plan(onnx_path, plan, precision=stage_precision, workspace_mb=workspace_mb,
-                       timing_cache=timing_cache, check_count=check_count,
-                       check_images=check_images, log=log, **test_hooks)
+            written = build_plan(onnx_path, plan, precision=stage_precision, workspace_mb=workspace_mb,
+                                 timing_cache=timing_cache, check_count=check_count,
+                                 check_images=check_images, log=log, **test_hooks)
+            digests[stage] = written.artifact["sha256"]
             built.append(plan)
             stages[stage] = os.path.basename(plan)
         manifest = source.derive(
-            stages=stages, precision=precision,
+            stages=stages, precision=precision, stage_sha256=digests,  # forecast.json pins the plans
             plans={"built_from": os.path.abspath(bundle_path), "f2f_precision": "fp32"})
         path = manifest.write_bundle(output_dir)
     except BaseException:

@@ -424,6 +424,9 @@ class ForecastEngine : public Engine {
       stages_[i] = load_model_manifest(b_.stage_paths[i], b_.stage_paths[i] + ".json");
       if (stages_[i].task != "forecast_stage" || stages_[i].stage != names[i])
         bad(std::string("stage file ") + b_.stage_paths[i] + " is not the '" + names[i] + "' stage");
+      if (!b_.stage_sha256[i].empty() && stages_[i].sha256 != b_.stage_sha256[i])
+        bad(std::string("stage '") + names[i] + "' (" + b_.stage_paths[i] + ") is not the one this forecast.json was "
+            "published with (its sha256 differs: a mixed or half re-exported bundle); export the bundle again");
     }
     check_stages();
     for (int i = 0; i < 3; ++i) backends_[i] = open_backend(stages_[i], o, true);

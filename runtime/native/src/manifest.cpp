@@ -293,6 +293,17 @@ BundleManifest load_bundle_manifest(const std::string &manifest_path) {
       bad(where, std::string("stage '") + names[i] + "' must be a path relative to the bundle");
     b.stage_paths[i] = s->string()[0] == '/' ? s->string() : b.folder + "/" + s->string();
   }
+  if (const Json *pins = root.get("stage_sha256")) {  // runtime/manifest.py _validate_bundle
+    if (!pins->is_object() || pins->items().size() != 3) bad(where, "'stage_sha256' must map exactly features, f2f, decoder to 64 hex digits");
+    for (int i = 0; i < 3; ++i) {
+      const Json *p = pins->get(names[i]);
+      if (!p || !p->is_string() || p->string().size() != 64 ||
+          p->string().find_first_not_of("0123456789abcdef") != std::string::npos ||
+          p->string().find_first_not_of('0') == std::string::npos)
+        bad(where, std::string("'stage_sha256' of stage '") + names[i] + "' must be 64 hex digits");
+      b.stage_sha256[i] = p->string();
+    }
+  }
   const Json &offsets = root.at("past_offsets");
   if (!offsets.is_array() || offsets.size() == 0) bad(where, "'past_offsets' must be ascending integer frame offsets ending with 0");
   for (const Json &o : offsets.elements()) b.past_offsets.push_back(static_cast<int>(o.integer()));

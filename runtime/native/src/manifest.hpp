@@ -64,6 +64,7 @@ struct BundleManifest {
   std::string manifest_path, folder;
   std::string arch, precision;
   std::array<std::string, 3> stage_paths;  // features, f2f, decoder (absolute or relative to cwd)
+  std::array<std::string, 3> stage_sha256;  // pinned by forecast.json (empty: an older bundle)
   std::vector<int> past_offsets;
   int horizon = 0;
   double frame_rate = 0;
