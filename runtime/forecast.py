@@ -45,10 +45,11 @@ class ForecastBundle(object):
     """
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 verify=True):
+                 verify=True, allow_legacy=False):
         self.path = manifest_mod.resolve(path)[1]
         self.verify = verify  # each stage's sha256 against its manifest (runtime.manifest)
-        self.manifest = bundle = Manifest.load(path)
+        self.allow_legacy = allow_legacy  # manifests without digests (Manifest.load)
+        self.manifest = bundle = Manifest.load(path, allow_legacy=allow_legacy)
         if bundle.task != "forecast":
             raise ManifestError("{}: task {!r} is not a forecast bundle (task 'forecast', see "
                                 "docs/forecast-bundle.md)".format(self.path, bundle.task))
@@ -92,7 +93,7 @@ class ForecastBundle(object):
         path = self.stage_paths[name]
         if not os.path.isfile(path):
             self._fail("stage '{}' file {} is missing", name, path)
-        stage = Manifest.load(path)
+        stage = Manifest.load(path, allow_legacy=self.allow_legacy)
         if stage.task != "forecast_stage" or stage.stage != name:
             self._fail("{} is not the '{}' stage (its manifest says task {!r}, stage {!r})",
                        path, name, stage.task, stage.stage)
@@ -249,9 +250,10 @@ class ForecastEngine(ForecastOutputs):
     """
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 current=False, verify=True):
+                 current=False, verify=True, allow_legacy=False):
         self.bundle = bundle = ForecastBundle(path, backend=backend, providers=providers,
-                                              threads=threads, resize=resize, verify=verify)
+                                              threads=threads, resize=resize, verify=verify,
+                                              allow_legacy=allow_legacy)
         self.path, self.manifest, self.classes = bundle.path, bundle.manifest, bundle.classes
         self.preprocessor, self.size = bundle.preprocessor, bundle.size
         self.past_offsets, self.horizon = bundle.past_offsets, bundle.horizon

@@ -53,7 +53,9 @@ class OpenOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("backend", ctypes.c_int32),
                 ("threads", ctypes.c_int32), ("resize", ctypes.c_int32),
                 ("use_outlier_threshold", ctypes.c_int32), ("outlier_threshold", ctypes.c_float),
-                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32)]
+                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32),
+                # native-safety: open manifests without manifest_sha256 / artifacts without sha256
+                ("allow_legacy", ctypes.c_int32)]
 
 
 class Frame(ctypes.Structure):
@@ -61,7 +63,10 @@ class Frame(ctypes.Structure):
                 ("width", ctypes.c_int32), ("height", ctypes.c_int32),
                 ("reserved0", ctypes.c_int32), ("stride", ctypes.c_size_t),
                 ("data", ctypes.c_void_p), ("timestamp", ctypes.c_double),
-                ("has_timestamp", ctypes.c_int32), ("reserved1", ctypes.c_int32)]
+                ("has_timestamp", ctypes.c_int32), ("reserved1", ctypes.c_int32),
+                # native-safety: bytes readable at data; where data lives; the caller's CUDA stream
+                ("data_size", ctypes.c_size_t), ("memory", ctypes.c_int32),
+                ("reserved2", ctypes.c_int32), ("cuda_stream", ctypes.c_void_p)]
 
 
 class Result(ctypes.Structure):
@@ -167,7 +172,8 @@ def _check(lib, status, what):
 class CoreEngine(object):
     """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False,
+                 allow_legacy=False):
         if resize not in _RESIZE:
             raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
                 resize))
@@ -181,6 +187,7 @@ class CoreEngine(object):
             options.use_outlier_threshold = 1
             options.outlier_threshold = float(outlier_threshold)
         options.decode_current = 1 if current else 0
+        options.allow_legacy = 1 if allow_legacy else 0
         handle = ctypes.c_void_p()
         _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
                                         ctypes.byref(handle)), "native engine {}".format(path))
@@ -217,6 +224,7 @@ class CoreEngine(object):
         f.height, f.width = frame.shape[0], frame.shape[1]
         f.stride = frame.strides[0]
         f.data = frame.ctypes.data
+        f.data_size = frame.strides[0] * (frame.shape[0] - 1) + frame.shape[1] * 3
         if timestamp is not None:
             f.timestamp, f.has_timestamp = float(timestamp), 1
         r = Result()
@@ -280,13 +288,14 @@ class NativeBackend(object):
 class NativeEngine(EngineBase):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None,
+                 allow_legacy=False):
         self.path = str(path)
-        self.manifest = Manifest.load(self.path)
+        self.manifest = Manifest.load(self.path, allow_legacy=allow_legacy)
         result_mod.refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
-                               outlier_threshold=outlier_threshold)
+                               outlier_threshold=outlier_threshold, allow_legacy=allow_legacy)
         self.input_name = self.manifest.input.name
         self.backend = NativeBackend(self.core, self.input_name)
         # Only to show the frame the network saw (the core fits its own copy, identically).
@@ -359,14 +368,15 @@ class _StageBackend(object):
 class _NativeBundle(object):
     """The ``bundle`` attribute rt-bench reads: manifests and stage paths, backends = the core."""
 
-    def __init__(self, path, core):
+    def __init__(self, path, core, allow_legacy=False):
         self.path = manifest_mod.resolve(path)[1]
-        self.manifest = Manifest.load(path)
+        self.manifest = Manifest.load(path, allow_legacy=allow_legacy)
         folder = os.path.dirname(os.path.abspath(self.path))
         stages = self.manifest.stages
         self.stage_paths = collections.OrderedDict(
             (name, os.path.join(folder, stages[name])) for name in manifest_mod.FORECAST_STAGES)
-        self.stages = dict((name, Manifest.load(p)) for name, p in self.stage_paths.items())
+        self.stages = dict((name, Manifest.load(p, allow_legacy=allow_legacy))
+                           for name, p in self.stage_paths.items())
         self.backends = dict((name, _StageBackend(core)) for name in self.stage_paths)
 
 
@@ -374,12 +384,13 @@ class NativeForecastEngine(ForecastOutputs):
     """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
     ring buffer of past features run inside the core (same time-offset rules)."""
 
-    def __init__(self, path, threads=None, resize=None, current=False):
+    def __init__(self, path, threads=None, resize=None, current=False, allow_legacy=False):
         from runtime.forecast_stats import ForecastStats
-        self.core = CoreEngine(path, threads=threads, resize=resize, current=current)
+        self.core = CoreEngine(path, threads=threads, resize=resize, current=current,
+                               allow_legacy=allow_legacy)
         if self.core.task != "forecast":
             raise ManifestError("{} is not a forecast bundle".format(path))
-        self.bundle = _NativeBundle(path, self.core)
+        self.bundle = _NativeBundle(path, self.core, allow_legacy)
         self.path, self.manifest = self.bundle.path, self.bundle.manifest
         self.classes = self.manifest.classes
         self.preprocessor = Preprocessor(self.bundle.stages["features"].input, resize=resize)
@@ -480,8 +491,9 @@ class NativeForecastEngine(ForecastOutputs):
             self._intervals.append(frame_time - last)
 
 
-def open_native_engine(path, threads=None, resize=None, current=False):
+def open_native_engine(path, threads=None, resize=None, current=False, allow_legacy=False):
     """A NativeForecastEngine for a forecast bundle, else a NativeEngine."""
     if manifest_mod.peek_task(path) == "forecast":
-        return NativeForecastEngine(path, threads=threads, resize=resize, current=current)
-    return NativeEngine(path, threads=threads, resize=resize)
+        return NativeForecastEngine(path, threads=threads, resize=resize, current=current,
+                                    allow_legacy=allow_legacy)
+    return NativeEngine(path, threads=threads, resize=resize, allow_legacy=allow_legacy)
