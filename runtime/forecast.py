@@ -212,8 +212,11 @@ def _class_keys(classes):
 
 def _same(a, b):
     if isinstance(a, list) or isinstance(b, list):
-        return (isinstance(a, list) and isinstance(b, list)
-                and [int(x) for x in a] == [int(x) for x in b])
+        try:  # a stage manifest's list of non-numbers (null, text) is not the bundle's
+            return (isinstance(a, list) and isinstance(b, list)
+                    and [int(x) for x in a] == [int(x) for x in b])
+        except (TypeError, ValueError, OverflowError):
+            return False
     try:
         return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
     except (TypeError, ValueError):
