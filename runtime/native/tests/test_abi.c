@@ -410,7 +410,7 @@ static void fill(unsigned char *p, size_t n, unsigned char v) { memset(p, v, n);
 
 /* The resizer's row cache never carries pixels from one frame into the next: frames 1 to 4 rows
    high (and 1 pixel wide) after larger ones and after a white frame of their own size give the
-   class map a fresh engine gives. */
+   class map a reference engine gives that saw only those frames. */
 static void test_row_cache(void) {
   srt_engine *used = NULL, *fresh = NULL;
   struct srt_engine_info info;
@@ -418,8 +418,10 @@ static void test_row_cache(void) {
   unsigned char *big, *white, *dark, *want, *got;
   size_t plane;
   int w, h, widths[3] = {1, 7, 512}, wi, differ = 0;
-  if (srt_engine_open(path_of("seg.onnx"), NULL, &used) != SRT_OK) {
+  if (srt_engine_open(path_of("seg.onnx"), NULL, &used) != SRT_OK ||
+      srt_engine_open(path_of("seg.onnx"), NULL, &fresh) != SRT_OK) {
     CHECK(0, "open seg.onnx: %s", srt_last_error());
+    srt_engine_close(used);
     return;
   }
   info.struct_size = sizeof info;
@@ -441,12 +443,11 @@ static void test_row_cache(void) {
       size_t i;
       w = widths[wi];
       for (i = 0; i < (size_t)w * (size_t)h * 3; ++i) dark[i] = (unsigned char)(20 + (i * 5) % 40);
-      /* The reference: a fresh engine that has seen nothing else. */
-      CHECK(srt_engine_open(path_of("seg.onnx"), NULL, &fresh) == SRT_OK, "open: %s", srt_last_error());
+      /* The reference: an engine that sees only these dark frames, each of another size than the
+         one before (a new size always recomputed the resize and emptied the cache). */
       f = frame_of(dark, w, h, (size_t)w * 3);
       result.class_map = want;
-      CHECK(srt_engine_run(fresh, &f, &result) == SRT_OK, "fresh run: %s", srt_last_error());
-      srt_engine_close(fresh);
+      CHECK(srt_engine_run(fresh, &f, &result) == SRT_OK, "reference run: %s", srt_last_error());
       /* The used engine: a large white frame, a white frame of this size, then the dark one. */
       result.class_map = got;
       f = frame_of(big, 640, 480, 640 * 3);
@@ -457,11 +458,12 @@ static void test_row_cache(void) {
       CHECK(srt_engine_run(used, &f, &result) == SRT_OK, "run: %s", srt_last_error());
       if (memcmp(want, got, plane) != 0) {
         ++differ;
-        fprintf(stderr, "  %dx%d dark frame after white ones: class map differs from a fresh engine's\n", w, h);
+        fprintf(stderr, "  %dx%d dark frame after white ones: class map differs from the reference\n", w, h);
       }
     }
   CHECK(differ == 0, "%d frame sizes took pixels from an earlier frame", differ);
   srt_engine_close(used);
+  srt_engine_close(fresh);
   free(want), free(got), free(big), free(white), free(dark);
 }
 
@@ -484,7 +486,7 @@ static void *shared_body(void *arg) {
   memset(&result, 0, sizeof result);
   result.struct_size = sizeof result;
   result.class_map = map, result.class_map_size = s->plane;
-  for (i = 0; i < 60; ++i) {
+  for (i = 0; i < 30; ++i) {
     srt_status st = srt_engine_run(s->engine, &f, &result);
     if (st == SRT_OK) {
       ++s->ok;
@@ -537,7 +539,7 @@ static void test_busy_and_async(void) {
   for (i = 0; i < 2; ++i) pthread_join(threads[i], NULL);
   CHECK(runs[0].wrong + runs[1].wrong == 0, "%d results with another thread's class map", runs[0].wrong + runs[1].wrong);
   CHECK(runs[0].other + runs[1].other == 0, "statuses other than OK and BUSY");
-  CHECK(runs[0].ok + runs[1].ok >= 60, "frames got through (%d, %d)", runs[0].ok, runs[1].ok);
+  CHECK(runs[0].ok + runs[1].ok >= 30, "frames got through (%d, %d)", runs[0].ok, runs[1].ok);
   if (getenv("SRT_TEST_VERBOSE"))
     printf("  one engine, two threads: %d ok, %d busy\n", runs[0].ok + runs[1].ok, runs[0].busy + runs[1].busy);
 
