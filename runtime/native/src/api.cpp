@@ -228,7 +228,9 @@ srt_status srt_engine_open(const char *path, const srt_open_options *options, sr
     require(path, "path");
     srt::OpenOptions o;
     if (options) {
-      check_size(options->struct_size, sizeof(srt_open_options), "srt_open_options");
+      // Callers built before allow_legacy have a smaller struct: they get its default (refuse).
+      const size_t legacy_end = offsetof(srt_open_options, allow_legacy) + sizeof(int32_t);
+      check_size(options->struct_size, offsetof(srt_open_options, allow_legacy), "srt_open_options");
       if (options->threads < 0) srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->threads must be >= 0");
       if (options->use_outlier_threshold && !(options->outlier_threshold >= 0.f && options->outlier_threshold <= 1.f))
         srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->outlier_threshold must be between 0 and 1");
@@ -239,7 +241,7 @@ srt_status srt_engine_open(const char *path, const srt_open_options *options, sr
       o.outlier_threshold = options->outlier_threshold;
       o.decode_current = options->decode_current != 0;
       o.device = options->device;
-      o.allow_legacy = options->allow_legacy != 0;
+      o.allow_legacy = options->struct_size >= legacy_end && options->allow_legacy != 0;
     }
     std::unique_ptr<srt_engine> handle(new srt_engine);
     handle->impl = srt::open_engine(path, o);

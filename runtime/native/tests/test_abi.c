@@ -604,6 +604,15 @@ static void test_manifest_digest(void) {
         srt_last_error());
   srt_engine_close(engine);
   CHECK(srt_set_log_callback(NULL, NULL) == SRT_OK, "log callback back to stderr");
+  /* A caller built before allow_legacy (a smaller struct): the field is never read. */
+  srt_open_options_init(&options);
+  options.struct_size = (uint32_t)offsetof(srt_open_options, allow_legacy);
+  options.allow_legacy = 1;
+  engine = NULL;
+  expect_error(srt_engine_open(path_of("bad/legacy.onnx"), &options, &engine), SRT_ERROR_MANIFEST,
+               "old-header options: legacy still refused");
+  CHECK(srt_engine_open(path_of("seg.onnx"), &options, &engine) == SRT_OK, "old-header options: %s", srt_last_error());
+  srt_engine_close(engine);
 }
 
 /* srt_last_error is per thread, and engines on two threads run independently. */
