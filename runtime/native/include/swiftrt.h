@@ -104,8 +104,9 @@ typedef struct srt_frame {
   double timestamp;     /* capture time in seconds (forecasting picks past frames by it) */
   int32_t has_timestamp;/* 0: frames are taken as consecutive at the bundle's trained rate */
   int32_t reserved1;
-  /* Bytes readable at data, at least stride * (height - 1) + 3 * width; 0 = not given (callers
-     built against an older header): then only stride * height overflowing is refused. */
+  /* Required: bytes readable at data, at least stride * (height - 1) + 3 * width (else, or 0:
+     SRT_ERROR_INVALID_ARGUMENT; nothing is read outside them). A caller built against the header
+     before this field (a smaller struct_size) has none: its frames are checked for overflow only. */
   size_t data_size;
   int32_t memory;       /* SRT_MEMORY_HOST (0) or SRT_MEMORY_CUDA */
   int32_t reserved2;
@@ -189,7 +190,9 @@ SRT_API srt_status srt_open_options_init(srt_open_options *options);
 /* path: an .onnx / .plan with its manifest beside it, a manifest, or a forecast bundle
    (forecast.json or its folder). options may be NULL. On failure *engine is NULL. */
 SRT_API srt_status srt_engine_open(const char *path, const srt_open_options *options, srt_engine **engine);
-SRT_API void srt_engine_close(srt_engine *engine); /* NULL is fine */
+/* NULL is fine. Not while another call runs on the engine; a pending srt_engine_run_async is
+   waited for (its result is not written). */
+SRT_API void srt_engine_close(srt_engine *engine);
 SRT_API srt_status srt_engine_info(const srt_engine *engine, struct srt_engine_info *info);
 /* index in [0, num_classes) */
 SRT_API srt_status srt_engine_class(const srt_engine *engine, int index, srt_class_info *info);

@@ -358,6 +358,9 @@ class ModelEngine : public Engine {
 
  private:
   ModelManifest m_;
+#ifdef SWIFTRT_WITH_TENSORRT
+  DevicePreprocessor gpu_pre_;  // before backend_: freed after the backend waited for its last run
+#endif
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Preprocessor> pre_;
   MapOutput map_;
@@ -365,9 +368,6 @@ class ModelEngine : public Engine {
   float threshold_ = 0.5f;
   std::vector<float> scratch_;
   double t0_ = 0, t1_ = 0;
-#ifdef SWIFTRT_WITH_TENSORRT
-  DevicePreprocessor gpu_pre_;
-#endif
 };
 
 // ---- forecast bundles -------------------------------------------------------------------------
