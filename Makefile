@@ -69,6 +69,7 @@ TRT_HEADERS ?= third_party/tensorrt
 TRT_VERSIONS ?= 8.2 8.6 10.3
 CUDA_INCLUDE ?= $(if $(wildcard /usr/local/cuda/include/cuda_runtime_api.h),/usr/local/cuda/include,$(CUDA_WHEEL_INCLUDE))
 CUDA_WHEEL_INCLUDE = $(abspath $(VENV))/cuda-runtime-include
+NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc))
 NATIVE_PATH = PATH="$(abspath $(VENV))/bin:$$PATH"
 NATIVE_CONFIGURE = $(NATIVE_PATH) cmake -S runtime/native -G Ninja -Wno-dev \
 	-DOpenVINO_DIR="$$($(PY) -c 'import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), "cmake"))')" \
@@ -140,6 +141,11 @@ native-check: $(if $(filter $(CUDA_WHEEL_INCLUDE),$(CUDA_INCLUDE)),$(CUDA_WHEEL_
 	@echo "core sources with SWIFTRT_WITH_TENSORRT on"; \
 	for f in api engine; do $(CXX) -std=c++17 -fsyntax-only -Werror -Wall -Wextra -DSWIFTRT_WITH_TENSORRT \
 		-Iruntime/native/include -Iruntime/native/src runtime/native/src/$$f.cpp || exit 1; done
+	@if [ -x "$(NVCC)" ]; then \
+		echo "device-frame kernel: nvcc -c runtime/native/src/preprocess_cuda.cu (compiled, never run here)"; \
+		$(NVCC) -std=c++17 -c -Xcompiler -Wall,-Wextra,-Werror -Iruntime/native/include -Iruntime/native/src \
+			runtime/native/src/preprocess_cuda.cu -o /dev/null || exit 1; \
+	else echo "no nvcc at $(NVCC): the device-frame kernel was NOT compiled (set NVCC)"; fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_cpu_benchmarks.py --output BENCHMARKS.md

@@ -22,7 +22,7 @@ from runtime.result import Result, refuse_forecast_parts
 
 
 def open_engine(path, backend=None, providers=None, threads=None, resize=None, current=False,
-                verify=True):
+                verify=True, allow_legacy=False):
     """The engine for ``path``, run by libswiftrt (runtime/backends/native.py) unless asked not to.
 
     ``path``: an artifact, its manifest, a bundle's ``forecast.json`` or its folder.
@@ -33,20 +33,24 @@ def open_engine(path, backend=None, providers=None, threads=None, resize=None, c
     ``current`` (bundles only): also segment the current frame (for side-by-side views).
     ``verify``: the Python engine checks each artifact's sha256 (cached; --no-verify); the core
     always does.
+    ``allow_legacy``: also open manifests without their own digest and artifacts without a
+    recorded sha256 (exported before both were written; runtime.manifest.Manifest.load).
     """
     check_threads(threads, "threads")  # every engine, whichever backend (rt-ros2's -p threads:=N)
     from runtime.backends import PYTHON_PREFIX
     if not (backend or "").startswith(PYTHON_PREFIX):
         from runtime.backends.native import open_native_engine
         return open_native_engine(path, backend=backend, providers=providers, threads=threads,
-                                  resize=resize, current=current)
+                                  resize=resize, current=current,
+                                  allow_legacy=allow_legacy)
     backend = backend[len(PYTHON_PREFIX):]
     if manifest_mod.peek_task(path) == "forecast":
         from runtime.forecast import ForecastEngine
         return ForecastEngine(path, backend=backend, providers=providers, threads=threads,
-                              resize=resize, current=current, verify=verify)
+                              resize=resize, current=current, verify=verify,
+                              allow_legacy=allow_legacy)
     return Engine(path, backend=backend, providers=providers, threads=threads, resize=resize,
-                  verify=verify)
+                  verify=verify, allow_legacy=allow_legacy)
 
 
 class Engine(EngineBase):
@@ -58,12 +62,13 @@ class Engine(EngineBase):
     """
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 verify=True, manifest=None):
+                 verify=True, manifest=None, allow_legacy=False):
         """``manifest``: the artifact's Manifest, for an artifact without a manifest file
-        beside it (a candidate being measured); ``path`` is then the artifact itself."""
+        beside it (a candidate being measured); ``path`` is then the artifact itself.
+        ``allow_legacy``: see open_engine."""
         self.path = str(path)
         if manifest is None:
-            self.manifest = Manifest.load(self.path)
+            self.manifest = Manifest.load(self.path, allow_legacy=allow_legacy)
             self.artifact = manifest_mod.resolve(self.path)[0]
         else:
             self.manifest, self.artifact = manifest, self.path

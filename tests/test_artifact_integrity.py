@@ -60,8 +60,7 @@ def test_malformed_or_all_zero_hashes_are_refused(engine_copy, video, recorded):
     with open(engine_copy + ".json") as handle:
         data = json.load(handle)
     data["artifact"]["sha256"] = recorded
-    with open(engine_copy + ".json", "w") as handle:
-        json.dump(data, handle)
+    manifest_mod.write_manifest_json(engine_copy + ".json", data)
     assert_one_line_refusal(run("runtime.cli.segment", "-e", engine_copy, "--video", video),
                             "malformed or all-zero artifact sha256")
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from runtime import manifest as manifest_mod
+from runtime.manifest import write_manifest_json
 from runtime.cli.common import run_cli
 from runtime.cli.segment import main
 from runtime.report import REPORT_SCHEMA_VERSION
@@ -192,7 +193,7 @@ def test_bad_engine_file_in_a_subprocess(rn18_engine, short_video, tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"\x00garbage")
     data = json.loads(open(rn18_engine + ".json").read())
-    (tmp_path / "broken.onnx.json").write_text(json.dumps(data))
+    write_manifest_json(str(tmp_path / "broken.onnx.json"), data)
     proc = segment("--engine", broken, "--video", short_video)   # the sha256 check sees it first
     assert proc.returncode == 2 and "does not match its manifest" in proc.stderr
     # The core checks the digest whatever --no-verify says (it is the Python engine's switch).

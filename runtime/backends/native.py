@@ -55,7 +55,8 @@ class OpenOptions(ctypes.Structure):
                 ("threads", ctypes.c_int32), ("resize", ctypes.c_int32),
                 ("use_outlier_threshold", ctypes.c_int32), ("outlier_threshold", ctypes.c_float),
                 ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32),
-                ("spin", ctypes.c_int32), ("providers", ctypes.c_char_p)]
+                ("spin", ctypes.c_int32), ("providers", ctypes.c_char_p),
+                ("allow_legacy", ctypes.c_int32), ("reserved0", ctypes.c_int32)]
 
 
 class Frame(ctypes.Structure):
@@ -63,7 +64,10 @@ class Frame(ctypes.Structure):
                 ("width", ctypes.c_int32), ("height", ctypes.c_int32),
                 ("reserved0", ctypes.c_int32), ("stride", ctypes.c_size_t),
                 ("data", ctypes.c_void_p), ("timestamp", ctypes.c_double),
-                ("has_timestamp", ctypes.c_int32), ("reserved1", ctypes.c_int32)]
+                ("has_timestamp", ctypes.c_int32), ("reserved1", ctypes.c_int32),
+                # native-safety: bytes readable at data; where data lives; the caller's CUDA stream
+                ("data_size", ctypes.c_size_t), ("memory", ctypes.c_int32),
+                ("reserved2", ctypes.c_int32), ("cuda_stream", ctypes.c_void_p)]
 
 
 class Result(ctypes.Structure):
@@ -179,10 +183,11 @@ class CoreEngine(object):
     """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False,
-                 backend="auto", providers=None, spin=None):
+                 backend="auto", providers=None, spin=None, allow_legacy=False):
         """``backend``: a CORE_BACKENDS name; ``providers``: ONNX Runtime execution providers
         (a list or a comma string, e.g. "tensorrt,cuda,cpu"); ``spin``: ONNX Runtime's intra-op
-        spinning (None: the core's default, on for one model, off for a bundle's stages)."""
+        spinning (None: the core's default, on for one model, off for a bundle's stages); ``allow_legacy``: also open manifests without their own
+        digest and artifacts without a recorded sha256 (exported before both were written)."""
         if resize not in _RESIZE:
             raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
                 resize))
@@ -208,6 +213,7 @@ class CoreEngine(object):
             if not isinstance(providers, str):
                 providers = ",".join(providers)
             options.providers = providers.encode()
+        options.allow_legacy = 1 if allow_legacy else 0
         handle = ctypes.c_void_p()
         _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
                                         ctypes.byref(handle)))
@@ -244,6 +250,7 @@ class CoreEngine(object):
         f.height, f.width = frame.shape[0], frame.shape[1]
         f.stride = frame.strides[0]
         f.data = frame.ctypes.data
+        f.data_size = frame.strides[0] * (frame.shape[0] - 1) + frame.shape[1] * 3
         if timestamp is not None:
             f.timestamp, f.has_timestamp = float(timestamp), 1
         r = Result()
@@ -309,14 +316,14 @@ class NativeEngine(EngineBase):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None, backend="auto",
-                 providers=None):
+                 providers=None, allow_legacy=False):
         self.path = str(path)
-        self.manifest = Manifest.load(self.path)
+        self.manifest = Manifest.load(self.path, allow_legacy=allow_legacy)
         result_mod.refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
                                outlier_threshold=outlier_threshold, backend=backend,
-                               providers=providers)
+                               providers=providers, allow_legacy=allow_legacy)
         self.input_name = self.manifest.input.name
         self.backend = NativeBackend(self.core, self.input_name)
         # Only to show the frame the network saw (the core fits its own copy, identically).
@@ -389,14 +396,15 @@ class _StageBackend(object):
 class _NativeBundle(object):
     """The ``bundle`` attribute rt-bench reads: manifests and stage paths, backends = the core."""
 
-    def __init__(self, path, core):
+    def __init__(self, path, core, allow_legacy=False):
         self.path = manifest_mod.resolve(path)[1]
-        self.manifest = Manifest.load(path)
+        self.manifest = Manifest.load(path, allow_legacy=allow_legacy)
         folder = os.path.dirname(os.path.abspath(self.path))
         stages = self.manifest.stages
         self.stage_paths = collections.OrderedDict(
             (name, os.path.join(folder, stages[name])) for name in manifest_mod.FORECAST_STAGES)
-        self.stages = dict((name, Manifest.load(p)) for name, p in self.stage_paths.items())
+        self.stages = dict((name, Manifest.load(p, allow_legacy=allow_legacy))
+                           for name, p in self.stage_paths.items())
         self.backends = dict((name, _StageBackend(core)) for name in self.stage_paths)
 
 
@@ -405,13 +413,14 @@ class NativeForecastEngine(ForecastOutputs):
     ring buffer of past features run inside the core (same time-offset rules)."""
 
     def __init__(self, path, threads=None, resize=None, current=False, backend="auto",
-                 providers=None):
+                 providers=None, allow_legacy=False):
         from runtime.forecast_stats import ForecastStats
         self.core = CoreEngine(path, threads=threads, resize=resize, current=current,
-                               backend=backend, providers=providers)
+                               backend=backend, providers=providers,
+                               allow_legacy=allow_legacy)
         if self.core.task != "forecast":
             raise ManifestError("{} is not a forecast bundle".format(path))
-        self.bundle = _NativeBundle(path, self.core)
+        self.bundle = _NativeBundle(path, self.core, allow_legacy)
         self.path, self.manifest = self.bundle.path, self.bundle.manifest
         self.classes = self.manifest.classes
         self.preprocessor = Preprocessor(self.bundle.stages["features"].input, resize=resize)
@@ -517,9 +526,10 @@ class NativeForecastEngine(ForecastOutputs):
 
 
 def open_native_engine(path, backend=None, providers=None, threads=None, resize=None,
-                       current=False):
+                       current=False, allow_legacy=False):
     """A NativeForecastEngine for a forecast bundle, else a NativeEngine. ``backend``: None or
-    "native" (the core picks by file) or one of the core's backends (CORE_BACKENDS)."""
+    "native" (the core picks by file) or one of the core's backends (CORE_BACKENDS).
+    ``allow_legacy``: also open exports older than the manifest digest (runtime.manifest)."""
     backend = "auto" if backend in (None, NAME) else backend
     if backend not in CORE_BACKENDS:
         raise UserError("unknown backend {!r}; the core has {}".format(
@@ -529,6 +539,7 @@ def open_native_engine(path, backend=None, providers=None, threads=None, resize=
                         "does not use them".format(backend))
     if manifest_mod.peek_task(path) == "forecast":
         return NativeForecastEngine(path, threads=threads, resize=resize, current=current,
-                                    backend=backend, providers=providers)
+                                    backend=backend, providers=providers,
+                                    allow_legacy=allow_legacy)
     return NativeEngine(path, threads=threads, resize=resize, backend=backend,
-                        providers=providers)
+                        providers=providers, allow_legacy=allow_legacy)

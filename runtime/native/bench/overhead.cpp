@@ -90,6 +90,7 @@ int main(int argc, char **argv) {
     frame.format = SRT_FORMAT_BGR8;
     frame.width = w, frame.height = h, frame.stride = static_cast<size_t>(w) * 3;
     frame.data = pixels.data();
+    frame.data_size = pixels.size();
     if (srt_engine_run(engine, &frame, &result) != SRT_OK) {
       std::fprintf(stderr, "srt_overhead: %s\n", srt_last_error());
       std::exit(1);

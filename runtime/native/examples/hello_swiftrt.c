@@ -38,6 +38,7 @@ int main(int argc, char **argv) {
   srt_frame_init(&frame);
   frame.format = SRT_FORMAT_BGR8; /* or SRT_FORMAT_RGB8 */
   frame.width = w, frame.height = h, frame.stride = (size_t)w * 3, frame.data = pixels;
+  frame.data_size = (size_t)w * 3 * (size_t)h; /* bytes readable at data: checked, never read past */
   srt_result_init(&result);
   result.class_map = class_map, result.class_map_size = plane; /* caller-owned, sized from info */
   if (srt_engine_run(engine, &frame, &result) != SRT_OK) {

@@ -167,6 +167,7 @@ int main(int argc, char **argv) {
     frame.format = img.format;
     frame.width = img.width, frame.height = img.height, frame.stride = (size_t)img.width * 3;
     frame.data = img.data;
+    frame.data_size = frame.stride * (size_t)img.height;
     frame.timestamp = frames / rate, frame.has_timestamp = 1;
     if (srt_engine_run(engine, &frame, &result) != SRT_OK) {
       fprintf(stderr, "srt_segment: %s: %s\n", files[i], srt_last_error());

@@ -19,7 +19,11 @@
  *  - Status numbers are stable; SRT_OK is 0. A failing call returns a status and sets a one-line,
  *    thread-local message readable with srt_last_error() until the next failing call on that thread.
  *  - No C++ exception and no abort crosses this ABI.
- *  - One srt_engine_run at a time per engine; different engines may run on different threads.
+ *  - One srt_engine_run at a time per engine; different engines may run on different threads. A
+ *    second call on an engine that is still running returns SRT_ERROR_BUSY (detected, never a
+ *    mixed-up result); so does a call while an srt_engine_run_async is not yet waited for.
+ *  - No srt_* call allocates on the heap per frame once an engine has run its first frames
+ *    (the backends' own libraries aside).
  *  - Result buffers are owned by the caller and sized from srt_engine_info.
  *
  * Pure C99, usable from C++.
@@ -67,7 +71,9 @@ enum {
   SRT_ERROR_BUFFER_TOO_SMALL = 7, /* a result buffer smaller than srt_engine_info says */
   SRT_ERROR_BACKEND = 8,          /* the inference library failed at run time */
   SRT_ERROR_OUT_OF_MEMORY = 9,
-  SRT_ERROR_INTERNAL = 10
+  SRT_ERROR_INTERNAL = 10,
+  SRT_ERROR_BUSY = 11             /* the engine is running another frame (another thread) or an
+                                     asynchronous run has not been waited for */
 };
 
 /* ---- enums ------------------------------------------------------------------------------------ */
@@ -77,6 +83,11 @@ enum { SRT_TASK_SEGMENTATION = 1, SRT_TASK_OUTLIER = 2, SRT_TASK_FORECAST = 3 };
 enum { SRT_FORMAT_BGR8 = 1, SRT_FORMAT_RGB8 = 2 };
 /* How a frame is fitted to the network input; MANIFEST = the manifest's input.resize. */
 enum { SRT_RESIZE_MANIFEST = 0, SRT_RESIZE_STRETCH = 1, SRT_RESIZE_LETTERBOX = 2, SRT_RESIZE_CROP = 3 };
+/* Where srt_frame.data lives. CUDA: device memory of the engine's GPU (TensorRT builds only;
+   elsewhere SRT_ERROR_UNSUPPORTED). */
+enum { SRT_MEMORY_HOST = 0, SRT_MEMORY_CUDA = 1 };
+/* srt_set_log_callback severities (TensorRT's and OpenVINO's messages mapped onto them). */
+enum { SRT_LOG_ERROR = 1, SRT_LOG_WARNING = 2, SRT_LOG_INFO = 3 };
 
 #define SRT_MAX_PAST 16
 
@@ -98,6 +109,10 @@ typedef struct srt_open_options {
                                     default: spin for one model, sleep for a bundle's stages */
   const char *providers;         /* ONNX Runtime: comma list of execution providers in priority order, e.g.
                                     "tensorrt,cuda,cpu"; NULL or "" = TensorRT, CUDA, CPU as available */
+  int32_t allow_legacy;          /* nonzero: also open a manifest without "manifest_sha256" and an artifact
+                                    whose manifest records no sha256 (exports older than both); else
+                                    SRT_ERROR_MANIFEST */
+  int32_t reserved0;             /* 0 (keeps the struct's size a multiple of 8) */
 } srt_open_options;
 
 typedef struct srt_frame {
@@ -110,6 +125,14 @@ typedef struct srt_frame {
   double timestamp;     /* capture time in seconds (forecasting picks past frames by it) */
   int32_t has_timestamp;/* 0: frames are taken as consecutive at the bundle's trained rate */
   int32_t reserved1;
+  /* Required: bytes readable at data, at least stride * (height - 1) + 3 * width (else, or 0:
+     SRT_ERROR_INVALID_ARGUMENT; nothing is read outside them). A caller built against the header
+     before this field (a smaller struct_size) has none: its frames are checked for overflow only. */
+  size_t data_size;
+  int32_t memory;       /* SRT_MEMORY_HOST (0) or SRT_MEMORY_CUDA */
+  int32_t reserved2;
+  void *cuda_stream;    /* SRT_MEMORY_CUDA: the caller's cudaStream_t the run is ordered after and
+                           on (NULL: the engine's own stream) */
 } srt_frame;
 
 typedef struct srt_result {
@@ -215,13 +238,34 @@ static inline srt_status srt_class_info_init(srt_class_info *info) {
 /* path: an .onnx / .plan with its manifest beside it, a manifest, or a forecast bundle
    (forecast.json or its folder). options may be NULL. On failure *engine is NULL. */
 SRT_API srt_status srt_engine_open(const char *path, const srt_open_options *options, srt_engine **engine);
-SRT_API void srt_engine_close(srt_engine *engine); /* NULL is fine */
+/* NULL is fine. Not while another call runs on the engine; a pending srt_engine_run_async is
+   waited for (its result is not written). */
+SRT_API void srt_engine_close(srt_engine *engine);
 SRT_API srt_status srt_engine_info(const srt_engine *engine, struct srt_engine_info *info);
 /* index in [0, num_classes) */
 SRT_API srt_status srt_engine_class(const srt_engine *engine, int index, srt_class_info *info);
 SRT_API srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, srt_result *result);
 /* Forgets a bundle's past frames (a new stream); no-op for other engines. */
 SRT_API srt_status srt_engine_reset(srt_engine *engine);
+
+/* Asynchronous runs. srt_engine_run_async starts the frame and returns; the engine is busy (every
+   other call on it: SRT_ERROR_BUSY) until srt_engine_wait(engine), which completes the run and
+   fills `result` (the struct and buffers given to run_async: keep them alive until then). With
+   TensorRT the work is queued on the frame's cuda_stream (or the engine's) and
+   srt_engine_completion_event gives the cudaEvent_t recorded after it (cudaStreamWaitEvent on it
+   orders later GPU work; the class maps are written by srt_engine_wait). Backends without a GPU
+   run the frame inside srt_engine_run_async; srt_engine_wait then only returns its status. */
+SRT_API srt_status srt_engine_run_async(srt_engine *engine, const srt_frame *frame, srt_result *result);
+SRT_API srt_status srt_engine_wait(srt_engine *engine);
+/* *cuda_event: a cudaEvent_t owned by the engine; SRT_ERROR_UNSUPPORTED without TensorRT. */
+SRT_API srt_status srt_engine_completion_event(srt_engine *engine, void **cuda_event);
+
+/* Where libswiftrt's messages go: the core's, TensorRT's (ILogger) and OpenVINO's. fn(severity,
+   message, user) may be called from any thread that calls into the library (and OpenVINO's),
+   with one line without a newline; it must not call back into libswiftrt. fn NULL restores
+   the default: warnings and errors to stderr. Process-wide; set it before opening engines. */
+typedef void (*srt_log_fn)(int32_t severity, const char *message, void *user);
+SRT_API srt_status srt_set_log_callback(srt_log_fn fn, void *user);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
 // This file defines the exported srt_open_options_init of ABI 1's first header, not swiftrt.h's inline.
 #define SWIFTRT_BUILDING_LIBRARY
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -12,6 +13,7 @@
 
 #include "engine.hpp"
 #include "error.hpp"
+#include "log.hpp"
 #include "swiftrt.h"
 
 extern "C" SRT_API srt_status srt_open_options_init(srt_open_options *options);
@@ -23,6 +25,12 @@ static_assert(SRT_VERSION_MAJOR == SRT_ABI_VERSION, "the ABI version is the majo
 
 struct srt_engine {
   std::unique_ptr<srt::Engine> impl;
+  // Set while a call runs a frame (or an asynchronous run waits for srt_engine_wait): a second
+  // caller gets SRT_ERROR_BUSY instead of a result mixed with another frame's.
+  std::atomic<bool> busy{false};
+  std::atomic<bool> pending{false};  // srt_engine_run_async started, srt_engine_wait not yet called
+  srt_result *pending_result = nullptr;  // the caller's struct of that run
+  srt_result pending_copy{};             // what the core fills until srt_engine_wait
 };
 
 namespace {
@@ -181,6 +189,80 @@ srt_status init_sized(T *dest, uint32_t size) {
   });
 }
 
+// The engine for one call that runs frames: SRT_ERROR_BUSY when another one holds it.
+class Claim {
+ public:
+  explicit Claim(srt_engine *e) : e_(e) {
+    if (e_->busy.exchange(true, std::memory_order_acquire))
+      srt::fail(SRT_ERROR_BUSY, e_->pending ? "the engine has an asynchronous run not yet waited for (srt_engine_wait)"
+                                            : "the engine is running another frame (one call at a time per engine; "
+                                              "open one engine per thread)");
+  }
+  ~Claim() {
+    if (e_) e_->busy.store(false, std::memory_order_release);
+  }
+  void keep() { e_ = nullptr; }  // stays busy (an asynchronous run) until srt_engine_wait
+
+ private:
+  srt_engine *e_;
+};
+
+// Every check of a frame; the view the engine runs. Nothing is read outside
+// [data, data + stride * (height - 1) + 3 * width): a frame that does not fit data_size, or whose
+// extent overflows, is refused.
+struct FrameRun {
+  srt::FrameView view;
+  bool has_timestamp;
+  double timestamp;
+};
+
+FrameRun check_frame(const srt_frame *caller) {
+  const srt_frame frame = read_struct(caller);  // the fields the caller's struct_size covers, zeros after
+  const bool has_size = caller->struct_size >= offsetof(srt_frame, data_size) + sizeof(size_t);
+  if (frame.format != SRT_FORMAT_BGR8 && frame.format != SRT_FORMAT_RGB8)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->format " + std::to_string(frame.format) +
+                                              " is not SRT_FORMAT_BGR8 or SRT_FORMAT_RGB8");
+  if (frame.width <= 0 || frame.height <= 0)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame is " + std::to_string(frame.width) + "x" + std::to_string(frame.height) +
+                                              ": width and height must be positive");
+  if (frame.width > 1 << 16 || frame.height > 1 << 16)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame is larger than 65536 pixels on a side");
+  const size_t row = static_cast<size_t>(frame.width) * 3, rows = static_cast<size_t>(frame.height) - 1;
+  if (frame.stride < row)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->stride " + std::to_string(frame.stride) + " is shorter than a row (" +
+                                              std::to_string(row) + " bytes for width " + std::to_string(frame.width) + ")");
+  require(frame.data, "frame->data");
+  if (rows && frame.stride > (SIZE_MAX - row) / rows)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->stride " + std::to_string(frame.stride) + " times height " +
+                                              std::to_string(frame.height) + " overflows: not a frame");
+  const size_t extent = frame.stride * rows + row;
+  if (reinterpret_cast<uintptr_t>(frame.data) > UINTPTR_MAX - extent)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->data + stride * height runs past the end of the address space");
+  if (has_size && frame.data_size == 0)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->data_size is 0: set it to the bytes readable at frame->data (at "
+                                          "least stride * (height - 1) + 3 * width = " + std::to_string(extent) + ")");
+  if (has_size && frame.data_size < extent)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->data_size " + std::to_string(frame.data_size) + " is smaller than the " +
+                                              std::to_string(frame.width) + "x" + std::to_string(frame.height) +
+                                              " frame at stride " + std::to_string(frame.stride) + " (" +
+                                              std::to_string(extent) + " bytes)");
+  if (frame.memory != SRT_MEMORY_HOST && frame.memory != SRT_MEMORY_CUDA)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->memory " + std::to_string(frame.memory) +
+                                              " is not SRT_MEMORY_HOST or SRT_MEMORY_CUDA");
+#ifndef SWIFTRT_WITH_TENSORRT
+  if (frame.memory == SRT_MEMORY_CUDA)
+    srt::fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory need a libswiftrt built with TensorRT (this one: " +
+                                         std::string(srt_version()) + ")");
+#endif
+  if (frame.has_timestamp && !std::isfinite(frame.timestamp))
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->timestamp is not a finite number");
+  srt::FrameView view{static_cast<const uint8_t *>(frame.data), frame.width, frame.height, frame.stride,
+                      frame.format == SRT_FORMAT_RGB8};
+  view.device = frame.memory == SRT_MEMORY_CUDA;
+  view.stream = frame.cuda_stream;  // TensorRT: ordered on the caller's stream (host frames too)
+  return FrameRun{view, frame.has_timestamp != 0, frame.timestamp};
+}
+
 void check_buffer(const void *p, size_t size, size_t need, const char *what) {
   if (p && size < need)
     srt::fail(SRT_ERROR_BUFFER_TOO_SMALL, std::string("result ") + what + "_size is " + std::to_string(size) + " bytes, " +
@@ -220,6 +302,7 @@ const char *srt_status_string(srt_status status) {
     case SRT_ERROR_BACKEND: return "SRT_ERROR_BACKEND";
     case SRT_ERROR_OUT_OF_MEMORY: return "SRT_ERROR_OUT_OF_MEMORY";
     case SRT_ERROR_INTERNAL: return "SRT_ERROR_INTERNAL";
+    case SRT_ERROR_BUSY: return "SRT_ERROR_BUSY";
     default: return "SRT_ERROR_UNKNOWN";
   }
 }
@@ -258,6 +341,7 @@ srt_status srt_engine_open(const char *path, const srt_open_options *caller_opti
     if (options.spin < -1 || options.spin > 1) srt::fail(SRT_ERROR_INVALID_ARGUMENT, "options->spin must be -1, 0 or 1");
     o.spin = options.spin;
     if (options.providers) o.providers = options.providers;
+    o.allow_legacy = options.allow_legacy != 0;  // callers before 1.0 have no such field: 0
     std::unique_ptr<srt_engine> handle(new srt_engine);
     handle->impl = srt::open_engine(path, o);
     *engine = handle.release();
@@ -298,59 +382,107 @@ srt_status srt_engine_class(const srt_engine *engine, int index, srt_class_info 
   });
 }
 
-srt_status srt_engine_run(srt_engine *engine, const srt_frame *caller_frame, srt_result *caller_result) {
+}  // extern "C"
+
+namespace {
+
+// The checks of srt_engine_run and srt_engine_run_async: the frame's view, the result prepared.
+FrameRun prepare_run(srt_engine *engine, const srt_frame *frame, srt_result *result) {
+  require(engine, "engine");
+  require(frame, "frame");
+  require(result, "result");
+  FrameRun run = check_frame(frame);
+  srt::Engine &e = *engine->impl;
+  const size_t plane = static_cast<size_t>(e.info.output_height) * e.info.output_width;
+  check_buffer(result->class_map, result->class_map_size, plane, "class_map");
+  check_buffer(result->outlier_score, result->outlier_score_size, plane * sizeof(float), "outlier_score");
+  check_buffer(result->outlier_mask, result->outlier_mask_size, plane, "outlier_mask");
+  check_buffer(result->forecast_map, result->forecast_map_size, plane, "forecast_map");
+  if (!e.info.has_outlier_score && (result->outlier_score || result->outlier_mask))
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "this engine has no outlier score: set outlier_score and outlier_mask to NULL");
+  if (e.info.task != SRT_TASK_FORECAST && result->forecast_map)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "this engine is not a forecast bundle: set forecast_map to NULL");
+  if (e.info.task == SRT_TASK_FORECAST && result->class_map && !e.decode_current)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "a bundle writes the current frame's class_map only when opened with "
+                                          "decode_current; set class_map to NULL or open it so");
+  result->is_forecast = 0;
+  result->forecast_time = 0;
+  result->picked_count = 0;
+  result->features_ms = result->f2f_ms = result->decoder_ms = 0;
+  return run;
+}
+
+}  // namespace
+
+extern "C" {
+
+srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, srt_result *caller_result) {
   return guard([&] {
     require(engine, "engine");
-    require(caller_frame, "frame");
     require(caller_result, "result");
-    const srt_frame frame_copy = read_struct(caller_frame);
-    srt_result result_copy = read_struct(caller_result);
-    const srt_frame *frame = &frame_copy;
-    srt_result *result = &result_copy;
-    if (frame->format != SRT_FORMAT_BGR8 && frame->format != SRT_FORMAT_RGB8)
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->format " + std::to_string(frame->format) +
-                                                " is not SRT_FORMAT_BGR8 or SRT_FORMAT_RGB8");
-    if (frame->width <= 0 || frame->height <= 0)
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame is " + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
-                                                ": width and height must be positive");
-    if (frame->width > 1 << 16 || frame->height > 1 << 16)
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame is larger than 65536 pixels on a side");
-    if (frame->stride < static_cast<size_t>(frame->width) * 3)
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->stride " + std::to_string(frame->stride) + " is shorter than a row (" +
-                                                std::to_string(frame->width * 3) + " bytes for width " +
-                                                std::to_string(frame->width) + ")");
-    require(frame->data, "frame->data");
-    if (frame->has_timestamp && !std::isfinite(frame->timestamp))
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "frame->timestamp is not a finite number");
-    srt::Engine &e = *engine->impl;
-    const size_t plane = static_cast<size_t>(e.info.output_height) * e.info.output_width;
-    check_buffer(result->class_map, result->class_map_size, plane, "class_map");
-    check_buffer(result->outlier_score, result->outlier_score_size, plane * sizeof(float), "outlier_score");
-    check_buffer(result->outlier_mask, result->outlier_mask_size, plane, "outlier_mask");
-    check_buffer(result->forecast_map, result->forecast_map_size, plane, "forecast_map");
-    if (!e.info.has_outlier_score && (result->outlier_score || result->outlier_mask))
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "this engine has no outlier score: set outlier_score and outlier_mask to NULL");
-    if (e.info.task != SRT_TASK_FORECAST && result->forecast_map)
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "this engine is not a forecast bundle: set forecast_map to NULL");
-    if (e.info.task == SRT_TASK_FORECAST && result->class_map && !e.decode_current)
-      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "a bundle writes the current frame's class_map only when opened with "
-                                            "decode_current; set class_map to NULL or open it so");
-    result->is_forecast = 0;
-    result->forecast_time = 0;
-    result->picked_count = 0;
-    result->features_ms = result->f2f_ms = result->decoder_ms = 0;
-    srt::FrameView view{static_cast<const uint8_t *>(frame->data), frame->width, frame->height, frame->stride,
-                        frame->format == SRT_FORMAT_RGB8};
-    e.run(view, frame->has_timestamp != 0, frame->timestamp, result);
-    write_struct(caller_result, result_copy);
+    Claim claim(engine);
+    srt_result result = read_struct(caller_result);  // the fields the caller's struct_size covers
+    FrameRun run = prepare_run(engine, frame, &result);
+    engine->impl->run(run.view, run.has_timestamp, run.timestamp, &result);
+    write_struct(caller_result, result);
+  });
+}
+
+srt_status srt_engine_run_async(srt_engine *engine, const srt_frame *frame, srt_result *caller_result) {
+  return guard([&] {
+    require(engine, "engine");
+    require(caller_result, "result");
+    Claim claim(engine);
+    // The core fills its own copy; srt_engine_wait hands it back through the caller's struct_size.
+    engine->pending_copy = read_struct(caller_result);
+    FrameRun run = prepare_run(engine, frame, &engine->pending_copy);
+    engine->impl->start(run.view, run.has_timestamp, run.timestamp, &engine->pending_copy);
+    engine->pending_result = caller_result;
+    engine->pending.store(true);
+    claim.keep();
+  });
+}
+
+srt_status srt_engine_wait(srt_engine *engine) {
+  return guard([&] {
+    require(engine, "engine");
+    if (!engine->pending.load())
+      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "no asynchronous run to wait for (srt_engine_run_async first)");
+    struct Release {  // whatever finish() does, the engine is free again afterwards
+      srt_engine *e;
+      ~Release() {
+        e->pending_result = nullptr;
+        e->pending.store(false);
+        e->busy.store(false, std::memory_order_release);
+      }
+    } release{engine};
+    engine->impl->finish(&engine->pending_copy);
+    write_struct(engine->pending_result, engine->pending_copy);
+  });
+}
+
+srt_status srt_engine_completion_event(srt_engine *engine, void **cuda_event) {
+  return guard([&] {
+    require(engine, "engine");
+    require(cuda_event, "cuda_event");
+    *cuda_event = engine->impl->completion_event();
+    if (!*cuda_event)
+      srt::fail(SRT_ERROR_UNSUPPORTED, "this engine runs on " + std::string(engine->impl->info.backend_name) +
+                                           ": no CUDA completion event (srt_engine_wait completes its runs)");
   });
 }
 
 srt_status srt_engine_reset(srt_engine *engine) {
   return guard([&] {
     require(engine, "engine");
+    Claim claim(engine);
     engine->impl->reset();
   });
+}
+
+srt_status srt_set_log_callback(srt_log_fn fn, void *user) {
+  srt::set_log_callback(fn, user);
+  return SRT_OK;
 }
 
 }  // extern "C"

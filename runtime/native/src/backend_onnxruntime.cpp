@@ -42,11 +42,12 @@ const OrtApi &api() {
 }
 
 // An OrtStatus (NULL = success) -> nothing, or srt::Error with ORT's message.
-void check(OrtStatus *status, srt_status code, const std::string &what) {
+// `what` as a C string: the per-frame call (Run) builds no std::string unless it fails.
+void check(OrtStatus *status, srt_status code, const char *what) {
   if (!status) return;
   std::string message = api().GetErrorMessage(status);
   api().ReleaseStatus(status);
-  fail(code, what + ": " + message);
+  fail(code, std::string(what) + ": " + message);
 }
 
 // One environment per process (ORT's logging and global thread state); warnings stay quiet.
@@ -196,7 +197,7 @@ class OnnxRuntimeBackend : public Backend {
     }
     OrtSession *session = nullptr;
     check(ort.CreateSession(env(), m.artifact_path.c_str(), so, &session), SRT_ERROR_CORRUPT_ENGINE,
-          "ONNX Runtime cannot load " + m.artifact_path);
+          ("ONNX Runtime cannot load " + m.artifact_path).c_str());
     session_.reset(session);
     OrtMemoryInfo *memory = nullptr;
     check(ort.CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memory), SRT_ERROR_BACKEND, "ONNX Runtime memory");

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "log.hpp"
+#include "sha256.hpp"
 
 namespace srt {
 
@@ -176,13 +178,55 @@ const TensorSpec *ModelManifest::output(const std::string &meaning) const {
   return nullptr;
 }
 
-Json read_json_file(const std::string &path) {
+Json read_json_file(const std::string &path, std::string *raw) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(SRT_ERROR_NOT_FOUND, "cannot open manifest " + path);
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) fail(SRT_ERROR_NOT_FOUND, "cannot read manifest " + path);
-  return Json::parse(text.str(), path);
+  if (!raw) return Json::parse(text.str(), path);
+  *raw = text.str();
+  return Json::parse(*raw, path);
+}
+
+void verify_manifest_digest(const std::string &raw, const Json &root, const std::string &where, bool allow_legacy) {
+  static const std::string name = "\"manifest_sha256\"";
+  const size_t at = raw.find(name);
+  const bool once = at != std::string::npos && raw.find(name, at + 1) == std::string::npos;
+  size_t start = std::string::npos;
+  if (once) {  // name, blanks, ':', blanks, '"', 64 lower-case hex digits, '"'
+    size_t i = at + name.size();
+    auto blanks = [&] {
+      while (i < raw.size() && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n')) ++i;
+    };
+    blanks();
+    if (i < raw.size() && raw[i] == ':') {
+      ++i;
+      blanks();
+      if (i + 66 <= raw.size() && raw[i] == '"' && raw[i + 65] == '"') {
+        bool hex = true;
+        for (size_t k = i + 1; k < i + 65; ++k) hex &= (raw[k] >= '0' && raw[k] <= '9') || (raw[k] >= 'a' && raw[k] <= 'f');
+        if (hex) start = i + 1;
+      }
+    }
+  }
+  const Json *field = root.get("manifest_sha256");
+  if (start == std::string::npos) {
+    if (field) bad(where, "malformed manifest_sha256 (64 lowercase hex digits, once, at the top level)");
+    if (allow_legacy) {
+      log(SRT_LOG_WARNING, (where + " has no manifest_sha256: a legacy manifest, opened unverified").c_str());
+      return;
+    }
+    bad(where, "no manifest_sha256 (a manifest written before manifests were sealed, or by hand): re-export it, or "
+               "open it with allow_legacy");
+  }
+  const std::string recorded = raw.substr(start, 64);
+  if (!field || !field->is_string() || field->string() != recorded) bad(where, "manifest_sha256 is not a top-level field");
+  std::string sealed = raw;
+  sealed.replace(start, 64, 64, '0');
+  if (sha256_bytes(sealed) != recorded)
+    fail(SRT_ERROR_MANIFEST, where + " does not match its manifest_sha256 (edited or damaged since it was written: "
+                                     "re-export it)");
 }
 
 Resolved resolve(const std::string &path) {
@@ -212,9 +256,10 @@ Resolved resolve(const std::string &path) {
   return r;
 }
 
-ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path) {
+ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path, bool allow_legacy) {
   const std::string &where = manifest_path;
-  Json root = read_json_file(manifest_path);
+  std::string raw;
+  Json root = read_json_file(manifest_path, &raw);
   check_schema(root, where);
   for (const char *key : {"arch", "task", "artifact", "input", "outputs", "classes", "ignore_id", "precision"})
     if (!root.has(key)) bad(where, std::string("missing field '") + key + "'");
@@ -268,13 +313,15 @@ ModelManifest load_model_manifest(const std::string &artifact, const std::string
     }
   }
   if (const Json *t = root.get("tensorrt")) m.tensorrt = *t;
+  verify_manifest_digest(raw, root, where, allow_legacy);
   if (!is_file(artifact)) fail(SRT_ERROR_NOT_FOUND, "manifest " + where + " has no artifact beside it: " + artifact + " is missing");
   return m;
 }
 
-BundleManifest load_bundle_manifest(const std::string &manifest_path) {
+BundleManifest load_bundle_manifest(const std::string &manifest_path, bool allow_legacy) {
   const std::string &where = manifest_path;
-  Json root = read_json_file(manifest_path);
+  std::string raw;
+  Json root = read_json_file(manifest_path, &raw);
   check_schema(root, where);
   for (const char *key : {"task", "arch", "precision", "stages", "past_offsets", "horizon", "frame_rate", "feature_shape",
                           "classes", "ignore_id", "input"})
@@ -320,6 +367,7 @@ BundleManifest load_bundle_manifest(const std::string &manifest_path) {
   b.classes = classes_of(root, where);
   b.input = input_of(root, where);
   if (b.input.kind != "frame") bad(where, "the bundle's 'input' must be the frame input of its features stage");
+  verify_manifest_digest(raw, root, where, allow_legacy);
   return b;
 }
 

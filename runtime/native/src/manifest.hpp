@@ -80,8 +80,16 @@ struct Resolved {
 };
 Resolved resolve(const std::string &path);
 
-Json read_json_file(const std::string &path);
-ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path);
-BundleManifest load_bundle_manifest(const std::string &manifest_path);
+// raw: when given, receives the file's bytes (for the manifest digest).
+Json read_json_file(const std::string &path, std::string *raw = nullptr);
+// allow_legacy: accept a manifest without "manifest_sha256" (else SRT_ERROR_MANIFEST); one whose
+// digest does not match its bytes is refused always (see verify_manifest_digest).
+ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path, bool allow_legacy);
+BundleManifest load_bundle_manifest(const std::string &manifest_path, bool allow_legacy);
+
+// The manifest's own digest, as runtime/manifest.py writes it (manifest_digest): the sha256 of the
+// file's bytes with the 64 hex digits of its one "manifest_sha256" field replaced by 64 '0's.
+// Bytes, not re-serialized JSON: nothing here has to format floats or order keys as Python does.
+void verify_manifest_digest(const std::string &raw, const Json &root, const std::string &where, bool allow_legacy);
 
 }  // namespace srt

@@ -43,6 +43,8 @@ def _stamp(size):
     for folder in ("export", "calib"):
         for root, _, names in sorted(os.walk(os.path.join(REPO, folder))):
             files.extend(os.path.join(root, n) for n in sorted(names) if n.endswith(".py"))
+    files.append(os.path.join(REPO, "runtime", "manifest.py"))  # the manifest writer (its digest)
+    files.append(os.path.abspath(__file__))
     for path in sorted(set(files)):
         digest.update(os.path.relpath(path, REPO).encode())
         with open(path, "rb") as handle:
@@ -137,7 +139,10 @@ def make_frames(folder, count=6):
 
 
 def make_bad(folder, seg):
-    """Engines and manifests a caller can get wrong, each broken in one way."""
+    """Engines and manifests a caller can get wrong, each broken in one way. Manifests are sealed
+    (runtime.manifest.dump_manifest) unless the damage is to the seal itself, so each is refused
+    for what is wrong with it."""
+    from runtime.manifest import DIGEST_KEY, dump_manifest
     os.makedirs(folder, exist_ok=True)
     with open(seg + ".json") as handle:
         good = json.load(handle)
@@ -151,7 +156,7 @@ def make_bad(folder, seg):
                 handle.write(artifact)
         if manifest is not None or text is not None:
             with open(path + ".json", "w") as handle:
-                handle.write(text if text is not None else json.dumps(manifest))
+                handle.write(text if text is not None else dump_manifest(manifest))
 
     write("no_manifest.onnx")
     write("schema2.onnx", dict(good, schema_version=2))
@@ -165,6 +170,16 @@ def make_bad(folder, seg):
     write("garbage.onnx", dict(good, artifact=dict(good["artifact"],
                                                     sha256=hashlib.sha256(garbage).hexdigest())),
           artifact=garbage)
+    # The manifest's own digest: edited after sealing (a colour order flipped), no digest at all
+    # (a legacy manifest: opens only with allow_legacy), and no artifact sha256 (likewise).
+    sealed = dump_manifest(good)
+    flipped = "RGB" if good["input"]["color_order"] == "BGR" else "BGR"
+    write("edited.onnx", text=sealed.replace('"color_order": "{}"'.format(good["input"]["color_order"]),
+                                             '"color_order": "{}"'.format(flipped)))
+    legacy = dict((k, v) for k, v in good.items() if k != DIGEST_KEY)
+    write("legacy.onnx", text=json.dumps(legacy, indent=2))
+    write("nosha.onnx", dict(good, artifact=dict((k, v) for k, v in good["artifact"].items()
+                                                 if k != "sha256")))
 
 
 def main(argv=None):

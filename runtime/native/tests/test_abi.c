@@ -9,6 +9,8 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,7 @@ static srt_frame frame_of(const unsigned char *data, int w, int h, size_t stride
   f.height = h;
   f.stride = stride;
   f.data = data;
+  f.data_size = stride * (size_t)h;
   return f;
 }
 
@@ -84,7 +87,7 @@ static void test_versions(void) {
   CHECK(srt_abi_version() == SRT_ABI_VERSION, "abi %u", srt_abi_version());
   CHECK(strstr(srt_version(), backend_label) != NULL, "version '%s' does not name the %s backend", srt_version(),
         backend_label);
-  for (s = 0; s <= SRT_ERROR_INTERNAL; ++s) CHECK(strncmp(srt_status_string(s), "SRT_", 4) == 0, "status %d", (int)s);
+  for (s = 0; s <= SRT_ERROR_BUSY; ++s) CHECK(strncmp(srt_status_string(s), "SRT_", 4) == 0, "status %d", (int)s);
   CHECK(strcmp(srt_status_string(12345), "SRT_ERROR_UNKNOWN") == 0, "unknown status");
 }
 
@@ -411,6 +414,273 @@ static void test_onnxruntime_options(void) {
   free(d);
 }
 
+/* A frame must fit the bytes the caller says are there: nothing is read outside them. */
+static void test_frame_bounds(void) {
+  srt_engine *engine = NULL;
+  srt_result result;
+  srt_frame f;
+  unsigned char *exact, *small;
+  size_t extent;
+  if (srt_engine_open(path_of("seg.onnx"), NULL, &engine) != SRT_OK) {
+    CHECK(0, "open seg.onnx: %s", srt_last_error());
+    return;
+  }
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  /* Exactly stride * (h - 1) + 3 * w bytes (the last row unpadded): accepted and read within. */
+  extent = 1000 * 59 + 3 * 300;
+  exact = (unsigned char *)malloc(extent);
+  memset(exact, 90, extent);
+  f = frame_of(exact, 300, 60, 1000);
+  f.data_size = extent;
+  CHECK(srt_engine_run(engine, &f, &result) == SRT_OK, "exact-size frame: %s", srt_last_error());
+  f.data_size = extent - 1;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "data_size one byte short");
+  f.data_size = 0;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "data_size 0");
+  /* A stride of (size_t)-3 wraps: refused, never read 3 bytes before the buffer. */
+  f = frame_of(exact, 300, 60, (size_t)-3);
+  f.data_size = extent;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "stride (size_t)-3");
+  f.data_size = (size_t)-1;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "stride (size_t)-3, data_size max");
+  f = frame_of(exact, 300, 60, (size_t)1 << 62);
+  f.data_size = extent;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "stride 2^62");
+  /* A declared 65536x65536 frame over a small buffer. */
+  small = (unsigned char *)malloc(4096);
+  memset(small, 0, 4096);
+  f = frame_of(small, 65536, 65536, (size_t)65536 * 3);
+  f.data_size = 4096;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "65536x65536 frame over 4096 bytes");
+  /* A caller built against the header before data_size (a smaller struct): checked for overflow. */
+  f = frame_of(exact, 300, 60, 1000);
+  f.struct_size = (uint32_t)offsetof(srt_frame, data_size);
+  f.data_size = 1; /* beyond its struct: never read */
+  CHECK(srt_engine_run(engine, &f, &result) == SRT_OK, "frame without data_size (old header): %s", srt_last_error());
+  f.stride = (size_t)-3;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "old-header frame, stride (size_t)-3");
+  /* Where the data lives. */
+  f = frame_of(exact, 300, 60, 1000);
+  f.data_size = extent;
+  f.memory = 5;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_INVALID_ARGUMENT, "memory 5");
+  f.memory = SRT_MEMORY_CUDA;
+  expect_error(srt_engine_run(engine, &f, &result), SRT_ERROR_UNSUPPORTED, "a CUDA frame without TensorRT");
+  free(exact);
+  free(small);
+  srt_engine_close(engine);
+}
+
+static void fill(unsigned char *p, size_t n, unsigned char v) { memset(p, v, n); }
+
+/* The resizer's row cache never carries pixels from one frame into the next: frames 1 to 4 rows
+   high (and 1 pixel wide) after larger ones and after a white frame of their own size give the
+   class map a reference engine gives that saw only those frames. */
+static void test_row_cache(void) {
+  srt_engine *used = NULL, *fresh = NULL;
+  struct srt_engine_info info;
+  srt_result result;
+  unsigned char *big, *white, *dark, *want, *got;
+  size_t plane;
+  int w, h, widths[3] = {1, 7, 512}, wi, differ = 0;
+  if (srt_engine_open(path_of("seg.onnx"), NULL, &used) != SRT_OK ||
+      srt_engine_open(path_of("seg.onnx"), NULL, &fresh) != SRT_OK) {
+    CHECK(0, "open seg.onnx: %s", srt_last_error());
+    srt_engine_close(used);
+    return;
+  }
+  info.struct_size = sizeof info;
+  srt_engine_info(used, &info);
+  plane = (size_t)info.output_width * (size_t)info.output_height;
+  want = (unsigned char *)malloc(plane);
+  got = (unsigned char *)malloc(plane);
+  big = (unsigned char *)malloc(640 * 480 * 3);
+  fill(big, 640 * 480 * 3, 255);
+  white = (unsigned char *)malloc(512 * 4 * 3);
+  dark = (unsigned char *)malloc(512 * 4 * 3);
+  fill(white, 512 * 4 * 3, 255);
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  result.class_map_size = plane;
+  for (wi = 0; wi < 3; ++wi)
+    for (h = 1; h <= 4; ++h) {
+      srt_frame f;
+      size_t i;
+      w = widths[wi];
+      for (i = 0; i < (size_t)w * (size_t)h * 3; ++i) dark[i] = (unsigned char)(20 + (i * 5) % 40);
+      /* The reference: an engine that sees only these dark frames, each of another size than the
+         one before (a new size always recomputed the resize and emptied the cache). */
+      f = frame_of(dark, w, h, (size_t)w * 3);
+      result.class_map = want;
+      CHECK(srt_engine_run(fresh, &f, &result) == SRT_OK, "reference run: %s", srt_last_error());
+      /* The used engine: a large white frame, a white frame of this size, then the dark one. */
+      result.class_map = got;
+      f = frame_of(big, 640, 480, 640 * 3);
+      CHECK(srt_engine_run(used, &f, &result) == SRT_OK, "run: %s", srt_last_error());
+      f = frame_of(white, w, h, (size_t)w * 3);
+      CHECK(srt_engine_run(used, &f, &result) == SRT_OK, "run: %s", srt_last_error());
+      f = frame_of(dark, w, h, (size_t)w * 3);
+      CHECK(srt_engine_run(used, &f, &result) == SRT_OK, "run: %s", srt_last_error());
+      if (memcmp(want, got, plane) != 0) {
+        ++differ;
+        fprintf(stderr, "  %dx%d dark frame after white ones: class map differs from the reference\n", w, h);
+      }
+    }
+  CHECK(differ == 0, "%d frame sizes took pixels from an earlier frame", differ);
+  srt_engine_close(used);
+  srt_engine_close(fresh);
+  free(want), free(got), free(big), free(white), free(dark);
+}
+
+/* Two threads on ONE engine: every call either gives that thread's own right answer or
+   SRT_ERROR_BUSY, never another frame's class map. */
+struct shared_run {
+  srt_engine *engine;
+  const unsigned char *frame;
+  const unsigned char *want;
+  size_t plane;
+  int ok, busy, wrong, other;
+};
+
+static void *shared_body(void *arg) {
+  struct shared_run *s = (struct shared_run *)arg;
+  srt_result result;
+  srt_frame f = frame_of(s->frame, 320, 200, 960);
+  unsigned char *map = (unsigned char *)malloc(s->plane);
+  int i;
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  result.class_map = map, result.class_map_size = s->plane;
+  for (i = 0; i < 30; ++i) {
+    srt_status st = srt_engine_run(s->engine, &f, &result);
+    if (st == SRT_OK) {
+      ++s->ok;
+      s->wrong += memcmp(map, s->want, s->plane) != 0;
+    } else if (st == SRT_ERROR_BUSY) {
+      ++s->busy;
+    } else {
+      ++s->other;
+    }
+  }
+  free(map);
+  return NULL;
+}
+
+static void test_busy_and_async(void) {
+  srt_engine *engine = NULL;
+  struct srt_engine_info info;
+  srt_result result, sync_result;
+  unsigned char *frames[2], *wants[2], *map;
+  struct shared_run runs[2];
+  pthread_t threads[2];
+  size_t plane;
+  void *event = NULL;
+  int i;
+  if (srt_engine_open(path_of("seg.onnx"), NULL, &engine) != SRT_OK) {
+    CHECK(0, "open seg.onnx: %s", srt_last_error());
+    return;
+  }
+  info.struct_size = sizeof info;
+  srt_engine_info(engine, &info);
+  plane = (size_t)info.output_width * (size_t)info.output_height;
+  map = (unsigned char *)malloc(plane);
+  memset(&result, 0, sizeof result);
+  result.struct_size = sizeof result;
+  result.class_map_size = plane;
+  for (i = 0; i < 2; ++i) {
+    srt_frame f;
+    frames[i] = make_frame(320, 200, 960, 11 + 40 * i);
+    wants[i] = (unsigned char *)malloc(plane);
+    f = frame_of(frames[i], 320, 200, 960);
+    result.class_map = wants[i];
+    CHECK(srt_engine_run(engine, &f, &result) == SRT_OK, "reference run: %s", srt_last_error());
+  }
+  CHECK(memcmp(wants[0], wants[1], plane) != 0, "the two frames must give different class maps");
+  for (i = 0; i < 2; ++i) {
+    memset(&runs[i], 0, sizeof runs[i]);
+    runs[i].engine = engine, runs[i].frame = frames[i], runs[i].want = wants[i], runs[i].plane = plane;
+    pthread_create(&threads[i], NULL, shared_body, &runs[i]);
+  }
+  for (i = 0; i < 2; ++i) pthread_join(threads[i], NULL);
+  CHECK(runs[0].wrong + runs[1].wrong == 0, "%d results with another thread's class map", runs[0].wrong + runs[1].wrong);
+  CHECK(runs[0].other + runs[1].other == 0, "statuses other than OK and BUSY");
+  CHECK(runs[0].ok + runs[1].ok >= 30, "frames got through (%d, %d)", runs[0].ok, runs[1].ok);
+  if (getenv("SRT_TEST_VERBOSE"))
+    printf("  one engine, two threads: %d ok, %d busy\n", runs[0].ok + runs[1].ok, runs[0].busy + runs[1].busy);
+
+  /* Asynchronous runs: busy until waited for, then the same answer as a synchronous run. */
+  {
+    srt_frame f = frame_of(frames[1], 320, 200, 960);
+    srt_frame g = frame_of(frames[0], 320, 200, 960);
+    expect_error(srt_engine_wait(engine), SRT_ERROR_INVALID_ARGUMENT, "wait without a run");
+    expect_error(srt_engine_wait(NULL), SRT_ERROR_INVALID_ARGUMENT, "wait(NULL)");
+    result.class_map = map;
+    memset(map, 255, plane);
+    CHECK(srt_engine_run_async(engine, &f, &result) == SRT_OK, "run_async: %s", srt_last_error());
+    sync_result = result;
+    sync_result.class_map = wants[0];
+    expect_error(srt_engine_run(engine, &g, &sync_result), SRT_ERROR_BUSY, "run while an async run is pending");
+    expect_error(srt_engine_run_async(engine, &g, &sync_result), SRT_ERROR_BUSY, "run_async while one is pending");
+    expect_error(srt_engine_reset(engine), SRT_ERROR_BUSY, "reset while an async run is pending");
+    CHECK(srt_engine_wait(engine) == SRT_OK, "wait: %s", srt_last_error());
+    CHECK(memcmp(map, wants[1], plane) == 0, "the async run's class map is the synchronous one's");
+    CHECK(result.total_ms > 0, "async timings");
+    expect_error(srt_engine_wait(engine), SRT_ERROR_INVALID_ARGUMENT, "a second wait");
+    expect_error(srt_engine_completion_event(engine, &event), SRT_ERROR_UNSUPPORTED, "no CUDA event on OpenVINO");
+    expect_error(srt_engine_completion_event(engine, NULL), SRT_ERROR_INVALID_ARGUMENT, "completion_event(NULL)");
+    CHECK(srt_engine_run(engine, &g, &result) == SRT_OK, "run after wait: %s", srt_last_error());
+  }
+  for (i = 0; i < 2; ++i) free(frames[i]), free(wants[i]);
+  free(map);
+  srt_engine_close(engine);
+}
+
+/* The manifest's own digest, and legacy files only on request. */
+static int log_warnings = 0;
+static char log_last[1024];
+
+static void log_hook(int32_t severity, const char *message, void *user) {
+  (void)user;
+  if (severity == SRT_LOG_WARNING) ++log_warnings;
+  snprintf(log_last, sizeof log_last, "%s", message);
+}
+
+static void test_manifest_digest(void) {
+  srt_engine *engine = NULL;
+  srt_open_options options;
+  int user = 0;
+  expect_error(srt_engine_open(path_of("bad/edited.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "manifest edited after export");
+  CHECK(strstr(srt_last_error(), "manifest_sha256") != NULL, "digest message: %s", srt_last_error());
+  expect_error(srt_engine_open(path_of("bad/legacy.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "manifest without a digest");
+  expect_error(srt_engine_open(path_of("bad/nosha.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "artifact without sha256");
+  srt_open_options_init(&options);
+  options.allow_legacy = 1;
+  expect_error(srt_engine_open(path_of("bad/edited.onnx"), &options, &engine), SRT_ERROR_MANIFEST,
+               "an edited manifest even with allow_legacy");
+  /* The core's warning goes through the log hook. */
+  CHECK(srt_set_log_callback(log_hook, &user) == SRT_OK, "set_log_callback");
+  log_warnings = 0;
+  CHECK(srt_engine_open(path_of("bad/legacy.onnx"), &options, &engine) == SRT_OK, "legacy with allow_legacy: %s",
+        srt_last_error());
+  srt_engine_close(engine);
+  engine = NULL;
+  CHECK(log_warnings == 1 && strstr(log_last, "legacy") != NULL, "%d warnings, last '%s'", log_warnings, log_last);
+  CHECK(srt_engine_open(path_of("bad/nosha.onnx"), &options, &engine) == SRT_OK, "no sha256 with allow_legacy: %s",
+        srt_last_error());
+  srt_engine_close(engine);
+  CHECK(srt_set_log_callback(NULL, NULL) == SRT_OK, "log callback back to stderr");
+  /* A caller built before allow_legacy (a smaller struct): the field is never read. */
+  srt_open_options_init(&options);
+  options.struct_size = (uint32_t)offsetof(srt_open_options, allow_legacy);
+  options.allow_legacy = 1;
+  engine = NULL;
+  expect_error(srt_engine_open(path_of("bad/legacy.onnx"), &options, &engine), SRT_ERROR_MANIFEST,
+               "old-header options: legacy still refused");
+  CHECK(srt_engine_open(path_of("seg.onnx"), &options, &engine) == SRT_OK, "old-header options: %s", srt_last_error());
+  srt_engine_close(engine);
+}
+
 /* srt_last_error is per thread, and engines on two threads run independently. */
 static void *thread_body(void *arg) {
   int *ok = (int *)arg;
@@ -461,6 +731,10 @@ int main(int argc, char **argv) {
   test_forecast(frames);
   test_threads();
   if (backend_kind == SRT_BACKEND_ONNXRUNTIME) test_onnxruntime_options();
+  test_frame_bounds();
+  test_row_cache();
+  test_busy_and_async();
+  test_manifest_digest();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -161,6 +161,7 @@ static void test_engine(void) {
   map2 = (unsigned char *)malloc(plane);
   srt_frame_init(&frame);
   frame.format = SRT_FORMAT_BGR8, frame.width = 320, frame.height = 200, frame.stride = 320 * 3, frame.data = data;
+  frame.data_size = (size_t)320 * 3 * 200;
   srt_result_init(&result);
   result.class_map = map, result.class_map_size = plane;
   CHECK(srt_engine_run(engine, &frame, &result) == SRT_OK, "run: %s", srt_last_error());
