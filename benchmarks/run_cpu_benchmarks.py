@@ -405,6 +405,31 @@ def measure_ros2(engine, threads, quick):
             "transport": transport}
 
 
+def measure_triton(engine, threads, quick):
+    """Triton serving rt-triton's repository next to rt-segment (benchmarks/triton_bench.py),
+    where the tritonserver wheel and .venv-triton are installed (`make venv`); None elsewhere."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import triton_bench
+    from runtime.errors import UserError
+    try:
+        return triton_bench.measure(engine, 30 if quick else 60, threads=threads)
+    except UserError as exc:
+        log("no Triton table: {}".format(exc))
+        return None
+
+
+def measure_fleet(engine, quick):
+    """Drives as Ray tasks, 1 -> 2 workers (benchmarks/fleet_bench.py), where Ray is installed."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import fleet_bench
+    from runtime.errors import UserError
+    try:
+        return fleet_bench.measure(engine, 4, 20 if quick else 40)
+    except UserError as exc:
+        log("no Ray fleet table: {}".format(exc))
+        return None
+
+
 def render_ros2(ros2):
     if not ros2:
         return []
@@ -633,6 +658,8 @@ def main(argv=None):
     parser.add_argument("--no-tasks", action="store_true",
                         help="skip the outlier / forecast models next to plain segmentation")
     parser.add_argument("--no-ros2", action="store_true", help="skip rt-ros2 next to rt-segment")
+    parser.add_argument("--no-triton", action="store_true", help="skip Triton next to rt-segment")
+    parser.add_argument("--no-fleet", action="store_true", help="skip the Ray fleet scaling table")
     args = parser.parse_args(argv)
     args.output = check_output(args.output, "--output")  # before minutes of measuring
     if args.json:
@@ -679,6 +706,13 @@ def main(argv=None):
     if HEADLINE in archs and not args.no_ros2:
         ros2 = measure_ros2(export_fp32(HEADLINE)[0], threads, args.quick)
 
+    triton = None
+    if HEADLINE in archs and not args.no_triton:
+        triton = measure_triton(export_fp32(HEADLINE)[0], threads, args.quick)
+    fleet = None
+    if HEADLINE in archs and not args.no_fleet:
+        fleet = measure_fleet(export_fp32(HEADLINE)[0], args.quick)
+
     all_entries = [e for run in runs.values() for e in run["runners"]]
     env = bench.environment(threads, all_entries, load_start=load_start)
     notes += bench.environment_warnings(env)
@@ -686,7 +720,7 @@ def main(argv=None):
             "args": (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
             "wall_s": time.time() - start, "environment": env, "runs": runs, "e2e": e2e,
             "labels": labels, "overhead": overhead, "notes": notes, "tasks": tasks,
-            "outlier_accuracy": accuracy, "ros2": ros2,
+            "outlier_accuracy": accuracy, "ros2": ros2, "triton": triton, "fleet": fleet,
             "weights": ", ".join("{}: {}".format(a, w) for a, w in weights.items())}
     native = None  # libswiftrt: overhead over the bare OpenVINO call + rt-bench rows (docs/native.md)
     if HEADLINE in archs:
@@ -696,7 +730,11 @@ def main(argv=None):
         if native is None:
             notes.append("native: libswiftrt is not built (make native-lib): no native rows")
     data["native"] = native[1] if native else None
-    write_text_atomic(args.output, render(data) + ("\n" + native[0] if native else ""))
+    import fleet_bench
+    import triton_bench
+    write_text_atomic(args.output, render(data) + ("\n" + native[0] if native else "")
+                      + ("\n" + triton_bench.section(triton) + "\n" if triton else "")
+                      + ("\n" + fleet_bench.section(fleet) + "\n" if fleet else ""))
     if args.json:
         write_atomic(args.json, data, indent=2, default=str)
     log("wrote {} in {:.0f} s".format(args.output, time.time() - start))

@@ -78,7 +78,7 @@ def export_fp16(fp32_onnx, output, keep_fp32=(), max_drop=None, eval_data=None,
                                    images=agreement_images, progress=progress)
         result = measure(staged)
         log("FP16: {}".format(accuracy.describe(result)))
-        if max_drop is not None and result["drop"] > max_drop:
+        if max_drop is not None and not result["drop"] <= max_drop:  # a NaN drop fails too
             raise UserError("FP16 drop {:.3f} > --max-drop {:.3f}: keep the sensitive layers "
                             "in FP32 with --keep-fp32, or export FP32".format(
                                 result["drop"], max_drop))

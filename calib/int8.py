@@ -50,8 +50,8 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
     flavor_options(flavor)
     output = str(output)
     fp32_manifest = load_fp32_source(fp32_onnx, output, "INT8")
-    if max_drop is not None and max_drop < 0:
-        raise UserError("--max-drop must be >= 0 (percentage points)")
+    if max_drop is not None and not 0 <= max_drop <= 100:  # NaN too: it would switch the gate off
+        raise UserError("--max-drop must be a finite number from 0 to 100 (got {})".format(max_drop))
     started = time.time()
     written = []  # removed again when anything fails: nothing half-done is left behind
     with staging(output, "int8") as folder:
@@ -81,7 +81,7 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
             result = measure(staged)
             log("INT8 ({}): {}".format(flavor, accuracy.describe(result)))
             search = None
-            if max_drop is not None and result["drop"] > max_drop:
+            if max_drop is not None and not result["drop"] <= max_drop:  # a NaN drop fails too
                 log("drop {:.3f} > --max-drop {:.3f}: searching layers to keep in FP32".format(
                     result["drop"], max_drop))
                 search = accuracy.search_keep_fp32(

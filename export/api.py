@@ -16,27 +16,71 @@ from runtime.sizes import split_pair
 DEFAULT_OPSET = 17
 
 
-def parse_size(text):
-    """'256x512' -> (256, 512); both multiples of 32 (the network's output stride)."""
+MAX_SIDE = 8192
+# A conservative estimate (not a measurement) of the memory an export, parity gate or training
+# step takes per input pixel (float activations of the encoder and decoder): a size the
+# machine cannot hold is refused before a 30 GB allocation kills the run.
+BYTES_PER_PIXEL = 1024
+
+
+def physical_memory():
+    """Bytes of RAM on this machine (None when the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def parse_size(text, flag="--size"):
+    """'256x512' -> (256, 512); both multiples of 32 (the network's output stride), at most
+    MAX_SIDE a side and no more pixels than this machine's memory holds."""
     pair = split_pair(text)
     if pair is None:
-        raise UserError("malformed --size {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(text))
+        raise UserError("malformed {} {!r}: expected HEIGHTxWIDTH, e.g. 256x512".format(flag, text))
     height, width = pair
     if height < 64 or width < 64 or height % 32 or width % 32:
-        raise UserError("--size {}x{}: height and width must be multiples of 32 and at least 64"
-                        .format(height, width))
+        raise UserError("{} {}x{}: height and width must be multiples of 32 and at least 64"
+                        .format(flag, height, width))
+    memory = physical_memory()
+    if height > MAX_SIDE or width > MAX_SIDE or (memory and height * width * BYTES_PER_PIXEL > memory):
+        raise UserError("{} {}x{}: too large for this machine (at most {} a side and about {} "
+                        "pixels with {:.0f} GB of memory)".format(
+                            flag, height, width, MAX_SIDE,
+                            (memory or 0) // BYTES_PER_PIXEL, (memory or 0) / 1e9))
     return height, width
+
+
+def check_gates(min_agreement=None, max_drop=None, calib_count=None, parity_images=None):
+    """The export's gates and counts, before any work: a NaN or out-of-range value would switch
+    a gate off silently (every comparison with NaN is false), so each must be a finite number
+    in its range; a gate is never disabled by a value."""
+    import math
+    if min_agreement is not None and not (isinstance(min_agreement, (int, float))
+                                          and math.isfinite(min_agreement) and 0 < min_agreement <= 1):
+        raise UserError("--min-agreement must be a share in (0, 1], e.g. 0.999 (got {})".format(min_agreement))
+    if max_drop is not None and not (isinstance(max_drop, (int, float)) and math.isfinite(max_drop)
+                                     and 0 <= max_drop <= 100):
+        raise UserError("--max-drop must be a finite number from 0 to 100 (got {})".format(max_drop))
+    if calib_count is not None and not 1 <= calib_count <= 100000:
+        raise UserError("--calib-count must be from 1 to 100000 images (got {})".format(calib_count))
+    if parity_images is not None and not 1 <= parity_images <= 1000:
+        raise UserError("--parity-images must be from 1 to 1000 (got {})".format(parity_images))
 
 
 def export(arch, checkpoint, size, output, opset=None, input_format="frame",
            color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
-           min_agreement=0.999, trt_version=None, log=print, batch=1):
+           min_agreement=0.999, trt_version=None, dla=False, log=print, batch=1):
     """The whole export: load, export, check, parity gate, manifest. Returns the Manifest.
 
+    ``dla``: the DLA form for ``trt_version`` (resizes with constant integer scales, which
+    TensorRT's DLA runs) and its per-layer placement in the manifest (tensorrt_compat.dla).
     ``batch``: frames one inference takes (static; rt-export --batch N, for N cameras)."""
     from export import checkpoints, models, onnx_export
 
+    check_gates(min_agreement=min_agreement, parity_images=parity_images)
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
+    if dla and trt_version is None:
+        raise UserError("--dla needs --trt-version: DLA's rules differ per TensorRT version")
     opset = opset or onnx_export.default_opset(trt_version)
     if not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
         raise UserError("--opset {}: use {}..{} (13 for TensorRT 8.2, 17 for 8.5/8.6)".format(
@@ -54,22 +98,30 @@ def export(arch, checkpoint, size, output, opset=None, input_format="frame",
     return export_model(model, info, arch, checkpoint, size, output, opset=opset,
                         input_format=input_format, color_order=color_order,
                         output_kind=output_kind, resize=resize, parity_images=parity_images,
-                        min_agreement=min_agreement, trt_version=trt_version, log=log,
+                        min_agreement=min_agreement, trt_version=trt_version, dla=dla, log=log,
                         batch=batch)
 
 
 def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSET,
                  input_format="frame", color_order="BGR", output_kind="class_map",
                  resize="stretch", parity_images=4, min_agreement=0.999, trt_version=None,
-                 log=print, batch=1):
+                 dla=False, log=print, batch=1):
     """Export a loaded model: ONNX, checks, parity gate, manifest. Returns the Manifest.
     ``batch``: frames one inference takes (static first dimension of every tensor)."""
     from export import onnx_export, parity
     from export.classes import IGNORE_ID, cityscapes_classes
 
+    if dla and trt_version is None:
+        raise UserError("--dla needs --trt-version: DLA's rules differ per TensorRT version")
     model.eval()
     classes = info.get("classes") or cityscapes_classes()
     normalization = info.get("normalization") or model.normalization
+    output_name = None
+    if input_format == "deepstream":  # float NCHW RGB as nvinfer feeds it (export/deepstream_form.py)
+        from export.deepstream_form import OUTPUT_NAME, deepstream_model
+        model, normalization = deepstream_model(model, normalization)
+        input_format, color_order, output_kind = "tensor", "RGB", "logits"
+        output_name = OUTPUT_NAME
     form = onnx_export.io_form(trt_version)
     wrapper = onnx_export.DeployWrapper(model, normalization, input_format=input_format,
                                         color_order=color_order, output_kind=output_kind,
@@ -91,11 +143,19 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         staged = os.path.join(work, os.path.basename(output))
         log("exporting {} at {}x{}{} to ONNX opset {}".format(
             arch, size[0], size[1], " batch {}".format(batch) if batch > 1 else "", opset))
-        input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
-            wrapper, size, staged, opset=opset, input_format=input_format, batch=batch)
+        with _dla_form(dla):
+            input_name, output_name, input_shape, input_dtype = onnx_export.export_onnx(
+                wrapper, size, staged, opset=opset, input_format=input_format,
+                output_name=output_name, batch=batch)
         written = _checked(onnx_export.check_model, staged, opset)
         log("exported (opset {}, {:.1f} MB)".format(written, os.path.getsize(staged) / 1e6))
         compat = _trt_compat(staged, trt_version, log)
+        if dla:
+            from runtime.plan import dla as dla_rules
+            placed = dla_rules.placement(staged, trt_version, "fp16")
+            compat["dla"] = placed.to_dict()
+            log("DLA placement (FP16 plan): {} layers on DLA in {} subgraph(s), {} on the GPU".format(
+                len(placed.on_dla), placed.subgraphs, len(placed.on_gpu)))
 
         manifest = Manifest.from_dict(build_manifest(
             arch, staged, size, input_name, input_shape, input_dtype, input_format, color_order,
@@ -124,6 +184,13 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
         manifest = publish(staged, manifest.derive(parity=figures), output)
     log("wrote {} and its manifest {}".format(output, manifest_mod.sidecar_path(output)))
     return manifest
+
+
+def _dla_form(dla):
+    """The context the DLA form is traced in (constant-scale resizes), or nothing."""
+    import contextlib
+    from export.models.blocks import constant_scale_resizes
+    return constant_scale_resizes() if dla else contextlib.suppress()
 
 
 OUTLIER_DEFAULT_THRESHOLD = 0.5
@@ -254,6 +321,8 @@ def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_
                         "representative frames ('synthetic' for generated scenes)")
     if precision == "fp16" and calib:
         raise UserError("--calib only applies to --precision int8")
+    check_gates(min_agreement=min_agreement, max_drop=max_drop, calib_count=calib_count,
+                parity_images=parity_images)
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "fp32") as work:
         fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")

@@ -14,6 +14,7 @@ DataParallel ``module.`` prefix. Files are read with ``weights_only=True`` (no
 arbitrary code from pickles), so our format stores only tensors and plain data.
 Everything a user can get wrong ends in one :class:`UserError` line.
 """
+import io
 import math
 import numbers
 import os
@@ -178,6 +179,10 @@ def _load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch:
             path, arch, layout, "; ".join(parts)))
     # Cast in case the file stores fp16 (our half=True) or fp64; buffers keep their dtype.
     expected = model.state_dict()
+    for k, v in state_dict.items():
+        if expected[k].is_floating_point() and not v.is_floating_point():
+            raise UserError("checkpoint {}: {} is stored as {}, not a floating-point type: the "
+                            "file is not a trained model (refusing to cast it)".format(path, k, v.dtype))
     state_dict = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
     for k in fresh:
         state_dict[k] = expected[k]
@@ -336,9 +341,36 @@ def save_checkpoint(path: PathLike, model: nn.Module, arch: str, meta: Optional[
         "state_dict": state_dict,
         "meta": _plain(meta, "meta"),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, str(tmp))
-    os.replace(str(tmp), str(path))
+    check_trained_state(model.state_dict(), path)
+    from runtime.jsonfile import write_bytes_atomic
+    # Serialized in memory, then written beside and renamed (runtime.jsonfile): torch.save's
+    # own writer turns a full disk into a RuntimeError and leaves half a file.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomic(str(path), buffer.getbuffer())
     return sha256_file(path)
+
+
+def check_checkpoint_output(output: PathLike, inputs: Mapping[str, Any]) -> str:
+    """Refuse, before any training, a checkpoint ``output`` that would destroy something
+    (runtime.jsonfile.check_output): one of the run's ``inputs`` ({flag: path or paths}: the
+    --init checkpoint, a file inside --data), an engine or manifest, a FIFO, device or folder,
+    a /proc path, or a name that is not a .pt/.pth/.ckpt file. Returns the path to write."""
+    from runtime.jsonfile import CHECKPOINT_EXTENSIONS, Inputs, check_output
+    seen = Inputs()
+    for flag, paths in inputs.items():
+        for one in ([paths] if isinstance(paths, (str, Path)) or paths is None else paths):
+            seen.add(one, flag)
+    return check_output(output, "--output", seen, allow=CHECKPOINT_EXTENSIONS,
+                        kinds=CHECKPOINT_EXTENSIONS)
+
+
+def check_trained_state(state_dict: Mapping[str, Any], path: PathLike) -> None:
+    """A trained model is saved only if every floating-point tensor is finite (``--lr 1e308``
+    turns weights into Inf/NaN while the loss of that step still looked fine)."""
+    for name, value in state_dict.items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise UserError("{}: not written: {} has {} NaN/Inf value(s) after training (the "
+                                "run diverged: lower --lr)".format(path, name, bad))

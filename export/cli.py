@@ -37,12 +37,18 @@ def build_parser():
                         help="numeric precision of the artifact (fp16/int8: converted from the "
                              "parity-gated FP32 export by calib/, with the accuracy cost measured)")
     parser.add_argument("--trt-version", metavar="V", help=TRT_VERSION_HELP)
+    parser.add_argument("--dla", action="store_true",
+                        help="with --trt-version: the form TensorRT's DLA (Xavier, Orin) runs (resizes with "
+                             "constant integer scales), and print where each layer runs (DLA or GPU) by "
+                             "that version's DLA rules; build it with rt-plan --dla-core N --gpu-fallback")
     parser.add_argument("--opset", type=int,
                         help="ONNX opset (default: from --trt-version, else 17); must be in that "
                              "TensorRT's range; forecast bundles: 19 with --deform-form onnx")
-    parser.add_argument("--input", dest="input_format", default="frame", choices=["frame", "tensor"],
+    parser.add_argument("--input", dest="input_format", default="frame",
+                        choices=["frame", "tensor", "deepstream"],
                         help="frame: uint8 HxWx3 camera frame, normalized in the graph (default); "
-                             "tensor: normalized float NCHW")
+                             "tensor: normalized float NCHW; deepstream: float NCHW RGB as "
+                             "DeepStream's nvinfer feeds it, logits out (docs/serving.md)")
     parser.add_argument("--color-order", default="BGR", choices=["BGR", "RGB"],
                         help="colour order of frames fed to the engine (OpenCV gives BGR)")
     parser.add_argument("--output-kind", default="class_map", choices=["class_map", "logits"],
@@ -174,14 +180,20 @@ def main(argv):
     if not output.endswith(".onnx"):
         raise UserError("--output {}: use .onnx (ONNX Runtime, or TensorRT's input) or .plan "
                         "(a TensorRT engine built here)".format(output))
+    if args.dla and (args.precision != "fp32" or args.arch == "swiftnet-rn18-f2f"):
+        raise UserError("--dla exports the FP32 model of a segmentation network: build it FP16 or INT8 "
+                        "on the device with rt-plan --dla-core N")
     if args.precision != "fp32":
         return _export_reduced(args, size, output, _log(args.quiet))
     _refuse_reduced_only_args(args)
     export(args.arch, args.checkpoint, size, output, opset=args.opset,
            input_format=args.input_format, color_order=args.color_order,
            output_kind=args.output_kind, resize=args.resize, parity_images=args.parity_images,
-           min_agreement=args.min_agreement, trt_version=args.trt_version, log=_log(args.quiet),
-           batch=args.batch)
+           min_agreement=args.min_agreement, trt_version=args.trt_version, dla=args.dla,
+           log=_log(args.quiet), batch=args.batch)
+    if args.dla:
+        from runtime.plan import dla
+        print("\n".join(dla.placement(output, args.trt_version, "fp16").table()))
     return 0
 
 

@@ -28,6 +28,8 @@ from torch import nn
 
 from runtime import compare
 from runtime import manifest as manifest_mod
+from runtime.artifacts import STAGING_PREFIX, clean_stale
+from runtime.jsonfile import chmod_default
 from runtime.errors import UserError, first_line
 from runtime.manifest import Manifest
 
@@ -127,7 +129,7 @@ def _export(module, inputs, path, input_names, output_names, opset):
                               input_names=input_names, output_names=output_names, do_constant_folding=True)
         from export.onnx_export import check_model
         check_model(tmp, opset)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be shared
+        chmod_default(tmp)  # mkstemp makes files private; artifacts are meant to be shared
         os.replace(tmp, path)
     except UserError:
         raise
@@ -180,7 +182,7 @@ def gate(stages, sessions, frames, offsets, min_agreement):
                "features_max_abs_error": max(compare.max_abs_error(a, b) for a, b in zip(t_feats, o_feats)),
                "f2f_max_abs_error": max(compare.max_abs_error(a[1], b[1]) for a, b in zip(t_out, o_out)),
                "forecast_argmax_agreement": _forecast_agreement(t_out, o_out)}
-    if figures["forecast_argmax_agreement"] < min_agreement:
+    if not figures["forecast_argmax_agreement"] >= min_agreement:  # NaN on either side fails
         raise UserError("parity gate failed: the ONNX forecast agrees with PyTorch on {:.3%} of pixels "
                         "(< {:.3%})".format(figures["forecast_argmax_agreement"], min_agreement))
     return figures, o_out
@@ -217,6 +219,10 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
     from export.models.deform import EXPORT_DEFAULT_FORM, FORM_MIN_OPSET, FORMS, set_form
     from export.onnx_export import MAX_OPSET, default_opset, io_form
 
+    from export.api import check_gates
+    check_gates(min_agreement=min_agreement, calib_count=calib_count if precision == "int8" else None)
+    if not 1 <= int(parity_frames) <= 1000:
+        raise UserError("parity_frames must be from 1 to 1000 (got {})".format(parity_frames))
     form = io_form(trt_version)
     deform_form = deform_form or EXPORT_DEFAULT_FORM
     if deform_form not in FORMS:
@@ -250,8 +256,10 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
     stages = (FeaturesStage(sl, normalization, mean, std, color_order).eval(), f2f,
               DecoderStage(sl, mean, std, size, output_kind, form).eval())
 
+    check_bundle_output(output_dir, [checkpoint, info["features_path"]])
     os.makedirs(output_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".rt-export-", dir=output_dir)
+    clean_stale(output_dir)  # staging folders of killed writers
+    work = tempfile.mkdtemp(prefix="{}{}-bundle-".format(STAGING_PREFIX, os.getpid()), dir=output_dir)
     try:
         paths = dict((k, os.path.join(work, v)) for k, v in STAGE_FILES.items())
         frame = torch.randint(0, 256, (1, size[0], size[1], 3), dtype=torch.uint8)
@@ -334,16 +342,56 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
                 "features": {"path": os.path.abspath(info["features_path"]), "sha256": info["features"]["sha256"]}},
             "training_metrics": (info["f2f"].get("metadata") or {}).get("metrics"),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "stage_sha256": dict((stage, manifest_mod.sha256_file(paths[stage])) for stage in STAGE_FILES),
         }, BUNDLE_FILE)
-        for stage, name in STAGE_FILES.items():
-            for suffix in ("", ".json"):
-                os.replace(paths[stage] + suffix, os.path.join(output_dir, name + suffix))
-        path = bundle.write_bundle(output_dir)
+        path = publish_bundle(bundle, paths, work, output_dir)
         log("wrote forecast bundle {} (horizon {} frames = {:.2f} s at {:g} Hz)".format(
             path, horizon, horizon / float(fps), fps))
         return bundle
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def check_bundle_output(output_dir, inputs):
+    """Refuse, before any work, a bundle folder that cannot be written safely (one line): a
+    file, a system path, an input of the run inside it, or a stage, stage manifest or
+    forecast.json there that is not a regular file (a folder, FIFO, device or symlink)."""
+    from runtime.jsonfile import _system_path
+    output_dir = str(output_dir)
+    system = _system_path(output_dir)
+    if system is not None:
+        raise UserError("--output {} is {}, a system path: refusing to write there".format(output_dir, system))
+    if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
+        raise UserError("--output {} exists and is not a folder: a forecast bundle is a folder".format(output_dir))
+    names = [BUNDLE_FILE] + [n + suffix for n in STAGE_FILES.values() for suffix in ("", ".json")]
+    for name in names:
+        target = os.path.join(output_dir, name)
+        if os.path.lexists(target) and (os.path.islink(target) or not os.path.isfile(target)):
+            raise UserError("--output {}: {} exists and is not a regular file: refusing to replace "
+                            "it".format(output_dir, target))
+        for source in inputs:
+            if source and os.path.exists(target) and os.path.samefile(str(source), target):
+                raise UserError("--output {}: {} is an input of this run: refusing to overwrite it"
+                                .format(output_dir, target))
+
+
+def publish_bundle(bundle, paths, work, output_dir):
+    """Publish the checked stages from ``work`` as one unit: the old forecast.json goes first
+    (a kill from then on leaves a folder that no runtime opens, never a mixed bundle), then
+    the stages and their manifests, then the new forecast.json, which pins each stage's
+    sha256 (both runtimes check it when opening). SIGINT/SIGTERM/SIGHUP wait until it is done."""
+    from runtime.artifacts import signals_held
+    pending = os.path.join(work, BUNDLE_FILE + ".pending")
+    bundle.write_file(pending)
+    target = os.path.join(output_dir, BUNDLE_FILE)
+    with signals_held():
+        if os.path.lexists(target):
+            os.remove(target)
+        for stage, name in STAGE_FILES.items():
+            for suffix in ("", ".json"):
+                os.replace(paths[stage] + suffix, os.path.join(output_dir, name + suffix))
+        os.replace(pending, target)
+    return target
 
 
 def _quantize_stages(paths, stage_data, calib, count, method, seed, flavor, size, work, log):

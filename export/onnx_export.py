@@ -19,6 +19,8 @@ import warnings
 import torch
 from torch import nn
 
+from runtime.jsonfile import chmod_default
+
 INPUT_FORMATS = ("frame", "tensor")
 
 
@@ -40,17 +42,16 @@ IO_FORMS = {
     "float-frame": IoForm("float-frame", "float32", "int32", False, ("8.2", "8.4"),
                           "TensorRT 8.2/8.4 have no UINT8: the frame comes in as float32 NHWC "
                           "(values 0..255, the host casts it) and the class map leaves as int32"),
-    "uint8-via-float": IoForm("uint8-via-float", "uint8", "uint8", True, ("8.5", "8.6"),
-                              "8.5/8.6 take UINT8 only at the network's edges, cast to/from "
-                              "FLOAT: frame -> Cast FLOAT first; ArgMax -> Cast FLOAT -> Cast "
-                              "UINT8. Also legal on 10.x: the default when no version is given"),
-    "uint8": IoForm("uint8", "uint8", "uint8", False, ("10.0", "10.1"),
-                    "10.x casts between any types: frame -> Cast FLOAT first; ArgMax -> Cast UINT8"),
+    "uint8-via-float": IoForm("uint8-via-float", "uint8", "uint8", True, ("8.5", "8.6", "10.0", "10.1", "10.3"),
+                              "8.5, 8.6 and 10.x take UINT8 only at the network's edges and convert "
+                              "it only to/from FLOAT/HALF (10.3: NvInferRuntimeBase.h, kUINT8): "
+                              "frame -> Cast FLOAT first; ArgMax -> Cast FLOAT -> Cast UINT8. The "
+                              "default when no version is given"),
 }
 DEFAULT_IO_FORM = "uint8-via-float"
 # ONNX opset per family when --opset is not given (the highest each parser reads, 17 on 10.x:
 # nothing we export needs more, except the DeformConv form, opset 19).
-DEFAULT_OPSETS = {"8.2": 13, "8.4": 13, "8.5": 17, "8.6": 17, "10.0": 17, "10.1": 17}
+DEFAULT_OPSETS = {"8.2": 13, "8.4": 13, "8.5": 17, "8.6": 17, "10.0": 17, "10.1": 17, "10.3": 17}
 
 
 def io_form(trt_version=None):
@@ -177,6 +178,7 @@ def export_onnx(wrapper, size, path, opset=17, input_format="frame", input_name=
                               input_names=[input_name],
                               output_names=[output_name] + list(getattr(wrapper, "extra_outputs", [])),
                               do_constant_folding=True)
+        chmod_default(tmp)  # mkstemp's 0600 would stay on the artifact
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

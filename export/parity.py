@@ -93,7 +93,7 @@ def run_parity(wrapper, onnx_path, inputs, min_agreement=DEFAULT_MIN_AGREEMENT, 
         figures.update({"outlier_max_abs_error": score_abs,
                         "outlier_decision_agreement": score_agree.value,
                         "max_outlier_error": max_outlier_error})
-    if figures["argmax_agreement"] < min_agreement:
+    if not figures["argmax_agreement"] >= min_agreement:  # NaN on either side fails the gate
         raise ParityError("parity gate failed: argmax agreement {:.4%} < {:.2%} "
                           "(max abs error {:.3g}) between PyTorch and ONNX Runtime"
                           .format(figures["argmax_agreement"], min_agreement, max_abs))

@@ -2947,27 +2947,48 @@ def write_check_frames(folder, count=4, size=(256, 512)):
 
 
 def write_video(path, frames=300, fps=30.0, seed=0, size=DEFAULT_SIZE, progress=None):
-    """Write one continuous drive as an MP4 ('mp4v'); returns the frame count read back (or None)."""
+    """Write one continuous drive as an MP4 ('mp4v'); returns the frame count read back.
+
+    The output is checked like every output (runtime.jsonfile.check_output: never an engine,
+    a checkpoint, a FIFO or a device) and written to a temporary file beside it, renamed into
+    place only once complete: a kill or a full disk leaves the previous video untouched."""
     import os
+
+    from runtime.jsonfile import VIDEO_EXTENSIONS, check_output, remove_quietly, replace_file, temp_path
     size = _size(size)
     if int(frames) < 1:
         raise UserError("--frames must be >= 1")
-    if float(fps) <= 0:
-        raise UserError("--fps must be > 0")
+    if not 0 < float(fps) <= 1000:
+        raise UserError("--fps must be a frame rate between 0 and 1000")
+    path = check_output(path, "output", allow=VIDEO_EXTENSIONS)
     directory = os.path.dirname(os.path.abspath(path))
     _check_root(directory)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (size[1], size[0]))
-    if not writer.isOpened():
-        raise UserError("cannot open a video writer for {} (OpenCV without an MP4 encoder?)".format(path))
+    tmp = temp_path(path, suffix=os.path.splitext(path)[1])
     try:
-        if progress:
-            progress(0, int(frames))
-        for i, image in enumerate(video_frames(seed, frames, size, fps)):
-            writer.write(image)
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (size[1], size[0]))
+        if not writer.isOpened():
+            raise UserError("cannot open a video writer for {} (OpenCV without an MP4 encoder?)".format(path))
+        try:
             if progress:
-                progress(i + 1, int(frames))
+                progress(0, int(frames))
+            for i, image in enumerate(video_frames(seed, frames, size, fps)):
+                writer.write(image)
+                if progress:
+                    progress(i + 1, int(frames))
+        finally:
+            writer.release()
+        count = _frames_in(tmp)
+        if count != int(frames):
+            raise UserError("{}: the video reads back {} frames instead of {} (a full disk?); it was "
+                            "not written".format(path, count or "no", frames))
+        replace_file(tmp, path)
+        return count
     finally:
-        writer.release()
+        remove_quietly(tmp)
+
+
+def _frames_in(path):
+    """The frame count OpenCV reads back from ``path`` (None when it cannot open it)."""
     cap = cv2.VideoCapture(path)
     try:
         if not cap.isOpened():

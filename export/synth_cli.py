@@ -129,10 +129,7 @@ def main(argv):
         count = scenes.write_video(args.output, args.frames, args.fps, args.seed, size,
                                       Progress("rt-synth video", "frame", args.quiet))
         took = time.time() - start
-        if count is None:
-            sys.stderr.write("rt-synth: warning: {} was written but OpenCV cannot read it back here\n".format(
-                args.output))
-        elif count != args.frames:
+        if count != args.frames:
             raise UserError("{} reads back {} frames instead of {}".format(args.output, count, args.frames))
         print("wrote {} ({} frames, {}x{}, {:g} fps) in {:.1f} s".format(
             args.output, args.frames, size[0], size[1], args.fps, took))

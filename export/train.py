@@ -10,7 +10,7 @@ import os
 import sys
 
 from export.api import parse_size
-from export.training import train
+from export.training import MAX_RATE, train
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 
@@ -28,9 +28,10 @@ def check_numbers(args):
             raise UserError("--{} must be >= 0 (got {})".format(name.replace("_", "-"), value))
     for name in ("lr", "weight_decay", "outlier_weight"):
         value = getattr(args, name, None)
-        if value is not None and (not math.isfinite(value) or value < 0 or (name == "lr" and value == 0)):
-            raise UserError("--{} must be a finite {} number (got {})".format(
-                name.replace("_", "-"), "positive" if name == "lr" else "non-negative", value))
+        if value is not None and (not math.isfinite(value) or value < 0 or (name == "lr" and value == 0)
+                                  or value > MAX_RATE):
+            raise UserError("--{} must be a finite {} number up to {:g} (got {})".format(
+                name.replace("_", "-"), "positive" if name == "lr" else "non-negative", MAX_RATE, value))
     if args.threads is not None and not 1 <= args.threads <= 8 * (os.cpu_count() or 1):
         raise UserError("--threads must be between 1 and {} on this machine (got {})".format(
             8 * (os.cpu_count() or 1), args.threads))
@@ -113,7 +114,7 @@ def main(argv):
         raise UserError("--extra-train is for forecasters ({}): train {} on one --data root"
                         .format(", ".join(sorted(FORECASTERS)), args.arch))
     result = train(args.arch, args.data, args.output, iterations=args.iterations,
-                   batch_size=args.batch_size, crop=parse_size(args.crop),
+                   batch_size=args.batch_size, crop=parse_size(args.crop, "--crop"),
                    size=parse_size(args.size) if args.size else None, lr=args.lr,
                    weight_decay=args.weight_decay, warmup=args.warmup, val_every=args.val_every,
                    val_limit=args.val_limit, workers=args.workers, device=args.device,

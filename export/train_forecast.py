@@ -258,6 +258,9 @@ def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_
     from export import checkpoints, models
     from export.classes import IGNORE_ID
 
+    output = checkpoints.check_checkpoint_output(output, {
+        "--data": data, "--features-from": features_from, "--init": init,
+        "--extra-train": list(extra_train or ()), "--features-cache": cache})
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)

@@ -238,6 +238,9 @@ def lr_at(step, total, base_lr, warmup):
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+MAX_RATE = 10.0  # --lr and other rates: AdamW diverges long before this (and 1e38 overflows)
+
+
 def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), size=None,
           lr=2e-3, weight_decay=1e-4, warmup=100, val_every=500, val_limit=None, workers=0,
           device="cpu", seed=0, threads=None, init=None, half=False, amp=None, scale=(0.75, 1.5),
@@ -258,6 +261,10 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
     from export import checkpoints, models
     from export.classes import IGNORE_ID, cityscapes_classes
 
+    output = checkpoints.check_checkpoint_output(output, {"--data": data, "--init": init,
+                                                          "--negatives": negatives})
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= MAX_RATE):
+        raise UserError("--lr must be a finite positive number up to {:g} (got {})".format(MAX_RATE, lr))
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available to this PyTorch")
     if threads:

@@ -27,11 +27,20 @@ def check_artifact_output(output, inputs=(), kinds=(".onnx", ".plan")):
     """Refuse, before any work, an output that cannot be written safely (one-line UserError):
     a folder, something that is not a regular file (device, FIFO, a symlink), one of the run's
     ``inputs``, or a file whose suffix is not one of ``kinds``."""
+    from runtime.jsonfile import NAME_MAX, _system_path
     output = str(output)
     if not output.endswith(tuple(kinds)):
         raise UserError("--output {}: expected a {} file".format(output, " or ".join(kinds)))
-    if os.path.islink(output) or (os.path.exists(output) and not os.path.isfile(output)):
-        raise UserError("--output {} exists and is not a regular file: refusing to replace it".format(output))
+    system = _system_path(output)
+    if system is not None:
+        raise UserError("--output {} is {}, a system path: refusing to write there".format(output, system))
+    if len(os.fsencode(os.path.basename(output) + ".json")) > NAME_MAX:
+        raise UserError("--output {}: the file name (and its manifest's, + .json) must fit in {} bytes"
+                        .format(output, NAME_MAX))
+    for path in (output, output + ".json"):  # the artifact and its manifest (sidecar_path)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+            raise UserError("--output {}: {} exists and is not a regular file (a folder, FIFO, device "
+                            "or symlink): refusing to replace it".format(output, path))
     for source in inputs:
         if source and os.path.exists(str(source)) and os.path.exists(output) and \
                 os.path.samefile(str(source), output):
@@ -74,7 +83,7 @@ def staging(output, tag="export"):
 
 
 @contextlib.contextmanager
-def _signals_held():
+def signals_held():
     """SIGINT/SIGTERM/SIGHUP wait until the block is done (delivered right after it)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
@@ -97,10 +106,10 @@ def publish(staged, manifest, output):
     artifact.update(file=os.path.basename(output), sha256=manifest_mod.sha256_file(staged))
     manifest = manifest.derive(artifact=artifact)
     sidecar = manifest_mod.sidecar_path(output)
-    pending = os.path.join(os.path.dirname(os.path.abspath(str(staged))),
-                           os.path.basename(sidecar) + ".pending")
+    # A fixed name in the private staging folder: <a 250-byte name>.json.pending would not fit.
+    pending = os.path.join(os.path.dirname(os.path.abspath(str(staged))), ".manifest.pending")
     manifest.write_file(pending)
-    with _signals_held():
+    with signals_held():
         if os.path.lexists(sidecar):
             os.remove(sidecar)
         os.replace(str(staged), output)

@@ -152,6 +152,10 @@ class EngineRunner(Runner):
         self.name = name or os.path.basename(engine.path)
         self.tensor = engine.dummy_input()
         self.feeds = {engine.input_name: self.tensor}
+        # What a peer on the same model is fed: the network's input tensor (the core takes the
+        # frame itself and fits it; the tensor is the same frame prepared as the manifest says).
+        self.network_input = (engine.preprocessor.to_tensor(self.tensor)
+                              if self.backend_name == "native" else self.tensor)
         self.transfers, self.cuda_graph = bool(transfers), bool(cuda_graph)
         self._timed = False     # run_timed instead of run
         self._graph = None
@@ -715,6 +719,10 @@ def environment(threads=None, entries=(), load_start=None):
             env["tensorrt"] = info.get("version")
         elif info.get("backend") == "openvino" and entry.get("kind") != "peer":
             env["openvino"] = info.get("version")
+        elif info.get("backend") == "native":  # the core's backend: "openvino 2026.4.1", ...
+            core = (info.get("core_backend") or "").split()
+            if len(core) > 1 and core[0] in ("openvino", "tensorrt"):
+                env[core[0]] = core[1]
         elif entry.get("kind") == "peer" and info.get("backend"):
             env["peers"][info["backend"]] = info.get("version")
         if entry.get("kind") == "forecast":

@@ -87,7 +87,8 @@ def open_runners(paths, backends=None, names=None, providers=None, threads=None,
             try:
                 if not onnx:
                     raise bench.Unavailable("needs an .onnx engine")
-                runners.append(bench.OpenVinoRunner(onnx[0].engine.artifact, onnx[0].feeds,
+                feeds = {onnx[0].engine.input_name: onnx[0].network_input}
+                runners.append(bench.OpenVinoRunner(onnx[0].engine.artifact, feeds,
                                                     threads=threads, precision=precision))
             except bench.Unavailable as exc:
                 _note(notes, "openvino: {}".format(exc))
@@ -113,7 +114,7 @@ def torch_runner(spec, first, threads, notes):
     except ImportError as exc:
         raise UserError("--torch needs PyTorch and the export package (workstation side): {}"
                         .format(exc))
-    return TorchRunner(arch, first.tensor, first.engine.manifest.input,
+    return TorchRunner(arch, first.network_input, first.engine.manifest.input,
                        checkpoint=checkpoint or None, threads=threads)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime import outlier as outlier_mod
-from runtime.backends import open_backend
+from runtime.backends import check_threads, open_backend
 from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.manifest import Manifest
@@ -22,26 +22,35 @@ from runtime.result import Result, refuse_forecast_parts
 
 
 def open_engine(path, backend=None, providers=None, threads=None, resize=None, current=False,
-                verify=True):
-    """The engine for ``path``: a ForecastEngine for a forecast bundle, else an Engine.
+                verify=True, allow_legacy=False):
+    """The engine for ``path``, run by libswiftrt (runtime/backends/native.py) unless asked not to.
 
     ``path``: an artifact, its manifest, a bundle's ``forecast.json`` or its folder.
+    ``backend``: None or "native": the core picks by file (.onnx: ONNX Runtime, .plan:
+    TensorRT); "onnxruntime", "openvino", "tensorrt": that backend inside the core;
+    "python-onnxruntime" etc.: the Python engine (Engine, ForecastEngine) on that backend, kept
+    only while the core replaces it (issue 26), e.g. for side-by-side benchmarks.
     ``current`` (bundles only): also segment the current frame (for side-by-side views).
-    ``verify``: check each artifact's sha256 against its manifest (cached; --no-verify).
-    ``backend="native"``: the whole engine runs in libswiftrt (runtime/backends/native.py).
+    ``verify``: the Python engine checks each artifact's sha256 (cached; --no-verify); the core
+    always does.
+    ``allow_legacy``: also open manifests without their own digest and artifacts without a
+    recorded sha256 (exported before both were written; runtime.manifest.Manifest.load).
     """
-    if backend == "native":
-        if providers:
-            raise UserError("--providers selects ONNX Runtime execution providers; the native "
-                            "backend does not use them")
+    check_threads(threads, "threads")  # every engine, whichever backend (rt-ros2's -p threads:=N)
+    from runtime.backends import PYTHON_PREFIX
+    if not (backend or "").startswith(PYTHON_PREFIX):
         from runtime.backends.native import open_native_engine
-        return open_native_engine(path, threads=threads, resize=resize, current=current)
+        return open_native_engine(path, backend=backend, providers=providers, threads=threads,
+                                  resize=resize, current=current,
+                                  allow_legacy=allow_legacy)
+    backend = backend[len(PYTHON_PREFIX):]
     if manifest_mod.peek_task(path) == "forecast":
         from runtime.forecast import ForecastEngine
         return ForecastEngine(path, backend=backend, providers=providers, threads=threads,
-                              resize=resize, current=current, verify=verify)
+                              resize=resize, current=current, verify=verify,
+                              allow_legacy=allow_legacy)
     return Engine(path, backend=backend, providers=providers, threads=threads, resize=resize,
-                  verify=verify)
+                  verify=verify, allow_legacy=allow_legacy)
 
 
 class Engine(EngineBase):
@@ -53,12 +62,13 @@ class Engine(EngineBase):
     """
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 verify=True, manifest=None):
+                 verify=True, manifest=None, allow_legacy=False):
         """``manifest``: the artifact's Manifest, for an artifact without a manifest file
-        beside it (a candidate being measured); ``path`` is then the artifact itself."""
+        beside it (a candidate being measured); ``path`` is then the artifact itself.
+        ``allow_legacy``: see open_engine."""
         self.path = str(path)
         if manifest is None:
-            self.manifest = Manifest.load(self.path)
+            self.manifest = Manifest.load(self.path, allow_legacy=allow_legacy)
             self.artifact = manifest_mod.resolve(self.path)[0]
         else:
             self.manifest, self.artifact = manifest, self.path

@@ -14,10 +14,9 @@ import numpy as np
 from runtime import compare, forecast_eval
 from runtime.data.cityscapes import (OUTLIER, find_pairs, group_sequences, outlier_mask_path, read_label,
                                      read_outlier_details, read_outlier_mask, read_split_info)
-from runtime.engine import Engine
 from runtime.errors import UserError
 from runtime.forecast import ForecastBundle
-from runtime.metrics import ConfusionMatrix, OutlierHistogram
+from runtime.metrics import ConfusionMatrix, OutlierHistogram, check_label_ids
 from runtime.outlier import default_threshold
 from runtime.outlier_eval import OutlierBreakdown, plot_scores
 
@@ -61,6 +60,7 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
         if image is None:
             raise UserError("cannot read image {}".format(image_path))
         label = read_label(label_path)
+        check_label_ids(label, ignore_id, len(engine.classes), label_path)
         prediction, score = predict_with_score(engine, image)
         mask = read_outlier_mask(outlier_mask_path(label_path)) if outliers is not None else None
         if mask is not None:
@@ -87,10 +87,22 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
 
 
 def _open(path, backend, threads, verify):
-    if backend == "native":  # libswiftrt runs the whole engine (runtime/backends/native.py)
-        from runtime.backends.native import NativeEngine
-        return NativeEngine(path, threads=threads)
-    return Engine(path, backend=backend, threads=threads, verify=verify)
+    """The engine rt-eval measures: libswiftrt's unless ``backend`` is "python-X"."""
+    from runtime.engine import open_engine
+    return open_engine(path, backend=backend, threads=threads, verify=verify)
+
+
+def _reference_backend(path, backend):
+    """The reference runs on the evaluated engine's side (core or Python), its backend by file."""
+    from runtime.backends import PYTHON_PREFIX, backend_for
+    return PYTHON_PREFIX + backend_for(path) if (backend or "").startswith(PYTHON_PREFIX) else None
+
+
+def check_limit(limit):
+    """``limit`` (first N images or sequences) is None or a positive count: 0 and -1 would
+    silently score every image or all but the last."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UserError("--limit must be a positive number of images (got {})".format(limit))
 
 
 def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=None, backend=None,
@@ -100,8 +112,10 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
     ``reference``: a second engine (pixel agreement, mIoU drop); ``plot``: a PNG of the inlier /
     outlier score distributions (outlier engines only).
     """
+    check_limit(limit)
     engine = _open(engine_path, backend, threads, verify)
-    ref_engine = Engine(reference, threads=threads, verify=verify) if reference else None
+    ref_engine = (_open(reference, _reference_backend(reference, backend), threads, verify)
+                  if reference else None)
     pairs = find_pairs(data, split)
     if not pairs:
         raise UserError("no images with labels under {} (split {!r})".format(data, split))
@@ -145,6 +159,7 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
 def evaluate_forecast_bundle(bundle_path, data, split="val", reference=None, limit=None, backend=None,
                              threads=None, verify=True, quiet=False):
     """rt-eval on a forecast bundle and a sequence folder: the result dict rt-eval prints and writes."""
+    check_limit(limit)
     if backend == "native":
         raise UserError("rt-eval runs a bundle's stages one by one; the native core runs bundles "
                         "as streams: use rt-segment or rt-bench --backend native for bundles")

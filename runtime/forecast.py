@@ -45,10 +45,11 @@ class ForecastBundle(object):
     """
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 verify=True):
+                 verify=True, allow_legacy=False):
         self.path = manifest_mod.resolve(path)[1]
         self.verify = verify  # each stage's sha256 against its manifest (runtime.manifest)
-        self.manifest = bundle = Manifest.load(path)
+        self.allow_legacy = allow_legacy  # manifests without digests (Manifest.load)
+        self.manifest = bundle = Manifest.load(path, allow_legacy=allow_legacy)
         if bundle.task != "forecast":
             raise ManifestError("{}: task {!r} is not a forecast bundle (task 'forecast', see "
                                 "docs/forecast-bundle.md)".format(self.path, bundle.task))
@@ -92,10 +93,15 @@ class ForecastBundle(object):
         path = self.stage_paths[name]
         if not os.path.isfile(path):
             self._fail("stage '{}' file {} is missing", name, path)
-        stage = Manifest.load(path)
+        stage = Manifest.load(path, allow_legacy=self.allow_legacy)
         if stage.task != "forecast_stage" or stage.stage != name:
             self._fail("{} is not the '{}' stage (its manifest says task {!r}, stage {!r})",
                        path, name, stage.task, stage.stage)
+        pinned = (self.manifest.to_dict().get("stage_sha256") or {}).get(name)
+        if pinned is not None and stage.artifact.get("sha256") != pinned:
+            self._fail("stage '{}' ({}) is not the one this forecast.json was published with (its "
+                       "sha256 differs: a mixed or half re-exported bundle); export the bundle again",
+                       name, path)
         if self.verify:
             stage.verify_artifact(path)
         return stage
@@ -211,8 +217,11 @@ def _class_keys(classes):
 
 def _same(a, b):
     if isinstance(a, list) or isinstance(b, list):
-        return (isinstance(a, list) and isinstance(b, list)
-                and [int(x) for x in a] == [int(x) for x in b])
+        try:  # a stage manifest's list of non-numbers (null, text) is not the bundle's
+            return (isinstance(a, list) and isinstance(b, list)
+                    and [int(x) for x in a] == [int(x) for x in b])
+        except (TypeError, ValueError, OverflowError):
+            return False
     try:
         return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
     except (TypeError, ValueError):
@@ -249,9 +258,10 @@ class ForecastEngine(ForecastOutputs):
     """
 
     def __init__(self, path, backend=None, providers=None, threads=None, resize=None,
-                 current=False, verify=True):
+                 current=False, verify=True, allow_legacy=False):
         self.bundle = bundle = ForecastBundle(path, backend=backend, providers=providers,
-                                              threads=threads, resize=resize, verify=verify)
+                                              threads=threads, resize=resize, verify=verify,
+                                              allow_legacy=allow_legacy)
         self.path, self.manifest, self.classes = bundle.path, bundle.manifest, bundle.classes
         self.preprocessor, self.size = bundle.preprocessor, bundle.size
         self.past_offsets, self.horizon = bundle.past_offsets, bundle.horizon

@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime import compare
 from runtime.errors import UserError
-from runtime.metrics import ConfusionMatrix
+from runtime.metrics import ConfusionMatrix, check_label_ids
 
 MOVING_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 METHODS = ("forecast", "copy_last", "oracle")
@@ -94,6 +94,7 @@ def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, prog
             maps = []
             for t in range(first, len(frames) - horizon):
                 label = read_label(frames[t + horizon][1])
+                check_label_ids(label, bundle.manifest.ignore_id, len(bundle.classes), frames[t + horizon][1])
                 forecast = _resized(engine.decode(engine.forecast([feats[t + o] for o in offsets])), label.shape)
                 target.matrices["forecast"].update(forecast, label)
                 target.matrices["copy_last"].update(_resized(current[t], label.shape), label)

@@ -22,12 +22,33 @@ from runtime.errors import UserError
 
 # Extensions of model artifacts: never an output (their manifests are <artifact>.json).
 ARTIFACT_EXTENSIONS = (".onnx", ".plan", ".engine", ".trt")
+# Files the project reads besides artifacts: checkpoints and videos. Only the writer of that
+# kind (rt-train, rt-segment --output, rt-synth video) may name one, through ``allow``.
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+PRECIOUS_EXTENSIONS = ARTIFACT_EXTENSIONS + CHECKPOINT_EXTENSIONS + VIDEO_EXTENSIONS
+# Folders of Cityscapes-format data sets: nothing is written inside them by an output flag.
+DATASET_FOLDERS = ("leftImg8bit", "gtFine")
+SYSTEM_FOLDERS = ("/proc/", "/sys/", "/dev/")
+NAME_MAX = 255  # bytes of one path component on Linux file systems
 _MANIFEST_PEEK_BYTES = 4 << 20
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)\.partial(\.\w+)?$")  # see temp_path
 
 
 class OutputError(UserError):
     """An output that cannot be (or was not completely) written: one line for the user."""
+
+
+def unique_keys(pairs):
+    """``object_pairs_hook`` for json.load(s): a JSON object with a key twice is refused
+    (ValueError), as the native core's parser refuses it; otherwise Python keeps the last
+    and C the first, and the two runtimes would read two different manifests."""
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError("duplicate key {!r}".format(key))
+        data[key] = value
+    return data
 
 
 def _identity(path):
@@ -49,7 +70,7 @@ def looks_like_manifest(path):
         return False
     try:
         with open(path) as handle:
-            data = json.load(handle)
+            data = json.load(handle)  # lenient: a broken manifest is still precious
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and "schema_version" in data and data.get("task") in (
@@ -118,17 +139,51 @@ def _link_into_system(path):
     return None
 
 
-def check_output(path, flag, inputs=None, others=()):
+def _system_path(path):
+    """The path in /proc, /sys or /dev that ``path`` is (as written or resolved), else None:
+    e.g. /proc/self/fd/2 is the terminal or the log of whoever runs us."""
+    for candidate in (os.path.abspath(path), os.path.realpath(path)):
+        if candidate.startswith(SYSTEM_FOLDERS):
+            return candidate
+    return None
+
+
+def _check_name(path, where):
+    """A file name the file system can hold (255 bytes), with room for its temporary name."""
+    name = os.path.basename(os.path.abspath(path))
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise OutputError("{}: the file name is {} bytes long; at most {}".format(
+            where, len(os.fsencode(name)), NAME_MAX))
+
+
+def _dataset_folder(path):
+    """The data-set folder (leftImg8bit/, gtFine/) that ``path`` lies in, else None."""
+    parts = os.path.realpath(path).split(os.sep)
+    for index, part in enumerate(parts[:-1]):
+        if part in DATASET_FOLDERS:
+            return os.sep.join(parts[:index + 1])
+    return None
+
+
+def check_output(path, flag, inputs=None, others=(), allow=(), kinds=None):
     """Refuse (OutputError, one line) an output file path that would destroy something.
 
     ``inputs``: an Inputs of the run; ``others``: (flag, path) of the run's other outputs
-    (the same file twice is refused too). Returns the path to write: a symlink to a
-    regular file is followed, so that the link stays a link.
+    (the same file twice is refused too); ``allow``: extensions of PRECIOUS_EXTENSIONS this
+    writer produces (rt-train: checkpoints); ``kinds``: the extensions the output must have.
+    Returns the path to write: a symlink to a regular file is followed, so that the link
+    stays a link.
     """
     if not path:
         raise OutputError("{}: empty path".format(flag))
     path = str(path)
     where = "{} {}".format(flag, path)
+    extension = os.path.splitext(path)[1].lower()
+    if kinds is not None and extension not in kinds:
+        raise OutputError("{}: expected a {} file".format(where, " or ".join(kinds)))
+    if path.endswith(("/", os.sep)) or os.path.basename(path) in (".", ".."):
+        raise OutputError("{} names a folder: give a file name".format(where))
+    _check_name(path, where)
     if os.path.lexists(path):
         try:
             st = os.stat(path)
@@ -143,6 +198,9 @@ def check_output(path, flag, inputs=None, others=()):
         system = _link_into_system(path)
         if system is not None:
             raise OutputError("{} is a link to {}: refusing to replace it".format(where, system))
+    system = _system_path(path)
+    if system is not None:
+        raise OutputError("{} is {}, a system path: refusing to write there".format(where, system))
     if os.path.splitext(path)[1].lower() in ARTIFACT_EXTENSIONS or looks_like_manifest(path):
         raise OutputError("{} is a model artifact or manifest: refusing to overwrite it; "
                           "choose another file name".format(where))
@@ -155,6 +213,13 @@ def check_output(path, flag, inputs=None, others=()):
         if what is not None:
             raise OutputError("{} is a file inside an input of this run ({}): refusing to "
                               "overwrite it".format(where, what))
+    if extension in PRECIOUS_EXTENSIONS and extension not in allow:
+        raise OutputError("{} is named like a checkpoint or video ({}), which this command does "
+                          "not write: refusing it; choose another file name".format(where, extension))
+    dataset = _dataset_folder(path)
+    if dataset is not None:
+        raise OutputError("{} lies in the data set folder {}: refusing to write there".format(
+            where, dataset))
     ident = _identity(path)
     for other_flag, other in others:
         if other and (os.path.abspath(str(other)) == os.path.abspath(path)
@@ -172,6 +237,9 @@ def check_output_folder(path, flag, inputs=None):
         raise OutputError("{}: empty path".format(flag))
     path = str(path)
     where = "{} {}".format(flag, path)
+    system = _system_path(path)
+    if system is not None:
+        raise OutputError("{} is {}, a system path: refusing to write there".format(where, system))
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputError("{} is not a folder: give a folder to write into".format(where))
     if inputs is not None and os.path.isdir(path):
@@ -224,9 +292,15 @@ def clean_stale_temps(folder):
 
 
 def temp_path(path, suffix=""):
-    """A temporary name beside ``path`` (same folder: the rename is atomic); keeps ``suffix``."""
+    """A temporary name beside ``path`` (same folder: the rename is atomic); keeps ``suffix``.
+    A long name is shortened so that the temporary name fits in NAME_MAX bytes too."""
     folder, name = os.path.split(os.path.abspath(str(path)))
-    return os.path.join(folder, ".{}.{}.partial{}".format(name, os.getpid(), suffix))
+    tail = ".{}.partial{}".format(os.getpid(), suffix)
+    room = NAME_MAX - 1 - len(tail.encode("utf-8"))
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > room:
+        name = encoded[:room].decode("utf-8", "ignore")
+    return os.path.join(folder, ".{}{}".format(name, tail))
 
 
 def replace_file(tmp, path, sync=True):
@@ -241,6 +315,14 @@ def replace_file(tmp, path, sync=True):
     os.replace(tmp, path)
     if sync:
         _fsync_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def chmod_default(path):
+    """Give ``path`` the mode of any file the user creates (0666 less the umask): tempfile's
+    files are 0600, and an engine a service user cannot read is no engine."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def remove_quietly(path):

@@ -19,7 +19,7 @@ import re
 import stat
 
 from runtime.errors import ManifestError
-from runtime.jsonfile import OutputError, write_atomic
+from runtime.jsonfile import OutputError, finite, unique_keys, write_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ _REQUIRED = ("schema_version", "arch", "task", "artifact", "input", "outputs",
 MAX_MANIFEST_BYTES = 4 << 20  # real manifests are a few kB; anything this big is not one
 MAX_DEPTH = 16                # real manifests nest 4-5 levels (e.g. input.normalization.mean)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The manifest's own digest: sha256 of the file's bytes with this field's value replaced by
+# DIGEST_PLACEHOLDER. Hashing bytes (not re-serialized JSON) means no reader has to format
+# floats or order keys as Python does: the native core (runtime/native/src/manifest.cpp) checks
+# the same bytes the same way. Written by dump_manifest, the one writer.
+DIGEST_KEY = "manifest_sha256"
+DIGEST_PLACEHOLDER = "0" * 64
+_DIGEST_NAME = b'"' + DIGEST_KEY.encode("ascii") + b'"'
+_DIGEST_FIELD = re.compile(re.escape(_DIGEST_NAME) + rb'[ \t\r\n]*:[ \t\r\n]*"([0-9a-f]{64})"')
 _BUNDLE_REQUIRED = ("schema_version", "task", "arch", "precision", "stages", "past_offsets",
                     "horizon", "frame_rate", "feature_shape", "classes", "ignore_id", "input")
 
@@ -58,6 +66,76 @@ def sha256_file(path, chunk=1 << 20):
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def manifest_digest(raw):
+    """``(recorded, computed)`` for a manifest file's bytes ``raw``: the 64 hex digits of its
+    ``manifest_sha256`` field and the sha256 of ``raw`` with them replaced by DIGEST_PLACEHOLDER.
+
+    ``(None, None)`` when the field name does not occur exactly once in the bytes (absent, escaped,
+    duplicated, or not followed by 64 lowercase hex digits): such a manifest has no usable digest.
+    """
+    if raw.count(_DIGEST_NAME) != 1:
+        return None, None
+    match = _DIGEST_FIELD.search(raw)
+    if match is None:
+        return None, None
+    start, end = match.span(1)
+    sealed = raw[:start] + DIGEST_PLACEHOLDER.encode("ascii") + raw[end:]
+    return match.group(1).decode("ascii"), hashlib.sha256(sealed).hexdigest()
+
+
+def dump_manifest(data):
+    """The text of a manifest file for ``data`` (a dict), sealed with its ``manifest_sha256``.
+
+    The one place manifests are serialized: Manifest.write_file and test fixtures that write
+    deliberately damaged manifests go through it, so every manifest on disk carries a digest.
+    The field keeps its place when ``data`` has one (re-writing a loaded manifest), else it is last.
+    """
+    body = dict(data)
+    body[DIGEST_KEY] = DIGEST_PLACEHOLDER
+    try:
+        text = json.dumps(body, indent=2, allow_nan=False)
+    except (TypeError, ValueError):  # numpy scalars; NaN/Inf become null as in write_atomic
+        text = json.dumps(finite(body), indent=2, allow_nan=False)
+    return seal_manifest_text(text + "\n")
+
+
+def seal_manifest_text(text):
+    """``text`` (a manifest's JSON with one ``manifest_sha256`` field, any 64 hex digits) with that
+    field set to the digest of the result (manifest_digest). ASCII text: json.dumps' default."""
+    raw = text.encode("ascii")
+    _, digest = manifest_digest(raw)
+    if digest is None:
+        raise ValueError("the text needs exactly one {} field of 64 hex digits".format(DIGEST_KEY))
+    match = _DIGEST_FIELD.search(raw)
+    return (raw[:match.start(1)] + digest.encode("ascii") + raw[match.end(1):]).decode("ascii")
+
+
+def write_manifest_json(path, data):
+    """Write ``data`` as a sealed manifest file at ``path`` (atomically; not validated: use
+    Manifest.write_file for a manifest, this for fixtures that must be written as they are)."""
+    return write_text_atomic(path, dump_manifest(data))
+
+
+def _verify_digest(raw, data, where, allow_legacy):
+    """Refuse a manifest whose bytes do not match its ``manifest_sha256`` (one line); one without
+    a digest unless ``allow_legacy`` (files written before manifests were sealed)."""
+    recorded, computed = manifest_digest(raw)
+    if recorded is None:
+        if isinstance(data, dict) and DIGEST_KEY in data:
+            raise ManifestError("{}: malformed {} (64 lowercase hex digits, once, at the top level)"
+                                .format(where, DIGEST_KEY))
+        if allow_legacy:
+            log.warning("%s has no %s: a legacy manifest, opened unverified", where, DIGEST_KEY)
+            return
+        raise ManifestError("{}: no {} (a manifest written before manifests were sealed, or by "
+                            "hand): re-export it, or open it with allow_legacy".format(where, DIGEST_KEY))
+    if data.get(DIGEST_KEY) != recorded:
+        raise ManifestError("{}: {} is not a top-level field".format(where, DIGEST_KEY))
+    if computed != recorded:
+        raise ManifestError("{} does not match its {} (edited or damaged since it was written: "
+                            "re-export it)".format(where, DIGEST_KEY))
 
 
 def check_regular(path, what):
@@ -88,6 +166,11 @@ def _depth(value):
 
 def read_json(path, what="manifest"):
     """A manifest's JSON: refused when not a regular file, over MAX_MANIFEST_BYTES or too deep."""
+    return _read_json_bytes(path, what)[0]
+
+
+def _read_json_bytes(path, what="manifest"):
+    """(parsed JSON, the file's bytes) of read_json."""
     check_regular(path, what)
     try:
         with open(str(path), "rb") as handle:
@@ -98,7 +181,7 @@ def read_json(path, what="manifest"):
         raise ManifestError("{} {} is larger than {} MB: not a manifest".format(
             what, path, MAX_MANIFEST_BYTES >> 20))
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
     except RecursionError:
         raise ManifestError("{} {} is nested too deeply".format(what, path))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -106,7 +189,7 @@ def read_json(path, what="manifest"):
     if _depth(data) > MAX_DEPTH:
         raise ManifestError("{} {} is nested deeper than {} levels: not a manifest".format(
             what, path, MAX_DEPTH))
-    return data
+    return data, raw
 
 
 def _cache_path():
@@ -120,14 +203,17 @@ _CACHE_ENTRIES = 256
 
 
 def cached_sha256(path):
-    """sha256 of ``path``, remembered by (path, size, mtime_ns) in a small cache file.
+    """sha256 of ``path``, remembered by (path, device, inode, size, mtime_ns, ctime_ns) in a
+    small cache file.
 
     Hashing a 50 MB engine takes ~0.1-1 s on a Jetson: paid once per file version, not on
-    every start. A cache that cannot be read or written is ignored (never an error).
+    every start. The ctime cannot be set back by a user (``touch -r`` after changing the
+    bytes moves it), and a file replaced by another has another inode, so a changed file is
+    never trusted. A cache that cannot be read or written is ignored (never an error).
     """
     real = os.path.realpath(str(path))
     st = os.stat(real)
-    key = [st.st_size, st.st_mtime_ns]
+    key = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     cache_file = _cache_path()
     try:
         with open(cache_file) as handle:
@@ -137,8 +223,8 @@ def cached_sha256(path):
     except (OSError, ValueError):
         cache = {}
     entry = cache.get(real)
-    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key:
-        return entry[2]
+    if isinstance(entry, list) and len(entry) == len(key) + 1 and entry[:-1] == key:
+        return entry[-1]
     digest = sha256_file(real)
     cache[real] = key + [digest]
     while len(cache) > _CACHE_ENTRIES:
@@ -150,14 +236,17 @@ def cached_sha256(path):
     return digest
 
 
-def _verify_artifact(artifact_path, data, where):
+def _verify_artifact(artifact_path, data, where, allow_legacy=False):
     """Refuse an artifact whose sha256 is not the one its manifest records (one line).
 
-    A malformed or all-zero hash is refused too; a manifest without one (older exports,
-    hand-written test manifests) is accepted with a warning.
+    A malformed or all-zero hash is refused too; a manifest without one (older exports) only
+    with ``allow_legacy`` (then with a warning): nothing unverified runs unasked.
     """
     recorded = (data.get("artifact") or {}).get("sha256")
     if recorded is None:
+        if not allow_legacy:
+            raise ManifestError("{} records no artifact sha256: {} cannot be verified (re-export "
+                                "it, or open it with allow_legacy)".format(where, artifact_path))
         log.warning("%s records no artifact sha256: %s not verified", where, artifact_path)
         return
     if not isinstance(recorded, str) or not _SHA256.match(recorded) or not recorded.strip("0"):
@@ -187,11 +276,12 @@ def resolve(path):
     return artifact_path, manifest_path
 
 
-def _load(path, check_artifact=True):
+def _load(path, check_artifact=True, allow_legacy=False):
     """Load and validate the manifest dict of ``path`` (an artifact or its ``.json``).
 
     Raises ManifestError with one clear line when it is missing, unreadable, of
-    another schema version, or does not describe the artifact beside it.
+    another schema version, invalid, not sealed by its ``manifest_sha256`` (unless
+    ``allow_legacy``) or changed since, or does not describe the artifact beside it.
     """
     artifact_path, manifest_path = resolve(path)
     if os.path.isdir(artifact_path) and not os.path.isfile(manifest_path):
@@ -200,8 +290,10 @@ def _load(path, check_artifact=True):
     if not os.path.exists(manifest_path):
         raise ManifestError("no manifest for {}: expected {} (re-export with rt-export)"
                             .format(artifact_path, manifest_path))
-    data = read_json(manifest_path)
+    data, raw = _read_json_bytes(manifest_path)
     _validate(data, manifest_path)
+    _verify_digest(raw, data, manifest_path, allow_legacy)
+    data.pop(DIGEST_KEY, None)  # the file's seal, not content: to_dict() never carries it
     if check_artifact and data["task"] != "forecast":  # a bundle's artifacts are its stages
         if not os.path.exists(artifact_path):
             raise ManifestError("manifest {} has no artifact beside it: {} is missing"
@@ -378,6 +470,11 @@ def _validate_bundle(data, where):
         if not isinstance(stages[name], str) or not stages[name]:
             raise ManifestError("{}: stage '{}' must be a path relative to the bundle, got {!r}"
                                 .format(where, name, stages[name]))
+    pins = data.get("stage_sha256")  # written last by the exporter: the stages it published
+    if pins is not None and (not isinstance(pins, dict) or set(pins) != set(FORECAST_STAGES) or not all(
+            isinstance(v, str) and _SHA256.match(v) and v.strip("0") for v in pins.values())):
+        raise ManifestError("{}: 'stage_sha256' must map exactly {} to 64 hex digits, got {!r}".format(
+            where, ", ".join(FORECAST_STAGES), pins))
     offsets = data["past_offsets"]
     if (not isinstance(offsets, list) or not offsets or not all(_is_int(o) for o in offsets)
             or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] != 0):
@@ -425,6 +522,10 @@ def _validate_input(inp, where):
     _check_shape(inp["shape"], "input", where, rank=4)
     if kind == "features":
         return
+    channels = inp["shape"][3 if inp["layout"] == "NHWC" else 1]
+    if channels != 3:  # e.g. 'NCHW' over an NHWC model's [1, H, W, 3]: refused here, not in the backend
+        raise ManifestError("{}: input layout {} puts {} channels where the 3 colours go (shape {}): "
+                            "layout and shape disagree".format(where, inp["layout"], channels, inp["shape"]))
     if inp["color_order"] not in COLOR_ORDERS:
         raise ManifestError("{}: colour order {!r} not one of {}".format(
             where, inp["color_order"], COLOR_ORDERS))
@@ -490,10 +591,11 @@ class Manifest(object):
     order included. ``where`` names the manifest in error messages (its path when loaded).
     """
 
-    def __init__(self, data, where):
+    def __init__(self, data, where, allow_legacy=False):
         """Use :meth:`load` or :meth:`from_dict` (they validate)."""
         self._data = data
         self.where = where
+        self.allow_legacy = allow_legacy
 
     @classmethod
     def from_dict(cls, data, where="manifest"):
@@ -503,11 +605,14 @@ class Manifest(object):
         return cls(copy.deepcopy(data), where)
 
     @classmethod
-    def load(cls, path, check_artifact=True):
+    def load(cls, path, check_artifact=True, allow_legacy=False):
         """The manifest of ``path``: an artifact, its ``.json``, a bundle's ``forecast.json``
         or its folder. One-line ManifestError when it is missing, unreadable, of another
-        schema version, invalid, or (``check_artifact``) has no regular file beside it."""
-        return cls(_load(path, check_artifact), resolve(path)[1])
+        schema version, invalid, changed since it was written (its ``manifest_sha256``), or
+        (``check_artifact``) has no regular file beside it. ``allow_legacy``: also open a
+        manifest without ``manifest_sha256`` and an artifact without a recorded sha256 (files
+        exported before both were written; with a warning)."""
+        return cls(_load(path, check_artifact, allow_legacy), resolve(path)[1], allow_legacy)
 
     def to_dict(self):
         """The manifest as a JSON-ready dict (a deep copy, keys in their written order)."""
@@ -521,6 +626,7 @@ class Manifest(object):
         for key in drop:
             data.pop(key, None)
         data.update(copy.deepcopy(changes))
+        data.pop(DIGEST_KEY, None)  # a new manifest: sealed anew when written
         return Manifest.from_dict(data, self.where)
 
     def write(self, artifact_path):
@@ -533,15 +639,15 @@ class Manifest(object):
 
     def write_file(self, path):
         """Write this manifest to ``path`` itself (a staged ``.pending`` file), atomically: a
-        crash never leaves half a manifest. Returns the path."""
-        return write_atomic(path, self._data)
+        crash never leaves half a manifest. Sealed with its ``manifest_sha256`` (dump_manifest).
+        Returns the path."""
+        return write_manifest_json(path, self._data)
 
     def verify_artifact(self, artifact_path):
         """Refuse ``artifact_path`` when its sha256 is not the recorded one (one line; cached
         by file version, see cached_sha256). A malformed or all-zero hash is refused too; a
-        manifest without one (older exports, hand-written test manifests) is accepted with a
-        warning."""
-        _verify_artifact(artifact_path, self._data, self.where)
+        manifest without one only when it was loaded with ``allow_legacy``."""
+        _verify_artifact(artifact_path, self._data, self.where, self.allow_legacy)
 
     def _get(self, key, default=None):
         return copy.deepcopy(self._data.get(key, default))

@@ -7,6 +7,8 @@ predictions (a class absent from both is NaN and left out).
 """
 import numpy as np
 
+from runtime.errors import UserError
+
 
 def _flat_pair(a, b, what):
     """Two per-pixel arrays flattened; a ValueError naming ``what`` when their sizes differ."""
@@ -14,6 +16,16 @@ def _flat_pair(a, b, what):
     if a.shape != b.shape:
         raise ValueError("{} differ in size: {} vs {}".format(what, a.shape, b.shape))
     return a, b
+
+
+def check_label_ids(label, ignore_id, count, label_path):
+    """A label id beyond the engine's ``count`` classes means its manifest and the data set
+    disagree: ConfusionMatrix would leave those pixels out (a manifest cut to 3 classes
+    scored 69.7 % instead of 39.9 %), so it is refused in one line instead."""
+    known = label[label != ignore_id]
+    if known.size and int(known.max()) >= count:
+        raise UserError("{} has class id {} but the engine's manifest names {} classes: the "
+                        "manifest and the data set disagree".format(label_path, int(known.max()), count))
 
 
 class ConfusionMatrix(object):

@@ -28,7 +28,6 @@ starts, ``dummy_input()`` and ``infer`` to warm up, then per frame ``preprocess`
 """
 import collections
 import logging
-import math
 import threading
 import time
 
@@ -36,7 +35,7 @@ import numpy as np
 
 from runtime.errors import UserError
 from runtime.result import Result
-from runtime.sources import EndOfStream
+from runtime.sources import MAX_SECONDS, EndOfStream
 from runtime.stats import Series
 
 log = logging.getLogger(__name__)
@@ -128,8 +127,9 @@ class Pipeline(object):
         self.outputs = list(outputs)
         if max_frames is not None and int(max_frames) < 1:
             raise UserError("--max-frames must be at least 1")
-        if duration is not None and not (0 < float(duration) < math.inf):
-            raise UserError("--duration must be a positive number of seconds")
+        if duration is not None and not (0 < float(duration) <= MAX_SECONDS):
+            raise UserError("--duration must be a positive number of seconds up to {} (a year)"
+                            .format(MAX_SECONDS))
         self.max_frames = int(max_frames) if max_frames else None
         self.duration = float(duration) if duration else None
         self.realtime = bool(realtime)
@@ -198,6 +198,10 @@ class Pipeline(object):
         self._frames = _Channel(self.queue_size, self._stop)
         self._inferred = _Channel(self.queue_size, self._stop)
         self._results = _Channel(self.queue_size, self._stop)
+        if self.duration is not None:  # from the start: connecting and retrying count too
+            self._timer = threading.Timer(self.duration, self._finish, ("duration",))
+            self._timer.daemon = True
+            self._timer.start()
         try:
             self.source.open()
         except EndOfStream:  # stopped (Ctrl-C) while a camera was still reconnecting
@@ -218,10 +222,6 @@ class Pipeline(object):
             self._frames = _Channel(1, self._stop, latest=True)
         self.started_at = time.time()
         self._t_start = _clock()
-        if self.duration is not None:  # also when a read or a reconnection is waiting
-            self._timer = threading.Timer(self.duration, self._finish, ("duration",))
-            self._timer.daemon = True
-            self._timer.start()
         for name, target in (("capture", self._capture), ("infer", self._work),
                              ("post", self._post)):
             thread = threading.Thread(target=target, name="rt-" + name)

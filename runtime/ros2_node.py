@@ -1121,7 +1121,9 @@ class PerceptionNode(object):
                 values.append(("{}_{}_ms".format(name, key),
                                "{:.2f}".format(value) if value is not None else "-"))
         threshold = self.publisher.threshold
-        values += [("backend", str(info.get("backend"))), ("precision", str(info.get("precision"))),
+        # The core's own backend ("onnxruntime 1.32.0 cpu") where libswiftrt runs the engine.
+        backend = info.get("core_backend") or info.get("backend")
+        values += [("backend", str(backend)), ("precision", str(info.get("precision"))),
                    ("task", str(self.engine.manifest.task)),
                    ("input_size", "{}x{}".format(self.engine.size[1], self.engine.size[0])),
                    ("input_topic", ", ".join(s.uri for s in self.sources)),

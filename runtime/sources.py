@@ -44,6 +44,7 @@ DEFAULT_BACKOFF = (0.5, 2.0, 8.0)  # first delay (s), factor, longest delay
 STALL_TIMEOUT = 5.0   # s without a frame from a live source: it is lost (then: reconnect)
 OPEN_TIMEOUT = 10.0   # s for a live source to open before the attempt counts as failed
 _POLL = 0.1           # s: how often a wait looks at the stop flag
+MAX_SECONDS = 366 * 24 * 3600  # longest duration or timeout: more overflows timers (TIMEOUT_MAX)
 _SKIP_STEPS = (1, 2, 4, 8, 16, 32, 64)  # frames jumped over a part of a file that does not decode
 _clock = time.monotonic
 
@@ -174,7 +175,7 @@ class _Reader(object):
                 return None
         return self._result
 
-    def abandon(self, wait=1.0):
+    def abandon(self, wait=0.1):
         """Stop reading; the capture is released by the thread (at once if it is idle)."""
         self._abandoned = True
         self._want.set()
@@ -507,8 +508,9 @@ def camera(index, size=None, fps=None, reconnect=5, backoff=DEFAULT_BACKOFF, sle
         return cap
 
     hint = "is it connected and free?"
-    if not os.path.exists(device):
+    if not os.path.exists(device):  # not plugged in at start: one attempt, no 15 s of retries
         hint = "{} does not exist (in Docker: --device {})".format(device, device)
+        reconnect = 0
     return CaptureSource(factory, device, kind="camera", live=True, reconnect=reconnect,
                          backoff=backoff, sleep=sleep, hint=hint)
 

@@ -11,10 +11,11 @@ decoder: Resize (nearest) to the input size -> ArgMax over channels -> uint8 cla
 the resized scores as logits.
 """
 import copy
-import json
 import os
 
 import numpy as np
+
+from runtime.manifest import write_manifest_json
 
 SIZE = (32, 64)        # network input (h, w)
 CHANNELS = 4
@@ -169,11 +170,9 @@ def build_bundle(folder, past_offsets=(-4, -2, 0), horizon=3, frame_rate=15.0, f
     if patch is not None:
         patch(manifests)
     for name in ("features", "f2f", "decoder"):
-        with open(paths[name] + ".json", "w") as handle:
-            json.dump(manifests[name], handle, indent=1)
+        write_manifest_json(paths[name] + ".json", manifests[name])  # sealed, as every writer
     bundle_path = os.path.join(folder, "forecast.json")
-    with open(bundle_path, "w") as handle:
-        json.dump(manifests["bundle"], handle, indent=1)
+    write_manifest_json(bundle_path, manifests["bundle"])
     return bundle_path
 
 

@@ -358,7 +358,10 @@ def test_report_schema_and_outputs(rn18_engine, tmp_path):
         assert isinstance(entry["includes"], str) and entry["includes"]
         assert isinstance(entry["throughput_fps"], float)
     assert rep["runners"][0]["ratio_to_first"] == 1.0
-    assert rep["runners"][0]["info"]["backend"] == "onnxruntime"
+    # The core runs it (on ONNX Runtime for an .onnx) with the threads asked for.
+    assert rep["runners"][0]["info"]["backend"] == "native"
+    from tests.conftest import core_onnx_backend
+    assert rep["runners"][0]["info"]["core_backend"].startswith(core_onnx_backend())
     assert rep["runners"][0]["info"]["threads"] == 1
     # --cuda-graph on ONNX Runtime: one note, and the run goes on
     assert any("--cuda-graph only applies to TensorRT engines" in n for n in rep["notes"])

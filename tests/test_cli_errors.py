@@ -5,6 +5,8 @@ import shutil
 
 import pytest
 
+from runtime.manifest import write_manifest_json
+
 
 def assert_one_line_error(proc, *needles):
     assert proc.returncode != 0, proc.stderr
@@ -77,7 +79,7 @@ def test_other_schema_version_is_refused(rn18_engine, tmp_path):
     shutil.copy(rn18_engine, str(copy))
     data = json.load(open(rn18_engine + ".json"))
     data["schema_version"] = 0
-    json.dump(data, open(str(copy) + ".json", "w"))
+    write_manifest_json(str(copy) + ".json", data)
     with pytest.raises(ManifestError, match="schema version"):
         Engine(str(copy))
 
@@ -89,6 +91,6 @@ def test_manifest_naming_a_tensor_the_model_lacks_is_refused(rn18_engine, tmp_pa
     shutil.copy(rn18_engine, str(copy))
     data = json.load(open(rn18_engine + ".json"))
     data["input"]["name"] = "image_rgb"
-    json.dump(data, open(str(copy) + ".json", "w"))
+    write_manifest_json(str(copy) + ".json", data)
     with pytest.raises(ManifestError, match="image_rgb"):
         Engine(str(copy))

@@ -187,12 +187,15 @@ def test_engine_refuses_a_bundle_and_a_stage_and_open_engine_dispatches(bundle):
     with pytest.raises(ManifestError, match="is the 'features' stage of a forecast bundle: give "
                                             "the bundle's forecast.json"):
         Engine(stage)
+    from runtime.backends.native import NativeForecastEngine
     for path in (bundle, os.path.dirname(bundle)):
-        engine = open_engine(path)
-        try:
-            assert isinstance(engine, ForecastEngine) and engine.outlier_output is None
-        finally:
-            engine.close()
+        # The core by default; the Python engine only when asked for by name (transition).
+        for backend, kind in ((None, NativeForecastEngine), ("python-onnxruntime", ForecastEngine)):
+            engine = open_engine(path, backend=backend)
+            try:
+                assert isinstance(engine, kind) and engine.outlier_output is None
+            finally:
+                engine.close()
 
 
 def test_rt_segment_refuses_a_broken_bundle_with_one_line(tmp_path, video15, run_cli_subprocess):
@@ -201,7 +204,7 @@ def test_rt_segment_refuses_a_broken_bundle_with_one_line(tmp_path, video15, run
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rt-segment: error: forecast bundle ")
-    assert "stage 'decoder' has 3 classes" in lines[0]
+    assert "stage 'decoder' has classes that differ from the bundle's" in lines[0]
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from runtime.errors import ManifestError
-from runtime.manifest import Manifest, sidecar_path
+from runtime.manifest import (DIGEST_KEY, Manifest, dump_manifest, manifest_digest,
+                              sidecar_path)
 
 
 def fields():
@@ -70,8 +71,12 @@ def test_write_is_what_to_dict_says(tmp_path):
     m = Manifest.from_dict(fields())
     path = m.write(str(tmp_path / "m.onnx"))
     assert path == sidecar_path(str(tmp_path / "m.onnx"))
-    with open(path) as handle:
-        assert handle.read() == json.dumps(m.to_dict(), indent=2) + "\n"
+    with open(path) as handle:  # the dict as it is, sealed by its own digest (the last field)
+        text = handle.read()
+    written = json.loads(text)
+    assert list(written) == list(m.to_dict()) + [DIGEST_KEY]
+    assert text == dump_manifest(m.to_dict())
+    assert manifest_digest(text.encode())[0] == written[DIGEST_KEY] == manifest_digest(text.encode())[1]
     (tmp_path / "m.onnx").write_bytes(b"model")
     assert Manifest.load(str(tmp_path / "m.onnx")).to_dict() == m.to_dict()
     assert Manifest.load(path, check_artifact=False).where == path

@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+from runtime.manifest import DIGEST_KEY, dump_manifest, write_manifest_json
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE_SRC = os.path.join(REPO, "runtime", "native")
 BUILD = os.path.join(REPO, "build", "native")
@@ -24,12 +26,15 @@ pytest.importorskip("openvino")
 
 def _build_library():
     """Configure and build build/native as ``make native-lib`` does (the library only)."""
+    import onnxruntime
     import openvino
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     cmake_dir = os.path.join(os.path.dirname(openvino.__file__), "cmake")
     subprocess.check_call(["cmake", "-S", NATIVE_SRC, "-B", BUILD, "-G", "Ninja", "-Wno-dev",
                            "-DCMAKE_BUILD_TYPE=Release", "-DOpenVINO_DIR=" + cmake_dir,
+                           "-DONNXRUNTIME_ROOT=" + os.path.join(os.path.dirname(onnxruntime.__file__),
+                                                                "capi"),
                            "-DSWIFTRT_PYTHON=" + sys.executable,
                            "-DSWIFTRT_TEST_ENGINES=" + ENGINES], env=env)
     subprocess.check_call(["cmake", "--build", BUILD, "-j2", "--target", "swiftrt"], env=env)
@@ -205,8 +210,7 @@ def _variant(src, folder, name, output_dtype=None, input_float=False):
     path = os.path.join(folder, name)
     onnx.save(model, path)
     manifest["artifact"]["sha256"] = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    with open(path + ".json", "w") as handle:
-        json.dump(manifest, handle)
+    write_manifest_json(path + ".json", manifest)
     return path
 
 
@@ -245,8 +249,7 @@ def test_manifest_dtype_that_disagrees_with_the_model_is_refused(engines, tmp_pa
     path = _variant(engines["seg"], str(tmp_path), "variant.onnx", "int32")
     manifest = json.load(open(path + ".json"))
     manifest["outputs"][0]["dtype"] = "float32"
-    with open(path + ".json", "w") as handle:
-        json.dump(manifest, handle)
+    write_manifest_json(path + ".json", manifest)
     with pytest.raises(ManifestError) as info:
         NativeEngine(path)
     assert "int32 in the model but float32 in its manifest" in str(info.value)
@@ -307,6 +310,38 @@ def test_errors_are_one_line(engines, tmp_path, run_cli_subprocess):
                  and not line.startswith(("E0000", "WARNING: All log"))]
         assert len(lines) == 1 and words in lines[0], proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_default_engine_backend_choice_and_missing_library(engines, tmp_path, run_cli_subprocess):
+    """runtime.open_engine runs on the core by default, --backend names the core's backend and
+    --providers goes to its ONNX Runtime; without the library, one line says how to build it."""
+    import cv2
+    from runtime import open_engine
+    from runtime.backends.native import NativeEngine, version
+    from runtime.engine import Engine
+    from runtime.errors import UserError
+    default = open_engine(engines["seg"], threads=1)
+    try:
+        assert isinstance(default, NativeEngine)
+        wanted = "onnxruntime" if "onnxruntime" in version().split("backends:")[1] else "openvino"
+        assert default.describe()["core_backend"].startswith(wanted)
+    finally:
+        default.close()
+    python = open_engine(engines["seg"], backend="python-onnxruntime", threads=1)
+    assert isinstance(python, Engine) and not isinstance(python, NativeEngine)
+    python.close()
+    with pytest.raises(UserError, match="unknown backend 'bogus'"):
+        open_engine(engines["seg"], backend="bogus")
+    with pytest.raises(UserError, match="--providers selects ONNX Runtime"):
+        open_engine(engines["seg"], backend="openvino", providers=["cpu"])
+    cv2.imwrite(str(tmp_path / "frame.png"), _scenes(1, SIZE)[0])
+    env = dict(os.environ, SWIFTRT_LIBRARY=str(tmp_path / "no" / "libswiftrt.so"))
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli.segment", "--engine", engines["seg"],
+                           "--images", str(tmp_path / "*.png")], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "make native-lib" in proc.stderr
 
 
 def test_bad_frames_through_ctypes(engines):
@@ -372,11 +407,62 @@ def test_schema_python_runtime_and_native_core_refuse_the_same_manifests(engines
     Engine(engines["seg"]).close()
     NativeEngine(engines["seg"]).close()
     damage(manifest)
-    with open(path + ".json", "w") as handle:
-        json.dump(manifest, handle)
+    write_manifest_json(path + ".json", manifest)  # sealed: refused for the damage, not the seal
     assert list(validator.iter_errors(manifest)), "the schema accepts: " + what
     with pytest.raises(ManifestError):
         Engine(path).close()
     with pytest.raises((ManifestError, UserError)) as info:
         NativeEngine(path).close()
     assert "\n" not in str(info.value)
+
+
+def _flip_colour_order(text):
+    order = '"color_order": "BGR"' if '"color_order": "BGR"' in text else '"color_order": "RGB"'
+    return text.replace(order, order.replace("BGR", "X").replace("RGB", "BGR").replace("X", "RGB"))
+
+
+def _without(data, key):
+    return dict((k, v) for k, v in data.items() if k != key)
+
+
+# The manifest's own seal (manifest_sha256): the same refusals from the Python runtime and the
+# core, each reading the file's bytes. (text of the file from the good manifest dict, legacy?)
+DAMAGED_SEALS = [
+    ("edited after sealing", lambda m: _flip_colour_order(dump_manifest(m)), False),
+    ("class renamed after sealing", lambda m: dump_manifest(m).replace('"road"', '"lane"', 1), False),
+    ("malformed digest", lambda m: dump_manifest(m).replace(
+        '"{}": "'.format(DIGEST_KEY), '"{}": "x'.format(DIGEST_KEY)), False),
+    ("digest field twice", lambda m: dump_manifest(m).replace(
+        "{", '{{"notes": {{"{}": "{}"}}, '.format(DIGEST_KEY, "0" * 64), 1), False),
+    ("no digest (legacy)", lambda m: json.dumps(_without(m, DIGEST_KEY), indent=2), True),
+    ("no artifact sha256 (legacy)",
+     lambda m: dump_manifest(dict(m, artifact=_without(m["artifact"], "sha256"))), True),
+]
+
+
+@pytest.mark.parametrize("what,text,legacy", DAMAGED_SEALS, ids=[d[0] for d in DAMAGED_SEALS])
+def test_python_runtime_and_native_core_check_the_manifest_seal_alike(engines, tmp_path, what, text,
+                                                                      legacy):
+    import shutil
+    from runtime.backends.native import CoreEngine
+    from runtime.engine import Engine
+    from runtime.errors import ManifestError
+    path = str(tmp_path / "sealed.onnx")
+    shutil.copyfile(engines["seg"], path)
+    manifest = json.load(open(engines["seg"] + ".json"))
+    assert len(manifest[DIGEST_KEY]) == 64  # rt-export seals what it writes
+    with open(path + ".json", "w") as handle:
+        handle.write(text(manifest))
+    with pytest.raises(ManifestError):  # the Python runtime
+        Engine(path).close()
+    with pytest.raises(ManifestError) as info:  # the core on its own (not behind Python's check)
+        CoreEngine(path).close()
+    assert "\n" not in str(info.value)
+    if legacy:  # files older than the seal open only when the caller asks for it
+        Engine(path, allow_legacy=True).close()
+        CoreEngine(path, allow_legacy=True).close()
+    else:
+        with pytest.raises(ManifestError):
+            Engine(path, allow_legacy=True).close()
+        with pytest.raises(ManifestError):
+            CoreEngine(path, allow_legacy=True).close()

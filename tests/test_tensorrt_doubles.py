@@ -135,7 +135,8 @@ class FakeTimingCache(object):
 
 class FakeConfig(object):
     """Refuses attributes the TensorRT version does not have (as pybind11 objects do)."""
-    ATTRS = ("flags", "int8_calibrator", "timing_cache", "ignore_mismatch", "pools")
+    ATTRS = ("flags", "int8_calibrator", "timing_cache", "ignore_mismatch", "pools", "default_device_type",
+             "DLA_core")
 
     def __init__(self):
         object.__setattr__(self, "flags", [])
@@ -151,6 +152,10 @@ class FakeConfig(object):
 
     def set_flag(self, flag):
         self.flags.append(flag)
+
+    def can_run_on_DLA(self, layer):
+        """IBuilderConfig::canRunOnDLA: shape arithmetic (and ArgMax, Cast) is GPU-only."""
+        return layer.type not in ("SHAPE", "TOPK", "CAST")
 
     def create_timing_cache(self, blob):
         return FakeTimingCache(blob)
@@ -213,6 +218,7 @@ class FakeBuilder(object):
         self.trt, self.logger = trt, logger
         self.platform_has_fast_fp16 = trt.fast_fp16
         self.platform_has_fast_int8 = trt.fast_int8
+        self.num_DLA_cores = trt.dla_cores  # Xavier/Orin AGX: 2; TX2, Nano, Orin Nano: 0
 
     def create_network(self, flags):
         self.trt.network = FakeNetwork(flags, qdq=self.trt.qdq)
@@ -355,8 +361,10 @@ class FakeRuntime(object):
 
 
 def make_trt(version="8.6.2.3", fast_fp16=True, fast_int8=True, no_gpu=False, parse_ok=True,
-             qdq=False, cuda=None, build_fails=False):
+             qdq=False, cuda=None, build_fails=False, dla_cores=0):
     trt = types.ModuleType("tensorrt")
+    trt.dla_cores = dla_cores
+    trt.DeviceType = enum.Enum("DeviceType", "GPU DLA")
     trt.__version__ = version
     trt.fast_fp16, trt.fast_int8, trt.no_gpu, trt.parse_ok, trt.qdq = (
         fast_fp16, fast_int8, no_gpu, parse_ok, qdq)
@@ -366,7 +374,7 @@ def make_trt(version="8.6.2.3", fast_fp16=True, fast_int8=True, no_gpu=False, pa
     trt.runtime_created = False
     trt.ILogger, trt.Logger = FakeILogger, FakeLogger
     trt.IInt8EntropyCalibrator2 = FakeCalibratorBase
-    trt.BuilderFlag = enum.Enum("BuilderFlag", "FP16 INT8 OBEY_PRECISION_CONSTRAINTS STRICT_TYPES")
+    trt.BuilderFlag = enum.Enum("BuilderFlag", "FP16 INT8 OBEY_PRECISION_CONSTRAINTS STRICT_TYPES GPU_FALLBACK")
     trt.MemoryPoolType = enum.Enum("MemoryPoolType", "WORKSPACE")
     trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag",
                                                      {"EXPLICIT_BATCH": 0})

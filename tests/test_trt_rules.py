@@ -15,6 +15,7 @@ from runtime import manifest as manifest_mod
 from runtime.errors import UserError
 from runtime.plan import onnx_graph, trt_rules
 from tests.conftest import REPO
+from tests.trt_corpus import CORPUS
 
 SIZE = (64, 128)
 VERSIONS = ("8.2.1", "8.5.2", "8.6.2", "10.3.0")
@@ -64,7 +65,7 @@ def test_exports_are_legal_for_their_version(tmp_path, arch, version):
 def test_default_export_is_legal_on_85_86_and_10(rn18_engine):
     compat = manifest_mod.Manifest.load(rn18_engine).to_dict()["tensorrt_compat"]
     assert compat["target"] is None
-    assert compat["legal"] == ["8.5", "8.6", "10.0", "10.1"]
+    assert compat["legal"] == ["8.5", "8.6", "10.0", "10.1", "10.3"]
     assert compat["io_form"] == "uint8-via-float"
 
 
@@ -98,10 +99,14 @@ def test_forecast_bundle_stages_are_legal(tmp_path, forecaster_checkpoints, vers
     bundle = export_bundle(forecaster_checkpoints[1], out, parity_frames=6, trt_version=version, log=quiet).to_dict()
     fam = trt_rules.family(version)
     assert fam in bundle["tensorrt_compat"]["legal"]
+    from runtime.plan import rtx
     for stage in ("features.onnx", "f2f.onnx", "decoder.onnx"):
         path = os.path.join(out, stage)
         assert trt_rules.check(path, version) == [], stage
-        assert fam in manifest_mod.Manifest.load(path).to_dict()["tensorrt_compat"]["legal"]
+        compat = manifest_mod.Manifest.load(path).to_dict()["tensorrt_compat"]
+        assert fam in compat["legal"]
+        if fam in rtx.FAMILIES and rtx.available():  # the default (matmul) form through RTX too
+            assert compat["tensorrt_rtx"]["parsed"] and compat["tensorrt_rtx"]["built"], stage
 
 
 @pytest.mark.slow
@@ -170,14 +175,19 @@ def test_uint8_transpose_is_refused_everywhere(tmp_path):
     assert trt_rules.legal_families(path) == []
 
 
-def test_int32_to_uint8_cast_is_refused_on_85_and_86_only(tmp_path):
+def test_integer_to_uint8_cast_is_refused_from_85_on(tmp_path):
+    """10.3's header: "kUINT8 conversions are only supported for {kFLOAT, kHALF}"."""
     direct = class_map_graph(tmp_path / "direct.onnx", [TensorProto.INT32, TensorProto.UINT8])
     assert any("TensorRT 8.6 does not convert" in str(v) and "/Cast_1" in str(v)
                for v in trt_rules.check(direct, "8.6.2"))
     assert any("casts to UINT8 only from FLOAT" in str(v) for v in trt_rules.check(direct, "8.5.2"))
-    assert trt_rules.check(direct, "10.3.0") == []
+    for version in ("10.0.1", "10.3.0"):
+        assert any("casts INT32 to UINT8: TensorRT 10." in str(v) for v in trt_rules.check(direct, version))
+    int64 = class_map_graph(tmp_path / "int64.onnx", [TensorProto.UINT8])  # ArgMax (INT64) -> Cast UINT8
+    assert any("casts INT64 to UINT8: TensorRT 10.3 casts to UINT8 only from FLOAT" in str(v)
+               for v in trt_rules.check(int64, "10.3.0"))
     via_float = class_map_graph(tmp_path / "via.onnx", [TensorProto.FLOAT, TensorProto.UINT8])
-    assert trt_rules.legal_families(via_float) == ["8.5", "8.6", "10.0", "10.1"]
+    assert trt_rules.legal_families(via_float) == ["8.5", "8.6", "10.0", "10.1", "10.3"]
     int32 = class_map_graph(tmp_path / "int32.onnx", [TensorProto.INT32], opset=13)
     assert trt_rules.legal_families(int32) == list(trt_rules.FAMILIES)
 
@@ -207,11 +217,17 @@ def test_deformconv_needs_10_1_and_gridsample_8_5(tmp_path):
     assert any("DeformConv imports from TensorRT 10.1" in str(v) for v in trt_rules.check(deform, "8.6.2"))
     assert any("DeformConv imports from TensorRT 10.1" in str(v) for v in trt_rules.check(deform, "10.0.1"))
     assert trt_rules.check(deform, "10.3.0") == []
+    uneven = _model([helper.make_node("DeformConv", ["x", "w", "offset"], ["y"], name="/f2f/DeformConv",
+                                      pads=[1, 1, 0, 0])],
+                    [x, offset], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])], [weight],
+                    opset=19, path=tmp_path / "uneven.onnx")
+    assert any("DeformConv pads [1, 1, 0, 0]: TensorRT takes only equal begin and end pads" in str(v)
+               for v in trt_rules.check(uneven, "10.3.0"))
     grid = helper.make_tensor_value_info("grid", TensorProto.FLOAT, [1, 4, 4, 2])
     sample = _model([helper.make_node("GridSample", ["x", "grid"], ["y"], name="/GridSample")],
                     [x, grid], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
                     opset=16, path=tmp_path / "grid.onnx")
-    assert trt_rules.legal_families(sample) == ["8.5", "8.6", "10.0", "10.1"]
+    assert trt_rules.legal_families(sample) == ["8.5", "8.6", "10.0", "10.1", "10.3"]
 
 
 def _qdq_graph(path, zero_type=TensorProto.INT8, zero=0, activation_scales=1, weight_axis=0):
@@ -244,6 +260,19 @@ def test_explicit_quantization_rules(tmp_path):
             assert any(needle in str(v) for v in trt_rules.check(path, version)), (needle, version)
 
 
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_planted_corpus_is_flagged_with_its_rule(tmp_path, name):
+    """tests/trt_corpus.py: each planted graph, per family, refused with its rule (or legal)."""
+    build, expected = CORPUS[name]
+    path = build(tmp_path / "m.onnx")
+    for fam, phrase in expected.items():
+        found = [str(v) for v in trt_rules.check(path, fam)]
+        if phrase is None:
+            assert found == [], (fam, found)
+        else:
+            assert any(phrase in line for line in found), (fam, phrase, found)
+
+
 def test_unsupported_operator_and_custom_domain(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.UINT32, [1, 2, 4, 4])
     y = helper.make_tensor_value_info("y", TensorProto.UINT32, [1, 2, 4, 4])
@@ -261,8 +290,9 @@ def test_not_onnx_is_one_line(tmp_path):
 
 def test_versions():
     assert trt_rules.family("8.2.1.8") == "8.2" and trt_rules.family("8.5.2") == "8.5"
-    assert trt_rules.family("10.3.0") == "10.1" and trt_rules.family("10.x") == "10.1"
-    assert trt_rules.family("10.0.1") == "10.0"
+    assert trt_rules.family("10.3.0") == "10.3" and trt_rules.family("10.x") == "10.3"
+    assert trt_rules.family("10.1.0") == "10.1" and trt_rules.family("10.2") == "10.1"
+    assert trt_rules.family("10.0.1") == "10.0" and trt_rules.family("10.8") == "10.3"
     assert trt_rules.full_version("8.6") == "8.6.2" and trt_rules.full_version("10.x") == "10.3.0"
     for bad in ("7.1.3", "11.0", "nine", "8.7"):
         with pytest.raises(UserError):
@@ -338,7 +368,8 @@ def test_a_graph_its_target_rejects_is_never_written(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from export import onnx_export
     from export.api import export
-    monkeypatch.setattr(onnx_export, "io_form", lambda version=None: onnx_export.IO_FORMS["uint8"])
+    direct = onnx_export.IoForm("uint8", "uint8", "uint8", False, (), "ArgMax -> Cast UINT8")
+    monkeypatch.setattr(onnx_export, "io_form", lambda version=None: direct)
     out = tmp_path / "m.onnx"
     with pytest.raises(UserError, match=r"not legal for TensorRT 8\.6\.2: Cast '/Cast_1': casts INT32 to "
                                         r"UINT8: TensorRT 8\.6 does not convert"):

@@ -8,6 +8,7 @@ Every spatial size is computed as a Python ``int`` from the tensor shapes: under
 ``torch.onnx.export`` tracing this bakes them in as constants, so the exported
 graphs have static shapes (TensorRT builds them best).
 """
+import contextlib
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -77,8 +78,28 @@ def bicubic_downsample(x: Tensor, factor: int) -> Tensor:
     return F.conv2d(x, kernel, stride=factor, groups=channels)
 
 
+_CONSTANT_SCALES = [False]
+
+
+@contextlib.contextmanager
+def constant_scale_resizes():
+    """Within it, integral upsampling is traced with constant scales (ONNX Resize scales
+    [1, 1, s, s]) instead of sizes computed from Shape: the form TensorRT's DLA places on
+    the DLA (runtime/plan/dla.py). The same numbers: with align_corners=False both map output
+    pixel i to (i + 0.5) / s - 0.5."""
+    _CONSTANT_SCALES[0] = True
+    try:
+        yield
+    finally:
+        _CONSTANT_SCALES[0] = False
+
+
 def upsample_to(x: Tensor, size: Tuple[int, int]) -> Tensor:
     """Bilinear resize with align_corners=False, the only upsampling SwiftNet uses."""
+    h, w = spatial_size(x)
+    if _CONSTANT_SCALES[0] and size[0] % h == 0 and size[1] % w == 0:
+        return F.interpolate(x, scale_factor=(float(size[0] // h), float(size[1] // w)), mode="bilinear",
+                             align_corners=False, recompute_scale_factor=False)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 

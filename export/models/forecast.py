@@ -1,6 +1,6 @@
 """Semantic forecasting: the single-level SwiftNet and the F2F feature forecaster (DeformF2F).
 
-Facts: ../shared/reference/models.md section 5 (Saric et al., GCPR 2019).
+Facts: Saric et al., "Single level feature-to-feature forecasting with deformable convolutions", GCPR 2019.
 
 - ``swiftnet-rn18-sl``: ResNet-18 + the same SPP, then three upsampling steps **without
   skips** (bilinear x2, ``blend_conv`` BN-ReLU-Conv3x3 128->128) and BN-ReLU-Conv3x3(128->19)

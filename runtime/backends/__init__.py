@@ -4,15 +4,43 @@ import os
 
 from runtime.errors import UserError
 
-BACKENDS = ("onnxruntime", "tensorrt", "openvino", "native")
+# What --backend accepts (runtime.open_engine): the core's backends ("native" = the core's own
+# choice by file), and "python-X": the Python engine on backend X, kept for the transition only.
+PYTHON_PREFIX = "python-"
+TENSOR_BACKENDS = ("onnxruntime", "tensorrt", "openvino")  # the Python engine's (open_backend)
+BACKENDS = TENSOR_BACKENDS + ("native",) + tuple(PYTHON_PREFIX + b for b in TENSOR_BACKENDS)
 log = logging.getLogger(__name__)
+
+
+THREADS_PER_CORE = 4  # threads above this many per core only thrash (and can exhaust memory)
+
+
+def usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(value, flag="--threads"):
+    """Refuse a thread count below 1 or above THREADS_PER_CORE x the usable cores: every
+    engine an application opens (rt-segment's --threads, rt-ros2's -p threads:=N) is bounded
+    here, in open_backend (100000 threads grew 50 MB/s and ignored SIGINT)."""
+    if value is None:
+        return
+    most = THREADS_PER_CORE * usable_cores()
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise UserError("{} must be between 1 and {} ({} x the {} usable cores), got {}".format(
+            flag, most, THREADS_PER_CORE, usable_cores(), value))
 
 
 def backend_for(path, manifest=None, requested=None):
     """Which backend runs ``path``: ``requested`` if given, else by its Manifest's artifact
     format or its suffix (.onnx -> ONNX Runtime; OpenVINO only when asked for)."""
     if requested:
-        if requested not in BACKENDS:
+        if requested.startswith(PYTHON_PREFIX):
+            requested = requested[len(PYTHON_PREFIX):]
+        if requested not in TENSOR_BACKENDS + ("native",):
             raise UserError("unknown backend {!r}; use one of {}".format(requested, ", ".join(BACKENDS)))
         return requested
     fmt = manifest.artifact_format if manifest is not None else None
@@ -28,6 +56,7 @@ def open_backend(path, manifest=None, backend=None, providers=None, threads=None
 
     ``spin=False``: ONNX Runtime's CPU threads sleep between runs instead of spinning (for
     models that run one after another, see OnnxRuntimeBackend)."""
+    check_threads(threads, "threads")
     kind = backend_for(path, manifest, backend)
     if kind == "native":  # libswiftrt runs whole engines (frame in), not one model's tensors
         raise UserError("the native backend runs whole engines: open {} with runtime.open_engine("

@@ -40,7 +40,8 @@ MAX_PAST = 16
 SRT_OK = 0
 # Statuses a user causes (a bad file or manifest, a frame the engine cannot take): UserError.
 _USER_STATUSES = (1, 3, 4, 5, 6)
-_BACKEND_AUTO = 0
+# The core's own backends (SRT_BACKEND_*); "auto" picks by the file (.onnx / .plan).
+CORE_BACKENDS = {"auto": 0, "openvino": 1, "tensorrt": 2, "onnxruntime": 3}
 _FORMAT_BGR8 = 1
 _RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
 _TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
@@ -53,7 +54,9 @@ class OpenOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("backend", ctypes.c_int32),
                 ("threads", ctypes.c_int32), ("resize", ctypes.c_int32),
                 ("use_outlier_threshold", ctypes.c_int32), ("outlier_threshold", ctypes.c_float),
-                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32)]
+                ("decode_current", ctypes.c_int32), ("device", ctypes.c_int32),
+                ("spin", ctypes.c_int32), ("providers", ctypes.c_char_p),
+                ("allow_legacy", ctypes.c_int32), ("reserved0", ctypes.c_int32)]
 
 
 class Frame(ctypes.Structure):
@@ -61,7 +64,10 @@ class Frame(ctypes.Structure):
                 ("width", ctypes.c_int32), ("height", ctypes.c_int32),
                 ("reserved0", ctypes.c_int32), ("stride", ctypes.c_size_t),
                 ("data", ctypes.c_void_p), ("timestamp", ctypes.c_double),
-                ("has_timestamp", ctypes.c_int32), ("reserved1", ctypes.c_int32)]
+                ("has_timestamp", ctypes.c_int32), ("reserved1", ctypes.c_int32),
+                # native-safety: bytes readable at data; where data lives; the caller's CUDA stream
+                ("data_size", ctypes.c_size_t), ("memory", ctypes.c_int32),
+                ("reserved2", ctypes.c_int32), ("cuda_stream", ctypes.c_void_p)]
 
 
 class Result(ctypes.Structure):
@@ -117,18 +123,23 @@ def load_library():
         if not os.path.exists(path):
             path = ctypes.util.find_library("swiftrt")
         if not path:
-            raise UserError("libswiftrt is not built: run `make native` (or set SWIFTRT_LIBRARY "
+            raise UserError("libswiftrt is not built: run `make native-lib` (or set SWIFTRT_LIBRARY "
                             "to the library's path)")
         try:
             lib = ctypes.CDLL(path)
         except OSError as exc:
             raise UserError("cannot load libswiftrt ({}): {}".format(path, exc))
+        if not hasattr(lib, "srt_open_options_init_sized"):
+            raise UserError("{} is a libswiftrt before 1.0 (no srt_open_options_init_sized): "
+                            "rebuild it (make native)".format(path))
         lib.srt_abi_version.restype = ctypes.c_uint32
         lib.srt_version.restype = ctypes.c_char_p
         lib.srt_last_error.restype = ctypes.c_char_p
         lib.srt_status_string.restype = ctypes.c_char_p
         lib.srt_status_string.argtypes = [ctypes.c_int32]
-        lib.srt_open_options_init.argtypes = [ctypes.POINTER(OpenOptions)]
+        # The sized init: fills exactly this mirror's struct (srt_open_options_init is the 0.1.0
+        # export, which fills 0.1.0's struct only).
+        lib.srt_open_options_init_sized.argtypes = [ctypes.POINTER(OpenOptions), ctypes.c_uint32]
         lib.srt_engine_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(OpenOptions),
                                         ctypes.POINTER(ctypes.c_void_p)]
         lib.srt_engine_close.argtypes = [ctypes.c_void_p]
@@ -137,7 +148,7 @@ def load_library():
         lib.srt_engine_class.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ClassInfo)]
         lib.srt_engine_run.argtypes = [ctypes.c_void_p, ctypes.POINTER(Frame), ctypes.POINTER(Result)]
         lib.srt_engine_reset.argtypes = [ctypes.c_void_p]
-        for name in ("srt_open_options_init", "srt_engine_open", "srt_engine_info",
+        for name in ("srt_open_options_init_sized", "srt_engine_open", "srt_engine_info",
                      "srt_engine_class", "srt_engine_run", "srt_engine_reset"):
             getattr(lib, name).restype = ctypes.c_int32
         if lib.srt_abi_version() != ABI_VERSION:
@@ -153,10 +164,14 @@ def version():
     return load_library().srt_version().decode()
 
 
-def _check(lib, status, what):
+def _check(lib, status, what=None):
+    """A failed srt_* call -> ManifestError / UserError (one line a user can act on) or
+    RuntimeError. ``what``: a prefix; None for srt_engine_open, whose messages name the file."""
     if status == SRT_OK:
         return
-    message = "{}: {}".format(what, lib.srt_last_error().decode("utf-8", "replace"))
+    message = lib.srt_last_error().decode("utf-8", "replace")
+    if what:
+        message = "{}: {}".format(what, message)
     if status == 4:
         raise ManifestError(message)
     if status in _USER_STATUSES:
@@ -167,23 +182,41 @@ def _check(lib, status, what):
 class CoreEngine(object):
     """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False,
+                 backend="auto", providers=None, spin=None, allow_legacy=False):
+        """``backend``: a CORE_BACKENDS name; ``providers``: ONNX Runtime execution providers
+        (a list or a comma string, e.g. "tensorrt,cuda,cpu"); ``spin``: ONNX Runtime's intra-op
+        spinning (None: the core's default, on for one model, off for a bundle's stages); ``allow_legacy``: also open manifests without their own
+        digest and artifacts without a recorded sha256 (exported before both were written)."""
         if resize not in _RESIZE:
             raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
                 resize))
+        if backend not in CORE_BACKENDS:
+            raise UserError("unknown core backend {!r}; use one of {}".format(
+                backend, ", ".join(sorted(CORE_BACKENDS))))
         self.lib = lib = load_library()
+        self.threads = int(threads) if threads else None
+        self.providers = providers if isinstance(providers, (str, type(None))) else ",".join(providers)
         options = OpenOptions()
-        lib.srt_open_options_init(ctypes.byref(options))
-        options.backend = _BACKEND_AUTO
+        _check(lib, lib.srt_open_options_init_sized(ctypes.byref(options), ctypes.sizeof(options)),
+               "srt_open_options_init_sized")
+        options.backend = CORE_BACKENDS[backend]
         options.threads = int(threads or 0)
         options.resize = _RESIZE[resize]
         if outlier_threshold is not None:
             options.use_outlier_threshold = 1
             options.outlier_threshold = float(outlier_threshold)
         options.decode_current = 1 if current else 0
+        if spin is not None:
+            options.spin = 1 if spin else 0
+        if providers:
+            if not isinstance(providers, str):
+                providers = ",".join(providers)
+            options.providers = providers.encode()
+        options.allow_legacy = 1 if allow_legacy else 0
         handle = ctypes.c_void_p()
         _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
-                                        ctypes.byref(handle)), "native engine {}".format(path))
+                                        ctypes.byref(handle)))
         self.handle = handle
         info = EngineInfo()
         info.struct_size = ctypes.sizeof(EngineInfo)
@@ -217,6 +250,7 @@ class CoreEngine(object):
         f.height, f.width = frame.shape[0], frame.shape[1]
         f.stride = frame.strides[0]
         f.data = frame.ctypes.data
+        f.data_size = frame.strides[0] * (frame.shape[0] - 1) + frame.shape[1] * 3
         if timestamp is not None:
             f.timestamp, f.has_timestamp = float(timestamp), 1
         r = Result()
@@ -271,7 +305,8 @@ class NativeBackend(object):
 
     def describe(self):
         return {"backend": NAME, "version": version(), "core_backend": self.core.backend_name,
-                "library": self.core.lib.path}
+                "library": self.core.lib.path, "threads": self.core.threads,
+                "providers": self.core.providers}
 
     def close(self):
         self.core.close()
@@ -280,13 +315,15 @@ class NativeBackend(object):
 class NativeEngine(EngineBase):
     """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
 
-    def __init__(self, path, threads=None, resize=None, outlier_threshold=None):
+    def __init__(self, path, threads=None, resize=None, outlier_threshold=None, backend="auto",
+                 providers=None, allow_legacy=False):
         self.path = str(path)
-        self.manifest = Manifest.load(self.path)
+        self.manifest = Manifest.load(self.path, allow_legacy=allow_legacy)
         result_mod.refuse_forecast_parts(self.path, self.manifest)
         self.artifact = manifest_mod.resolve(self.path)[0]
         self.core = CoreEngine(self.path, threads=threads, resize=resize,
-                               outlier_threshold=outlier_threshold)
+                               outlier_threshold=outlier_threshold, backend=backend,
+                               providers=providers, allow_legacy=allow_legacy)
         self.input_name = self.manifest.input.name
         self.backend = NativeBackend(self.core, self.input_name)
         # Only to show the frame the network saw (the core fits its own copy, identically).
@@ -359,14 +396,15 @@ class _StageBackend(object):
 class _NativeBundle(object):
     """The ``bundle`` attribute rt-bench reads: manifests and stage paths, backends = the core."""
 
-    def __init__(self, path, core):
+    def __init__(self, path, core, allow_legacy=False):
         self.path = manifest_mod.resolve(path)[1]
-        self.manifest = Manifest.load(path)
+        self.manifest = Manifest.load(path, allow_legacy=allow_legacy)
         folder = os.path.dirname(os.path.abspath(self.path))
         stages = self.manifest.stages
         self.stage_paths = collections.OrderedDict(
             (name, os.path.join(folder, stages[name])) for name in manifest_mod.FORECAST_STAGES)
-        self.stages = dict((name, Manifest.load(p)) for name, p in self.stage_paths.items())
+        self.stages = dict((name, Manifest.load(p, allow_legacy=allow_legacy))
+                           for name, p in self.stage_paths.items())
         self.backends = dict((name, _StageBackend(core)) for name in self.stage_paths)
 
 
@@ -374,12 +412,15 @@ class NativeForecastEngine(ForecastOutputs):
     """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
     ring buffer of past features run inside the core (same time-offset rules)."""
 
-    def __init__(self, path, threads=None, resize=None, current=False):
+    def __init__(self, path, threads=None, resize=None, current=False, backend="auto",
+                 providers=None, allow_legacy=False):
         from runtime.forecast_stats import ForecastStats
-        self.core = CoreEngine(path, threads=threads, resize=resize, current=current)
+        self.core = CoreEngine(path, threads=threads, resize=resize, current=current,
+                               backend=backend, providers=providers,
+                               allow_legacy=allow_legacy)
         if self.core.task != "forecast":
             raise ManifestError("{} is not a forecast bundle".format(path))
-        self.bundle = _NativeBundle(path, self.core)
+        self.bundle = _NativeBundle(path, self.core, allow_legacy)
         self.path, self.manifest = self.bundle.path, self.bundle.manifest
         self.classes = self.manifest.classes
         self.preprocessor = Preprocessor(self.bundle.stages["features"].input, resize=resize)
@@ -436,8 +477,12 @@ class NativeForecastEngine(ForecastOutputs):
         return {RESULT_KEY: result}
 
     def infer(self, frame):
-        """All stages once (warm-up, timing), then a fresh stream."""
-        return self.infer_at(frame, None)
+        """All stages once (warm-up, timing), then a fresh stream: the core cannot run a frame
+        outside its ring, so the ring is emptied again (a warm-up frame at time 0 would
+        otherwise stay in it and widen the picking tolerance of the stream that follows)."""
+        outputs = self.infer_at(frame, None)
+        self.reset()
+        return outputs
 
     def stream_summary(self):
         interval = None
@@ -480,8 +525,21 @@ class NativeForecastEngine(ForecastOutputs):
             self._intervals.append(frame_time - last)
 
 
-def open_native_engine(path, threads=None, resize=None, current=False):
-    """A NativeForecastEngine for a forecast bundle, else a NativeEngine."""
+def open_native_engine(path, backend=None, providers=None, threads=None, resize=None,
+                       current=False, allow_legacy=False):
+    """A NativeForecastEngine for a forecast bundle, else a NativeEngine. ``backend``: None or
+    "native" (the core picks by file) or one of the core's backends (CORE_BACKENDS).
+    ``allow_legacy``: also open exports older than the manifest digest (runtime.manifest)."""
+    backend = "auto" if backend in (None, NAME) else backend
+    if backend not in CORE_BACKENDS:
+        raise UserError("unknown backend {!r}; the core has {}".format(
+            backend, ", ".join(b for b in sorted(CORE_BACKENDS) if b != "auto")))
+    if providers and backend not in ("auto", "onnxruntime"):
+        raise UserError("--providers selects ONNX Runtime execution providers; the {} backend "
+                        "does not use them".format(backend))
     if manifest_mod.peek_task(path) == "forecast":
-        return NativeForecastEngine(path, threads=threads, resize=resize, current=current)
-    return NativeEngine(path, threads=threads, resize=resize)
+        return NativeForecastEngine(path, threads=threads, resize=resize, current=current,
+                                    backend=backend, providers=providers,
+                                    allow_legacy=allow_legacy)
+    return NativeEngine(path, threads=threads, resize=resize, backend=backend,
+                        providers=providers, allow_legacy=allow_legacy)

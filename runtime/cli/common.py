@@ -1,8 +1,8 @@
 """What every CLI shares: the --debug flag, the one-line error policy, bounds of flags."""
 import argparse
+import errno
 import logging
 import math
-import os
 import sys
 
 from runtime.errors import UserError
@@ -21,33 +21,18 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(message)
 
 
-THREADS_PER_CORE = 4  # --threads above this many per core only thrash (and can exhaust memory)
-
-
-def usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def check_threads(value, flag="--threads"):
-    """Refuse a thread count below 1 or above THREADS_PER_CORE x the usable cores."""
-    if value is None:
-        return
-    most = THREADS_PER_CORE * usable_cores()
-    if not 1 <= value <= most:
-        raise UserError("{} must be between 1 and {} ({} x the {} usable cores), got {}".format(
-            flag, most, THREADS_PER_CORE, usable_cores(), value))
+from runtime.backends import THREADS_PER_CORE, check_threads, usable_cores  # noqa: F401 (one place)
 
 
 def check_seconds(value, flag, zero=False):
-    """Refuse a duration that is not a finite positive number (nan, inf, negative)."""
+    """Refuse a duration that is not a finite positive number (nan, inf, negative) or is
+    longer than a year (1e308 overflows the timers that bound it)."""
+    from runtime.sources import MAX_SECONDS
     if value is None:
         return
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        raise UserError("{} must be a finite {} number of seconds, got {}".format(
-            flag, "non-negative" if zero else "positive", value))
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero) or value > MAX_SECONDS:
+        raise UserError("{} must be a finite {} number of seconds up to {} (a year), got {}".format(
+            flag, "non-negative" if zero else "positive", MAX_SECONDS, value))
 
 
 def engine_inputs(inputs, path, flag="--engine"):
@@ -90,4 +75,19 @@ def run_cli(main, argv=None, prog=None):
             raise
         sys.stderr.write("{}: interrupted\n".format(prog))
         return 130
+    except OSError as exc:  # the file system said no (read-only, full, name too long, ...)
+        if debug:
+            raise
+        sys.stderr.write("{}: error: {}\n".format(prog, os_error_line(exc)))
+        return 2
     return int(code or 0)
+
+
+def os_error_line(exc):
+    """One line for an OSError a user can cause: what failed, on which file, and a full disk
+    named as such."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        reason += " (the disk or quota is full)"
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return "{}{}".format(reason, ": " + " -> ".join(names) if names else "").splitlines()[0]

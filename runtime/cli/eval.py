@@ -30,6 +30,7 @@ from runtime import manifest as manifest_mod
 from runtime.backends import BACKENDS
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
                                 engine_inputs, run_cli)
+from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
 from runtime.errors import UserError
 from runtime.evaluation import pct
 from runtime.jsonfile import Inputs, check_output, write_atomic
@@ -39,7 +40,9 @@ def build_parser():
     parser = OneLineParser(prog="rt-eval", description=__doc__.splitlines()[0])
     parser.add_argument("--engine", required=True, help="engine (.onnx / .plan) with its manifest, or a "
                                                         "forecast bundle (forecast.json or its folder)")
-    parser.add_argument("--data", required=True, help="Cityscapes-format root (leftImg8bit/, gtFine/)")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", help="Cityscapes-format root (leftImg8bit/, gtFine/)")
+    add_fleet_args(parser, data)
     parser.add_argument("--split", default="val")
     parser.add_argument("--reference", help="a second engine: report pixel agreement with it")
     parser.add_argument("--limit", type=int, help="evaluate the first N images (bundles: sequences) only")
@@ -76,6 +79,10 @@ def main(argv):
     check_json_path(args)
     if args.outlier_bins < 2:
         raise UserError("--outlier-bins must be at least 2")
+    if check_fleet_args(args, refused=[("--reference", args.reference), ("--limit", args.limit),
+                                       ("--plot", args.plot)]):
+        return run_fleet_cli(args, report_path=args.json_path, report_flag="--json",
+                             require_labels=True, split=args.split)
     common = dict(reference=args.reference, limit=args.limit, backend=args.backend, threads=args.threads,
                   verify=not args.no_verify, quiet=args.quiet)
     if manifest_mod.peek_task(args.engine) == "forecast":

@@ -2,6 +2,7 @@
 
     rt-plan engines/swiftnet-rn18_fp32.onnx --precision fp16 --output engines/swiftnet-rn18_fp16.plan
     rt-plan engines/X.onnx --check-only --trt-version 8.2     # the static check, no TensorRT needed
+                                       # (10.x: + TensorRT-RTX's parser and builder where installed)
     rt-plan engines/X.onnx --print-trtexec                     # the equivalent trtexec line
     rt-plan engines/X.onnx --check-images frames/              # check the plan on your own frames
     rt-plan engines/f2f_fp32 --precision fp16 --output engines/f2f_fp16_plans   # a forecast bundle
@@ -46,11 +47,17 @@ def build_parser():
                         help="check the plan against the ONNX model on the first frames of a folder "
                              "of images or a video (default: the four road scenes shipped in "
                              "runtime/plan/check_frames)")
+    parser.add_argument("--dla-core", type=int, metavar="N",
+                        help="build for DLA core N (Xavier, Orin; fp16/int8): every layer DLA runs goes "
+                             "there (export the DLA form with rt-export --dla)")
+    parser.add_argument("--gpu-fallback", action="store_true",
+                        help="with --dla-core: layers DLA cannot run (the frame's Cast, ArgMax) run on the GPU")
     parser.add_argument("--trt-version", metavar="V",
                         help="with --check-only / --print-trtexec: the TensorRT version to check "
                              "or print for (default: the one installed)")
     parser.add_argument("--check-only", action="store_true",
-                        help="only the static check against --trt-version's parser rules")
+                        help="only the static check against --trt-version's parser rules (for 10.x "
+                             "also TensorRT-RTX's parser and builder, where it is installed)")
     parser.add_argument("--print-trtexec", action="store_true",
                         help="print the trtexec command that builds the same plan, and exit")
     add_common_args(parser)
@@ -80,6 +87,10 @@ def main(argv):
     if args.check_images and (args.check_only or args.print_trtexec):
         raise UserError("--check-images is for the post-build check: not with --check-only or "
                         "--print-trtexec (no plan is built)")
+    if args.gpu_fallback and args.dla_core is None:
+        raise UserError("--gpu-fallback applies to a DLA build: give --dla-core N")
+    if args.dla_core is not None and args.dla_core < 0:
+        raise UserError("--dla-core must be 0 or more")
     if os.path.isdir(args.onnx) or args.onnx.endswith(manifest_mod.BUNDLE_NAME):
         return _bundle(args)
     if not os.path.isfile(args.onnx):
@@ -91,6 +102,13 @@ def main(argv):
         compat = Manifest.load(args.onnx).tensorrt_compat
         print("{}: legal for TensorRT {} (static check; the manifest lists {})".format(
             args.onnx, version, ", ".join(compat.get("legal") or []) or "nothing"))
+        from runtime.plan import rtx
+        verdict = rtx.require_accepted(args.onnx, trt_rules.family(version))  # 10.x, RTX installed
+        if verdict is not None:
+            print("{}: TensorRT-RTX {}: {}".format(args.onnx, verdict.version, verdict.summary()))
+        if args.dla_core is not None:  # where TensorRT's DLA rules put each layer
+            from runtime.plan import dla
+            print("\n".join(dla.placement(args.onnx, version, args.precision).table()))
         return 0
     if args.print_trtexec:
         from runtime.plan.build import trtexec_command
@@ -99,7 +117,8 @@ def main(argv):
         if args.precision == "int8" and args.amax_json:
             raise UserError("trtexec has no flag for an amax table: build with rt-plan --amax-json")
         print(trtexec_command(args.onnx, output, args.precision, version, args.workspace_mb,
-                              args.timing_cache, args.calib_cache))
+                              args.timing_cache, args.calib_cache, dla_core=args.dla_core,
+                              gpu_fallback=args.gpu_fallback))
         return 0
     from runtime.plan.build import build_plan
     _check_timing_cache(args, output)
@@ -108,7 +127,8 @@ def main(argv):
     build_plan(args.onnx, output, precision=args.precision, workspace_mb=args.workspace_mb,
                timing_cache=args.timing_cache, int8_mode=args.int8_mode,
                calib_cache=args.calib_cache, amax_json=args.amax_json, fp32_layers=fp32_layers,
-               check_images=args.check_images, log=log)
+               check_images=args.check_images, log=log, dla_core=args.dla_core,
+               gpu_fallback=args.gpu_fallback)
     print(output)
     return 0
 
@@ -116,7 +136,8 @@ def main(argv):
 def _bundle(args):
     """A forecast bundle: a plan per stage and a forecast.json naming them."""
     from runtime.plan.build import build_bundle_plans
-    if args.check_only or args.print_trtexec or args.int8_mode or args.calib_cache or args.amax_json:
+    if args.check_only or args.print_trtexec or args.int8_mode or args.calib_cache or args.amax_json \
+            or args.dla_core is not None:
         raise UserError("for a forecast bundle rt-plan builds the three stages; check or print them one "
                         "stage (.onnx) at a time")
     folder = os.path.dirname(os.path.abspath(manifest_mod.resolve(args.onnx)[1]))

@@ -31,9 +31,10 @@ from runtime import sources
 from runtime.backends import BACKENDS
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
                                 engine_inputs, run_cli)
+from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
 from runtime.engine import open_engine
 from runtime.errors import UserError
-from runtime.jsonfile import Inputs, OutputError, check_output
+from runtime.jsonfile import VIDEO_EXTENSIONS, Inputs, OutputError, check_output
 from runtime.manifest import RESIZE_MODES
 from runtime.outlier import VIEWS as OUTLIER_VIEWS
 from runtime.outlier import check_threshold
@@ -111,6 +112,7 @@ def build_parser():
                      help="a file of sources, one a line: 'KIND SPEC' (KIND one of {}) or a spec "
                           "alone (its kind guessed); '#' starts a comment".format(
                               ", ".join(sources.KINDS)))
+    add_fleet_args(parser, src)
     parser.add_argument("--capture-size", metavar="WxH",
                         help="camera/CSI capture size (e.g. 1920x1080)")
     parser.add_argument("--capture-fps", type=float, metavar="FPS", help="camera/CSI frame rate")
@@ -175,7 +177,7 @@ def source_specs(args):
         specs += read_sources_file(args.sources)
     if not specs:
         raise UserError("one of the arguments --camera --csi --gst --video --images --rtsp "
-                        "--sources is required")
+                        "--sources --drives is required")
     return specs
 
 
@@ -244,9 +246,10 @@ def check_outputs(args, opened):
                                                         CAMERA_FIELD))
         for index in range(len(opened)):
             check_output(camera_output(args.output, index), "--output", inputs,
-                         others=[("--report", args.report)])
+                         others=[("--report", args.report)], allow=VIDEO_EXTENSIONS)
     elif args.output:
-        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)])
+        args.output = check_output(args.output, "--output", inputs, others=[("--report", args.report)],
+                                   allow=VIDEO_EXTENSIONS)
     if args.report:
         check_output(args.report, "--report", inputs, others=[("--output", args.output)])
     if args.save_frames:
@@ -366,6 +369,12 @@ def main(argv):
     _check_args(args)
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
+    if check_fleet_args(args, refused=[("--display", args.display), ("--output", args.output),
+                                       ("--save-frames", args.save_frames),
+                                       ("--realtime", args.realtime),
+                                       ("a source flag", getattr(args, "source_list", None)),
+                                       ("--sources", args.sources)]):
+        return run_fleet_cli(args, report_path=args.report)
     _quiet_opencv(args.debug)
     specs = source_specs(args)
     opened = [make_source(args, kind, spec) for kind, spec in specs]
@@ -504,9 +513,9 @@ def _finish_report(args, argv, pipeline, engine, source, outputs, rss_start, cod
 def entry():
     code = run_cli(main, prog="rt-segment")
     # A stream's open or read abandoned after its timeout (or Ctrl-C) may still be inside
-    # OpenCV: give it a second to return, else leave without running C++ static destructors
-    # (every output is closed and the report written by now).
-    if not sources.finish_helpers(1.0):
+    # OpenCV: give it 0.3 s to return (Ctrl-C acts within a second), else leave
+    # without running C++ static destructors (every output is closed and the report written).
+    if not sources.finish_helpers(0.3):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -64,11 +64,12 @@ def compare_with_onnx(onnx_path, manifest, plan_backend, count, max_mismatch, re
 def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing_cache=None,
                int8_mode=None, calib_cache=None, amax_json=None, fp32_layers=(),
                check_count=DEFAULT_CHECK_IMAGES, max_mismatch=None, check_images=None, log=print,
-               build=None, open_plan=None, reference=None):
+               build=None, open_plan=None, reference=None, dla_core=None, gpu_fallback=False):
     """Build, check and describe a plan. ``build``/``open_plan``/``reference`` are for tests.
 
     The check runs ``check_count`` inputs: the shipped road scenes, or the first frames of
-    ``check_images`` (a folder of images or a video).
+    ``check_images`` (a folder of images or a video). ``dla_core``/``gpu_fallback``: build for
+    a DLA core (runtime.plan.builder.use_dla); the plan's manifest records the placement.
 
     An outlier model's head (its manifest's ``outlier.keep_fp32``) is added to ``fp32_layers``
     of FP16 and INT8 plans, as the FP16/INT8 ONNX exports keep it in FP32."""
@@ -96,7 +97,8 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
         staged = os.path.join(work, os.path.basename(str(plan_path)))
         info = build(onnx_path, staged, precision=precision, workspace_mb=workspace_mb,
                      timing_cache=timing_cache, int8_mode=int8_mode or "qdq",
-                     calib_cache=calib_cache, amax_json=amax_json, fp32_layers=tuple(fp32_layers))
+                     calib_cache=calib_cache, amax_json=amax_json, fp32_layers=tuple(fp32_layers),
+                     **({} if dla_core is None else {"dla_core": dla_core, "gpu_fallback": gpu_fallback}))
         info["plan"] = str(plan_path)
         manifest = builder.plan_manifest(onnx_manifest, staged, info)
         backend = open_plan(staged, manifest)
@@ -147,7 +149,7 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
                         "({} is {})".format(bundle_path, source.precision))
     created = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    stages, built = {}, []
+    stages, built, digests = {}, [], {}
     try:
         source_stages = source.stages
         for stage in sorted(source_stages):
@@ -155,13 +157,14 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
             plan = os.path.join(output_dir, stage + ".plan")
             stage_precision = "fp32" if stage == "f2f" and precision != "fp32" else precision
             log("stage {}: {} plan".format(stage, stage_precision))
-            build_plan(onnx_path, plan, precision=stage_precision, workspace_mb=workspace_mb,
-                       timing_cache=timing_cache, check_count=check_count,
-                       check_images=check_images, log=log, **test_hooks)
+            written = build_plan(onnx_path, plan, precision=stage_precision, workspace_mb=workspace_mb,
+                                 timing_cache=timing_cache, check_count=check_count,
+                                 check_images=check_images, log=log, **test_hooks)
+            digests[stage] = written.artifact["sha256"]
             built.append(plan)
             stages[stage] = os.path.basename(plan)
         manifest = source.derive(
-            stages=stages, precision=precision,
+            stages=stages, precision=precision, stage_sha256=digests,  # forecast.json pins the plans
             plans={"built_from": os.path.abspath(bundle_path), "f2f_precision": "fp32"})
         path = manifest.write_bundle(output_dir)
     except BaseException:
@@ -177,7 +180,7 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
 
 
 def trtexec_command(onnx_path, plan_path, precision="fp16", trt_version="8.5", workspace_mb=1024,
-                    timing_cache=None, calib_cache=None):
+                    timing_cache=None, calib_cache=None, dla_core=None, gpu_fallback=False):
     """The trtexec line that builds the same plan (without our post-build check and manifest).
 
     Workspace: ``--workspace=N`` (MB) before 8.4, ``--memPoolSize=workspace:NM`` from 8.4. INT8
@@ -196,6 +199,10 @@ def trtexec_command(onnx_path, plan_path, precision="fp16", trt_version="8.5", w
             parts.append("--calib={}".format(calib_cache))
     if timing_cache:
         parts.append("--timingCacheFile={}".format(timing_cache))
+    if dla_core is not None:
+        parts.append("--useDLACore={}".format(int(dla_core)))
+        if gpu_fallback:
+            parts.append("--allowGPUFallback")
     return " ".join(parts)
 
 

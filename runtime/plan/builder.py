@@ -94,14 +94,15 @@ def _make_cache_calibrator(trt, cache_bytes):
 
 def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing_cache=None,
                  int8_mode="qdq", calib_cache=None, amax_json=None, fp32_layers=(), trt=None,
-                 gpu_info=None, verbose=False):
+                 gpu_info=None, verbose=False, dla_core=None, gpu_fallback=False):
     """Build ``plan_path`` from ``onnx_path``; returns a dict describing the build.
 
     precision: 'fp32', 'fp16' (FP32 fallback where FP16 is not fast) or 'int8' (INT8 with
     FP16 fallback; needs a GPU with fast INT8). int8_mode: 'qdq' (the ONNX model has Q/DQ nodes),
     'cache' (a TensorRT calibration cache, ``calib_cache``) or 'ranges' (an amax JSON
     ``{tensor name: amax}``, ``amax_json``). fp32_layers: substrings of layer names kept in
-    FP32. timing_cache: a file loaded if present and saved after the build.
+    FP32. timing_cache: a file loaded if present and saved after the build. dla_core: build for
+    that DLA core (Xavier, Orin), with ``gpu_fallback`` the layers DLA cannot run on the GPU.
     """
     if precision not in PRECISIONS:
         raise UserError("precision {!r}: use one of {}".format(precision, ", ".join(PRECISIONS)))
@@ -166,6 +167,11 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
             amax = calibration_cache.read_amax_json(amax_json, onnx_path=onnx_path)
             info_extra["ranges"] = set_dynamic_ranges(network, amax)
 
+    if dla_core is not None:
+        info_extra["dla"] = use_dla(trt, builder, network, config, dla_core, gpu_fallback, precision)
+        if gpu_fallback:
+            used.append("GPU_FALLBACK")
+
     if fp32_layers:
         if hasattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS"):
             config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
@@ -206,6 +212,32 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
             "build_seconds": round(seconds, 2), "plan": str(plan_path)}
     info.update(info_extra)
     return info
+
+
+def use_dla(trt, builder, network, config, core, gpu_fallback, precision):
+    """Build for DLA core ``core``: IBuilderConfig::setDefaultDeviceType(kDLA), setDLACore and,
+    with ``gpu_fallback``, BuilderFlag::kGPU_FALLBACK (the layers DLA cannot run go to the GPU;
+    without it one such layer fails the build, so it is refused here first). Returns the
+    placement the builder reports (canRunOnDLA per layer). Not run on hardware."""
+    if precision == "fp32":
+        raise UserError("DLA runs FP16 or INT8 only: build --precision fp16 or int8 with --dla-core")
+    cores = int(getattr(builder, "num_DLA_cores", 0) or 0)
+    if cores == 0:
+        raise UserError("this device has no DLA (Xavier and Orin AGX/NX have DLA cores; TX2, Nano and "
+                        "Orin Nano have none): build without --dla-core")
+    if not 0 <= int(core) < cores:
+        raise UserError("--dla-core {}: this device has DLA cores 0..{}".format(core, cores - 1))
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(core)
+    if gpu_fallback:
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    on_gpu = [layer.name for layer in layers if not config.can_run_on_DLA(layer)]
+    if on_gpu and not gpu_fallback:
+        raise UserError("{} of {} layers cannot run on DLA (first: {}): add --gpu-fallback, or export "
+                        "the DLA form (rt-export --dla)".format(len(on_gpu), len(layers), on_gpu[0]))
+    return {"core": int(core), "gpu_fallback": bool(gpu_fallback), "layers_on_dla": len(layers) - len(on_gpu),
+            "layers_on_gpu": len(on_gpu), "gpu_layers": on_gpu}
 
 
 def _create_builder(trt, logger):
@@ -310,15 +342,17 @@ def plan_manifest(onnx_manifest, plan_path, build_info):
     The runtime's compatibility check reads exactly ``tensorrt``: version, gpu,
     compute_capability (and reports flags, workspace_mb, int8_mode).
     """
+    tensorrt = {"version": build_info["tensorrt_version"], "gpu": build_info.get("gpu"),
+                "compute_capability": build_info.get("compute_capability"),
+                "flags": list(build_info.get("flags", [])),
+                "workspace_mb": build_info.get("workspace_mb"),
+                "int8_mode": build_info.get("int8_mode")}
+    if build_info.get("dla"):  # a DLA build: core, GPU fallback, where the builder put the layers
+        tensorrt["dla"] = build_info["dla"]
     return onnx_manifest.derive(
         artifact={"file": os.path.basename(str(plan_path)), "format": "tensorrt",
                   "sha256": manifest_mod.sha256_file(plan_path)},
-        precision=build_info["precision"],
-        tensorrt={"version": build_info["tensorrt_version"], "gpu": build_info.get("gpu"),
-                  "compute_capability": build_info.get("compute_capability"),
-                  "flags": list(build_info.get("flags", [])),
-                  "workspace_mb": build_info.get("workspace_mb"),
-                  "int8_mode": build_info.get("int8_mode")})
+        precision=build_info["precision"], tensorrt=tensorrt)
 
 
 # -- helpers ----------------------------------------------------------------------------

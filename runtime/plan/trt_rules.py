@@ -9,21 +9,33 @@ Each rule names its source:
 * ``operators.md``: onnx-tensorrt's ``docs/operators.md`` of the release branch (copied into
   ``onnx_tensorrt/``): the opset range, which operators import, and the data types each one
   takes; "TensorRT will attempt to cast down INT64 to INT32" on 8.x.
-* ``uint8``: onnx-tensorrt's sources per branch (see ../shared/reference/deployment.md,
-  "TensorRT and UINT8 / INT32 tensors"): 8.2/8.4 have no UINT8 at all (``convertDtype`` in
+* ``uint8``: onnx-tensorrt's sources per branch (github.com/onnx/onnx-tensorrt, release/8.x and
+  release/10.x) and TensorRT's headers (third_party/tensorrt): 8.2/8.4 have no UINT8 at all (``convertDtype`` in
   onnx2trt_utils.cpp has no UINT8 case; UINT8 I/O arrived in 8.5, onnx-tensorrt Changelog);
   8.5 takes a UINT8 network input only when it is converted to FLOAT/HALF before any other
   layer (``kUINT8`` in NvInferRuntimeCommon.h) and casts to UINT8 only from FLOAT/HALF (Cast
   importer, builtin_op_importers.cpp); 8.6 rejects a UINT8 tensor that is not a network output
   ("TensorRT does not support UINT8 types for intermediate tensors!", ModelImporter.cpp;
   NVIDIA/TensorRT#2809) and conversions between kUINT8 and kINT8/kINT32/kBOOL; 10.x: "UINT8 is
-  only supported as network input or output tensor types" (operators.md 10.x), Cast between
-  any supported types.
+  only supported as network input or output tensor types" (operators.md 10.x) and "kUINT8
+  conversions are only supported for {kFLOAT, kHALF}" (``DataType::kUINT8`` in TensorRT 10.3's
+  NvInferRuntimeBase.h, third_party/tensorrt/10.3): as on 8.5, a UINT8 input is cast to
+  FLOAT/HALF before any other layer and a UINT8 output is cast from FLOAT/HALF.
 * ``quantization``: explicit quantization as operators.md states it (QuantizeLinear /
   DequantizeLinear: INT8, zero point 0) and TensorRT's developer guide (per-channel scales only
-  for weights, along the output-channel axis 0).
+  for weights, along the output-channel axis: 0 for Conv/Gemm/MatMul weights (K, C, ...), 1 for
+  ConvTranspose weights (C, K, ...), "Q/DQ layer-placement recommendations").
 * ``deformconv``: DeformConv imports from 10.1 (onnx-tensorrt 10.1 operators.md; 8.6 has the
-  plugin but no importer).
+  plugin but no importer) with equal begin/end ``pads`` ("TensorRT only support the pads
+  attribute of the DeformConv operator where the same number of pixels are added to the
+  beginning and the end", importerUtils.cpp 10.1-GA) through the ``ModulatedDeformConv2d``
+  plugin (the plan builder loads libnvinfer_plugin: ``init_libnvinfer_plugins``).
+* ``resize-8.2``: TensorRT 8.2's Resize importer takes ``scales`` only as an initializer when
+  no ``sizes`` input is given ("Resize scales must be an initializer!", builtin_op_importers.cpp
+  release/8.2-GA; gone in 8.4-GA).
+* ``changelog``: what changed after 10.1-GA, from onnx-tensorrt's docs/Changelog.md
+  (``onnx_tensorrt/changelog-10.2-10.3.md``): 10.3 "Added support for tensor ``axes`` inputs
+  for ``Slice`` nodes".
 """
 import os
 import re
@@ -35,14 +47,17 @@ from runtime.plan import onnx_graph as og
 # range (operators.md headers: "up to Opset 13/17", 10.x "opset 9 to opset 20") and the full
 # version JetPack ships (used when a user gives only major.minor: calibration cache headers
 # carry the patch level).
-FAMILIES = ("8.2", "8.4", "8.5", "8.6", "10.0", "10.1")
+# 10.3 (JetPack 6.1/6.2) is 10.1-GA's matrix plus the changes of onnx-tensorrt's Changelog
+# (source 'changelog'); 10.1 stands for 10.1 and 10.2.
+FAMILIES = ("8.2", "8.4", "8.5", "8.6", "10.0", "10.1", "10.3")
+TEN = ("10.0", "10.1", "10.3")
 _TABLE = {"8.2": "operators-8.2-GA.md", "8.4": "operators-8.2-GA.md",
           "8.5": "operators-8.5-GA.md", "8.6": "operators-8.6-GA.md",
-          "10.0": "operators-10.1-GA.md", "10.1": "operators-10.1-GA.md"}
+          "10.0": "operators-10.1-GA.md", "10.1": "operators-10.1-GA.md", "10.3": "operators-10.1-GA.md"}
 OPSET_RANGE = {"8.2": (7, 13), "8.4": (7, 13), "8.5": (7, 17), "8.6": (7, 17),
-               "10.0": (9, 20), "10.1": (9, 20)}
+               "10.0": (9, 20), "10.1": (9, 20), "10.3": (9, 20)}
 JETPACK_VERSION = {"8.2": "8.2.1", "8.4": "8.4.1", "8.5": "8.5.2", "8.6": "8.6.2",
-                   "10.0": "10.0.1", "10.1": "10.3.0"}
+                   "10.0": "10.0.1", "10.1": "10.1.0", "10.3": "10.3.0"}
 TABLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onnx_tensorrt")
 
 # operators.md type names -> ONNX element types
@@ -50,12 +65,16 @@ _TYPE_WORDS = {"FP32": og.FLOAT, "FLOAT32": og.FLOAT, "FP16": og.FLOAT16, "BF16"
                "INT32": og.INT32, "INT64": og.INT64, "INF64": og.INT64, "INT8": og.INT8,
                "UINT8": og.UINT8, "BOOL": og.BOOL, "DOUBLE": og.DOUBLE}
 _FLOATS = (og.FLOAT, og.FLOAT16)
-_HAS_UINT8 = ("8.5", "8.6", "10.0", "10.1")
+_HAS_UINT8 = ("8.5", "8.6") + TEN
+# UINT8 converts only to/from FLOAT/HALF (8.5: Cast importer; 10.x: NvInferRuntimeBase.h 10.3).
+_UINT8_ONLY_VIA_FLOAT = ("8.5",) + TEN
 _NOT_TO_FROM_UINT8_86 = (og.INT8, og.INT32, og.INT64, og.BOOL)
 # Inputs that must be constants (operators.md restrictions: "`axes` must be an initializer",
 # "Weights `W` must be an initializer"; a DequantizeLinear of constant weights also counts).
 _CONSTANT_INPUTS = {"Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,),
                     "Conv": (1,), "ConvTranspose": (1,)}
+# ... except from the family named (source 'changelog': 10.3 "tensor axes inputs for Slice").
+_TENSOR_INPUT_SINCE = {("Slice", 3): "10.3"}
 _RESIZE_COORDINATES = ("half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric",
                        "align_corners")
 _RESIZE_MODES = ("nearest", "linear")
@@ -76,7 +95,8 @@ class Violation(object):
 # -- versions ---------------------------------------------------------------------------
 
 def family(version):
-    """'8.5.2' -> '8.5'; '10.3' / '10.x' / '10' -> '10.1' (10.1 or newer); '10.0.1' -> '10.0'.
+    """'8.5.2' -> '8.5'; '10.3' / '10.x' / '10' -> '10.3' (10.3 or newer); '10.1'/'10.2' -> '10.1';
+    '10.0.1' -> '10.0'.
 
     A UserError for versions the product does not target (before 8.2, 9.x, 11 and later).
     """
@@ -88,7 +108,9 @@ def family(version):
     major = int(match.group(1))
     minor = match.group(2)
     if major == 10:
-        return "10.0" if minor == "0" else "10.1"
+        if minor in ("0", "1", "2"):
+            return {"0": "10.0", "1": "10.1", "2": "10.1"}[minor]
+        return "10.3"
     if major == 8 and minor not in (None, "x"):
         minor = int(minor)
         if minor in (2, 3):
@@ -199,7 +221,7 @@ def _check_operators(graph, fam):
                                    "ONNX operators here)".format(node.domain), "operators.md " + fam))
             continue
         supported, types = table.get(node.op_type, (False, set()))
-        if node.op_type == "DeformConv" and fam != "10.1":
+        if node.op_type == "DeformConv" and fam not in ("10.1", "10.3"):
             found.append(Violation(node.label(), "DeformConv imports from TensorRT 10.1 (this is {})"
                                    .format(fam), "deformconv"))
             continue
@@ -232,6 +254,9 @@ def _check_operators(graph, fam):
 def _check_restrictions(graph, node, fam, producers):
     found = []
     for index in _CONSTANT_INPUTS.get(node.op_type, ()):
+        since = _TENSOR_INPUT_SINCE.get((node.op_type, index))
+        if since and FAMILIES.index(fam) >= FAMILIES.index(since):
+            continue
         if len(node.inputs) > index and node.inputs[index] and \
                 not _is_constant(graph, node.inputs[index], producers):
             found.append(Violation(node.label(), "input {} ('{}') must be a constant".format(
@@ -245,10 +270,23 @@ def _check_restrictions(graph, node, fam, producers):
         if mode is not None and mode.s not in _RESIZE_MODES:
             found.append(Violation(node.label(), "Resize mode '{}' is not supported".format(mode.s),
                                    "operators.md " + fam))
+        sizes = node.inputs[3] if len(node.inputs) > 3 else ""
+        scales = node.inputs[2] if len(node.inputs) > 2 else ""
+        if fam == "8.2" and graph.opsets.get("ai.onnx", 0) < 11 and len(node.inputs) > 1:
+            scales = node.inputs[1]
+        if fam == "8.2" and not sizes and scales and not _is_constant(graph, scales, producers):
+            found.append(Violation(node.label(), "Resize scales '{}' must be an initializer on "
+                                   "TensorRT 8.2 (or give sizes)".format(scales), "resize-8.2"))
         antialias = node.attrs.get("antialias")
         if antialias is not None and antialias.i:
             found.append(Violation(node.label(), "Resize antialias is not supported",
                                    "operators.md " + fam))
+    if node.op_type == "DeformConv" and "pads" in node.attrs:
+        pads = list(node.attrs["pads"].ints)
+        half = len(pads) // 2
+        if pads[:half] != pads[half:]:
+            found.append(Violation(node.label(), "DeformConv pads {}: TensorRT takes only equal begin "
+                                   "and end pads".format(pads), "deformconv"))
     if node.op_type == "MaxPool" and len(node.outputs) > 1 and node.outputs[1]:
         found.append(Violation(node.label(), "MaxPool's Indices output is not supported",
                                "operators.md " + fam))
@@ -285,15 +323,15 @@ def _check_uint8(graph, fam):
             continue
         for user in consumers.get(name, []):
             if user.op_type != "Cast":
-                if fam == "8.5":
-                    found.append(Violation(user.label(), "uses the UINT8 input '{}' directly: TensorRT 8.5 "
-                                           "needs it cast to FLOAT/FLOAT16 first".format(name), "uint8"))
+                if fam in _UINT8_ONLY_VIA_FLOAT:
+                    found.append(Violation(user.label(), "uses the UINT8 input '{}' directly: TensorRT {} "
+                                           "needs it cast to FLOAT/FLOAT16 first".format(name, fam), "uint8"))
                 continue
             target = user.attrs["to"].i
-            if fam == "8.5" and target not in _FLOATS:
-                found.append(Violation(user.label(), "casts the UINT8 input '{}' to {}: TensorRT 8.5 "
+            if fam in _UINT8_ONLY_VIA_FLOAT and target not in _FLOATS:
+                found.append(Violation(user.label(), "casts the UINT8 input '{}' to {}: TensorRT {} "
                                        "converts UINT8 only to FLOAT/FLOAT16".format(
-                                           name, og.type_name(target)), "uint8"))
+                                           name, og.type_name(target), fam), "uint8"))
             if fam == "8.6" and target in _NOT_TO_FROM_UINT8_86:
                 found.append(Violation(user.label(), "casts UINT8 to {}: TensorRT 8.6 does not convert "
                                        "between UINT8 and INT8/INT32/BOOL".format(og.type_name(target)),
@@ -311,9 +349,9 @@ def _check_uint8(graph, fam):
                                        "uint8"))
             continue
         source = _narrowed(fam, types.get(node.inputs[0]))
-        if fam == "8.5" and source not in _FLOATS:
-            found.append(Violation(node.label(), "casts {} to UINT8: TensorRT 8.5 casts to UINT8 only "
-                                   "from FLOAT/FLOAT16".format(og.type_name(source)), "uint8"))
+        if fam in _UINT8_ONLY_VIA_FLOAT and source not in _FLOATS:
+            found.append(Violation(node.label(), "casts {} to UINT8: TensorRT {} casts to UINT8 only "
+                                   "from FLOAT/FLOAT16".format(og.type_name(source), fam), "uint8"))
         if fam == "8.6" and source in _NOT_TO_FROM_UINT8_86:
             found.append(Violation(node.label(), "casts {} to UINT8: TensorRT 8.6 does not convert "
                                    "between INT8/INT32/BOOL and UINT8 (cast to FLOAT first)".format(
@@ -363,10 +401,32 @@ def _check_quantization(graph, fam):
             if not _is_constant(graph, node.inputs[0], producers):
                 found.append(Violation(node.label(), "per-channel scales on an activation: TensorRT "
                                        "takes per-channel scales only for weights", "quantization"))
-            elif axis != 0:
-                found.append(Violation(node.label(), "per-channel weight scales along axis {}: TensorRT "
-                                       "takes axis 0 (output channels)".format(axis), "quantization"))
+            else:
+                expected = _weight_axis(graph, node)
+                if axis != expected:
+                    found.append(Violation(node.label(), "per-channel weight scales along axis {}: TensorRT "
+                                           "takes axis {} (output channels{})".format(
+                                               axis, expected, " of ConvTranspose weights" if expected else ""),
+                                           "quantization"))
     return found
+
+
+def _weight_axis(graph, node):
+    """The output-channel axis of the weights a Q/DQ node quantizes: 1 when they feed a
+    ConvTranspose (weights C x K x ...), else 0 (Conv/Gemm/MatMul weights K x C x ...)."""
+    consumers = graph.consumers()
+    pending, seen = [node.outputs[0]], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for user in consumers.get(name, []):
+            if user.op_type == "ConvTranspose" and len(user.inputs) > 1 and user.inputs[1] == name:
+                return 1
+            if user.op_type in ("QuantizeLinear", "DequantizeLinear", "Identity"):
+                pending.append(user.outputs[0])
+    return 0
 
 
 def legal_families(graph):
@@ -393,10 +453,21 @@ def compat_block(path, target=None, graph=None):
     ``legal``: the families whose parser accepts it; ``target``: the version it was exported
     for (None: no version asked). A one-line UserError when ``target`` is not among them, so
     an export for a version never writes a graph that version rejects.
+
+    For a 10.x target with TensorRT-RTX installed, RTX then parses and builds it too
+    (runtime/plan/rtx.py; in addition to the rules, never instead): its verdict is the block's
+    ``tensorrt_rtx``, and a graph RTX rejects is refused like one the rules reject.
     """
     graph = graph or og.load(path)
     legal = [fam for fam in FAMILIES if not check(graph, fam)]
     if target is not None and family(target) not in legal:
         require_legal(path, target, graph)
-    return {"target": None if target is None else str(target), "legal": legal,
-            "checked_by": "runtime/plan/trt_rules.py (onnx-tensorrt operators.md + uint8 rules)"}
+    block = {"target": None if target is None else str(target), "legal": legal,
+             "checked_by": "runtime/plan/trt_rules.py (onnx-tensorrt operators.md + uint8 rules)"}
+    if target is not None:
+        from runtime.plan import rtx
+        result = rtx.require_accepted(path, family(target))
+        if result is not None:
+            block["tensorrt_rtx"] = result.to_dict()
+            block["checked_by"] += " + TensorRT-RTX {} ({})".format(result.version, result.summary())
+    return block

@@ -70,8 +70,8 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "srt_overhead: %s\n", srt_last_error());
     return 2;
   }
-  struct srt_engine_info info = {};
-  info.struct_size = sizeof info;
+  struct srt_engine_info info;
+  srt_engine_info_init(&info);
   srt_engine_info(engine, &info);
   std::vector<unsigned char> net(static_cast<size_t>(info.input_width) * info.input_height * 3),
       cam(static_cast<size_t>(cam_w) * cam_h * 3), map(static_cast<size_t>(info.output_width) * info.output_height);
@@ -79,17 +79,18 @@ int main(int argc, char **argv) {
   for (auto &b : cam) b = static_cast<unsigned char>(rng());
   std::vector<float> score(info.has_outlier_score ? map.size() : 0);
 
-  srt_result result = {};
-  result.struct_size = sizeof result;
+  srt_result result;
+  srt_result_init(&result);
   result.class_map = map.data();
   result.class_map_size = map.size();
   if (info.has_outlier_score) result.outlier_score = score.data(), result.outlier_score_size = score.size() * 4;
   auto run_native = [&](const std::vector<unsigned char> &pixels, int w, int h) {
-    srt_frame frame = {};
-    frame.struct_size = sizeof frame;
+    srt_frame frame;
+    srt_frame_init(&frame);
     frame.format = SRT_FORMAT_BGR8;
     frame.width = w, frame.height = h, frame.stride = static_cast<size_t>(w) * 3;
     frame.data = pixels.data();
+    frame.data_size = pixels.size();
     if (srt_engine_run(engine, &frame, &result) != SRT_OK) {
       std::fprintf(stderr, "srt_overhead: %s\n", srt_last_error());
       std::exit(1);

@@ -141,14 +141,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "srt_segment: %s\n", srt_last_error());
     return 2;
   }
-  info.struct_size = sizeof info;
+  srt_engine_info_init(&info);
   srt_engine_info(engine, &info);
   if (rate <= 0) rate = info.frame_rate > 0 ? info.frame_rate : 30.0;
   printf("%s: %s %s, %dx%d -> %dx%d, %d classes, %s\n", argv[i], info.arch, info.precision, info.input_width,
          info.input_height, info.output_width, info.output_height, info.num_classes, info.backend_name);
   map = (unsigned char *)malloc((size_t)info.output_width * (size_t)info.output_height);
-  memset(&result, 0, sizeof result);
-  result.struct_size = sizeof result;
+  srt_result_init(&result);
   if (info.task == SRT_TASK_FORECAST) result.forecast_map = map, result.forecast_map_size = (size_t)info.output_width * info.output_height;
   else result.class_map = map, result.class_map_size = (size_t)info.output_width * info.output_height;
   if (out_dir) mkdir(out_dir, 0777);
@@ -164,11 +163,11 @@ int main(int argc, char **argv) {
       free(files[i]);
       continue;
     }
-    memset(&frame, 0, sizeof frame);
-    frame.struct_size = sizeof frame;
+    srt_frame_init(&frame);
     frame.format = img.format;
     frame.width = img.width, frame.height = img.height, frame.stride = (size_t)img.width * 3;
     frame.data = img.data;
+    frame.data_size = frame.stride * (size_t)img.height;
     frame.timestamp = frames / rate, frame.has_timestamp = 1;
     if (srt_engine_run(engine, &frame, &result) != SRT_OK) {
       fprintf(stderr, "srt_segment: %s: %s\n", files[i], srt_last_error());

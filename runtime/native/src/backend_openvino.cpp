@@ -3,13 +3,42 @@
 // keeps the precision its manifest states, optional thread count). The infer request's own
 // tensors are the host buffers: the preprocessor writes straight into the input tensor.
 #include <openvino/openvino.hpp>
+#if __has_include(<openvino/core/log.hpp>)
+#include <openvino/core/log.hpp>  // ov::util::set_log_callback (OpenVINO 2025+)
+#define SWIFTRT_OV_LOG_CALLBACK 1
+#endif
 
 #include <map>
 
 #include "backend.hpp"
 #include "error.hpp"
+#include "log.hpp"
 
 namespace srt {
+
+// srt_set_log_callback: OpenVINO's messages (its default: standard output) go to the caller's hook.
+void route_openvino_log(bool to_hook) noexcept {
+#ifdef SWIFTRT_OV_LOG_CALLBACK
+  try {
+    if (!to_hook) {
+      ov::util::reset_log_callback();
+      return;
+    }
+    ov::util::set_log_callback([](std::string_view message) {
+      std::string line(message);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      int32_t severity = SRT_LOG_INFO;
+      if (line.find("ERROR") != std::string::npos) severity = SRT_LOG_ERROR;
+      else if (line.find("WARNING") != std::string::npos) severity = SRT_LOG_WARNING;
+      log(severity, line.c_str(), "OpenVINO");
+    });
+  } catch (...) {  // logging must never take the caller down
+  }
+#else
+  (void)to_hook;
+#endif
+}
+
 namespace {
 
 DType from_ov(const ov::element::Type &t, const std::string &name) {

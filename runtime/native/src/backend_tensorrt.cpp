@@ -8,7 +8,15 @@
 // `tensorrt` (version, gpu, compute_capability) is checked against this TensorRT and GPU before
 // deserializing, because TensorRT's own refusal of a foreign plan is cryptic.
 //
-// Verified here only by compiling (make native-check): no GPU, no TensorRT libraries.
+// Every TensorRT object and CUDA resource is owned by a member that frees it (RAII): when the
+// constructor throws halfway (no context, no memory, a dynamic-shape plan), what was made is freed.
+// One logger for the process, never destroyed: TensorRT's plugin library keeps the pointer given
+// to initLibNvInferPlugins. Device frames: the input's device buffer is written by the
+// preprocessing kernel (preprocess_cuda.cu) and enqueue() skips its host copy.
+//
+// Verified here only by compiling (make native-check) and by tests/test_tensorrt_raii.cpp, which
+// runs this file against a test double of TensorRT and CUDA (nothing leaks on a failed open): no
+// GPU, no TensorRT libraries; not run on hardware.
 #include <NvInfer.h>
 #include <NvInferPlugin.h>
 #include <cuda_runtime_api.h>
@@ -20,10 +28,13 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <sstream>
+#include <utility>
 
 #include "backend.hpp"
 #include "error.hpp"
+#include "log.hpp"
 
 #if NV_TENSORRT_MAJOR > 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR >= 5)
 #define SWIFTRT_TRT_TENSOR_API 1
@@ -38,21 +49,72 @@ void cuda_check(cudaError_t status, const char *what) {
   if (status != cudaSuccess) fail(SRT_ERROR_BACKEND, std::string(what) + ": " + cudaGetErrorString(status));
 }
 
-// TensorRT's log: warnings and errors to stderr, and the last error kept for the one-line message.
+// TensorRT's last error on this thread, for the one-line message of the call that failed.
+std::string &last_trt_error() {
+  thread_local std::string text;
+  return text;
+}
+
+// TensorRT's log through srt_set_log_callback's hook (default: warnings and errors to stderr).
 class Logger : public nvinfer1::ILogger {
  public:
   void log(Severity severity, char const *msg) noexcept override {
-    if (severity > Severity::kWARNING) return;
-    std::fprintf(stderr, "[TensorRT] %s\n", msg);
+    if (severity > Severity::kINFO) return;
+    int32_t level = severity <= Severity::kERROR ? SRT_LOG_ERROR
+                                                 : (severity == Severity::kWARNING ? SRT_LOG_WARNING : SRT_LOG_INFO);
+    srt::log(level, msg, "TensorRT");
     if (severity <= Severity::kERROR) {
       try {
-        last = msg;
+        last_trt_error() = msg;
       } catch (...) {
       }
     }
   }
-  std::string last;
 };
+
+// The process's logger, created (and the plugins registered with it) on first use and never
+// destroyed: initLibNvInferPlugins keeps the pointer for the life of the process.
+Logger &process_logger() {
+  static Logger *logger = [] {
+    Logger *l = new Logger;
+    initLibNvInferPlugins(l, "");  // plugin-backed layers (DeformConv on 10.x)
+    return l;
+  }();
+  return *logger;
+}
+
+// Owns one CUDA handle (a buffer, stream or event) and releases it when its owner goes, also
+// when the owner's constructor throws.
+template <typename T, cudaError_t (*Release)(T)>
+class CudaHandle {
+ public:
+  CudaHandle() = default;
+  CudaHandle(const CudaHandle &) = delete;
+  CudaHandle &operator=(const CudaHandle &) = delete;
+  CudaHandle(CudaHandle &&other) noexcept : h_(other.h_) { other.h_ = nullptr; }
+  CudaHandle &operator=(CudaHandle &&other) noexcept {
+    std::swap(h_, other.h_);
+    return *this;
+  }
+  ~CudaHandle() {
+    if (h_) Release(h_);
+  }
+  T get() const { return h_; }
+  T *out() { return &h_; }  // for cudaXxx(&handle) on an empty handle
+
+ private:
+  T h_ = nullptr;
+};
+
+cudaError_t free_host(void *p) { return cudaFreeHost(p); }
+cudaError_t free_device(void *p) { return cudaFree(p); }
+cudaError_t destroy_stream(cudaStream_t s) { return cudaStreamDestroy(s); }
+cudaError_t destroy_event(cudaEvent_t e) { return cudaEventDestroy(e); }
+
+using PinnedBuffer = CudaHandle<void *, free_host>;
+using DeviceBuffer = CudaHandle<void *, free_device>;
+using Stream = CudaHandle<cudaStream_t, destroy_stream>;
+using Event = CudaHandle<cudaEvent_t, destroy_event>;
 
 DType from_trt(nvinfer1::DataType t, const std::string &name) {
   switch (t) {
@@ -145,8 +207,8 @@ struct IoTensor {
   BackendTensor info;
   bool input = false;
   size_t bytes = 0;
-  void *host = nullptr;    // page-locked
-  void *device = nullptr;
+  PinnedBuffer host;    // page-locked
+  DeviceBuffer device;
 };
 
 class TensorRTBackend : public Backend {
@@ -162,51 +224,49 @@ class TensorRTBackend : public Backend {
     std::ifstream file(m.artifact_path, std::ios::binary);
     if (!file) fail(SRT_ERROR_NOT_FOUND, "cannot open " + m.artifact_path);
     std::vector<char> blob((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    initLibNvInferPlugins(&logger_, "");  // plugin-backed layers (DeformConv on 10.x)
-    runtime_ = nvinfer1::createInferRuntime(logger_);
+    Logger &logger = process_logger();
+    last_trt_error().clear();
+    runtime_.reset(nvinfer1::createInferRuntime(logger));
     if (!runtime_) fail(SRT_ERROR_BACKEND, "TensorRT: createInferRuntime failed");
-    engine_ = runtime_->deserializeCudaEngine(blob.data(), blob.size());
+    engine_.reset(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
     if (!engine_)
-      fail(SRT_ERROR_CORRUPT_ENGINE, "TensorRT could not load " + m.artifact_path + " (" + logger_.last +
+      fail(SRT_ERROR_CORRUPT_ENGINE, "TensorRT could not load " + m.artifact_path + " (" + last_trt_error() +
                                          "): rebuild the plan here with rt-export");
-    context_ = engine_->createExecutionContext();
+    context_.reset(engine_->createExecutionContext());
     if (!context_) fail(SRT_ERROR_OUT_OF_MEMORY, "TensorRT could not create an execution context for " + m.artifact_path);
     list_io();
     for (IoTensor &t : io_) {
-      cuda_check(cudaMallocHost(&t.host, t.bytes), "cudaMallocHost");
-      cuda_check(cudaMalloc(&t.device, t.bytes), "cudaMalloc");
+      cuda_check(cudaMallocHost(t.host.out(), t.bytes), "cudaMallocHost");
+      cuda_check(cudaMalloc(t.device.out(), t.bytes), "cudaMalloc");
     }
-    cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
-    for (cudaEvent_t &e : events_) cuda_check(cudaEventCreate(&e), "cudaEventCreate");
+    cuda_check(cudaStreamCreate(stream_.out()), "cudaStreamCreate");
+    for (Event &e : events_) cuda_check(cudaEventCreate(e.out()), "cudaEventCreate");
 #if SWIFTRT_TRT_TENSOR_API
     for (IoTensor &t : io_)
-      if (!context_->setTensorAddress(t.info.name.c_str(), t.device))
+      if (!context_->setTensorAddress(t.info.name.c_str(), t.device.get()))
         fail(SRT_ERROR_BACKEND, "TensorRT: setTensorAddress failed for '" + t.info.name + "'");
 #else
-    for (IoTensor &t : io_) bindings_.push_back(t.device);
+    for (IoTensor &t : io_) bindings_.push_back(t.device.get());
 #endif
     version_ = "tensorrt " + version_text(runtime_version());
   }
 
+  // The members free everything (in reverse order: events, stream, buffers, context, engine,
+  // runtime) once the GPU is done with the last run, which may be on a caller's stream.
   ~TensorRTBackend() override {
-    if (stream_) cudaStreamSynchronize(stream_);
-    for (cudaEvent_t &e : events_)
-      if (e) cudaEventDestroy(e);
-    if (stream_) cudaStreamDestroy(stream_);
-    for (IoTensor &t : io_) {
-      if (t.host) cudaFreeHost(t.host);
-      if (t.device) cudaFree(t.device);
-    }
-    delete context_;
-    delete engine_;
-    delete runtime_;
+    if (queued_) cudaEventSynchronize(events_[3].get());
+    if (stream_.get()) cudaStreamSynchronize(stream_.get());
   }
 
   int kind() const override { return SRT_BACKEND_TENSORRT; }
   std::string describe() const override { return version_; }
 
   BackendTensor tensor(const std::string &name, bool input) const override { return find(name, input).info; }
-  void *buffer(const std::string &name, bool input) override { return const_cast<IoTensor &>(find(name, input)).host; }
+  void *buffer(const std::string &name, bool input) override { return find(name, input).host.get(); }
+  bool has_device() const override { return true; }
+  void *device_buffer(const std::string &name, bool input) override { return find(name, input).device.get(); }
+  void *completion_event() override { return events_[3].get(); }
+  void *own_stream() override { return stream_.get(); }
 
   std::vector<std::string> names(bool input) const override {
     std::vector<std::string> out;
@@ -215,24 +275,40 @@ class TensorRTBackend : public Backend {
     return out;
   }
 
-  // H2D -> enqueue -> D2H on the engine's stream, events around each; complete when it returns.
   void run() override {
+    enqueue(nullptr, false);
+    synchronize();
+  }
+
+  // H2D -> enqueue -> D2H on the caller's stream (or the engine's), events around each; the last
+  // one (the completion event) after the outputs' copies.
+  void enqueue(void *caller_stream, bool input_on_device) override {
+    cudaStream_t stream = caller_stream ? static_cast<cudaStream_t>(caller_stream) : stream_.get();
     cuda_check(cudaSetDevice(device_), "cudaSetDevice");
-    cuda_check(cudaEventRecord(events_[0], stream_), "cudaEventRecord");
+    cuda_check(cudaEventRecord(events_[0].get(), stream), "cudaEventRecord");
     for (IoTensor &t : io_)
-      if (t.input) cuda_check(cudaMemcpyAsync(t.device, t.host, t.bytes, cudaMemcpyHostToDevice, stream_), "H2D copy");
-    cuda_check(cudaEventRecord(events_[1], stream_), "cudaEventRecord");
+      if (t.input && !input_on_device)
+        cuda_check(cudaMemcpyAsync(t.device.get(), t.host.get(), t.bytes, cudaMemcpyHostToDevice, stream), "H2D copy");
+    cuda_check(cudaEventRecord(events_[1].get(), stream), "cudaEventRecord");
+    last_trt_error().clear();
 #if SWIFTRT_TRT_TENSOR_API
-    bool ok = context_->enqueueV3(stream_);
+    bool ok = context_->enqueueV3(stream);
 #else
-    bool ok = context_->enqueueV2(bindings_.data(), stream_, nullptr);
+    bool ok = context_->enqueueV2(bindings_.data(), stream, nullptr);
 #endif
-    if (!ok) fail(SRT_ERROR_BACKEND, "TensorRT could not enqueue the inference (" + logger_.last + ")");
-    cuda_check(cudaEventRecord(events_[2], stream_), "cudaEventRecord");
+    if (!ok) fail(SRT_ERROR_BACKEND, "TensorRT could not enqueue the inference (" + last_trt_error() + ")");
+    cuda_check(cudaEventRecord(events_[2].get(), stream), "cudaEventRecord");
     for (IoTensor &t : io_)
-      if (!t.input) cuda_check(cudaMemcpyAsync(t.host, t.device, t.bytes, cudaMemcpyDeviceToHost, stream_), "D2H copy");
-    cuda_check(cudaEventRecord(events_[3], stream_), "cudaEventRecord");
-    cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+      if (!t.input)
+        cuda_check(cudaMemcpyAsync(t.host.get(), t.device.get(), t.bytes, cudaMemcpyDeviceToHost, stream), "D2H copy");
+    cuda_check(cudaEventRecord(events_[3].get(), stream), "cudaEventRecord");
+    queued_ = true;
+  }
+
+  void synchronize() override {
+    if (!queued_) return;
+    queued_ = false;
+    cuda_check(cudaEventSynchronize(events_[3].get()), "cudaEventSynchronize");
   }
 
  private:
@@ -240,6 +316,9 @@ class TensorRTBackend : public Backend {
     for (const IoTensor &t : io_)
       if (t.input == input && t.info.name == name) return t;
     fail(SRT_ERROR_MANIFEST, std::string("the plan has no ") + (input ? "input" : "output") + " '" + name + "'");
+  }
+  IoTensor &find(const std::string &name, bool input) {
+    return const_cast<IoTensor &>(static_cast<const TensorRTBackend *>(this)->find(name, input));
   }
 
   void add(const char *name, bool input, const nvinfer1::Dims &dims, nvinfer1::DataType type) {
@@ -255,7 +334,7 @@ class TensorRTBackend : public Backend {
       count *= static_cast<size_t>(dims.d[i]);
     }
     t.bytes = std::max<size_t>(1, count * dtype_size(t.info.dtype));
-    io_.push_back(t);
+    io_.push_back(std::move(t));
   }
 
   void list_io() {
@@ -272,17 +351,19 @@ class TensorRTBackend : public Backend {
 #endif
   }
 
+  // Declared in the order they are made; destroyed in reverse (the context before its engine,
+  // the engine before its runtime).
   int device_;
-  Logger logger_;
-  nvinfer1::IRuntime *runtime_ = nullptr;
-  nvinfer1::ICudaEngine *engine_ = nullptr;
-  nvinfer1::IExecutionContext *context_ = nullptr;
+  std::unique_ptr<nvinfer1::IRuntime> runtime_;
+  std::unique_ptr<nvinfer1::ICudaEngine> engine_;
+  std::unique_ptr<nvinfer1::IExecutionContext> context_;
   std::vector<IoTensor> io_;
 #if !SWIFTRT_TRT_TENSOR_API
   std::vector<void *> bindings_;
 #endif
-  cudaStream_t stream_ = nullptr;
-  cudaEvent_t events_[4] = {nullptr, nullptr, nullptr, nullptr};
+  Stream stream_;
+  Event events_[4];
+  bool queued_ = false;  // enqueue() ran and synchronize() has not yet waited for it
   std::string version_;
 };
 

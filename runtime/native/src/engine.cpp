@@ -4,11 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <deque>
+#include <array>
 
 #include "backend.hpp"
 #include "error.hpp"
 #include "sha256.hpp"
+#ifdef SWIFTRT_WITH_TENSORRT
+#include "preprocess_cuda.hpp"
+#endif
 
 namespace srt {
 namespace {
@@ -126,8 +129,10 @@ void to_class_map(const void *src, DType t, size_t n, uint8_t *dst) {
   }
 }
 
-// Logits (1, C, H, W) -> uint8 argmax over C (the first maximum, as numpy.argmax).
-void argmax(const void *src, DType t, int channels, size_t plane, uint8_t *dst, std::vector<float> &scratch) {
+// Logits (1, C, H, W) -> uint8 argmax over C (the first maximum, as numpy.argmax). scratch and
+// best keep their storage from frame to frame: no allocation once the first frame has run.
+void argmax(const void *src, DType t, int channels, size_t plane, uint8_t *dst, std::vector<float> &scratch,
+            std::vector<float> &best) {
   const float *s;
   if (t == DType::F32) {
     s = static_cast<const float *>(src);
@@ -136,7 +141,7 @@ void argmax(const void *src, DType t, int channels, size_t plane, uint8_t *dst, 
     to_float(src, t, scratch.size(), scratch.data());
     s = scratch.data();
   }
-  std::vector<float> best(s, s + plane);
+  best.assign(s, s + plane);
   std::fill(dst, dst + plane, 0);
   for (int c = 1; c < channels; ++c) {
     const float *p = s + static_cast<size_t>(c) * plane;
@@ -167,41 +172,70 @@ struct MapOutput {
     width = static_cast<int>(spec->shape.back());
   }
 
-  void decode(Backend &backend, uint8_t *dst, std::vector<float> &scratch) const {
+  void decode(Backend &backend, uint8_t *dst, std::vector<float> &scratch) {
     const void *src = backend.buffer(spec->name, false);
     size_t plane = static_cast<size_t>(height) * width;
-    if (logits) argmax(src, spec->dtype, channels, plane, dst, scratch);
+    if (logits) argmax(src, spec->dtype, channels, plane, dst, scratch, best_);
     else to_class_map(src, spec->dtype, plane, dst);
   }
+
+ private:
+  std::vector<float> best_;
 };
 
-std::unique_ptr<Backend> open_backend(const ModelManifest &m, const OpenOptions &o) {
+// `stage`: one of a bundle's stages, which run one after another (their threads must not spin).
+std::unique_ptr<Backend> open_backend(const ModelManifest &m, const OpenOptions &o, bool stage = false) {
+  const bool onnx = m.format == "onnx" || ends_with(m.artifact_path, ".onnx");
   int kind = o.backend;
   if (kind == SRT_BACKEND_AUTO) {
-    if (m.format == "onnx" || ends_with(m.artifact_path, ".onnx")) kind = SRT_BACKEND_OPENVINO;
+#ifdef SWIFTRT_WITH_ONNXRUNTIME
+    if (onnx) kind = SRT_BACKEND_ONNXRUNTIME;
+#else
+    if (onnx) kind = SRT_BACKEND_OPENVINO;
+#endif
     else if (m.format == "tensorrt" || ends_with(m.artifact_path, ".plan") || ends_with(m.artifact_path, ".engine"))
       kind = SRT_BACKEND_TENSORRT;
     else fail(SRT_ERROR_UNSUPPORTED, "cannot tell the backend for " + m.artifact_path + ": use .onnx or .plan");
   }
-  if (kind != SRT_BACKEND_OPENVINO && kind != SRT_BACKEND_TENSORRT)
+  if (kind != SRT_BACKEND_OPENVINO && kind != SRT_BACKEND_TENSORRT && kind != SRT_BACKEND_ONNXRUNTIME)
     fail(SRT_ERROR_INVALID_ARGUMENT, "unknown backend number " + std::to_string(kind));
+  if (kind != SRT_BACKEND_ONNXRUNTIME && !o.providers.empty())
+    fail(SRT_ERROR_INVALID_ARGUMENT, "options->providers selects ONNX Runtime execution providers; the " +
+                                         std::string(kind == SRT_BACKEND_OPENVINO ? "openvino" : "tensorrt") +
+                                         " backend does not use them");
   if (!m.sha256.empty()) {
     std::string digest = sha256_file(m.artifact_path);
     if (digest != m.sha256)
-      fail(SRT_ERROR_CORRUPT_ENGINE, m.artifact_path + " does not match the sha256 in its manifest (changed or truncated "
-                                                       "since export: re-export it)");
+      fail(SRT_ERROR_CORRUPT_ENGINE, m.artifact_path + " does not match its manifest: sha256 " + digest.substr(0, 12) +
+                                         "... instead of " + m.sha256.substr(0, 12) +
+                                         "... (changed or truncated since export: re-export it)");
+  } else if (!o.allow_legacy) {
+    fail(SRT_ERROR_MANIFEST, m.manifest_path + " records no artifact sha256: " + m.artifact_path +
+                                 " cannot be verified (re-export it, or open it with allow_legacy)");
   }
   BackendOptions bo;
   bo.threads = o.threads;
   bo.device = o.device;
+  bo.spin = o.spin >= 0 ? o.spin : (stage ? 0 : -1);
+  bo.providers = o.providers;
   std::unique_ptr<Backend> backend;
+  if (kind == SRT_BACKEND_OPENVINO || kind == SRT_BACKEND_ONNXRUNTIME) {
+    const char *name = kind == SRT_BACKEND_OPENVINO ? "openvino" : "onnxruntime";
+    if (!ends_with(m.artifact_path, ".onnx"))
+      fail(SRT_ERROR_UNSUPPORTED, std::string("the ") + name + " backend runs .onnx engines, not " + m.artifact_path);
+  }
   if (kind == SRT_BACKEND_OPENVINO) {
 #ifdef SWIFTRT_WITH_OPENVINO
-    if (!ends_with(m.artifact_path, ".onnx"))
-      fail(SRT_ERROR_UNSUPPORTED, "the openvino backend runs .onnx engines, not " + m.artifact_path);
     backend = open_openvino(m, bo);
 #else
     fail(SRT_ERROR_UNSUPPORTED, "this libswiftrt was built without the OpenVINO backend");
+#endif
+  } else if (kind == SRT_BACKEND_ONNXRUNTIME) {
+#ifdef SWIFTRT_WITH_ONNXRUNTIME
+    backend = open_onnxruntime(m, bo);
+#else
+    fail(SRT_ERROR_UNSUPPORTED, "this libswiftrt was built without the ONNX Runtime backend (configure it with "
+                                "ONNXRUNTIME_ROOT: make native-lib)");
 #endif
   } else {
 #ifdef SWIFTRT_WITH_TENSORRT
@@ -252,7 +286,7 @@ void copy_text(char *dst, size_t size, const std::string &text) {
 class ModelEngine : public Engine {
  public:
   ModelEngine(const std::string &artifact, const std::string &manifest_path, const OpenOptions &o) {
-    m_ = load_model_manifest(artifact, manifest_path);
+    m_ = load_model_manifest(artifact, manifest_path, o.allow_legacy);
     if (m_.task == "forecast_stage")
       fail(SRT_ERROR_MANIFEST, artifact + " is the '" + m_.stage + "' stage of a forecast bundle: open the bundle's "
                                           "forecast.json (or its folder)");
@@ -282,11 +316,38 @@ class ModelEngine : public Engine {
     copy_text(info.backend_name, sizeof(info.backend_name), backend_->describe());
   }
 
-  void run(const FrameView &frame, bool, double, srt_result *r) override {
-    double t0 = now_ms();
-    pre_->run(frame, backend_->buffer(m_.input.name, true));
-    double t1 = now_ms();
-    backend_->run();
+  void run(const FrameView &frame, bool has_timestamp, double timestamp, srt_result *r) override {
+    start(frame, has_timestamp, timestamp, r);
+    finish(r);
+  }
+
+  // Preprocessing (on the GPU for a device frame) and the backend's queued run.
+  void start(const FrameView &frame, bool, double, srt_result *r) override {
+    t0_ = now_ms();
+    if (frame.device) {
+#ifdef SWIFTRT_WITH_TENSORRT
+      void *input = backend_->device_buffer(m_.input.name, true);
+      if (!backend_->has_device() || !input)
+        fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory need the TensorRT backend; this engine runs on " +
+                                        backend_->describe());
+      void *stream = frame.stream ? frame.stream : backend_->own_stream();
+      gpu_pre_.run(*pre_, frame, input, stream);
+      t1_ = now_ms();
+      backend_->enqueue(frame.stream, true);
+#else
+      fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory need a libswiftrt built with TensorRT");
+#endif
+    } else {
+      pre_->run(frame, backend_->buffer(m_.input.name, true));
+      t1_ = now_ms();
+      backend_->enqueue(frame.stream, false);
+    }
+    r->preprocess_ms = t1_ - t0_;
+  }
+
+  // Waits for the backend, then writes the caller's buffers (class map, score, mask).
+  void finish(srt_result *r) override {
+    backend_->synchronize();
     double t2 = now_ms();
     if (r->class_map) map_.decode(*backend_, r->class_map, scratch_);
     r->outlier_pixels = -1;
@@ -313,17 +374,23 @@ class ModelEngine : public Engine {
       r->outlier_pixels = count;
     }
     double t3 = now_ms();
-    r->preprocess_ms = t1 - t0, r->inference_ms = t2 - t1, r->postprocess_ms = t3 - t2, r->total_ms = t3 - t0;
+    r->preprocess_ms = t1_ - t0_, r->inference_ms = t2 - t1_, r->postprocess_ms = t3 - t2, r->total_ms = t3 - t0_;
   }
+
+  void *completion_event() override { return backend_->completion_event(); }
 
  private:
   ModelManifest m_;
+#ifdef SWIFTRT_WITH_TENSORRT
+  DevicePreprocessor gpu_pre_;  // before backend_: freed after the backend waited for its last run
+#endif
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Preprocessor> pre_;
   MapOutput map_;
   const TensorSpec *score_ = nullptr;
   float threshold_ = 0.5f;
   std::vector<float> scratch_;
+  double t0_ = 0, t1_ = 0;
 };
 
 // ---- forecast bundles -------------------------------------------------------------------------
@@ -339,71 +406,86 @@ int capacity_for(double oldest_offset_s, double frame_rate, double source_rate) 
   return static_cast<int>(std::ceil(std::fabs(oldest_offset_s) * rate - kEps)) + 1 + kSlack;
 }
 
-// runtime/feature_ring.py FeatureRing: (time, features) in time order, bounded.
+// runtime/feature_ring.py FeatureRing: (time, features) in time order, bounded. A ring of slots
+// whose feature storage is reused: no allocation per frame once every slot has been filled.
 class FeatureRing {
  public:
-  explicit FeatureRing(int capacity = 1) : capacity_(std::max(1, capacity)) {}
+  explicit FeatureRing(int capacity = 1) : capacity_(std::max(1, capacity)), slots_(static_cast<size_t>(capacity_)) {}
   int capacity() const { return capacity_; }
-  void resize(int capacity) {
-    capacity_ = std::max(1, capacity);
-    while (static_cast<int>(items_.size()) > capacity_) items_.pop_front();
-  }
-  void clear() { items_.clear(); }
-  // The storage of the new newest entry (recycled from the dropped oldest one).
-  std::vector<float> &add(double t, size_t n) {
-    if (!items_.empty() && t < items_.back().first) items_.clear();
-    std::vector<float> storage;
-    if (static_cast<int>(items_.size()) >= capacity_) {
-      storage.swap(items_.front().second);
-      items_.pop_front();
+  void resize(int capacity) {  // keeps the newest entries
+    capacity = std::max(1, capacity);
+    if (capacity == capacity_) return;
+    std::vector<Slot> slots(static_cast<size_t>(capacity));
+    size_t keep = std::min(size_, static_cast<size_t>(capacity));
+    for (size_t i = 0; i < keep; ++i) {
+      Slot &from = at(size_ - keep + i);
+      slots[i].first = from.first;
+      slots[i].second.swap(from.second);
     }
-    storage.resize(n);
-    items_.emplace_back(t, std::move(storage));
-    return items_.back().second;
+    slots_.swap(slots);
+    capacity_ = capacity, head_ = 0, size_ = keep;
+  }
+  void clear() { head_ = 0, size_ = 0; }
+  // The storage of the new newest entry (the dropped oldest one's, when the ring is full).
+  std::vector<float> &add(double t, size_t n) {
+    if (size_ && t < at(size_ - 1).first) clear();
+    if (size_ == static_cast<size_t>(capacity_)) head_ = (head_ + 1) % slots_.size(), --size_;
+    Slot &slot = at(size_);
+    ++size_;
+    slot.first = t;
+    slot.second.resize(n);
+    return slot.second;
   }
   // For each offset the entry nearest to now + offset (ties: the newer); false when one is out of tolerance.
   bool select(double now, const std::vector<double> &offsets, double tolerance, std::vector<const std::vector<float> *> &out,
               std::vector<double> &times) const {
     out.clear();
     times.clear();
-    if (items_.empty()) return false;
+    if (!size_) return false;
     bool complete = true;
-    size_t last = items_.size() - 1;
+    size_t last = size_ - 1;
     for (double offset : offsets) {
       double target = now + offset;
-      size_t lo = 0, hi = items_.size();  // bisect_left
+      size_t lo = 0, hi = size_;  // bisect_left
       while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (items_[mid].first < target) lo = mid + 1;
+        if (at(mid).first < target) lo = mid + 1;
         else hi = mid;
       }
       size_t index = std::min(lo, last);
-      if (index > 0 && target - items_[index - 1].first < items_[index].first - target) --index;
-      double err = items_[index].first - target;
-      out.push_back(&items_[index].second);
-      times.push_back(items_[index].first);
+      if (index > 0 && target - at(index - 1).first < at(index).first - target) --index;
+      double err = at(index).first - target;
+      out.push_back(&at(index).second);
+      times.push_back(at(index).first);
       if (std::fabs(err) > tolerance + kEps) complete = false;
     }
     return complete;
   }
 
  private:
+  using Slot = std::pair<double, std::vector<float>>;
+  Slot &at(size_t i) { return slots_[(head_ + i) % slots_.size()]; }
+  const Slot &at(size_t i) const { return slots_[(head_ + i) % slots_.size()]; }
   int capacity_;
-  std::deque<std::pair<double, std::vector<float>>> items_;
+  std::vector<Slot> slots_;
+  size_t head_ = 0, size_ = 0;  // oldest entry, number of entries
 };
 
 class ForecastEngine : public Engine {
  public:
   ForecastEngine(const std::string &manifest_path, const OpenOptions &o) {
-    b_ = load_bundle_manifest(manifest_path);
+    b_ = load_bundle_manifest(manifest_path, o.allow_legacy);
     const char *names[3] = {"features", "f2f", "decoder"};
     for (int i = 0; i < 3; ++i) {
-      stages_[i] = load_model_manifest(b_.stage_paths[i], b_.stage_paths[i] + ".json");
+      stages_[i] = load_model_manifest(b_.stage_paths[i], b_.stage_paths[i] + ".json", o.allow_legacy);
       if (stages_[i].task != "forecast_stage" || stages_[i].stage != names[i])
         bad(std::string("stage file ") + b_.stage_paths[i] + " is not the '" + names[i] + "' stage");
+      if (!b_.stage_sha256[i].empty() && stages_[i].sha256 != b_.stage_sha256[i])
+        bad(std::string("stage '") + names[i] + "' (" + b_.stage_paths[i] + ") is not the one this forecast.json was "
+            "published with (its sha256 differs: a mixed or half re-exported bundle); export the bundle again");
     }
     check_stages();
-    for (int i = 0; i < 3; ++i) backends_[i] = open_backend(stages_[i], o);
+    for (int i = 0; i < 3; ++i) backends_[i] = open_backend(stages_[i], o, true);
     pre_.reset(new Preprocessor(stages_[0].input, resize_mode(o, stages_[0].input.resize)));
     features_out_ = stages_[0].output("features");
     f2f_out_ = stages_[1].output("features");
@@ -432,13 +514,16 @@ class ForecastEngine : public Engine {
   // runtime/forecast.py ForecastEngine.reset
   void reset() override {
     ring_ = FeatureRing(capacity_for(offsets_s_[0], b_.frame_rate, 0));
-    intervals_.clear();
+    intervals_count_ = 0;
     interval_ = 0;  // 0: not observed yet (Python's None)
     has_last_ = false;
     frames_ = 0;
   }
 
   void run(const FrameView &frame, bool has_ts, double ts, srt_result *r) override {
+    if (frame.device)
+      fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory are taken by segmentation and outlier engines, not by "
+                                  "forecast bundles (copy the frame to the host)");
     double t0 = now_ms();
     pre_->run(frame, backends_[0]->buffer(stages_[0].input.name, true));
     double t1 = now_ms();
@@ -452,8 +537,8 @@ class ForecastEngine : public Engine {
     r->features_ms = t2 - t1;
     r->f2f_ms = r->decoder_ms = 0;
     double tolerance = 0.5 * std::max(1.0 / b_.frame_rate, interval_);
-    std::vector<const std::vector<float> *> picked;
-    std::vector<double> times;
+    std::vector<const std::vector<float> *> &picked = picked_;
+    std::vector<double> &times = times_;
     bool complete = ring_.select(frame_time, offsets_s_, tolerance, picked, times);
     r->is_forecast = complete;
     r->picked_count = static_cast<int32_t>(std::min<size_t>(times.size(), SRT_MAX_PAST));
@@ -539,13 +624,14 @@ class ForecastEngine : public Engine {
     last_time_ = t, has_last_ = true;
     if (had && t < last) {  // a new stream
       ring_.clear();
-      intervals_.clear();
+      intervals_count_ = 0;
       return;
     }
     if (!had || t == last) return;
-    intervals_.push_back(t - last);
-    if (intervals_.size() > 16) intervals_.pop_front();
-    std::vector<double> ordered(intervals_.begin(), intervals_.end());
+    intervals_[intervals_count_ % kIntervals] = t - last;  // the last 16, in a fixed ring
+    ++intervals_count_;
+    std::vector<double> &ordered = ordered_;
+    ordered.assign(intervals_.begin(), intervals_.begin() + std::min<size_t>(intervals_count_, kIntervals));
     std::sort(ordered.begin(), ordered.end());
     size_t mid = ordered.size() / 2;
     double interval = ordered.size() % 2 ? ordered[mid] : 0.5 * (ordered[mid - 1] + ordered[mid]);
@@ -565,7 +651,11 @@ class ForecastEngine : public Engine {
   std::vector<double> offsets_s_;
   double horizon_s_ = 0;
   FeatureRing ring_;
-  std::deque<double> intervals_;
+  static constexpr size_t kIntervals = 16;
+  std::array<double, kIntervals> intervals_{};
+  size_t intervals_count_ = 0;
+  std::vector<double> ordered_, times_;  // per-frame working storage, kept
+  std::vector<const std::vector<float> *> picked_;
   double interval_ = 0, last_time_ = 0;
   bool has_last_ = false;
   long long frames_ = 0;

@@ -19,6 +19,9 @@ struct OpenOptions {
   float outlier_threshold = 0.5f;
   bool decode_current = false;
   int device = 0;
+  int spin = -1;          // -1: spin for one model, not for a bundle's stages (run one after another)
+  std::string providers;  // ONNX Runtime execution providers (comma list)
+  bool allow_legacy = false;  // manifests without manifest_sha256, artifacts without sha256
 };
 
 class Engine {
@@ -27,6 +30,13 @@ class Engine {
   // Runs one frame; the result's buffers were checked against info by the caller (api.cpp).
   virtual void run(const FrameView &frame, bool has_timestamp, double timestamp, srt_result *result) = 0;
   virtual void reset() {}
+  // srt_engine_run_async / srt_engine_wait: start() queues the frame, finish() completes it into
+  // the same result. Default (no GPU): the whole run in start(), nothing left for finish().
+  virtual void start(const FrameView &frame, bool has_timestamp, double timestamp, srt_result *result) {
+    run(frame, has_timestamp, timestamp, result);
+  }
+  virtual void finish(srt_result *) {}
+  virtual void *completion_event() { return nullptr; }  // cudaEvent_t after the last start(); nullptr: none
 
   struct srt_engine_info info{};  // complete except struct_size
   std::vector<ClassSpec> classes;

@@ -61,6 +61,8 @@ class JsonParser {
         skip_ws();
         if (pos_ >= s_.size() || s_[pos_] != '"') error("expected a string key");
         std::string key = parse_string();
+        for (const auto &item : v.object_)  // one reading on both sides of the ABI (runtime/manifest.py)
+          if (item.first == key) error("duplicate key \"" + key + "\" in " + path);
         skip_ws();
         if (pos_ >= s_.size() || s_[pos_] != ':') error("expected ':'");
         ++pos_;

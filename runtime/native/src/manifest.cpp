@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "log.hpp"
+#include "sha256.hpp"
 
 namespace srt {
 
@@ -176,13 +178,55 @@ const TensorSpec *ModelManifest::output(const std::string &meaning) const {
   return nullptr;
 }
 
-Json read_json_file(const std::string &path) {
+Json read_json_file(const std::string &path, std::string *raw) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(SRT_ERROR_NOT_FOUND, "cannot open manifest " + path);
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) fail(SRT_ERROR_NOT_FOUND, "cannot read manifest " + path);
-  return Json::parse(text.str(), path);
+  if (!raw) return Json::parse(text.str(), path);
+  *raw = text.str();
+  return Json::parse(*raw, path);
+}
+
+void verify_manifest_digest(const std::string &raw, const Json &root, const std::string &where, bool allow_legacy) {
+  static const std::string name = "\"manifest_sha256\"";
+  const size_t at = raw.find(name);
+  const bool once = at != std::string::npos && raw.find(name, at + 1) == std::string::npos;
+  size_t start = std::string::npos;
+  if (once) {  // name, blanks, ':', blanks, '"', 64 lower-case hex digits, '"'
+    size_t i = at + name.size();
+    auto blanks = [&] {
+      while (i < raw.size() && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n')) ++i;
+    };
+    blanks();
+    if (i < raw.size() && raw[i] == ':') {
+      ++i;
+      blanks();
+      if (i + 66 <= raw.size() && raw[i] == '"' && raw[i + 65] == '"') {
+        bool hex = true;
+        for (size_t k = i + 1; k < i + 65; ++k) hex &= (raw[k] >= '0' && raw[k] <= '9') || (raw[k] >= 'a' && raw[k] <= 'f');
+        if (hex) start = i + 1;
+      }
+    }
+  }
+  const Json *field = root.get("manifest_sha256");
+  if (start == std::string::npos) {
+    if (field) bad(where, "malformed manifest_sha256 (64 lowercase hex digits, once, at the top level)");
+    if (allow_legacy) {
+      log(SRT_LOG_WARNING, (where + " has no manifest_sha256: a legacy manifest, opened unverified").c_str());
+      return;
+    }
+    bad(where, "no manifest_sha256 (a manifest written before manifests were sealed, or by hand): re-export it, or "
+               "open it with allow_legacy");
+  }
+  const std::string recorded = raw.substr(start, 64);
+  if (!field || !field->is_string() || field->string() != recorded) bad(where, "manifest_sha256 is not a top-level field");
+  std::string sealed = raw;
+  sealed.replace(start, 64, 64, '0');
+  if (sha256_bytes(sealed) != recorded)
+    fail(SRT_ERROR_MANIFEST, where + " does not match its manifest_sha256 (edited or damaged since it was written: "
+                                     "re-export it)");
 }
 
 Resolved resolve(const std::string &path) {
@@ -212,9 +256,10 @@ Resolved resolve(const std::string &path) {
   return r;
 }
 
-ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path) {
+ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path, bool allow_legacy) {
   const std::string &where = manifest_path;
-  Json root = read_json_file(manifest_path);
+  std::string raw;
+  Json root = read_json_file(manifest_path, &raw);
   check_schema(root, where);
   for (const char *key : {"arch", "task", "artifact", "input", "outputs", "classes", "ignore_id", "precision"})
     if (!root.has(key)) bad(where, std::string("missing field '") + key + "'");
@@ -236,7 +281,13 @@ ModelManifest load_model_manifest(const std::string &artifact, const std::string
   if (!art.is_object()) bad(where, "'artifact' must be an object");
   if (const Json *f = art.get("format")) m.format = f->string();
   if (const Json *s = art.get("sha256"))
-    if (!s->is_null()) m.sha256 = s->string();
+    if (!s->is_null()) {  // runtime/manifest.py _verify_artifact: 64 lowercase hex digits, not all zero
+      bool ok = s->is_string() && s->string().size() == 64 &&
+                s->string().find_first_not_of("0123456789abcdef") == std::string::npos &&
+                s->string().find_first_not_of('0') != std::string::npos;
+      if (!ok) bad(where, "malformed or all-zero artifact sha256 (64 hex digits expected; re-export)");
+      m.sha256 = s->string();
+    }
   m.input = input_of(root, where);
   const Json &outs = root.at("outputs");
   if (!outs.is_array() || outs.size() == 0) bad(where, "'outputs' must be a non-empty list");
@@ -262,13 +313,15 @@ ModelManifest load_model_manifest(const std::string &artifact, const std::string
     }
   }
   if (const Json *t = root.get("tensorrt")) m.tensorrt = *t;
+  verify_manifest_digest(raw, root, where, allow_legacy);
   if (!is_file(artifact)) fail(SRT_ERROR_NOT_FOUND, "manifest " + where + " has no artifact beside it: " + artifact + " is missing");
   return m;
 }
 
-BundleManifest load_bundle_manifest(const std::string &manifest_path) {
+BundleManifest load_bundle_manifest(const std::string &manifest_path, bool allow_legacy) {
   const std::string &where = manifest_path;
-  Json root = read_json_file(manifest_path);
+  std::string raw;
+  Json root = read_json_file(manifest_path, &raw);
   check_schema(root, where);
   for (const char *key : {"task", "arch", "precision", "stages", "past_offsets", "horizon", "frame_rate", "feature_shape",
                           "classes", "ignore_id", "input"})
@@ -287,6 +340,17 @@ BundleManifest load_bundle_manifest(const std::string &manifest_path) {
       bad(where, std::string("stage '") + names[i] + "' must be a path relative to the bundle");
     b.stage_paths[i] = s->string()[0] == '/' ? s->string() : b.folder + "/" + s->string();
   }
+  if (const Json *pins = root.get("stage_sha256")) {  // runtime/manifest.py _validate_bundle
+    if (!pins->is_object() || pins->items().size() != 3) bad(where, "'stage_sha256' must map exactly features, f2f, decoder to 64 hex digits");
+    for (int i = 0; i < 3; ++i) {
+      const Json *p = pins->get(names[i]);
+      if (!p || !p->is_string() || p->string().size() != 64 ||
+          p->string().find_first_not_of("0123456789abcdef") != std::string::npos ||
+          p->string().find_first_not_of('0') == std::string::npos)
+        bad(where, std::string("'stage_sha256' of stage '") + names[i] + "' must be 64 hex digits");
+      b.stage_sha256[i] = p->string();
+    }
+  }
   const Json &offsets = root.at("past_offsets");
   if (!offsets.is_array() || offsets.size() == 0) bad(where, "'past_offsets' must be ascending integer frame offsets ending with 0");
   for (const Json &o : offsets.elements()) b.past_offsets.push_back(static_cast<int>(o.integer()));
@@ -303,6 +367,7 @@ BundleManifest load_bundle_manifest(const std::string &manifest_path) {
   b.classes = classes_of(root, where);
   b.input = input_of(root, where);
   if (b.input.kind != "frame") bad(where, "the bundle's 'input' must be the frame input of its features stage");
+  verify_manifest_digest(raw, root, where, allow_legacy);
   return b;
 }
 

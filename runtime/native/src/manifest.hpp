@@ -64,6 +64,7 @@ struct BundleManifest {
   std::string manifest_path, folder;
   std::string arch, precision;
   std::array<std::string, 3> stage_paths;  // features, f2f, decoder (absolute or relative to cwd)
+  std::array<std::string, 3> stage_sha256;  // pinned by forecast.json (empty: an older bundle)
   std::vector<int> past_offsets;
   int horizon = 0;
   double frame_rate = 0;
@@ -79,8 +80,16 @@ struct Resolved {
 };
 Resolved resolve(const std::string &path);
 
-Json read_json_file(const std::string &path);
-ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path);
-BundleManifest load_bundle_manifest(const std::string &manifest_path);
+// raw: when given, receives the file's bytes (for the manifest digest).
+Json read_json_file(const std::string &path, std::string *raw = nullptr);
+// allow_legacy: accept a manifest without "manifest_sha256" (else SRT_ERROR_MANIFEST); one whose
+// digest does not match its bytes is refused always (see verify_manifest_digest).
+ModelManifest load_model_manifest(const std::string &artifact, const std::string &manifest_path, bool allow_legacy);
+BundleManifest load_bundle_manifest(const std::string &manifest_path, bool allow_legacy);
+
+// The manifest's own digest, as runtime/manifest.py writes it (manifest_digest): the sha256 of the
+// file's bytes with the 64 hex digits of its one "manifest_sha256" field replaced by 64 '0's.
+// Bytes, not re-serialized JSON: nothing here has to format floats or order keys as Python does.
+void verify_manifest_digest(const std::string &raw, const Json &root, const std::string &where, bool allow_legacy);
 
 }  // namespace srt

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "pixel.hpp"
 
 namespace srt {
 
@@ -17,11 +18,55 @@ Preprocessor::Preprocessor(const InputSpec &spec, Resize mode) : spec_(spec), mo
   fitted_.assign(static_cast<size_t>(spec.height) * spec.width * 3, 0);
 }
 
+FitGeometry Preprocessor::geometry(int fw, int fh) const {
+  const int H = spec_.height, W = spec_.width;
+  FitGeometry g;
+  if (fw == W && fh == H) {  // as fit_frame: the frame is used as it is
+    g.identity = true;
+    return g;
+  }
+  if (mode_ == Resize::Stretch) {
+    g.nw = W, g.nh = H;
+  } else if (mode_ == Resize::Letterbox) {
+    double scale = std::min(W / static_cast<double>(fw), H / static_cast<double>(fh));
+    // Python's round(): half to even, which std::nearbyint does in the default rounding mode.
+    int nw = std::max(1, static_cast<int>(std::nearbyint(fw * scale)));
+    int nh = std::max(1, static_cast<int>(std::nearbyint(fh * scale)));
+    g.nw = std::min(nw, W), g.nh = std::min(nh, H);
+    g.ox = -((W - g.nw) / 2), g.oy = -((H - g.nh) / 2);
+  } else {  // crop: scale to cover, cut the centre
+    double scale = std::max(W / static_cast<double>(fw), H / static_cast<double>(fh));
+    g.nw = std::max(W, static_cast<int>(std::nearbyint(fw * scale)));
+    g.nh = std::max(H, static_cast<int>(std::nearbyint(fh * scale)));
+    g.ox = (g.nw - W) / 2, g.oy = (g.nh - H) / 2;
+  }
+  return g;
+}
+
+PreprocessParams Preprocessor::params(const FrameView &f) {
+  PreprocessParams p;
+  p.frame = f.data, p.stride = f.stride, p.fw = f.width, p.fh = f.height;
+  p.W = spec_.width, p.H = spec_.height;
+  p.nchw = spec_.nchw, p.f32 = spec_.dtype == DType::F32, p.norm = p.f32 && !spec_.in_graph;
+  const bool swap = spec_.rgb != f.rgb;
+  p.src_channel[0] = swap ? 2 : 0, p.src_channel[1] = 1, p.src_channel[2] = swap ? 0 : 2;
+  for (int c = 0; c < 3; ++c) p.mul[c] = spec_.mul[c], p.add[c] = spec_.add[c];
+  FitGeometry g = geometry(f.width, f.height);
+  p.identity = g.identity, p.nw = g.nw, p.nh = g.nh, p.ox = g.ox, p.oy = g.oy;
+  if (!g.identity) {
+    const ResizeTables &t = resizer_.tables(f.width, f.height, g.nw, g.nh);
+    p.area2 = t.area2, p.xmax = t.xmax;
+    p.xofs = t.xofs.data(), p.alpha = t.alpha.data(), p.yofs = t.yofs.data(), p.beta = t.beta.data();
+  }
+  return p;
+}
+
 const uint8_t *Preprocessor::fit(const FrameView &f, size_t *stride) {
   const int H = spec_.height, W = spec_.width;
   const size_t pitch = static_cast<size_t>(W) * 3;
   *stride = pitch;
-  if (f.width == W && f.height == H) {  // as fit_frame: the frame is used as it is
+  const FitGeometry g = geometry(f.width, f.height);
+  if (g.identity) {
     *stride = f.stride;
     return f.data;
   }
@@ -29,28 +74,18 @@ const uint8_t *Preprocessor::fit(const FrameView &f, size_t *stride) {
     resizer_.resize(f.data, f.width, f.height, f.stride, fitted_.data(), W, H, pitch);
     return fitted_.data();
   }
+  const int nw = g.nw, nh = g.nh;
+  scratch_.resize(static_cast<size_t>(nw) * nh * 3);
+  resizer_.resize(f.data, f.width, f.height, f.stride, scratch_.data(), nw, nh, static_cast<size_t>(nw) * 3);
   if (mode_ == Resize::Letterbox) {
-    double scale = std::min(W / static_cast<double>(f.width), H / static_cast<double>(f.height));
-    // Python's round(): half to even, which std::nearbyint does in the default rounding mode.
-    int nw = std::max(1, static_cast<int>(std::nearbyint(f.width * scale)));
-    int nh = std::max(1, static_cast<int>(std::nearbyint(f.height * scale)));
-    nw = std::min(nw, W), nh = std::min(nh, H);
-    scratch_.resize(static_cast<size_t>(nw) * nh * 3);
-    resizer_.resize(f.data, f.width, f.height, f.stride, scratch_.data(), nw, nh, static_cast<size_t>(nw) * 3);
     std::fill(fitted_.begin(), fitted_.end(), 0);
-    int px = (W - nw) / 2, py = (H - nh) / 2;
+    int px = -g.ox, py = -g.oy;
     for (int y = 0; y < nh; ++y)
       std::memcpy(&fitted_[(static_cast<size_t>(py + y) * W + px) * 3], &scratch_[static_cast<size_t>(y) * nw * 3],
                   static_cast<size_t>(nw) * 3);
     return fitted_.data();
   }
-  // crop: scale to cover, cut the centre
-  double scale = std::max(W / static_cast<double>(f.width), H / static_cast<double>(f.height));
-  int nw = std::max(W, static_cast<int>(std::nearbyint(f.width * scale)));
-  int nh = std::max(H, static_cast<int>(std::nearbyint(f.height * scale)));
-  scratch_.resize(static_cast<size_t>(nw) * nh * 3);
-  resizer_.resize(f.data, f.width, f.height, f.stride, scratch_.data(), nw, nh, static_cast<size_t>(nw) * 3);
-  int cx = (nw - W) / 2, cy = (nh - H) / 2;
+  int cx = g.ox, cy = g.oy;
   for (int y = 0; y < H; ++y)
     std::memcpy(&fitted_[static_cast<size_t>(y) * pitch], &scratch_[(static_cast<size_t>(cy + y) * nw + cx) * 3], pitch);
   return fitted_.data();
@@ -98,19 +133,13 @@ void Preprocessor::run(const FrameView &frame, void *tensor) {
       if (spec_.nchw) {
         float *dst = out + c * plane + static_cast<size_t>(y) * W;
         if (norm)
-          for (int x = 0; x < W; ++x) {
-            float m = static_cast<float>(row[3 * x]) * mul;
-            dst[x] = m + add;
-          }
+          for (int x = 0; x < W; ++x) dst[x] = px::normalize(row[3 * x], mul, add);
         else
           for (int x = 0; x < W; ++x) dst[x] = static_cast<float>(row[3 * x]);
       } else {
         float *dst = out + static_cast<size_t>(y) * W * 3 + c;
         if (norm)
-          for (int x = 0; x < W; ++x) {
-            float m = static_cast<float>(row[3 * x]) * mul;
-            dst[3 * x] = m + add;
-          }
+          for (int x = 0; x < W; ++x) dst[3 * x] = px::normalize(row[3 * x], mul, add);
         else
           for (int x = 0; x < W; ++x) dst[3 * x] = static_cast<float>(row[3 * x]);
       }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "manifest.hpp"
+#include "preprocess_kernel.hpp"
 #include "resize.hpp"
 
 namespace srt {
@@ -15,7 +16,16 @@ struct FrameView {
   const uint8_t *data;
   int width, height;
   size_t stride;
-  bool rgb;  // the frame's channel order is R, G, B
+  bool rgb;                      // the frame's channel order is R, G, B
+  bool device = false;           // data is CUDA device memory (SRT_MEMORY_CUDA)
+  void *stream = nullptr;        // device frames: the caller's cudaStream_t (nullptr: the engine's)
+};
+
+// How a frame of one size is fitted to the input: used as it is, or resized to nw x nh and read
+// at (x + ox, y + oy) (stretch: the input's size, letterbox: centred with bars, crop: centre cut).
+struct FitGeometry {
+  bool identity = false;
+  int nw = 0, nh = 0, ox = 0, oy = 0;
 };
 
 class Preprocessor {
@@ -23,6 +33,11 @@ class Preprocessor {
   Preprocessor(const InputSpec &spec, Resize mode);
   // Writes the tensor (spec's shape, layout and dtype) into `tensor`.
   void run(const FrameView &frame, void *tensor);
+  FitGeometry geometry(int frame_width, int frame_height) const;
+  // What preprocess_pixel needs for this frame; the resize tables are the host ones (the CUDA
+  // path copies them to the device and points the params there).
+  PreprocessParams params(const FrameView &frame);
+  const InputSpec &spec() const { return spec_; }
 
  private:
   const uint8_t *fit(const FrameView &frame, size_t *stride);

@@ -76,6 +76,12 @@ struct Sha256 {
 
 }  // namespace
 
+std::string sha256_bytes(const std::string &bytes) {
+  Sha256 sha;
+  sha.update(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size());
+  return sha.hex();
+}
+
 std::string sha256_file(const std::string &path) {
   FILE *f = std::fopen(path.c_str(), "rb");
   if (!f) fail(SRT_ERROR_NOT_FOUND, "cannot open " + path);

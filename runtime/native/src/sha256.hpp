@@ -5,4 +5,6 @@
 namespace srt {
 // Lower-case hex digest; throws srt::Error(SRT_ERROR_NOT_FOUND) when the file cannot be read.
 std::string sha256_file(const std::string &path);
+// Lower-case hex digest of bytes in memory.
+std::string sha256_bytes(const std::string &bytes);
 }  // namespace srt

@@ -1,5 +1,5 @@
 # cmake --install the build to a fresh prefix, then build and run a consumer project that finds
-# swiftrt with find_package(swiftrt) and with pkg-config.
+# swiftrt with find_package(swiftrt) and with pkg-config (a static library: find_package only).
 set(prefix ${WORK}/prefix)
 file(REMOVE_RECURSE ${WORK})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD} --prefix ${prefix} RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -8,6 +8,7 @@ if(NOT rc EQUAL 0)
 endif()
 set(ENV{PKG_CONFIG_PATH} "${prefix}/lib/pkgconfig")
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE} -B ${WORK}/consumer -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${prefix}
+  -DOpenVINO_DIR=${OpenVINO_DIR}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "consumer configure failed: ${out} ${err}")
@@ -16,7 +17,13 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/consumer RESULT_VARIABL
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "consumer build failed: ${out} ${err}")
 endif()
-foreach(exe consumer consumer_pc)
+set(exes consumer)
+if(EXISTS ${WORK}/consumer/consumer_pc)
+  list(APPEND exes consumer_pc)
+elseif(NOT STATIC)
+  message(FATAL_ERROR "the pkg-config consumer was not built")
+endif()
+foreach(exe IN LISTS exes)
   execute_process(COMMAND ${WORK}/consumer/${exe} RESULT_VARIABLE rc OUTPUT_VARIABLE out)
   if(NOT rc EQUAL 0 OR NOT out MATCHES "^swiftrt ")
     message(FATAL_ERROR "${exe} failed (${rc}): ${out}")

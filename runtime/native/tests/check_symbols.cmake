@@ -1,16 +1,29 @@
-# Fails when libswiftrt exports a symbol that is not srt_* (the version script and hidden
-# visibility keep the C++ runtime, the JSON reader and the backends' symbols inside).
-execute_process(COMMAND nm -D --defined-only ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+# The library's outside: only srt_* is exported (the version script and hidden visibility keep the
+# C++ runtime, the JSON reader and the backends' symbols inside), every srt_* symbol carries a
+# SWIFTRT_<major>.<minor> version node, the soname is libswiftrt.so.<major> and the file
+# libswiftrt.so.<version> (one version story: see swiftrt.h).
+#   cmake -DLIB=<libswiftrt.so> -DVERSION=<project version> -P check_symbols.cmake
+execute_process(COMMAND objdump -T ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "nm failed on ${LIB}")
+  message(FATAL_ERROR "objdump -T failed on ${LIB}")
 endif()
+string(REGEX MATCH "^[0-9]+" major "${VERSION}")
 string(REPLACE "\n" ";" lines "${out}")
 set(count 0)
 foreach(line IN LISTS lines)
-  if(line MATCHES " [TDBRVW] ([^ ]+)$")
-    set(name ${CMAKE_MATCH_1})
-    if(NOT name MATCHES "^srt_" AND NOT name MATCHES "^SWIFTRT_")
+  # "<address> g    DF .text	<size>  SWIFTRT_1.0 srt_engine_open": a defined dynamic symbol (not
+  # an import, not the version node's own *ABS* symbol)
+  if(line MATCHES "^[0-9a-f]+ [gw] +D[FO]? +([^ \t]+)[ \t]+[0-9a-f]+ +([^ ]+) +([^ ]+)$")
+    set(section ${CMAKE_MATCH_1})
+    set(node ${CMAKE_MATCH_2})
+    set(name ${CMAKE_MATCH_3})
+    if(section STREQUAL "*UND*" OR section STREQUAL "*ABS*")
+      continue()
+    endif()
+    if(NOT name MATCHES "^srt_")
       message(SEND_ERROR "exported symbol that is not part of the C ABI: ${name}")
+    elseif(NOT node MATCHES "^SWIFTRT_${major}\\.[0-9]+$")
+      message(SEND_ERROR "${name} has version '${node}', not a SWIFTRT_${major}.<minor> node")
     endif()
     math(EXPR count "${count} + 1")
   endif()
@@ -18,4 +31,13 @@ endforeach()
 if(count LESS 10)
   message(FATAL_ERROR "only ${count} srt_* symbols exported")
 endif()
-message(STATUS "${count} symbols exported, all srt_*")
+message(STATUS "${count} symbols exported, all srt_* under SWIFTRT_${major}.x")
+
+execute_process(COMMAND objdump -p ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT out MATCHES "SONAME +libswiftrt\\.so\\.${major}\n")
+  message(SEND_ERROR "soname is not libswiftrt.so.${major}: ${out}")
+endif()
+get_filename_component(dir ${LIB} DIRECTORY)
+if(NOT EXISTS ${dir}/libswiftrt.so.${VERSION})
+  message(SEND_ERROR "no ${dir}/libswiftrt.so.${VERSION}: the file version is not the project version")
+endif()

@@ -5,7 +5,8 @@
 Writes OUT_DIR/seg.onnx (uint8 BGR frame in, class map out), OUT_DIR/logits.onnx (float NCHW
 tensor normalized on the host, logits out), OUT_DIR/ood.onnx (outlier head: class map + outlier
 score) and OUT_DIR/bundle/ (a DeformF2F forecast bundle), from the committed demo checkpoints,
-and OUT_DIR/bad/: broken engines and manifests for the error tests.
+OUT_DIR/int8.onnx (seg.onnx quantized by rt-export's INT8 path on generated scenes, fixed seed;
+only with --only int8) and OUT_DIR/bad/: broken engines and manifests for the error tests.
 Exports are kept while OUT_DIR/stamp.json matches the export code, the checkpoints and the size
 (re-exported when any of them changes), so the ctest fixture and the pytest session share one folder
 without testing stale engines.
@@ -42,6 +43,8 @@ def _stamp(size):
     for folder in ("export", "calib"):
         for root, _, names in sorted(os.walk(os.path.join(REPO, folder))):
             files.extend(os.path.join(root, n) for n in sorted(names) if n.endswith(".py"))
+    files.append(os.path.join(REPO, "runtime", "manifest.py"))  # the manifest writer (its digest)
+    files.append(os.path.abspath(__file__))
     for path in sorted(set(files)):
         digest.update(os.path.relpath(path, REPO).encode())
         with open(path, "rb") as handle:
@@ -74,6 +77,17 @@ def make(out, size, only):
         if kind in only and not os.path.exists(path + ".json"):
             export(arch, os.path.join(REPO, checkpoint), size, path, parity_images=2,
                    log=lambda message: None, **kwargs)
+    if "int8" in only:
+        paths["int8"] = os.path.join(out, "int8.onnx")
+        if not os.path.exists(paths["int8"] + ".json"):
+            from calib.int8 import export_int8
+            if not os.path.exists(paths["seg"] + ".json"):
+                arch, checkpoint, kwargs = CHECKPOINTS["seg"]
+                export(arch, os.path.join(REPO, checkpoint), size, paths["seg"], parity_images=2,
+                       log=lambda message: None, **kwargs)
+            export_int8(paths["seg"], paths["int8"], "synthetic", count=8, seed=0, method="minmax",
+                        agreement_images=2, check_latency=False, progress=False,
+                        log=lambda message: None)
     import inspect
     has_targets = "trt_version" in inspect.signature(export).parameters
     for kind, version in sorted(TRT_TARGETS.items()):
@@ -125,7 +139,10 @@ def make_frames(folder, count=6):
 
 
 def make_bad(folder, seg):
-    """Engines and manifests a caller can get wrong, each broken in one way."""
+    """Engines and manifests a caller can get wrong, each broken in one way. Manifests are sealed
+    (runtime.manifest.dump_manifest) unless the damage is to the seal itself, so each is refused
+    for what is wrong with it."""
+    from runtime.manifest import DIGEST_KEY, dump_manifest
     os.makedirs(folder, exist_ok=True)
     with open(seg + ".json") as handle:
         good = json.load(handle)
@@ -139,7 +156,7 @@ def make_bad(folder, seg):
                 handle.write(artifact)
         if manifest is not None or text is not None:
             with open(path + ".json", "w") as handle:
-                handle.write(text if text is not None else json.dumps(manifest))
+                handle.write(text if text is not None else dump_manifest(manifest))
 
     write("no_manifest.onnx")
     write("schema2.onnx", dict(good, schema_version=2))
@@ -153,6 +170,16 @@ def make_bad(folder, seg):
     write("garbage.onnx", dict(good, artifact=dict(good["artifact"],
                                                     sha256=hashlib.sha256(garbage).hexdigest())),
           artifact=garbage)
+    # The manifest's own digest: edited after sealing (a colour order flipped), no digest at all
+    # (a legacy manifest: opens only with allow_legacy), and no artifact sha256 (likewise).
+    sealed = dump_manifest(good)
+    flipped = "RGB" if good["input"]["color_order"] == "BGR" else "BGR"
+    write("edited.onnx", text=sealed.replace('"color_order": "{}"'.format(good["input"]["color_order"]),
+                                             '"color_order": "{}"'.format(flipped)))
+    legacy = dict((k, v) for k, v in good.items() if k != DIGEST_KEY)
+    write("legacy.onnx", text=json.dumps(legacy, indent=2))
+    write("nosha.onnx", dict(good, artifact=dict((k, v) for k, v in good["artifact"].items()
+                                                 if k != "sha256")))
 
 
 def main(argv=None):

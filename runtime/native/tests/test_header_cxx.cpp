@@ -11,8 +11,10 @@ int main() {
     std::fprintf(stderr, "unexpected: %s: %s\n", srt_status_string(s), srt_last_error());
     return 1;
   }
-  struct srt_engine_info info = {};
-  info.struct_size = sizeof info;
+  struct srt_engine_info info;
+  srt_frame frame;
+  if (srt_engine_info_init(&info) != SRT_OK || info.struct_size != sizeof info) return 1;
+  if (srt_frame_init(&frame) != SRT_OK || frame.struct_size != sizeof frame) return 1;
   if (srt_engine_info(nullptr, &info) != SRT_ERROR_INVALID_ARGUMENT) return 1;
   std::printf("%s\n", srt_version());
   return srt_abi_version() == SRT_ABI_VERSION ? 0 : 1;
