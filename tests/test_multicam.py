@@ -37,12 +37,15 @@ def batch4_engine(tmp_path_factory):
                    "swiftnet-rn18_b4.onnx", batch=4)
 
 
-def alone(engine, video):
+PYTHON_ORT = "python-onnxruntime"   # the Python engine: batch-N artifacts (the core runs batch 1)
+
+
+def alone(engine, video, backend=None):
     """Class maps of one drive through the single-source pipeline."""
     from runtime import open_engine
     from runtime.pipeline import Pipeline
     from runtime.sources import open_source
-    eng = open_engine(engine)
+    eng = open_engine(engine, backend=backend)
     try:
         return [r.class_map.copy() for r in Pipeline(open_source(video), eng)]
     finally:
@@ -76,32 +79,35 @@ def test_segment_batch_fills_missing_slots_and_takes_any_frame_size(batch4_engin
     frames = [rng.randint(0, 256, size=shape).astype(np.uint8)
               for shape in ((128, 256, 3), (200, 300, 3), (96, 160, 3), (128, 256, 3),
                             (64, 64, 3))]
-    single, batched = open_engine(rn18_engine), open_engine(batch4_engine)
+    # the core (srt_engine_run_batch), the Python engine's loop, and its batch-4 artifact
+    core, single = open_engine(rn18_engine), open_engine(rn18_engine, backend=PYTHON_ORT)
+    batched = open_engine(batch4_engine, backend=PYTHON_ORT)
     try:
-        want = [single.segment(f).class_map for f in frames]
+        want = dict((id(e), [e.segment(f).class_map for f in frames]) for e in (core, single))
+        want[id(batched)] = want[id(single)]
         # five frames through a batch of four: two calls; a camera without a frame: None
         partial = [frames[0], None, frames[1], frames[2], None, frames[3], frames[4]]
-        for engine in (single, batched):
+        for engine in (core, single, batched):
             got = engine.segment_batch(partial)
             assert [g is None for g in got] == [f is None for f in partial]
             maps = [g.class_map for g in got if g is not None]
-            assert all(np.array_equal(w, m) for w, m in zip(want, maps))
+            assert all(np.array_equal(w, m) for w, m in zip(want[id(engine)], maps))
         # a batch-1 tensor given to the batch-4 artifact's infer runs in one slot
         assert np.array_equal(batched.postprocess(batched.infer(single.preprocess(frames[0])[0])),
-                              want[0])
+                              want[id(single)][0])
     finally:
-        single.close()
-        batched.close()
+        for engine in (core, single, batched):
+            engine.close()
 
 
 def test_four_drives_through_one_engine_match_each_alone(drives, batch4_engine, rn18_engine,
                                                           tmp_path):
-    reference = [alone(rn18_engine, video) for video in drives]
+    reference = [alone(rn18_engine, video, backend=PYTHON_ORT) for video in drives]
     assert all(len(maps) == FRAMES for maps in reference)
     assert not np.array_equal(reference[0][0], reference[1][0])  # four different drives
     # the CLI, batch-4 artifact: one inference per cycle, a video and a frames folder per camera
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "runtime.cli.segment", "-e", batch4_engine]
+    argv = [sys.executable, "-m", "runtime.cli.segment", "-e", batch4_engine, "--backend", PYTHON_ORT]
     for video in drives[:2]:            # two by flags, two from a sources file (after them)
         argv += ["--video", video]
     listing = tmp_path / "sources.txt"
@@ -122,10 +128,11 @@ def test_four_drives_through_one_engine_match_each_alone(drives, batch4_engine, 
             got = cv2.imread(str(out / "frames" / "cam{}".format(index) /
                                  "{:06d}_labels.png".format(frame)), cv2.IMREAD_UNCHANGED)
             assert np.array_equal(got, want), (index, frame)
-    # the library, batch-1 artifact: the engine loops over the cameras, same answers
+    # the library, batch-1 artifact in the core (srt_engine_run_batch): same as each alone
     from runtime import open_engine
     from runtime.multicam import MultiPipeline
     from runtime.sources import open_source
+    reference = [alone(rn18_engine, video) for video in drives]
     engine = open_engine(rn18_engine)
     got = [[] for _ in drives]
     for result in MultiPipeline([open_source(v) for v in drives], engine):

@@ -148,6 +148,10 @@ def load_library():
         lib.srt_engine_class.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ClassInfo)]
         lib.srt_engine_run.argtypes = [ctypes.c_void_p, ctypes.POINTER(Frame), ctypes.POINTER(Result)]
         lib.srt_engine_reset.argtypes = [ctypes.c_void_p]
+        if hasattr(lib, "srt_engine_run_batch"):   # ABI 1.1 (SWIFTRT_1.1)
+            lib.srt_engine_run_batch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(Frame)),
+                                                 ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(Result))]
+            lib.srt_engine_run_batch.restype = ctypes.c_int32
         for name in ("srt_open_options_init_sized", "srt_engine_open", "srt_engine_info",
                      "srt_engine_class", "srt_engine_run", "srt_engine_reset"):
             getattr(lib, name).restype = ctypes.c_int32
@@ -238,6 +242,44 @@ class CoreEngine(object):
         """BGR uint8 (H, W, 3) frame -> dict of fresh arrays ``class_map`` / ``outlier_score``
         / ``outlier_mask`` / ``forecast_map`` (those asked for); ``self.last_result`` has the
         timings and forecast fields."""
+        f, frame = self._frame(frame, timestamp)
+        r, out = self._result(class_map, outlier, forecast)
+        _check(self.lib, self.lib.srt_engine_run(self.handle, ctypes.byref(f), ctypes.byref(r)),
+               "srt_engine_run")
+        self.last_result = r
+        return out
+
+    def run_batch(self, frames, outlier=False):
+        """Several cameras' BGR frames (None: no new frame) in one srt_engine_run_batch call ->
+        one dict of fresh arrays per frame (None for None); ``self.last_results`` has each
+        one's srt_result (None for None). A library without the call (ABI 1.0) runs a loop."""
+        if not hasattr(self.lib, "srt_engine_run_batch"):
+            outs = [None if f is None else self.run(f, outlier=outlier) for f in frames]
+            self.last_results = [None if f is None else self.last_result for f in frames]
+            return outs
+        count = len(frames)
+        frame_ptrs = (ctypes.POINTER(Frame) * count)()
+        result_ptrs = (ctypes.POINTER(Result) * count)()
+        keep, outs, results = [], [], []
+        for i, frame in enumerate(frames):
+            if frame is None:
+                outs.append(None)
+                results.append(None)
+                continue
+            f, array = self._frame(frame, None)
+            r, out = self._result(True, outlier, False)
+            keep.append((f, array))
+            frame_ptrs[i] = ctypes.pointer(f)
+            result_ptrs[i] = ctypes.pointer(r)
+            outs.append(out)
+            results.append(r)
+        _check(self.lib, self.lib.srt_engine_run_batch(self.handle, frame_ptrs, count, result_ptrs),
+               "srt_engine_run_batch")
+        self.last_results = results
+        return outs
+
+    def _frame(self, frame, timestamp):
+        """(srt_frame over ``frame``, the array it points into: keep it alive for the call)."""
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError("expected an HxWx3 uint8 BGR frame, got {} {}".format(
@@ -253,6 +295,10 @@ class CoreEngine(object):
         f.data_size = frame.strides[0] * (frame.shape[0] - 1) + frame.shape[1] * 3
         if timestamp is not None:
             f.timestamp, f.has_timestamp = float(timestamp), 1
+        return f, frame
+
+    def _result(self, class_map, outlier, forecast):
+        """(srt_result with fresh buffers for the outputs asked for, {name: array})."""
         r = Result()
         r.struct_size = ctypes.sizeof(Result)
         out = {}
@@ -266,10 +312,7 @@ class CoreEngine(object):
                 out[key] = array
                 setattr(r, field, array.ctypes.data)
                 setattr(r, field + "_size", array.nbytes)
-        _check(self.lib, self.lib.srt_engine_run(self.handle, ctypes.byref(f), ctypes.byref(r)),
-               "srt_engine_run")
-        self.last_result = r
-        return out
+        return r, out
 
     def reset(self):
         _check(self.lib, self.lib.srt_engine_reset(self.handle), "srt_engine_reset")
@@ -344,6 +387,11 @@ class NativeEngine(EngineBase):
     def infer(self, frame):
         """A BGR frame -> {``class_map``: (H, W) uint8, ``outlier_score``: (H, W) float32}."""
         return self.backend.run({self.input_name: frame})
+
+    def infer_batch(self, frames):
+        """Several cameras' BGR frames (None: no new frame) through the core in one call
+        (srt_engine_run_batch) -> one output dict per frame (None for None)."""
+        return self.core.run_batch(frames, outlier=self.backend.outlier)
 
     def postprocess(self, outputs):
         return outputs[CLASS_MAP]

@@ -116,9 +116,9 @@ int main(int argc, char **argv) {
   struct srt_engine_info info;
   srt_result result;
   const char *out_dir = NULL;
-  int raw_w = 0, raw_h = 0, i, nfiles = 0, frames = 0, forecasts = 0, failed = 0;
+  int raw_w = 0, raw_h = 0, i, nfiles = 0, frames = 0, forecasts = 0, failed = 0, cameras = 1;
   double rate = 0, t0, elapsed, pre = 0, inf = 0, post = 0;
-  unsigned char *map;
+  unsigned char *map, *map2 = NULL;
   char **files;
 
   srt_open_options_init(&options);
@@ -128,13 +128,19 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--size") == 0) sscanf(argv[i + 1], "%dx%d", &raw_w, &raw_h);
     else if (strcmp(argv[i], "--out") == 0) out_dir = argv[i + 1];
     else if (strcmp(argv[i], "--rate") == 0) rate = atof(argv[i + 1]);
+    else if (strcmp(argv[i], "--cameras") == 0) cameras = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "srt_segment: unknown option %s\n", argv[i]);
       return 2;
     }
   }
   if (argc - i < 2) {
-    fprintf(stderr, "usage: srt_segment [--threads N] [--size WxH] [--out DIR] [--rate HZ] ENGINE INPUT...\n");
+    fprintf(stderr, "usage: srt_segment [--threads N] [--size WxH] [--out DIR] [--rate HZ] [--cameras 1|2] ENGINE "
+                    "INPUT...\n");
+    return 2;
+  }
+  if (cameras != 1 && cameras != 2) {
+    fprintf(stderr, "srt_segment: --cameras is 1 or 2\n");
     return 2;
   }
   if (srt_engine_open(argv[i], &options, &engine) != SRT_OK) {
@@ -147,6 +153,7 @@ int main(int argc, char **argv) {
   printf("%s: %s %s, %dx%d -> %dx%d, %d classes, %s\n", argv[i], info.arch, info.precision, info.input_width,
          info.input_height, info.output_width, info.output_height, info.num_classes, info.backend_name);
   map = (unsigned char *)malloc((size_t)info.output_width * (size_t)info.output_height);
+  map2 = (unsigned char *)malloc((size_t)info.output_width * (size_t)info.output_height);
   srt_result_init(&result);
   if (info.task == SRT_TASK_FORECAST) result.forecast_map = map, result.forecast_map_size = (size_t)info.output_width * info.output_height;
   else result.class_map = map, result.class_map_size = (size_t)info.output_width * info.output_height;
@@ -154,6 +161,49 @@ int main(int argc, char **argv) {
 
   files = collect(argv + i + 1, argc - i - 1, &nfiles);
   t0 = now_s();
+  if (cameras == 2) { /* two cameras: file 2k is camera 0's, 2k+1 camera 1's; one call per pair */
+    for (i = 0; i < nfiles; i += 2) {
+      image img[2] = {{NULL, 0, 0, 0}, {NULL, 0, 0, 0}};
+      srt_frame frame[2];
+      const srt_frame *batch[2] = {NULL, NULL};
+      unsigned char *maps[2] = {map, map2};
+      srt_result res[2];
+      srt_result *outs[2] = {&res[0], &res[1]};
+      int c;
+      for (c = 0; c < 2; ++c) {
+        srt_result_init(&res[c]);
+        res[c].class_map = maps[c], res[c].class_map_size = (size_t)info.output_width * info.output_height;
+        if (i + c >= nfiles) continue; /* an odd count: camera 1 has no frame (a partial batch) */
+        if (!load(files[i + c], raw_w, raw_h, &img[c])) {
+          fprintf(stderr, "srt_segment: cannot read %s (skipped)\n", files[i + c]);
+          ++failed;
+          continue;
+        }
+        srt_frame_init(&frame[c]);
+        frame[c].format = img[c].format;
+        frame[c].width = img[c].width, frame[c].height = img[c].height, frame[c].stride = (size_t)img[c].width * 3;
+        frame[c].data = img[c].data;
+        frame[c].data_size = frame[c].stride * (size_t)img[c].height;
+        batch[c] = &frame[c];
+      }
+      if (srt_engine_run_batch(engine, batch, 2, outs) != SRT_OK) {
+        fprintf(stderr, "srt_segment: %s: %s\n", files[i], srt_last_error());
+        ++failed;
+      } else {
+        for (c = 0; c < 2; ++c) {
+          if (!batch[c]) continue;
+          ++frames;
+          pre += res[c].preprocess_ms, inf += res[c].inference_ms, post += res[c].postprocess_ms;
+          if (out_dir) write_pgm(out_dir, files[i + c], maps[c], info.output_width, info.output_height);
+        }
+      }
+      for (c = 0; c < 2 && i + c < nfiles; ++c) {
+        free(img[c].data);
+        free(files[i + c]);
+      }
+    }
+    nfiles = 0; /* done: skip the one-camera loop */
+  }
   for (i = 0; i < nfiles; ++i) {
     image img = {NULL, 0, 0, 0};
     srt_frame frame;
@@ -191,6 +241,7 @@ int main(int argc, char **argv) {
   if (info.task == SRT_TASK_FORECAST) printf("; %d forecasts", forecasts);
   printf("\n");
   free(map);
+  free(map2);
   srt_engine_close(engine);
   return failed ? 1 : 0;
 }

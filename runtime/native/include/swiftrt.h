@@ -245,6 +245,16 @@ SRT_API srt_status srt_engine_info(const srt_engine *engine, struct srt_engine_i
 /* index in [0, num_classes) */
 SRT_API srt_status srt_engine_class(const srt_engine *engine, int index, srt_class_info *info);
 SRT_API srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, srt_result *result);
+/* Several cameras, one call (added in ABI 1.1, symbol version SWIFTRT_1.1): frames[i] is camera
+   i's frame, each with its own size, stride and data_size; frames[i] == NULL: camera i has no new
+   frame this cycle (a partial batch), results[i] is then left untouched and may be NULL. results[i]
+   gets frames[i]'s result, as srt_engine_run would give it. Every frame and result is checked before
+   any runs (one bad one: its status, "frame i: ...", and nothing written). count <= SRT_MAX_BATCH.
+   Not for forecast bundles with more than one frame (one ring of past frames: one engine per
+   camera): SRT_ERROR_INVALID_ARGUMENT. */
+#define SRT_MAX_BATCH 64
+SRT_API srt_status srt_engine_run_batch(srt_engine *engine, const srt_frame *const *frames, size_t count,
+                                        srt_result *const *results);
 /* Forgets a bundle's past frames (a new stream); no-op for other engines. */
 SRT_API srt_status srt_engine_reset(srt_engine *engine);
 

@@ -428,6 +428,41 @@ srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, srt_result
   });
 }
 
+srt_status srt_engine_run_batch(srt_engine *engine, const srt_frame *const *frames, size_t count,
+                                srt_result *const *caller_results) {
+  return guard([&] {
+    require(engine, "engine");
+    require(frames, "frames");
+    require(caller_results, "results");
+    if (count > SRT_MAX_BATCH)
+      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "count " + std::to_string(count) + " is more than SRT_MAX_BATCH (" +
+                                                std::to_string(SRT_MAX_BATCH) + ")");
+    Claim claim(engine);
+    srt_result results[SRT_MAX_BATCH];
+    FrameRun runs[SRT_MAX_BATCH];
+    size_t given = 0;
+    for (size_t i = 0; i < count; ++i) given += frames[i] != nullptr;
+    if (given > 1 && engine->impl->info.task == SRT_TASK_FORECAST)
+      srt::fail(SRT_ERROR_INVALID_ARGUMENT, "a forecast bundle keeps one stream's past frames: give it one "
+                                            "camera's frame per call (one engine per camera)");
+    for (size_t i = 0; i < count; ++i) {  // every check first: a bad frame runs none
+      if (!frames[i]) continue;
+      try {
+        require(caller_results[i], "results[i]");
+        results[i] = read_struct(caller_results[i]);
+        runs[i] = prepare_run(engine, frames[i], &results[i]);
+      } catch (const srt::Error &error) {
+        srt::fail(error.status, "frame " + std::to_string(i) + ": " + error.what());
+      }
+    }
+    for (size_t i = 0; i < count; ++i) {
+      if (!frames[i]) continue;
+      engine->impl->run(runs[i].view, runs[i].has_timestamp, runs[i].timestamp, &results[i]);
+      write_struct(caller_results[i], results[i]);
+    }
+  });
+}
+
 srt_status srt_engine_run_async(srt_engine *engine, const srt_frame *frame, srt_result *caller_result) {
   return guard([&] {
     require(engine, "engine");

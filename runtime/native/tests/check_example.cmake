@@ -1,7 +1,12 @@
 # The C example on the generated frames: it runs every file, prints FPS and writes one class map
 # (PGM, the engine's output size) per frame.
 file(REMOVE_RECURSE ${OUT})
-execute_process(COMMAND ${EXAMPLE} --size 640x360 --out ${OUT} ${ENGINE} ${FRAMES}
+# CAMERAS=2: the frames as two cameras, a pair per srt_engine_run_batch call (7 frames: the last
+# batch is partial); the class maps must be the same files as one camera's.
+if(NOT DEFINED CAMERAS)
+  set(CAMERAS 1)
+endif()
+execute_process(COMMAND ${EXAMPLE} --size 640x360 --cameras ${CAMERAS} --out ${OUT} ${ENGINE} ${FRAMES}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message(STATUS "${out}")
 if(NOT rc EQUAL 0)
