@@ -52,7 +52,7 @@ extern "C" {
    Appending fields or functions bumps MINOR; the exported symbols carry the version node
    SWIFTRT_MAJOR.MINOR that added them (SWIFTRT_1.0 for ABI 1's first set). */
 #define SRT_VERSION_MAJOR 1
-#define SRT_VERSION_MINOR 0
+#define SRT_VERSION_MINOR 1
 #define SRT_VERSION_PATCH 0
 #define SRT_ABI_VERSION 1u
 
