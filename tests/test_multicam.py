@@ -92,6 +92,8 @@ def test_segment_batch_fills_missing_slots_and_takes_any_frame_size(batch4_engin
             assert [g is None for g in got] == [f is None for f in partial]
             maps = [g.class_map for g in got if g is not None]
             assert all(np.array_equal(w, m) for w, m in zip(want[id(engine)], maps))
+        # the core ran them in srt_engine_run_batch calls (one srt_result per frame, None per gap)
+        assert [r is None for r in core.core.last_results] == [f is None for f in partial]
         # a batch-1 tensor given to the batch-4 artifact's infer runs in one slot
         assert np.array_equal(batched.postprocess(batched.infer(single.preprocess(frames[0])[0])),
                               want[id(single)][0])
