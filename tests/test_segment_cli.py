@@ -203,7 +203,7 @@ def test_bad_engine_file_in_a_subprocess(rn18_engine, short_video, tmp_path):
     assert proc.returncode == 2 and "does not match its manifest" in proc.stderr
     # A manifest that matches the garbage: ONNX Runtime's refusal, in one line.
     data["artifact"]["sha256"] = hashlib.sha256(broken.read_bytes()).hexdigest()
-    (tmp_path / "broken.onnx.json").write_text(json.dumps(data))
+    write_manifest_json(str(tmp_path / "broken.onnx.json"), data)  # sealed: the artifact is at fault
     proc = segment("--engine", broken, "--video", short_video)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     # (OpenVINO's protobuf reader logs through absl on its own; those lines are not ours.)
