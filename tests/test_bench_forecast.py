@@ -54,7 +54,8 @@ def plain_engine(path, size=fb.SIZE, channels=fb.CHANNELS):
     onnx.save(model, str(path))
     manifest_mod.Manifest.from_dict({
         "schema_version": 1, "arch": "test-plain", "task": "segmentation",
-        "artifact": {"file": os.path.basename(str(path)), "format": "onnx"},
+        "artifact": {"file": os.path.basename(str(path)), "format": "onnx",
+                     "sha256": manifest_mod.sha256_file(str(path))},
         "input": fb.frame_input(size), "ignore_id": 255, "precision": "fp32",
         "outputs": [{"name": "class_map", "shape": [1, height, width], "dtype": "uint8",
                      "meaning": "class_map"}],

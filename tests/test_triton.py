@@ -20,7 +20,7 @@ tritonclient_grpc = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 from runtime.errors import UserError  # noqa: E402
-from runtime.manifest import Manifest  # noqa: E402
+from runtime.manifest import Manifest, sha256_file  # noqa: E402
 from runtime.serving import triton  # noqa: E402
 
 TRITON_ENV = os.environ.get("SWIFTRT_TRITON_PYTHON_ENV", os.path.join(REPO, ".venv-triton"))
@@ -194,7 +194,8 @@ def test_plan_gets_a_tensorrt_plan_model_with_the_manifests_tensors(rn18_engine,
     plan = tmp_path / "seg_fp16.plan"
     plan.write_bytes(b"PLAN-BYTES")  # never loaded here: only its config is checked
     manifest = Manifest.load(rn18_engine).derive(
-        artifact={"file": plan.name, "format": "tensorrt"}, precision="fp16",
+        artifact={"file": plan.name, "format": "tensorrt", "sha256": sha256_file(str(plan))},
+        precision="fp16",
         tensorrt={"version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"})
     manifest.write(str(plan))
     written = triton.write_repository(str(plan), str(tmp_path / "models"))

@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+from runtime.manifest import write_manifest_json
+
 from runtime.cli.common import run_cli
 from runtime.errors import ManifestError, UserError
 from runtime.jsonfile import (CHECKPOINT_EXTENSIONS, NAME_MAX, OutputError, check_output, temp_path,
@@ -337,8 +339,7 @@ def _pin(bundle_path):
         data = json.load(handle)
     folder = os.path.dirname(bundle_path)
     data["stage_sha256"] = dict((s, sha(os.path.join(folder, f))) for s, f in data["stages"].items())
-    with open(bundle_path, "w") as handle:
-        json.dump(data, handle)
+    write_manifest_json(bundle_path, data)  # sealed, as a writer would
 
 
 @pytest.fixture
@@ -498,8 +499,7 @@ def test_a_manifest_that_says_nchw_for_an_nhwc_model_is_refused_at_open(tmp_path
         data = json.load(handle)
     assert data["input"]["layout"] == "NHWC"
     data["input"]["layout"] = "NCHW"
-    with open(engine + ".json", "w") as handle:
-        json.dump(data, handle)
+    write_manifest_json(engine + ".json", data)  # sealed, as a writer would
     with pytest.raises(ManifestError, match="layout and shape disagree"):
         Engine(engine)
     from runtime.cli import segment as segment_cli
@@ -586,8 +586,7 @@ def test_a_manifest_cut_to_fewer_classes_is_not_scored(tmp_path, rn18_engine):
     with open(rn18_engine + ".json") as handle:
         data = json.load(handle)
     data["classes"] = data["classes"][:3]
-    with open(engine + ".json", "w") as handle:
-        json.dump(data, handle)
+    write_manifest_json(engine + ".json", data)  # sealed, as a writer would
     root = str(tmp_path / "data")
     write_split(root, split="val", count=1, seed=2, size=(64, 128))
     code, err = in_process(eval_cli.main, ["--engine", engine, "--data", root], "rt-eval")
