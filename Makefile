@@ -38,10 +38,11 @@ test: $(STAMP) native native-asan native-check native-static
 	$(PY) -m pytest -q -ra
 
 # The main job end to end on this CPU: a generated drive -> INT8 export of the committed demo
-# checkpoint, calibrated on generated scenes -> rt-segment streams the video through it.
+# checkpoint, calibrated on generated scenes -> rt-segment streams the video through it on
+# libswiftrt (the default engine: built first).
 DEMO_CHECKPOINT ?= checkpoints/swiftnet-rn18_synthetic.pt
 DEMO_ENGINE ?= engines/swiftnet-rn18_int8.onnx
-demo: $(STAMP)
+demo: native-lib
 	@mkdir -p $(OUT) engines
 	$(VENV)/bin/rt-synth video $(OUT)/demo_drive.mp4 --frames $(DEMO_FRAMES) --fps 30 --seed 7 --size $(DEMO_SIZE) -q
 	$(VENV)/bin/rt-synth split $(OUT)/calib --split train --count 100 --seed 100 --size $(DEMO_SIZE) -q
@@ -147,7 +148,7 @@ native-check: $(if $(filter $(CUDA_WHEEL_INCLUDE),$(CUDA_INCLUDE)),$(CUDA_WHEEL_
 			runtime/native/src/preprocess_cuda.cu -o /dev/null || exit 1; \
 	else echo "no nvcc at $(NVCC): the device-frame kernel was NOT compiled (set NVCC)"; fi
 
-bench: $(STAMP)
+bench: native-lib
 	$(PY) benchmarks/run_cpu_benchmarks.py --output BENCHMARKS.md
 
 clean:
