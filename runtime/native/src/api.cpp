@@ -31,6 +31,7 @@ struct srt_engine {
   std::atomic<bool> pending{false};  // srt_engine_run_async started, srt_engine_wait not yet called
   srt_result *pending_result = nullptr;  // the caller's struct of that run
   srt_result pending_copy{};             // what the core fills until srt_engine_wait
+  uint32_t pending_size = 0;             // the caller's struct_size, checked when the run started
 };
 
 namespace {
@@ -143,6 +144,12 @@ uint32_t checked_size(const T *given) {
     srt::fail(SRT_ERROR_STRUCT_SIZE, std::string(what) + "->struct_size is " + std::to_string(size) + ", expected sizeof(" +
                                          what + ") = " + std::to_string(sizeof(T)) + " (set it with " +
                                          what + "_init)");
+  // Every released header's struct ends on a multiple of its alignment (fields are appended in
+  // 8-byte groups), so another size would end inside a field (half a pointer): garbage.
+  if (size % alignof(T) != 0)
+    srt::fail(SRT_ERROR_STRUCT_SIZE, std::string(what) + "->struct_size is " + std::to_string(size) +
+                                         ", not a multiple of " + std::to_string(alignof(T)) + " (set it with " +
+                                         what + "_init)");
   const unsigned char *bytes = reinterpret_cast<const unsigned char *>(given);
   for (size_t i = sizeof(T); i < size; ++i)
     if (bytes[i] != 0)
@@ -166,11 +173,15 @@ T read_struct(const T *given) {
 
 // Writes `value` into the caller's struct: only the bytes its struct_size covers; struct_size stays.
 template <typename T>
-void write_struct(T *dest, const T &value) {
-  const uint32_t size = dest->struct_size;
+void write_struct(T *dest, const T &value, uint32_t size) {
+  if (size < sizeof(uint32_t)) return;  // never: sizes reaching here were checked (checked_size)
   std::memcpy(reinterpret_cast<unsigned char *>(dest) + sizeof(uint32_t),
               reinterpret_cast<const unsigned char *>(&value) + sizeof(uint32_t),
               std::min<size_t>(size, sizeof(T)) - sizeof(uint32_t));
+}
+template <typename T>
+void write_struct(T *dest, const T &value) {
+  write_struct(dest, value, dest->struct_size);
 }
 
 // srt_X_init_sized: exactly `size` bytes: zeroes, struct_size = size, the defaults it covers.
@@ -473,6 +484,7 @@ srt_status srt_engine_run_async(srt_engine *engine, const srt_frame *frame, srt_
     FrameRun run = prepare_run(engine, frame, &engine->pending_copy);
     engine->impl->start(run.view, run.has_timestamp, run.timestamp, &engine->pending_copy);
     engine->pending_result = caller_result;
+    engine->pending_size = checked_size(caller_result);  // the size read_struct accepted
     engine->pending.store(true);
     claim.keep();
   });
@@ -481,18 +493,18 @@ srt_status srt_engine_run_async(srt_engine *engine, const srt_frame *frame, srt_
 srt_status srt_engine_wait(srt_engine *engine) {
   return guard([&] {
     require(engine, "engine");
-    if (!engine->pending.load())
+    // exchange: of two threads waiting at once, one finishes the run, the other is told there is none
+    if (!engine->pending.exchange(false))
       srt::fail(SRT_ERROR_INVALID_ARGUMENT, "no asynchronous run to wait for (srt_engine_run_async first)");
     struct Release {  // whatever finish() does, the engine is free again afterwards
       srt_engine *e;
       ~Release() {
         e->pending_result = nullptr;
-        e->pending.store(false);
         e->busy.store(false, std::memory_order_release);
       }
     } release{engine};
     engine->impl->finish(&engine->pending_copy);
-    write_struct(engine->pending_result, engine->pending_copy);
+    write_struct(engine->pending_result, engine->pending_copy, engine->pending_size);
   });
 }
 

@@ -103,6 +103,12 @@ static void test_open_errors(void) {
   expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_STRUCT_SIZE, "options struct_size 0");
   options.struct_size = 8;
   expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_STRUCT_SIZE, "options struct_size 8");
+  /* A size ending inside a field (here half of the providers pointer) is garbage, not an older header. */
+  srt_open_options_init(&options);
+  options.struct_size = (uint32_t)offsetof(srt_open_options, providers) + 4;
+  options.providers = "cpu";
+  expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_STRUCT_SIZE,
+               "options struct_size ending inside a pointer");
   srt_open_options_init(&options);
   options.backend = 42;
   expect_error(srt_engine_open(path_of("seg.onnx"), &options, &engine), SRT_ERROR_INVALID_ARGUMENT, "backend 42");
