@@ -232,7 +232,7 @@ def test_a_stalled_rtsp_camera_among_three_holds_up_no_other(rn18_engine, tmp_pa
         assert proc.wait(60) == 0, proc.communicate()[1]
         frames, report = tmp_path / "frames", tmp_path / "stalled.json"
         proc = _stream("-e", rn18_engine, "--rtsp", healthy.url, "--rtsp", stalling.url,
-                       "--rtsp", healthy.url, "--duration", 10, "--stall-timeout", 3,
+                       "--rtsp", healthy.url, "--duration", 14, "--stall-timeout", 2,
                        "--reconnect", 2, "--save-frames", frames, "--report", report, "-q")
         wait_for_frames(frames / "cam1", 1, proc)
         stalling.stall()
