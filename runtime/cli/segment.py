@@ -382,16 +382,7 @@ def main(argv):
     if len(opened) > 1:
         return _main_cameras(args, argv, opened)
     source = opened[0]
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    engine = open_engine(args.engine, backend=args.backend, providers=providers,
-                         threads=args.threads, resize=args.resize,
-                         current=args.forecast_view == "side-by-side", verify=not args.no_verify)
-    _check_engine_args(args, engine)
-    visualizer = make_visualizer(engine.manifest, forecast_view=args.forecast_view,
-                                 mode=args.visualize, alpha=args.alpha,
-                                 legend=not args.no_legend, hud=not args.no_hud,
-                                 outlier_threshold=args.outlier_threshold,
-                                 outlier_view=args.outlier_view)
+    engine, visualizer = _engine_and_visualizer(args)
     outputs = []
     if args.output:
         outputs.append(VideoOutput(args.output))
@@ -439,9 +430,9 @@ def _camera_outputs(args, count):
     return per_camera
 
 
-def _main_cameras(args, argv, opened):
-    """Several sources through one engine (runtime.multicam.MultiPipeline)."""
-    from runtime.multicam import MultiPipeline
+def _engine_and_visualizer(args):
+    """The engine the flags ask for, checked against them, and the picture drawer for it (one
+    source or several)."""
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     engine = open_engine(args.engine, backend=args.backend, providers=providers,
                          threads=args.threads, resize=args.resize,
@@ -452,6 +443,13 @@ def _main_cameras(args, argv, opened):
                                  legend=not args.no_legend, hud=not args.no_hud,
                                  outlier_threshold=args.outlier_threshold,
                                  outlier_view=args.outlier_view)
+    return engine, visualizer
+
+
+def _main_cameras(args, argv, opened):
+    """Several sources through one engine (runtime.multicam.MultiPipeline)."""
+    from runtime.multicam import MultiPipeline
+    engine, visualizer = _engine_and_visualizer(args)
     engines = [engine]
     if engine.stateful:   # a forecast bundle: one feature ring, so one engine, per camera
         engines += [open_engine(args.engine, backend=args.backend, providers=providers,
