@@ -222,20 +222,24 @@ class CoreEngine(object):
         _check(lib, lib.srt_engine_open(str(path).encode(), ctypes.byref(options),
                                         ctypes.byref(handle)))
         self.handle = handle
-        info = EngineInfo()
-        info.struct_size = ctypes.sizeof(EngineInfo)
-        _check(lib, lib.srt_engine_info(handle, ctypes.byref(info)), "srt_engine_info")
-        self.info = info
-        self.task = _TASKS.get(info.task)
-        self.output_hw = (info.output_height, info.output_width)
-        self.input_hw = (info.input_height, info.input_width)
-        self.backend_name = info.backend_name.decode()
-        self.classes = []
-        for index in range(info.num_classes):
-            cls = ClassInfo()
-            cls.struct_size = ctypes.sizeof(ClassInfo)
-            _check(lib, lib.srt_engine_class(handle, index, ctypes.byref(cls)), "srt_engine_class")
-            self.classes.append({"id": cls.id, "name": cls.name.decode(), "color": list(cls.color)})
+        try:  # a failure after the open must not leak the engine
+            info = EngineInfo()
+            info.struct_size = ctypes.sizeof(EngineInfo)
+            _check(lib, lib.srt_engine_info(handle, ctypes.byref(info)), "srt_engine_info")
+            self.info = info
+            self.task = _TASKS.get(info.task)
+            self.output_hw = (info.output_height, info.output_width)
+            self.input_hw = (info.input_height, info.input_width)
+            self.backend_name = info.backend_name.decode()
+            self.classes = []
+            for index in range(info.num_classes):
+                cls = ClassInfo()
+                cls.struct_size = ctypes.sizeof(ClassInfo)
+                _check(lib, lib.srt_engine_class(handle, index, ctypes.byref(cls)), "srt_engine_class")
+                self.classes.append({"id": cls.id, "name": cls.name.decode(), "color": list(cls.color)})
+        except BaseException:
+            self.close()
+            raise
         self.last_result = None
 
     def run(self, frame, timestamp=None, class_map=True, outlier=False, forecast=False):
