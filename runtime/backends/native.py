@@ -11,8 +11,9 @@ reproduces bit for bit). ctypes releases the GIL during every call into the libr
 runtime.forecast.ForecastEngine, so rt-segment, rt-eval and rt-bench run them unchanged
 (``runtime.open_engine(path, backend="native")`` picks them).
 
-The library: ``$SWIFTRT_LIBRARY``, else ``build/native/libswiftrt.so`` of this checkout (``make
-native``), else ``libswiftrt`` on the loader's path.
+The library: ``$SWIFTRT_LIBRARY``, else the package's own copy (runtime/native_lib, built by ``pip
+install .``), else ``build/native/libswiftrt.so`` of this checkout (``make native-lib``), else
+``libswiftrt`` on the loader's path.
 """
 import collections
 import ctypes
@@ -46,8 +47,9 @@ _FORMAT_BGR8 = 1
 _RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
 _TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD_LIBRARY = os.path.join(_REPO, "build", "native", "libswiftrt.so")
+_RUNTIME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_LIBRARY = os.path.join(_RUNTIME, "native_lib", "libswiftrt.so.{}".format(ABI_VERSION))  # setup.py
+BUILD_LIBRARY = os.path.join(os.path.dirname(_RUNTIME), "build", "native", "libswiftrt.so")
 
 
 class OpenOptions(ctypes.Structure):
@@ -109,8 +111,11 @@ _lib_lock = threading.Lock()
 
 
 def library_path():
-    """Where the library is looked for first (the environment, then this checkout's build)."""
-    return os.environ.get("SWIFTRT_LIBRARY") or BUILD_LIBRARY
+    """Where the library is looked for first: the environment, then the installed package's
+    copy, then this checkout's build (which an editable install uses)."""
+    if os.environ.get("SWIFTRT_LIBRARY"):
+        return os.environ["SWIFTRT_LIBRARY"]
+    return PACKAGE_LIBRARY if os.path.exists(PACKAGE_LIBRARY) else BUILD_LIBRARY
 
 
 def load_library():
@@ -123,8 +128,8 @@ def load_library():
         if not os.path.exists(path):
             path = ctypes.util.find_library("swiftrt")
         if not path:
-            raise UserError("libswiftrt is not built: run `make native-lib` (or set SWIFTRT_LIBRARY "
-                            "to the library's path)")
+            raise UserError("libswiftrt is not built: `pip install .` builds it into the package, "
+                            "`make native-lib` into build/native (or set SWIFTRT_LIBRARY to its path)")
         try:
             lib = ctypes.CDLL(path)
         except OSError as exc:
