@@ -90,11 +90,11 @@ class build_native(Command):
 
     def run(self):
         if not native_build_enabled():
-            self.announce("libswiftrt: not built (SWIFTRT_BUILD_NATIVE=0)", level=2)
+            self.announce("libswiftrt: not built (SWIFTRT_BUILD_NATIVE=0)", level=3)
             return
         if self.editable_mode:
             self.announce("libswiftrt: not built by an editable install: `make native-lib` builds "
-                          "build/native, which this checkout's runtime finds", level=2)
+                          "build/native, which this checkout's runtime finds", level=3)
             return
         cmake = shutil.which("cmake")
         if not cmake:
