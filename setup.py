@@ -34,6 +34,13 @@ try:  # setuptools >= 62.4; the distutils command before (Python 3.6's setuptool
     from setuptools.command.build import build
 except ImportError:
     from distutils.command.build import build
+try:  # setuptools >= 70.1 has its own; the wheel package's before
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:
+    try:
+        from wheel.bdist_wheel import bdist_wheel
+    except ImportError:
+        bdist_wheel = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE_SRC = os.path.join("runtime", "native")
@@ -158,4 +165,15 @@ class NativeDistribution(Distribution):
         return native_build_enabled() or Distribution.has_ext_modules(self)
 
 
-setup(distclass=NativeDistribution, cmdclass={"build": build_with_native, "build_native": build_native})
+COMMANDS = {"build": build_with_native, "build_native": build_native}
+if bdist_wheel is not None:
+    class bdist_wheel_any_python(bdist_wheel):
+        """py3-none-<platform>: libswiftrt is loaded through ctypes, one wheel serves every Python 3."""
+
+        def get_tag(self):
+            python, abi, plat = bdist_wheel.get_tag(self)
+            return (python, abi, plat) if self.root_is_pure else ("py3", "none", plat)
+
+    COMMANDS["bdist_wheel"] = bdist_wheel_any_python
+
+setup(distclass=NativeDistribution, cmdclass=COMMANDS)

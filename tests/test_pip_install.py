@@ -2,7 +2,8 @@
 it), install it into an empty folder, and run a frame through an exported engine there: the
 installed package finds its own libswiftrt and the backend libraries it carries, with neither
 the checkout nor the onnxruntime/openvino wheels on the path. Without the library, one line
-names the commands that build it.
+names the commands that build it; without cmake, the build stops in one line, and
+SWIFTRT_BUILD_NATIVE=0 builds a Python-only wheel.
 
 The wheel is built without isolation from this venv's cmake, ninja, onnxruntime and openvino,
 in the checkout's build/ (setuptools' build/temp.*: a second run rebuilds nothing).
@@ -112,3 +113,22 @@ def test_without_the_library_one_line_names_the_commands_that_build_it(installed
     assert out.returncode == 0
     line, = out.stdout.splitlines()
     assert "pip install ." in line and "make native-lib" in line
+
+
+def test_without_cmake_one_line_says_what_to_do_and_a_python_only_wheel_builds(tmp_path):
+    """A machine without a toolchain: the build stops in one line; SWIFTRT_BUILD_NATIVE=0 builds
+    a Python-only (py3-none-any) wheel there."""
+    (tmp_path / "bin").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWIFTRT_")}
+    env["PATH"] = str(tmp_path / "bin")   # no cmake, no compiler
+    wheel = [sys.executable, "-m", "pip", "wheel", REPO, "--no-deps", "--no-build-isolation", "-q",
+             "--disable-pip-version-check", "-w", str(tmp_path / "wheels")]
+    out = subprocess.run(wheel, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True)
+    assert out.returncode != 0
+    lines = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("libswiftrt:")]
+    assert len(lines) == 1 and "cmake" in lines[0] and "SWIFTRT_BUILD_NATIVE=0" in lines[0], out.stdout
+    env["SWIFTRT_BUILD_NATIVE"] = "0"
+    subprocess.check_call(wheel, cwd=REPO, env=env)
+    built = os.listdir(str(tmp_path / "wheels"))
+    assert len(built) == 1 and built[0].endswith("-py3-none-any.whl"), built
