@@ -322,7 +322,7 @@ def _load_average():
 
 
 def _preprocessor(measure):
-    from runtime.preprocess import Preprocessor
+    from runtime.core_preprocess import Preprocessor
     return Preprocessor(measure.manifest.input)
 
 

@@ -279,7 +279,7 @@ class CalibrationImages(object):
     # -- tensors ------------------------------------------------------------------------
 
     def tensors(self, preprocessor):
-        """Input tensors made by ``preprocessor`` (runtime.preprocess.Preprocessor), one at a time.
+        """Input tensors made by ``preprocessor`` (runtime.core_preprocess.Preprocessor), one at a time.
 
         Frames of any size are fitted to the network input the way the manifest says
         (``input.resize``), exactly as the streaming runtime does.

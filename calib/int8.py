@@ -44,7 +44,7 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
     from calib.images import CalibrationImages
     from calib.ranges import check_method, collect_ranges
     from runtime.artifacts import publish, staging
-    from runtime.preprocess import Preprocessor
+    from runtime.core_preprocess import Preprocessor
 
     check_method(method)
     flavor_options(flavor)

@@ -245,7 +245,7 @@ def parity_frames(count, size, spec):
     """``count`` generated road scenes, preprocessed exactly as the runtime will for the
     input ``spec`` (a runtime.manifest.Input)."""
     from export.scenes import render_scene
-    from runtime.preprocess import Preprocessor
+    from runtime.core_preprocess import Preprocessor
     pre = Preprocessor(spec)
     frames = []
     for index in range(count):

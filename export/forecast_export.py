@@ -399,7 +399,7 @@ def _quantize_stages(paths, stage_data, calib, count, method, seed, flavor, size
     from calib.images import CalibrationImages
     from calib.qdq import prepare, load, quantize
     from calib.ranges import collect_ranges
-    from runtime.preprocess import Preprocessor
+    from runtime.core_preprocess import Preprocessor
 
     fp32_features = _session(paths["features"])
     images = CalibrationImages(calib, count=count, seed=seed, synthetic_size=size)

@@ -29,7 +29,6 @@ from torch.utils.data import DataLoader, Dataset
 from runtime.data.cityscapes import OUTLIER, find_pairs, outlier_mask_path, read_label, read_outlier_mask
 from runtime.errors import UserError
 from runtime.metrics import ConfusionMatrix, OutlierHistogram
-from runtime.preprocess import normalization_coefficients
 
 NEGATIVE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 IN_SCENE_OUTLIER = 254  # label value carrying an outlier-mask pixel through augmentation
@@ -38,6 +37,21 @@ IN_SCENE_OUTLIER = 254  # label value carrying an outlier-mask pixel through aug
 # Mixed precision for the forward pass: bf16 roughly halves CPU training time where the
 # CPU has bf16 instructions (AVX512-BF16/AMX); fp16 is for CUDA.
 _AMP_DTYPES = {None: torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def normalization_coefficients(norm):
+    """(mul, add) per channel with (x * scale - mean) / std == x * mul + add, in float32.
+
+    Training's own copy of the normalization the exporter records in the manifest: augmented
+    crops never pass through the runtime, so the data pipeline normalizes them itself, in the
+    same float32 arithmetic the core uses for a host-normalized input (libswiftrt's
+    fold_normalization). The runtime computes nothing here: it takes scale, mean and std from
+    the manifest and hands them to the core.
+    """
+    std = np.asarray(norm["std"], dtype=np.float32)
+    mul = (np.float32(norm["scale"]) / std).astype(np.float32)
+    add = (-np.asarray(norm["mean"], dtype=np.float32) / std).astype(np.float32)
+    return mul, add
 
 
 class NegativePaster(object):
@@ -136,7 +150,7 @@ class SegmentationFolder(Dataset):
         self.train = train
         self.ignore_id = ignore_id
         self.size = size  # (H, W) every image is first resized to (the network's input size)
-        self.mul, self.add = normalization_coefficients(normalization)  # as the runtime does
+        self.mul, self.add = normalization_coefficients(normalization)
 
     def __len__(self):
         return len(self.pairs)

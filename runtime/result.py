@@ -13,7 +13,7 @@ class Result(object):
 
     frame: the frame (Engine.segment: the fitted frame, as the network saw it; the pipeline:
     the frame as read); fitted: the frame fitted to the network input; fit: how
-    (runtime.preprocess.Fit); class_map: (H, W) uint8 class ids at the network resolution
+    (runtime.core_preprocess.Fit); class_map: (H, W) uint8 class ids at the network resolution
     (None while a forecaster warms up); outputs: raw engine outputs; timings: ms per stage
     (preprocess, inference, postprocess; the pipeline adds read and output);
     outlier_score: (H, W) float32 1 - P(inlier) for engines whose manifest has an

@@ -132,7 +132,7 @@ def copy_header(header, header_type, stamp=None):
 
 
 def fit_camera_info(info, geometry, info_type):
-    """The camera's sensor_msgs/CameraInfo for a map fitted by ``geometry`` (a preprocess.Fit
+    """The camera's sensor_msgs/CameraInfo for a map fitted by ``geometry`` (a core_preprocess.Fit
     from ``fit_geometry``): a new ``info_type`` message whose K and P are in the map's pixels.
 
     Each axis was resized by ``s`` = resized / source length (cv2.resize: pixel centres map

@@ -42,7 +42,7 @@ from runtime.engine import open_engine
 from runtime.errors import UserError, first_line
 from runtime.manifest import RESIZE_MODES
 from runtime.outlier import check_threshold
-from runtime.preprocess import fit_geometry
+from runtime.core_preprocess import fit_geometry
 from runtime.outputs import Output
 from runtime.pipeline import Pipeline
 from runtime.sources import EndOfStream, Source

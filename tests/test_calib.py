@@ -21,7 +21,7 @@ from calib.ranges import Ranges, collect_ranges
 from runtime import manifest as manifest_mod
 from runtime.errors import UserError
 from runtime.plan import calibration_cache, trt_rules
-from runtime.preprocess import Preprocessor
+from runtime.core_preprocess import Preprocessor
 
 TINY_SIZE = (64, 128)
 

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from runtime import manifest, preprocess
+from runtime import core_preprocess, manifest
 from runtime.errors import first_line
 from runtime.sizes import parse_hw, split_pair
 
@@ -42,7 +42,7 @@ def test_one_digest_and_one_list_of_resize_modes(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(b"abc" * 100000)
     assert manifest.sha256_file(path) == hashlib.sha256(b"abc" * 100000).hexdigest()
-    assert preprocess.RESIZE_MODES is manifest.RESIZE_MODES
+    assert core_preprocess.RESIZE_MODES is manifest.RESIZE_MODES
 
 
 def test_the_workstation_side_imports_the_device_side_helpers():

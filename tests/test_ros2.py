@@ -42,7 +42,7 @@ from export.scenes import render_scene  # noqa: E402
 from runtime.engine import Engine  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 from runtime.forecast import ForecastBundle  # noqa: E402
-from runtime.preprocess import fit_geometry  # noqa: E402
+from runtime.core_preprocess import fit_geometry  # noqa: E402
 from runtime.ros2_node import (FASTDDS_PROFILE, FASTDDS_PROFILE_VARIABLES,  # noqa: E402
                                PerceptionNode, fastdds_profile_setting, latched_qos)
 from tests import forecast_bundles as fb  # noqa: E402

@@ -15,7 +15,7 @@ if importlib.util.find_spec("rclpy") is None:
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from runtime import ros2_convert as convert  # noqa: E402
-from runtime.preprocess import fit_frame, fit_geometry  # noqa: E402
+from runtime.core_preprocess import fit_frame, fit_geometry  # noqa: E402
 
 H, W = 6, 8
 
@@ -131,8 +131,8 @@ def test_a_projected_point_lands_where_the_fitted_map_shows_it(mode):
     u, v, _ = k.dot(point / point[2])
     yy, xx = np.mgrid[0:480, 0:640]
     spot = np.exp(-((xx - u) ** 2 + (yy - v) ** 2) / (2 * 6.0 ** 2))  # smooth: resizing keeps its centre
-    image = (spot * 250).astype(np.float32)
-    fitted, _ = fit_frame(image, (128, 256), mode)
+    image = np.repeat((spot * 250).astype(np.uint8)[:, :, None], 3, axis=2)  # a BGR camera frame
+    fitted = fit_frame(image, (128, 256), mode)[0][:, :, 0].astype(np.float32)
     geometry = fit_geometry((480, 640), (128, 256), mode)
     k2 = np.array(convert.fit_camera_info(info, geometry, CameraInfo).k).reshape(3, 3)
     u2, v2, _ = k2.dot(point / point[2])

@@ -6,7 +6,7 @@ import sys
 
 from tests.conftest import REPO
 
-DEVICE_MODULES = ["runtime", "runtime.manifest", "runtime.preprocess", "runtime.engine",
+DEVICE_MODULES = ["runtime", "runtime.manifest", "runtime.core_preprocess", "runtime.engine",
                   "runtime.forecast", "runtime.feature_ring", "runtime.forecast_stats", "runtime.forecast_eval",
                   "runtime.backends", "runtime.backends.onnxruntime", "runtime.cli.common"]
 

@@ -4,8 +4,8 @@ Why whole engines and not a tensor-in/tensor-out backend: the core's job is what
 software links, i.e. frame in (any size, BGR or RGB) -> resize, colour order, normalization and
 layout as the manifest says -> inference -> class map / outlier score / forecast out. So
 ``--backend native`` hands the camera frame itself to ``srt_engine_run``; the Python side only
-fits a copy of the frame for display (runtime/preprocess.py, the same OpenCV resize the core
-reproduces bit for bit). ctypes releases the GIL during every call into the library.
+fits a copy of the frame for display (runtime/core_preprocess.py: srt_preprocess, the core's
+own preprocessing). ctypes releases the GIL during every call into the library.
 
 ``NativeEngine`` has the interface of runtime.engine.Engine and ``NativeForecastEngine`` that of
 runtime.forecast.ForecastEngine, so rt-segment, rt-eval and rt-bench run them unchanged
@@ -30,7 +30,7 @@ from runtime import result as result_mod
 from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.forecast import ForecastOutputs
-from runtime.preprocess import Preprocessor
+from runtime.core_preprocess import Preprocessor
 
 NAME = "native"
 CLASS_MAP = "class_map"          # keys of the outputs dict a native engine returns
@@ -188,6 +188,27 @@ def _check(lib, status, what=None):
     raise RuntimeError("{} ({})".format(message, lib.srt_status_string(status).decode()))
 
 
+def frame_struct(frame, timestamp=None):
+    """(srt_frame over a BGR uint8 (H, W, 3) ``frame``, the array it points into: keep it alive
+    for the call)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError("expected an HxWx3 uint8 BGR frame, got {} {}".format(
+            frame.dtype, frame.shape))
+    if frame.strides[2] != 1 or frame.strides[1] != 3 or frame.strides[0] < 0:
+        frame = np.ascontiguousarray(frame)
+    f = Frame()
+    f.struct_size = ctypes.sizeof(Frame)
+    f.format = _FORMAT_BGR8
+    f.height, f.width = frame.shape[0], frame.shape[1]
+    f.stride = frame.strides[0]
+    f.data = frame.ctypes.data
+    f.data_size = frame.strides[0] * (frame.shape[0] - 1) + frame.shape[1] * 3
+    if timestamp is not None:
+        f.timestamp, f.has_timestamp = float(timestamp), 1
+    return f, frame
+
+
 class CoreEngine(object):
     """One ``srt_engine`` handle: open, info, classes, run a BGR frame, reset, close."""
 
@@ -288,23 +309,7 @@ class CoreEngine(object):
         return outs
 
     def _frame(self, frame, timestamp):
-        """(srt_frame over ``frame``, the array it points into: keep it alive for the call)."""
-        frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError("expected an HxWx3 uint8 BGR frame, got {} {}".format(
-                frame.dtype, frame.shape))
-        if frame.strides[2] != 1 or frame.strides[1] != 3 or frame.strides[0] < 0:
-            frame = np.ascontiguousarray(frame)
-        f = Frame()
-        f.struct_size = ctypes.sizeof(Frame)
-        f.format = _FORMAT_BGR8
-        f.height, f.width = frame.shape[0], frame.shape[1]
-        f.stride = frame.strides[0]
-        f.data = frame.ctypes.data
-        f.data_size = frame.strides[0] * (frame.shape[0] - 1) + frame.shape[1] * 3
-        if timestamp is not None:
-            f.timestamp, f.has_timestamp = float(timestamp), 1
-        return f, frame
+        return frame_struct(frame, timestamp)
 
     def _result(self, class_map, outlier, forecast):
         """(srt_result with fresh buffers for the outputs asked for, {name: array})."""

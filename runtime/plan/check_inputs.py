@@ -8,7 +8,7 @@ on patterns vs 0.1-0.3 % on road scenes, ONNX Runtime INT8 vs FP32). So the pack
 generated road scenes (check_frames/scene_<i>.jpg, written by export.scenes.write_check_frames,
 256x512) and the check runs on them by default; with ``source`` (a folder of images or a video)
 the user's own frames are used instead. Either way the frames are preprocessed exactly as the
-runtime does (runtime.preprocess.Preprocessor), so they are fitted to any input size.
+runtime does (runtime.core_preprocess: the core's own preprocessing), so they fit any input size.
 """
 import glob
 import os
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserError
-from runtime.preprocess import Preprocessor
+from runtime.core_preprocess import Preprocessor
 from runtime.sources import EndOfStream, open_source
 
 CHECK_FRAMES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_frames")

@@ -52,7 +52,7 @@ extern "C" {
    Appending fields or functions bumps MINOR; the exported symbols carry the version node
    SWIFTRT_MAJOR.MINOR that added them (SWIFTRT_1.0 for ABI 1's first set). */
 #define SRT_VERSION_MAJOR 1
-#define SRT_VERSION_MINOR 1
+#define SRT_VERSION_MINOR 2
 #define SRT_VERSION_PATCH 0
 #define SRT_ABI_VERSION 1u
 
@@ -88,6 +88,10 @@ enum { SRT_RESIZE_MANIFEST = 0, SRT_RESIZE_STRETCH = 1, SRT_RESIZE_LETTERBOX = 2
 enum { SRT_MEMORY_HOST = 0, SRT_MEMORY_CUDA = 1 };
 /* srt_set_log_callback severities (TensorRT's and OpenVINO's messages mapped onto them). */
 enum { SRT_LOG_ERROR = 1, SRT_LOG_WARNING = 2, SRT_LOG_INFO = 3 };
+
+/* srt_input_spec (ABI 1.2): the input tensor's layout and element type. */
+enum { SRT_LAYOUT_NHWC = 1, SRT_LAYOUT_NCHW = 2 };
+enum { SRT_DTYPE_UINT8 = 1, SRT_DTYPE_FLOAT32 = 2 };
 
 #define SRT_MAX_PAST 16
 
@@ -194,6 +198,40 @@ typedef struct srt_class_info {
   char name[64];
 } srt_class_info;
 
+/* A network input described without a manifest (added in ABI 1.2): what srt_preprocess turns a
+   frame into. The same fields a manifest's `input` block has. */
+typedef struct srt_input_spec {
+  uint32_t struct_size; /* sizeof(srt_input_spec) */
+  int32_t height, width;/* the input's size, 1 to 65536 each */
+  int32_t layout;       /* SRT_LAYOUT_NHWC or SRT_LAYOUT_NCHW (batch 1, 3 channels) */
+  int32_t dtype;        /* SRT_DTYPE_UINT8 or SRT_DTYPE_FLOAT32 */
+  int32_t color_order;  /* the order the network is fed: SRT_FORMAT_BGR8 or SRT_FORMAT_RGB8 */
+  int32_t resize;       /* SRT_RESIZE_STRETCH / LETTERBOX / CROP; SRT_RESIZE_MANIFEST (0) = stretch */
+  int32_t normalize;    /* nonzero: (x * scale - mean[c]) / std[c] on the host (SRT_DTYPE_FLOAT32 only;
+                           computed as x * mul + add in float32, mul = scale / std, add = -mean / std);
+                           0: the raw values 0..255 (normalization in the graph) */
+  float scale;
+  float mean[3];        /* per channel of the network's colour order */
+  float std[3];         /* non-zero */
+  int32_t reserved0;    /* 0 */
+} srt_input_spec;
+
+/* How a frame was fitted to an input (added in ABI 1.2): the frame (src_height x src_width) was
+   resized to resized_height x resized_width (input pixels per frame pixel: scale_x, scale_y), then
+   placed at (pad_x, pad_y) on a black height x width image (letterbox) or cut from (crop_x, crop_y)
+   (crop); stretch resizes to height x width. A frame of the input's size is used as it is (scale 1,
+   resized = src). What maps results back onto the frame (and moves camera intrinsics). */
+typedef struct srt_fit {
+  uint32_t struct_size; /* sizeof(srt_fit) */
+  int32_t resize;       /* SRT_RESIZE_STRETCH / LETTERBOX / CROP */
+  int32_t src_height, src_width;
+  int32_t resized_height, resized_width;
+  int32_t height, width;
+  int32_t pad_x, pad_y;
+  int32_t crop_x, crop_y;
+  double scale_x, scale_y;
+} srt_fit;
+
 /* ---- functions -------------------------------------------------------------------------------- */
 
 SRT_API uint32_t srt_abi_version(void);
@@ -216,6 +254,9 @@ SRT_API srt_status srt_frame_init_sized(srt_frame *frame, uint32_t size);
 SRT_API srt_status srt_result_init_sized(srt_result *result, uint32_t size);
 SRT_API srt_status srt_engine_info_init_sized(struct srt_engine_info *info, uint32_t size);
 SRT_API srt_status srt_class_info_init_sized(srt_class_info *info, uint32_t size);
+/* ABI 1.2 (SWIFTRT_1.2). srt_input_spec defaults: 1.0 scale, 0 mean, 1.0 std, every other field 0. */
+SRT_API srt_status srt_input_spec_init_sized(srt_input_spec *spec, uint32_t size);
+SRT_API srt_status srt_fit_init_sized(srt_fit *fit, uint32_t size);
 
 #ifndef SWIFTRT_BUILDING_LIBRARY /* the library itself exports the first srt_open_options_init */
 static inline srt_status srt_open_options_init(srt_open_options *options) {
@@ -233,6 +274,12 @@ static inline srt_status srt_engine_info_init(struct srt_engine_info *info) {
 }
 static inline srt_status srt_class_info_init(srt_class_info *info) {
   return srt_class_info_init_sized(info, (uint32_t)sizeof *info);
+}
+static inline srt_status srt_input_spec_init(srt_input_spec *spec) {
+  return srt_input_spec_init_sized(spec, (uint32_t)sizeof *spec);
+}
+static inline srt_status srt_fit_init(srt_fit *fit) {
+  return srt_fit_init_sized(fit, (uint32_t)sizeof *fit);
 }
 
 /* path: an .onnx / .plan with its manifest beside it, a manifest, or a forecast bundle
@@ -269,6 +316,23 @@ SRT_API srt_status srt_engine_run_async(srt_engine *engine, const srt_frame *fra
 SRT_API srt_status srt_engine_wait(srt_engine *engine);
 /* *cuda_event: a cudaEvent_t owned by the engine; SRT_ERROR_UNSUPPORTED without TensorRT. */
 SRT_API srt_status srt_engine_completion_event(srt_engine *engine, void **cuda_event);
+
+/* Preprocessing without an engine (added in ABI 1.2, symbol version SWIFTRT_1.2): a host frame ->
+   the input tensor `spec` describes, by the very code srt_engine_run feeds its network with (the
+   same fit, bilinear resize, colour order, normalization and layout; bit for bit). For tools that
+   need the tensor itself (calibration, parity checks) or the fitted frame (display).
+   tensor: height * width * 3 elements of spec's dtype in spec's layout (tensor_size bytes, at least
+   that; else SRT_ERROR_BUFFER_TOO_SMALL). fitted: the frame fitted to height x width, 3 bytes a
+   pixel in the FRAME's channel order, rows of 3 * width bytes (fitted_size >= height * width * 3).
+   fit: how the frame was fitted. Any of the three may be NULL. The frame must be host memory
+   (SRT_MEMORY_HOST; its data_size is checked as srt_engine_run checks it). Nothing is written
+   when a check fails. Unlike an engine's runs, each call allocates its working buffers. Thread-safe. */
+SRT_API srt_status srt_preprocess(const srt_input_spec *spec, const srt_frame *frame, void *tensor,
+                                  size_t tensor_size, uint8_t *fitted, size_t fitted_size, srt_fit *fit);
+/* The fit of a src_height x src_width frame to a height x width input by `resize` (SRT_RESIZE_*;
+   MANIFEST = stretch), without a frame: srt_preprocess's geometry. Sizes 1 to 65536. */
+SRT_API srt_status srt_fit_geometry(int32_t src_height, int32_t src_width, int32_t height, int32_t width,
+                                    int32_t resize, srt_fit *fit);
 
 /* Where libswiftrt's messages go: the core's, TensorRT's (ILogger) and OpenVINO's. fn(severity,
    message, user) may be called from any thread that calls into the library (and OpenVINO's),

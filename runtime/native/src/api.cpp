@@ -14,6 +14,7 @@
 #include "engine.hpp"
 #include "error.hpp"
 #include "log.hpp"
+#include "preprocess.hpp"
 #include "swiftrt.h"
 
 extern "C" SRT_API srt_status srt_open_options_init(srt_open_options *options);
@@ -114,6 +115,17 @@ struct Layout<srt_class_info> {
   static constexpr size_t first = SRT_END_OF(srt_class_info, name);
 };
 
+template <>
+struct Layout<srt_input_spec> {  // added in 1.2: its first struct is 1.2's
+  static constexpr const char *name = "srt_input_spec";
+  static constexpr size_t first = SRT_END_OF(srt_input_spec, reserved0);
+};
+template <>
+struct Layout<srt_fit> {  // added in 1.2
+  static constexpr const char *name = "srt_fit";
+  static constexpr size_t first = SRT_END_OF(srt_fit, scale_y);
+};
+
 // The defaults of every field (what a caller's smaller struct_size does not cover). An appended
 // field whose default is not 0 gets it here.
 void set_defaults(srt_open_options *o) {
@@ -124,6 +136,11 @@ void set_defaults(srt_frame *) {}
 void set_defaults(srt_result *) {}
 void set_defaults(struct srt_engine_info *) {}
 void set_defaults(srt_class_info *) {}
+void set_defaults(srt_input_spec *s) {
+  s->scale = 1.f;
+  for (int c = 0; c < 3; ++c) s->std[c] = 1.f;
+}
+void set_defaults(srt_fit *) {}
 
 template <typename T>
 T defaults() {
@@ -280,6 +297,64 @@ void check_buffer(const void *p, size_t size, size_t need, const char *what) {
                                               std::to_string(need) + " needed (see srt_engine_info)");
 }
 
+// ---- preprocessing without an engine (ABI 1.2) ------------------------------------------------
+
+srt::Resize resize_of(int32_t resize, const char *what) {
+  switch (resize) {
+    case SRT_RESIZE_MANIFEST:  // no manifest here: its default, stretch
+    case SRT_RESIZE_STRETCH: return srt::Resize::Stretch;
+    case SRT_RESIZE_LETTERBOX: return srt::Resize::Letterbox;
+    case SRT_RESIZE_CROP: return srt::Resize::Crop;
+  }
+  srt::fail(SRT_ERROR_INVALID_ARGUMENT, std::string(what) + " " + std::to_string(resize) + " is not an SRT_RESIZE_* mode");
+}
+
+void check_side(int32_t value, const char *what) {
+  if (value < 1 || value > 1 << 16)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, std::string(what) + " is " + std::to_string(value) + ": must be 1 to 65536");
+}
+
+// The caller's srt_input_spec as the engine's InputSpec (what a manifest's input block becomes).
+srt::InputSpec input_spec_of(const srt_input_spec &s) {
+  check_side(s.height, "spec->height");
+  check_side(s.width, "spec->width");
+  if (s.layout != SRT_LAYOUT_NHWC && s.layout != SRT_LAYOUT_NCHW)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "spec->layout " + std::to_string(s.layout) +
+                                              " is not SRT_LAYOUT_NHWC or SRT_LAYOUT_NCHW");
+  if (s.dtype != SRT_DTYPE_UINT8 && s.dtype != SRT_DTYPE_FLOAT32)
+    srt::fail(SRT_ERROR_UNSUPPORTED, "spec->dtype " + std::to_string(s.dtype) +
+                                         " is not SRT_DTYPE_UINT8 or SRT_DTYPE_FLOAT32 (the frame inputs this core feeds)");
+  if (s.color_order != SRT_FORMAT_BGR8 && s.color_order != SRT_FORMAT_RGB8)
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "spec->color_order " + std::to_string(s.color_order) +
+                                              " is not SRT_FORMAT_BGR8 or SRT_FORMAT_RGB8");
+  if (s.normalize && s.dtype != SRT_DTYPE_FLOAT32)
+    srt::fail(SRT_ERROR_UNSUPPORTED, "spec->normalize needs dtype SRT_DTYPE_FLOAT32 (host normalization writes floats)");
+  srt::InputSpec in;
+  in.name = "srt_input_spec";
+  in.height = s.height, in.width = s.width;
+  in.nchw = s.layout == SRT_LAYOUT_NCHW;
+  in.shape = in.nchw ? std::vector<int64_t>{1, 3, s.height, s.width} : std::vector<int64_t>{1, s.height, s.width, 3};
+  in.dtype = s.dtype == SRT_DTYPE_FLOAT32 ? srt::DType::F32 : srt::DType::U8;
+  in.rgb = s.color_order == SRT_FORMAT_RGB8;
+  in.in_graph = s.normalize == 0;
+  if (s.normalize && !srt::fold_normalization(s.scale, s.mean, s.std, in.mul, in.add))
+    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "spec->std has a 0 (or NaN): the normalization divides by it");
+  return in;
+}
+
+srt_fit fit_of(const srt::FitGeometry &g, srt::Resize mode, int fw, int fh, int width, int height) {
+  srt_fit f = defaults<srt_fit>();
+  f.resize = mode == srt::Resize::Letterbox ? SRT_RESIZE_LETTERBOX
+                                            : (mode == srt::Resize::Crop ? SRT_RESIZE_CROP : SRT_RESIZE_STRETCH);
+  f.src_height = fh, f.src_width = fw;
+  f.resized_height = g.identity ? fh : g.nh, f.resized_width = g.identity ? fw : g.nw;
+  f.height = height, f.width = width;
+  if (!g.identity && mode == srt::Resize::Letterbox) f.pad_x = -g.ox, f.pad_y = -g.oy;
+  if (!g.identity && mode == srt::Resize::Crop) f.crop_x = g.ox, f.crop_y = g.oy;
+  f.scale_x = g.scale_x, f.scale_y = g.scale_y;
+  return f;
+}
+
 }  // namespace
 
 extern "C" {
@@ -325,6 +400,8 @@ srt_status srt_frame_init_sized(srt_frame *frame, uint32_t size) { return init_s
 srt_status srt_result_init_sized(srt_result *result, uint32_t size) { return init_sized(result, size); }
 srt_status srt_engine_info_init_sized(struct srt_engine_info *info, uint32_t size) { return init_sized(info, size); }
 srt_status srt_class_info_init_sized(srt_class_info *info, uint32_t size) { return init_sized(info, size); }
+srt_status srt_input_spec_init_sized(srt_input_spec *spec, uint32_t size) { return init_sized(spec, size); }
+srt_status srt_fit_init_sized(srt_fit *fit, uint32_t size) { return init_sized(fit, size); }
 
 // ABI 1's first header declared this as a function (programs built against it call it): it fills
 // that header's srt_open_options and never more, however the struct grows.
@@ -524,6 +601,59 @@ srt_status srt_engine_reset(srt_engine *engine) {
     require(engine, "engine");
     Claim claim(engine);
     engine->impl->reset();
+  });
+}
+
+srt_status srt_preprocess(const srt_input_spec *caller_spec, const srt_frame *frame, void *tensor, size_t tensor_size,
+                          uint8_t *fitted, size_t fitted_size, srt_fit *fit) {
+  return guard([&] {
+    require(caller_spec, "spec");
+    require(frame, "frame");
+    const srt_input_spec s = read_struct(caller_spec);
+    const srt::InputSpec in = input_spec_of(s);
+    const srt::Resize mode = resize_of(s.resize, "spec->resize");
+    const FrameRun run = check_frame(frame);
+    if (run.view.device)
+      srt::fail(SRT_ERROR_UNSUPPORTED, "srt_preprocess takes host frames (frame->memory SRT_MEMORY_HOST)");
+    if (fit) checked_size(fit);
+    const size_t bytes = static_cast<size_t>(in.height) * in.width * 3;
+    const size_t tensor_bytes = bytes * (in.dtype == srt::DType::F32 ? sizeof(float) : 1);
+    if (tensor && tensor_size < tensor_bytes)
+      srt::fail(SRT_ERROR_BUFFER_TOO_SMALL, "tensor_size is " + std::to_string(tensor_size) + " bytes, the " +
+                                                std::to_string(in.height) + "x" + std::to_string(in.width) +
+                                                " tensor needs " + std::to_string(tensor_bytes));
+    if (fitted && fitted_size < bytes)
+      srt::fail(SRT_ERROR_BUFFER_TOO_SMALL, "fitted_size is " + std::to_string(fitted_size) + " bytes, the " +
+                                                std::to_string(in.height) + "x" + std::to_string(in.width) +
+                                                " fitted frame needs " + std::to_string(bytes));
+    srt::Preprocessor pre(in, mode);  // the engine's preprocessor: the same fit and tensor code
+    if (tensor || fitted) {
+      size_t stride = 0;
+      const uint8_t *img = pre.fit(run.view, &stride);
+      if (fitted) {
+        const size_t row = static_cast<size_t>(in.width) * 3;
+        for (int y = 0; y < in.height; ++y) std::memcpy(fitted + y * row, img + y * stride, row);
+      }
+      if (tensor) pre.to_tensor(img, stride, run.view.rgb, tensor);
+    }
+    if (fit)
+      write_struct(fit, fit_of(pre.geometry(run.view.width, run.view.height), mode, run.view.width, run.view.height,
+                               in.width, in.height));
+  });
+}
+
+srt_status srt_fit_geometry(int32_t src_height, int32_t src_width, int32_t height, int32_t width, int32_t resize,
+                            srt_fit *fit) {
+  return guard([&] {
+    require(fit, "fit");
+    checked_size(fit);
+    check_side(src_height, "src_height");
+    check_side(src_width, "src_width");
+    check_side(height, "height");
+    check_side(width, "width");
+    const srt::Resize mode = resize_of(resize, "resize");
+    write_struct(fit, fit_of(srt::fit_geometry(src_width, src_height, width, height, mode), mode, src_width, src_height,
+                             width, height));
   });
 }
 

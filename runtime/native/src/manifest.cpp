@@ -99,17 +99,13 @@ InputSpec input_of(const Json &root, const std::string &where) {
     if (!norm.has(key)) bad(where, std::string("input normalization without '") + key + "'");
   spec.in_graph = norm.at("in_graph").boolean();
   if (!spec.in_graph) {
-    // As runtime/preprocess.py: mul = float32(scale) / std, add = -mean / std, all in float32.
     const Json &mean = norm.at("mean"), &std = norm.at("std");
     if (!mean.is_array() || mean.size() != 3 || !std.is_array() || std.size() != 3)
       bad(where, "input normalization mean and std must have 3 values");
-    float scale = static_cast<float>(norm.at("scale").number());
-    for (int c = 0; c < 3; ++c) {
-      float s = static_cast<float>(std[c].number());
-      if (!(s != 0.f)) bad(where, "input normalization std must not be 0");
-      spec.mul[c] = scale / s;
-      spec.add[c] = -static_cast<float>(mean[c].number()) / s;
-    }
+    float m[3], s[3];
+    for (int c = 0; c < 3; ++c) m[c] = static_cast<float>(mean[c].number()), s[c] = static_cast<float>(std[c].number());
+    if (!fold_normalization(static_cast<float>(norm.at("scale").number()), m, s, spec.mul, spec.add))
+      bad(where, "input normalization std must not be 0");
   }
   std::string resize = "stretch";
   if (const Json *r = in.get("resize")) resize = r->string();
@@ -134,6 +130,16 @@ void check_schema(const Json &root, const std::string &where) {
 }
 
 }  // namespace
+
+bool fold_normalization(float scale, const float mean[3], const float sd[3], float mul[3], float add[3]) {
+  for (int c = 0; c < 3; ++c)
+    if (!(sd[c] != 0.f) || std::isnan(sd[c])) return false;
+  for (int c = 0; c < 3; ++c) {
+    mul[c] = scale / sd[c];
+    add[c] = -mean[c] / sd[c];
+  }
+  return true;
+}
 
 DType parse_dtype(const std::string &name, const std::string &where) {
   if (name == "uint8") return DType::U8;

@@ -40,6 +40,10 @@ struct InputSpec : TensorSpec {
   int height = 0, width = 0;
 };
 
+// Host normalization folded into one multiply-add per channel, as the exporter defines it:
+// mul = float32(scale) / std, add = -mean / std, all in float32. False when a std is 0 (or NaN).
+bool fold_normalization(float scale, const float mean[3], const float sd[3], float mul[3], float add[3]);
+
 struct ClassSpec {
   int id = 0;
   std::string name;

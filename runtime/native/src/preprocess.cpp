@@ -18,29 +18,36 @@ Preprocessor::Preprocessor(const InputSpec &spec, Resize mode) : spec_(spec), mo
   fitted_.assign(static_cast<size_t>(spec.height) * spec.width * 3, 0);
 }
 
-FitGeometry Preprocessor::geometry(int fw, int fh) const {
-  const int H = spec_.height, W = spec_.width;
+FitGeometry fit_geometry(int fw, int fh, int W, int H, Resize mode) {
   FitGeometry g;
   if (fw == W && fh == H) {  // as fit_frame: the frame is used as it is
     g.identity = true;
+    g.nw = W, g.nh = H;
     return g;
   }
-  if (mode_ == Resize::Stretch) {
+  if (mode == Resize::Stretch) {
     g.nw = W, g.nh = H;
-  } else if (mode_ == Resize::Letterbox) {
+    g.scale_x = W / static_cast<double>(fw), g.scale_y = H / static_cast<double>(fh);
+  } else if (mode == Resize::Letterbox) {
     double scale = std::min(W / static_cast<double>(fw), H / static_cast<double>(fh));
     // Python's round(): half to even, which std::nearbyint does in the default rounding mode.
     int nw = std::max(1, static_cast<int>(std::nearbyint(fw * scale)));
     int nh = std::max(1, static_cast<int>(std::nearbyint(fh * scale)));
     g.nw = std::min(nw, W), g.nh = std::min(nh, H);
     g.ox = -((W - g.nw) / 2), g.oy = -((H - g.nh) / 2);
+    g.scale_x = g.scale_y = scale;
   } else {  // crop: scale to cover, cut the centre
     double scale = std::max(W / static_cast<double>(fw), H / static_cast<double>(fh));
     g.nw = std::max(W, static_cast<int>(std::nearbyint(fw * scale)));
     g.nh = std::max(H, static_cast<int>(std::nearbyint(fh * scale)));
     g.ox = (g.nw - W) / 2, g.oy = (g.nh - H) / 2;
+    g.scale_x = g.scale_y = scale;
   }
   return g;
+}
+
+FitGeometry Preprocessor::geometry(int fw, int fh) const {
+  return fit_geometry(fw, fh, spec_.width, spec_.height, mode_);
 }
 
 PreprocessParams Preprocessor::params(const FrameView &f) {
@@ -94,10 +101,14 @@ const uint8_t *Preprocessor::fit(const FrameView &f, size_t *stride) {
 void Preprocessor::run(const FrameView &frame, void *tensor) {
   size_t stride = 0;
   const uint8_t *img = fit(frame, &stride);
+  to_tensor(img, stride, frame.rgb, tensor);
+}
+
+void Preprocessor::to_tensor(const uint8_t *img, size_t stride, bool rgb, void *tensor) const {
   const int H = spec_.height, W = spec_.width;
   const size_t plane = static_cast<size_t>(H) * W;
   // Engine channel c reads frame channel src[c].
-  const bool swap = spec_.rgb != frame.rgb;
+  const bool swap = spec_.rgb != rgb;
   const int src[3] = {swap ? 2 : 0, 1, swap ? 0 : 2};
   if (spec_.dtype == DType::U8 && !spec_.nchw) {  // the default export: uint8 NHWC, cast in the graph
     uint8_t *out = static_cast<uint8_t *>(tensor);
