@@ -6,7 +6,7 @@ the package as runtime/native_lib/libswiftrt.so.<ABI>, with the backend librarie
 Why carried copies and not a RUNPATH into the onnxruntime/openvino wheels: the onnxruntime wheel
 ships libonnxruntime.so.1.X.Y but not the name libswiftrt links to (libonnxruntime.so.1), and the
 library must match the one it was built against; carried, the install works wherever it lands
-(a venv, ``--target``, a copied folder). runtime/backends/native.py loads it from there.
+(a venv, ``--target``, a copied folder). runtime/libswiftrt.py loads it from there.
 
 The build environment's onnxruntime and openvino wheels are the backends it is built against
 (build_backend.py adds them to the build requirements). Environment:
@@ -44,7 +44,7 @@ except ImportError:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE_SRC = os.path.join("runtime", "native")
-PACKAGE_LIB_DIR = os.path.join("runtime", "native_lib")   # runtime/backends/native.py looks here
+PACKAGE_LIB_DIR = os.path.join("runtime", "native_lib")   # runtime/libswiftrt.py looks here
 HOW_TO_SKIP = "or set SWIFTRT_BUILD_NATIVE=0 for a Python-only install"
 
 

@@ -43,8 +43,8 @@ def engines():
 def measure(threads, iterations, rounds):
     """The rt-bench report of one run: each engine on the core and on the Python engine."""
     from runtime import bench_run
-    from runtime.backends import native
-    if "onnxruntime" not in native.version().split("backends:")[1]:
+    from runtime import libswiftrt
+    if "onnxruntime" not in libswiftrt.version().split("backends:")[1]:
         raise SystemExit("libswiftrt was built without its ONNX Runtime backend (make native-lib)")
     made = engines()
     paths = [p for _, p in made for _ in BACKENDS]

@@ -131,8 +131,8 @@ def render(results, rows):
 
 def section(engine, threads=2, rounds=20, calls=10, camera="1920x1080", rt_bench_iterations=60):
     """(Markdown section, JSON-ready dict) for BENCHMARKS.md; None when libswiftrt is not built."""
-    from runtime.backends import native
-    if not os.path.exists(native.library_path()):
+    from runtime import libswiftrt
+    if not os.path.exists(libswiftrt.library_path()):
         return None
     data = overhead(os.path.abspath(engine), threads, rounds, calls, camera)
     rows = rt_bench_rows(engine, threads, rt_bench_iterations) if rt_bench_iterations else []

@@ -16,6 +16,7 @@ import ctypes
 
 import numpy as np
 
+from runtime import libswiftrt
 from runtime.errors import UserError
 from runtime.manifest import RESIZE_MODES  # the contract names them (and the schema)
 
@@ -79,8 +80,7 @@ class Fit(object):
 
 def _library():
     """libswiftrt with srt_preprocess's prototypes declared (a library before ABI 1.2 has none)."""
-    from runtime.backends import native  # here: native imports this module
-    lib = native.load_library()
+    lib = libswiftrt.load_library()
     if not hasattr(lib, "srt_preprocess"):
         raise UserError("{} is a libswiftrt before 1.2 (no srt_preprocess): rebuild it "
                         "(make native-lib)".format(lib.path))
@@ -88,7 +88,7 @@ def _library():
         lib.srt_input_spec_init_sized.argtypes = [ctypes.POINTER(InputSpecStruct), ctypes.c_uint32]
         lib.srt_fit_init_sized.argtypes = [ctypes.POINTER(FitStruct), ctypes.c_uint32]
         lib.srt_fit_geometry.argtypes = [ctypes.c_int32] * 5 + [ctypes.POINTER(FitStruct)]
-        lib.srt_preprocess.argtypes = [ctypes.POINTER(InputSpecStruct), ctypes.POINTER(native.Frame),
+        lib.srt_preprocess.argtypes = [ctypes.POINTER(InputSpecStruct), ctypes.POINTER(libswiftrt.Frame),
                                        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
                                        ctypes.c_size_t, ctypes.POINTER(FitStruct)]
         for name in ("srt_input_spec_init_sized", "srt_fit_init_sized", "srt_fit_geometry",
@@ -99,8 +99,7 @@ def _library():
 
 def _check(lib, status, what):
     """A failed srt_* call -> UserError (one line) or RuntimeError, as for the engine's calls."""
-    from runtime.backends import native
-    native._check(lib, status, what)
+    libswiftrt.check(lib, status, what)
 
 
 def _resize_number(mode):
@@ -145,11 +144,10 @@ def _input_spec(lib, size, layout, dtype, color_order, resize, normalization=Non
 
 def _preprocess(lib, spec, frame, tensor_shape=None, tensor_dtype=None, fitted=True):
     """One srt_preprocess call on a BGR frame; returns (tensor or None, fitted BGR or None, Fit)."""
-    from runtime.backends import native
     if frame is None or getattr(frame, "ndim", 0) != 3 or frame.shape[2] != 3:
         raise ValueError("expected an HxWx3 BGR frame, got {}".format(
             None if frame is None else getattr(frame, "shape", type(frame))))
-    f, keep = native.frame_struct(frame)
+    f, keep = libswiftrt.frame_struct(frame)
     out = None if tensor_shape is None else np.empty(tensor_shape, dtype=tensor_dtype)
     image = np.empty((spec.height, spec.width, 3), dtype=np.uint8) if fitted else None
     fit = _new_fit(lib)

@@ -21,17 +21,15 @@ import numpy as np
 
 from runtime import manifest as manifest_mod
 from runtime.backends import open_backend
-from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError
 from runtime.feature_ring import FeatureRing, capacity_for
-from runtime.forecast_stats import ForecastFrame, ForecastStats
+from runtime.forecast_stats import RESULT_KEY, ForecastFrame, ForecastOutputs, ForecastStats
 from runtime.manifest import Manifest
 from runtime.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
 
 STAGES = manifest_mod.FORECAST_STAGES
-RESULT_KEY = "forecast"  # the ForecastFrame in the outputs dict the engine hands the pipeline
 _SHARED = ("frame_rate", "past_offsets", "horizon")  # stage manifests may repeat these
 _clock = time.perf_counter
 
@@ -226,23 +224,6 @@ def _same(a, b):
         return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
     except (TypeError, ValueError):
         return False
-
-
-class ForecastOutputs(EngineBase):
-    """How a forecast engine's per-frame outputs reach the pipeline (shared by ForecastEngine and
-    the native core's NativeForecastEngine): one ForecastFrame under RESULT_KEY, counted once."""
-
-    stateful = True
-
-    def postprocess(self, outputs):
-        """The forecast class map (None for a warm-up frame)."""
-        return outputs[RESULT_KEY].class_map
-
-    def finish_frame(self, outputs):
-        """Count a processed frame (once each, in order) and return its ForecastFrame."""
-        frame = outputs[RESULT_KEY]
-        self.stats.update(frame)
-        return frame
 
 
 class ForecastEngine(ForecastOutputs):

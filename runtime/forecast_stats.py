@@ -5,7 +5,10 @@ segmentation expected ``horizon`` frames later) or *warm-up* (not enough history
 no forecast). The report says how many of each, how far the picked past frames were
 from the times the forecaster was trained on, and what the forecast stages cost.
 """
+from runtime.engine_base import EngineBase
 from runtime.stats import Series
+
+RESULT_KEY = "forecast"  # the ForecastFrame in the outputs dict the engine hands the pipeline
 
 NEAREST_TIME = "nearest_time"
 TRAINED_RATE = "trained_rate"
@@ -108,3 +111,20 @@ def _note(selection, rate, source_rate, source_slow, offsets, error_max_ms):
         parts.append("the source's frames are further apart than the {:.0f} ms between the "
                      "past frames, so some past frames repeat".format(spacing))
     return "; ".join(parts)
+
+
+class ForecastOutputs(EngineBase):
+    """How a forecast engine's per-frame outputs reach the pipeline (shared by ForecastEngine and
+    the native core's NativeForecastEngine): one ForecastFrame under RESULT_KEY, counted once."""
+
+    stateful = True
+
+    def postprocess(self, outputs):
+        """The forecast class map (None for a warm-up frame)."""
+        return outputs[RESULT_KEY].class_map
+
+    def finish_frame(self, outputs):
+        """Count a processed frame (once each, in order) and return its ForecastFrame."""
+        frame = outputs[RESULT_KEY]
+        self.stats.update(frame)
+        return frame

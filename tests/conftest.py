@@ -101,5 +101,5 @@ def sha256_cache(tmp_path_factory):
 def core_onnx_backend():
     """The backend libswiftrt runs an .onnx on by default: ONNX Runtime where the library was
     built with it (its C API header found), else OpenVINO (runtime/native/third_party/onnxruntime)."""
-    from runtime.backends import native
-    return "onnxruntime" if "onnxruntime" in native.version().split("backends:")[1] else "openvino"
+    from runtime import libswiftrt
+    return "onnxruntime" if "onnxruntime" in libswiftrt.version().split("backends:")[1] else "openvino"

@@ -42,11 +42,11 @@ def _build_library():
 
 @pytest.fixture(scope="session")
 def native_library():
-    from runtime.backends import native
-    if not os.environ.get("SWIFTRT_LIBRARY") and not os.path.exists(native.BUILD_LIBRARY):
+    from runtime import libswiftrt
+    if not os.environ.get("SWIFTRT_LIBRARY") and not os.path.exists(libswiftrt.BUILD_LIBRARY):
         _build_library()
-    native.load_library()
-    return native.library_path()
+    libswiftrt.load_library()
+    return libswiftrt.library_path()
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,9 @@ USER_SCRIPT = r"""
 import json, os, sys
 import numpy as np
 import runtime
+from runtime import libswiftrt
 from runtime.backends import native
-lib = native.load_library()
+lib = libswiftrt.load_library()
 frame = np.load(sys.argv[2])
 maps = {}
 for backend in ("onnxruntime", "openvino"):
@@ -40,7 +41,7 @@ for backend in ("onnxruntime", "openvino"):
     engine.close()
 with open("/proc/self/maps") as handle:
     loaded = sorted(set(line.split()[-1] for line in handle if ".so" in line))
-print(json.dumps({"runtime": runtime.__file__, "library": lib.path, "version": native.version(),
+print(json.dumps({"runtime": runtime.__file__, "library": lib.path, "version": libswiftrt.version(),
                   "shape": list(maps["onnxruntime"].shape), "classes": len(np.unique(maps["onnxruntime"])),
                   "agreement": float(np.mean(maps["onnxruntime"] == maps["openvino"])), "loaded": loaded}))
 """
@@ -105,9 +106,9 @@ def test_without_the_library_one_line_names_the_commands_that_build_it(installed
     bare = tmp_path / "site"
     shutil.copytree(os.path.join(installed, "runtime"), str(bare / "runtime"),
                     ignore=shutil.ignore_patterns("native_lib"))
-    out = subprocess.run([sys.executable, "-c", "from runtime.backends import native\n"
+    out = subprocess.run([sys.executable, "-c", "from runtime import libswiftrt\n"
                           "from runtime.errors import UserError\n"
-                          "try:\n    native.load_library()\nexcept UserError as exc:\n    print(exc)"],
+                          "try:\n    libswiftrt.load_library()\nexcept UserError as exc:\n    print(exc)"],
                          cwd=str(tmp_path), env=_user_env(str(bare)), stdout=subprocess.PIPE,
                          universal_newlines=True)
     assert out.returncode == 0

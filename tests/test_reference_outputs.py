@@ -28,16 +28,16 @@ def reference():
 @pytest.fixture(scope="module")
 def engines():
     pytest.importorskip("torch")
-    from runtime.backends import native
-    if not os.path.exists(native.library_path()):
+    from runtime import libswiftrt
+    if not os.path.exists(libswiftrt.library_path()):
         pytest.fail("libswiftrt is not built: run `make native-lib`")
     return ref.engines()
 
 
 def _core_backend(backend):
     """Skip a backend this libswiftrt was built without (the version line names those it has)."""
-    from runtime.backends import native
-    if backend not in native.version().split("backends:")[1]:
+    from runtime import libswiftrt
+    if backend not in libswiftrt.version().split("backends:")[1]:
         pytest.skip("this libswiftrt was built without its {} backend".format(backend))
     return backend
 

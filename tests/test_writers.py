@@ -369,10 +369,10 @@ def test_a_pinned_bundle_opens(tmp_path):
 
 
 def _native_or_skip():
-    from runtime.backends import native
-    if not os.environ.get("SWIFTRT_LIBRARY") and not os.path.exists(native.BUILD_LIBRARY):
+    from runtime import libswiftrt
+    if not os.environ.get("SWIFTRT_LIBRARY") and not os.path.exists(libswiftrt.BUILD_LIBRARY):
         pytest.skip("the native core is not built here (make native-lib)")
-    native.load_library()
+    libswiftrt.load_library()
     return native
 
 
