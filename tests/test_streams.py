@@ -117,6 +117,7 @@ def test_a_stalled_stream_reconnects_and_duration_holds(rtsp_server, rn18_engine
     data = json.loads(report.read_text())
     assert data["exit"]["reason"] == "duration"
     assert data["source"]["reconnects"] >= 1, data["source"]   # a stall is a lost stream
+    assert data["source"]["stalls"] >= 1, data["source"]       # and is counted as a stall
     assert len(glob.glob(str(frames / "*.jpg"))) > before    # frames again after the stall
     assert data["wall_s"] < 14 + 3                          # --duration held through the stall
 
