@@ -37,9 +37,6 @@ def batch4_engine(tmp_path_factory):
                    "swiftnet-rn18_b4.onnx", batch=4)
 
 
-PYTHON_ORT = "python-onnxruntime"   # the Python engine: batch-N artifacts (the core runs batch 1)
-
-
 def alone(engine, video, backend=None):
     """Class maps of one drive through the single-source pipeline."""
     from runtime import open_engine
@@ -79,37 +76,38 @@ def test_segment_batch_fills_missing_slots_and_takes_any_frame_size(batch4_engin
     frames = [rng.randint(0, 256, size=shape).astype(np.uint8)
               for shape in ((128, 256, 3), (200, 300, 3), (96, 160, 3), (128, 256, 3),
                             (64, 64, 3))]
-    # the core (srt_engine_run_batch), the Python engine's loop, and its batch-4 artifact
-    core, single = open_engine(rn18_engine), open_engine(rn18_engine, backend=PYTHON_ORT)
-    batched = open_engine(batch4_engine, backend=PYTHON_ORT)
+    # the core on a batch-1 artifact (a loop inside srt_engine_run_batch) and on a batch-4 one
+    # (up to four frames per inference, in batch slots)
+    single, batched = open_engine(rn18_engine), open_engine(batch4_engine)
     try:
-        want = dict((id(e), [e.segment(f).class_map for f in frames]) for e in (core, single))
-        want[id(batched)] = want[id(single)]
-        # five frames through a batch of four: two calls; a camera without a frame: None
+        assert (single.batch_size, batched.batch_size) == (1, 4)
+        want = [single.segment(f).class_map for f in frames]
+        assert all(np.array_equal(w, batched.segment(f).class_map) for w, f in zip(want, frames))
+        # five frames through a batch of four: two inferences; a camera without a frame: None
         partial = [frames[0], None, frames[1], frames[2], None, frames[3], frames[4]]
-        for engine in (core, single, batched):
+        for engine in (single, batched):
             got = engine.segment_batch(partial)
             assert [g is None for g in got] == [f is None for f in partial]
             maps = [g.class_map for g in got if g is not None]
-            assert all(np.array_equal(w, m) for w, m in zip(want[id(engine)], maps))
-        # the core ran them in srt_engine_run_batch calls (one srt_result per frame, None per gap)
-        assert [r is None for r in core.core.last_results] == [f is None for f in partial]
-        # a batch-1 tensor given to the batch-4 artifact's infer runs in one slot
-        assert np.array_equal(batched.postprocess(batched.infer(single.preprocess(frames[0])[0])),
-                              want[id(single)][0])
+            assert len(maps) == len(want) and all(np.array_equal(w, m) for w, m in zip(want, maps))
+            # one srt_result per frame, None per gap
+            assert [r is None for r in engine.core.last_results] == [f is None for f in partial]
+        # the batch-4 artifact ran them as four frames then one: the same inference time each
+        times = [r.inference_ms for r in batched.core.last_results if r is not None]
+        assert times[0] == times[1] == times[2] == times[3] and times[4] != times[0]
     finally:
-        for engine in (core, single, batched):
+        for engine in (single, batched):
             engine.close()
 
 
 def test_four_drives_through_one_engine_match_each_alone(drives, batch4_engine, rn18_engine,
                                                           tmp_path):
-    reference = [alone(rn18_engine, video, backend=PYTHON_ORT) for video in drives]
+    reference = [alone(rn18_engine, video) for video in drives]
     assert all(len(maps) == FRAMES for maps in reference)
     assert not np.array_equal(reference[0][0], reference[1][0])  # four different drives
     # the CLI, batch-4 artifact: one inference per cycle, a video and a frames folder per camera
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "runtime.cli.segment", "-e", batch4_engine, "--backend", PYTHON_ORT]
+    argv = [sys.executable, "-m", "runtime.cli.segment", "-e", batch4_engine]
     for video in drives[:2]:            # two by flags, two from a sources file (after them)
         argv += ["--video", video]
     listing = tmp_path / "sources.txt"
@@ -288,3 +286,24 @@ def test_a_forecast_bundle_keeps_one_feature_ring_per_camera(drives, tmp_path):
         assert [m is None for m in w] == [m is None for m in g]   # each camera warms up alone
         assert any(m is not None for m in g)
         assert all(a is None or np.array_equal(a, b) for a, b in zip(w, g))
+
+
+def test_a_batch_outlier_artifact_scores_each_camera_as_alone(tmp_path):
+    """Outlier scores come out of their own batch slot: a batch-2 export of the outlier network
+    gives each of three frames (two inferences) the class map and score of the batch-1 export."""
+    pytest.importorskip("torch")
+    from runtime import open_engine
+    single = open_engine(_export(tmp_path, "swiftnet-rn18-ood", SMALL_SIZE, "ood.onnx"))
+    batched = open_engine(_export(tmp_path, "swiftnet-rn18-ood", SMALL_SIZE, "ood_b2.onnx", batch=2))
+    try:
+        rng = np.random.RandomState(1)
+        frames = [rng.randint(0, 256, size=SMALL_SIZE + (3,)).astype(np.uint8) for _ in range(3)]
+        want = [single.segment(f) for f in frames]
+        got = batched.segment_batch(frames)
+        assert len(set(w.outlier_score.tobytes() for w in want)) == 3   # three different scores
+        for w, g in zip(want, got):
+            assert np.array_equal(w.class_map, g.class_map)
+            assert np.allclose(w.outlier_score, g.outlier_score, atol=1e-5)
+    finally:
+        single.close()
+        batched.close()

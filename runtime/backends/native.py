@@ -217,6 +217,7 @@ class NativeEngine(EngineBase):
         # Only to show the frame the network saw (the core fits its own copy, identically).
         self.preprocessor = Preprocessor(self.manifest.input, resize=resize)
         self.size = self.core.input_hw
+        self.batch_size = self.manifest.batch   # frames one inference takes (srt_engine_run_batch)
         self.classes = self.manifest.classes
         self.class_map_output = self.manifest.output("class_map")
         self.logits_output = self.manifest.output("logits")

@@ -203,7 +203,7 @@ typedef struct srt_class_info {
 typedef struct srt_input_spec {
   uint32_t struct_size; /* sizeof(srt_input_spec) */
   int32_t height, width;/* the input's size, 1 to 65536 each */
-  int32_t layout;       /* SRT_LAYOUT_NHWC or SRT_LAYOUT_NCHW (batch 1, 3 channels) */
+  int32_t layout;       /* SRT_LAYOUT_NHWC or SRT_LAYOUT_NCHW (one image, 3 channels) */
   int32_t dtype;        /* SRT_DTYPE_UINT8 or SRT_DTYPE_FLOAT32 */
   int32_t color_order;  /* the order the network is fed: SRT_FORMAT_BGR8 or SRT_FORMAT_RGB8 */
   int32_t resize;       /* SRT_RESIZE_STRETCH / LETTERBOX / CROP; SRT_RESIZE_MANIFEST (0) = stretch */
@@ -298,7 +298,9 @@ SRT_API srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, sr
    gets frames[i]'s result, as srt_engine_run would give it. Every frame and result is checked before
    any runs (one bad one: its status, "frame i: ...", and nothing written). count <= SRT_MAX_BATCH.
    Not for forecast bundles with more than one frame (one ring of past frames: one engine per
-   camera): SRT_ERROR_INVALID_ARGUMENT. */
+   camera): SRT_ERROR_INVALID_ARGUMENT. A batch-1 artifact runs the frames one after another; a
+   batch-N artifact (its manifest's input has first dimension N) up to N per inference, each in its
+   own batch slot; frames in CUDA and host memory are not mixed in one call (SRT_ERROR_UNSUPPORTED). */
 #define SRT_MAX_BATCH 64
 SRT_API srt_status srt_engine_run_batch(srt_engine *engine, const srt_frame *const *frames, size_t count,
                                         srt_result *const *results);

@@ -543,11 +543,12 @@ srt_status srt_engine_run_batch(srt_engine *engine, const srt_frame *const *fram
         srt::fail(error.status, "frame " + std::to_string(i) + ": " + error.what());
       }
     }
-    for (size_t i = 0; i < count; ++i) {
-      if (!frames[i]) continue;
-      engine->impl->run(runs[i].view, runs[i].has_timestamp, runs[i].timestamp, &results[i]);
-      write_struct(caller_results[i], results[i]);
-    }
+    std::vector<srt::BatchItem> items;
+    for (size_t i = 0; i < count; ++i)
+      if (frames[i]) items.push_back({runs[i].view, runs[i].has_timestamp, runs[i].timestamp, &results[i]});
+    engine->impl->run_batch(items);
+    for (size_t i = 0; i < count; ++i)
+      if (frames[i]) write_struct(caller_results[i], results[i]);
   });
 }
 

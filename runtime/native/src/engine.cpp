@@ -170,14 +170,18 @@ struct MapOutput {
     }
     height = static_cast<int>(spec->shape[spec->shape.size() - 2]);
     width = static_cast<int>(spec->shape.back());
+    slot_bytes = spec->count() / static_cast<size_t>(spec->shape[0]) * dtype_size(spec->dtype);
   }
 
-  void decode(Backend &backend, uint8_t *dst, std::vector<float> &scratch) {
-    const void *src = backend.buffer(spec->name, false);
+  // Batch item `slot`'s map (a batch-N artifact's outputs hold N of them, one after another).
+  void decode(Backend &backend, size_t slot, uint8_t *dst, std::vector<float> &scratch) {
+    const void *src = static_cast<const char *>(backend.buffer(spec->name, false)) + slot * slot_bytes;
     size_t plane = static_cast<size_t>(height) * width;
     if (logits) argmax(src, spec->dtype, channels, plane, dst, scratch, best_);
     else to_class_map(src, spec->dtype, plane, dst);
   }
+
+  size_t slot_bytes = 0;
 
  private:
   std::vector<float> best_;
@@ -291,14 +295,23 @@ class ModelEngine : public Engine {
       fail(SRT_ERROR_MANIFEST, artifact + " is the '" + m_.stage + "' stage of a forecast bundle: open the bundle's "
                                           "forecast.json (or its folder)");
     if (m_.input.kind != "frame") fail(SRT_ERROR_MANIFEST, manifest_path + ": the input must be a camera frame");
+    batch_ = static_cast<size_t>(m_.input.shape[0]);
+    for (const TensorSpec &out : m_.outputs)
+      if (out.shape.empty() || out.shape[0] != m_.input.shape[0])
+        fail(SRT_ERROR_MANIFEST, manifest_path + ": output '" + out.name + "' has batch " +
+                                     (out.shape.empty() ? std::string("none") : std::to_string(out.shape[0])) +
+                                     " but the input has batch " + std::to_string(batch_));
     backend_ = open_backend(m_, o);
+    input_slot_bytes_ = m_.input.count() / batch_ * dtype_size(m_.input.dtype);
+    // Slots no frame filled yet run zeros, never uninitialised memory.
+    std::memset(backend_->buffer(m_.input.name, true), 0, m_.input.count() * dtype_size(m_.input.dtype));
     pre_.reset(new Preprocessor(m_.input, resize_mode(o, m_.input.resize)));
     map_.bind(m_.output("class_map"), m_.output("logits"), manifest_path);
     score_ = m_.output("outlier_score");
     if (score_) {
       if (score_->dtype != DType::F32 && score_->dtype != DType::F16)
         fail(SRT_ERROR_MANIFEST, manifest_path + ": the outlier_score output must be float");
-      size_t n = score_->count();
+      size_t n = score_->count() / batch_;
       if (n != static_cast<size_t>(map_.height) * map_.width)
         fail(SRT_ERROR_MANIFEST, manifest_path + ": the outlier_score output is not the class map's size");
       threshold_ = o.use_outlier_threshold ? o.outlier_threshold : m_.outlier_threshold;
@@ -321,27 +334,13 @@ class ModelEngine : public Engine {
     finish(r);
   }
 
-  // Preprocessing (on the GPU for a device frame) and the backend's queued run.
+  // One frame in batch slot 0 (a batch-N artifact's other slots hold earlier frames: batch items
+  // do not mix, so they cost time, not correctness), then the backend's queued run.
   void start(const FrameView &frame, bool, double, srt_result *r) override {
     t0_ = now_ms();
-    if (frame.device) {
-#ifdef SWIFTRT_WITH_TENSORRT
-      void *input = backend_->device_buffer(m_.input.name, true);
-      if (!backend_->has_device() || !input)
-        fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory need the TensorRT backend; this engine runs on " +
-                                        backend_->describe());
-      void *stream = frame.stream ? frame.stream : backend_->own_stream();
-      gpu_pre_.run(*pre_, frame, input, stream);
-      t1_ = now_ms();
-      backend_->enqueue(frame.stream, true);
-#else
-      fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory need a libswiftrt built with TensorRT");
-#endif
-    } else {
-      pre_->run(frame, backend_->buffer(m_.input.name, true));
-      t1_ = now_ms();
-      backend_->enqueue(frame.stream, false);
-    }
+    bool device = preprocess(frame, 0);
+    t1_ = now_ms();
+    backend_->enqueue(frame.stream, device);
     r->preprocess_ms = t1_ - t0_;
   }
 
@@ -349,38 +348,97 @@ class ModelEngine : public Engine {
   void finish(srt_result *r) override {
     backend_->synchronize();
     double t2 = now_ms();
-    if (r->class_map) map_.decode(*backend_, r->class_map, scratch_);
-    r->outlier_pixels = -1;
-    if (score_) {
-      size_t n = static_cast<size_t>(map_.height) * map_.width;
-      const void *src = backend_->buffer(score_->name, false);
-      const float *score;
-      if (r->outlier_score) {
-        to_float(src, score_->dtype, n, r->outlier_score);
-        score = r->outlier_score;
-      } else if (score_->dtype == DType::F32) {
-        score = static_cast<const float *>(src);
-      } else {
-        scratch_.resize(n);
-        to_float(src, score_->dtype, n, scratch_.data());
-        score = scratch_.data();
-      }
-      int64_t count = 0;
-      for (size_t i = 0; i < n; ++i) {
-        bool out = score[i] > threshold_;
-        count += out;
-        if (r->outlier_mask) r->outlier_mask[i] = out;
-      }
-      r->outlier_pixels = count;
-    }
+    decode(0, r);
     double t3 = now_ms();
     r->preprocess_ms = t1_ - t0_, r->inference_ms = t2 - t1_, r->postprocess_ms = t3 - t2, r->total_ms = t3 - t0_;
+  }
+
+  // A batch-N artifact: up to N frames per inference, each in its own slot. Each frame's result
+  // has its own preprocess and postprocess times and the shared inference time; total_ms runs from
+  // the inference call's first preprocessing to the frame's own postprocessing.
+  void run_batch(std::vector<BatchItem> &items) override {
+    if (batch_ == 1) return Engine::run_batch(items);
+    bool device = false;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i > 0 && items[i].view.device != device)
+        fail(SRT_ERROR_UNSUPPORTED, "a batch mixes frames in CUDA and host memory: give one kind per call");
+      device = items[i].view.device;
+    }
+    for (size_t first = 0; first < items.size(); first += batch_) {
+      size_t n = std::min(batch_, items.size() - first);
+      double t0 = now_ms();
+      for (size_t k = 0; k < n; ++k) {
+        double a = now_ms();
+        preprocess(items[first + k].view, k);
+        items[first + k].result->preprocess_ms = now_ms() - a;
+      }
+      double t1 = now_ms();
+      backend_->enqueue(items[first].view.stream, device);
+      backend_->synchronize();
+      double t2 = now_ms();
+      for (size_t k = 0; k < n; ++k) {
+        srt_result *r = items[first + k].result;
+        double a = now_ms();
+        decode(k, r);
+        double b = now_ms();
+        r->inference_ms = t2 - t1, r->postprocess_ms = b - a, r->total_ms = b - t0;
+      }
+    }
   }
 
   void *completion_event() override { return backend_->completion_event(); }
 
  private:
+  // The frame's tensor into batch slot `slot` of the input: on the GPU for a device frame (true),
+  // else on the host (false).
+  bool preprocess(const FrameView &frame, size_t slot) {
+    if (frame.device) {
+#ifdef SWIFTRT_WITH_TENSORRT
+      char *input = static_cast<char *>(backend_->device_buffer(m_.input.name, true));
+      if (!backend_->has_device() || !input)
+        fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory need the TensorRT backend; this engine runs on " +
+                                        backend_->describe());
+      void *stream = frame.stream ? frame.stream : backend_->own_stream();
+      gpu_pre_.run(*pre_, frame, input + slot * input_slot_bytes_, stream);
+      return true;
+#else
+      fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory need a libswiftrt built with TensorRT");
+#endif
+    }
+    pre_->run(frame, static_cast<char *>(backend_->buffer(m_.input.name, true)) + slot * input_slot_bytes_);
+    return false;
+  }
+
+  // Batch slot `slot`'s outputs into the caller's buffers (class map, score, mask).
+  void decode(size_t slot, srt_result *r) {
+    if (r->class_map) map_.decode(*backend_, slot, r->class_map, scratch_);
+    r->outlier_pixels = -1;
+    if (!score_) return;
+    size_t n = static_cast<size_t>(map_.height) * map_.width;
+    const void *src = static_cast<const char *>(backend_->buffer(score_->name, false)) +
+                      slot * n * dtype_size(score_->dtype);
+    const float *score;
+    if (r->outlier_score) {
+      to_float(src, score_->dtype, n, r->outlier_score);
+      score = r->outlier_score;
+    } else if (score_->dtype == DType::F32) {
+      score = static_cast<const float *>(src);
+    } else {
+      scratch_.resize(n);
+      to_float(src, score_->dtype, n, scratch_.data());
+      score = scratch_.data();
+    }
+    int64_t count = 0;
+    for (size_t i = 0; i < n; ++i) {
+      bool out = score[i] > threshold_;
+      count += out;
+      if (r->outlier_mask) r->outlier_mask[i] = out;
+    }
+    r->outlier_pixels = count;
+  }
+
   ModelManifest m_;
+  size_t batch_ = 1, input_slot_bytes_ = 0;
 #ifdef SWIFTRT_WITH_TENSORRT
   DevicePreprocessor gpu_pre_;  // before backend_: freed after the backend waited for its last run
 #endif
@@ -582,7 +640,7 @@ class ForecastEngine : public Engine {
     from_float(features.data(), feature_count_, in.dtype, backends_[2]->buffer(in.name, true));
     backends_[2]->run();
     double t = now_ms();
-    if (dst) map_.decode(*backends_[2], dst, scratch_);
+    if (dst) map_.decode(*backends_[2], 0, dst, scratch_);
     *post_ms += now_ms() - t;
   }
 

@@ -24,11 +24,24 @@ struct OpenOptions {
   bool allow_legacy = false;  // manifests without manifest_sha256, artifacts without sha256
 };
 
+// One frame of a batch call (srt_engine_run_batch), checked by api.cpp, and where its result goes.
+struct BatchItem {
+  FrameView view;
+  bool has_timestamp;
+  double timestamp;
+  srt_result *result;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
   // Runs one frame; the result's buffers were checked against info by the caller (api.cpp).
   virtual void run(const FrameView &frame, bool has_timestamp, double timestamp, srt_result *result) = 0;
+  // Several cameras' frames, each into its own result. Default: one run() each; an engine over
+  // a batch-N artifact fills up to N batch slots per inference.
+  virtual void run_batch(std::vector<BatchItem> &items) {
+    for (BatchItem &item : items) run(item.view, item.has_timestamp, item.timestamp, item.result);
+  }
   virtual void reset() {}
   // srt_engine_run_async / srt_engine_wait: start() queues the frame, finish() completes it into
   // the same result. Default (no GPU): the whole run in start(), nothing left for finish().

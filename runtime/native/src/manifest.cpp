@@ -92,8 +92,8 @@ InputSpec input_of(const Json &root, const std::string &where) {
   const std::string &order = in.at("color_order").string();
   if (order != "BGR" && order != "RGB") bad(where, "colour order '" + order + "' not one of BGR, RGB");
   spec.rgb = order == "RGB";
-  if (spec.shape[0] != 1 || (spec.nchw ? spec.shape[1] : spec.shape[3]) != 3)
-    bad(where, "a frame input must be batch 1 with 3 channels");
+  if (spec.shape[0] < 1 || spec.shape[0] > SRT_MAX_BATCH || (spec.nchw ? spec.shape[1] : spec.shape[3]) != 3)
+    bad(where, "a frame input must have 3 channels and a batch of 1 to " + std::to_string(SRT_MAX_BATCH));
   const Json &norm = in.at("normalization");
   for (const char *key : {"in_graph", "scale", "mean", "std"})
     if (!norm.has(key)) bad(where, std::string("input normalization without '") + key + "'");
