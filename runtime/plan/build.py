@@ -39,12 +39,13 @@ def _default_int8_mode(onnx_manifest, calib_cache, amax_json):
 
 def _core_opener(manifest, path, build):
     """The default ``open_plan``: libswiftrt's TensorRT backend, refused before the build where the
-    core cannot run the plan (built without TensorRT; a batch-N model: the core runs batch 1).
+    core cannot run the check (built without TensorRT or without a CPU backend for the ONNX model;
+    a batch-N model: the core runs batch 1).
     TensorRT's own absence is told first (``build`` None: TensorRT's builder builds)."""
     if build is None:
         from runtime.plan.builder import import_trt
         import_trt()
-    check_mod.require_core_tensorrt()
+    check_mod.require_core_backends()
     if manifest.batch > 1:
         raise UserError("{} is a batch-{} model and libswiftrt, which checks the plan, runs batch-1 "
                         "models only: build the plan from a batch-1 export".format(path, manifest.batch))

@@ -24,14 +24,20 @@ def core_backends():
     return line.split("backends:", 1)[1].strip(" )").split() if "backends:" in line else []
 
 
-def require_core_tensorrt():
-    """UserError (before minutes of building) where libswiftrt has no TensorRT backend."""
+def require_core_backends():
+    """UserError (before minutes of building) where libswiftrt cannot run the check: it needs the
+    TensorRT backend for the plan and a CPU backend (ONNX Runtime, else OpenVINO) for the ONNX model."""
     backends = core_backends()
+    have = " ".join(backends) or "none"
     if "tensorrt" not in backends:
         raise UserError("the plan check runs the plan through libswiftrt's TensorRT backend, and this "
                         "libswiftrt was built without it (backends: {}): build it on the device with "
-                        "SWIFTRT_CMAKE_ARGS=-DSWIFTRT_WITH_TENSORRT=ON (docs/native.md)".format(
-                            " ".join(backends) or "none"))
+                        "SWIFTRT_CMAKE_ARGS=-DSWIFTRT_WITH_TENSORRT=ON (docs/native.md)".format(have))
+    if "onnxruntime" not in backends and "openvino" not in backends:
+        raise UserError("the plan check runs the ONNX model through libswiftrt's ONNX Runtime backend, and "
+                        "this libswiftrt was built without it (backends: {}): build it with "
+                        "-DSWIFTRT_WITH_ONNXRUNTIME=ON against the onnxruntime wheel, 1.17 or newer "
+                        "(docs/native.md)".format(have))
 
 
 def open_plan(path, manifest=None):
