@@ -78,6 +78,8 @@ def build(onnx_path, tmp_path, corrupt=None, precision="fp16", reference=None, *
     batch = manifest_mod.Manifest.load(onnx_path).batch > 1
 
     def open_plan(path, manifest):
+        # as the core does: the plan's sidecar beside it, and the plan the one it describes
+        manifest_mod.Manifest.load(path).verify_artifact(path)
         stand_in["backend"] = BatchStandIn(onnx_path) if batch else StandIn(onnx_path, corrupt)
         return stand_in["backend"]
     if batch:
@@ -180,6 +182,9 @@ def test_a_forecast_bundle_gets_a_plan_per_stage(forecast_bundle, tmp_path):
 
     def open_plan(path, manifest):
         opened.append(os.path.basename(path))
+        for plan in manifest_mod.Manifest.load(path).stages.values():  # all published by now
+            plan = os.path.join(os.path.dirname(path), plan)
+            manifest_mod.Manifest.load(plan).verify_artifact(plan)
         return StandIn(forecast_bundle)
 
     out = tmp_path / "plans"

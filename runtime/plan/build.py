@@ -52,9 +52,14 @@ def _core_opener(manifest, path, build):
     return check_mod.open_plan
 
 
-def _close_after(engines, work):
+def _run_check(open_reference, source, open_plan, plan, manifest, compare):
+    """``compare(plan engine, reference engine)`` with both opened (the reference first) and
+    closed afterwards, whatever happens."""
+    engines = []
     try:
-        return work()
+        engines.append(open_reference(source))
+        engines.append(open_plan(plan, manifest))
+        return compare(engines[1], engines[0])
     finally:
         for engine in engines:
             engine.close()
@@ -84,10 +89,10 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
 
     def check(staged, manifest):
         log("checking the plan against {} on {} {}".format(onnx_path, check_count, describe(check_images)))
-        engines = [open_reference(onnx_path)]
-        engines.append(open_plan(staged, manifest))
-        return _close_after(engines, lambda: check_mod.compare_model(
-            engines[1], engines[0], check_count, limit, outlier=outlier, source=check_images))
+        manifest.write(staged)  # the core opens a plan by its sidecar (the staging folder's, for now)
+        return _run_check(open_reference, onnx_path, open_plan, staged, manifest, lambda plan, reference:
+                          check_mod.compare_model(plan, reference, check_count, limit, outlier=outlier,
+                                                  source=check_images))
 
     return _build_checked(onnx_path, onnx_manifest, plan_path, check, precision=precision,
                           workspace_mb=workspace_mb, timing_cache=timing_cache, int8_mode=int8_mode,
@@ -192,11 +197,10 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
         built.append(path)  # removed with the plans if the check fails
         log("checking the plans against {} on {} forecasts from {}".format(
             bundle_path, check_count, describe(check_images)))
-        engines = [open_reference(bundle_path)]
-        engines.append(open_plan(path, manifest))
-        verdict = _close_after(engines, lambda: check_mod.compare_bundle(
-            engines[1], engines[0], check_count, DEFAULT_MAX_MISMATCH[precision], source.past_offsets,
-            source.frame_rate, source=check_images))
+        verdict = _run_check(open_reference, bundle_path, open_plan, path, manifest, lambda plans, reference:
+                             check_mod.compare_bundle(plans, reference, check_count,
+                                                      DEFAULT_MAX_MISMATCH[precision], source.past_offsets,
+                                                      source.frame_rate, source=check_images))
         if not verdict["ok"]:
             raise UserError("the plans failed their check against the ONNX bundle ({}); nothing "
                             "written".format("; ".join(verdict["problems"][:3])))
