@@ -96,7 +96,7 @@ class CallRunner(Runner):
         return dict(self._info)
 
 
-def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, backend_info=None):
+def engine_includes(manifest, backend_name, backend_info=None):
     """What one timed call of an engine covers, from its Manifest and backend (``describe()``)."""
     backend_info = backend_info or {}
     inp = manifest.input
@@ -107,13 +107,7 @@ def engine_includes(manifest, backend_name, transfers=True, cuda_graph=False, ba
     meanings = [o.meaning for o in manifest.outputs]
     post = ("upsample + argmax in the graph, class map out" if "class_map" in meanings
             else "logits out")
-    if backend_name == "tensorrt":
-        steps = "enqueue + GPU compute + stream sync" if not transfers else \
-            "copy into pinned buffer + H2D + enqueue + GPU compute + D2H + stream sync + copy out"
-        if cuda_graph:
-            steps += " (enqueue as a CUDA graph launch)"
-        how = "TensorRT: " + steps
-    elif backend_name == "openvino":
+    if backend_name == "openvino":
         how = openvino_how(backend_info)
     elif backend_name == "native":
         return native_how(backend_info)
@@ -136,17 +130,12 @@ def openvino_how(info):
 
 
 class EngineRunner(Runner):
-    """An engine (ONNX Runtime, OpenVINO or TensorRT) fed a prepared input tensor (no host preprocessing).
-
-    TensorRT only: ``transfers=False`` times enqueue + compute without H2D/D2H
-    (like trtexec --noDataTransfers); ``cuda_graph=True`` captures the enqueue once
-    as a CUDA graph and launches the graph (trtexec --useCudaGraph). Both go through the
-    backend's public benchmarking API (load_inputs, run_timed, capture_graph).
-    """
+    """An engine fed a prepared input (the core: a frame of the network's size; TensorRT plans run
+    on the core's TensorRT backend, which times them itself)."""
 
     kind = "engine"
 
-    def __init__(self, engine, name=None, transfers=True, cuda_graph=False):
+    def __init__(self, engine, name=None):
         self.engine = engine
         self.backend_name = engine.backend.name
         self.name = name or os.path.basename(engine.path)
@@ -156,42 +145,16 @@ class EngineRunner(Runner):
         # frame itself and fits it; the tensor is the same frame prepared as the manifest says).
         self.network_input = (engine.preprocessor.to_tensor(self.tensor)
                               if self.backend_name == "native" else self.tensor)
-        self.transfers, self.cuda_graph = bool(transfers), bool(cuda_graph)
-        self._timed = False     # run_timed instead of run
-        self._graph = None
-        if self.backend_name == "tensorrt" and (not transfers or cuda_graph):
-            backend = engine.backend
-            missing = [a for a in ("load_inputs", "run_timed", "capture_graph")
-                       if not hasattr(backend, a)]
-            if missing:
-                raise UserError("this TensorRT backend does not support --no-transfers/"
-                                "--cuda-graph (missing {})".format(", ".join(missing)))
-            backend.load_inputs(self.feeds)  # stays in the pinned buffer and on the device
-            if cuda_graph:
-                self._graph = backend.capture_graph()
-            self._timed = True
         self.includes = engine_includes(engine.manifest, self.backend_name,
-                                        transfers=self.transfers, cuda_graph=self.cuda_graph,
                                         backend_info=engine.backend.describe())
 
     def run_once(self):
-        if self._timed:
-            return self.engine.backend.run_timed(transfers=self.transfers, graph=self._graph)
         self.engine.backend.run(self.feeds)
         timings = getattr(self.engine.backend, "last_timings", None)
         return dict(timings) if timings else None
 
     def describe(self):
-        info = dict(self.engine.describe())
-        if self.backend_name == "tensorrt":
-            info.update(transfers=self.transfers, cuda_graph=self.cuda_graph)
-        return info
-
-    def close(self):
-        if self._graph is not None:
-            self._graph.close()
-            self._graph = None
-        self._timed = False
+        return dict(self.engine.describe())
 
 
 FORECAST_STAGES = manifest_mod.FORECAST_STAGES
@@ -214,9 +177,7 @@ def forecast_includes(engine):
     """What one timed call of a forecast bundle covers (a ForecastRunner's ``includes``)."""
     info = engine.describe()
     backend = info.get("backend")
-    if backend == "tensorrt":
-        how = "TensorRT, per stage: copy in + H2D + enqueue + GPU compute + D2H + stream sync + copy out"
-    elif backend == "openvino":
+    if backend == "openvino":
         how = openvino_how(info) + ", per stage"
     elif backend == "native":
         how = native_how(info) + "; stages and feature ring inside the core"
@@ -715,9 +676,7 @@ def environment(threads=None, entries=(), load_start=None):
         pass
     for entry in entries:
         info = entry.get("info") or {}
-        if info.get("backend") == "tensorrt":
-            env["tensorrt"] = info.get("version")
-        elif info.get("backend") == "openvino" and entry.get("kind") != "peer":
+        if info.get("backend") == "openvino" and entry.get("kind") != "peer":
             env["openvino"] = info.get("version")
         elif info.get("backend") == "native":  # the core's backend: "openvino 2026.4.1", ...
             core = (info.get("core_backend") or "").split()
@@ -727,9 +686,6 @@ def environment(threads=None, entries=(), load_start=None):
             env["peers"][info["backend"]] = info.get("version")
         if entry.get("kind") == "forecast":
             stages = info.get("stage_info") or {}
-            for stage in stages.values():
-                if stage.get("backend") == "tensorrt":
-                    env["tensorrt"] = stage.get("version")
             env["forecast_bundles"].append({
                 "name": entry.get("name"), "bundle": info.get("engine"), "arch": info.get("arch"),
                 "precision": info.get("precision"),

@@ -43,7 +43,7 @@ def _note(notes, note):
 
 
 def open_runners(paths, backends=None, names=None, providers=None, threads=None, verify=True,
-                 cuda_graph=False, no_transfers=False, torch=None, openvino=(), notes=None):
+                 torch=None, openvino=(), notes=None):
     """Engines first (the first is the reference), then the peers that can run here.
 
     ``backends``: one per path (None: chosen by file); ``names``: the runners' names (default:
@@ -57,7 +57,6 @@ def open_runners(paths, backends=None, names=None, providers=None, threads=None,
     backends = list(backends) if backends else [None] * len(paths)
     if names is None:
         names = unique_names(paths, backends if len(set(backends)) > 1 else None)
-    flags = [f for f, on in (("--cuda-graph", cuda_graph), ("--no-transfers", no_transfers)) if on]
     engines, runners = [], []
     try:
         for path, name, backend in zip(paths, names, backends):
@@ -65,19 +64,9 @@ def open_runners(paths, backends=None, names=None, providers=None, threads=None,
                                  verify=verify)
             engines.append(engine)
             if engine.stateful:  # a forecast bundle
-                if flags:
-                    _note(notes, "{} {} not supported for forecast bundles: ignored for {}".format(
-                        " and ".join(flags), "are" if len(flags) > 1 else "is", name))
                 runners.append(bench.ForecastRunner(engine, name=name))
-                continue
-            backend = engine.backend.name
-            if flags and backend != "tensorrt":
-                _note(notes, "{} only {} to TensorRT engines: ignored for {} ({})".format(
-                    " and ".join(flags), "apply" if len(flags) > 1 else "applies", name, backend))
-                runners.append(bench.EngineRunner(engine, name=name))
             else:
-                runners.append(bench.EngineRunner(engine, name=name, transfers=not no_transfers,
-                                                  cuda_graph=cuda_graph))
+                runners.append(bench.EngineRunner(engine, name=name))
         first = runners[0]
         if torch:
             runners.append(torch_runner(torch, first, threads, notes))
@@ -120,17 +109,15 @@ def torch_runner(spec, first, threads, notes):
 
 def run(paths, backends=None, providers=None, threads=None, verify=True, warmup=None,
         warmup_s=None, iterations=None, duration=None, rounds=bench.DEFAULT_ROUNDS,
-        cv_warn=bench.DEFAULT_CV_WARN, cuda_graph=False, no_transfers=False, torch=None,
-        openvino=(), video=None, e2e_frames=None, realtime=False, power=False,
-        power_interval=100, quiet=False, command=None):
+        cv_warn=bench.DEFAULT_CV_WARN, torch=None, openvino=(), video=None, e2e_frames=None,
+        realtime=False, power=False, power_interval=100, quiet=False, command=None):
     """Measure ``paths`` (and the peers) as rt-bench does; returns (report dict, {runner name:
     samples}). The arguments are rt-bench's flags; ``command`` is recorded in the report."""
     threads = threads or bench.default_threads()
     load_start = bench.load_average()
     notes = []
     engines, runners = open_runners(paths, backends=backends, providers=providers, threads=threads,
-                                    verify=verify, cuda_graph=cuda_graph, no_transfers=no_transfers,
-                                    torch=torch, openvino=openvino, notes=notes)
+                                    verify=verify, torch=torch, openvino=openvino, notes=notes)
     reader = None
     try:
         if power:
@@ -170,8 +157,7 @@ def run(paths, backends=None, providers=None, threads=None, verify=True, warmup=
             runner.close()
         for engine in engines:
             engine.close()
-    settings = dict(m.settings, threads=threads, cv_warn=cv_warn,
-                    cuda_graph=cuda_graph, no_transfers=no_transfers)
+    settings = dict(m.settings, threads=threads, cv_warn=cv_warn)
     env = bench.environment(threads, entries, load_start=load_start)
     warnings = bench.environment_warnings(env) + warnings
     rep = bench.build_report(entries, settings, env, warnings=warnings, notes=notes,

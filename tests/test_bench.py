@@ -250,64 +250,9 @@ def bench_avg(samples, windows):
     return average_in_windows(samples, windows)
 
 
-# -- TensorRT flags, against test doubles (no GPU here) -----------------------------------
+# -- what rt-bench may touch -------------------------------------------------------------
 
-def _fake_trt_engine(tmp_path, monkeypatch):
-    """A real TensorRTBackend on the fake tensorrt / pycuda of test_tensorrt_doubles."""
-    from runtime.backends.tensorrt import TensorRTBackend
-    from tests.test_tensorrt_doubles import install, make_cuda, make_trt, plan_files
-    cuda = make_cuda(event_ms=(0.5, 0.5, 2.0, 0.25))
-    trt = make_trt("10.3.0", cuda=cuda)
-    install(monkeypatch, trt, cuda)
-    path, plan_manifest = plan_files(tmp_path, "10.3.0")
-    backend = TensorRTBackend(path, manifest=plan_manifest)
-    manifest = plan_manifest.derive(
-        input=dict(plan_manifest.input.to_dict(), normalization={
-            "in_graph": True, "scale": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]}),
-        outputs=[{"name": "class_map", "shape": [1, 4, 4], "dtype": "uint8", "meaning": "class_map"}])
-    engine = types.SimpleNamespace(backend=backend, path=path, input_name="input", manifest=manifest,
-                                   dummy_input=lambda: np.ones((1, 3, 4, 4), np.float32),
-                                   describe=backend.describe)
-    return engine, cuda.log
-
-
-def test_tensorrt_no_transfers_times_enqueue_and_compute_only(tmp_path, monkeypatch):
-    engine, log = _fake_trt_engine(tmp_path, monkeypatch)
-    runner = bench.EngineRunner(engine, transfers=False)
-    assert "enqueue + GPU compute" in runner.includes and "H2D" not in runner.includes
-    assert "h2d" in log                          # the input went to the device once
-    del log[:]
-    timings = runner.run_once()
-    assert sorted(timings) == ["compute", "enqueue"] and timings["compute"] == 2.0
-    assert "h2d" not in log and "d2h" not in log and "execute" in log
-    assert log[0] == "push" and log[-1] == "pop" and "sync" in log
-    assert log.count("push") == log.count("pop")
-    assert runner.describe()["transfers"] is False
-    runner.close()
-    engine.backend.close()
-
-
-def test_tensorrt_cuda_graph_launches_the_captured_graph(tmp_path, monkeypatch):
-    from runtime.backends import cuda_graph
-    from tests.test_tensorrt_doubles import FakeCudaLib
-    engine, log = _fake_trt_engine(tmp_path, monkeypatch)
-    monkeypatch.setattr(cuda_graph, "libcuda", lambda: FakeCudaLib(log))
-    runner = bench.EngineRunner(engine, cuda_graph=True)
-    capture = log[log.index("cuStreamBeginCapture_v2"):]
-    assert capture[:3] == ["cuStreamBeginCapture_v2", "execute", "cuStreamEndCapture"]
-    assert "cuGraphInstantiateWithFlags" in capture
-    del log[:]
-    timings = runner.run_once()
-    assert "cuGraphLaunch" in log and "execute" not in log
-    assert log.index("h2d") < log.index("cuGraphLaunch") < log.index("d2h")
-    assert log[0] == "push" and log[-1] == "pop" and log.count("push") == log.count("pop")
-    assert sorted(timings) == ["compute", "d2h", "enqueue", "h2d"]
-    runner.close()
-    assert "cuGraphExecDestroy" in log
-    engine.backend.close()
-
-
-def test_tensorrt_runner_uses_only_the_public_backend_api():
+def test_runners_use_only_the_public_backend_api():
     import ast
     with open(os.path.join(REPO, "runtime", "bench.py")) as handle:
         tree = ast.parse(handle.read())
@@ -334,7 +279,7 @@ def test_report_schema_and_outputs(rn18_engine, tmp_path):
     video = _video(tmp_path / "clip.avi")
     out_json, out_md, out_png = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.png"
     code = cli.main(["--engine", rn18_engine, "--engine", rn18_engine, "--iterations", "6",
-                     "--rounds", "3", "--warmup", "1", "--threads", "1", "--cuda-graph",
+                     "--rounds", "3", "--warmup", "1", "--threads", "1",
                      "--openvino", "--video", video, "--e2e-frames", "4", "-q",
                      "--json", str(out_json), "--markdown", str(out_md), "--plot", str(out_png)])
     assert code == 0
@@ -363,8 +308,6 @@ def test_report_schema_and_outputs(rn18_engine, tmp_path):
     from tests.conftest import core_onnx_backend
     assert rep["runners"][0]["info"]["core_backend"].startswith(core_onnx_backend())
     assert rep["runners"][0]["info"]["threads"] == 1
-    # --cuda-graph on ONNX Runtime: one note, and the run goes on
-    assert any("--cuda-graph only applies to TensorRT engines" in n for n in rep["notes"])
     # OpenVINO: a runner where installed, a note where not
     has_ov = any(r["name"].startswith("openvino") for r in rep["runners"])
     assert has_ov or any(n.startswith("openvino: not installed") for n in rep["notes"])

@@ -171,7 +171,7 @@ def test_cli_json_has_the_stage_block_and_bundle_environment(bundle, plain, tmp_
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
     folder = os.path.dirname(bundle)
     assert _cli(["--engine", plain, "--engine", folder, "--backend", PY, "--iterations", "4", "--rounds", "2",
-                 "--warmup", "1", "--threads", "1", "--cuda-graph", "--json", str(out_json),
+                 "--warmup", "1", "--threads", "1", "--json", str(out_json),
                  "--markdown", str(out_md)]) == 0
     printed = capsys.readouterr().out
     rep = json.loads(out_json.read_text())
@@ -193,8 +193,6 @@ def test_cli_json_has_the_stage_block_and_bundle_environment(bundle, plain, tmp_
                         "arch": "test-f2f", "precision": "fp32",
                         "stages": dict((k, {"precision": "fp32", "backend": "onnxruntime"})
                                        for k in ("features", "f2f", "decoder"))}]
-    assert any("not supported for forecast bundles: ignored for f2f-test_fp32" in n
-               for n in rep["notes"])
     # console and Markdown: stage rows and the bundle in the environment
     for text in (printed, out_md.read_text()):
         assert "f2f-test_fp32/forecast.json" in text

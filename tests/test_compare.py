@@ -1,5 +1,5 @@
 """The one comparator (runtime/compare.py): agreement pooled over pixels, errors in float64.
-check_outputs, the plan check built on it, is tested in test_tensorrt_doubles.py."""
+check_outputs is tested in test_tensorrt_doubles.py, the plan check built on it in test_plan_build.py."""
 import numpy as np
 
 from runtime import compare

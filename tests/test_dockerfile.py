@@ -151,15 +151,15 @@ def check_pip_lines(text, jetpack, target):
         if old_pip and "--no-build-isolation" in argv:
             problems.append("{}: pip 9 has no --no-build-isolation: {}".format(stage, " ".join(argv)))
         if argv[:1] != ["install"]:
-            continue  # `pip wheel pycuda==...`: a source build (flags checked above)
+            continue  # `pip wheel ...`: a source build (flags checked above)
         if not specs:
-            continue  # a local wheel (the pycuda wheel built above, NVIDIA's ORT wheel)
+            continue  # a local wheel (NVIDIA's ORT wheel)
         ok, versions, error = results[(specs, jetpack, pip_version)]
         if not ok:
             problems.append("{}: {} does not resolve for Python {} aarch64: {}".format(
                 stage, " ".join(specs), JETPACKS[jetpack]["python"], error))
         elif versions.get("numpy", "1").split(".")[0] != "1":
-            problems.append("{}: {} pulls numpy {}, which JetPack's cv2 and pycuda (numpy 1.x) cannot "
+            problems.append("{}: {} pulls numpy {}, which JetPack's cv2 (numpy 1.x) cannot "
                             "import with".format(stage, " ".join(specs), versions["numpy"]))
     return problems
 
@@ -197,7 +197,6 @@ def test_the_resolution_check_fails_on_the_old_lines(text, resolved, tmp_path):
     jp6 = check_pip_lines(old, "jp6", tmp_path)
     assert any("onnxruntime==1.20.1 pulls numpy 2." in p for p in jp6), jp6
     jp4 = check_pip_lines(old, "jp4", tmp_path)
-    assert any("pip 9 has no --no-build-isolation" in p for p in jp4), jp4
     assert any("cmake>=3.17 ninja does not resolve for Python 3.6" in p for p in jp4), jp4
 
 
@@ -209,7 +208,7 @@ def test_base_images_are_known_l4t_images(text):
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
     assert args["BASE"] == "nvcr.io/nvidia/l4t-tensorrt:r8.5.2-runtime"
     froms = [rest for word, rest in instructions(text) if word == "FROM"]
-    assert froms == ["${BUILDER} AS pycuda", "${BUILDER} AS native", "${BASE}"]
+    assert froms == ["${BUILDER} AS native", "${BASE}"]
     for release in ("r32.7.1", "r35", "r36"):  # JetPack 4.6, 5.1 and 6.x are documented
         assert release in text
 
@@ -223,7 +222,7 @@ def test_no_torch_and_no_pip_opencv(text):
 
 def test_pip_installs_only_runtime_requirements(text):
     allowed = runtime_requirements()
-    assert allowed == {"numpy", "pycuda", "onnxruntime", "cmake", "ninja"}
+    assert allowed == {"numpy", "onnxruntime", "cmake", "ninja"}
     allowed.add("pip")  # pip itself, upgraded first (PIP_SPEC)
     installed = []
     for word, rest in instructions(substituted(text, build_args(text, "jp5"))):
@@ -243,14 +242,6 @@ def test_pip_installs_only_runtime_requirements(text):
                     installed += [os.path.basename(w).split("-")[0] for w in wheels]
     names = {re.split(r"[<>=!~ ]", t)[0].lower() for t in installed}
     assert names and names <= allowed, names
-
-
-def test_pycuda_is_pinned_and_built_against_the_images_numpy(text):
-    args = dict(re.findall(r"^ARG (\w+)=(\S*)$", text, re.M))
-    assert re.fullmatch(r"\d{4}\.\d+(\.\d+)?", args["PYCUDA_VERSION"])
-    assert "2022.1" in text  # the last pycuda for Python 3.6, documented for JetPack 4
-    build = [rest for word, rest in instructions(text) if word == "RUN" and "pip wheel" in rest]
-    assert build and "--no-build-isolation" in build[0] and '"pycuda==${PYCUDA_VERSION}"' in build[0]
 
 
 def test_cuda_apt_source_is_dropped_before_every_apt_update(text):

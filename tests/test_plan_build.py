@@ -1,7 +1,9 @@
-"""rt-export --output X.plan: our logic around the TensorRT build, with test doubles for TensorRT.
+"""rt-plan / rt-export --output X.plan: our logic around the TensorRT build, with test doubles.
 
-The real build needs TensorRT and a GPU (marked tests in test_tensorrt_doubles.py); here the
-builder is replaced by a function that writes a file and the plan is "run" by stand-ins, so
+The real build needs TensorRT and a GPU, and the post-build check runs the plan through libswiftrt's
+TensorRT backend, which this machine's core lacks (compiled only, docs/native.md). Here the builder
+is replaced by a function that writes a file and the "plan" is a stand-in with libswiftrt's engine
+interface (the ONNX model on the core's ONNX Runtime backend, its outputs optionally corrupted), so
 that the post-build check, the manifest and the clean-up are exercised for real.
 """
 import os
@@ -23,34 +25,49 @@ def fake_build(onnx_path, plan_path, **options):
 
 
 class StandIn(object):
-    """A 'plan' that runs the ONNX model itself, optionally corrupting its outputs."""
+    """A 'plan' that runs the ONNX model (or bundle) itself through the core, optionally
+    corrupting its outputs (a dict of arrays -> a dict of arrays)."""
 
     def __init__(self, onnx_path, corrupt=None):
-        from runtime.backends.onnxruntime import OnnxRuntimeBackend
-        self.inner = OnnxRuntimeBackend(onnx_path, providers=["cpu"])
+        from runtime.plan.check import open_reference
+        self.inner = open_reference(onnx_path)
         self.corrupt = corrupt
         self.closed = False
 
-    def run(self, feeds):
-        outputs = self.inner.run(feeds)
+    def run(self, frame, **options):
+        outputs = self.inner.run(frame, **options)
         return self.corrupt(outputs) if self.corrupt else outputs
 
+    @property
+    def last_result(self):
+        return self.inner.last_result
+
     def close(self):
+        self.inner.close()
         self.closed = True
 
 
-def build(rn18_engine, tmp_path, corrupt=None, precision="fp16", **kwargs):
+def build(onnx_path, tmp_path, corrupt=None, precision="fp16", reference=None, **kwargs):
+    """build_plan with fake_build; the plan is a StandIn; ``reference``: a stand-in for the ONNX
+    model's run."""
     from runtime.plan.build import build_plan
     plan = str(tmp_path / "swiftnet_{}.plan".format(precision))
     stand_in = {}
 
     def open_plan(path, manifest):
-        stand_in["backend"] = StandIn(rn18_engine, corrupt)
+        # as the core does: the plan's sidecar beside it, and the plan the one it describes
+        manifest_mod.Manifest.load(path).verify_artifact(path)
+        stand_in["backend"] = StandIn(onnx_path, corrupt)
         return stand_in["backend"]
-
-    data = build_plan(rn18_engine, plan, precision=precision, check_count=2, build=fake_build,
+    if reference is not None:
+        kwargs["open_reference"] = lambda path: reference
+    data = build_plan(onnx_path, plan, precision=precision, check_count=2, build=fake_build,
                       open_plan=open_plan, log=lambda message: None, **kwargs)
     return plan, data, stand_in["backend"]
+
+
+def shift_classes(outputs):
+    return dict(outputs, class_map=(outputs["class_map"] + 1) % 19)
 
 
 def test_a_good_plan_gets_a_manifest_the_runtime_checks(rn18_engine, tmp_path):
@@ -64,16 +81,10 @@ def test_a_good_plan_gets_a_manifest_the_runtime_checks(rn18_engine, tmp_path):
     check = on_disk["post_build_check"]
     assert check["ok"] and check["images"] == 2
     assert check["outputs"]["class_map"]["mismatch"] == 0.0
-    # the runtime refuses this plan on another TensorRT before loading it
-    from runtime.backends.trt_api import check_plan
-    from runtime.errors import ManifestError
-    with pytest.raises(ManifestError, match="8.6.2"):
-        check_plan(on_disk["tensorrt"], plan, "10.3.0", "Orin", "8.7")
+    assert "libswiftrt" in check["compared"]
 
 
 def test_a_plan_that_disagrees_is_removed(rn18_engine, tmp_path):
-    def shift_classes(outputs):
-        return {name: (value + 1) % 19 for name, value in outputs.items()}
     with pytest.raises(UserError, match="class decisions differ"):
         build(rn18_engine, tmp_path, corrupt=shift_classes)
     assert not os.path.exists(str(tmp_path / "swiftnet_fp16.plan"))
@@ -83,24 +94,36 @@ def test_a_plan_that_disagrees_is_removed(rn18_engine, tmp_path):
 def test_a_failed_rebuild_leaves_the_previous_plan_untouched(rn18_engine, tmp_path):
     plan, _, _ = build(rn18_engine, tmp_path)
     before = [open(p, "rb").read() for p in (plan, plan + ".json")]
-
-    def shift_classes(outputs):
-        return {name: (value + 1) % 19 for name, value in outputs.items()}
     with pytest.raises(UserError, match="nothing written"):
         build(rn18_engine, tmp_path, corrupt=shift_classes)
     assert [open(p, "rb").read() for p in (plan, plan + ".json")] == before
     assert sorted(os.listdir(str(tmp_path))) == sorted(os.path.basename(p) for p in (plan, plan + ".json"))
 
 
-def test_nan_outputs_fail_the_build(rn18_logits_engine, tmp_path):
-    def poison(outputs):
-        out = {name: value.copy() for name, value in outputs.items()}
-        for value in out.values():
-            value.flat[::97] = np.nan
-        return out
+def test_nan_outlier_scores_fail_the_build(rn18_engine, tmp_path):
+    """Class maps cannot hold a NaN; outlier scores can, and they fail the check."""
+    def with_scores(value):
+        def corrupt(outputs):
+            return dict(outputs, outlier_score=np.full(outputs["class_map"].shape, value, np.float32))
+        return corrupt
     with pytest.raises(UserError, match="NaN"):
-        build(rn18_logits_engine, tmp_path, corrupt=poison)
+        build(rn18_engine, tmp_path, corrupt=with_scores(np.nan),
+              reference=StandIn(rn18_engine, with_scores(0.0)))
     assert not os.path.exists(str(tmp_path / "swiftnet_fp16.plan"))
+
+
+def test_without_the_cores_tensorrt_the_build_is_refused_before_it_starts(rn18_engine, tmp_path):
+    """Where libswiftrt was built without TensorRT (this machine), the check cannot run: one
+    line says so before TensorRT spends minutes building, and nothing is written."""
+    from runtime.plan.build import build_plan
+    from runtime.plan.check import core_backends
+    if "tensorrt" in core_backends():
+        pytest.skip("this libswiftrt has its TensorRT backend")
+    built = []
+    with pytest.raises(UserError, match="built without it .*SWIFTRT_WITH_TENSORRT=ON") as error:
+        build_plan(rn18_engine, str(tmp_path / "x.plan"), build=lambda *a, **k: built.append(a),
+                   log=lambda message: None)
+    assert "\n" not in str(error.value) and not built and not os.listdir(str(tmp_path))
 
 
 def test_int8_from_an_fp32_onnx_needs_calibration_files(rn18_engine, tmp_path):
@@ -122,32 +145,53 @@ def test_without_tensorrt_the_cli_says_so_in_one_line(rn18_engine, tmp_path, run
 
 
 def test_a_forecast_bundle_gets_a_plan_per_stage(forecast_bundle, tmp_path):
-    """The device-side build of an exported bundle: three plans, forecast.json naming them."""
+    """The device-side build of an exported bundle: three plans, forecast.json naming them,
+    checked as one bundle (the core runs bundles, not stages) on a stream of forecasts."""
     from runtime.plan.build import build_bundle_plans
 
-    def open_plan(path, manifest):
-        stage = os.path.basename(path)[:-len(".plan")]
-        return StandIn(os.path.join(forecast_bundle, stage + ".onnx"))
-
-    built = []
+    built, opened = [], []
 
     def recording_build(onnx_path, plan_path, **options):
         built.append((os.path.basename(onnx_path), options["precision"]))
         return fake_build(onnx_path, plan_path, **options)
 
+    def open_plan(path, manifest):
+        opened.append(os.path.basename(path))
+        for plan in manifest_mod.Manifest.load(path).stages.values():  # all published by now
+            plan = os.path.join(os.path.dirname(path), plan)
+            manifest_mod.Manifest.load(plan).verify_artifact(plan)
+        return StandIn(forecast_bundle)
+
     out = tmp_path / "plans"
-    data = build_bundle_plans(forecast_bundle, str(out), precision="fp16", check_count=1,
+    data = build_bundle_plans(forecast_bundle, str(out), precision="fp16", check_count=2,
                               build=recording_build, open_plan=open_plan, log=lambda m: None)
     assert sorted(built) == [("decoder.onnx", "fp16"), ("f2f.onnx", "fp32"), ("features.onnx", "fp16")]
+    assert opened == ["forecast.json"]
     on_disk = manifest_mod.Manifest.load(str(out / "forecast.json")).to_dict()
     assert on_disk["stages"] == {"features": "features.plan", "f2f": "f2f.plan", "decoder": "decoder.plan"}
     assert on_disk == data.to_dict() and on_disk["precision"] == "fp16"
+    check = on_disk["post_build_check"]
+    assert check["ok"] and check["images"] == 2
+    assert check["outputs"]["forecast_map"]["mismatch"] == 0.0
     for stage in ("features", "f2f", "decoder"):
         stage_manifest = manifest_mod.Manifest.load(str(out / (stage + ".plan"))).to_dict()
         assert stage_manifest["artifact"]["format"] == "tensorrt"
         assert stage_manifest["tensorrt"]["version"] == "8.6.2"
         assert stage_manifest["task"] == "forecast_stage" and stage_manifest["stage"] == stage
-        assert stage_manifest["post_build_check"]["ok"]
+
+
+def test_a_plan_bundle_that_forecasts_otherwise_is_removed(forecast_bundle, tmp_path):
+    from runtime.plan.build import build_bundle_plans
+
+    def shift_forecast(outputs):
+        return dict(outputs, forecast_map=(outputs["forecast_map"] + 1) % 19)
+
+    out = tmp_path / "plans"
+    with pytest.raises(UserError, match="forecast_map: .* class decisions differ.*nothing written"):
+        build_bundle_plans(forecast_bundle, str(out), check_count=1, build=fake_build,
+                           open_plan=lambda path, m: StandIn(forecast_bundle, shift_forecast),
+                           log=lambda m: None)
+    assert not out.exists()
 
 
 def test_an_int8_plan_bundle_needs_an_int8_export(forecast_bundle, tmp_path):

@@ -74,5 +74,5 @@ def open_backend(path, manifest=None, backend=None, providers=None, threads=None
         if backend.warning:
             log.warning("warning: %s: %s", os.path.basename(str(path)), backend.warning)
         return backend
-    from runtime.backends.tensorrt import TensorRTBackend
-    return TensorRTBackend(str(path), manifest=manifest)
+    raise UserError("TensorRT plans run only in libswiftrt: open {} with runtime.open_engine(path, "
+                    "backend='tensorrt') (rt-segment/rt-bench --backend tensorrt)".format(path))

@@ -3,7 +3,7 @@
     rt-bench --engine engines/swiftnet-rn18_fp32.onnx
     rt-bench --engine a.onnx --engine b.onnx --iterations 200 --json bench.json
     rt-bench --engine engines/x.onnx --torch swiftnet-rn18 --openvino --markdown bench.md
-    rt-bench --engine engines/x.plan --cuda-graph --power --video drive.mp4 --plot bench.png
+    rt-bench --engine engines/x.plan --power --video drive.mp4 --plot bench.png
     rt-bench --engine engines/swiftnet-rn18_fp32.onnx --engine engines/f2f-mid_fp32 --video drive.mp4
 
 Per runner: latency min/mean/median/p90/p95/p99/max, standard deviation and
@@ -66,10 +66,6 @@ def build_parser():
     add_verify_arg(parser)
     parser.add_argument("--cv-warn", type=float, default=bench.DEFAULT_CV_WARN, metavar="X",
                         help="warn when std/mean exceeds X (default {:g})".format(bench.DEFAULT_CV_WARN))
-    trt = parser.add_argument_group("TensorRT only")
-    trt.add_argument("--cuda-graph", action="store_true", help="launch the enqueue as a CUDA graph")
-    trt.add_argument("--no-transfers", action="store_true",
-                     help="time enqueue + compute without host/device copies")
     peers = parser.add_argument_group("peers (same input, same threads, same run)")
     peers.add_argument("--torch", metavar="ARCH[:CHECKPOINT]",
                        help="PyTorch eager FP32 (imports torch; untrained weights without CHECKPOINT)")
@@ -161,7 +157,7 @@ def main(argv):
         providers=[p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None,
         threads=args.threads, verify=not args.no_verify, warmup=args.warmup, warmup_s=args.warmup_s,
         iterations=args.iterations, duration=args.duration, rounds=args.rounds, cv_warn=args.cv_warn,
-        cuda_graph=args.cuda_graph, no_transfers=args.no_transfers, torch=args.torch,
+        torch=args.torch,
         openvino=[args.openvino_precision] if args.openvino else [], video=args.video,
         e2e_frames=args.e2e_frames, realtime=args.realtime, power=args.power,
         power_interval=args.power_interval, quiet=args.quiet, command=["rt-bench"] + list(argv))

@@ -10,12 +10,13 @@ Orin). ``trt`` and ``gpu_info`` can be injected, so the tests run it with fakes.
 
 Also here, pure Python: the plan manifest.
 """
+import ctypes
 import os
 import sys
 import time
 
 from runtime import manifest as manifest_mod
-from runtime.backends import trt_api
+from runtime.plan import trt_version
 from runtime.errors import UserError, first_line
 from runtime.jsonfile import write_bytes_atomic
 from runtime.plan import calibration_cache, trt_rules
@@ -35,15 +36,29 @@ def import_trt():
     return tensorrt
 
 
-def pycuda_gpu_info(device=0):
-    """{'name', 'compute_capability'} of a CUDA device via pycuda; None values without pycuda."""
+CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 75, 76
+
+
+def cuda_gpu_info(device=0, lib=None):
+    """{'name', 'compute_capability'} of a CUDA device, asked of the CUDA driver (libcuda, through
+    ctypes: no pycuda); None values, with a warning, where there is no driver or GPU."""
     try:
-        import pycuda.driver as cuda
-        cuda.init()
-        dev = cuda.Device(device)
-        return {"name": dev.name(),
-                "compute_capability": trt_api.compute_capability(dev.compute_capability())}
-    except Exception as exc:  # ImportError, or pycuda's own errors without a driver
+        lib = lib if lib is not None else ctypes.CDLL("libcuda.so.1")
+        dev, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        name = ctypes.create_string_buffer(256)
+        for what, status in (("cuInit", lambda: lib.cuInit(0)),
+                             ("cuDeviceGet", lambda: lib.cuDeviceGet(ctypes.byref(dev), device)),
+                             ("cuDeviceGetName", lambda: lib.cuDeviceGetName(name, len(name), dev)),
+                             ("cuDeviceGetAttribute", lambda: lib.cuDeviceGetAttribute(
+                                 ctypes.byref(major), CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev)),
+                             ("cuDeviceGetAttribute", lambda: lib.cuDeviceGetAttribute(
+                                 ctypes.byref(minor), CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev))):
+            code = status()
+            if code != 0:
+                raise RuntimeError("{} returned CUDA error {}".format(what, code))
+        return {"name": name.value.decode("utf-8", "replace"),
+                "compute_capability": trt_version.compute_capability((major.value, minor.value))}
+    except (OSError, RuntimeError) as exc:  # no driver library, or no usable GPU
         _warn("cannot tell the GPU ({}): the plan manifest will not record it, so the runtime "
               "can only check the TensorRT version".format(first_line(exc)))
         return {"name": None, "compute_capability": None}
@@ -115,8 +130,8 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
     if precision == "int8" and int8_mode == "ranges" and not amax_json:
         raise UserError("int8 mode 'ranges' needs an amax JSON file ({tensor name: amax})")
     trt = trt if trt is not None else import_trt()
-    version = trt_api.parse_version(trt.__version__)
-    vstr = trt_api.version_string(version)
+    version = trt_version.parse_version(trt.__version__)
+    vstr = trt_version.version_string(version)
     # Our own check first: an illegal graph fails naming the node and the rule, not TensorRT's
     # raw parser error (and the plan is never started).
     trt_rules.require_legal(str(onnx_path), vstr)
@@ -192,7 +207,7 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
                   "a new one".format(timing_cache))
             config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
-    gpu = (gpu_info or pycuda_gpu_info)()
+    gpu = (gpu_info or cuda_gpu_info)()
     t0 = time.time()
     serialized = builder.build_serialized_network(network, config)
     seconds = time.time() - t0
@@ -205,7 +220,7 @@ def build_engine(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timi
         write_bytes_atomic(str(timing_cache), config.get_timing_cache().serialize())
 
     info = {"tensorrt_version": vstr, "gpu": gpu.get("name"),
-            "compute_capability": trt_api.compute_capability(gpu.get("compute_capability")),
+            "compute_capability": trt_version.compute_capability(gpu.get("compute_capability")),
             "precision": precision, "flags": used, "workspace_mb": int(workspace_mb),
             "int8_mode": int8_mode if precision == "int8" else None,
             "timing_cache": str(timing_cache) if timing_cache else None,

@@ -17,7 +17,7 @@ import json
 import os
 import struct
 
-from runtime.backends import trt_api
+from runtime.plan import trt_version
 from runtime.errors import UserError
 from runtime.jsonfile import write_atomic, write_bytes_atomic
 
@@ -30,7 +30,7 @@ AMAX_FORMAT = "swiftrt-amax"
 
 def calibration_cache_header(version):
     """'TRT-8502-EntropyCalibration2' for 8.5.2; 10.x: major*10000+minor*100+patch."""
-    major, minor, patch = trt_api.parse_version(version)
+    major, minor, patch = trt_version.parse_version(version)
     if major >= 10:
         number = major * 10000 + minor * 100 + patch
     else:
@@ -59,7 +59,7 @@ def write_calibration_cache(path, amax, version, onnx_sha256, method="minmax"):
     for name in sorted(amax):
         lines.append("{}: {}".format(name, amax_to_hex(abs(float(amax[name])))))
     write_bytes_atomic(str(path), ("\n".join(lines) + "\n").encode("ascii"))
-    side = {"onnx_sha256": onnx_sha256, "tensorrt_version": trt_api.version_string(version),
+    side = {"onnx_sha256": onnx_sha256, "tensorrt_version": trt_version.version_string(version),
             "method": method}
     write_bytes_atomic(str(path) + ".json", (json.dumps(side, indent=2) + "\n").encode("ascii"))
     return str(path)
@@ -102,7 +102,7 @@ def read_calibration_cache(path, expected_sha256=None, expected_version=None):
             raise UserError("{} is for {} ({}), this is TensorRT {} (expects {}): TensorRT would "
                             "ignore it; rewrite it for this version".format(
                                 path, side.get("tensorrt_version", "another TensorRT"), header,
-                                trt_api.version_string(expected_version), wanted))
+                                trt_version.version_string(expected_version), wanted))
     return data
 
 

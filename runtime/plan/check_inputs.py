@@ -1,4 +1,4 @@
-"""Inputs for the post-build plan-vs-ONNX check, made on the device itself.
+"""Frames for the post-build plan-vs-ONNX check (runtime.plan.check), found on the device itself.
 
 rt-plan runs on the Jetson, where the workstation's scene generator (export/scenes.py) is not.
 The check needs inputs like the ones the network will see: on colour patterns or noise a
@@ -7,8 +7,9 @@ legitimately disagree more than the check's limits allow (measured: 3-8 % of cla
 on patterns vs 0.1-0.3 % on road scenes, ONNX Runtime INT8 vs FP32). So the package ships four
 generated road scenes (check_frames/scene_<i>.jpg, written by export.scenes.write_check_frames,
 256x512) and the check runs on them by default; with ``source`` (a folder of images or a video)
-the user's own frames are used instead. Either way the frames are preprocessed exactly as the
-runtime does (runtime.core_preprocess: the core's own preprocessing), so they fit any input size.
+the user's own frames are used instead. The check hands the camera frames to libswiftrt, which
+preprocesses them as it does every frame, so they fit any input size. ``batched`` groups
+preprocessed tensors for a batch-N model (the export's parity gate, export/api.py).
 """
 import glob
 import os
@@ -17,11 +18,9 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserError
-from runtime.core_preprocess import Preprocessor
 from runtime.sources import EndOfStream, open_source
 
 CHECK_FRAMES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_frames")
-FEATURES_SEED = 4242  # a forecast stage that takes features: N(0, 1) draws
 
 
 def shipped_frames(count):
@@ -55,18 +54,9 @@ def read_frames(source, count):
     return frames
 
 
-def check_inputs(manifest, count, source=None):
-    """The input tensors of the check: ``count`` frames (the shipped scenes, or read from
-    ``source``) preprocessed as the runtime does, or (a forecast stage that takes features)
-    standardized features drawn from N(0, 1). ``manifest``: the model's Manifest."""
-    spec = manifest.input
-    if spec.kind == "features":
-        rng = np.random.RandomState(FEATURES_SEED)
-        shape = [int(d) for d in spec.shape]
-        return [rng.standard_normal(shape).astype(spec.dtype) for _ in range(count)]
-    pre = Preprocessor(spec)
-    frames = read_frames(source, count) if source is not None else shipped_frames(count)
-    return batched([pre(frame)[0] for frame in frames], manifest.batch)
+def check_frames(count, source=None):
+    """The check's BGR frames: ``count`` of the shipped scenes, or up to ``count`` of ``source``."""
+    return read_frames(source, count) if source is not None else shipped_frames(count)
 
 
 def batched(tensors, batch):
