@@ -3,9 +3,11 @@
 mmdeploy-style: plain arguments in, manifests out; ``export/cli.py`` (rt-export) only parses
 arguments and calls these. Used by the forecast bundle export, training, benchmarks and tests.
 """
+import dataclasses
 import datetime
 import os
 import platform
+from typing import Callable, Optional, Sequence
 
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
@@ -309,33 +311,76 @@ def build_manifest(arch, output, size, input_name, input_shape, input_dtype, inp
     }
 
 
-def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_count=500,
-                   calib_method="percentile", calib_seed=0, flavor="cpu", keep_fp32=(), max_drop=None,
-                   eval_data=None, trt_version=None, opset=None, input_format="frame", color_order="BGR",
-                   output_kind="class_map", resize="stretch", parity_images=4, min_agreement=0.999,
-                   progress=True, log=print):
-    """fp16 / int8: the parity-gated FP32 export into a temporary folder, then calib/. Returns the
-    Manifest of ``output``."""
+@dataclasses.dataclass
+class ReducedOptions:
+    """How :func:`export_reduced` exports, calibrates and gates (rt-export's flags for fp16/int8)."""
+
+    calib: Optional[str] = None
+    """int8: representative frames (folder, glob, video or 'synthetic'); required for int8."""
+    calib_count: int = 500
+    """int8: calibration images drawn from ``calib``."""
+    calib_method: str = "percentile"
+    """int8: range estimate ('percentile', 'minmax' or 'entropy')."""
+    calib_seed: int = 0
+    """int8: seed of the calibration draw."""
+    flavor: str = "cpu"
+    """int8: 'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's S8S8 QDQ)."""
+    keep_fp32: Sequence[str] = ()
+    """Node names left in FP32."""
+    max_drop: Optional[float] = None
+    """Largest accepted accuracy drop against FP32 (pp); above it layers stay in FP32 until it is
+    not. None: measure only."""
+    eval_data: Optional[str] = None
+    """Held-out Cityscapes-format folder the drop is measured on (None: agreement on scenes)."""
+    trt_version: Optional[str] = None
+    """TensorRT version the artifact is for (I/O form, default opset, static check)."""
+    opset: Optional[int] = None
+    """ONNX opset (None: the default of ``trt_version``)."""
+    input_format: str = "frame"
+    """'frame' (uint8 NHWC, normalization in the graph), 'tensor' or 'deepstream'."""
+    color_order: str = "BGR"
+    """Channel order of 'frame' inputs."""
+    output_kind: str = "class_map"
+    """'class_map' (argmax in the graph) or 'logits'."""
+    resize: str = "stretch"
+    """How the runtime fits frames of another size (runtime.manifest.RESIZE_MODES)."""
+    parity_images: int = 4
+    """Generated scenes of the FP32 parity gate (PyTorch vs ONNX Runtime)."""
+    min_agreement: float = 0.999
+    """Least argmax agreement the FP32 parity gate accepts."""
+    progress: bool = True
+    """Show progress bars."""
+    log: Callable[[str], None] = print
+    """Receives each progress line."""
+
+
+def export_reduced(arch, checkpoint, size, output, precision, options=None):
+    """fp16 / int8 (``precision``): the parity-gated FP32 export into a temporary folder, then
+    calib/. ``options``: a :class:`ReducedOptions` (None: its defaults). Returns the Manifest of
+    ``output``."""
+    options = options or ReducedOptions()
+    calib, max_drop, keep_fp32 = options.calib, options.max_drop, options.keep_fp32
+    progress, log = options.progress, options.log
     if precision == "int8" and not calib:
         raise UserError("--precision int8 needs --calib: a folder, glob or video of "
                         "representative frames ('synthetic' for generated scenes)")
     if precision == "fp16" and calib:
         raise UserError("--calib only applies to --precision int8")
-    check_gates(min_agreement=min_agreement, max_drop=max_drop, calib_count=calib_count,
-                parity_images=parity_images)
+    check_gates(min_agreement=options.min_agreement, max_drop=max_drop, calib_count=options.calib_count,
+                parity_images=options.parity_images)
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "fp32") as work:
         fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
-        export(arch, checkpoint, size, fp32, opset=opset, input_format=input_format,
-               color_order=color_order, output_kind=output_kind, resize=resize,
-               parity_images=parity_images, min_agreement=min_agreement, trt_version=trt_version,
-               log=log)
+        export(arch, checkpoint, size, fp32, opset=options.opset, input_format=options.input_format,
+               color_order=options.color_order, output_kind=options.output_kind, resize=options.resize,
+               parity_images=options.parity_images, min_agreement=options.min_agreement,
+               trt_version=options.trt_version, log=log)
         if precision == "int8":
-            from calib.int8 import export_int8
-            return export_int8(fp32, output, calib, count=calib_count, seed=calib_seed,
-                               method=calib_method, flavor=flavor, keep_fp32=list(keep_fp32),
-                               max_drop=max_drop, eval_data=eval_data, trt_version=trt_version,
-                               progress=progress, log=log)
+            from calib.int8 import Int8Options, export_int8
+            return export_int8(fp32, output, calib, Int8Options(
+                count=options.calib_count, seed=options.calib_seed, method=options.calib_method,
+                flavor=options.flavor, keep_fp32=list(keep_fp32), max_drop=max_drop,
+                eval_data=options.eval_data, trt_version=options.trt_version, progress=progress, log=log))
         from calib.fp16 import export_fp16
         return export_fp16(fp32, output, keep_fp32=list(keep_fp32), max_drop=max_drop,
-                           eval_data=eval_data, progress=progress, log=log)
+                           eval_data=options.eval_data, progress=progress, log=log)

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from export.api import export, export_reduced, parse_size
+from export.api import ReducedOptions, export, export_reduced, parse_size
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 
@@ -262,14 +262,13 @@ def _refuse_reduced_only_args(args):
 
 def _export_reduced(args, size, output, log):
     keep = [name.strip() for item in args.keep_fp32 for name in item.split(",") if name.strip()]
-    export_reduced(args.arch, args.checkpoint, size, output, args.precision, calib=args.calib,
-                   calib_count=args.calib_count, calib_method=args.calib_method,
-                   calib_seed=args.calib_seed, flavor=args.flavor, keep_fp32=keep,
-                   max_drop=args.max_drop, eval_data=args.eval_data, trt_version=args.trt_version,
-                   opset=args.opset, input_format=args.input_format, color_order=args.color_order,
-                   output_kind=args.output_kind, resize=args.resize,
-                   parity_images=args.parity_images, min_agreement=args.min_agreement,
-                   progress=not args.quiet, log=log)
+    export_reduced(args.arch, args.checkpoint, size, output, args.precision, ReducedOptions(
+        calib=args.calib, calib_count=args.calib_count, calib_method=args.calib_method,
+        calib_seed=args.calib_seed, flavor=args.flavor, keep_fp32=keep, max_drop=args.max_drop,
+        eval_data=args.eval_data, trt_version=args.trt_version, opset=args.opset,
+        input_format=args.input_format, color_order=args.color_order, output_kind=args.output_kind,
+        resize=args.resize, parity_images=args.parity_images, min_agreement=args.min_agreement,
+        progress=not args.quiet, log=log))
     return 0
 
 

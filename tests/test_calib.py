@@ -463,8 +463,8 @@ def test_stale_calibration_files_are_refused(tmp_path):
 def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
     out = str(tmp_path / "engines" / "tiny_int8.onnx")
     os.makedirs(os.path.dirname(out))
-    data = int8.export_int8(tiny, out, "synthetic", count=6, seed=4, method="percentile",
-                           flavor="trt", agreement_images=2, progress=False, log=quiet).to_dict()
+    data = int8.export_int8(tiny, out, "synthetic", int8.Int8Options(count=6, seed=4, method="percentile",
+                            flavor="trt", agreement_images=2, progress=False, log=quiet)).to_dict()
     on_disk = manifest_mod.Manifest.load(out).to_dict()
     assert on_disk == json.loads(json.dumps(data))
     assert on_disk["precision"] == "int8"
@@ -507,25 +507,25 @@ def test_failed_int8_export_leaves_nothing_behind(tmp_path, tiny, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="is empty"):
-        int8.export_int8(tiny, str(folder / "a.onnx"), str(empty), count=4, progress=False,
-                        log=quiet)
+        int8.export_int8(tiny, str(folder / "a.onnx"), str(empty), int8.Int8Options(count=4, progress=False,
+                         log=quiet))
     assert os.listdir(str(folder)) == []
 
     def broken(*args, **kwargs):
         raise UserError("disk full")
     monkeypatch.setattr(calibration_cache, "write_amax_json", broken)
     with pytest.raises(UserError, match="disk full"):
-        int8.export_int8(tiny, str(folder / "b.onnx"), "synthetic", count=4, flavor="trt",
-                        method="minmax", agreement_images=1, progress=False, log=quiet)
+        int8.export_int8(tiny, str(folder / "b.onnx"), "synthetic", int8.Int8Options(count=4, flavor="trt",
+                         method="minmax", agreement_images=1, progress=False, log=quiet))
     assert os.listdir(str(folder)) == []
 
 
 @pytest.mark.parametrize("flavor", ["cpu", "trt"])
 def test_keep_fp32_search_reaches_max_drop(tmp_path, tiny, flavor):
     out = str(tmp_path / "sub" / "tiny_search.onnx")  # a folder that does not exist yet
-    data = int8.export_int8(tiny, out, "synthetic", count=4, method="minmax", flavor=flavor,
-                           max_drop=0.0, agreement_images=2, check_latency=False,
-                           progress=False, log=quiet).to_dict()
+    data = int8.export_int8(tiny, out, "synthetic", int8.Int8Options(count=4, method="minmax", flavor=flavor,
+                            max_drop=0.0, agreement_images=2, check_latency=False, progress=False,
+                            log=quiet)).to_dict()
     search = data["quantization"]["search"]
     assert data["accuracy"]["drop"] <= 0.0
     # 4 Conv and the Add (+ the BatchNormalization, a depthwise Conv in the CPU flavor)

@@ -45,15 +45,15 @@ def exports(tmp_path_factory):
     """One 10.3 export of each segmentation artifact kind, at 64x128."""
     pytest.importorskip("torch")
     from calib.fp16 import export_fp16
-    from calib.int8 import export_int8
+    from calib.int8 import Int8Options, export_int8
     from export.api import export
     folder = tmp_path_factory.mktemp("rtx")
     paths = {"fp32": str(folder / "m_fp32.onnx"), "fp16": str(folder / "m_fp16.onnx"),
              "int8": str(folder / "m_int8.onnx"), "outlier": str(folder / "ood_fp32.onnx")}
     export("swiftnet-rn18", None, SIZE, paths["fp32"], parity_images=1, trt_version=TARGET, log=quiet)
     export_fp16(paths["fp32"], paths["fp16"], agreement_images=1, progress=False, log=quiet)
-    export_int8(paths["fp32"], paths["int8"], "synthetic", count=2, method="minmax", flavor="trt",
-                agreement_images=1, check_latency=False, progress=False, log=quiet)
+    export_int8(paths["fp32"], paths["int8"], "synthetic", Int8Options(count=2, method="minmax",
+                flavor="trt", agreement_images=1, check_latency=False, progress=False, log=quiet))
     export("swiftnet-rn18-ood", None, SIZE, paths["outlier"], parity_images=1, trt_version=TARGET, log=quiet)
     return paths
 

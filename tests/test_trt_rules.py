@@ -34,14 +34,14 @@ def quiet(_message):
 def test_exports_are_legal_for_their_version(tmp_path, arch, version):
     pytest.importorskip("torch")
     from calib.fp16 import export_fp16
-    from calib.int8 import export_int8
+    from calib.int8 import Int8Options, export_int8
     from export.api import export
     fp32 = str(tmp_path / "m_fp32.onnx")
     data = export(arch, None, SIZE, fp32, parity_images=1, trt_version=version, log=quiet).to_dict()
     outputs = [str(tmp_path / "m_fp16.onnx"), str(tmp_path / "m_int8.onnx")]
     export_fp16(fp32, outputs[0], agreement_images=1, progress=False, log=quiet)
-    export_int8(fp32, outputs[1], "synthetic", count=2, method="minmax", flavor="trt",
-                agreement_images=1, check_latency=False, progress=False, log=quiet)
+    export_int8(fp32, outputs[1], "synthetic", Int8Options(count=2, method="minmax", flavor="trt",
+                agreement_images=1, check_latency=False, progress=False, log=quiet))
     fam = trt_rules.family(version)
     for path in [fp32] + outputs:
         assert trt_rules.check(path, version) == [], path
