@@ -210,7 +210,7 @@ def task_engines(plain_path):
     each of FORECAST_FORMS that ONNX Runtime runs (FP32, from the committed demo checkpoints; exported
     once, reused while the checkpoint and form are unchanged)."""
     from export.api import export
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     from runtime import manifest as manifest_mod
     engines = [("plain", plain_path)]
     ood = os.path.join(ENGINE_DIR, "swiftnet-rn18-ood_fp32.onnx")
@@ -232,7 +232,8 @@ def task_engines(plain_path):
                 made = (made.source_checkpoints["f2f"]["sha256"], made.forecaster["deform_form"])
             if made != (sha, form):
                 log("exporting the forecast bundle ({} form)".format(form))
-                export_bundle(TASK_CHECKPOINTS["forecast"], bundle, deform_form=form, log=lambda message: None)
+                export_bundle(TASK_CHECKPOINTS["forecast"], bundle, BundleOptions(deform_form=form,
+                              log=lambda message: None))
             engines.append((label, bundle))
     return engines
 

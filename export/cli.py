@@ -116,19 +116,19 @@ def _add_forecast_args(parser):
 
 
 def _export_bundle(args, size, opset, log):
-    from export.forecast_export import BUNDLE_ARCH, export_bundle
+    from export.forecast_export import BUNDLE_ARCH, BundleOptions, export_bundle
     if not args.checkpoint:
         raise UserError("--arch {} needs --checkpoint: a forecaster trained with rt-train --arch f2f-8"
                         .format(BUNDLE_ARCH))
     output = args.output or os.path.join("engines", "{}_{}".format(BUNDLE_ARCH, args.precision))
     if output.endswith((".onnx", ".plan", ".json")):
         raise UserError("--output {}: a forecast bundle is a folder (three stages + forecast.json)".format(output))
-    export_bundle(args.checkpoint, output, features_checkpoint=args.features_checkpoint,
+    export_bundle(args.checkpoint, output, BundleOptions(features_checkpoint=args.features_checkpoint,
                   size=size if args.size_given else None, opset=opset, deform_form=args.deform_form,
                   output_kind=args.output_kind, color_order=args.color_order, resize=args.resize,
                   precision=args.precision, calib=args.calib, calib_count=args.calib_count,
                   calib_method=args.calib_method, calib_seed=args.calib_seed, flavor=args.flavor,
-                  min_agreement=args.min_agreement, trt_version=args.trt_version, log=log)
+                  min_agreement=args.min_agreement, trt_version=args.trt_version, log=log))
     return 0
 
 

@@ -79,9 +79,9 @@ def forecaster_checkpoints(tmp_path_factory, forecast_sequences):
 @pytest.fixture(scope="session")
 def forecast_bundle(tmp_path_factory, forecaster_checkpoints):
     """A real forecast bundle (FP32, default MatMul form) exported by rt-export's code at 128x256."""
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     out = str(tmp_path_factory.mktemp("bundles") / "f2f_fp32")
-    export_bundle(forecaster_checkpoints[1], out, parity_frames=10, log=lambda m: None)
+    export_bundle(forecaster_checkpoints[1], out, BundleOptions(parity_frames=10, log=lambda m: None))
     return out
 
 

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from export import checkpoints  # noqa: E402
-from export.forecast_export import export_bundle  # noqa: E402
+from export.forecast_export import BundleOptions, export_bundle  # noqa: E402
 from runtime import manifest  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 
@@ -66,8 +66,8 @@ def test_bundle_has_three_checked_stages_and_a_valid_bundle_manifest(forecast_bu
 
 def test_gather_form_bundle_for_tensorrt_8_2_runs_and_matches(forecaster_checkpoints, tmp_path):
     out = str(tmp_path / "tx2")
-    bundle = export_bundle(forecaster_checkpoints[1], out, deform_form="gather", opset=13, parity_frames=10,
-                           log=lambda m: None).to_dict()
+    bundle = export_bundle(forecaster_checkpoints[1], out, BundleOptions(deform_form="gather", opset=13,
+                           parity_frames=10, log=lambda m: None)).to_dict()
     assert bundle["opset"] == 13 and bundle["parity"]["forecast_argmax_agreement"] >= 0.999
     model = onnx.load(os.path.join(out, "f2f.onnx"))
     ops = {n.op_type for n in model.graph.node}
@@ -82,7 +82,8 @@ def test_bundle_refuses_a_features_checkpoint_it_was_not_trained_on(forecaster_c
     torch.manual_seed(1)
     checkpoints.save_checkpoint(other, models.create("swiftnet-rn18-sl"), "swiftnet-rn18-sl")
     with pytest.raises(UserError, match="sha256"):
-        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"), features_checkpoint=other, log=lambda m: None)
+        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"),
+                      BundleOptions(features_checkpoint=other, log=lambda m: None))
 
 
 def test_rt_export_cli_errors_for_bundles_are_one_line(run_cli_subprocess, forecaster_checkpoints, tmp_path):
@@ -104,8 +105,9 @@ def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp
         forecaster_checkpoints, tmp_path, precision):
     from runtime.forecast import ForecastBundle
     out = str(tmp_path / precision)
-    bundle = export_bundle(forecaster_checkpoints[1], out, precision=precision, calib="synthetic", calib_count=4,
-                           calib_method="percentile", parity_frames=10, log=lambda m: None).to_dict()
+    bundle = export_bundle(forecaster_checkpoints[1], out, BundleOptions(precision=precision,
+                           calib="synthetic", calib_count=4, calib_method="percentile", parity_frames=10,
+                           log=lambda m: None)).to_dict()
     assert bundle["precision"] == precision
     agreement = bundle["parity"][precision]["forecast_agreement_vs_fp32"]
     assert (0.0 <= agreement <= 1.0) if precision == "int8" else agreement > 0.95

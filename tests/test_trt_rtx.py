@@ -70,9 +70,10 @@ def test_every_10x_artifact_kind_is_parsed_and_built(exports, kind):
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["gather", "grid_sample", "onnx"])  # matmul: tests/test_trt_rules.py
 def test_every_forecast_stage_and_deform_form_is_parsed_and_built(tmp_path, forecaster_checkpoints, form):
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     out = str(tmp_path / "bundle")
-    export_bundle(forecaster_checkpoints[1], out, parity_frames=6, deform_form=form, trt_version=TARGET, log=quiet)
+    export_bundle(forecaster_checkpoints[1], out, BundleOptions(parity_frames=6, deform_form=form,
+                  trt_version=TARGET, log=quiet))
     for stage in ("features.onnx", "f2f.onnx", "decoder.onnx"):
         result = rtx.check(os.path.join(out, stage))
         if stage == "f2f.onnx" and form == "onnx":

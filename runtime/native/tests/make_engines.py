@@ -101,9 +101,9 @@ def make(out, size, only):
     bundle = os.path.join(out, "bundle")
     paths["bundle"] = bundle
     if "bundle" in only and not os.path.exists(os.path.join(bundle, "forecast.json")):
-        from export.forecast_export import export_bundle
-        export_bundle(os.path.join(REPO, BUNDLE_CHECKPOINT), bundle, size=size, parity_frames=6,
-                      log=lambda message: None)
+        from export.forecast_export import BundleOptions, export_bundle
+        export_bundle(os.path.join(REPO, BUNDLE_CHECKPOINT), bundle, BundleOptions(size=size,
+                      parity_frames=6, log=lambda message: None))
     if "bad" in only:
         make_bad(os.path.join(out, "bad"), paths["seg"])
     if "frames" in only:
