@@ -462,8 +462,8 @@ def test_the_library_runs_without_argparse(rn18_engine):
     """benchmarks/ call runtime.bench_run with plain arguments: the same report as rt-bench."""
     from runtime import bench_format, bench_run
     from runtime.errors import UserError
-    rep, samples = bench_run.run([rn18_engine, rn18_engine], iterations=2, warmup=1, rounds=1, quiet=True,
-                                 openvino=[])
+    rep, samples = bench_run.run([rn18_engine, rn18_engine], bench_run.BenchOptions(
+        iterations=2, warmup=1, rounds=1, quiet=True, openvino=[]))
     names = [e["name"] for e in rep["runners"]]
     assert names == ["swiftnet-rn18_fp32.onnx#1", "swiftnet-rn18_fp32.onnx#2"]
     assert sorted(samples) == sorted(names) and rep["command"] == ["rt-bench"]
