@@ -7,7 +7,7 @@ import dataclasses
 import datetime
 import os
 import platform
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
@@ -159,10 +159,11 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
             log("DLA placement (FP16 plan): {} layers on DLA in {} subgraph(s), {} on the GPU".format(
                 len(placed.on_dla), placed.subgraphs, len(placed.on_gpu)))
 
-        manifest = Manifest.from_dict(build_manifest(
-            arch, staged, size, input_name, input_shape, input_dtype, input_format, color_order,
-            normalization, output_name, output_kind, classes, IGNORE_ID, opset, resize, checkpoint,
-            info, form.class_map_dtype), manifest_mod.sidecar_path(output))
+        manifest = Manifest.from_dict(build_manifest(arch, staged, size, checkpoint, info, ManifestOptions(
+            input_name=input_name, input_shape=input_shape, input_dtype=input_dtype, output_name=output_name,
+            normalization=normalization, classes=classes, ignore_id=IGNORE_ID, opset=opset,
+            input_format=input_format, color_order=color_order, output_kind=output_kind, resize=resize,
+            class_map_dtype=form.class_map_dtype)), manifest_mod.sidecar_path(output))
         changes = {"tensorrt_compat": dict(compat, io_form=form.name)}
         if untrained:
             source = manifest.source_checkpoint
@@ -271,13 +272,48 @@ def toolchain_versions():
     return versions
 
 
-def build_manifest(arch, output, size, input_name, input_shape, input_dtype, input_format, color_order,
-              normalization, output_name, output_kind, classes, ignore_id, opset, resize,
-              checkpoint, info, class_map_dtype="uint8"):
+@dataclasses.dataclass
+class ManifestOptions:
+    """What :func:`build_manifest` records about an exported segmentation graph."""
+
+    input_name: str
+    """The graph's input tensor."""
+    input_shape: List[int]
+    """Its static shape; the first dimension is the batch (one output per frame)."""
+    input_dtype: str
+    """Its element type ('uint8' frames, 'float32' tensors)."""
+    output_name: str
+    """The graph's (first) output tensor."""
+    normalization: Dict[str, Any]
+    """{'scale', 'mean', 'std'} the network was trained with."""
+    classes: List[Dict[str, Any]]
+    """The class table ({'id', 'name', 'color'} each)."""
+    ignore_id: int
+    """Label id of pixels no class covers."""
+    opset: int
+    """The ONNX opset written."""
+    input_format: str = "frame"
+    """'frame' (NHWC, normalization in the graph) or 'tensor' (normalized NCHW RGB)."""
+    color_order: str = "BGR"
+    """Channel order of 'frame' inputs."""
+    output_kind: str = "class_map"
+    """'class_map' (argmax in the graph) or 'logits'."""
+    resize: str = "stretch"
+    """How the runtime fits frames of another size (runtime.manifest.RESIZE_MODES)."""
+    class_map_dtype: str = "uint8"
+    """Element type of a class map output (the TensorRT I/O form's, export.onnx_export.io_form)."""
+
+
+def build_manifest(arch, output, size, checkpoint, info, options):
+    """The manifest dict of the exported ``output`` of ``arch`` at ``size`` (height, width) from
+    ``checkpoint`` (None: untrained; ``info`` its load_checkpoint metadata); ``options`` a
+    :class:`ManifestOptions` describing the graph's input and output."""
+    input_shape, input_format, output_kind = options.input_shape, options.input_format, options.output_kind
+    classes, normalization, output_name = options.classes, options.normalization, options.output_name
     height, width = size
     batch = input_shape[0]  # one output per frame of the batch
     if output_kind == "class_map":
-        out = {"name": output_name, "shape": [batch, height, width], "dtype": class_map_dtype,
+        out = {"name": output_name, "shape": [batch, height, width], "dtype": options.class_map_dtype,
                "meaning": "class_map"}
     else:
         out = {"name": output_name, "shape": [batch, len(classes), height, width], "dtype": "float32",
@@ -289,20 +325,20 @@ def build_manifest(arch, output, size, input_name, input_shape, input_dtype, inp
         "artifact": {"file": os.path.basename(output), "format": "onnx",
                      "sha256": manifest_mod.sha256_file(output)},
         "input": {
-            "name": input_name, "shape": input_shape, "dtype": input_dtype,
+            "name": options.input_name, "shape": input_shape, "dtype": options.input_dtype,
             "layout": "NHWC" if input_format == "frame" else "NCHW",
-            "color_order": color_order if input_format == "frame" else "RGB",
+            "color_order": options.color_order if input_format == "frame" else "RGB",
             "normalization": {"in_graph": input_format == "frame",
                               "scale": float(normalization["scale"]),
                               "mean": [float(v) for v in normalization["mean"]],
                               "std": [float(v) for v in normalization["std"]]},
-            "resize": resize,
+            "resize": options.resize,
         },
         "outputs": [out],
         "classes": classes,
-        "ignore_id": ignore_id,
+        "ignore_id": options.ignore_id,
         "precision": "fp32",
-        "opset": opset,
+        "opset": options.opset,
         "source_checkpoint": {"path": os.path.abspath(checkpoint) if checkpoint else None,
                               "sha256": info.get("sha256"), "layout": info.get("layout"),
                               "trained": bool(checkpoint)},
