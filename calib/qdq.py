@@ -21,8 +21,8 @@ in FP32; see :func:`network_bounds`.
 Programmatic use (what rt-export --precision int8 does)::
 
     from calib.int8 import Int8Options, export_int8
-    manifest = export_int8("engines/x_fp32.onnx", "engines/x_int8.onnx", "data/cs", Int8Options(count=500,
-                           method="percentile", flavor="cpu"))
+    manifest = export_int8("engines/x_fp32.onnx", "engines/x_int8.onnx", "data/cs",
+                           Int8Options(count=500, method="percentile", flavor="cpu"))
 """
 import collections
 import copy

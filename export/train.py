@@ -102,21 +102,19 @@ def main(argv):
 
 
 def _main_forecaster(args):
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
     check_numbers(vars(args))
     try:
         offsets = [int(v) for v in args.past_offsets.split(",") if v.strip()]
     except ValueError:
         raise UserError("malformed --past-offsets {!r}: expected e.g. -9,-6,-3,0".format(args.past_offsets))
-    result = train_forecaster(args.arch, args.data, args.output, args.features_from, horizon=args.horizon,
-                              offsets=offsets, iterations=args.iterations,
-                              finetune_iterations=args.finetune_iterations, batch_size=args.batch_size,
-                              lr=args.lr, weight_decay=args.weight_decay, seq_limit=args.seq_limit,
-                              val_limit=args.val_limit, threads=args.threads, seed=args.seed, half=args.half,
-                              depth=args.depth, cache=args.features_cache, val_every=args.val_every,
-                              finetune_batch_size=args.finetune_batch_size, init=args.init,
-                              extra_train=args.extra_train, progress=not args.quiet,
-                              log=lambda m: sys.stderr.write(m + "\n"))
+    result = train_forecaster(args.arch, args.data, args.output, args.features_from, ForecasterOptions(
+        horizon=args.horizon, offsets=offsets, iterations=args.iterations,
+        finetune_iterations=args.finetune_iterations, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, seq_limit=args.seq_limit, val_limit=args.val_limit,
+        threads=args.threads, seed=args.seed, half=args.half, depth=args.depth, cache=args.features_cache,
+        val_every=args.val_every, finetune_batch_size=args.finetune_batch_size, init=args.init,
+        extra_train=args.extra_train, progress=not args.quiet, log=lambda m: sys.stderr.write(m + "\n")))
     print(json.dumps(result, indent=2))
     return 0
 

@@ -64,15 +64,16 @@ def forecaster_checkpoints(tmp_path_factory, forecast_sequences):
     pytest.importorskip("torch")
     import torch
     from export import checkpoints, models
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
     folder = tmp_path_factory.mktemp("forecaster")
     torch.manual_seed(0)
     sl = models.create("swiftnet-rn18-sl")
     sl_path = str(folder / "sl.pt")
     checkpoints.save_checkpoint(sl_path, sl, "swiftnet-rn18-sl", {"input_size": list(SMALL_SIZE)})
     f2f_path = str(folder / "f2f.pt")
-    result = train_forecaster("f2f-8", forecast_sequences, f2f_path, sl_path, horizon=3, iterations=4,
-                              finetune_iterations=2, batch_size=2, depth=3, progress=False, log=lambda m: None)
+    result = train_forecaster("f2f-8", forecast_sequences, f2f_path, sl_path, ForecasterOptions(horizon=3,
+                              iterations=4, finetune_iterations=2, batch_size=2, depth=3, progress=False,
+                              log=lambda m: None))
     return sl_path, f2f_path, result
 
 

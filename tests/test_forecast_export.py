@@ -131,14 +131,14 @@ def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp
 
 def test_forecaster_training_continues_from_init_and_refuses_another_future(
         forecaster_checkpoints, forecast_sequences, tmp_path):
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
     sl_path, f2f_path, _ = forecaster_checkpoints
     logs = []
     out = str(tmp_path / "continued.pt")
     # a learning rate of 0: the written weights are exactly the init's (BN statistics move)
-    train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                     finetune_iterations=0, batch_size=2, lr=0.0, depth=3, init=f2f_path,
-                     progress=False, log=logs.append)
+    train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3, iterations=1,
+                     finetune_iterations=0, batch_size=2, lr=0.0, depth=3, init=f2f_path, progress=False,
+                     log=logs.append))
     start, _ = checkpoints.load_checkpoint("f2f-8", f2f_path)
     continued, _ = checkpoints.load_checkpoint("f2f-8", out)
     params = dict(continued.named_parameters())
@@ -146,29 +146,28 @@ def test_forecaster_training_continues_from_init_and_refuses_another_future(
         assert torch.equal(value, params[key]), key
     assert any("starting from" in line for line in logs)
     with pytest.raises(UserError, match="another past offsets"):
-        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                         offsets=(-6, -4, -2, 0),
-                         finetune_iterations=0, depth=3, init=f2f_path, progress=False,
-                         log=lambda m: None)
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                         iterations=1, offsets=(-6, -4, -2, 0), finetune_iterations=0, depth=3,
+                         init=f2f_path, progress=False, log=lambda m: None))
     with pytest.raises(UserError, match="does not fit"):
-        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                         finetune_iterations=0, depth=4, init=f2f_path, progress=False,
-                         log=lambda m: None)
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                         iterations=1, finetune_iterations=0, depth=4, init=f2f_path, progress=False,
+                         log=lambda m: None))
 
 
 def test_forecaster_trains_on_several_sequence_folders_of_one_kind(forecaster_checkpoints, forecast_sequences,
                                                                    tmp_path):
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
     from export import scenes as synthetic
     sl_path = forecaster_checkpoints[0]
     out = str(tmp_path / "more.pt")
-    result = train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                              finetune_iterations=0, batch_size=2, depth=3, extra_train=[forecast_sequences],
-                              progress=False, log=lambda m: None)
+    result = train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                              iterations=1, finetune_iterations=0, batch_size=2, depth=3,
+                              extra_train=[forecast_sequences], progress=False, log=lambda m: None))
     assert result["train_sequences"] == 6  # 3 drives, twice
     shorter = str(tmp_path / "shorter")
     synthetic.write_sequences(shorter, "train", count=1, length=12, fps=15, seed=23, size=(128, 256))
     with pytest.raises(UserError, match="differ in sequence length"):
-        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                         finetune_iterations=0, depth=3, extra_train=[shorter], progress=False,
-                         log=lambda m: None)
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                         iterations=1, finetune_iterations=0, depth=3, extra_train=[shorter],
+                         progress=False, log=lambda m: None))
