@@ -67,6 +67,15 @@ class Int8Options:
     warn: Optional[Callable[[str], None]] = None
     """Receives the calibration source's warnings (None: a line on stderr)."""
 
+    def check(self):
+        """Values a user can get wrong, one line each, before any work (rt-export runs it
+        before its FP32 export too)."""
+        from calib.ranges import check_method
+        check_method(self.method)
+        flavor_options(self.flavor)
+        if self.max_drop is not None and not 0 <= self.max_drop <= 100:  # NaN too: it would turn the gate off
+            raise UserError("--max-drop must be a finite number from 0 to 100 (got {})".format(self.max_drop))
+
 
 def export_int8(fp32_onnx, output, calib, options=None):
     """FP32 ONNX (+ manifest) -> INT8 QDQ ONNX ``output`` + manifest. Returns the manifest.
@@ -81,16 +90,13 @@ def export_int8(fp32_onnx, output, calib, options=None):
     count, seed, method, flavor = options.count, options.seed, options.method, options.flavor
     keep_fp32, max_drop, log, progress = options.keep_fp32, options.max_drop, options.log, options.progress
     from calib.images import CalibrationImages
-    from calib.ranges import check_method, collect_ranges
+    from calib.ranges import collect_ranges
     from runtime.artifacts import publish, staging
     from runtime.core_preprocess import Preprocessor
 
-    check_method(method)
-    flavor_options(flavor)
+    options.check()
     output = str(output)
     fp32_manifest = load_fp32_source(fp32_onnx, output, "INT8")
-    if max_drop is not None and not 0 <= max_drop <= 100:  # NaN too: it would switch the gate off
-        raise UserError("--max-drop must be a finite number from 0 to 100 (got {})".format(max_drop))
     started = time.time()
     written = []  # removed again when anything fails: nothing half-done is left behind
     with staging(output, "int8") as folder:

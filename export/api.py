@@ -1,7 +1,8 @@
 """The export library: checkpoint -> verified ONNX artifact + manifest, and its reduced-precision forms.
 
-mmdeploy-style: plain arguments in, manifests out; ``export/cli.py`` (rt-export) only parses
-arguments and calls these. Used by the forecast bundle export, training, benchmarks and tests.
+mmdeploy-style: plain arguments and an options object (ReducedOptions, ManifestOptions) in,
+manifests out; ``export/cli.py`` (rt-export) only parses arguments and calls these. Used by the
+forecast bundle export, training, benchmarks and tests.
 """
 import dataclasses
 import datetime
@@ -404,6 +405,14 @@ def export_reduced(arch, checkpoint, size, output, precision, options=None):
         raise UserError("--calib only applies to --precision int8")
     check_gates(min_agreement=options.min_agreement, max_drop=max_drop, calib_count=options.calib_count,
                 parity_images=options.parity_images)
+    int8 = None
+    if precision == "int8":
+        from calib.int8 import Int8Options
+        int8 = Int8Options(count=options.calib_count, seed=options.calib_seed, method=options.calib_method,
+                           flavor=options.flavor, keep_fp32=list(keep_fp32), max_drop=max_drop,
+                           eval_data=options.eval_data, trt_version=options.trt_version, progress=progress,
+                           log=log)
+        int8.check()  # before the FP32 export, not minutes after it
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "fp32") as work:
         fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
@@ -411,12 +420,9 @@ def export_reduced(arch, checkpoint, size, output, precision, options=None):
                color_order=options.color_order, output_kind=options.output_kind, resize=options.resize,
                parity_images=options.parity_images, min_agreement=options.min_agreement,
                trt_version=options.trt_version, log=log)
-        if precision == "int8":
-            from calib.int8 import Int8Options, export_int8
-            return export_int8(fp32, output, calib, Int8Options(
-                count=options.calib_count, seed=options.calib_seed, method=options.calib_method,
-                flavor=options.flavor, keep_fp32=list(keep_fp32), max_drop=max_drop,
-                eval_data=options.eval_data, trt_version=options.trt_version, progress=progress, log=log))
+        if int8 is not None:
+            from calib.int8 import export_int8
+            return export_int8(fp32, output, calib, int8)
         from calib.fp16 import export_fp16
         return export_fp16(fp32, output, keep_fp32=list(keep_fp32), max_drop=max_drop,
                            eval_data=options.eval_data, progress=progress, log=log)

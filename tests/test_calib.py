@@ -611,3 +611,17 @@ def test_rt_export_reduced_precision_flag_errors(run_cli_subprocess, tmp_path):
     proc = run_cli_subprocess("export.cli", "--arch", "swiftnet-rn18", "--calib", "x",
                               "--output", tmp_path / "x.onnx")
     assert proc.returncode == 2 and "--calib only apply" in proc.stderr
+
+
+def test_export_reduced_checks_its_options_before_the_fp32_export(tmp_path):
+    """A programmatic caller gets rt-export's one-line errors, before minutes of FP32 export."""
+    pytest.importorskip("torch")
+    from export.api import ReducedOptions, export_reduced
+    logs = []
+    for changes, needle in (({"calib_method": "median"}, "unknown calibration method"),
+                            ({"flavor": "gpu"}, "unknown --flavor"),
+                            ({"max_drop": float("nan")}, "--max-drop")):
+        with pytest.raises(UserError, match=needle):
+            export_reduced("swiftnet-rn18", None, (64, 128), str(tmp_path / "x.onnx"), "int8",
+                           ReducedOptions(calib="synthetic", log=logs.append, **changes))
+    assert logs == [] and os.listdir(str(tmp_path)) == []

@@ -35,3 +35,17 @@ def test_training_without_data_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="Cityscapes-format"):
         train("swiftnet-rn18", str(tmp_path), str(tmp_path / "x.pt"), TrainOptions(iterations=1,
               progress=False, log=lambda m: None))
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"iterations": 0}, "--iterations must be at least 1"),
+    ({"weight_decay": float("inf")}, "--weight-decay must be a finite non-negative number"),
+    ({"outlier_weight": -1.0}, "--outlier-weight must be a finite non-negative number"),
+])
+def test_train_checks_its_options_before_any_work(tmp_path, changes, needle):
+    """A programmatic caller gets rt-train's one-line errors (export.training.check_numbers)."""
+    from export.training import TrainOptions, train
+    from runtime.errors import UserError
+    with pytest.raises(UserError, match=needle):
+        train("swiftnet-rn18", str(tmp_path), str(tmp_path / "x.pt"), TrainOptions(progress=False, **changes))
+    assert not (tmp_path / "x.pt").exists()
