@@ -49,9 +49,9 @@ def measure(threads, iterations, rounds):
     made = engines()
     paths = [p for _, p in made for _ in BACKENDS]
     backends = [b for _ in made for b in BACKENDS]
-    report, _ = bench_run.run(paths, backends=backends, threads=threads, iterations=iterations,
-                              rounds=rounds, quiet=True,
-                              command="benchmarks/core_vs_python.py")
+    report, _ = bench_run.run(paths, bench_run.BenchOptions(
+        backends=backends, threads=threads, iterations=iterations, rounds=rounds, quiet=True,
+        command=["benchmarks/core_vs_python.py"]))
     labels = [label for label, _ in made for _ in BACKENDS]
     return {"report": report, "labels": labels, "backends": backends, "threads": threads,
             "iterations": iterations, "rounds": rounds,

@@ -49,7 +49,7 @@ def calibrated_int8(arch, fp32_path, flavor, suffix):
     """engines/bench/<arch>_<suffix>.onnx: INT8 of ``flavor``, calibrated on 64 generated scenes
     (percentile); rebuilt when its FP32 source changed or, for the cpu flavor, when it predates
     the current CPU graph rewrites."""
-    from calib.int8 import export_int8
+    from calib.int8 import Int8Options, export_int8
     from runtime import manifest as manifest_mod
     path = os.path.join(ENGINE_DIR, "{}_{}.onnx".format(arch, suffix))
     if os.path.exists(path + ".json"):
@@ -58,8 +58,8 @@ def calibrated_int8(arch, fp32_path, flavor, suffix):
         if current and made.accuracy.get("reference_sha256") == manifest_mod.sha256_file(fp32_path):
             return path
     log("calibrating {} INT8 ({} flavor, 64 generated scenes, percentile)".format(arch, flavor))
-    export_int8(fp32_path, path, calib="synthetic", count=64, seed=0, method="percentile",
-                flavor=flavor, check_latency=False, progress=False)
+    export_int8(fp32_path, path, "synthetic", Int8Options(count=64, seed=0, method="percentile",
+                flavor=flavor, check_latency=False, progress=False))
     return path
 
 
@@ -210,7 +210,7 @@ def task_engines(plain_path):
     each of FORECAST_FORMS that ONNX Runtime runs (FP32, from the committed demo checkpoints; exported
     once, reused while the checkpoint and form are unchanged)."""
     from export.api import export
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     from runtime import manifest as manifest_mod
     engines = [("plain", plain_path)]
     ood = os.path.join(ENGINE_DIR, "swiftnet-rn18-ood_fp32.onnx")
@@ -232,7 +232,8 @@ def task_engines(plain_path):
                 made = (made.source_checkpoints["f2f"]["sha256"], made.forecaster["deform_form"])
             if made != (sha, form):
                 log("exporting the forecast bundle ({} form)".format(form))
-                export_bundle(TASK_CHECKPOINTS["forecast"], bundle, deform_form=form, log=lambda message: None)
+                export_bundle(TASK_CHECKPOINTS["forecast"], bundle, BundleOptions(deform_form=form,
+                              log=lambda message: None))
             engines.append((label, bundle))
     return engines
 

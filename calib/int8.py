@@ -4,9 +4,11 @@ Calibration (calib.ranges), quantization (calib.qdq) and the accuracy cost again
 (calib.accuracy) put together, plus TensorRT's calibration files for the ``trt`` flavor
 (their format: runtime/plan/calibration_cache.py). Nothing half-done is left behind on failure.
 """
+import dataclasses
 import os
 import shutil
 import time
+from typing import Callable, Optional, Sequence
 
 from calib import accuracy
 from calib.qdq import (bounds_indices, check_keep_fp32, default_opset, derived_manifest, flavor_options,
@@ -25,33 +27,76 @@ def _default_trt_version(opset):
     return DEFAULT_TRT_VERSIONS.get(opset, "8.5.2" if opset >= 17 else "8.2.1")
 
 
-def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile", flavor="cpu",
-                keep_fp32=(), max_drop=None, eval_data=None, eval_split="val",
-                agreement_images=8, trt_version=None, fp32_copy=None, check_latency=True,
-                progress=True, log=_log_default, warn=None):
+@dataclasses.dataclass
+class Int8Options:
+    """How :func:`export_int8` calibrates, quantizes and gates (rt-export --precision int8's flags)."""
+
+    count: int = 500
+    """Calibration images drawn from the calibration source."""
+    seed: int = 0
+    """Seed of the draw (and of the generated scenes of ``calib='synthetic'``)."""
+    method: str = "percentile"
+    """Range estimate: 'percentile', 'minmax' or 'entropy' (calib.ranges.check_method)."""
+    flavor: str = "cpu"
+    """'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's symmetric S8S8 QDQ)."""
+    keep_fp32: Sequence[str] = ()
+    """Node names left in FP32, plus the outlier head an outlier model's manifest lists
+    (calib.qdq.manifest_keep_fp32)."""
+    max_drop: Optional[float] = None
+    """Largest accepted drop (mIoU pp with ``eval_data``, else 100 x disagreement with FP32 on
+    generated scenes); above it the layers that cost most stay in FP32 until it is not
+    (calib.accuracy.search_keep_fp32). None: measure only."""
+    eval_data: Optional[str] = None
+    """Held-out Cityscapes-format folder the drop is measured on (None: agreement on scenes)."""
+    eval_split: str = "val"
+    """Split of ``eval_data`` the drop is measured on."""
+    agreement_images: int = 8
+    """Generated scenes the FP32 agreement is measured on when there is no ``eval_data``."""
+    trt_version: Optional[str] = None
+    """TensorRT version of the ``trt`` flavor's calibration cache header (None: the manifest's
+    target, else the JetPack release of the opset)."""
+    fp32_copy: Optional[str] = None
+    """Where the ``trt`` flavor copies the FP32 model its calibration files are for
+    (None: ``<stem>.fp32.onnx``)."""
+    check_latency: bool = True
+    """Time FP32 against INT8 on this machine (``cpu`` flavor) and record the ratio."""
+    progress: bool = True
+    """Show progress bars."""
+    log: Callable[[str], None] = _log_default
+    """Receives each progress line."""
+    warn: Optional[Callable[[str], None]] = None
+    """Receives the calibration source's warnings (None: a line on stderr)."""
+
+    def check(self):
+        """Values a user can get wrong, one line each, before any work (rt-export runs it
+        before its FP32 export too)."""
+        from calib.ranges import check_method
+        check_method(self.method)
+        flavor_options(self.flavor)
+        if self.max_drop is not None and not 0 <= self.max_drop <= 100:  # NaN too: it would turn the gate off
+            raise UserError("--max-drop must be a finite number from 0 to 100 (got {})".format(self.max_drop))
+
+
+def export_int8(fp32_onnx, output, calib, options=None):
     """FP32 ONNX (+ manifest) -> INT8 QDQ ONNX ``output`` + manifest. Returns the manifest.
 
-    calib: folder / glob / video / 'synthetic' (see calib.images). flavor: 'cpu' or 'trt'.
-    keep_fp32: node names left in FP32 (plus the outlier head an outlier model's manifest
-    lists, see manifest_keep_fp32). max_drop: when the measured drop (mIoU pp with
-    ``eval_data``, else 100 x disagreement with FP32 on generated scenes) is above it, the
-    layers that cost most are left in FP32 until it is not (calib.accuracy.search_keep_fp32).
-    For ``trt``, also writes ``<stem>.calib`` (TensorRT's native cache for ``trt_version``)
-    and ``<stem>.amax.json`` (``tensor.dynamic_range`` table), both for the FP32 model
-    ``fp32_copy`` (default ``<stem>.fp32.onnx``, a copy of ``fp32_onnx`` with its
-    manifest) and tagged with its sha256.
+    calib: folder / glob / video / 'synthetic' (see calib.images); ``options`` an
+    :class:`Int8Options` (None: its defaults). For the ``trt`` flavor, also writes
+    ``<stem>.calib`` (TensorRT's native cache for ``options.trt_version``) and
+    ``<stem>.amax.json`` (``tensor.dynamic_range`` table), both for the FP32 model
+    ``options.fp32_copy`` (a copy of ``fp32_onnx`` with its manifest) and tagged with its sha256.
     """
+    options = options or Int8Options()
+    count, seed, method, flavor = options.count, options.seed, options.method, options.flavor
+    keep_fp32, max_drop, log, progress = options.keep_fp32, options.max_drop, options.log, options.progress
     from calib.images import CalibrationImages
-    from calib.ranges import check_method, collect_ranges
+    from calib.ranges import collect_ranges
     from runtime.artifacts import publish, staging
     from runtime.core_preprocess import Preprocessor
 
-    check_method(method)
-    flavor_options(flavor)
+    options.check()
     output = str(output)
     fp32_manifest = load_fp32_source(fp32_onnx, output, "INT8")
-    if max_drop is not None and not 0 <= max_drop <= 100:  # NaN too: it would switch the gate off
-        raise UserError("--max-drop must be a finite number from 0 to 100 (got {})".format(max_drop))
     started = time.time()
     written = []  # removed again when anything fails: nothing half-done is left behind
     with staging(output, "int8") as folder:
@@ -61,7 +106,7 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
             keep_fp32 = check_keep_fp32(prepared_model, list(keep_fp32 or ()))
             keep_fp32 += manifest_keep_fp32(fp32_manifest, prepared_model, keep_fp32, log)
 
-            images = CalibrationImages(calib, count=count, seed=seed, warn=warn,
+            images = CalibrationImages(calib, count=count, seed=seed, warn=options.warn,
                                        synthetic_size=fp32_manifest.input.size)
             pre = Preprocessor(fp32_manifest.input)
             log("calibrating on {} image(s) from {} ({}, seed {})".format(
@@ -76,8 +121,8 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
 
             staged = os.path.join(folder, "int8.onnx")
             info = quantize(prepared_model, staged, ranges, flavor, keep_fp32, workdir=folder)
-            measure = accuracy.Measure(fp32_onnx, eval_data=eval_data, split=eval_split,
-                                       images=agreement_images, progress=progress)
+            measure = accuracy.Measure(fp32_onnx, eval_data=options.eval_data, split=options.eval_split,
+                                       images=options.agreement_images, progress=progress)
             result = measure(staged)
             log("INT8 ({}): {}".format(flavor, accuracy.describe(result)))
             search = None
@@ -93,7 +138,7 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
                 log("INT8 ({}) with {} layer(s) in FP32: {}".format(
                     flavor, len(keep_fp32), accuracy.describe(result)))
             latency = None
-            if flavor == "cpu" and check_latency:
+            if flavor == "cpu" and options.check_latency:
                 latency = accuracy.latency_ratio(fp32_onnx, staged)
                 log("latency on this machine (ONNX Runtime CPU, {} threads, median of {} "
                     "interleaved runs, load average {}): FP32 {:.1f} ms, INT8 {:.1f} ms "
@@ -107,8 +152,8 @@ def export_int8(fp32_onnx, output, calib, count=500, seed=0, method="percentile"
                 info["latency_check"] = latency
             if flavor == "trt":
                 calibration["tensorrt"] = _write_trt_files(
-                    fp32_onnx, fp32_manifest, output, ranges, calibration, trt_version,
-                    fp32_copy, log, written)
+                    fp32_onnx, fp32_manifest, output, ranges, calibration, options.trt_version,
+                    options.fp32_copy, log, written)
             calibration["seconds"] = round(time.time() - started, 1)
             manifest = derived.derive(calibration=calibration, quantization=info, accuracy=result)
             manifest = publish(staged, manifest, output)  # a failure before this leaves the previous pair untouched

@@ -20,9 +20,9 @@ in FP32; see :func:`network_bounds`.
 
 Programmatic use (what rt-export --precision int8 does)::
 
-    from calib.int8 import export_int8
-    manifest = export_int8("engines/x_fp32.onnx", "engines/x_int8.onnx", calib="data/cs",
-                           count=500, method="percentile", flavor="cpu")
+    from calib.int8 import Int8Options, export_int8
+    manifest = export_int8("engines/x_fp32.onnx", "engines/x_int8.onnx", "data/cs",
+                           Int8Options(count=500, method="percentile", flavor="cpu"))
 """
 import collections
 import copy

@@ -1,11 +1,14 @@
 """The export library: checkpoint -> verified ONNX artifact + manifest, and its reduced-precision forms.
 
-mmdeploy-style: plain arguments in, manifests out; ``export/cli.py`` (rt-export) only parses
-arguments and calls these. Used by the forecast bundle export, training, benchmarks and tests.
+mmdeploy-style: plain arguments and an options object (ReducedOptions, ManifestOptions) in,
+manifests out; ``export/cli.py`` (rt-export) only parses arguments and calls these. Used by the
+forecast bundle export, training, benchmarks and tests.
 """
+import dataclasses
 import datetime
 import os
 import platform
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from runtime import manifest as manifest_mod
 from runtime.artifacts import check_artifact_output, publish, staging
@@ -157,10 +160,11 @@ def export_model(model, info, arch, checkpoint, size, output, opset=DEFAULT_OPSE
             log("DLA placement (FP16 plan): {} layers on DLA in {} subgraph(s), {} on the GPU".format(
                 len(placed.on_dla), placed.subgraphs, len(placed.on_gpu)))
 
-        manifest = Manifest.from_dict(build_manifest(
-            arch, staged, size, input_name, input_shape, input_dtype, input_format, color_order,
-            normalization, output_name, output_kind, classes, IGNORE_ID, opset, resize, checkpoint,
-            info, form.class_map_dtype), manifest_mod.sidecar_path(output))
+        manifest = Manifest.from_dict(build_manifest(arch, staged, size, checkpoint, info, ManifestOptions(
+            input_name=input_name, input_shape=input_shape, input_dtype=input_dtype, output_name=output_name,
+            normalization=normalization, classes=classes, ignore_id=IGNORE_ID, opset=opset,
+            input_format=input_format, color_order=color_order, output_kind=output_kind, resize=resize,
+            class_map_dtype=form.class_map_dtype)), manifest_mod.sidecar_path(output))
         changes = {"tensorrt_compat": dict(compat, io_form=form.name)}
         if untrained:
             source = manifest.source_checkpoint
@@ -269,13 +273,48 @@ def toolchain_versions():
     return versions
 
 
-def build_manifest(arch, output, size, input_name, input_shape, input_dtype, input_format, color_order,
-              normalization, output_name, output_kind, classes, ignore_id, opset, resize,
-              checkpoint, info, class_map_dtype="uint8"):
+@dataclasses.dataclass
+class ManifestOptions:
+    """What :func:`build_manifest` records about an exported segmentation graph."""
+
+    input_name: str
+    """The graph's input tensor."""
+    input_shape: List[int]
+    """Its static shape; the first dimension is the batch (one output per frame)."""
+    input_dtype: str
+    """Its element type ('uint8' frames, 'float32' tensors)."""
+    output_name: str
+    """The graph's (first) output tensor."""
+    normalization: Dict[str, Any]
+    """{'scale', 'mean', 'std'} the network was trained with."""
+    classes: List[Dict[str, Any]]
+    """The class table ({'id', 'name', 'color'} each)."""
+    ignore_id: int
+    """Label id of pixels no class covers."""
+    opset: int
+    """The ONNX opset written."""
+    input_format: str = "frame"
+    """'frame' (NHWC, normalization in the graph) or 'tensor' (normalized NCHW RGB)."""
+    color_order: str = "BGR"
+    """Channel order of 'frame' inputs."""
+    output_kind: str = "class_map"
+    """'class_map' (argmax in the graph) or 'logits'."""
+    resize: str = "stretch"
+    """How the runtime fits frames of another size (runtime.manifest.RESIZE_MODES)."""
+    class_map_dtype: str = "uint8"
+    """Element type of a class map output (the TensorRT I/O form's, export.onnx_export.io_form)."""
+
+
+def build_manifest(arch, output, size, checkpoint, info, options):
+    """The manifest dict of the exported ``output`` of ``arch`` at ``size`` (height, width) from
+    ``checkpoint`` (None: untrained; ``info`` its load_checkpoint metadata); ``options`` a
+    :class:`ManifestOptions` describing the graph's input and output."""
+    input_shape, input_format, output_kind = options.input_shape, options.input_format, options.output_kind
+    classes, normalization, output_name = options.classes, options.normalization, options.output_name
     height, width = size
     batch = input_shape[0]  # one output per frame of the batch
     if output_kind == "class_map":
-        out = {"name": output_name, "shape": [batch, height, width], "dtype": class_map_dtype,
+        out = {"name": output_name, "shape": [batch, height, width], "dtype": options.class_map_dtype,
                "meaning": "class_map"}
     else:
         out = {"name": output_name, "shape": [batch, len(classes), height, width], "dtype": "float32",
@@ -287,20 +326,20 @@ def build_manifest(arch, output, size, input_name, input_shape, input_dtype, inp
         "artifact": {"file": os.path.basename(output), "format": "onnx",
                      "sha256": manifest_mod.sha256_file(output)},
         "input": {
-            "name": input_name, "shape": input_shape, "dtype": input_dtype,
+            "name": options.input_name, "shape": input_shape, "dtype": options.input_dtype,
             "layout": "NHWC" if input_format == "frame" else "NCHW",
-            "color_order": color_order if input_format == "frame" else "RGB",
+            "color_order": options.color_order if input_format == "frame" else "RGB",
             "normalization": {"in_graph": input_format == "frame",
                               "scale": float(normalization["scale"]),
                               "mean": [float(v) for v in normalization["mean"]],
                               "std": [float(v) for v in normalization["std"]]},
-            "resize": resize,
+            "resize": options.resize,
         },
         "outputs": [out],
         "classes": classes,
-        "ignore_id": ignore_id,
+        "ignore_id": options.ignore_id,
         "precision": "fp32",
-        "opset": opset,
+        "opset": options.opset,
         "source_checkpoint": {"path": os.path.abspath(checkpoint) if checkpoint else None,
                               "sha256": info.get("sha256"), "layout": info.get("layout"),
                               "trained": bool(checkpoint)},
@@ -309,33 +348,81 @@ def build_manifest(arch, output, size, input_name, input_shape, input_dtype, inp
     }
 
 
-def export_reduced(arch, checkpoint, size, output, precision, calib=None, calib_count=500,
-                   calib_method="percentile", calib_seed=0, flavor="cpu", keep_fp32=(), max_drop=None,
-                   eval_data=None, trt_version=None, opset=None, input_format="frame", color_order="BGR",
-                   output_kind="class_map", resize="stretch", parity_images=4, min_agreement=0.999,
-                   progress=True, log=print):
-    """fp16 / int8: the parity-gated FP32 export into a temporary folder, then calib/. Returns the
-    Manifest of ``output``."""
+@dataclasses.dataclass
+class ReducedOptions:
+    """How :func:`export_reduced` exports, calibrates and gates (rt-export's flags for fp16/int8)."""
+
+    calib: Optional[str] = None
+    """int8: representative frames (folder, glob, video or 'synthetic'); required for int8."""
+    calib_count: int = 500
+    """int8: calibration images drawn from ``calib``."""
+    calib_method: str = "percentile"
+    """int8: range estimate ('percentile', 'minmax' or 'entropy')."""
+    calib_seed: int = 0
+    """int8: seed of the calibration draw."""
+    flavor: str = "cpu"
+    """int8: 'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's S8S8 QDQ)."""
+    keep_fp32: Sequence[str] = ()
+    """Node names left in FP32."""
+    max_drop: Optional[float] = None
+    """Largest accepted accuracy drop against FP32 (pp); above it layers stay in FP32 until it is
+    not. None: measure only."""
+    eval_data: Optional[str] = None
+    """Held-out Cityscapes-format folder the drop is measured on (None: agreement on scenes)."""
+    trt_version: Optional[str] = None
+    """TensorRT version the artifact is for (I/O form, default opset, static check)."""
+    opset: Optional[int] = None
+    """ONNX opset (None: the default of ``trt_version``)."""
+    input_format: str = "frame"
+    """'frame' (uint8 NHWC, normalization in the graph), 'tensor' or 'deepstream'."""
+    color_order: str = "BGR"
+    """Channel order of 'frame' inputs."""
+    output_kind: str = "class_map"
+    """'class_map' (argmax in the graph) or 'logits'."""
+    resize: str = "stretch"
+    """How the runtime fits frames of another size (runtime.manifest.RESIZE_MODES)."""
+    parity_images: int = 4
+    """Generated scenes of the FP32 parity gate (PyTorch vs ONNX Runtime)."""
+    min_agreement: float = 0.999
+    """Least argmax agreement the FP32 parity gate accepts."""
+    progress: bool = True
+    """Show progress bars."""
+    log: Callable[[str], None] = print
+    """Receives each progress line."""
+
+
+def export_reduced(arch, checkpoint, size, output, precision, options=None):
+    """fp16 / int8 (``precision``): the parity-gated FP32 export into a temporary folder, then
+    calib/. ``options``: a :class:`ReducedOptions` (None: its defaults). Returns the Manifest of
+    ``output``."""
+    options = options or ReducedOptions()
+    calib, max_drop, keep_fp32 = options.calib, options.max_drop, options.keep_fp32
+    progress, log = options.progress, options.log
     if precision == "int8" and not calib:
         raise UserError("--precision int8 needs --calib: a folder, glob or video of "
                         "representative frames ('synthetic' for generated scenes)")
     if precision == "fp16" and calib:
         raise UserError("--calib only applies to --precision int8")
-    check_gates(min_agreement=min_agreement, max_drop=max_drop, calib_count=calib_count,
-                parity_images=parity_images)
+    check_gates(min_agreement=options.min_agreement, max_drop=max_drop, calib_count=options.calib_count,
+                parity_images=options.parity_images)
+    int8 = None
+    if precision == "int8":
+        from calib.int8 import Int8Options
+        int8 = Int8Options(count=options.calib_count, seed=options.calib_seed, method=options.calib_method,
+                           flavor=options.flavor, keep_fp32=list(keep_fp32), max_drop=max_drop,
+                           eval_data=options.eval_data, trt_version=options.trt_version, progress=progress,
+                           log=log)
+        int8.check()  # before the FP32 export, not minutes after it
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))
     with staging(output, "fp32") as work:
         fp32 = os.path.join(work, os.path.basename(output)[:-len(".onnx")] + ".fp32.onnx")
-        export(arch, checkpoint, size, fp32, opset=opset, input_format=input_format,
-               color_order=color_order, output_kind=output_kind, resize=resize,
-               parity_images=parity_images, min_agreement=min_agreement, trt_version=trt_version,
-               log=log)
-        if precision == "int8":
+        export(arch, checkpoint, size, fp32, opset=options.opset, input_format=options.input_format,
+               color_order=options.color_order, output_kind=options.output_kind, resize=options.resize,
+               parity_images=options.parity_images, min_agreement=options.min_agreement,
+               trt_version=options.trt_version, log=log)
+        if int8 is not None:
             from calib.int8 import export_int8
-            return export_int8(fp32, output, calib, count=calib_count, seed=calib_seed,
-                               method=calib_method, flavor=flavor, keep_fp32=list(keep_fp32),
-                               max_drop=max_drop, eval_data=eval_data, trt_version=trt_version,
-                               progress=progress, log=log)
+            return export_int8(fp32, output, calib, int8)
         from calib.fp16 import export_fp16
         return export_fp16(fp32, output, keep_fp32=list(keep_fp32), max_drop=max_drop,
-                           eval_data=eval_data, progress=progress, log=log)
+                           eval_data=options.eval_data, progress=progress, log=log)

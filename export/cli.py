@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from export.api import export, export_reduced, parse_size
+from export.api import ReducedOptions, export, export_reduced, parse_size
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 
@@ -116,19 +116,19 @@ def _add_forecast_args(parser):
 
 
 def _export_bundle(args, size, opset, log):
-    from export.forecast_export import BUNDLE_ARCH, export_bundle
+    from export.forecast_export import BUNDLE_ARCH, BundleOptions, export_bundle
     if not args.checkpoint:
         raise UserError("--arch {} needs --checkpoint: a forecaster trained with rt-train --arch f2f-8"
                         .format(BUNDLE_ARCH))
     output = args.output or os.path.join("engines", "{}_{}".format(BUNDLE_ARCH, args.precision))
     if output.endswith((".onnx", ".plan", ".json")):
         raise UserError("--output {}: a forecast bundle is a folder (three stages + forecast.json)".format(output))
-    export_bundle(args.checkpoint, output, features_checkpoint=args.features_checkpoint,
+    export_bundle(args.checkpoint, output, BundleOptions(features_checkpoint=args.features_checkpoint,
                   size=size if args.size_given else None, opset=opset, deform_form=args.deform_form,
                   output_kind=args.output_kind, color_order=args.color_order, resize=args.resize,
                   precision=args.precision, calib=args.calib, calib_count=args.calib_count,
                   calib_method=args.calib_method, calib_seed=args.calib_seed, flavor=args.flavor,
-                  min_agreement=args.min_agreement, trt_version=args.trt_version, log=log)
+                  min_agreement=args.min_agreement, trt_version=args.trt_version, log=log))
     return 0
 
 
@@ -262,14 +262,13 @@ def _refuse_reduced_only_args(args):
 
 def _export_reduced(args, size, output, log):
     keep = [name.strip() for item in args.keep_fp32 for name in item.split(",") if name.strip()]
-    export_reduced(args.arch, args.checkpoint, size, output, args.precision, calib=args.calib,
-                   calib_count=args.calib_count, calib_method=args.calib_method,
-                   calib_seed=args.calib_seed, flavor=args.flavor, keep_fp32=keep,
-                   max_drop=args.max_drop, eval_data=args.eval_data, trt_version=args.trt_version,
-                   opset=args.opset, input_format=args.input_format, color_order=args.color_order,
-                   output_kind=args.output_kind, resize=args.resize,
-                   parity_images=args.parity_images, min_agreement=args.min_agreement,
-                   progress=not args.quiet, log=log)
+    export_reduced(args.arch, args.checkpoint, size, output, args.precision, ReducedOptions(
+        calib=args.calib, calib_count=args.calib_count, calib_method=args.calib_method,
+        calib_seed=args.calib_seed, flavor=args.flavor, keep_fp32=keep, max_drop=args.max_drop,
+        eval_data=args.eval_data, trt_version=args.trt_version, opset=args.opset,
+        input_format=args.input_format, color_order=args.color_order, output_kind=args.output_kind,
+        resize=args.resize, parity_images=args.parity_images, min_agreement=args.min_agreement,
+        progress=not args.quiet, log=log))
     return 0
 
 

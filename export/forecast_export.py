@@ -16,11 +16,13 @@ convert the same two stages to FP16 (in-graph pre/postprocessing stays FP32, as 
 calib/fp16.py). In both the F2F stage stays FP32 (deformable sampling positions are
 sensitive and it costs little), and the forecast's agreement with FP32 is recorded.
 """
+import dataclasses
 import datetime
 import os
 import shutil
 import tempfile
 import warnings
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -207,14 +209,59 @@ def _features_input(name, shape):
     return {"name": name, "shape": list(shape), "dtype": "float32", "layout": "NCHW", "kind": "features"}
 
 
-def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, opset=None,
-                  deform_form=None, output_kind="class_map", color_order="BGR", resize="stretch",
-                  precision="fp32", calib=None, calib_count=200, calib_method="percentile", calib_seed=0,
-                  flavor="cpu", parity_frames=14, min_agreement=0.999, trt_version=None, log=print):
-    """Write the three stages, their manifests and ``forecast.json`` into ``output_dir``.
+@dataclasses.dataclass
+class BundleOptions:
+    """How :func:`export_bundle` exports, quantizes and gates a bundle (rt-export's flags for
+    --arch swiftnet-rn18-f2f)."""
 
-    ``trt_version``: the TensorRT version the stages are for (their I/O form and default opset,
-    and every stage must pass that version's static check; see export.onnx_export.io_form)."""
+    features_checkpoint: Optional[str] = None
+    """The swiftnet-rn18-sl checkpoint the forecaster was trained on (None: the path recorded in
+    the forecaster checkpoint)."""
+    size: Optional[Tuple[int, int]] = None
+    """(height, width) of the frames (None: the checkpoint's training size, else 256x512)."""
+    opset: Optional[int] = None
+    """ONNX opset (None: the default of ``trt_version``, at least the deformable form's)."""
+    deform_form: Optional[str] = None
+    """Deformable convolution in ONNX: 'matmul', 'grid_sample', 'gather' or 'onnx'
+    (None: export.models.deform.EXPORT_DEFAULT_FORM)."""
+    output_kind: str = "class_map"
+    """The decoder stage's output: 'class_map' (argmax in the graph) or 'logits'."""
+    color_order: str = "BGR"
+    """Channel order of the uint8 frames the features stage reads."""
+    resize: str = "stretch"
+    """How the runtime fits frames of another size (runtime.manifest.RESIZE_MODES)."""
+    precision: str = "fp32"
+    """'fp32', 'fp16' or 'int8' (int8: the features and decoder stages are quantized)."""
+    calib: Optional[str] = None
+    """int8: representative frames (folder, glob, video or 'synthetic'); required for int8."""
+    calib_count: int = 200
+    """int8: calibration images drawn from ``calib``."""
+    calib_method: str = "percentile"
+    """int8: range estimate ('percentile', 'minmax' or 'entropy')."""
+    calib_seed: int = 0
+    """int8: seed of the calibration draw."""
+    flavor: str = "cpu"
+    """int8: 'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's S8S8 QDQ)."""
+    parity_frames: int = 14
+    """Frames of the generated clip of the parity gate (at least the history the forecaster reads)."""
+    min_agreement: float = 0.999
+    """Least forecast argmax agreement the parity gate (PyTorch vs ONNX Runtime) accepts."""
+    trt_version: Optional[str] = None
+    """The TensorRT version the stages are for: their I/O form and default opset, and every stage
+    must pass that version's static check (see export.onnx_export.io_form)."""
+    log: Callable[[str], None] = print
+    """Receives each progress line."""
+
+
+def export_bundle(checkpoint, output_dir, options=None):
+    """Write the three stages, their manifests and ``forecast.json`` into ``output_dir``; the
+    forecaster is ``checkpoint`` (an f2f-8 checkpoint) and ``options`` a :class:`BundleOptions`
+    (None: its defaults). Returns the bundle's Manifest."""
+    options = options or BundleOptions()
+    opset, deform_form, precision, log = options.opset, options.deform_form, options.precision, options.log
+    output_kind, color_order, resize = options.output_kind, options.color_order, options.resize
+    calib, calib_count, trt_version = options.calib, options.calib_count, options.trt_version
+    min_agreement, parity_frames = options.min_agreement, options.parity_frames
     from export.classes import IGNORE_ID, cityscapes_classes
     from export.models.deform import EXPORT_DEFAULT_FORM, FORM_MIN_OPSET, FORMS, set_form
     from export.onnx_export import MAX_OPSET, default_opset, io_form
@@ -243,9 +290,9 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
         raise UserError("--precision {!r}: forecast bundles are exported in fp32, fp16 or int8".format(precision))
     if precision == "int8" and not calib:
         raise UserError("--precision int8 needs --calib (a folder, glob, video or 'synthetic')")
-    f2f, sl, meta, info = load_forecaster(checkpoint, features_checkpoint, log=log)
+    f2f, sl, meta, info = load_forecaster(checkpoint, options.features_checkpoint, log=log)
     set_form(f2f, deform_form)
-    size = tuple(size or meta.get("input_size") or (256, 512))
+    size = tuple(options.size or meta.get("input_size") or (256, 512))
     offsets, horizon, fps = list(meta["past_offsets"]), int(meta["horizon"]), meta.get("frame_rate")
     if not fps:
         raise UserError("{}: the training frame rate is unknown (sequences without split info)".format(checkpoint))
@@ -309,8 +356,8 @@ def export_bundle(checkpoint, output_dir, features_checkpoint=None, size=None, o
                                        "fp32"),
         }
         if precision == "int8":
-            figures["int8"] = _quantize_stages(paths, stage_data, calib, calib_count, calib_method, calib_seed,
-                                               flavor, size, work, log)
+            figures["int8"] = _quantize_stages(paths, stage_data, calib, calib_count, options.calib_method,
+                                               options.calib_seed, options.flavor, size, work, log)
         elif precision == "fp16":
             figures["fp16"] = _half_stages(paths, stage_data, work)
         if precision != "fp32":

@@ -5,36 +5,12 @@ outlier architectures) and export/train_forecast.py (forecasters).
 """
 import argparse
 import json
-import math
-import os
 import sys
 
 from export.api import parse_size
-from export.training import MAX_RATE, train
+from export.training import TrainOptions, check_numbers, train
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
-
-
-def check_numbers(args):
-    """Numeric flags a user can get wrong: one line each, before any work."""
-    positive = ("iterations", "batch_size", "val_every", "depth", "horizon", "finetune_batch_size")
-    for name in positive:
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise UserError("--{} must be at least 1 (got {})".format(name.replace("_", "-"), value))
-    for name in ("warmup", "workers", "finetune_iterations"):
-        value = getattr(args, name, None)
-        if value is not None and value < 0:
-            raise UserError("--{} must be >= 0 (got {})".format(name.replace("_", "-"), value))
-    for name in ("lr", "weight_decay", "outlier_weight"):
-        value = getattr(args, name, None)
-        if value is not None and (not math.isfinite(value) or value < 0 or (name == "lr" and value == 0)
-                                  or value > MAX_RATE):
-            raise UserError("--{} must be a finite {} number up to {:g} (got {})".format(
-                name.replace("_", "-"), "positive" if name == "lr" else "non-negative", MAX_RATE, value))
-    if args.threads is not None and not 1 <= args.threads <= 8 * (os.cpu_count() or 1):
-        raise UserError("--threads must be between 1 and {} on this machine (got {})".format(
-            8 * (os.cpu_count() or 1), args.threads))
 
 
 def _area(text):
@@ -107,41 +83,38 @@ FORECASTERS = ("f2f-8", "f2f-8-conv")
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    check_numbers(args)
     if args.arch in FORECASTERS:
         return _main_forecaster(args)
     if args.extra_train:
         raise UserError("--extra-train is for forecasters ({}): train {} on one --data root"
                         .format(", ".join(sorted(FORECASTERS)), args.arch))
-    result = train(args.arch, args.data, args.output, iterations=args.iterations,
-                   batch_size=args.batch_size, crop=parse_size(args.crop, "--crop"),
-                   size=parse_size(args.size) if args.size else None, lr=args.lr,
-                   weight_decay=args.weight_decay, warmup=args.warmup, val_every=args.val_every,
-                   val_limit=args.val_limit, workers=args.workers, device=args.device,
-                   seed=args.seed, threads=args.threads, init=args.init, half=args.half, amp=args.amp,
-                   negatives=args.negatives, outlier_weight=args.outlier_weight,
-                   negative_area=_area(args.negative_area), negative_area_log=args.negative_area_log,
-                   freeze_encoder=args.freeze_encoder,
-                   progress=not args.quiet, log=lambda m: sys.stderr.write(m + "\n"))
+    result = train(args.arch, args.data, args.output, TrainOptions(
+        iterations=args.iterations, batch_size=args.batch_size, crop=parse_size(args.crop, "--crop"),
+        size=parse_size(args.size) if args.size else None, lr=args.lr, weight_decay=args.weight_decay,
+        warmup=args.warmup, val_every=args.val_every, val_limit=args.val_limit, workers=args.workers,
+        device=args.device, seed=args.seed, threads=args.threads, init=args.init, half=args.half,
+        amp=args.amp, negatives=args.negatives, outlier_weight=args.outlier_weight,
+        negative_area=_area(args.negative_area), negative_area_log=args.negative_area_log,
+        freeze_encoder=args.freeze_encoder, progress=not args.quiet,
+        log=lambda m: sys.stderr.write(m + "\n")))
     print(json.dumps(result, indent=2))
     return 0
 
 
 def _main_forecaster(args):
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
+    check_numbers(vars(args))
     try:
         offsets = [int(v) for v in args.past_offsets.split(",") if v.strip()]
     except ValueError:
         raise UserError("malformed --past-offsets {!r}: expected e.g. -9,-6,-3,0".format(args.past_offsets))
-    result = train_forecaster(args.arch, args.data, args.output, args.features_from, horizon=args.horizon,
-                              offsets=offsets, iterations=args.iterations,
-                              finetune_iterations=args.finetune_iterations, batch_size=args.batch_size,
-                              lr=args.lr, weight_decay=args.weight_decay, seq_limit=args.seq_limit,
-                              val_limit=args.val_limit, threads=args.threads, seed=args.seed, half=args.half,
-                              depth=args.depth, cache=args.features_cache, val_every=args.val_every,
-                              finetune_batch_size=args.finetune_batch_size, init=args.init,
-                              extra_train=args.extra_train, progress=not args.quiet,
-                              log=lambda m: sys.stderr.write(m + "\n"))
+    result = train_forecaster(args.arch, args.data, args.output, args.features_from, ForecasterOptions(
+        horizon=args.horizon, offsets=offsets, iterations=args.iterations,
+        finetune_iterations=args.finetune_iterations, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, seq_limit=args.seq_limit, val_limit=args.val_limit,
+        threads=args.threads, seed=args.seed, half=args.half, depth=args.depth, cache=args.features_cache,
+        val_every=args.val_every, finetune_batch_size=args.finetune_batch_size, init=args.init,
+        extra_train=args.extra_train, progress=not args.quiet, log=lambda m: sys.stderr.write(m + "\n")))
     print(json.dumps(result, indent=2))
     return 0
 

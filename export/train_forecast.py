@@ -17,9 +17,11 @@ The checkpoint stores the forecaster, the feature statistics, the past offsets, 
 the training frame rate and which feature checkpoint (sha256) the features came from.
 """
 import copy
+import dataclasses
 import math
 import os
 import time
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -241,18 +243,68 @@ def _load_init(model, arch, init, features_sha256, offsets, horizon, log):
     log("starting from {}".format(init))
 
 
-def train_forecaster(arch, data, output, features_from, horizon=9, offsets=PAST_OFFSETS,
-                     iterations=2000, finetune_iterations=500, batch_size=16, lr=5e-4, weight_decay=1e-4,
-                     seq_limit=None, val_limit=None, threads=None, seed=0, half=False, depth=8,
-                     cache=None, val_every=250, finetune_batch_size=8, init=None, extra_train=(),
-                     progress=True, log=print):
-    """Train an F2F forecaster on features of ``features_from``; write its checkpoint.
+@dataclasses.dataclass
+class ForecasterOptions:
+    """How :func:`train_forecaster` trains (rt-train's flags for f2f-8 and f2f-8-conv)."""
 
-    ``extra_train``: more roots whose train sequences join ``data``'s (validation stays on
-    ``data``'s val split); each root's features are cached on their own.
+    horizon: int = 9
+    """Frames ahead the forecast is for (3 short, 9 mid term)."""
+    offsets: Sequence[int] = PAST_OFFSETS
+    """Past frames read, relative to the present (distinct, ending with 0)."""
+    iterations: int = 2000
+    """Iterations of the feature MSE loss."""
+    finetune_iterations: int = 500
+    """Iterations through the frozen decoder with the segmentation loss (after ``iterations``)."""
+    batch_size: int = 16
+    """Batch of the MSE iterations."""
+    lr: float = 5e-4
+    """Peak AdamW learning rate (half of it while fine-tuning)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    seq_limit: Optional[int] = None
+    """Use the first N train sequences of each folder only (None: all)."""
+    val_limit: Optional[int] = None
+    """Use the first N val sequences only (None: all)."""
+    threads: Optional[int] = None
+    """torch CPU threads (None: torch's default)."""
+    seed: int = 0
+    """Seed of torch and the batch draw."""
+    half: bool = False
+    """Store the weights as fp16 (small committed demo checkpoints)."""
+    depth: int = 8
+    """F2F units."""
+    cache: Optional[str] = None
+    """Folder the extracted features are kept in and reused from (same checkpoint, data, limit)."""
+    val_every: int = 250
+    """Iterations between validations; the best weights are kept."""
+    finetune_batch_size: int = 8
+    """Batch of the fine-tuning iterations (decoder at 1/4 resolution)."""
+    init: Optional[str] = None
+    """Continue from this forecaster checkpoint (same arch, depth, offsets, horizon and feature
+    checkpoint: anything else forecasts other features or another future)."""
+    extra_train: Sequence[str] = ()
+    """More roots whose train sequences join the data's (validation stays on its val split);
+    each root's features are cached on their own."""
+    progress: bool = True
+    """Show progress bars."""
+    log: Callable[[str], None] = print
+    """Receives each progress line."""
 
-    ``init``: continue from this forecaster checkpoint (same arch, depth, offsets, horizon and
-    feature checkpoint: anything else forecasts other features or another future)."""
+
+def train_forecaster(arch, data, output, features_from, options=None):
+    """Train an F2F forecaster ``arch`` on features of ``features_from`` (a swiftnet-rn18-sl
+    checkpoint) over the sequences under ``data``; write its checkpoint to ``output``.
+    ``options``: a :class:`ForecasterOptions` (None: its defaults). Returns the losses and
+    validation figures."""
+    options = options or ForecasterOptions()
+    horizon, offsets, iterations, batch_size = options.horizon, options.offsets, options.iterations, \
+        options.batch_size
+    finetune_iterations, finetune_batch_size = options.finetune_iterations, options.finetune_batch_size
+    lr, weight_decay, seq_limit = options.lr, options.weight_decay, options.seq_limit
+    val_limit, threads, seed, half = options.val_limit, options.threads, options.seed, options.half
+    depth, cache = options.depth, options.cache
+    val_every, init, extra_train = options.val_every, options.init, options.extra_train
+    progress, log = options.progress, options.log
     from tqdm import tqdm
 
     from export import checkpoints, models

@@ -16,9 +16,11 @@ is segmentation CE + ``--outlier-weight`` (0.2) x outlier CE. Validation pastes 
 the same way, deterministically per image, and adds outlier AP / AUROC / FPR at 95 % TPR
 to the inlier mIoU.
 """
+import dataclasses
 import math
 import os
 import time
+from typing import Callable, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -255,21 +257,108 @@ def lr_at(step, total, base_lr, warmup):
 MAX_RATE = 10.0  # --lr and other rates: AdamW diverges long before this (and 1e38 overflows)
 
 
-def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), size=None,
-          lr=2e-3, weight_decay=1e-4, warmup=100, val_every=500, val_limit=None, workers=0,
-          device="cpu", seed=0, threads=None, init=None, half=False, amp=None, scale=(0.75, 1.5),
-          flip=True, progress=True, log=print, negatives=None, outlier_weight=0.2,
-          negative_area=(0.001, 0.1), negative_area_log=False, freeze_encoder=False):
-    """Train ``arch`` on ``data`` (a Cityscapes-format root) and write the best checkpoint.
+def check_numbers(values):
+    """Numeric options a user can get wrong, by name (rt-train's flags, '_' for '-'): one line
+    each, before any work. ``values`` maps names to values; absent and None ones pass. The
+    forecaster trainer's counts (depth, horizon, finetune_*) are checked here too."""
+    positive = ("iterations", "batch_size", "val_every", "depth", "horizon", "finetune_batch_size")
+    for name in positive:
+        value = values.get(name)
+        if value is not None and value < 1:
+            raise UserError("--{} must be at least 1 (got {})".format(name.replace("_", "-"), value))
+    for name in ("warmup", "workers", "finetune_iterations"):
+        value = values.get(name)
+        if value is not None and value < 0:
+            raise UserError("--{} must be >= 0 (got {})".format(name.replace("_", "-"), value))
+    for name in ("lr", "weight_decay", "outlier_weight"):
+        value = values.get(name)
+        if value is not None and (not math.isfinite(value) or value < 0 or (name == "lr" and value == 0)
+                                  or value > MAX_RATE):
+            raise UserError("--{} must be a finite {} number up to {:g} (got {})".format(
+                name.replace("_", "-"), "positive" if name == "lr" else "non-negative", MAX_RATE, value))
+    threads = values.get("threads")
+    if threads is not None and not 1 <= threads <= 8 * (os.cpu_count() or 1):
+        raise UserError("--threads must be between 1 and {} on this machine (got {})".format(
+            8 * (os.cpu_count() or 1), threads))
 
-    Outlier architectures: ``negatives`` is a folder of negative images (default: the
-    generator's outlier objects), ``outlier_weight`` the weight of the outlier CE,
-    ``negative_area`` the (min, max) share of the image a pasted negative covers, drawn
-    log-uniformly with ``negative_area_log``. ``freeze_encoder`` keeps the ResNet stages
-    (weights and BatchNorm statistics) as they are and trains the decoder and heads only:
-    about half the cost per iteration on a CPU, and the features the segmentation head was
-    trained on stay the same.
-    """
+
+@dataclasses.dataclass
+class TrainOptions:
+    """How :func:`train` trains (rt-train's flags for segmentation and outlier architectures)."""
+
+    iterations: int = 2000
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Crops per step."""
+    crop: Tuple[int, int] = (256, 256)
+    """(height, width) of the random training crop."""
+    size: Optional[Tuple[int, int]] = None
+    """(height, width) every image is resized to first (None: as stored); also the checkpoint's
+    input size (else ``crop``)."""
+    lr: float = 2e-3
+    """Peak AdamW learning rate (linear warm-up, then cosine decay to zero)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    warmup: int = 100
+    """Steps of linear learning-rate warm-up."""
+    val_every: int = 500
+    """Steps between validations (and after the last); the best val mIoU is kept."""
+    val_limit: Optional[int] = None
+    """Validate on the first N val images only (None: all)."""
+    workers: int = 0
+    """Data-loading processes (0: in this process)."""
+    device: str = "cpu"
+    """'cpu' or 'cuda'."""
+    seed: int = 0
+    """Seed of torch, NumPy and the data loaders."""
+    threads: Optional[int] = None
+    """torch CPU threads (None: torch's default)."""
+    init: Optional[str] = None
+    """Checkpoint to start from (None: the registry's initialization, export.models.create)."""
+    half: bool = False
+    """Store the weights as fp16 (small committed demo checkpoints)."""
+    amp: Optional[str] = None
+    """Mixed-precision forward pass: 'bf16', 'fp16' or None."""
+    scale: Tuple[float, float] = (0.75, 1.5)
+    """(min, max) random rescale of the training images."""
+    flip: bool = True
+    """Random horizontal flips."""
+    progress: bool = True
+    """Show progress bars."""
+    log: Callable[[str], None] = print
+    """Receives each progress line."""
+    negatives: Optional[str] = None
+    """Outlier architectures: folder of negative images pasted into the training images
+    (None: the generator's outlier objects)."""
+    outlier_weight: float = 0.2
+    """Outlier architectures: weight of the outlier cross-entropy."""
+    negative_area: Tuple[float, float] = (0.001, 0.1)
+    """Outlier architectures: (min, max) share of the image a pasted negative covers."""
+    negative_area_log: bool = False
+    """Outlier architectures: draw the pasted area log-uniformly (else uniformly)."""
+    freeze_encoder: bool = False
+    """Keep the ResNet stages (weights and BatchNorm statistics) as they are and train the decoder
+    and heads only: about half the cost per iteration on a CPU, and the features the segmentation
+    head was trained on stay the same."""
+
+    def check(self):
+        """The numeric options, one line each (see :func:`check_numbers`)."""
+        check_numbers(vars(self))
+
+
+def train(arch, data, output, options=None):
+    """Train ``arch`` on ``data`` (a Cityscapes-format root) and write the best checkpoint to
+    ``output``; ``options`` is a :class:`TrainOptions` (None: its defaults). Returns the losses,
+    the best val mIoU (and outlier losses) and the seconds it took."""
+    options = options or TrainOptions()
+    options.check()
+    iterations, batch_size, crop, size = options.iterations, options.batch_size, options.crop, options.size
+    lr, weight_decay, warmup, val_every = options.lr, options.weight_decay, options.warmup, options.val_every
+    val_limit, workers, device, seed = options.val_limit, options.workers, options.device, options.seed
+    threads, init, half, amp = options.threads, options.init, options.half, options.amp
+    progress, log, negatives, outlier_weight = options.progress, options.log, options.negatives, \
+        options.outlier_weight
+    negative_area, freeze_encoder = options.negative_area, options.freeze_encoder
     from tqdm import tqdm
 
     from export import checkpoints, models
@@ -277,8 +366,6 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
 
     output = checkpoints.check_checkpoint_output(output, {"--data": data, "--init": init,
                                                           "--negatives": negatives})
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= MAX_RATE):
-        raise UserError("--lr must be a finite positive number up to {:g} (got {})".format(MAX_RATE, lr))
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available to this PyTorch")
     if threads:
@@ -303,9 +390,8 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
     ood = bool(getattr(model, "outlier_head", False))
     paster = None
     if ood:
-        if outlier_weight < 0:
-            raise UserError("--outlier-weight must be 0 or more")
-        area = {"min_area": negative_area[0], "max_area": negative_area[1], "log_area": negative_area_log}
+        area = {"min_area": negative_area[0], "max_area": negative_area[1],
+                "log_area": options.negative_area_log}
         paster = (NegativePaster.from_folder(negatives, ignore_id=IGNORE_ID, **area) if negatives
                   else NegativePaster(None, ignore_id=IGNORE_ID, **area))
     elif negatives:
@@ -324,7 +410,8 @@ def train(arch, data, output, iterations=2000, batch_size=8, crop=(256, 256), si
     model.to(device)
     normalization = model.normalization
     train_set = SegmentationFolder(train_pairs, normalization, crop=crop, size=size,
-                                   scale=scale, flip=flip, ignore_id=IGNORE_ID, negatives=paster)
+                                   scale=options.scale, flip=options.flip, ignore_id=IGNORE_ID,
+                                   negatives=paster)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=workers, worker_init_fn=_seed_worker,
                         persistent_workers=workers > 0)

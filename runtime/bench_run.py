@@ -1,9 +1,9 @@
 """rt-bench as a library: open the runners of a comparison and run the whole measurement.
 
-Plain arguments, no argparse: rt-bench (runtime/cli/bench.py) only parses and prints, and the
-scripts in benchmarks/ call the same functions, so that BENCHMARKS.md and a user's rt-bench
-report are made by one piece of code. The timing itself is runtime.bench; the text of the
-reports is runtime.bench_format.
+Plain values, no argparse (rt-bench's flags are a BenchOptions, checked here): rt-bench
+(runtime/cli/bench.py) only parses and prints, and the scripts in benchmarks/ call the same
+functions, so that BENCHMARKS.md and a user's rt-bench report are made by one piece of code.
+The timing itself is runtime.bench; the text of the reports is runtime.bench_format.
 """
 import logging
 import os
@@ -107,29 +107,92 @@ def torch_runner(spec, first, threads, notes):
                        checkpoint=checkpoint or None, threads=threads)
 
 
-def run(paths, backends=None, providers=None, threads=None, verify=True, warmup=None,
-        warmup_s=None, iterations=None, duration=None, rounds=bench.DEFAULT_ROUNDS,
-        cv_warn=bench.DEFAULT_CV_WARN, torch=None, openvino=(), video=None, e2e_frames=None,
-        realtime=False, power=False, power_interval=100, quiet=False, command=None):
-    """Measure ``paths`` (and the peers) as rt-bench does; returns (report dict, {runner name:
-    samples}). The arguments are rt-bench's flags; ``command`` is recorded in the report."""
-    threads = threads or bench.default_threads()
+class BenchOptions(object):
+    """How :func:`run` measures: rt-bench's flags as plain values (benchmarks/ build one too).
+
+    backends: one backend name per path, None for chosen by file (see engine_backends).
+    providers: ONNX Runtime providers (None: the backend's default).
+    threads: CPU threads for every CPU runner alike (None: bench.default_threads()).
+    verify: check each artifact's sha256 against its manifest when opening it.
+    warmup: warm-up calls per runner (None: ``warmup_s`` seconds).
+    warmup_s: warm-up seconds per runner (None: bench.DEFAULT_WARMUP_S).
+    iterations: timed calls per runner (None: ``duration`` seconds).
+    duration: timed seconds per runner (None: bench.DEFAULT_DURATION_S).
+    rounds: interleaved rounds the runners are timed in.
+    cv_warn: warn when a runner's std/mean exceeds this.
+    torch: "ARCH[:CHECKPOINT]" for the PyTorch eager peer (None: no such peer).
+    openvino: OpenVINO precision hints, one peer each on the first .onnx engine.
+    video: also run every engine end to end through the streaming pipeline on this file.
+    e2e_frames: stop the video after this many frames (None: all).
+    realtime: play the video at its frame rate, dropping frames like a camera.
+    power: average board power and energy per frame from tegrastats (Jetson).
+    power_interval: tegrastats sampling interval in ms.
+    quiet: no progress lines.
+    command: the command line recorded in the report (None: ["rt-bench"]).
+    """
+
+    def __init__(self, backends=None, providers=None, threads=None, verify=True, warmup=None,
+                 warmup_s=None, iterations=None, duration=None, rounds=bench.DEFAULT_ROUNDS,
+                 cv_warn=bench.DEFAULT_CV_WARN, torch=None, openvino=(), video=None, e2e_frames=None, realtime=False, power=False,
+                 power_interval=100, quiet=False, command=None):
+        self.backends, self.providers, self.threads, self.verify = backends, providers, threads, verify
+        self.warmup, self.warmup_s, self.iterations, self.duration = warmup, warmup_s, iterations, duration
+        self.rounds, self.cv_warn = rounds, cv_warn
+        self.torch, self.openvino = torch, openvino
+        self.video, self.e2e_frames, self.realtime = video, e2e_frames, realtime
+        self.power, self.power_interval, self.quiet, self.command = power, power_interval, quiet, command
+
+    def check(self):
+        """Values a user can get wrong (rt-bench's flags), one line each, before any measurement."""
+        from runtime.cli.common import check_seconds, check_threads
+        positive = (("--warmup", self.warmup), ("--iterations", self.iterations), ("--rounds", self.rounds),
+                    ("--threads", self.threads), ("--e2e-frames", self.e2e_frames),
+                    ("--power-interval", self.power_interval))
+        for flag, value in positive:
+            if value is not None and value < 1:
+                raise UserError("{} must be at least 1".format(flag))
+        for flag, value in (("--warmup-s", self.warmup_s), ("--duration", self.duration)):
+            check_seconds(value, flag)
+        if not 0 < self.cv_warn < float("inf"):
+            raise UserError("--cv-warn must be a positive number")
+        check_threads(self.threads)
+        if self.video is not None and not os.path.isfile(self.video):
+            raise UserError("video not found: {}".format(self.video))
+        if self.torch is not None and not self.torch.split(":", 1)[0]:
+            raise UserError("--torch needs an architecture, e.g. --torch swiftnet-rn18[:checkpoint.pt]")
+        if (self.e2e_frames is not None or self.realtime) and self.video is None:
+            raise UserError("--e2e-frames and --realtime need --video")
+        if self.power:
+            from runtime.tegrastats import available
+            if available() is None:
+                raise UserError("--power reads tegrastats, which is not here (it comes with JetPack)")
+
+
+def run(paths, options=None):
+    """Measure ``paths`` (and the peers) as rt-bench does, with ``options`` (a
+    :class:`BenchOptions`; None: its defaults); returns (report dict, {runner name: samples})."""
+    options = options or BenchOptions()
+    options.check()
+    cv_warn = options.cv_warn
+    quiet, video, command = options.quiet, options.video, options.command
+    threads = options.threads or bench.default_threads()
     load_start = bench.load_average()
     notes = []
-    engines, runners = open_runners(paths, backends=backends, providers=providers, threads=threads,
-                                    verify=verify, torch=torch, openvino=openvino, notes=notes)
+    engines, runners = open_runners(paths, backends=options.backends, providers=options.providers,
+                                    threads=threads, verify=options.verify, torch=options.torch,
+                                    openvino=options.openvino, notes=notes)
     reader = None
     try:
-        if power:
+        if options.power:
             from runtime.tegrastats import TegrastatsReader
             try:
-                reader = TegrastatsReader(interval_ms=power_interval).start()
+                reader = TegrastatsReader(interval_ms=options.power_interval).start()
             except OSError as exc:
                 raise UserError("--power: cannot run tegrastats: {}".format(exc))
         if not quiet:
             log.info("measuring %s", ", ".join(r.name for r in runners))
-        m = bench.measure(runners, warmup_iters=warmup, warmup_s=warmup_s,
-                          iterations=iterations, duration=duration, rounds=rounds)
+        m = bench.measure(runners, warmup_iters=options.warmup, warmup_s=options.warmup_s,
+                          iterations=options.iterations, duration=options.duration, rounds=options.rounds)
         entries, warnings = bench.results(m, cv_warn=cv_warn)
         if reader is not None:
             bench.attach_power(entries, m, reader)
@@ -147,8 +210,8 @@ def run(paths, backends=None, providers=None, threads=None, verify=True, warmup=
                     time.sleep(bench.DEFAULT_SETTLE_S)  # as between runners: let pools go idle
                 if not quiet:
                     log.info("end to end: %s through %s", video, runner.name)
-                runs.append(bench.end_to_end(engine, video, max_frames=e2e_frames,
-                                             realtime=realtime, reader=reader, name=runner.name))
+                runs.append(bench.end_to_end(engine, video, max_frames=options.e2e_frames,
+                                             realtime=options.realtime, reader=reader, name=runner.name))
             ratios = bench.stream_ratios(runs)
     finally:
         if reader is not None:

@@ -64,24 +64,25 @@ def forecaster_checkpoints(tmp_path_factory, forecast_sequences):
     pytest.importorskip("torch")
     import torch
     from export import checkpoints, models
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
     folder = tmp_path_factory.mktemp("forecaster")
     torch.manual_seed(0)
     sl = models.create("swiftnet-rn18-sl")
     sl_path = str(folder / "sl.pt")
     checkpoints.save_checkpoint(sl_path, sl, "swiftnet-rn18-sl", {"input_size": list(SMALL_SIZE)})
     f2f_path = str(folder / "f2f.pt")
-    result = train_forecaster("f2f-8", forecast_sequences, f2f_path, sl_path, horizon=3, iterations=4,
-                              finetune_iterations=2, batch_size=2, depth=3, progress=False, log=lambda m: None)
+    result = train_forecaster("f2f-8", forecast_sequences, f2f_path, sl_path, ForecasterOptions(horizon=3,
+                              iterations=4, finetune_iterations=2, batch_size=2, depth=3, progress=False,
+                              log=lambda m: None))
     return sl_path, f2f_path, result
 
 
 @pytest.fixture(scope="session")
 def forecast_bundle(tmp_path_factory, forecaster_checkpoints):
     """A real forecast bundle (FP32, default MatMul form) exported by rt-export's code at 128x256."""
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     out = str(tmp_path_factory.mktemp("bundles") / "f2f_fp32")
-    export_bundle(forecaster_checkpoints[1], out, parity_frames=10, log=lambda m: None)
+    export_bundle(forecaster_checkpoints[1], out, BundleOptions(parity_frames=10, log=lambda m: None))
     return out
 
 

@@ -405,11 +405,26 @@ def test_the_library_runs_without_argparse(rn18_engine):
     """benchmarks/ call runtime.bench_run with plain arguments: the same report as rt-bench."""
     from runtime import bench_format, bench_run
     from runtime.errors import UserError
-    rep, samples = bench_run.run([rn18_engine, rn18_engine], iterations=2, warmup=1, rounds=1, quiet=True,
-                                 openvino=[])
+    rep, samples = bench_run.run([rn18_engine, rn18_engine], bench_run.BenchOptions(
+        iterations=2, warmup=1, rounds=1, quiet=True, openvino=[]))
     names = [e["name"] for e in rep["runners"]]
     assert names == ["swiftnet-rn18_fp32.onnx#1", "swiftnet-rn18_fp32.onnx#2"]
     assert sorted(samples) == sorted(names) and rep["command"] == ["rt-bench"]
     assert "latency ms" in bench_format.format_console(rep)
     with pytest.raises(UserError, match="--backend"):
         bench_run.engine_backends(["onnxruntime", "openvino", "onnxruntime"], 2)
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"rounds": 0}, "--rounds must be at least 1"),
+    ({"duration": float("nan")}, "--duration must be a finite positive number"),
+    ({"cv_warn": 0}, "--cv-warn must be a positive number"),
+    ({"e2e_frames": 5}, "--e2e-frames and --realtime need --video"),
+    ({"torch": ":x.pt"}, "--torch needs an architecture"),
+])
+def test_the_library_checks_its_options_as_rt_bench_does(rn18_engine, changes, needle):
+    """bench_run.run refuses what rt-bench refuses, in one line, before opening an engine."""
+    from runtime import bench_run
+    from runtime.errors import UserError
+    with pytest.raises(UserError, match=needle):
+        bench_run.run([rn18_engine], bench_run.BenchOptions(quiet=True, **changes))

@@ -463,8 +463,8 @@ def test_stale_calibration_files_are_refused(tmp_path):
 def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
     out = str(tmp_path / "engines" / "tiny_int8.onnx")
     os.makedirs(os.path.dirname(out))
-    data = int8.export_int8(tiny, out, "synthetic", count=6, seed=4, method="percentile",
-                           flavor="trt", agreement_images=2, progress=False, log=quiet).to_dict()
+    data = int8.export_int8(tiny, out, "synthetic", int8.Int8Options(count=6, seed=4, method="percentile",
+                            flavor="trt", agreement_images=2, progress=False, log=quiet)).to_dict()
     on_disk = manifest_mod.Manifest.load(out).to_dict()
     assert on_disk == json.loads(json.dumps(data))
     assert on_disk["precision"] == "int8"
@@ -507,25 +507,25 @@ def test_failed_int8_export_leaves_nothing_behind(tmp_path, tiny, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="is empty"):
-        int8.export_int8(tiny, str(folder / "a.onnx"), str(empty), count=4, progress=False,
-                        log=quiet)
+        int8.export_int8(tiny, str(folder / "a.onnx"), str(empty), int8.Int8Options(count=4, progress=False,
+                         log=quiet))
     assert os.listdir(str(folder)) == []
 
     def broken(*args, **kwargs):
         raise UserError("disk full")
     monkeypatch.setattr(calibration_cache, "write_amax_json", broken)
     with pytest.raises(UserError, match="disk full"):
-        int8.export_int8(tiny, str(folder / "b.onnx"), "synthetic", count=4, flavor="trt",
-                        method="minmax", agreement_images=1, progress=False, log=quiet)
+        int8.export_int8(tiny, str(folder / "b.onnx"), "synthetic", int8.Int8Options(count=4, flavor="trt",
+                         method="minmax", agreement_images=1, progress=False, log=quiet))
     assert os.listdir(str(folder)) == []
 
 
 @pytest.mark.parametrize("flavor", ["cpu", "trt"])
 def test_keep_fp32_search_reaches_max_drop(tmp_path, tiny, flavor):
     out = str(tmp_path / "sub" / "tiny_search.onnx")  # a folder that does not exist yet
-    data = int8.export_int8(tiny, out, "synthetic", count=4, method="minmax", flavor=flavor,
-                           max_drop=0.0, agreement_images=2, check_latency=False,
-                           progress=False, log=quiet).to_dict()
+    data = int8.export_int8(tiny, out, "synthetic", int8.Int8Options(count=4, method="minmax", flavor=flavor,
+                            max_drop=0.0, agreement_images=2, check_latency=False, progress=False,
+                            log=quiet)).to_dict()
     search = data["quantization"]["search"]
     assert data["accuracy"]["drop"] <= 0.0
     # 4 Conv and the Add (+ the BatchNormalization, a depthwise Conv in the CPU flavor)
@@ -611,3 +611,17 @@ def test_rt_export_reduced_precision_flag_errors(run_cli_subprocess, tmp_path):
     proc = run_cli_subprocess("export.cli", "--arch", "swiftnet-rn18", "--calib", "x",
                               "--output", tmp_path / "x.onnx")
     assert proc.returncode == 2 and "--calib only apply" in proc.stderr
+
+
+def test_export_reduced_checks_its_options_before_the_fp32_export(tmp_path):
+    """A programmatic caller gets rt-export's one-line errors, before minutes of FP32 export."""
+    pytest.importorskip("torch")
+    from export.api import ReducedOptions, export_reduced
+    logs = []
+    for changes, needle in (({"calib_method": "median"}, "unknown calibration method"),
+                            ({"flavor": "gpu"}, "unknown --flavor"),
+                            ({"max_drop": float("nan")}, "--max-drop")):
+        with pytest.raises(UserError, match=needle):
+            export_reduced("swiftnet-rn18", None, (64, 128), str(tmp_path / "x.onnx"), "int8",
+                           ReducedOptions(calib="synthetic", log=logs.append, **changes))
+    assert logs == [] and os.listdir(str(tmp_path)) == []

@@ -134,9 +134,9 @@ def test_rt_eval_int8_against_fp32(run_cli_subprocess, rn18_engine, dataset, tmp
     """The accuracy check of an INT8 export as a user runs it: rt-eval --reference FP32."""
     from calib import accuracy, int8, qdq
     out = str(tmp_path / "rn18_int8.onnx")
-    data = int8.export_int8(rn18_engine, out, "synthetic", count=4, method="minmax",
-                           eval_data=dataset, check_latency=False, progress=False,
-                           log=lambda message: None).to_dict()
+    data = int8.export_int8(rn18_engine, out, "synthetic", int8.Int8Options(count=4, method="minmax",
+                            eval_data=dataset, check_latency=False, progress=False,
+                            log=lambda message: None)).to_dict()
     assert data["accuracy"]["metric"] == "miou" and data["accuracy"]["images"] == 3
     assert data["accuracy"]["split"] == "val"
     report = str(tmp_path / "int8.json")

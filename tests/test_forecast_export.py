@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from export import checkpoints  # noqa: E402
-from export.forecast_export import export_bundle  # noqa: E402
+from export.forecast_export import BundleOptions, export_bundle  # noqa: E402
 from runtime import manifest  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 
@@ -66,8 +66,8 @@ def test_bundle_has_three_checked_stages_and_a_valid_bundle_manifest(forecast_bu
 
 def test_gather_form_bundle_for_tensorrt_8_2_runs_and_matches(forecaster_checkpoints, tmp_path):
     out = str(tmp_path / "tx2")
-    bundle = export_bundle(forecaster_checkpoints[1], out, deform_form="gather", opset=13, parity_frames=10,
-                           log=lambda m: None).to_dict()
+    bundle = export_bundle(forecaster_checkpoints[1], out, BundleOptions(deform_form="gather", opset=13,
+                           parity_frames=10, log=lambda m: None)).to_dict()
     assert bundle["opset"] == 13 and bundle["parity"]["forecast_argmax_agreement"] >= 0.999
     model = onnx.load(os.path.join(out, "f2f.onnx"))
     ops = {n.op_type for n in model.graph.node}
@@ -82,7 +82,8 @@ def test_bundle_refuses_a_features_checkpoint_it_was_not_trained_on(forecaster_c
     torch.manual_seed(1)
     checkpoints.save_checkpoint(other, models.create("swiftnet-rn18-sl"), "swiftnet-rn18-sl")
     with pytest.raises(UserError, match="sha256"):
-        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"), features_checkpoint=other, log=lambda m: None)
+        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"),
+                      BundleOptions(features_checkpoint=other, log=lambda m: None))
 
 
 def test_rt_export_cli_errors_for_bundles_are_one_line(run_cli_subprocess, forecaster_checkpoints, tmp_path):
@@ -104,8 +105,9 @@ def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp
         forecaster_checkpoints, tmp_path, precision):
     from runtime.forecast import ForecastBundle
     out = str(tmp_path / precision)
-    bundle = export_bundle(forecaster_checkpoints[1], out, precision=precision, calib="synthetic", calib_count=4,
-                           calib_method="percentile", parity_frames=10, log=lambda m: None).to_dict()
+    bundle = export_bundle(forecaster_checkpoints[1], out, BundleOptions(precision=precision,
+                           calib="synthetic", calib_count=4, calib_method="percentile", parity_frames=10,
+                           log=lambda m: None)).to_dict()
     assert bundle["precision"] == precision
     agreement = bundle["parity"][precision]["forecast_agreement_vs_fp32"]
     assert (0.0 <= agreement <= 1.0) if precision == "int8" else agreement > 0.95
@@ -129,14 +131,14 @@ def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp
 
 def test_forecaster_training_continues_from_init_and_refuses_another_future(
         forecaster_checkpoints, forecast_sequences, tmp_path):
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
     sl_path, f2f_path, _ = forecaster_checkpoints
     logs = []
     out = str(tmp_path / "continued.pt")
     # a learning rate of 0: the written weights are exactly the init's (BN statistics move)
-    train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                     finetune_iterations=0, batch_size=2, lr=0.0, depth=3, init=f2f_path,
-                     progress=False, log=logs.append)
+    train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3, iterations=1,
+                     finetune_iterations=0, batch_size=2, lr=0.0, depth=3, init=f2f_path, progress=False,
+                     log=logs.append))
     start, _ = checkpoints.load_checkpoint("f2f-8", f2f_path)
     continued, _ = checkpoints.load_checkpoint("f2f-8", out)
     params = dict(continued.named_parameters())
@@ -144,29 +146,28 @@ def test_forecaster_training_continues_from_init_and_refuses_another_future(
         assert torch.equal(value, params[key]), key
     assert any("starting from" in line for line in logs)
     with pytest.raises(UserError, match="another past offsets"):
-        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                         offsets=(-6, -4, -2, 0),
-                         finetune_iterations=0, depth=3, init=f2f_path, progress=False,
-                         log=lambda m: None)
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                         iterations=1, offsets=(-6, -4, -2, 0), finetune_iterations=0, depth=3,
+                         init=f2f_path, progress=False, log=lambda m: None))
     with pytest.raises(UserError, match="does not fit"):
-        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                         finetune_iterations=0, depth=4, init=f2f_path, progress=False,
-                         log=lambda m: None)
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                         iterations=1, finetune_iterations=0, depth=4, init=f2f_path, progress=False,
+                         log=lambda m: None))
 
 
 def test_forecaster_trains_on_several_sequence_folders_of_one_kind(forecaster_checkpoints, forecast_sequences,
                                                                    tmp_path):
-    from export.train_forecast import train_forecaster
+    from export.train_forecast import ForecasterOptions, train_forecaster
     from export import scenes as synthetic
     sl_path = forecaster_checkpoints[0]
     out = str(tmp_path / "more.pt")
-    result = train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                              finetune_iterations=0, batch_size=2, depth=3, extra_train=[forecast_sequences],
-                              progress=False, log=lambda m: None)
+    result = train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                              iterations=1, finetune_iterations=0, batch_size=2, depth=3,
+                              extra_train=[forecast_sequences], progress=False, log=lambda m: None))
     assert result["train_sequences"] == 6  # 3 drives, twice
     shorter = str(tmp_path / "shorter")
     synthetic.write_sequences(shorter, "train", count=1, length=12, fps=15, seed=23, size=(128, 256))
     with pytest.raises(UserError, match="differ in sequence length"):
-        train_forecaster("f2f-8", forecast_sequences, out, sl_path, horizon=3, iterations=1,
-                         finetune_iterations=0, depth=3, extra_train=[shorter], progress=False,
-                         log=lambda m: None)
+        train_forecaster("f2f-8", forecast_sequences, out, sl_path, ForecasterOptions(horizon=3,
+                         iterations=1, finetune_iterations=0, depth=3, extra_train=[shorter],
+                         progress=False, log=lambda m: None))

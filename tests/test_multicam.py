@@ -286,6 +286,14 @@ def test_a_forecast_bundle_keeps_one_feature_ring_per_camera(drives, tmp_path):
         assert [m is None for m in w] == [m is None for m in g]   # each camera warms up alone
         assert any(m is not None for m in g)
         assert all(a is None or np.array_equal(a, b) for a, b in zip(w, g))
+    # rt-segment opens one bundle per camera itself
+    report = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli.segment", "-e", bundle, "--video", drives[0],
+                           "--video", drives[1], "--report", report, "-q"], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    cameras = json.loads(report.read_text())["cameras"]
+    assert [c["frames"]["processed"] for c in cameras] == [FRAMES, FRAMES]
 
 
 def test_a_batch_outlier_artifact_scores_each_camera_as_alone(tmp_path):

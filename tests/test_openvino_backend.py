@@ -52,14 +52,14 @@ def test_outputs_are_not_overwritten_by_the_next_run(rn18_engine):
 def test_int8_engine_on_openvino_agrees_with_onnxruntime(tmp_path):
     """The trained demo network, INT8 in the plain QDQ form: both runtimes give the same map."""
     pytest.importorskip("torch")
-    from calib.int8 import export_int8
+    from calib.int8 import Int8Options, export_int8
     from export.api import export
     from runtime.engine import Engine
     size = (128, 256)
     fp32, out = str(tmp_path / "rn18_fp32.onnx"), str(tmp_path / "rn18_int8.onnx")
     export("swiftnet-rn18", CHECKPOINT, size, fp32, parity_images=2, log=lambda message: None)
-    export_int8(fp32, out, "synthetic", count=8, flavor="trt", agreement_images=2,
-                check_latency=False, progress=False, log=lambda message: None)
+    export_int8(fp32, out, "synthetic", Int8Options(count=8, flavor="trt", agreement_images=2,
+                check_latency=False, progress=False, log=lambda message: None))
     ort = Engine(out, threads=2)
     ov = Engine(out, backend="openvino", threads=2)
     agree = [np.mean(ort.segment(f).class_map == ov.segment(f).class_map) for f in _frames(size, 3, 50)]

@@ -424,7 +424,7 @@ def test_negatives_from_a_folder(tmp_path):
 
 def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
     from export.checkpoints import load_checkpoint
-    from export.training import train
+    from export.training import TrainOptions, train
     from export.scenes import write_split
     root = str(tmp_path / "data")
     write_split(root, split="train", count=2, seed=0, size=SIZE)
@@ -432,9 +432,9 @@ def test_tiny_ood_training_lowers_the_loss_and_loads(tmp_path):
     out = str(tmp_path / "ood.pt")
     threads = torch.get_num_threads()
     try:  # one thread: on a loaded 2-core machine more threads spin instead of working
-        result = train(ARCH, root, out, iterations=10, batch_size=2, crop=SIZE, lr=3e-3,
-                       warmup=1, val_every=10, scale=(1.0, 1.0), flip=False, threads=1,
-                       progress=False, log=lambda m: None)
+        result = train(ARCH, root, out, TrainOptions(iterations=10, batch_size=2, crop=SIZE, lr=3e-3,
+                       warmup=1, val_every=10, scale=(1.0, 1.0), flip=False, threads=1, progress=False,
+                       log=lambda m: None))
     finally:
         torch.set_num_threads(threads)
     assert result["loss_last"] < result["loss_first"]
@@ -466,7 +466,7 @@ def test_log_uniform_negative_area_gives_small_negatives_their_share():
 def test_frozen_encoder_training_changes_only_the_decoder_and_heads(tmp_path):
     from export import models
     from export.checkpoints import load_checkpoint
-    from export.training import train
+    from export.training import TrainOptions, train
     from export.scenes import write_split
     root = str(tmp_path / "data")
     write_split(root, split="train", count=2, seed=0, size=SIZE, outliers=1.0)
@@ -476,9 +476,9 @@ def test_frozen_encoder_training_changes_only_the_decoder_and_heads(tmp_path):
     out = str(tmp_path / "ood.pt")
     threads = torch.get_num_threads()
     try:
-        train(ARCH, root, out, iterations=3, batch_size=2, crop=SIZE, lr=3e-3, warmup=1, val_every=3,
-              scale=(1.0, 1.0), flip=False, threads=1, seed=0, progress=False, log=lambda m: None,
-              freeze_encoder=True)
+        train(ARCH, root, out, TrainOptions(iterations=3, batch_size=2, crop=SIZE, lr=3e-3, warmup=1,
+              val_every=3, scale=(1.0, 1.0), flip=False, threads=1, seed=0, progress=False,
+              log=lambda m: None, freeze_encoder=True))
     finally:
         torch.set_num_threads(threads)
     trained = load_checkpoint(ARCH, out)[0].state_dict()

@@ -249,4 +249,3 @@ def test_the_check_runs_on_the_users_frames(rn18_engine, tmp_path):
     assert manifest.to_dict()["post_build_check"]["inputs"] == "the shipped road scenes"
     with pytest.raises(UserError, match="--check-images"):
         build(rn18_engine, tmp_path, check_images=str(tmp_path / "missing"))
-

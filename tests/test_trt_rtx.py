@@ -45,15 +45,15 @@ def exports(tmp_path_factory):
     """One 10.3 export of each segmentation artifact kind, at 64x128."""
     pytest.importorskip("torch")
     from calib.fp16 import export_fp16
-    from calib.int8 import export_int8
+    from calib.int8 import Int8Options, export_int8
     from export.api import export
     folder = tmp_path_factory.mktemp("rtx")
     paths = {"fp32": str(folder / "m_fp32.onnx"), "fp16": str(folder / "m_fp16.onnx"),
              "int8": str(folder / "m_int8.onnx"), "outlier": str(folder / "ood_fp32.onnx")}
     export("swiftnet-rn18", None, SIZE, paths["fp32"], parity_images=1, trt_version=TARGET, log=quiet)
     export_fp16(paths["fp32"], paths["fp16"], agreement_images=1, progress=False, log=quiet)
-    export_int8(paths["fp32"], paths["int8"], "synthetic", count=2, method="minmax", flavor="trt",
-                agreement_images=1, check_latency=False, progress=False, log=quiet)
+    export_int8(paths["fp32"], paths["int8"], "synthetic", Int8Options(count=2, method="minmax",
+                flavor="trt", agreement_images=1, check_latency=False, progress=False, log=quiet))
     export("swiftnet-rn18-ood", None, SIZE, paths["outlier"], parity_images=1, trt_version=TARGET, log=quiet)
     return paths
 
@@ -70,9 +70,10 @@ def test_every_10x_artifact_kind_is_parsed_and_built(exports, kind):
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["gather", "grid_sample", "onnx"])  # matmul: tests/test_trt_rules.py
 def test_every_forecast_stage_and_deform_form_is_parsed_and_built(tmp_path, forecaster_checkpoints, form):
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     out = str(tmp_path / "bundle")
-    export_bundle(forecaster_checkpoints[1], out, parity_frames=6, deform_form=form, trt_version=TARGET, log=quiet)
+    export_bundle(forecaster_checkpoints[1], out, BundleOptions(parity_frames=6, deform_form=form,
+                  trt_version=TARGET, log=quiet))
     for stage in ("features.onnx", "f2f.onnx", "decoder.onnx"):
         result = rtx.check(os.path.join(out, stage))
         if stage == "f2f.onnx" and form == "onnx":

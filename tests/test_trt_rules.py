@@ -34,14 +34,14 @@ def quiet(_message):
 def test_exports_are_legal_for_their_version(tmp_path, arch, version):
     pytest.importorskip("torch")
     from calib.fp16 import export_fp16
-    from calib.int8 import export_int8
+    from calib.int8 import Int8Options, export_int8
     from export.api import export
     fp32 = str(tmp_path / "m_fp32.onnx")
     data = export(arch, None, SIZE, fp32, parity_images=1, trt_version=version, log=quiet).to_dict()
     outputs = [str(tmp_path / "m_fp16.onnx"), str(tmp_path / "m_int8.onnx")]
     export_fp16(fp32, outputs[0], agreement_images=1, progress=False, log=quiet)
-    export_int8(fp32, outputs[1], "synthetic", count=2, method="minmax", flavor="trt",
-                agreement_images=1, check_latency=False, progress=False, log=quiet)
+    export_int8(fp32, outputs[1], "synthetic", Int8Options(count=2, method="minmax", flavor="trt",
+                agreement_images=1, check_latency=False, progress=False, log=quiet))
     fam = trt_rules.family(version)
     for path in [fp32] + outputs:
         assert trt_rules.check(path, version) == [], path
@@ -94,9 +94,10 @@ def test_every_form_gives_the_same_class_maps_through_the_runtime(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("version", VERSIONS)
 def test_forecast_bundle_stages_are_legal(tmp_path, forecaster_checkpoints, version):
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     out = str(tmp_path / "bundle")
-    bundle = export_bundle(forecaster_checkpoints[1], out, parity_frames=6, trt_version=version, log=quiet).to_dict()
+    bundle = export_bundle(forecaster_checkpoints[1], out, BundleOptions(parity_frames=6,
+                           trt_version=version, log=quiet)).to_dict()
     fam = trt_rules.family(version)
     assert fam in bundle["tensorrt_compat"]["legal"]
     from runtime.plan import rtx
@@ -111,22 +112,23 @@ def test_forecast_bundle_stages_are_legal(tmp_path, forecaster_checkpoints, vers
 
 @pytest.mark.slow
 def test_reduced_precision_bundle_is_legal(tmp_path, forecaster_checkpoints):
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     out = str(tmp_path / "bundle")
-    export_bundle(forecaster_checkpoints[1], out, parity_frames=6, precision="int8", calib="synthetic",
-                  calib_count=2, calib_method="minmax", flavor="trt", trt_version="8.6.2", log=quiet)
+    export_bundle(forecaster_checkpoints[1], out, BundleOptions(parity_frames=6, precision="int8",
+                  calib="synthetic", calib_count=2, calib_method="minmax", flavor="trt",
+                  trt_version="8.6.2", log=quiet))
     for stage in ("features.onnx", "f2f.onnx", "decoder.onnx"):
         assert trt_rules.check(os.path.join(out, stage), "8.6.2") == [], stage
 
 
 def test_bundle_refuses_a_deformable_form_the_version_cannot_read(tmp_path, forecaster_checkpoints):
-    from export.forecast_export import export_bundle
+    from export.forecast_export import BundleOptions, export_bundle
     with pytest.raises(UserError, match="reads opsets up to 13.*grid_sample"):
-        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"), deform_form="grid_sample",
-                      trt_version="8.2.1", log=quiet)
+        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"),
+                      BundleOptions(deform_form="grid_sample", trt_version="8.2.1", log=quiet))
     with pytest.raises(UserError, match="reads opsets up to 17.*onnx"):
-        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"), deform_form="onnx",
-                      trt_version="8.6.2", log=quiet)
+        export_bundle(forecaster_checkpoints[1], str(tmp_path / "b"), BundleOptions(deform_form="onnx",
+                      trt_version="8.6.2", log=quiet))
 
 
 # -- planted graphs -------------------------------------------------------------------------

@@ -229,10 +229,10 @@ def test_a_diverged_model_is_not_saved(tmp_path):
 
 
 def test_the_trainer_refuses_a_rate_that_overflows(precious, tmp_path):
-    from export.training import train
+    from export.training import TrainOptions, train
     with pytest.raises(UserError, match="--lr"):
-        train("swiftnet-rn18", precious["data"], str(tmp_path / "o.pt"), lr=1e308, iterations=1,
-              progress=False, log=lambda m: None)
+        train("swiftnet-rn18", precious["data"], str(tmp_path / "o.pt"), TrainOptions(lr=1e308,
+              iterations=1, progress=False, log=lambda m: None))
     assert os.listdir(str(tmp_path)) == []
 
 
@@ -373,6 +373,7 @@ def _native_or_skip():
     if not os.environ.get("SWIFTRT_LIBRARY") and not os.path.exists(libswiftrt.BUILD_LIBRARY):
         pytest.skip("the native core is not built here (make native-lib)")
     libswiftrt.load_library()
+    from runtime.backends import native
     return native
 
 

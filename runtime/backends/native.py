@@ -27,7 +27,7 @@ from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
 from runtime.forecast_stats import ForecastOutputs
 from runtime.core_preprocess import Preprocessor
-from runtime.libswiftrt import (MAX_PAST, ClassInfo, EngineInfo, Frame, OpenOptions, Result,
+from runtime.libswiftrt import (ClassInfo, EngineInfo, Frame, OpenOptions, Result,
                                 check as _check, frame_struct, load_library, version)
 
 NAME = "native"

@@ -27,8 +27,7 @@ import sys
 
 from runtime import bench, bench_format, bench_run
 from runtime.backends import BACKENDS
-from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
-                                engine_inputs, run_cli)
+from runtime.cli.common import add_common_args, add_verify_arg, engine_inputs, run_cli
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_text_atomic
 
@@ -94,34 +93,14 @@ def build_parser():
 
 
 def _check_args(args):
+    """What only the command line has (engine files, outputs, --plot); bench_run.run checks the
+    measurement's own values (BenchOptions.check)."""
     for path in args.engine:
         if not os.path.exists(path):
             raise UserError("engine not found: {}".format(path))
-    positive = (("--warmup", args.warmup, 1), ("--iterations", args.iterations, 1),
-                ("--rounds", args.rounds, 1), ("--threads", args.threads, 1),
-                ("--e2e-frames", args.e2e_frames, 1), ("--power-interval", args.power_interval, 1))
-    for flag, value, low in positive:
-        if value is not None and value < low:
-            raise UserError("{} must be at least {}".format(flag, low))
-    for flag, value in (("--warmup-s", args.warmup_s), ("--duration", args.duration)):
-        check_seconds(value, flag)
-    if not 0 < args.cv_warn < float("inf"):
-        raise UserError("--cv-warn must be a positive number")
-    check_threads(args.threads)
-    bench_run.engine_backends(args.backend, len(args.engine))
-    if args.video is not None and not os.path.isfile(args.video):
-        raise UserError("video not found: {}".format(args.video))
     check_outputs(args)
-    if args.torch is not None and not args.torch.split(":", 1)[0]:
-        raise UserError("--torch needs an architecture, e.g. --torch swiftnet-rn18[:checkpoint.pt]")
-    if (args.e2e_frames is not None or args.realtime) and args.video is None:
-        raise UserError("--e2e-frames and --realtime need --video")
     if args.plot and _missing("matplotlib"):
         raise UserError("--plot needs matplotlib: pip install matplotlib")
-    if args.power:
-        from runtime.tegrastats import available
-        if available() is None:
-            raise UserError("--power reads tegrastats, which is not here (it comes with JetPack)")
 
 
 def check_outputs(args):
@@ -150,10 +129,8 @@ def _missing(module):
 def main(argv):
     args = build_parser().parse_args(argv)
     _check_args(args)
-    if args.quiet:
-        logging.getLogger().setLevel(logging.WARNING)
-    rep, samples = bench_run.run(
-        args.engine, backends=bench_run.engine_backends(args.backend, len(args.engine)),
+    options = bench_run.BenchOptions(
+        backends=bench_run.engine_backends(args.backend, len(args.engine)),
         providers=[p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None,
         threads=args.threads, verify=not args.no_verify, warmup=args.warmup, warmup_s=args.warmup_s,
         iterations=args.iterations, duration=args.duration, rounds=args.rounds, cv_warn=args.cv_warn,
@@ -161,6 +138,9 @@ def main(argv):
         openvino=[args.openvino_precision] if args.openvino else [], video=args.video,
         e2e_frames=args.e2e_frames, realtime=args.realtime, power=args.power,
         power_interval=args.power_interval, quiet=args.quiet, command=["rt-bench"] + list(argv))
+    if args.quiet:
+        logging.getLogger().setLevel(logging.WARNING)
+    rep, samples = bench_run.run(args.engine, options)
     if not args.quiet:
         sys.stdout.write(bench_format.format_console(rep) + "\n")
     if args.json:

@@ -430,13 +430,18 @@ def _camera_outputs(args, count):
     return per_camera
 
 
+def _open_engine(args):
+    """The engine the flags ask for (one per camera for a forecast bundle)."""
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+    return open_engine(args.engine, backend=args.backend, providers=providers,
+                       threads=args.threads, resize=args.resize,
+                       current=args.forecast_view == "side-by-side", verify=not args.no_verify)
+
+
 def _engine_and_visualizer(args):
     """The engine the flags ask for, checked against them, and the picture drawer for it (one
     source or several)."""
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    engine = open_engine(args.engine, backend=args.backend, providers=providers,
-                         threads=args.threads, resize=args.resize,
-                         current=args.forecast_view == "side-by-side", verify=not args.no_verify)
+    engine = _open_engine(args)
     _check_engine_args(args, engine)
     visualizer = make_visualizer(engine.manifest, forecast_view=args.forecast_view,
                                  mode=args.visualize, alpha=args.alpha,
@@ -452,10 +457,7 @@ def _main_cameras(args, argv, opened):
     engine, visualizer = _engine_and_visualizer(args)
     engines = [engine]
     if engine.stateful:   # a forecast bundle: one feature ring, so one engine, per camera
-        engines += [open_engine(args.engine, backend=args.backend, providers=providers,
-                                threads=args.threads, resize=args.resize,
-                                current=args.forecast_view == "side-by-side",
-                                verify=not args.no_verify) for _ in opened[1:]]
+        engines += [_open_engine(args) for _ in opened[1:]]
     per_camera = _camera_outputs(args, len(opened))
     pipeline = MultiPipeline(opened, engines if engine.stateful else engine, outputs=per_camera,
                              realtime=args.realtime,

@@ -78,6 +78,8 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
     if onnx_manifest.task == "forecast_stage":
         raise UserError("{} is a stage of a forecast bundle: build the bundle (its folder or "
                         "forecast.json)".format(onnx_path))
+    # the user's output first (a collision is their mistake, whatever this machine lacks)
+    check_artifact_output(plan_path, inputs=[onnx_path], kinds=(".plan", ".engine", ".trt"))
     open_plan = open_plan or _core_opener(build)
     open_reference = open_reference or check_mod.open_reference
     limit = DEFAULT_MAX_MISMATCH[precision] if max_mismatch is None else max_mismatch
@@ -238,5 +240,3 @@ def trtexec_command(onnx_path, plan_path, precision="fp16", trt_version="8.5", w
         if gpu_fallback:
             parts.append("--allowGPUFallback")
     return " ".join(parts)
-
-

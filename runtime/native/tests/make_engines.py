@@ -80,14 +80,14 @@ def make(out, size, only):
     if "int8" in only:
         paths["int8"] = os.path.join(out, "int8.onnx")
         if not os.path.exists(paths["int8"] + ".json"):
-            from calib.int8 import export_int8
+            from calib.int8 import Int8Options, export_int8
             if not os.path.exists(paths["seg"] + ".json"):
                 arch, checkpoint, kwargs = CHECKPOINTS["seg"]
                 export(arch, os.path.join(REPO, checkpoint), size, paths["seg"], parity_images=2,
                        log=lambda message: None, **kwargs)
-            export_int8(paths["seg"], paths["int8"], "synthetic", count=8, seed=0, method="minmax",
-                        agreement_images=2, check_latency=False, progress=False,
-                        log=lambda message: None)
+            export_int8(paths["seg"], paths["int8"], "synthetic", Int8Options(count=8, seed=0,
+                        method="minmax", agreement_images=2, check_latency=False, progress=False,
+                        log=lambda message: None))
     import inspect
     has_targets = "trt_version" in inspect.signature(export).parameters
     for kind, version in sorted(TRT_TARGETS.items()):
@@ -101,9 +101,9 @@ def make(out, size, only):
     bundle = os.path.join(out, "bundle")
     paths["bundle"] = bundle
     if "bundle" in only and not os.path.exists(os.path.join(bundle, "forecast.json")):
-        from export.forecast_export import export_bundle
-        export_bundle(os.path.join(REPO, BUNDLE_CHECKPOINT), bundle, size=size, parity_frames=6,
-                      log=lambda message: None)
+        from export.forecast_export import BundleOptions, export_bundle
+        export_bundle(os.path.join(REPO, BUNDLE_CHECKPOINT), bundle, BundleOptions(size=size,
+                      parity_frames=6, log=lambda message: None))
     if "bad" in only:
         make_bad(os.path.join(out, "bad"), paths["seg"])
     if "frames" in only:
