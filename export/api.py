@@ -70,6 +70,20 @@ def check_gates(min_agreement=None, max_drop=None, calib_count=None, parity_imag
         raise UserError("--parity-images must be from 1 to 1000 (got {})".format(parity_images))
 
 
+def check_target(trt_version, opset=None, flavor=None, precision="fp32"):
+    """--trt-version is the one knob for the target: the version, the opsets it reads and the
+    INT8 flavor it can run, one line each, before any work (None: no target, nothing to check)."""
+    if trt_version is None:
+        return
+    from runtime.plan import trt_rules
+    low, high = trt_rules.OPSET_RANGE[trt_rules.family(trt_version)]  # one line for unknown versions
+    if opset is not None and not low <= opset <= high:
+        raise UserError("--opset {}: TensorRT {} reads opsets {}..{}".format(opset, trt_version, low, high))
+    if flavor == "cpu" and precision == "int8":
+        raise UserError("--flavor cpu (U8S8 QDQ for ONNX Runtime on x86) is not TensorRT-legal: "
+                        "use --flavor trt with --trt-version")
+
+
 def export(arch, checkpoint, size, output, opset=None, input_format="frame",
            color_order="BGR", output_kind="class_map", resize="stretch", parity_images=4,
            min_agreement=0.999, trt_version=None, dla=False, log=print, batch=1):
@@ -81,6 +95,7 @@ def export(arch, checkpoint, size, output, opset=None, input_format="frame",
     from export import checkpoints, models, onnx_export
 
     check_gates(min_agreement=min_agreement, parity_images=parity_images)
+    check_target(trt_version, opset)
     check_artifact_output(output, inputs=[checkpoint], kinds=(".onnx",))  # before any work
     if dla and trt_version is None:
         raise UserError("--dla needs --trt-version: DLA's rules differ per TensorRT version")
@@ -360,8 +375,9 @@ class ReducedOptions:
     """int8: range estimate ('percentile', 'minmax' or 'entropy')."""
     calib_seed: int = 0
     """int8: seed of the calibration draw."""
-    flavor: str = "cpu"
-    """int8: 'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's S8S8 QDQ)."""
+    flavor: Optional[str] = None
+    """int8: 'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's S8S8 QDQ); None: 'trt'
+    with a ``trt_version``, else 'cpu' (as rt-export)."""
     keep_fp32: Sequence[str] = ()
     """Node names left in FP32."""
     max_drop: Optional[float] = None
@@ -405,11 +421,13 @@ def export_reduced(arch, checkpoint, size, output, precision, options=None):
         raise UserError("--calib only applies to --precision int8")
     check_gates(min_agreement=options.min_agreement, max_drop=max_drop, calib_count=options.calib_count,
                 parity_images=options.parity_images)
+    flavor = options.flavor or ("trt" if options.trt_version is not None else "cpu")
+    check_target(options.trt_version, options.opset, flavor, precision)
     int8 = None
     if precision == "int8":
         from calib.int8 import Int8Options
         int8 = Int8Options(count=options.calib_count, seed=options.calib_seed, method=options.calib_method,
-                           flavor=options.flavor, keep_fp32=list(keep_fp32), max_drop=max_drop,
+                           flavor=flavor, keep_fp32=list(keep_fp32), max_drop=max_drop,
                            eval_data=options.eval_data, trt_version=options.trt_version, progress=progress,
                            log=log)
         int8.check()  # before the FP32 export, not minutes after it

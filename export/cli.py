@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from export.api import ReducedOptions, export, export_reduced, parse_size
+from export.api import ReducedOptions, check_target, export, export_reduced, parse_size
 from runtime.cli.common import add_common_args, run_cli
 from runtime.errors import UserError
 
@@ -203,17 +203,9 @@ def _default_opset(trt_version):
 
 
 def _resolve_target(args):
-    """--trt-version is the one knob for the target: validate it, the opset and the flavor."""
-    from runtime.plan import trt_rules
-    if args.trt_version is not None:
-        fam = trt_rules.family(args.trt_version)  # one-line error for unknown versions
-        low, high = trt_rules.OPSET_RANGE[fam]
-        if args.opset is not None and not low <= args.opset <= high:
-            raise UserError("--opset {}: TensorRT {} reads opsets {}..{}".format(
-                args.opset, args.trt_version, low, high))
-        if args.flavor == "cpu" and args.precision == "int8":
-            raise UserError("--flavor cpu (U8S8 QDQ for ONNX Runtime on x86) is not TensorRT-legal: "
-                            "use --flavor trt with --trt-version")
+    """--trt-version is the one knob for the target: checked (export.api.check_target) before any
+    work, whichever export follows; the flavor follows it unless given."""
+    check_target(args.trt_version, args.opset, args.flavor, args.precision)
     if args.flavor is None:
         args.flavor = "trt" if args.trt_version is not None else "cpu"
 

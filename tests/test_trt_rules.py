@@ -389,3 +389,20 @@ def test_plan_modules_need_neither_torch_nor_onnx():
             "print('ok')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def test_the_export_library_checks_the_target_before_any_work(tmp_path):
+    """export() and export_reduced() refuse what rt-export refuses (export.api.check_target), in one
+    line and before writing or logging anything; export_reduced's flavor follows the target."""
+    pytest.importorskip("torch")
+    from export.api import ReducedOptions, export, export_reduced
+    out, logs = str(tmp_path / "m.onnx"), []
+    with pytest.raises(UserError, match="TensorRT 8.2 reads opsets 7..13"):
+        export("swiftnet-rn18", None, (64, 128), out, opset=17, trt_version="8.2", log=logs.append)
+    with pytest.raises(UserError, match="not TensorRT-legal"):
+        export_reduced("swiftnet-rn18", None, (64, 128), out, "int8", ReducedOptions(
+            calib="synthetic", flavor="cpu", trt_version="8.6", log=logs.append))
+    with pytest.raises(UserError, match="unknown calibration method"):  # flavor None: trt, no error for it
+        export_reduced("swiftnet-rn18", None, (64, 128), out, "int8", ReducedOptions(
+            calib="synthetic", trt_version="8.6", calib_method="median", log=logs.append))
+    assert logs == [] and os.listdir(str(tmp_path)) == []
