@@ -126,6 +126,17 @@ def test_without_the_cores_tensorrt_the_build_is_refused_before_it_starts(rn18_e
     assert "\n" not in str(error.value) and not built and not os.listdir(str(tmp_path))
 
 
+def test_a_core_without_a_cpu_backend_cannot_check_plans(rn18_engine, tmp_path, monkeypatch):
+    """A core with TensorRT but no ONNX Runtime (or OpenVINO) backend has nothing to run the ONNX
+    model on: refused in one line before the build."""
+    from runtime.plan import check
+    from runtime.plan.build import build_plan
+    monkeypatch.setattr(check, "core_backends", lambda: ["tensorrt"])
+    with pytest.raises(UserError, match="ONNX Runtime backend.*backends: tensorrt"):
+        build_plan(rn18_engine, str(tmp_path / "x.plan"), build=fake_build, log=lambda message: None)
+    assert os.listdir(str(tmp_path)) == []
+
+
 def test_int8_from_an_fp32_onnx_needs_calibration_files(rn18_engine, tmp_path):
     with pytest.raises(UserError, match="--calib-cache or --amax-json"):
         build(rn18_engine, tmp_path, precision="int8")
