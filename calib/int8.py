@@ -4,11 +4,9 @@ Calibration (calib.ranges), quantization (calib.qdq) and the accuracy cost again
 (calib.accuracy) put together, plus TensorRT's calibration files for the ``trt`` flavor
 (their format: runtime/plan/calibration_cache.py). Nothing half-done is left behind on failure.
 """
-import dataclasses
 import os
 import shutil
 import time
-from typing import Callable, Optional, Sequence
 
 from calib import accuracy
 from calib.qdq import (bounds_indices, check_keep_fp32, default_opset, derived_manifest, flavor_options,
@@ -27,45 +25,50 @@ def _default_trt_version(opset):
     return DEFAULT_TRT_VERSIONS.get(opset, "8.5.2" if opset >= 17 else "8.2.1")
 
 
-@dataclasses.dataclass
-class Int8Options:
-    """How :func:`export_int8` calibrates, quantizes and gates (rt-export --precision int8's flags)."""
+class Int8Options(object):
+    """How :func:`export_int8` calibrates, quantizes and gates (rt-export --precision int8's flags).
+    A plain class, not a dataclass: calib/ runs on the device's Python 3.6 too.
 
-    count: int = 500
-    """Calibration images drawn from the calibration source."""
-    seed: int = 0
-    """Seed of the draw (and of the generated scenes of ``calib='synthetic'``)."""
-    method: str = "percentile"
-    """Range estimate: 'percentile', 'minmax' or 'entropy' (calib.ranges.check_method)."""
-    flavor: str = "cpu"
-    """'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's symmetric S8S8 QDQ)."""
-    keep_fp32: Sequence[str] = ()
-    """Node names left in FP32, plus the outlier head an outlier model's manifest lists
-    (calib.qdq.manifest_keep_fp32)."""
-    max_drop: Optional[float] = None
-    """Largest accepted drop (mIoU pp with ``eval_data``, else 100 x disagreement with FP32 on
-    generated scenes); above it the layers that cost most stay in FP32 until it is not
-    (calib.accuracy.search_keep_fp32). None: measure only."""
-    eval_data: Optional[str] = None
-    """Held-out Cityscapes-format folder the drop is measured on (None: agreement on scenes)."""
-    eval_split: str = "val"
-    """Split of ``eval_data`` the drop is measured on."""
-    agreement_images: int = 8
-    """Generated scenes the FP32 agreement is measured on when there is no ``eval_data``."""
-    trt_version: Optional[str] = None
-    """TensorRT version of the ``trt`` flavor's calibration cache header (None: the manifest's
-    target, else the JetPack release of the opset)."""
-    fp32_copy: Optional[str] = None
-    """Where the ``trt`` flavor copies the FP32 model its calibration files are for
-    (None: ``<stem>.fp32.onnx``)."""
-    check_latency: bool = True
-    """Time FP32 against INT8 on this machine (``cpu`` flavor) and record the ratio."""
-    progress: bool = True
-    """Show progress bars."""
-    log: Callable[[str], None] = _log_default
-    """Receives each progress line."""
-    warn: Optional[Callable[[str], None]] = None
-    """Receives the calibration source's warnings (None: a line on stderr)."""
+    count: Calibration images drawn from the calibration source.
+    seed: Seed of the draw (and of the generated scenes of ``calib='synthetic'``).
+    method: Range estimate: 'percentile', 'minmax' or 'entropy' (calib.ranges.check_method).
+    flavor: 'cpu' (U8S8 QDQ for ONNX Runtime on x86) or 'trt' (TensorRT's symmetric S8S8 QDQ).
+    keep_fp32: Node names left in FP32, plus the outlier head an outlier model's manifest lists
+        (calib.qdq.manifest_keep_fp32).
+    max_drop: Largest accepted drop (mIoU pp with ``eval_data``, else 100 x disagreement with FP32 on
+        generated scenes); above it the layers that cost most stay in FP32 until it is not
+        (calib.accuracy.search_keep_fp32). None: measure only.
+    eval_data: Held-out Cityscapes-format folder the drop is measured on (None: agreement on scenes).
+    eval_split: Split of ``eval_data`` the drop is measured on.
+    agreement_images: Generated scenes the FP32 agreement is measured on when there is no ``eval_data``.
+    trt_version: TensorRT version of the ``trt`` flavor's calibration cache header (None: the manifest's
+        target, else the JetPack release of the opset).
+    fp32_copy: Where the ``trt`` flavor copies the FP32 model its calibration files are for (None:
+        ``<stem>.fp32.onnx``).
+    check_latency: Time FP32 against INT8 on this machine (``cpu`` flavor) and record the ratio.
+    progress: Show progress bars.
+    log: Receives each progress line.
+    warn: Receives the calibration source's warnings (None: a line on stderr).
+    """
+
+    def __init__(self, count=500, seed=0, method="percentile", flavor="cpu", keep_fp32=(), max_drop=None,
+                 eval_data=None, eval_split="val", agreement_images=8, trt_version=None, fp32_copy=None,
+                 check_latency=True, progress=True, log=_log_default, warn=None):
+        self.count = count
+        self.seed = seed
+        self.method = method
+        self.flavor = flavor
+        self.keep_fp32 = keep_fp32
+        self.max_drop = max_drop
+        self.eval_data = eval_data
+        self.eval_split = eval_split
+        self.agreement_images = agreement_images
+        self.trt_version = trt_version
+        self.fp32_copy = fp32_copy
+        self.check_latency = check_latency
+        self.progress = progress
+        self.log = log
+        self.warn = warn
 
     def check(self):
         """Values a user can get wrong, one line each, before any work (rt-export runs it
