@@ -302,7 +302,7 @@ class CaptureSource(Source):
         self._cap = None
         self._reader = None
         self._failures = 0
-        self._last_frame_at = _clock()
+        self._waiting_since = _clock()
         self._position = 0         # files: frames consumed (read, undecodable or skipped)
         self._queued = collections.deque()
 
@@ -317,7 +317,6 @@ class CaptureSource(Source):
 
     def _set_capture(self, cap):
         self._cap = cap
-        self._last_frame_at = _clock()   # a stall is counted from the (re)connection on
         self._reader = _Reader(cap) if self.live else None
 
     def _drop_capture(self):
@@ -374,17 +373,18 @@ class CaptureSource(Source):
             self.open()
         if not self.live:
             return self._read_file()
+        if self._failures == 0:      # the silence is measured from the first read after a frame
+            self._waiting_since = _clock()   # (not from the frame: processing it is no silence)
         result = self._reader.read(self.stall_timeout, self._stop)
         if self._stop.is_set():
             raise EndOfStream()
         ok, frame = result if result is not None else (False, None)
         if ok and frame is not None:
             self._failures = 0
-            self._last_frame_at = _clock()
             return frame
         # A stall is no frame for stall_timeout s, whoever noticed: our reader's wait (None) or
         # FFmpeg's own read timeout (a failed read), which is set to the same timeout.
-        if result is None or _clock() - self._last_frame_at >= self.stall_timeout:
+        if result is None or _clock() - self._waiting_since >= self.stall_timeout:
             self.stalls += 1
             log.warning("%s %s: no frame for %.1f s (stalled); reconnecting",
                         self.kind, self.uri, self.stall_timeout)
