@@ -145,8 +145,8 @@ void Engine::start(const FrameView &frame, bool has_timestamp, double timestamp,
   Backend &backend = task_->frame_backend();
   const InputSpec &input = task_->frame_input();
   if (frame.device && task_->runs_after_frame_model())
-    fail(SRT_ERROR_UNSUPPORTED, "frames in CUDA memory are taken by engines of one model, not by a forecast bundle "
-                                "(copy the frame to the host)");
+    fail(SRT_ERROR_UNSUPPORTED, "this engine runs models after its frame model (a forecast bundle): it takes frames "
+                                "in host memory, not CUDA memory (copy the frame to the host)");
   has_timestamp_ = has_timestamp, timestamp_ = timestamp;
   t0_ = now_ms();
   if (frame.device) {
