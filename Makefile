@@ -140,7 +140,7 @@ native-check: $(if $(filter $(CUDA_WHEEL_INCLUDE),$(CUDA_INCLUDE)),$(CUDA_WHEEL_
 			-Iruntime/native/include -Iruntime/native/src runtime/native/src/backend_tensorrt.cpp || exit 1; \
 	done
 	@echo "core sources with SWIFTRT_WITH_TENSORRT on"; \
-	for f in api engine; do $(CXX) -std=c++17 -fsyntax-only -Werror -Wall -Wextra -DSWIFTRT_WITH_TENSORRT \
+	for f in api engine tasks/task tasks/segmentation tasks/outlier tasks/forecast; do $(CXX) -std=c++17 -fsyntax-only -Werror -Wall -Wextra -DSWIFTRT_WITH_TENSORRT \
 		-Iruntime/native/include -Iruntime/native/src runtime/native/src/$$f.cpp || exit 1; done
 	@if [ -x "$(NVCC)" ]; then \
 		echo "device-frame kernel: nvcc -c runtime/native/src/preprocess_cuda.cu (compiled, never run here)"; \

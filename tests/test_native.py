@@ -255,6 +255,38 @@ def test_manifest_dtype_that_disagrees_with_the_model_is_refused(engines, tmp_pa
     assert "int32 in the model but float32 in its manifest" in str(info.value)
 
 
+def test_integer_feature_input_is_refused_when_the_bundle_opens(engines, tmp_path):
+    """The core feeds a bundle's features to f2f and the decoder as float16 or float32: a stage
+    whose features input is an integer tensor is refused at open, not at the first forecast."""
+    import hashlib
+    import shutil
+    import onnx
+    from onnx import TensorProto, helper
+    from runtime.backends.native import CoreEngine
+    from runtime.errors import UserError
+    bundle = str(tmp_path / "bundle")
+    shutil.copytree(engines["bundle"], bundle)
+    path = os.path.join(bundle, "decoder.onnx")
+    stage = json.load(open(path + ".json"))
+    name = stage["input"]["name"]
+    model = onnx.load(path)
+    for node in model.graph.node:  # the graph casts the integer input to the float it computes on
+        node.input[:] = [name + "_float" if n == name else n for n in node.input]
+    model.graph.node.insert(0, helper.make_node("Cast", [name], [name + "_float"], to=TensorProto.FLOAT))
+    [i for i in model.graph.input if i.name == name][0].type.tensor_type.elem_type = TensorProto.INT32
+    onnx.save(model, path)
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    stage["input"]["dtype"] = "int32"
+    stage["artifact"]["sha256"] = digest
+    write_manifest_json(path + ".json", stage)
+    manifest = json.load(open(os.path.join(bundle, "forecast.json")))
+    manifest["stage_sha256"]["decoder"] = digest
+    write_manifest_json(os.path.join(bundle, "forecast.json"), manifest)
+    with pytest.raises(UserError) as info:
+        CoreEngine(bundle).close()
+    assert "stage 'decoder' input '{}' is int32".format(name) in str(info.value)
+
+
 def test_rt_segment_native_backend(engines, tmp_path, run_cli_subprocess):
     from export import scenes as synthetic
     video = str(tmp_path / "drive.mp4")

@@ -300,7 +300,8 @@ SRT_API srt_status srt_engine_run(srt_engine *engine, const srt_frame *frame, sr
    Not for forecast bundles with more than one frame (one ring of past frames: one engine per
    camera): SRT_ERROR_INVALID_ARGUMENT. A batch-1 artifact runs the frames one after another; a
    batch-N artifact (its manifest's input has first dimension N) up to N per inference, each in its
-   own batch slot; frames in CUDA and host memory are not mixed in one call (SRT_ERROR_UNSUPPORTED). */
+   own batch slot; its frames are then all in host memory or all in CUDA memory on one cuda_stream
+   (else SRT_ERROR_UNSUPPORTED, "frame i: ..."). */
 #define SRT_MAX_BATCH 64
 SRT_API srt_status srt_engine_run_batch(srt_engine *engine, const srt_frame *const *frames, size_t count,
                                         srt_result *const *results);

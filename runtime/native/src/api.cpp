@@ -486,13 +486,7 @@ FrameRun prepare_run(srt_engine *engine, const srt_frame *frame, srt_result *res
   check_buffer(result->outlier_score, result->outlier_score_size, plane * sizeof(float), "outlier_score");
   check_buffer(result->outlier_mask, result->outlier_mask_size, plane, "outlier_mask");
   check_buffer(result->forecast_map, result->forecast_map_size, plane, "forecast_map");
-  if (!e.info.has_outlier_score && (result->outlier_score || result->outlier_mask))
-    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "this engine has no outlier score: set outlier_score and outlier_mask to NULL");
-  if (e.info.task != SRT_TASK_FORECAST && result->forecast_map)
-    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "this engine is not a forecast bundle: set forecast_map to NULL");
-  if (e.info.task == SRT_TASK_FORECAST && result->class_map && !e.decode_current)
-    srt::fail(SRT_ERROR_INVALID_ARGUMENT, "a bundle writes the current frame's class_map only when opened with "
-                                          "decode_current; set class_map to NULL or open it so");
+  e.check_result(*result);  // the buffers this engine's family writes
   result->is_forecast = 0;
   result->forecast_time = 0;
   result->picked_count = 0;
@@ -530,7 +524,7 @@ srt_status srt_engine_run_batch(srt_engine *engine, const srt_frame *const *fram
     FrameRun runs[SRT_MAX_BATCH];
     size_t given = 0;
     for (size_t i = 0; i < count; ++i) given += frames[i] != nullptr;
-    if (given > 1 && engine->impl->info.task == SRT_TASK_FORECAST)
+    if (given > 1 && engine->impl->one_stream())
       srt::fail(SRT_ERROR_INVALID_ARGUMENT, "a forecast bundle keeps one stream's past frames: give it one "
                                             "camera's frame per call (one engine per camera)");
     for (size_t i = 0; i < count; ++i) {  // every check first: a bad frame runs none

@@ -78,6 +78,7 @@ InputSpec input_of(const Json &root, const std::string &where) {
   for (const char *key : {"name", "shape", "dtype", "layout"})
     if (!in.has(key)) bad(where, std::string("input without '") + key + "'");
   spec.name = in.at("name").string();
+  if (spec.name.empty()) bad(where, "input name must be a non-empty string");
   spec.shape = shape_of(in.at("shape"), where);
   if (spec.shape.size() != 4) bad(where, "input shape must be 4-D");
   spec.dtype = parse_dtype(in.at("dtype").string(), where);
@@ -257,7 +258,8 @@ Resolved resolve(const std::string &path) {
   Json root = read_json_file(r.manifest);
   check_schema(root, r.manifest);
   const Json *task = root.get("task");
-  r.bundle = task && task->is_string() && task->string() == "forecast";
+  r.task = task && task->is_string() ? task->string() : "";
+  r.bundle = r.task == "forecast";
   if (r.bundle) r.artifact = dirname(r.manifest);
   return r;
 }
@@ -302,6 +304,7 @@ ModelManifest load_model_manifest(const std::string &artifact, const std::string
       if (!o.has(key)) bad(where, std::string("output without '") + key + "'");
     TensorSpec t;
     t.name = o.at("name").string();
+    if (t.name.empty()) bad(where, "output name must be a non-empty string");
     t.shape = shape_of(o.at("shape"), where);
     t.dtype = parse_dtype(o.at("dtype").string(), where);
     t.meaning = o.at("meaning").string();

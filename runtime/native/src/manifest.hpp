@@ -80,7 +80,8 @@ struct BundleManifest {
 // Where `path` points: an artifact (its sidecar is path + ".json"), a manifest, or a bundle.
 struct Resolved {
   std::string artifact, manifest;
-  bool bundle = false;  // manifest's task is "forecast"
+  std::string task;     // the manifest's "task" ("" when it has none or not a string)
+  bool bundle = false;  // task is "forecast" (artifact: the bundle's folder)
 };
 Resolved resolve(const std::string &path);
 

@@ -163,6 +163,9 @@ def make_bad(folder, seg):
     write("badjson.onnx", text='{"schema_version": 1, "task": ')
     write("nofield.onnx", dict((k, v) for k, v in good.items() if k != "outputs"))
     write("wrongname.onnx", dict(good, input=dict(good["input"], name="not_the_input")))
+    write("emptyinput.onnx", dict(good, input=dict(good["input"], name="")))
+    write("emptyoutput.onnx", dict(good, outputs=[dict(good["outputs"][0], name="")] + good["outputs"][1:]))
+    write("noscore.onnx", dict(good, task="outlier"))  # an outlier model's task without its score output
     with open(seg, "rb") as handle:
         data = handle.read()
     write("truncated.onnx", good, artifact=data[:len(data) // 2])

@@ -123,6 +123,12 @@ static void test_open_errors(void) {
   expect_error(srt_engine_open(path_of("bad/badjson.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "malformed JSON");
   expect_error(srt_engine_open(path_of("bad/nofield.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "manifest without outputs");
   expect_error(srt_engine_open(path_of("bad/wrongname.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "tensor not in model");
+  expect_error(srt_engine_open(path_of("bad/emptyinput.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "empty input name");
+  CHECK(strstr(srt_last_error(), "input name must be a non-empty string") != NULL, "message: %s", srt_last_error());
+  expect_error(srt_engine_open(path_of("bad/emptyoutput.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "empty output name");
+  CHECK(strstr(srt_last_error(), "output name must be a non-empty string") != NULL, "message: %s", srt_last_error());
+  expect_error(srt_engine_open(path_of("bad/noscore.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "outlier without a score");
+  CHECK(strstr(srt_last_error(), "without an output with meaning outlier_score") != NULL, "message: %s", srt_last_error());
   expect_error(srt_engine_open(path_of("bad/truncated.onnx"), NULL, &engine), SRT_ERROR_CORRUPT_ENGINE, "truncated engine");
   expect_error(srt_engine_open(path_of("bad/garbage.onnx"), NULL, &engine), SRT_ERROR_CORRUPT_ENGINE, "garbage engine");
   expect_error(srt_engine_open(path_of("bundle/features.onnx"), NULL, &engine), SRT_ERROR_MANIFEST, "a bundle stage");

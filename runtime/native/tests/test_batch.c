@@ -104,6 +104,15 @@ int main(int argc, char **argv) {
       CHECK(maps[0][0] == 0xCD, "a frame ran although frame 2 was refused");
     }
     frames[2].stride = stride[2];
+    /* a result buffer too small in the last slot: refused before camera 0 runs */
+    results[2].class_map_size = plane - 1;
+    {
+      srt_status st = srt_engine_run_batch(engine, batch, 3, outs);
+      CHECK(st == SRT_ERROR_BUFFER_TOO_SMALL, "short buffer: %s", srt_status_string(st));
+      CHECK(strncmp(srt_last_error(), "frame 2: ", 9) == 0, "message: %s", srt_last_error());
+      CHECK(maps[0][0] == 0xCD, "a frame ran although result 2 was refused");
+    }
+    results[2].class_map_size = plane;
     CHECK(srt_engine_run_batch(engine, batch, SRT_MAX_BATCH + 1, outs) == SRT_ERROR_INVALID_ARGUMENT,
           "count above SRT_MAX_BATCH accepted");
     CHECK(srt_engine_run_batch(engine, NULL, 1, outs) == SRT_ERROR_INVALID_ARGUMENT, "NULL frames accepted");
