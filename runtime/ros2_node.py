@@ -35,10 +35,10 @@ import time
 
 import numpy as np
 
+from runtime import open_engine
 from runtime import ros2_convert as convert
 from runtime.backends import BACKENDS
 from runtime.cli.common import check_threads
-from runtime.engine import open_engine
 from runtime.errors import UserError, first_line
 from runtime.manifest import RESIZE_MODES
 from runtime.outlier import check_threshold

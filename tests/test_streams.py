@@ -301,8 +301,8 @@ def hanging_url(request):
 
 @pytest.fixture(scope="module")
 def small_engine(rn18_engine):
-    from runtime.engine import Engine
-    engine = Engine(rn18_engine, threads=1)
+    from runtime import open_engine
+    engine = open_engine(rn18_engine, threads=1)
     yield engine
     engine.close()
 
