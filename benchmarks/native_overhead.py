@@ -12,8 +12,9 @@ inference call inside it (argument checks, resize, colour order, normalization, 
 conversion), median over calls; also the paired difference native - bare (median over rounds of the
 per-round means), which inference jitter on a busy machine blurs. Target: <= 0.5 ms at 256x512.
 
-Part 2 (runtime.bench, the code of rt-bench): ONNX Runtime, the Python OpenVINO backend and
-``--backend native`` on the same engine and input, interleaved.
+Part 2 (runtime.bench, the code of rt-bench): the core on its ONNX Runtime backend, OpenVINO's
+Python API (rt-bench's --openvino peer, on the core's input tensor) and the core on its OpenVINO
+backend, on the same engine and frame, interleaved.
 
 Needs ``make native-lib`` (or ``make native``) first; BENCHMARKS.md takes the section as it is.
 """
@@ -73,15 +74,16 @@ def overhead(engine, threads, rounds, calls, camera):
 
 
 def rt_bench_rows(engine, threads, iterations):
-    """ONNX Runtime, Python OpenVINO and native on one engine, through runtime.bench.measure."""
+    """The core on ONNX Runtime, Python OpenVINO (on the core's input tensor) and the core on
+    OpenVINO, on one engine, through runtime.bench.measure."""
     from runtime import bench
     from runtime.backends.native import NativeEngine
-    from runtime.engine import Engine
-    ort = Engine(engine, threads=threads)
-    nat = NativeEngine(engine, threads=threads)
-    runners = [bench.EngineRunner(ort, name="onnxruntime"),
-               bench.OpenVinoRunner(engine, {ort.input_name: ort.dummy_input()}, threads=threads),
-               bench.EngineRunner(nat, name="native")]
+    ort = NativeEngine(engine, threads=threads, backend="onnxruntime")
+    nat = NativeEngine(engine, threads=threads, backend="openvino")
+    tensor = nat.preprocessor.to_tensor(nat.dummy_input())
+    runners = [bench.EngineRunner(ort, name="native-onnxruntime"),
+               bench.OpenVinoRunner(engine, {nat.input_name: tensor}, threads=threads),
+               bench.EngineRunner(nat, name="native-openvino")]
     measurement = bench.measure(runners, warmup_iters=5, iterations=iterations)
     rows, _ = bench.results(measurement)
     for runner in runners:

@@ -52,8 +52,8 @@ def collect(engine_path, split_dirs, split, threads=1, limit=None):
 
     from runtime.evaluation import predict_with_score
     from runtime.data.cityscapes import find_pairs, read_outlier_details, read_outlier_mask, outlier_mask_path
-    from runtime.engine import Engine
-    engine = Engine(engine_path, threads=threads)
+    from runtime import open_engine
+    engine = open_engine(engine_path, threads=threads)
     pos_img, neg_img, img_split, img_info = [], [], [], []
     obj_hist, obj_rec = [], []
     for split_index, root in enumerate(split_dirs):

@@ -183,8 +183,8 @@ def measure_arch(arch, engines, checkpoint, threads, iterations, warmup, hints=P
 
 def measure_e2e(arch, path, video, threads, frames):
     """The pipeline twice: every frame (throughput) and paced like a camera (latency)."""
-    from runtime.engine import Engine
-    engine = Engine(path, threads=threads)
+    from runtime import open_engine
+    engine = open_engine(path, threads=threads)
     try:
         log("{}: end to end on {} (every frame, then paced at 30 FPS)".format(
             arch, os.path.basename(video)))

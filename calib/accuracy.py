@@ -26,12 +26,10 @@ PROBE_IMAGES = 2
 
 
 def _cpu_engine(path, manifest=None):
-    """An Engine on ONNX Runtime's CPU provider for ``path``. ``manifest``: a staged
-    candidate's Manifest (it has no manifest file; the Engine takes it as it is, and its hash
-    was just computed from this file: not verified again, nor cached under a staging path)."""
-    from runtime.engine import Engine
-    return Engine(path, backend="onnxruntime", providers=["CPUExecutionProvider"], manifest=manifest,
-                  verify=manifest is None)
+    """``path`` on ONNX Runtime's CPU provider (calib.ort_session.CpuSegmenter). ``manifest``: a
+    staged candidate's Manifest (it has no manifest file; its hash was just computed)."""
+    from calib.ort_session import CpuSegmenter
+    return CpuSegmenter(path, manifest)
 
 
 def _at_label_size(class_map, shape):
@@ -71,7 +69,7 @@ class Measure(object):
             size = self.reference.size
             self.seed = int(seed)
             self.frames = [render_scene(self.seed, i, size=size)[0] for i in range(int(images))]
-            self.ref_maps = [self.reference.segment(f).class_map.copy() for f in self.frames]
+            self.ref_maps = [self.reference.class_map(f).copy() for f in self.frames]
 
     def _run(self, engine, desc="evaluating FP32"):
         from calib.ranges import make_progress
@@ -84,7 +82,7 @@ class Measure(object):
             for image_path, label_path in self.pairs:
                 image = read_image(image_path)
                 label = read_label(label_path)
-                class_map = engine.segment(image).class_map
+                class_map = engine.class_map(image)
                 maps.append(class_map.copy())
                 matrix.update(_at_label_size(class_map, label.shape), label)
                 bar.update(1)
@@ -119,7 +117,7 @@ class Measure(object):
                         "miou_drop_pp": drop, "pixel_accuracy": summary["pixel_accuracy"],
                         "fp32_pixel_accuracy": self.ref_summary["pixel_accuracy"],
                         "agreement": agree, "drop": drop}
-            maps = [engine.segment(f).class_map for f in self.frames]
+            maps = [engine.class_map(f) for f in self.frames]
             agree = compare.Agreement().extend(maps, self.ref_maps).value
             return {"reference": "fp32", "reference_sha256": self.manifest.sha256,
                     "metric": "agreement", "data": "generated", "seed": self.seed,
@@ -182,11 +180,8 @@ def _with_output(model, name):
 
 
 def _session(model):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
+    from calib.ort_session import cpu_session
+    return cpu_session(model)
 
 
 def _bypass(qdq_model, fp32, node_name):
@@ -337,17 +332,9 @@ def latency_ratio(fp32_onnx, candidate, runs=12, warmup=2, threads=None, spinnin
     more (it has more, shorter parallel sections): compare with ``spinning=False``.
     """
     import onnxruntime as ort
+    from calib.ort_session import cpu_session
     threads = int(threads or os.cpu_count() or 1)
-    sessions = []
-    for path in (str(fp32_onnx), str(candidate)):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        if not spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sessions.append(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
+    sessions = [cpu_session(str(path), threads, spinning) for path in (fp32_onnx, candidate)]
     meta = sessions[0].get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in meta.shape]
     rng = np.random.RandomState(0)

@@ -28,7 +28,7 @@ import time
 
 from runtime import manifest as manifest_mod
 from runtime import report
-from runtime.errors import UserError
+from runtime.errors import first_line
 from runtime.stats import summarize
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def forecast_includes(engine):
             " ({})".format(", ".join(info["providers"])) if info.get("providers") else "")
     current = ("; + decoder of the current frame (current segmentation on)"
                if engine.decode_current else "; the current frame is not decoded")
-    return ("one streamed frame once warmed up (ForecastEngine.infer_at at the trained rate, "
+    return ("one streamed frame once warmed up (infer_at at the trained rate, "
             "every past offset in the feature ring): features stage on a prepared {} {} tensor + "
             "ring buffer + f2f on the {} concatenated past feature maps + decoder of the forecast "
             "(class map out){}; {}".format(
@@ -195,7 +195,7 @@ def forecast_includes(engine):
 
 
 class ForecastRunner(Runner):
-    """A forecast bundle (runtime.forecast.ForecastEngine) streamed frame after frame.
+    """A forecast bundle (runtime.backends.native.NativeForecastEngine) streamed frame after frame.
 
     One timed call is what one streamed frame costs once the stream is warmed up:
     ``infer_at`` on a prepared input tensor at the next frame time of the trained rate,
@@ -263,27 +263,35 @@ class ForecastRunner(Runner):
 
 
 class OpenVinoRunner(Runner):
-    """OpenVINO on the CPU, on the same ONNX file and input (a peer a user would otherwise pick)."""
+    """OpenVINO's own Python API on the same ONNX file and input tensors: a peer a user would
+    otherwise pick (the engines themselves run in libswiftrt, OpenVINO included)."""
 
     kind = "peer"
 
     def __init__(self, onnx_path, feeds, threads=None, precision="f32", device="CPU"):
-        from runtime.backends.openvino import OpenVinoBackend
-        try:  # the backend's own checks (installed, .onnx, compiles) make the peer unavailable
-            self.backend = OpenVinoBackend(str(onnx_path), threads=threads, precision_hint=precision,
-                                           device=device)
-        except UserError as exc:
-            raise Unavailable(str(exc))
+        try:
+            import openvino
+            config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = int(threads)
+            compiled = openvino.Core().compile_model(str(onnx_path), device, config)
+        except ImportError:
+            raise Unavailable("OpenVINO is not installed (pip install openvino)")
+        except Exception as exc:  # OpenVINO raises its own RuntimeError subclasses
+            raise Unavailable("OpenVINO cannot compile {}: {}".format(onnx_path, first_line(exc)))
+        self.request = compiled.create_infer_request()
+        self.info = {"backend": "openvino", "version": openvino.__version__, "device": device,
+                     "threads": threads, "precision_hint": precision}
         self.name = "openvino-{}".format(precision)
         self.feeds = dict(feeds)
-        self.includes = openvino_how(self.backend.describe()) + "; the same ONNX graph and input"
+        self.includes = openvino_how(self.info) + "; the same ONNX graph and input"
 
     def run_once(self):
-        self.backend.run(self.feeds)
+        self.request.infer(self.feeds)
         return None
 
     def describe(self):
-        return self.backend.describe()
+        return dict(self.info)
 
 
 # -- measurement --------------------------------------------------------------------------

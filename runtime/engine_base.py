@@ -1,8 +1,8 @@
 """The engine protocol: what the pipeline, rt-ros2's node, rt-bench and the report ask of an engine.
 
-Every engine derives from ``EngineBase``: runtime.engine.Engine (one network),
-runtime.forecast.ForecastEngine (a bundle of three, with a ring buffer) and the native core's
-engines (runtime/backends/native.py). The defaults are those of a stateless engine, so the
+Every engine derives from ``EngineBase``: the core's NativeEngine (one network) and
+NativeForecastEngine (a bundle of three, with a ring buffer), runtime/backends/native.py, and test
+doubles. The defaults are those of a stateless engine, so the
 pipeline calls every method on every engine instead of probing which ones exist:
 
 - ``preprocess(frame)`` -> (input tensor, fitted frame, Fit); ``infer(tensor)`` -> {name: array}
@@ -42,7 +42,7 @@ class EngineBase(object):
     manifest = None
     classes = ()
     size = None                # (H, W) of the network input
-    preprocessor = None        # runtime.preprocess.Preprocessor
+    preprocessor = None        # runtime.core_preprocess.Preprocessor
     outlier_output = None      # the manifest's outlier score output, None without one
     outlier_threshold = None
     horizon_s = None           # forecasters: seconds between a frame and its forecast

@@ -11,11 +11,11 @@ import sys
 import cv2
 import numpy as np
 
-from runtime import compare, forecast_eval
+from runtime import compare, forecast_eval, open_engine
+from runtime import manifest as manifest_mod
 from runtime.data.cityscapes import (OUTLIER, find_pairs, group_sequences, outlier_mask_path, read_label,
                                      read_outlier_details, read_outlier_mask, read_split_info)
 from runtime.errors import UserError
-from runtime.forecast import ForecastBundle
 from runtime.metrics import ConfusionMatrix, OutlierHistogram, check_label_ids
 from runtime.outlier import default_threshold
 from runtime.outlier_eval import OutlierBreakdown, plot_scores
@@ -86,16 +86,9 @@ def evaluate(engine, pairs, reference=None, progress=None, outliers=None, breakd
     return matrix, ref_matrix, agreement.value
 
 
-def _open(path, backend, threads, verify):
-    """The engine rt-eval measures: libswiftrt's unless ``backend`` is "python-X"."""
-    from runtime.engine import open_engine
-    return open_engine(path, backend=backend, threads=threads, verify=verify)
-
-
-def _reference_backend(path, backend):
-    """The reference runs on the evaluated engine's side (core or Python), its backend by file."""
-    from runtime.backends import PYTHON_PREFIX, backend_for
-    return PYTHON_PREFIX + backend_for(path) if (backend or "").startswith(PYTHON_PREFIX) else None
+def _open(path, backend, threads, verify, current=False):
+    """The engine rt-eval measures, run by libswiftrt (runtime.open_engine)."""
+    return open_engine(path, backend=backend, threads=threads, verify=verify, current=current)
 
 
 def check_limit(limit):
@@ -114,8 +107,7 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
     """
     check_limit(limit)
     engine = _open(engine_path, backend, threads, verify)
-    ref_engine = (_open(reference, _reference_backend(reference, backend), threads, verify)
-                  if reference else None)
+    ref_engine = _open(reference, None, threads, verify) if reference else None
     pairs = find_pairs(data, split)
     if not pairs:
         raise UserError("no images with labels under {} (split {!r})".format(data, split))
@@ -158,14 +150,10 @@ def evaluate_segmentation(engine_path, data, split="val", reference=None, limit=
 
 def evaluate_forecast_bundle(bundle_path, data, split="val", reference=None, limit=None, backend=None,
                              threads=None, verify=True, quiet=False):
-    """rt-eval on a forecast bundle and a sequence folder: the result dict rt-eval prints and writes."""
+    """rt-eval on a forecast bundle and a sequence folder: the result dict rt-eval prints and writes.
+    Each sequence streams through libswiftrt (the ring of past features inside the core)."""
     check_limit(limit)
-    if backend == "native":
-        raise UserError("rt-eval runs a bundle's stages one by one; the native core runs bundles "
-                        "as streams: use rt-segment or rt-bench --backend native for bundles")
-    bundle = ForecastBundle(bundle_path, backend=backend, threads=threads, verify=verify)
-    ref_bundle = ForecastBundle(reference, threads=threads, verify=verify) if reference else None
-    if reference and ref_bundle.manifest.task != "forecast":
+    if reference and manifest_mod.peek_task(reference) != "forecast":
         raise UserError("--reference {} must be a forecast bundle too".format(reference))
     sequences = [frames for frames in group_sequences(find_pairs(data, split)).values()]
     if not sequences:
@@ -175,13 +163,22 @@ def evaluate_forecast_bundle(bundle_path, data, split="val", reference=None, lim
         sequences = sequences[:limit]
     info = read_split_info(data, split) or {}
     fps = (info.get("sequences") or {}).get("fps") or info.get("fps")
-    offsets, horizon, converted = forecast_eval.frame_offsets(bundle, fps)
-    if converted:
-        sys.stderr.write("note: sequences at {:g} fps, bundle trained at {:g} fps: past offsets {} and horizon {} "
-                         "frames, picked by time\n".format(fps, bundle.frame_rate, offsets, horizon))
-    bar = progress_printer(forecast_eval.count_samples(sequences, offsets, horizon), quiet)
-    scores, ref_scores, agreement = forecast_eval.evaluate_sequences(bundle, sequences, offsets, horizon,
-                                                                     ref_bundle, bar)
+    bundle = _open(bundle_path, backend, threads, verify, current=True)
+    ref_bundle = None
+    try:
+        ref_bundle = _open(reference, None, threads, verify, current=True) if reference else None
+        offsets, horizon, converted = forecast_eval.frame_offsets(bundle, fps)
+        if converted:
+            sys.stderr.write("note: sequences at {:g} fps, bundle trained at {:g} fps: past offsets {} and "
+                             "horizon {} frames, picked by time\n".format(fps, bundle.frame_rate, offsets,
+                                                                           horizon))
+        bar = progress_printer(forecast_eval.count_samples(sequences, offsets, horizon), quiet)
+        scores, ref_scores, agreement = forecast_eval.evaluate_sequences(
+            bundle, sequences, offsets, horizon, ref_bundle, bar, sequence_fps=fps)
+    finally:
+        for engine in (bundle, ref_bundle):
+            if engine is not None:
+                engine.close()
     rate = float(fps or bundle.frame_rate)
     result = {"engine": bundle_path, "task": "forecast", "data": data, "split": split,
               "sequences": len(sequences), "precision": bundle.manifest.precision,

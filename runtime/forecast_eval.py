@@ -4,17 +4,18 @@ For every sequence and every frame t whose past frames (t + past offsets) and ta
 t + horizon lie inside the sequence:
 
 - forecast: the bundle's class map for t + horizon from the features of the past frames;
-- copy-last: the segmentation of frame t (the decoder on t's own features), the baseline
-  a forecaster must beat;
+- copy-last: the segmentation of frame t (the decoder on t's own features, the core's current
+  segmentation), the baseline a forecaster must beat;
 - oracle: the segmentation of frame t + horizon itself (the upper bound of this decoder),
 
 each compared with the ground truth of frame t + horizon at the label's full resolution
 (class maps resized with nearest neighbour). mIoU over all classes and over the moving
-classes (person ... bicycle), as in the DeformF2F paper. Each frame's features and
-current segmentation are computed once per sequence.
+classes (person ... bicycle), as in the DeformF2F paper. Each sequence streams once through
+libswiftrt, which keeps the ring of past features and decodes the current frame too.
 
 When the sequences were recorded at another frame rate than the bundle was trained at,
-offsets and horizon are converted by time (nearest frame) and the result says so.
+offsets and horizon are converted by time (nearest frame; the core picks past frames by time
+as well) and the result says so.
 """
 import cv2
 import numpy as np
@@ -64,15 +65,20 @@ class ForecastScores(object):
         return out
 
 
-def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, progress=None):
-    """Scores of ``bundle`` (a runtime.forecast.ForecastBundle) on ``sequences``.
+def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, progress=None,
+                       sequence_fps=None):
+    """Scores of ``bundle`` (an engine runtime.open_engine opened on a bundle with
+    ``current=True``) on ``sequences``.
 
-    ``sequences``: lists of (image path, label path) in frame order. ``reference``: a second
-    bundle (e.g. FP32 for an INT8 one) whose forecasts are scored too and compared pixelwise.
-    Returns (scores, reference scores or None, forecast agreement or None).
+    ``sequences``: lists of (image path, label path) in frame order, streamed through the core
+    at ``sequence_fps`` (None: the bundle's rate), so the core's ring picks the past frames by
+    time as on a vehicle. ``reference``: a second bundle (e.g. FP32 for an INT8 one) whose
+    forecasts are scored too and compared pixelwise. Returns (scores, reference scores or None,
+    forecast agreement or None).
     """
     from runtime.data.cityscapes import read_label
     first = -min(offsets)
+    rate = float(sequence_fps or bundle.frame_rate)
     scores = ForecastScores(bundle.classes, bundle.manifest.ignore_id)
     ref_scores = ForecastScores(bundle.classes, bundle.manifest.ignore_id) if reference else None
     agreement = compare.Agreement()
@@ -83,19 +89,15 @@ def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, prog
         runs = [(bundle, scores)] + ([(reference, ref_scores)] if reference else [])
         forecasts = []
         for engine, target in runs:
-            feats, current = [], []
-            for image_path, _ in frames:
-                image = cv2.imread(image_path, cv2.IMREAD_COLOR)
-                if image is None:
-                    raise UserError("cannot read image {}".format(image_path))
-                f = engine.features(image)[0]
-                feats.append(f)
-                current.append(engine.decode(f))
+            current, predicted = _stream(engine, frames, rate)
             maps = []
             for t in range(first, len(frames) - horizon):
+                if t not in predicted:
+                    raise UserError("{}: no forecast at frame {} of the sequence of {} (its past frames "
+                                    "were not found by time)".format(engine.path, t, frames[t][0]))
                 label = read_label(frames[t + horizon][1])
                 check_label_ids(label, bundle.manifest.ignore_id, len(bundle.classes), frames[t + horizon][1])
-                forecast = _resized(engine.decode(engine.forecast([feats[t + o] for o in offsets])), label.shape)
+                forecast = _resized(predicted[t], label.shape)
                 target.matrices["forecast"].update(forecast, label)
                 target.matrices["copy_last"].update(_resized(current[t], label.shape), label)
                 target.matrices["oracle"].update(_resized(current[t + horizon], label.shape), label)
@@ -107,6 +109,22 @@ def evaluate_sequences(bundle, sequences, offsets, horizon, reference=None, prog
         if reference:
             agreement.extend(forecasts[0], forecasts[1])
     return scores, ref_scores, agreement.value
+
+
+def _stream(engine, frames, rate):
+    """One sequence through the core from an empty ring: (current class map per frame,
+    {frame index: forecast class map} for the frames that got one)."""
+    engine.reset()
+    current, predicted = [], {}
+    for index, (image_path, _) in enumerate(frames):
+        image = cv2.imread(image_path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise UserError("cannot read image {}".format(image_path))
+        step = engine.step(image, index / rate)
+        current.append(step.current_map.copy())
+        if step.is_forecast:
+            predicted[index] = step.class_map.copy()
+    return current, predicted
 
 
 def count_samples(sequences, offsets, horizon):

@@ -114,8 +114,8 @@ def _note(selection, rate, source_rate, source_slow, offsets, error_max_ms):
 
 
 class ForecastOutputs(EngineBase):
-    """How a forecast engine's per-frame outputs reach the pipeline (shared by ForecastEngine and
-    the native core's NativeForecastEngine): one ForecastFrame under RESULT_KEY, counted once."""
+    """How a forecast engine's per-frame outputs reach the pipeline (runtime.backends.native.
+    NativeForecastEngine): one ForecastFrame under RESULT_KEY, counted once."""
 
     stateful = True
 

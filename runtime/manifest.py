@@ -254,9 +254,9 @@ def _verify_artifact(artifact_path, data, where, allow_legacy=False):
                             "re-export)".format(where, recorded))
     actual = cached_sha256(artifact_path)
     if actual != recorded:
-        raise ManifestError("{} does not match its manifest: sha256 {}... instead of {}... "
-                            "(a different or damaged file; re-export, or --no-verify to run it "
-                            "anyway)".format(artifact_path, actual[:12], recorded[:12]))
+        raise ManifestError("{} does not match its manifest: sha256 {}... instead of {}... (a different "
+                            "or damaged file; re-export it)".format(artifact_path, actual[:12],
+                                                                     recorded[:12]))
 
 
 def resolve(path):

@@ -6,8 +6,9 @@ read it::
 
     "outlier": {"default_threshold": 0.5, "score": "1 - P(inlier)", ...}
 
-A pixel is an outlier when its score is above the threshold. Nothing here knows a
-network: the engine, the pipeline, the pictures and the report only ask the manifest.
+A pixel is an outlier when its score is above the threshold. libswiftrt computes the score map
+and the mask (runtime/backends/native.py); this module holds what the Python side asks of the
+manifest (the output, the default threshold) and the report's per-frame counts.
 """
 import numpy as np
 
@@ -36,14 +37,6 @@ def check_threshold(value, flag="--outlier-threshold"):
     if not 0.0 <= value <= 1.0:
         raise UserError("{} must be between 0 and 1, got {}".format(flag, value))
     return value
-
-
-def score_map(outputs, output):
-    """(H, W) float32 score map from raw engine outputs (batch 1; fp16 outputs are widened)."""
-    score = np.asarray(outputs[output.name])
-    while score.ndim > 2:
-        score = score[0]
-    return score.astype(np.float32, copy=False)
 
 
 class OutlierCounter(object):

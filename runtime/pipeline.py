@@ -7,12 +7,12 @@ stage sets the pace and memory stays flat:
   (and files with ``realtime=True``, paced at their own frame rate) go through a
   one-slot holder that keeps only the newest frame: a frame not taken before the next
   one arrives is dropped and counted. Files otherwise block: every frame is processed.
-- worker: preprocess and inference (ONNX Runtime and TensorRT release the GIL).
+- worker: preprocess and inference (libswiftrt: ctypes releases the GIL).
 - post: postprocess, the picture (only if an output needs one), the outputs, statistics.
 
 The consumer (the thread that iterates) receives FrameResult objects:
 
-    with Pipeline(open_source("video.mp4"), Engine("engines/x.onnx"),
+    with Pipeline(open_source("video.mp4"), open_engine("engines/x.onnx"),
                   outputs=[VideoOutput("out.mp4")]) as pipe:
         for result in pipe:          # result.class_map, result.age_ms, result.timings
             ...

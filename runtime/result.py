@@ -1,8 +1,8 @@
 """What one frame gives (``Result``, also the pipeline's FrameResult), and which manifests are
 not a single engine.
 
-Below both engines (runtime.engine, the native core's runtime.backends.native), so that
-neither imports the other for them.
+Below the engines (runtime.backends.native) and the pipeline, so that neither imports the
+other for them.
 """
 from runtime import manifest as manifest_mod
 from runtime.errors import ManifestError
@@ -59,8 +59,8 @@ def refuse_forecast_parts(path, manifest):
     ``manifest``: the runtime.manifest.Manifest of ``path``."""
     task = manifest.task
     if task == "forecast":
-        raise ManifestError("{} is a forecast bundle: open it with runtime.open_engine (or "
-                            "runtime.forecast.ForecastEngine), or give it to rt-segment --engine"
+        raise ManifestError("{} is a forecast bundle: open it with runtime.open_engine, "
+                            "or give it to rt-segment --engine"
                             .format(path))
     if task == "forecast_stage":
         raise ManifestError("{} is the '{}' stage of a forecast bundle: give the bundle's {} "

@@ -35,10 +35,10 @@ import time
 
 import numpy as np
 
+from runtime import open_engine
 from runtime import ros2_convert as convert
 from runtime.backends import BACKENDS
 from runtime.cli.common import check_threads
-from runtime.engine import open_engine
 from runtime.errors import UserError, first_line
 from runtime.manifest import RESIZE_MODES
 from runtime.outlier import check_threshold
@@ -911,8 +911,6 @@ class PerceptionNode(object):
         return image.rsplit("/", 1)[0] + "/camera_info" if "/" in image else "camera_info"
 
     def _subscribe(self):
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo
         if self.settings.transport == "compressed":
             from sensor_msgs.msg import CompressedImage as kind
         else:

@@ -157,7 +157,7 @@ class ForecastVisualizer(Visualizer):
 
     ``view``: ``overlay`` (the forecast class map blended over the current frame) or
     ``side-by-side`` (the current segmentation left, the forecast right; the engine must
-    decode the current frame: ForecastEngine(current=True)). Warm-up frames show the
+    decode the current frame: runtime.open_engine(bundle, current=True)). Warm-up frames show the
     plain frame. The HUD (overlay) or the panel captions (side-by-side) say
     ``forecast +0.60 s`` or ``warm-up 3/9``.
     """

@@ -1,18 +1,14 @@
 """Artifacts prove what they are: the sha256 in the manifest is checked when an engine or a
-bundle stage is opened (cached by inode, size, mtime and ctime), --no-verify skips it; manifests that are
+bundle stage is opened (cached by inode, size, mtime and ctime), the core checks it always (--no-verify changes nothing); manifests that are
 FIFOs, devices, huge or absurdly deep are refused in one line without blocking."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
-import numpy as np
 import pytest
 
 from runtime import manifest as manifest_mod
-from runtime.engine import Engine
 from runtime.errors import ManifestError
 from tests import forecast_bundles as fb
 from tests.test_output_safety import assert_one_line_refusal, digest, run
@@ -41,17 +37,16 @@ def video(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("v") / "v.mp4", 6)
 
 
-def test_a_changed_engine_is_refused_and_runs_with_no_verify(engine_copy, video):
+def test_a_changed_engine_is_refused_even_with_no_verify(engine_copy, video):
     flip_middle_byte(engine_copy)
     before = digest([engine_copy, engine_copy + ".json", video])
     for module, args in (("runtime.cli.segment", ["-e", engine_copy, "--video", video]),
                          ("runtime.cli.bench", ["-e", engine_copy, "-n", "1", "--rounds", "1"]),
                          ("runtime.cli.eval", ["--engine", engine_copy, "--data", os.path.dirname(video)])):
         assert_one_line_refusal(run(module, *args), "does not match", "sha256")
-    # --no-verify is the Python engine's switch (the core always checks): kept for the transition.
-    proc = run("runtime.cli.segment", "-e", engine_copy, "--video", video, "-q", "--no-verify",
-               "--backend", "python-onnxruntime")
-    assert proc.returncode == 0, proc.stderr
+    # libswiftrt checks every artifact, --no-verify or not: a changed file never runs.
+    assert_one_line_refusal(run("runtime.cli.segment", "-e", engine_copy, "--video", video, "-q",
+                                "--no-verify"), "does not match", "sha256")
     assert digest([engine_copy, engine_copy + ".json", video]) == before
 
 
@@ -65,22 +60,27 @@ def test_malformed_or_all_zero_hashes_are_refused(engine_copy, video, recorded):
                             "malformed or all-zero artifact sha256")
 
 
+def verify(path):
+    """The Python side's check of an artifact (rt-plan, calibration; the core has its own)."""
+    manifest_mod.Manifest.load(path).verify_artifact(path)
+
+
 def test_the_hash_is_cached_by_inode_size_mtime_and_ctime(engine_copy, monkeypatch, tmp_path):
     monkeypatch.setenv("SWIFTRT_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
     real = manifest_mod.sha256_file
     monkeypatch.setattr(manifest_mod, "sha256_file", lambda p: calls.append(p) or real(p))
-    Engine(engine_copy).close()
-    Engine(engine_copy).close()
+    verify(engine_copy)
+    verify(engine_copy)
     assert len(calls) == 1                       # the second open costs no hashing
     stamp = os.stat(engine_copy).st_mtime_ns + 10 ** 9
     os.utime(engine_copy, ns=(stamp, stamp))     # same bytes, new mtime: hashed again, still fine
-    Engine(engine_copy).close()
+    verify(engine_copy)
     assert len(calls) == 2
     flip_middle_byte(engine_copy)
     os.utime(engine_copy, ns=(stamp, stamp))     # same size and mtime (touch -r): the ctime moved
     with pytest.raises(ManifestError, match="does not match"):
-        Engine(engine_copy)
+        verify(engine_copy)
     assert len(calls) == 3
 
 
@@ -94,10 +94,8 @@ def test_a_swapped_bundle_stage_is_refused(tmp_path):
     video = fb.write_video(tmp_path / "v.mp4", 12, 15.0)
     proc = run("runtime.cli.segment", "-e", good, "--video", video, "-q")
     assert_one_line_refusal(proc, "f2f.onnx does not match its manifest")
-    # --no-verify is the Python engine's switch (the core always checks): kept for the transition.
-    proc = run("runtime.cli.segment", "-e", good, "--video", video, "-q", "--no-verify",
-               "--backend", "python-onnxruntime")
-    assert proc.returncode == 0, proc.stderr
+    assert_one_line_refusal(run("runtime.cli.segment", "-e", good, "--video", video, "-q",
+                                "--no-verify"), "f2f.onnx does not match its manifest")
 
 
 def _hostile_manifest(engine_copy, kind):

@@ -495,10 +495,13 @@ def test_int8_export_manifest_and_trt_files(tmp_path, tiny):
                  n.endswith(".tmp")]
     assert not leftovers
     # and the runtime runs it
-    from runtime.engine import Engine
-    engine = Engine(out, providers=["cpu"])
-    frame = np.zeros((30, 50, 3), np.uint8)
-    assert engine.segment(frame).class_map.shape == TINY_SIZE
+    from runtime import open_engine
+    engine = open_engine(out)
+    try:
+        frame = np.zeros((30, 50, 3), np.uint8)
+        assert engine.segment(frame).class_map.shape == TINY_SIZE
+    finally:
+        engine.close()
 
 
 def test_failed_int8_export_leaves_nothing_behind(tmp_path, tiny, monkeypatch):

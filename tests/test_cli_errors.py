@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from runtime.manifest import write_manifest_json
+from runtime.manifest import sha256_file, write_manifest_json
 
 
 def assert_one_line_error(proc, *needles):
@@ -49,31 +49,34 @@ def test_debug_shows_traceback(run_cli_subprocess, tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
-# The runtime side refuses bad engines through Engine, which every runtime CLI uses.
+# The runtime side refuses bad engines through runtime.open_engine, which every runtime CLI uses.
 
 def test_corrupt_onnx_is_refused(rn18_engine, tmp_path):
-    from runtime.engine import Engine
+    from runtime import open_engine
     from runtime.errors import UserError
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 100)
     shutil.copy(rn18_engine + ".json", str(bad) + ".json")
     with pytest.raises(UserError, match="does not match its manifest"):
-        Engine(str(bad))                     # the sha256 check sees it first
-    with pytest.raises(UserError, match="cannot load ONNX model"):
-        Engine(str(bad), verify=False)
+        open_engine(str(bad))                     # the sha256 check sees it first
+    data = json.load(open(rn18_engine + ".json"))
+    data["artifact"]["sha256"] = sha256_file(str(bad))   # a garbage file its manifest vouches for
+    write_manifest_json(str(bad) + ".json", data)
+    with pytest.raises(UserError, match="bad.onnx"):
+        open_engine(str(bad))                     # the backend cannot load it: one line
 
 
 def test_missing_manifest_is_refused(rn18_engine, tmp_path):
-    from runtime.engine import Engine
+    from runtime import open_engine
     from runtime.errors import ManifestError
     lonely = tmp_path / "lonely.onnx"
     shutil.copy(rn18_engine, str(lonely))
     with pytest.raises(ManifestError, match="no manifest"):
-        Engine(str(lonely))
+        open_engine(str(lonely))
 
 
 def test_other_schema_version_is_refused(rn18_engine, tmp_path):
-    from runtime.engine import Engine
+    from runtime import open_engine
     from runtime.errors import ManifestError
     copy = tmp_path / "old.onnx"
     shutil.copy(rn18_engine, str(copy))
@@ -81,11 +84,11 @@ def test_other_schema_version_is_refused(rn18_engine, tmp_path):
     data["schema_version"] = 0
     write_manifest_json(str(copy) + ".json", data)
     with pytest.raises(ManifestError, match="schema version"):
-        Engine(str(copy))
+        open_engine(str(copy))
 
 
 def test_manifest_naming_a_tensor_the_model_lacks_is_refused(rn18_engine, tmp_path):
-    from runtime.engine import Engine
+    from runtime import open_engine
     from runtime.errors import ManifestError
     copy = tmp_path / "renamed.onnx"
     shutil.copy(rn18_engine, str(copy))
@@ -93,4 +96,4 @@ def test_manifest_naming_a_tensor_the_model_lacks_is_refused(rn18_engine, tmp_pa
     data["input"]["name"] = "image_rgb"
     write_manifest_json(str(copy) + ".json", data)
     with pytest.raises(ManifestError, match="image_rgb"):
-        Engine(str(copy))
+        open_engine(str(copy))

@@ -60,8 +60,8 @@ def assert_same_as_official(matrix, predictions, ground_truth):
 
 def test_miou_equals_cityscapesscripts_on_engine_predictions(rn18_engine, dataset, tmp_path):
     from runtime.evaluation import evaluate, predict
-    from runtime.engine import Engine
-    engine = Engine(rn18_engine)
+    from runtime import open_engine
+    engine = open_engine(rn18_engine)
     pairs = cs.find_pairs(dataset, "val")
     assert len(pairs) == 3 and all(p[1].endswith(cs.TRAIN_IDS_SUFFIX) for p in pairs)
     matrix, _, _ = evaluate(engine, pairs)
@@ -97,14 +97,14 @@ def test_miou_equals_cityscapesscripts_on_good_predictions(dataset, tmp_path):
 def test_label_ids_only_folder_gives_the_same_numbers(rn18_engine, dataset, tmp_path):
     import shutil
     from runtime.evaluation import evaluate
-    from runtime.engine import Engine
+    from runtime import open_engine
     copy_root = str(tmp_path / "ids_only")
     shutil.copytree(dataset, copy_root)
     for folder, _, files in os.walk(copy_root):
         for name in files:
             if name.endswith(cs.TRAIN_IDS_SUFFIX):
                 os.remove(os.path.join(folder, name))
-    engine = Engine(rn18_engine)
+    engine = open_engine(rn18_engine)
     pairs = cs.find_pairs(copy_root, "val")
     assert len(pairs) == 3 and all(p[1].endswith(cs.LABEL_IDS_SUFFIX) for p in pairs)
     ours = evaluate(engine, pairs)[0].summary()
@@ -114,14 +114,14 @@ def test_label_ids_only_folder_gives_the_same_numbers(rn18_engine, dataset, tmp_
 
 def test_rt_eval_cli_with_reference(run_cli_subprocess, rn18_engine, dataset, tmp_path):
     from runtime.evaluation import evaluate
-    from runtime.engine import Engine
+    from runtime import open_engine
     out = str(tmp_path / "result.json")
     proc = run_cli_subprocess("runtime.cli.eval", "--engine", rn18_engine, "--data", dataset,
                               "--split", "val", "--reference", rn18_engine, "--json", out)
     assert proc.returncode == 0, proc.stderr
     assert "mIoU" in proc.stdout and "agreement" in proc.stdout
     result = json.load(open(out))
-    matrix = evaluate(Engine(rn18_engine), cs.find_pairs(dataset, "val"))[0]
+    matrix = evaluate(open_engine(rn18_engine), cs.find_pairs(dataset, "val"))[0]
     assert result["images"] == 3
     assert abs(result["miou"] - matrix.miou()) < 1e-12
     assert abs(result["pixel_accuracy"] - matrix.pixel_accuracy()) < 1e-12
@@ -132,7 +132,7 @@ def test_rt_eval_cli_with_reference(run_cli_subprocess, rn18_engine, dataset, tm
 
 def test_rt_eval_int8_against_fp32(run_cli_subprocess, rn18_engine, dataset, tmp_path):
     """The accuracy check of an INT8 export as a user runs it: rt-eval --reference FP32."""
-    from calib import accuracy, int8, qdq
+    from calib import accuracy, int8
     out = str(tmp_path / "rn18_int8.onnx")
     data = int8.export_int8(rn18_engine, out, "synthetic", int8.Int8Options(count=4, method="minmax",
                             eval_data=dataset, check_latency=False, progress=False,

@@ -65,8 +65,8 @@ def test_manifest_describes_the_graph(rn18_engine):
 def test_in_graph_and_host_normalization_agree(rn18_engine, rn18_logits_engine):
     """A uint8 frame normalized in the graph == the same frame normalized on the host."""
     from export.scenes import render_scene
-    from runtime.engine import Engine
-    frame_engine, tensor_engine = Engine(rn18_engine), Engine(rn18_logits_engine)
+    from runtime import open_engine
+    frame_engine, tensor_engine = open_engine(rn18_engine), open_engine(rn18_logits_engine)
     assert tensor_engine.manifest.input.dtype == "float32"
     for index in range(2):
         frame = render_scene(seed=3, index=index, size=(200, 400))[0]

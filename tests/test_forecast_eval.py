@@ -3,7 +3,6 @@ import json
 import os
 
 import cv2
-import numpy as np
 import pytest
 
 from runtime import forecast_eval
@@ -34,17 +33,20 @@ def test_rt_eval_scores_forecast_copy_last_and_oracle(forecast_bundle, forecast_
     assert result["reference"]["agreement"] == 1.0 and result["reference"]["miou_drop_pp"] == 0.0
     assert "copy-last" in proc.stdout and "oracle" in proc.stdout
 
-    # The oracle is the bundle's own segmentation of frame t + 3, scored at full resolution.
-    from runtime.forecast import ForecastBundle
-    bundle = ForecastBundle(forecast_bundle)
+    # The oracle is the bundle's own segmentation of frame t + 3 (the core's current
+    # segmentation), scored at full resolution.
+    from runtime import open_engine
+    bundle = open_engine(forecast_bundle, current=True)
     names = [c["name"] for c in bundle.classes]
     matrix = ConfusionMatrix(len(names), 255)
     for frames in group_sequences(find_pairs(forecast_sequences, "val")).values():
+        bundle.reset()
+        maps = [bundle.step(cv2.imread(image_path), k / bundle.frame_rate).current_map.copy()
+                for k, (image_path, _) in enumerate(frames)]
         for t in range(9, 13):
-            image_path, label_path = frames[t + 3]
-            class_map = bundle.decode(bundle.features(cv2.imread(image_path))[0])
-            label = read_label(label_path)
-            matrix.update(cv2.resize(class_map, label.shape[::-1], interpolation=cv2.INTER_NEAREST), label)
+            label = read_label(frames[t + 3][1])
+            matrix.update(cv2.resize(maps[t + 3], label.shape[::-1], interpolation=cv2.INTER_NEAREST), label)
+    bundle.close()
     assert result["oracle"]["miou"] == pytest.approx(matrix.miou(), abs=1e-12)
     assert result["gain_over_copy_last_pp"] == pytest.approx(
         100 * (result["forecast"]["miou"] - result["copy_last"]["miou"]))

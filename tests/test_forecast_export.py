@@ -1,5 +1,4 @@
 """Forecasting on the export side: single-level model, F2F training and the exported bundle."""
-import json
 import os
 
 import numpy as np
@@ -103,7 +102,7 @@ def _float16_weights(model):
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp32(
         forecaster_checkpoints, tmp_path, precision):
-    from runtime.forecast import ForecastBundle
+    from runtime import open_engine
     out = str(tmp_path / precision)
     bundle = export_bundle(forecaster_checkpoints[1], out, BundleOptions(precision=precision,
                            calib="synthetic", calib_count=4, calib_method="percentile", parity_frames=10,
@@ -121,12 +120,16 @@ def test_reduced_precision_bundle_converts_features_and_decoder_and_keeps_f2f_fp
             assert _float16_weights(model) == converted
             assert model.graph.input[0].type.tensor_type.elem_type == (
                 onnx.TensorProto.UINT8 if stage == "features" else onnx.TensorProto.FLOAT)
-    runtime_bundle = ForecastBundle(out)
-    frame = np.zeros((128, 256, 3), np.uint8)
-    features = runtime_bundle.features(frame)[0]
-    assert features.dtype == np.float32
-    class_map = runtime_bundle.decode(runtime_bundle.forecast([features] * 4))
-    assert class_map.shape == (128, 256) and class_map.dtype == np.uint8
+    runtime_bundle = open_engine(out)   # the core runs what was exported
+    try:
+        frame = np.zeros((128, 256, 3), np.uint8)
+        steps = [runtime_bundle.step(frame, k / runtime_bundle.frame_rate)
+                 for k in range(1 - runtime_bundle.past_offsets[0])]
+        assert steps[-1].is_forecast and not steps[0].is_forecast
+        class_map = steps[-1].class_map
+        assert class_map.shape == (128, 256) and class_map.dtype == np.uint8
+    finally:
+        runtime_bundle.close()
 
 
 def test_forecaster_training_continues_from_init_and_refuses_another_future(

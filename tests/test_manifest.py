@@ -84,17 +84,17 @@ def test_write_is_what_to_dict_says(tmp_path):
 
 def test_engine_from_a_manifest_without_a_file(rn18_engine, tmp_path):
     """A staged artifact runs without a manifest beside it (calib/accuracy.py's candidates)."""
-    from runtime.engine import Engine
+    from calib.ort_session import CpuSegmenter
     from runtime.manifest import sha256_file
     staged = str(tmp_path / "candidate.onnx")
     shutil.copyfile(rn18_engine, staged)
     manifest = Manifest.load(rn18_engine).derive(artifact={
         "file": "candidate.onnx", "format": "onnx", "sha256": sha256_file(staged)})
-    engine = Engine(staged, backend="onnxruntime", providers=["CPUExecutionProvider"], manifest=manifest)
+    engine = CpuSegmenter(staged, manifest)
     try:
-        assert engine.manifest is manifest and engine.artifact == staged
+        assert engine.manifest is manifest and engine.path == staged
         assert not os.path.exists(sidecar_path(staged))
         frame = np.zeros(tuple(engine.size) + (3,), np.uint8)
-        assert engine.segment(frame).class_map.shape == tuple(engine.size)
+        assert engine.class_map(frame).shape == tuple(engine.size)
     finally:
         engine.close()

@@ -71,16 +71,46 @@ def _agreement(a, b):
     return float(np.count_nonzero(a == b)) / a.size
 
 
+class _Plain(object):
+    """What a plain ONNX Runtime session gives for one frame (the reference the core must meet)."""
+
+    def __init__(self, frame, class_map, outlier_score):
+        self.frame, self.class_map, self.outlier_score = frame, class_map, outlier_score
+
+
+def _onnxruntime(path, frames, resize=None):
+    """The frames through a plain InferenceSession on the core's input tensors: argmax of the
+    logits or the class map output, the outlier score output as it is."""
+    from calib.ort_session import cpu_session
+    from runtime.core_preprocess import Preprocessor
+    from runtime.manifest import Manifest
+    manifest = Manifest.load(path)
+    session = cpu_session(path, threads=2)
+    pre = Preprocessor(manifest.input, resize=resize)
+    out = {}
+    for meaning in ("class_map", "logits", "outlier_score"):
+        found = manifest.output(meaning)
+        if found is not None:
+            out[meaning] = found.name
+    results = []
+    for frame in frames:
+        tensor, fitted, _ = pre(frame)
+        values = dict(zip(out, session.run(list(out.values()), {manifest.input.name: tensor})))
+        class_map = (values["class_map"][0] if "class_map" in values
+                     else np.argmax(values["logits"][0], axis=0)).astype(np.uint8)
+        score = values.get("outlier_score")
+        results.append(_Plain(fitted, class_map, None if score is None else
+                              score.reshape(class_map.shape).astype(np.float32)))
+    return results
+
+
 def _segment_both(path, frames, resize=None):
     """(ONNX Runtime results, native results) of the same frames through the same engine file."""
     from runtime.backends.native import NativeEngine
-    from runtime.engine import Engine
-    ort = Engine(path, threads=2, resize=resize)
     nat = NativeEngine(path, threads=2, resize=resize)
     try:
-        return [ort.segment(f) for f in frames], [nat.segment(f) for f in frames]
+        return _onnxruntime(path, frames, resize), [nat.segment(f) for f in frames]
     finally:
-        ort.close()
         nat.close()
 
 
@@ -127,54 +157,6 @@ def test_outlier_threshold_option(engines):
         assert core.last_result.outlier_pixels == int(np.count_nonzero(out["outlier_score"] > 0.05))
     finally:
         core.close()
-
-
-def _forecast_stream(engine, frames, times):
-    out = []
-    for frame, t in zip(frames, times):
-        out.append(engine.step(frame, t))
-    return out
-
-
-def test_forecast_matches_onnxruntime(engines):
-    """The bundle in the core (three stages + ring buffer) against runtime.forecast.ForecastEngine:
-    the same warm-up, the same picked frames (also with dropped frames), >= 99.9 % of pixels."""
-    from runtime.backends.native import NativeForecastEngine
-    from export import scenes as synthetic
-    from runtime.forecast import ForecastEngine
-    root = os.path.join(ENGINES, "sequence")
-    if not os.path.isdir(root):
-        synthetic.write_sequences(root, "val", count=1, length=24, fps=15, seed=31, size=(256, 512))
-    import cv2
-    import glob
-    paths = sorted(glob.glob(os.path.join(root, "leftImg8bit_sequence", "val", "*", "*.png")))
-    if not paths:
-        paths = sorted(glob.glob(os.path.join(root, "**", "*leftImg8bit.png"), recursive=True))
-    frames = [cv2.imread(p) for p in paths][:24]
-    assert len(frames) == 24
-    # 15 Hz with frames 10 and 17 dropped, then a stream that starts over.
-    times = [i / 15.0 for i in range(24)]
-    keep = [i for i in range(24) if i not in (10, 17)]
-    cases = [(frames, times), ([frames[i] for i in keep], [times[i] for i in keep])]
-    py = ForecastEngine(engines["bundle"], threads=2)
-    nat = NativeForecastEngine(engines["bundle"], threads=2)
-    try:
-        for stream_frames, stream_times in cases:
-            py.reset()
-            nat.reset()
-            a = _forecast_stream(py, stream_frames, stream_times)
-            b = _forecast_stream(nat, stream_frames, stream_times)
-            assert [f.is_forecast for f in a] == [f.is_forecast for f in b]
-            assert sum(f.is_forecast for f in b) >= 5
-            for fa, fb in zip(a, b):
-                if fa.is_forecast:
-                    assert fa.picked_times == fb.picked_times
-                    assert _agreement(fa.class_map, fb.class_map) >= 0.999
-            assert nat.stream_summary()["forecast"]["frames_warmup"] == \
-                py.stream_summary()["forecast"]["frames_warmup"]
-    finally:
-        py.close()
-        nat.close()
 
 
 def _variant(src, folder, name, output_dtype=None, input_float=False):
@@ -303,18 +285,18 @@ def test_rt_segment_native_backend(engines, tmp_path, run_cli_subprocess):
             assert data["forecast"]["frames_forecast"] > 0
 
 
-def test_rt_eval_native_matches_onnxruntime(engines, tmp_path, run_cli_subprocess):
+def test_rt_eval_on_the_cores_backends_agrees(engines, tmp_path, run_cli_subprocess):
     from export import scenes as synthetic
     root = str(tmp_path / "val")
     synthetic.write_split(root, split="val", count=3, seed=12, size=(256, 512))
     results = {}
-    for backend in ("onnxruntime", "native"):
+    for backend in ("openvino", "native"):
         out = str(tmp_path / (backend + ".json"))
         proc = run_cli_subprocess("runtime.cli.eval", "--engine", engines["seg"], "--data", root,
                                   "--split", "val", "--backend", backend, "--json", out, "-q")
         assert proc.returncode == 0, proc.stderr
         results[backend] = json.load(open(out))
-    assert abs(results["native"]["miou"] - results["onnxruntime"]["miou"]) < 1e-3
+    assert abs(results["native"]["miou"] - results["openvino"]["miou"]) < 1e-3
 
 
 def test_rt_bench_native_next_to_onnxruntime(engines, tmp_path, run_cli_subprocess):
@@ -350,7 +332,6 @@ def test_default_engine_backend_choice_and_missing_library(engines, tmp_path, ru
     import cv2
     from runtime import open_engine
     from runtime.backends.native import NativeEngine, version
-    from runtime.engine import Engine
     from runtime.errors import UserError
     default = open_engine(engines["seg"], threads=1)
     try:
@@ -359,11 +340,10 @@ def test_default_engine_backend_choice_and_missing_library(engines, tmp_path, ru
         assert default.describe()["core_backend"].startswith(wanted)
     finally:
         default.close()
-    python = open_engine(engines["seg"], backend="python-onnxruntime", threads=1)
-    assert isinstance(python, Engine) and not isinstance(python, NativeEngine)
-    python.close()
-    with pytest.raises(UserError, match="unknown backend 'bogus'"):
-        open_engine(engines["seg"], backend="bogus")
+    for bogus in ("bogus", "python-onnxruntime"):  # the Python engine is gone: one line
+        with pytest.raises(UserError, match="unknown backend '{}'; the core has onnxruntime, "
+                                            "openvino, tensorrt".format(bogus)):
+            open_engine(engines["seg"], backend=bogus)
     with pytest.raises(UserError, match="--providers selects ONNX Runtime"):
         open_engine(engines["seg"], backend="openvino", providers=["cpu"])
     cv2.imwrite(str(tmp_path / "frame.png"), _scenes(1, SIZE)[0])
@@ -402,6 +382,13 @@ def test_native_module_is_python36_and_torch_free():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _python_reads(path, allow_legacy=False):
+    """What the Python side does with an artifact it opens (rt-plan, calibration): its Manifest,
+    checked, and the artifact's sha256 against it."""
+    from runtime.manifest import Manifest
+    Manifest.load(path, allow_legacy=allow_legacy).verify_artifact(path)
+
+
 # One contract, three readers: docs/manifest.schema.json, the Python runtime (runtime.manifest)
 # and the native core (its own JSON reader) refuse the same damaged manifests.
 DAMAGED_MANIFESTS = [
@@ -428,7 +415,6 @@ def test_schema_python_runtime_and_native_core_refuse_the_same_manifests(engines
     import shutil
     jsonschema = pytest.importorskip("jsonschema")
     from runtime.backends.native import NativeEngine
-    from runtime.engine import Engine
     from runtime.errors import ManifestError, UserError
     with open(os.path.join(REPO, "docs", "manifest.schema.json")) as handle:
         validator = jsonschema.Draft7Validator(json.load(handle))
@@ -436,13 +422,13 @@ def test_schema_python_runtime_and_native_core_refuse_the_same_manifests(engines
     shutil.copyfile(engines["seg"], path)
     manifest = json.load(open(engines["seg"] + ".json"))
     assert list(validator.iter_errors(manifest)) == []  # the undamaged one passes all three
-    Engine(engines["seg"]).close()
+    _python_reads(engines["seg"])
     NativeEngine(engines["seg"]).close()
     damage(manifest)
     write_manifest_json(path + ".json", manifest)  # sealed: refused for the damage, not the seal
     assert list(validator.iter_errors(manifest)), "the schema accepts: " + what
-    with pytest.raises(ManifestError):
-        Engine(path).close()
+    with pytest.raises(ManifestError):  # the Python side's reader (rt-plan, calibration, reports)
+        _python_reads(path)
     with pytest.raises((ManifestError, UserError)) as info:
         NativeEngine(path).close()
     assert "\n" not in str(info.value)
@@ -477,7 +463,6 @@ def test_python_runtime_and_native_core_check_the_manifest_seal_alike(engines, t
                                                                       legacy):
     import shutil
     from runtime.backends.native import CoreEngine
-    from runtime.engine import Engine
     from runtime.errors import ManifestError
     path = str(tmp_path / "sealed.onnx")
     shutil.copyfile(engines["seg"], path)
@@ -485,16 +470,16 @@ def test_python_runtime_and_native_core_check_the_manifest_seal_alike(engines, t
     assert len(manifest[DIGEST_KEY]) == 64  # rt-export seals what it writes
     with open(path + ".json", "w") as handle:
         handle.write(text(manifest))
-    with pytest.raises(ManifestError):  # the Python runtime
-        Engine(path).close()
+    with pytest.raises(ManifestError):  # the Python side's reader
+        _python_reads(path)
     with pytest.raises(ManifestError) as info:  # the core on its own (not behind Python's check)
         CoreEngine(path).close()
     assert "\n" not in str(info.value)
     if legacy:  # files older than the seal open only when the caller asks for it
-        Engine(path, allow_legacy=True).close()
+        _python_reads(path, allow_legacy=True)
         CoreEngine(path, allow_legacy=True).close()
     else:
         with pytest.raises(ManifestError):
-            Engine(path, allow_legacy=True).close()
+            _python_reads(path, allow_legacy=True)
         with pytest.raises(ManifestError):
             CoreEngine(path, allow_legacy=True).close()

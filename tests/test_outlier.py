@@ -187,14 +187,14 @@ def test_engine_returns_the_outlier_score(ood_engine):
     import onnxruntime as ort
 
     from export.scenes import render_scene
-    from runtime.engine import Engine
-    engine = Engine(ood_engine)
+    from runtime import open_engine
+    engine = open_engine(ood_engine)
     frame = render_scene(seed=6, index=0, size=SIZE)[0]
     result = engine.segment(frame)
     assert result.class_map.shape == SIZE and result.class_map.dtype == np.uint8
     assert result.outlier_score.shape == SIZE and result.outlier_score.dtype == np.float32
     session = ort.InferenceSession(ood_engine, providers=["CPUExecutionProvider"])
-    tensor = engine.preprocess(frame)[0]
+    tensor = engine.preprocessor(frame)[0]   # the core's own preprocessing, as a tensor
     expected = session.run(["outlier_score"], {"frame": tensor})[0][0]
     assert np.allclose(result.outlier_score, expected)
     assert engine.outlier_threshold == 0.5 and engine.describe()["task"] == "outlier"
@@ -356,8 +356,8 @@ def test_rt_eval_reports_outlier_metrics(ood_engine, outlier_dataset, tmp_path, 
     assert result["inlier_miou"] == result["miou"]
     assert "AUROC" in capsys.readouterr().out
     # the same numbers by hand: engine scores at the mask resolution, void ignored
-    from runtime.engine import Engine
-    engine = Engine(ood_engine)
+    from runtime import open_engine
+    engine = open_engine(ood_engine)
     hist = OutlierHistogram()
     for image_path, label_path in cs.find_pairs(outlier_dataset, "val"):
         score = engine.segment(cv2.imread(image_path)).outlier_score
@@ -627,8 +627,8 @@ def test_rt_eval_breaks_outlier_ap_down_and_plots(ood_engine, described_outliers
         assert sum(g["inlier_pixels"] for g in groups.values()) == outlier["inlier_pixels"]
         assert sum(g["images"] for g in groups.values()) == len(pairs)
     # one kind by hand: its objects' pixels against all inlier pixels of the split
-    from runtime.engine import Engine
-    engine = Engine(ood_engine)
+    from runtime import open_engine
+    engine = open_engine(ood_engine)
     kind = sorted(breakdown["kind"])[0]
     hist = OutlierHistogram()
     for (image_path, label_path), record in zip(pairs, records):

@@ -322,7 +322,7 @@ def test_host_info_never_fails():
 
 def test_real_engine_end_to_end(rn18_engine, tmp_path):
     """A generated video through the real exported SwiftNet, to an annotated .mp4."""
-    from runtime.engine import Engine
+    from runtime import open_engine
     from runtime.sources import open_source
     video = str(tmp_path / "in.mp4")
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 160))
@@ -331,7 +331,7 @@ def test_real_engine_end_to_end(rn18_engine, tmp_path):
         cv2.circle(frame, (10 * i, 80), 25, (40, 200, 90), -1)
         writer.write(frame)
     writer.release()
-    engine = Engine(rn18_engine)
+    engine = open_engine(rn18_engine)
     out_path = str(tmp_path / "out.mp4")
     with Pipeline(open_source(video), engine, outputs=[VideoOutput(out_path)]) as pipe:
         results = [(r.index, r.class_map.shape, r.class_map.dtype) for r in pipe]

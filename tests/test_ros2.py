@@ -3,7 +3,7 @@
 An in-process publisher sends generated road scenes on loopback; the node (the same
 Pipeline and engines as rt-segment) runs in this process or as the rt-ros2 command; a
 subscriber checks what a vehicle's software would rely on: encodings, sizes, headers,
-class maps equal to Engine.segment on the same frames, outlier and forecast topics,
+class maps equal to the engine's segment() on the same frames, outlier and forecast topics,
 drops counted when frames come faster than inference, diagnostics, the latched class
 description, one-line errors and a clean shutdown with its report.
 
@@ -39,9 +39,8 @@ from std_msgs.msg import String  # noqa: E402
 
 from runtime import ros2_convert as convert  # noqa: E402
 from export.scenes import render_scene  # noqa: E402
-from runtime.engine import Engine  # noqa: E402
+from runtime import open_engine  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
-from runtime.forecast import ForecastBundle  # noqa: E402
 from runtime.core_preprocess import fit_geometry  # noqa: E402
 from runtime.ros2_node import (FASTDDS_PROFILE, FASTDDS_PROFILE_VARIABLES,  # noqa: E402
                                PerceptionNode, fastdds_profile_setting, latched_qos)
@@ -257,7 +256,7 @@ def stamp_at(index, rate=15.0, start_s=100):
 def test_class_maps_equal_engine_segment_with_headers_encodings_and_sizes(context, rn18_engine):
     # camera frames of another size (fitted), and one at the network's size (used as received)
     frames = scenes(6) + [render_scene(5, 6, size=SMALL_SIZE)[0]]
-    reference = Engine(rn18_engine, threads=THREADS)
+    reference = open_engine(rn18_engine, threads=THREADS)
     expected = [reference.segment(f).class_map for f in frames]
     reference.close()
     camera, node = _started(context, ns("seg"), rn18_engine, publish_overlay=True)
@@ -337,7 +336,7 @@ def test_frames_faster_than_inference_are_dropped_counted_and_the_newest_is_proc
 
 def test_outlier_topics_match_the_engine_and_threshold(context, ood_engine):
     frames = scenes(2, seed=9)
-    reference = Engine(ood_engine, threads=THREADS)
+    reference = open_engine(ood_engine, threads=THREADS)
     results = [reference.segment(f) for f in frames]
     reference.close()
     threshold = float(np.median(results[0].outlier_score))  # both sides of it occur
@@ -364,9 +363,9 @@ def test_outlier_topics_match_the_engine_and_threshold(context, ood_engine):
 
 
 def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(context, bundle):
-    ref = ForecastBundle(bundle)
+    ref = open_engine(bundle, current=True)   # the decoder of each frame: the current segmentation
     frames = [render_scene(3, i, size=FRAME_SIZE)[0] for i in range(24)]
-    expected = [ref.decode(ref.features(f)[0]) for f in frames]
+    expected = [ref.step(f, i / ref.frame_rate).current_map.copy() for i, f in enumerate(frames)]
     ref.close()
     camera, node = _started(context, ns("fc"), bundle, compressed=True)
     try:
@@ -402,12 +401,10 @@ def test_forecast_is_stamped_ahead_by_the_horizon_over_compressed_transport(cont
 def test_exported_forecast_bundle_on_a_still_scene(context, forecast_bundle):
     """rt-export's bundle (f2f-8, three stages): on a scene that does not move every past frame
     is the same, so the forecast must equal the stages run on that frame alone."""
-    from runtime.forecast import ForecastEngine
     frame = render_scene(4, 0, size=FRAME_SIZE)[0]
-    ref = ForecastEngine(forecast_bundle, threads=THREADS)
-    tensor = ref.preprocess(frame)[0]
-    expected_forecast = ref.infer(tensor)["forecast"].class_map
-    expected_current = ref.bundle.decode(ref.bundle.run_features(tensor))
+    ref = open_engine(forecast_bundle, threads=THREADS, current=True)
+    steps = [ref.step(frame, k / ref.frame_rate) for k in range(1 - ref.past_offsets[0])]
+    expected_forecast, expected_current = steps[-1].class_map, steps[-1].current_map
     horizon_ns = int(round(ref.horizon_s * 1e9))
     ref.close()
     camera, node = _started(context, ns("f2f"), forecast_bundle)
@@ -674,7 +671,7 @@ def _set(client, **values):
 def test_parameters_read_only_refused_live_ones_take_effect_types_enforced(context, ood_engine):
     from rclpy.parameter_client import AsyncParameterClient
     frames = scenes(2, seed=9)
-    reference = Engine(ood_engine, threads=THREADS)
+    reference = open_engine(ood_engine, threads=THREADS)
     results = [reference.segment(f) for f in frames]
     reference.close()
     scores = results[1].outlier_score
@@ -764,7 +761,7 @@ def _camera_info(height, width):
 @pytest.mark.parametrize("output_size", ["network", "input"])
 def test_colored_mask_and_camera_info_for_the_published_maps(context, rn18_engine, output_size):
     frames = scenes(2, seed=11)
-    reference = Engine(rn18_engine, threads=THREADS, resize="letterbox")
+    reference = open_engine(rn18_engine, threads=THREADS, resize="letterbox")
     expected = [reference.segment(f).class_map for f in frames]
     palette = reference.manifest.palette()
     ignore = reference.manifest.ignore_id

@@ -1,13 +1,13 @@
 """rt-ros2 with several cameras (issue 32): one node, one engine, an image topic per camera
 (parameter ``images``); each camera's results under its own namespace with its input's
-header, class maps equal to Engine.segment. Real ROS 2 topics on loopback (the helpers of
+header, class maps equal to the engine's segment(). Real ROS 2 topics on loopback (the helpers of
 test_ros2.py); skipped where the ROS 2 wheels are not installed."""
 import numpy as np
 
 from tests.test_ros2 import (THREADS, Camera, Running, _stamp, context, exchange, ns,  # noqa: F401
                              scenes, wait_for)
 from runtime import ros2_convert as convert
-from runtime.engine import Engine
+from runtime import open_engine
 from runtime.ros2_node import camera_prefix
 
 
@@ -19,7 +19,7 @@ def test_results_go_under_each_cameras_namespace():
 
 def test_two_cameras_through_one_node_keep_their_headers_and_class_maps(context, rn18_engine):
     frames = scenes(4, seed=9)
-    reference = Engine(rn18_engine, threads=THREADS)
+    reference = open_engine(rn18_engine, threads=THREADS)
     expected = [reference.segment(f).class_map for f in frames]
     reference.close()
     space = ns("multicam")

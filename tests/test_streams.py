@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from tests.test_output_safety import assert_one_line_refusal
 from tests.test_segment_cli import write_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -302,8 +301,8 @@ def hanging_url(request):
 
 @pytest.fixture(scope="module")
 def small_engine(rn18_engine):
-    from runtime.engine import Engine
-    engine = Engine(rn18_engine, threads=1)
+    from runtime import open_engine
+    engine = open_engine(rn18_engine, threads=1)
     yield engine
     engine.close()
 

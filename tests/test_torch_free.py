@@ -6,9 +6,9 @@ import sys
 
 from tests.conftest import REPO
 
-DEVICE_MODULES = ["runtime", "runtime.manifest", "runtime.core_preprocess", "runtime.engine",
-                  "runtime.forecast", "runtime.feature_ring", "runtime.forecast_stats", "runtime.forecast_eval",
-                  "runtime.backends", "runtime.backends.onnxruntime", "runtime.cli.common"]
+DEVICE_MODULES = ["runtime", "runtime.manifest", "runtime.libswiftrt", "runtime.core_preprocess",
+                  "runtime.engine_base", "runtime.forecast_stats", "runtime.forecast_eval",
+                  "runtime.evaluation", "runtime.backends", "runtime.backends.native", "runtime.cli.common"]
 
 
 def test_runtime_imports_without_torch():

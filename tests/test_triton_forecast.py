@@ -1,5 +1,5 @@
 """A forecast bundle served by a real Triton server (sequence batcher: one stream per correlation
-id), against the ForecastEngine on the same frames and times."""
+id), against runtime.open_engine on the same bundle, frames and times."""
 import os
 
 import cv2

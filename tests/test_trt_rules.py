@@ -75,13 +75,13 @@ def test_every_form_gives_the_same_class_maps_through_the_runtime(tmp_path):
     pytest.importorskip("torch")
     from export.api import export
     from export.scenes import render_scene
-    from runtime.engine import Engine
+    from runtime import open_engine
     frames = [render_scene(seed=5, index=i, size=(96, 160))[0] for i in range(2)]
     maps = {}
     for version in (None, "8.2", "10.3"):
         path = str(tmp_path / "m_{}.onnx".format(version))
         export("swiftnet-rn18-ood", None, SIZE, path, parity_images=1, trt_version=version, log=quiet)
-        engine = Engine(path)
+        engine = open_engine(path)
         results = [engine.segment(f) for f in frames]
         maps[version] = [(r.class_map, r.outlier_score) for r in results]
         assert all(r.class_map.dtype == np.uint8 for r in results)

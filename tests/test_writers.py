@@ -355,21 +355,17 @@ def mixed_bundle(tmp_path):
     return good
 
 
-def test_a_mixed_bundle_is_refused_by_the_python_runtime(mixed_bundle):
-    from runtime.forecast import ForecastBundle
-    with pytest.raises(ManifestError, match="not the one this forecast.json was published with"):
-        ForecastBundle(mixed_bundle)
-
-
 def test_a_pinned_bundle_opens(tmp_path):
-    from runtime.forecast import ForecastBundle
+    _native_or_skip()
+    from runtime import open_engine
     good = fb.build_bundle(tmp_path / "good", (-4, -2, 0), frame_rate=15.0)
     _pin(good)
-    ForecastBundle(good).close()
+    open_engine(good).close()
 
 
 def _native_or_skip():
     from runtime import libswiftrt
+    from runtime.backends import native
     if not os.environ.get("SWIFTRT_LIBRARY") and not os.path.exists(libswiftrt.BUILD_LIBRARY):
         pytest.skip("the native core is not built here (make native-lib)")
     libswiftrt.load_library()
@@ -493,7 +489,7 @@ def test_os_errors_end_in_one_line(tmp_path):
 
 
 def test_a_manifest_that_says_nchw_for_an_nhwc_model_is_refused_at_open(tmp_path, rn18_engine):
-    from runtime.engine import Engine
+    from runtime import open_engine
     engine = str(tmp_path / "m.onnx")
     shutil.copy(rn18_engine, engine)
     with open(rn18_engine + ".json") as handle:
@@ -502,7 +498,7 @@ def test_a_manifest_that_says_nchw_for_an_nhwc_model_is_refused_at_open(tmp_path
     data["input"]["layout"] = "NCHW"
     write_manifest_json(engine + ".json", data)  # sealed, as a writer would
     with pytest.raises(ManifestError, match="layout and shape disagree"):
-        Engine(engine)
+        open_engine(engine)
     from runtime.cli import segment as segment_cli
     video = fb.write_video(tmp_path / "v.mp4", 2, 15.0)
     code, err = in_process(segment_cli.main, ["--engine", engine, "--video", video], "rt-segment")
@@ -510,15 +506,13 @@ def test_a_manifest_that_says_nchw_for_an_nhwc_model_is_refused_at_open(tmp_path
 
 
 @pytest.mark.parametrize("threads", [100000, 0, -1])
-def test_every_engine_bounds_its_threads_whatever_opens_it(rn18_engine, threads):
-    """rt-ros2's -p threads:=100000 (and any application) goes through open_engine/open_backend,
-    which refuse what the machine cannot run (it grew 50 MB/s and ignored SIGINT)."""
+def test_every_engine_bounds_its_threads_whatever_opens_it(rn18_engine, tmp_path, threads):
+    """rt-ros2's -p threads:=100000 (and any application) goes through open_engine, which
+    refuses what the machine cannot run (it grew 50 MB/s and ignored SIGINT)."""
     from runtime import open_engine
-    from runtime.backends import open_backend
-    with pytest.raises(UserError, match="threads must be between 1 and"):
-        open_engine(rn18_engine, threads=threads)
-    with pytest.raises(UserError, match="threads must be between 1 and"):
-        open_backend(rn18_engine, threads=threads)
+    for path in (rn18_engine, fb.build_bundle(tmp_path / "b", (-4, -2, 0), frame_rate=15.0)):
+        with pytest.raises(UserError, match="threads must be between 1 and"):
+            open_engine(path, threads=threads)
 
 
 def test_rt_train_on_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(precious, tmp_path):

@@ -7,14 +7,16 @@ layout as the manifest says -> inference -> class map / outlier score / forecast
 fits a copy of the frame for display (runtime/core_preprocess.py: srt_preprocess, the core's
 own preprocessing). ctypes releases the GIL during every call into the library.
 
-``NativeEngine`` has the interface of runtime.engine.Engine and ``NativeForecastEngine`` that of
-runtime.forecast.ForecastEngine, so rt-segment, rt-eval and rt-bench run them unchanged
-(``runtime.open_engine(path, backend="native")`` picks them).
+``NativeEngine`` (segmentation and outlier engines) and ``NativeForecastEngine`` (forecast bundles)
+have the engine protocol of runtime.engine_base, so rt-segment, rt-eval, rt-bench and rt-ros2 run
+them; ``runtime.open_engine(path)`` picks one.
 
 The library itself (where it is found, its structs and prototypes): runtime/libswiftrt.py.
 """
 import collections
 import ctypes
+import logging
+import math
 import os
 
 import numpy as np
@@ -29,6 +31,8 @@ from runtime.forecast_stats import ForecastOutputs
 from runtime.core_preprocess import Preprocessor
 from runtime.libswiftrt import (ClassInfo, EngineInfo, Frame, OpenOptions, Result,
                                 check as _check, frame_struct, load_library, version)
+
+log = logging.getLogger(__name__)
 
 NAME = "native"
 CLASS_MAP = "class_map"          # keys of the outputs dict a native engine returns
@@ -201,7 +205,7 @@ class NativeBackend(object):
 
 
 class NativeEngine(EngineBase):
-    """runtime.engine.Engine's interface over libswiftrt (segmentation and outlier engines)."""
+    """A segmentation or outlier engine run by libswiftrt (runtime.engine_base's protocol)."""
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None, backend="auto",
                  providers=None, allow_legacy=False):
@@ -214,6 +218,11 @@ class NativeEngine(EngineBase):
                                providers=providers, allow_legacy=allow_legacy)
         self.input_name = self.manifest.input.name
         self.backend = NativeBackend(self.core, self.input_name)
+        if self.core.backend_name.startswith("openvino") and \
+                self.manifest.quantization.get("flavor") == "cpu":
+            log.warning("warning: %s: this INT8 engine is the cpu flavor, rewritten for ONNX Runtime; "
+                        "OpenVINO runs the plain QDQ of rt-export --precision int8 --flavor trt faster",
+                        os.path.basename(self.path))
         # Only to show the frame the network saw (the core fits its own copy, identically).
         self.preprocessor = Preprocessor(self.manifest.input, resize=resize)
         self.size = self.core.input_hw
@@ -303,8 +312,8 @@ class _NativeBundle(object):
 
 
 class NativeForecastEngine(ForecastOutputs):
-    """runtime.forecast.ForecastEngine's interface over libswiftrt: the three stages and the
-    ring buffer of past features run inside the core (same time-offset rules)."""
+    """A forecast bundle run by libswiftrt: the three stages and the ring buffer of past
+    features run inside the core (docs/forecast-bundle.md has the time-offset rules)."""
 
     def __init__(self, path, threads=None, resize=None, current=False, backend="auto",
                  providers=None, allow_legacy=False):
@@ -324,6 +333,8 @@ class NativeForecastEngine(ForecastOutputs):
         self.frame_rate = float(self.manifest.frame_rate)
         self.offsets_s = [o / self.frame_rate for o in self.past_offsets]
         self.horizon_s = self.horizon / self.frame_rate
+        steps = [b - a for a, b in zip(self.past_offsets, self.past_offsets[1:])]
+        self.spacing_s = min(steps) / self.frame_rate if steps else None
         self.decode_current = bool(current)
         self._stats_class = ForecastStats
         self.reset()
@@ -336,6 +347,8 @@ class NativeForecastEngine(ForecastOutputs):
         self._warmup_run = 0
         self._last_time = None
         self._intervals = collections.deque(maxlen=16)
+        self._interval = None
+        self.source_slow = False
 
     def preprocess(self, frame):
         fitted, fit = self.preprocessor.fit(frame)
@@ -365,7 +378,7 @@ class NativeForecastEngine(ForecastOutputs):
             result.stage_ms.update(f2f=r.f2f_ms, decoder=r.decoder_ms)
         else:
             self._warmup_run += 1
-            result.warmup = (self._warmup_run, self._warmup_run)
+            result.warmup = (self._warmup_run, max(self._warmup_run, self._expected_warmup()))
         if self.decode_current:
             result.current_map = out[CLASS_MAP]
         return {RESULT_KEY: result}
@@ -379,15 +392,7 @@ class NativeForecastEngine(ForecastOutputs):
         return outputs
 
     def stream_summary(self):
-        interval = None
-        if self._intervals:
-            ordered = sorted(self._intervals)
-            middle = len(ordered) // 2
-            interval = (ordered[middle] if len(ordered) % 2
-                        else 0.5 * (ordered[middle - 1] + ordered[middle]))
-        steps = [b - a for a, b in zip(self.past_offsets, self.past_offsets[1:])]
-        slow = bool(interval and steps and interval > min(steps) / self.frame_rate * 1.01)
-        return {"forecast": self.stats.summary(interval, slow, self.decode_current)}
+        return {"forecast": self.stats.summary(self._interval, self.source_slow, self.decode_current)}
 
     def step(self, frame_bgr, capture_time=None):
         """One BGR frame through the whole stream step: a ForecastFrame."""
@@ -410,13 +415,34 @@ class NativeForecastEngine(ForecastOutputs):
         self.core.close()
 
     def _observe(self, frame_time):
-        """The source's frame intervals, for the report (the core keeps its own for picking)."""
+        """The source's frame interval (median of the recent ones), for the report, the warm-up
+        count and a warning when it is slower than the past frames' spacing (the core keeps
+        its own for picking)."""
         last, self._last_time = self._last_time, frame_time
-        if last is not None and frame_time < last:
+        if last is not None and frame_time < last:  # a new stream (e.g. a file started over)
             self._intervals.clear()
             self._warmup_run = 0
-        elif last is not None and frame_time != last:
-            self._intervals.append(frame_time - last)
+        if last is None or frame_time <= last:
+            return
+        self._intervals.append(frame_time - last)
+        ordered = sorted(self._intervals)  # a median of <= 16 values: cheaper than numpy's
+        middle = len(ordered) // 2
+        self._interval = (ordered[middle] if len(ordered) % 2
+                          else 0.5 * (ordered[middle - 1] + ordered[middle]))
+        if (self.spacing_s is not None and not self.source_slow
+                and self._interval > self.spacing_s * 1.01):
+            self.source_slow = True
+            log.warning("forecast: source frames come every %.0f ms, but the forecaster's past "
+                        "frames are %.0f ms apart (trained at %.1f Hz): going on with the nearest "
+                        "frames (some past frames repeat)", self._interval * 1e3,
+                        self.spacing_s * 1e3, self.frame_rate)
+
+    def _expected_warmup(self):
+        """Frames a stream needs before its first forecast, at the current source interval
+        (the core picks a past frame within half the longer of the two intervals)."""
+        interval = self._interval or 1.0 / self.frame_rate
+        tolerance = 0.5 * max(1.0 / self.frame_rate, interval)
+        return max(0, int(math.ceil((-self.offsets_s[0] - tolerance) / interval - 1e-6)))
 
 
 def open_native_engine(path, backend=None, providers=None, threads=None, resize=None,

@@ -27,12 +27,11 @@ import time
 import numpy as np
 
 from runtime import report as report_mod
-from runtime import sources
+from runtime import open_engine, sources
 from runtime.backends import BACKENDS
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
                                 engine_inputs, run_cli)
 from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
-from runtime.engine import open_engine
 from runtime.errors import UserError
 from runtime.jsonfile import VIDEO_EXTENSIONS, Inputs, OutputError, check_output
 from runtime.manifest import RESIZE_MODES
