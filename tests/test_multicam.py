@@ -253,6 +253,7 @@ def test_rt_plan_builds_a_batch_artifact(batch4_engine, tmp_path):
     plan, data, backend = build(batch4_engine, tmp_path)
     manifest = Manifest.load(plan)
     assert manifest.batch == 4 and manifest.artifact_format == "tensorrt"
+    assert backend.batches == 1      # the frames one by one (slot 0), then four in one batch call
     assert backend.closed
 
 

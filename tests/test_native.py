@@ -483,3 +483,47 @@ def test_python_runtime_and_native_core_check_the_manifest_seal_alike(engines, t
             _python_reads(path, allow_legacy=True)
         with pytest.raises(ManifestError):
             CoreEngine(path, allow_legacy=True).close()
+
+
+def _nan_logits_model(folder):
+    """A 1x1-conv network whose logits are log(conv): NaN wherever the conv is negative."""
+    import hashlib
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    h, w, c = 16, 24, 5
+    weights = np.random.RandomState(0).randn(c, 3, 1, 1).astype(np.float32)
+    nodes = [helper.make_node("Cast", ["frame"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("Transpose", ["xf"], ["xt"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xt", "w"], ["conv"]),
+             helper.make_node("Log", ["conv"], ["logits"])]
+    graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info("frame", TensorProto.UINT8, [1, h, w, 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, c, h, w])],
+                              [numpy_helper.from_array(weights, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = os.path.join(str(folder), "nan.onnx")
+    onnx.save(model, path)
+    with open(path, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    write_manifest_json(path + ".json", {
+        "schema_version": 1, "arch": "tiny", "task": "segmentation", "precision": "fp32", "opset": 17,
+        "artifact": {"file": "nan.onnx", "format": "onnx", "sha256": digest},
+        "input": {"name": "frame", "shape": [1, h, w, 3], "dtype": "uint8", "layout": "NHWC", "color_order": "BGR",
+                  "normalization": {"in_graph": True, "scale": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]},
+                  "resize": "stretch"},
+        "outputs": [{"name": "logits", "shape": [1, c, h, w], "dtype": "float32", "meaning": "logits"}],
+        "classes": [{"id": i, "name": "c{}".format(i), "color": [i, i, i]} for i in range(c)], "ignore_id": 255})
+    return path
+
+
+def test_nan_logits_give_no_class_map(native_library, tmp_path):
+    """A logit that is NaN or Inf has no argmax: the core fails the frame (SRT_ERROR_BACKEND)
+    instead of returning a class map made around it, so a broken plan fails rt-plan's check."""
+    from runtime import open_engine
+    engine = open_engine(_nan_logits_model(tmp_path))
+    try:
+        frame = np.random.RandomState(0).randint(0, 256, (16, 24, 3)).astype(np.uint8)
+        with pytest.raises(RuntimeError, match="logits hold NaN or Inf.*SRT_ERROR_BACKEND"):
+            engine.segment(frame)
+    finally:
+        engine.close()

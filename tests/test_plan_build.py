@@ -38,6 +38,11 @@ class StandIn(object):
         outputs = self.inner.run(frame, **options)
         return self.corrupt(outputs) if self.corrupt else outputs
 
+    def run_batch(self, frames, **options):
+        self.batches = getattr(self, "batches", 0) + 1
+        outputs = self.inner.run_batch(frames, **options)
+        return [self.corrupt(o) for o in outputs] if self.corrupt else outputs
+
     @property
     def last_result(self):
         return self.inner.last_result
@@ -260,3 +265,14 @@ def test_the_check_runs_on_the_users_frames(rn18_engine, tmp_path):
     assert manifest.to_dict()["post_build_check"]["inputs"] == "the shipped road scenes"
     with pytest.raises(UserError, match="--check-images"):
         build(rn18_engine, tmp_path, check_images=str(tmp_path / "missing"))
+
+
+def test_a_plan_the_core_refuses_to_run_fails_the_build(rn18_engine, tmp_path):
+    """The core refuses a frame whose logits hold NaN or Inf (SRT_ERROR_BACKEND, see
+    test_native): the check records it as the plan's problem and nothing is written."""
+    def refused(outputs):
+        raise RuntimeError("srt_engine_run: the model's logits hold NaN or Inf: no class map for this frame "
+                           "(SRT_ERROR_BACKEND)")
+    with pytest.raises(UserError, match="the plan's run failed: .*NaN or Inf"):
+        build(rn18_engine, tmp_path, corrupt=refused)
+    assert not os.path.exists(str(tmp_path / "swiftnet_fp16.plan"))

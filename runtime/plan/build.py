@@ -90,6 +90,7 @@ def build_plan(onnx_path, plan_path, precision="fp16", workspace_mb=1024, timing
         manifest.write(staged)  # the core opens a plan by its sidecar (the staging folder's, for now)
         return _run_check(open_reference, onnx_path, open_plan, staged, manifest, lambda plan, reference:
                           check_mod.compare_model(plan, reference, check_count, limit, outlier=outlier,
+                                                  batch=onnx_manifest.batch,
                                                   source=check_images))
 
     return _build_checked(onnx_path, onnx_manifest, plan_path, check, precision=precision,

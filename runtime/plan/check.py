@@ -74,15 +74,35 @@ def _verdict(reference, count, source, max_mismatch, worst, problems):
             "compared": compared(reference)}
 
 
-def compare_model(plan, reference, count, max_mismatch, outlier=False, source=None):
-    """A segmentation or outlier model: ``count`` frames through both engines; the check's dict."""
+def compare_model(plan, reference, count, max_mismatch, outlier=False, source=None, batch=1):
+    """A segmentation or outlier model: ``count`` frames through both engines, one by one, and for
+    a batch-N model also N of them in one batch call (every batch slot of the plan, not only the
+    first); the check's dict. A run the core refuses (NaN or Inf logits: no class map) is a problem."""
     worst, problems = {}, []
     frames = check_frames(count, source)
+    wants = []
     for frame in frames:
-        want, got = (_picked(e.run(frame, outlier=outlier), (CLASS_MAP, OUTLIER_SCORE))
-                     for e in (reference, plan))
-        _merge(worst, problems, compare.check_outputs(want, got, max_mismatch=max_mismatch))
+        wants.append(_picked(reference.run(frame, outlier=outlier), (CLASS_MAP, OUTLIER_SCORE)))
+        got = _plan_run(problems, lambda: [plan.run(frame, outlier=outlier)])
+        if got:
+            _merge(worst, problems, compare.check_outputs(wants[-1], _picked(got[0], (CLASS_MAP, OUTLIER_SCORE)),
+                                                          max_mismatch=max_mismatch))
+    if batch > 1 and frames:
+        slots = [i % len(frames) for i in range(batch)]
+        got = _plan_run(problems, lambda: plan.run_batch([frames[i] for i in slots], outlier=outlier))
+        for i, outputs in zip(slots, got or []):
+            _merge(worst, problems, compare.check_outputs(wants[i], _picked(outputs, (CLASS_MAP, OUTLIER_SCORE)),
+                                                          max_mismatch=max_mismatch))
     return _verdict(reference, len(frames), source, max_mismatch, worst, problems)
+
+
+def _plan_run(problems, run):
+    """``run()``'s outputs, or None with the core's refusal recorded as a problem of the plan."""
+    try:
+        return run()
+    except RuntimeError as exc:   # libswiftrt's SRT_ERROR_BACKEND: e.g. NaN or Inf logits
+        problems.append("the plan's run failed: {}".format(str(exc).splitlines()[0]))
+        return None
 
 
 def compare_bundle(plan, reference, count, max_mismatch, past_offsets, frame_rate, source=None):

@@ -238,6 +238,8 @@ class TensorRTBackend : public Backend {
     for (IoTensor &t : io_) {
       cuda_check(cudaMallocHost(t.host.out(), t.bytes), "cudaMallocHost");
       cuda_check(cudaMalloc(t.device.out(), t.bytes), "cudaMalloc");
+      // A batch-N plan's slots that no frame has filled read zeros, not whatever was in the memory.
+      cuda_check(cudaMemset(t.device.get(), 0, t.bytes), "cudaMemset");
     }
     cuda_check(cudaStreamCreate(stream_.out()), "cudaStreamCreate");
     for (Event &e : events_) cuda_check(cudaEventCreate(e.out()), "cudaEventCreate");

@@ -128,6 +128,15 @@ void argmax(const void *src, DType t, int channels, size_t plane, uint8_t *dst, 
     to_float(src, t, scratch.size(), scratch.data());
     s = scratch.data();
   }
+  // A NaN or Inf logit has no argmax: a class map made around it would be a wrong answer given as
+  // a success (a broken FP16/INT8 plan shows up so). All-ones exponent bits: integer ops, vectorized.
+  uint32_t non_finite = 0;
+  for (size_t i = 0, n = static_cast<size_t>(channels) * plane; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, s + i, 4);
+    non_finite |= (bits & 0x7F800000u) == 0x7F800000u;
+  }
+  if (non_finite) fail(SRT_ERROR_BACKEND, "the model's logits hold NaN or Inf: no class map for this frame");
   best.assign(s, s + plane);
   std::fill(dst, dst + plane, 0);
   for (int c = 1; c < channels; ++c) {
