@@ -21,7 +21,7 @@ def engine_backends(backend, count):
     None, one name for every engine, or one name per engine."""
     given = list(backend or [])
     for name in given:
-        if name not in BACKENDS:
+        if name is not None and name not in BACKENDS:
             raise UserError("unknown --backend {!r}; use one of {}".format(name, ", ".join(BACKENDS)))
     if len(given) > 1 and len(given) != count:
         raise UserError("--backend: give it once for every engine or once per --engine "
@@ -153,7 +153,8 @@ class BenchOptions(object):
                 raise UserError("{} must be at least 1".format(flag))
         for flag, value in (("--warmup-s", self.warmup_s), ("--duration", self.duration)):
             check_seconds(value, flag)
-        if not 0 < self.cv_warn < float("inf"):
+        if isinstance(self.cv_warn, bool) or not isinstance(self.cv_warn, (int, float)) \
+                or not 0 < self.cv_warn < float("inf"):
             raise UserError("--cv-warn must be a positive number")
         check_threads(self.threads)
         if self.video is not None and not os.path.isfile(self.video):
@@ -178,7 +179,8 @@ def run(paths, options=None):
     threads = options.threads or bench.default_threads()
     load_start = bench.load_average()
     notes = []
-    engines, runners = open_runners(paths, backends=options.backends, providers=options.providers,
+    backends = engine_backends(options.backends, len(paths))  # one per engine, or one for all
+    engines, runners = open_runners(paths, backends=backends, providers=options.providers,
                                     threads=threads, verify=options.verify, torch=options.torch,
                                     openvino=options.openvino, notes=notes)
     reader = None

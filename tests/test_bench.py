@@ -419,6 +419,9 @@ def test_the_library_runs_without_argparse(rn18_engine):
     ({"rounds": 0}, "--rounds must be at least 1"),
     ({"duration": float("nan")}, "--duration must be a finite positive number"),
     ({"cv_warn": 0}, "--cv-warn must be a positive number"),
+    ({"cv_warn": None}, "--cv-warn must be a positive number"),
+    ({"backends": ["onnxruntime", "openvino"]}, "give it once for every engine or once per --engine"),
+    ({"backends": ["python-onnxruntime"]}, "unknown --backend 'python-onnxruntime'"),
     ({"e2e_frames": 5}, "--e2e-frames and --realtime need --video"),
     ({"torch": ":x.pt"}, "--torch needs an architecture"),
 ])
