@@ -9,7 +9,7 @@ DEMO_SIZE ?= 256x512
 DEMO_FRAMES ?= 300
 DEMO_CALIB_METHOD ?= percentile
 
-.PHONY: triton-server demo test venv lint bench clean native native-lib native-asan native-check native-tools native-static native-aarch64
+.PHONY: triton-server demo test venv lint bench clean native native-lib native-asan native-check native-tools native-static native-aarch64 native-ort-compat
 
 venv: $(STAMP)
 
@@ -105,6 +105,21 @@ native-static: native-tools
 	$(NATIVE_PATH) cmake --build $(NATIVE_STATIC_BUILD) -j2 --target srt_segment hello_swiftrt test_struct_evolution
 	cd $(NATIVE_STATIC_BUILD) && $(NATIVE_PATH) ctest --output-on-failure -R '^(example|struct_evolution|install_and_consume)$$'
 	$(NATIVE_STATIC_BUILD)/hello_swiftrt $(NATIVE_ENGINES)/seg.onnx
+
+# native-ort-compat: the core's ONNX Runtime backend on an older ONNX Runtime (ORT_COMPAT: 1.16.3,
+# JetPack 5's; the oldest it runs on is 1.10, whose opsets stop at 15, below the test engines' 17).
+# PyPI's wheels ship libonnxruntime.so only from 1.20, so the C library comes from the npm package
+# onnxruntime-node, ONNX Runtime's own build: the core linked against it, then its ONNX Runtime C tests.
+ORT_COMPAT ?= 1.16.3
+ORT_COMPAT_LIB = build/ort-$(ORT_COMPAT)/package/bin/napi-v3/linux/$(subst aarch64,arm64,$(subst x86_64,x64,$(shell uname -m)))
+native-ort-compat: native-tools
+	@test -f $(ORT_COMPAT_LIB)/libonnxruntime.so.$(ORT_COMPAT) || { mkdir -p build/ort-$(ORT_COMPAT) \
+		&& cd build/ort-$(ORT_COMPAT) && npm pack -q onnxruntime-node@$(ORT_COMPAT) \
+		&& tar xzf onnxruntime-node-$(ORT_COMPAT).tgz package/bin; }
+	$(NATIVE_CONFIGURE) -B build/native-ort-$(ORT_COMPAT) -DCMAKE_BUILD_TYPE=Release -DSWIFTRT_WITH_OPENVINO=OFF \
+		-DSWIFTRT_WITH_ONNXRUNTIME=ON -DONNXRUNTIME_ROOT="$(abspath $(ORT_COMPAT_LIB))"
+	$(NATIVE_PATH) cmake --build build/native-ort-$(ORT_COMPAT) -j2 --target swiftrt test_abi
+	cd build/native-ort-$(ORT_COMPAT) && $(NATIVE_PATH) ctest --output-on-failure -R '^test_abi_onnxruntime$$'
 
 # native-aarch64: the backend-less core cross-built for aarch64 (needs g++-aarch64-linux-gnu;
 # cmake/toolchains/aarch64-linux-gnu.cmake); prints the glibc/libstdc++ it needs and, where

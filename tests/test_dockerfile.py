@@ -269,6 +269,33 @@ def test_the_native_core_is_built_against_jetpacks_tensorrt_and_shipped(text):
     assert "SWIFTRT_LIBRARY=/opt/swiftrt/lib/libswiftrt.so" in text
 
 
+def core_ort_minimum():
+    """The oldest ONNX Runtime the core's backend runs on: its kOrtApiMin (C API N = ONNX Runtime 1.N)."""
+    with open(os.path.join(REPO, "runtime", "native", "src", "backend_onnxruntime.cpp")) as handle:
+        return int(re.search(r"kOrtApiMin = (\d+);", handle.read()).group(1))
+
+
+@pytest.mark.parametrize("jetpack", sorted(JETPACKS))
+def test_the_core_has_onnx_runtime_for_rt_plans_check(text, jetpack):
+    """rt-plan's post-build check runs the ONNX model on the core's ONNX Runtime backend: the native
+    stage links ONNX Runtime's release build of the JetPack's ORT_VERSION (its wheels before 1.20 ship
+    no libonnxruntime), a version the core runs on, compiled against the vendored header."""
+    args = build_args(text, jetpack)
+    major, minor = (int(p) for p in args["ORT_VERSION"].split(".")[:2])
+    assert major == 1 and minor >= core_ort_minimum(), (jetpack, args["ORT_VERSION"])
+    native = text[text.index("FROM ${BUILDER} AS native"):text.index("FROM ${BASE}")]
+    steps = instructions(substituted(native, args))
+    assert ("ARG", "ORT_VERSION") in steps  # declared in the stage, else ${ORT_VERSION} is empty there
+    fetch = [rest.split() for word, rest in steps if word == "ADD"]
+    assert fetch == [["https://github.com/microsoft/onnxruntime/releases/download/v{0}/"
+                      "onnxruntime-linux-aarch64-{0}.tgz".format(args["ORT_VERSION"]), "/tmp/ort.tgz"]]
+    build = [rest for word, rest in steps if word == "RUN" and "cmake -S" in rest]
+    assert "tar xzf /tmp/ort.tgz -C /opt/onnxruntime" in native
+    assert "-DSWIFTRT_WITH_ONNXRUNTIME=ON" in build[0] and "-DONNXRUNTIME_ROOT=/opt/onnxruntime" in build[0]
+    include = re.search(r"-DONNXRUNTIME_INCLUDE_DIR=/src/native/(\S+)", build[0]).group(1)
+    assert os.path.exists(os.path.join(REPO, "runtime", "native", include, "onnxruntime_c_api.h"))
+
+
 def test_only_the_runtime_is_copied(text):
     copies = [rest for word, rest in instructions(text) if word in ("COPY", "ADD")]
     sources = [shlex.split(rest)[0] for rest in copies if not rest.startswith("--from")]

@@ -36,7 +36,7 @@ def require_core_backends():
     if "onnxruntime" not in backends and "openvino" not in backends:
         raise UserError("the plan check runs the ONNX model through libswiftrt's ONNX Runtime backend, and "
                         "this libswiftrt was built without it (backends: {}): build it with "
-                        "-DSWIFTRT_WITH_ONNXRUNTIME=ON against the onnxruntime wheel, 1.17 or newer "
+                        "-DSWIFTRT_WITH_ONNXRUNTIME=ON against ONNX Runtime 1.10 or newer "
                         "(docs/native.md)".format(have))
 
 

@@ -6,8 +6,12 @@
 // kept in a folder per artifact, as the Python path keeps them.
 //
 // The C API is a table of function pointers that only grows: GetApi(N) returns the table of
-// version N, or NULL from a library older than N. This backend asks for kOrtApiNeeded, so any
-// libonnxruntime from that version on serves it (the wheel's, or JetPack's on a Jetson).
+// version N (ONNX Runtime 1.N), or NULL from a library older than N. This backend asks for
+// kOrtApiMin, the oldest table with every call it makes on every path, so it runs on any
+// libonnxruntime from 1.10 on (the wheel's; on a Jetson ONNX Runtime's release build of JetPack's
+// version: 1.10 on JetPack 4, 1.16 on JetPack 5). What came later is used only where the loaded
+// library has it (its version string): the CUDA provider's V2 options (1.11), TensorRT's timing
+// cache (1.11) and its shared folder (1.17), the same gates as runtime/backends/onnxruntime.py.
 //
 // Buffers: every input and output is a host buffer of this backend wrapped once in an OrtValue;
 // Run() writes the outputs into them (pre-allocated outputs), so a frame costs no allocation.
@@ -18,6 +22,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -28,18 +33,40 @@
 namespace srt {
 namespace {
 
-// ORT 1.17: the oldest C API with every call and provider option used here (trt_timing_cache_path).
-constexpr uint32_t kOrtApiNeeded = 17;
-static_assert(kOrtApiNeeded <= ORT_API_VERSION, "onnxruntime_c_api.h is older than this backend needs");
+// ORT 1.10: the oldest C API with every call made here (the TensorRT provider's V2 options are its
+// newest); calls and provider options from later versions are gated by loaded_at_least().
+constexpr uint32_t kOrtApiMin = 10;
+static_assert(kOrtApiMin <= ORT_API_VERSION, "onnxruntime_c_api.h is older than this backend needs");
+
+// Whether the loaded library is ONNX Runtime 1.<minor> or later (its version string, "1.16.3"):
+// read instead of probing GetApi(N), which prints to stderr from a library older than N.
+bool loaded_at_least(unsigned minor) {
+  static const unsigned loaded = [] {
+    unsigned major = 0, min = 0;
+    if (std::sscanf(OrtGetApiBase()->GetVersionString(), "%u.%u", &major, &min) != 2) return 0u;
+    return major > 1 ? ~0u : major == 1 ? min : 0u;
+  }();
+  return loaded >= minor;
+}
+
+// One line where `what` needs a newer library than the one loaded.
+void require(unsigned minor, const std::string &what) {
+  if (!loaded_at_least(minor))
+    fail(SRT_ERROR_UNSUPPORTED, what + " needs ONNX Runtime 1." + std::to_string(minor) + " or later; the library loaded is " +
+                                    OrtGetApiBase()->GetVersionString());
+}
 
 const OrtApi &api() {
-  static const OrtApi *table = OrtGetApiBase()->GetApi(kOrtApiNeeded);
+  static const OrtApi *table = loaded_at_least(kOrtApiMin) ? OrtGetApiBase()->GetApi(kOrtApiMin) : nullptr;
   if (!table)
     fail(SRT_ERROR_UNSUPPORTED, std::string("the ONNX Runtime library loaded (") + OrtGetApiBase()->GetVersionString() +
-                                    ") does not provide C API version " + std::to_string(kOrtApiNeeded) +
-                                    ": libswiftrt needs ONNX Runtime 1.17 or later");
+                                    ") does not provide C API version " + std::to_string(kOrtApiMin) +
+                                    ": libswiftrt needs ONNX Runtime 1." + std::to_string(kOrtApiMin) + " or later");
   return *table;
 }
+
+// The CUDA provider is configured through its V2 options (CreateCUDAProviderOptions), C API 11.
+constexpr unsigned kOrtCudaMin = 11;
 
 // An OrtStatus (NULL = success) -> nothing, or srt::Error with ORT's message.
 // `what` as a C string: the per-frame call (Run) builds no std::string unless it fails.
@@ -110,15 +137,16 @@ std::vector<std::string> available_providers() {
 std::vector<std::string> choose_providers(const std::string &requested) {
   std::vector<std::string> available = available_providers(), out, missing;
   auto has = [&](const std::string &p) { return std::find(available.begin(), available.end(), p) != available.end(); };
-  if (requested.empty()) {
+  if (requested.empty()) {  // CUDA left out where this library is too old to configure it
     for (const char *p : {"TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"})
-      if (has(p)) out.push_back(p);
+      if (has(p) && (std::strcmp(p, "CUDAExecutionProvider") != 0 || loaded_at_least(kOrtCudaMin))) out.push_back(p);
     return out;
   }
   size_t start = 0;
   while (start <= requested.size()) {
     size_t comma = requested.find(',', start);
     std::string name = provider_name(requested.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (name == "CUDAExecutionProvider") require(kOrtCudaMin, "the core's CUDA provider (its V2 options)");
     if (!name.empty()) (has(name) ? out : missing).push_back(name);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -241,7 +269,8 @@ class OnnxRuntimeBackend : public Backend {
   }
 
   // runtime/backends/onnxruntime.py tensorrt_options: FP16 for fp16/int8 artifacts, INT8 for int8
-  // ones (explicit Q/DQ), engines in <cache>/<sha256[:16]>, one timing cache for all models.
+  // ones (explicit Q/DQ), engines in <cache>/<sha256[:16]>; a timing cache from ORT 1.11 (beside
+  // the engines), one for all models in the cache root from ORT 1.17 (older ones refuse the key).
   // Compiled here; run only where ONNX Runtime has TensorRT (a Jetson): not run on hardware.
   void append_tensorrt(OrtSessionOptions *so, const ModelManifest &m, const BackendOptions &options) {
     const OrtApi &ort = api();
@@ -254,11 +283,12 @@ class OnnxRuntimeBackend : public Backend {
     const char *keys[] = {"device_id", "trt_engine_cache_enable", "trt_engine_cache_path", "trt_fp16_enable",
                           "trt_int8_enable", "trt_timing_cache_enable", "trt_timing_cache_path"};
     const char *values[] = {device.c_str(), "1", engines.c_str(), fp16, int8, "1", root.c_str()};
+    size_t count = loaded_at_least(17) ? 7 : loaded_at_least(11) ? 6 : 5;  // the keys this library knows
     OrtTensorRTProviderOptionsV2 *trt = nullptr;
     check(ort.CreateTensorRTProviderOptions(&trt), SRT_ERROR_BACKEND, "ONNX Runtime TensorRT provider");
     std::unique_ptr<OrtTensorRTProviderOptionsV2, void (*)(OrtTensorRTProviderOptionsV2 *)> owned(
         trt, [](OrtTensorRTProviderOptionsV2 *p) { api().ReleaseTensorRTProviderOptions(p); });
-    check(ort.UpdateTensorRTProviderOptions(trt, keys, values, sizeof(keys) / sizeof(keys[0])), SRT_ERROR_BACKEND,
+    check(ort.UpdateTensorRTProviderOptions(trt, keys, values, count), SRT_ERROR_BACKEND,
           "ONNX Runtime TensorRT provider options");
     check(ort.SessionOptionsAppendExecutionProvider_TensorRT_V2(so, trt), SRT_ERROR_BACKEND,
           "ONNX Runtime TensorRT provider");
@@ -266,6 +296,7 @@ class OnnxRuntimeBackend : public Backend {
 
   // Compiled here; run only where ONNX Runtime has CUDA: not run on hardware.
   void append_cuda(OrtSessionOptions *so, const BackendOptions &options) {
+    require(kOrtCudaMin, "the core's CUDA provider (its V2 options)");  // choose_providers kept it out
     const OrtApi &ort = api();
     std::string device = std::to_string(options.device);
     const char *keys[] = {"device_id"};
