@@ -26,6 +26,7 @@ import os
 import platform
 import time
 
+from runtime import backends
 from runtime import manifest as manifest_mod
 from runtime import report
 from runtime.errors import first_line
@@ -96,37 +97,14 @@ class CallRunner(Runner):
         return dict(self._info)
 
 
-def engine_includes(manifest, backend_name, backend_info=None):
-    """What one timed call of an engine covers, from its Manifest and backend (``describe()``)."""
-    backend_info = backend_info or {}
-    inp = manifest.input
-    if inp.normalization["in_graph"]:
-        pre = "{} {} frame in, cast/normalize/transpose in the graph".format(inp.dtype, inp.layout)
-    else:
-        pre = "normalized {} {} tensor in".format(inp.dtype, inp.layout)
-    meanings = [o.meaning for o in manifest.outputs]
-    post = ("upsample + argmax in the graph, class map out" if "class_map" in meanings
-            else "logits out")
-    if backend_name == "openvino":
-        how = openvino_how(backend_info)
-    elif backend_name == "native":
-        return native_how(backend_info)
-    else:
-        providers = backend_info.get("providers")
-        how = "ONNX Runtime session.run{}, outputs on the host".format(
-            " ({})".format(", ".join(providers)) if providers else "")
-    return "{}; {}; {}".format(how, pre, post)
-
-
-def native_how(info):
+def core_includes(info):
+    """What one srt_engine_run of an engine covers, from its ``describe()``: the core's own work
+    and its backend's part, as runtime.backends declares it."""
+    core = info.get("core_backend") or ""
+    capability = backends.declared(core.split()[0]) if core else None
     return ("libswiftrt srt_engine_run ({}): BGR frame of the network size in, colour order / "
-            "normalization / layout in C++, inference, class map out".format(
-                info.get("core_backend")))
-
-
-def openvino_how(info):
-    return "OpenVINO {} infer() (precision hint {}), outputs copied to the host".format(
-        info.get("device", "CPU"), info.get("precision_hint"))
+            "normalization / layout in C++, {}, class map out".format(
+                core or "?", capability.includes if capability else "inference"))
 
 
 class EngineRunner(Runner):
@@ -137,16 +115,13 @@ class EngineRunner(Runner):
 
     def __init__(self, engine, name=None):
         self.engine = engine
-        self.backend_name = engine.backend.name
         self.name = name or os.path.basename(engine.path)
         self.tensor = engine.dummy_input()
         self.feeds = {engine.input_name: self.tensor}
         # What a peer on the same model is fed: the network's input tensor (the core takes the
         # frame itself and fits it; the tensor is the same frame prepared as the manifest says).
-        self.network_input = (engine.preprocessor.to_tensor(self.tensor)
-                              if self.backend_name == "native" else self.tensor)
-        self.includes = engine_includes(engine.manifest, self.backend_name,
-                                        backend_info=engine.backend.describe())
+        self.network_input = engine.preprocessor.to_tensor(self.tensor)
+        self.includes = core_includes(engine.backend.describe())
 
     def run_once(self):
         self.engine.backend.run(self.feeds)
@@ -175,15 +150,7 @@ def bundle_name(path):
 
 def forecast_includes(engine):
     """What one timed call of a forecast bundle covers (a ForecastRunner's ``includes``)."""
-    info = engine.describe()
-    backend = info.get("backend")
-    if backend == "openvino":
-        how = openvino_how(info) + ", per stage"
-    elif backend == "native":
-        how = native_how(info) + "; stages and feature ring inside the core"
-    else:
-        how = "ONNX Runtime session.run per stage{}, outputs on the host".format(
-            " ({})".format(", ".join(info["providers"])) if info.get("providers") else "")
+    how = core_includes(engine.describe()) + "; stages and feature ring inside the core"
     current = ("; + decoder of the current frame (current segmentation on)"
                if engine.decode_current else "; the current frame is not decoded")
     return ("one streamed frame once warmed up (infer_at at the trained rate, "
@@ -284,7 +251,8 @@ class OpenVinoRunner(Runner):
                      "threads": threads, "precision_hint": precision}
         self.name = "openvino-{}".format(precision)
         self.feeds = dict(feeds)
-        self.includes = openvino_how(self.info) + "; the same ONNX graph and input"
+        self.includes = ("OpenVINO {} infer() (precision hint {}), outputs copied to the host; the "
+                         "same ONNX graph and input".format(device, precision))
 
     def run_once(self):
         self.request.infer(self.feeds)
@@ -673,24 +641,18 @@ def environment(threads=None, entries=(), load_start=None):
     env = {"host": host, "governor": cpu_governor(), "threads": threads,
            "load_average": {"start": load_start, "end": load_average()},
            "python": platform.python_version(), "versions": report.versions(),
-           "onnxruntime": None, "tensorrt": None, "openvino": None, "cuda": cuda_version(),
+           "onnxruntime": None, "libswiftrt": core_backends(), "cuda": cuda_version(),
            "peers": {},
            "forecast_bundles": []}
     try:
-        import onnxruntime
+        import onnxruntime   # the wheel (export side, peers); the engines run the core's backends
         env["onnxruntime"] = {"version": onnxruntime.__version__,
                               "providers": onnxruntime.get_available_providers()}
     except ImportError:
         pass
     for entry in entries:
         info = entry.get("info") or {}
-        if info.get("backend") == "openvino" and entry.get("kind") != "peer":
-            env["openvino"] = info.get("version")
-        elif info.get("backend") == "native":  # the core's backend: "openvino 2026.4.1", ...
-            core = (info.get("core_backend") or "").split()
-            if len(core) > 1 and core[0] in ("openvino", "tensorrt"):
-                env[core[0]] = core[1]
-        elif entry.get("kind") == "peer" and info.get("backend"):
+        if entry.get("kind") == "peer" and info.get("backend"):
             env["peers"][info["backend"]] = info.get("version")
         if entry.get("kind") == "forecast":
             stages = info.get("stage_info") or {}
@@ -701,6 +663,18 @@ def environment(threads=None, entries=(), load_start=None):
                                        "backend": st.get("backend")})
                                for name, st in stages.items())})
     return env
+
+
+def core_backends():
+    """libswiftrt's backends as runtime.backends declares them: compiled in, and the version of
+    each that an engine of this run opened; None where the library cannot be loaded."""
+    from runtime import libswiftrt
+    from runtime.errors import UserError
+    try:
+        return {"version": libswiftrt.version(), "path": libswiftrt.load_library().path,
+                "backends": [c.as_dict() for c in backends.capabilities()]}
+    except UserError:
+        return None
 
 
 def environment_warnings(env):

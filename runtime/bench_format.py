@@ -155,10 +155,13 @@ def environment_lines(env):
     lines.append("GPU: {}".format(", ".join("{} (driver {})".format(g.get("name"), g.get("driver"))
                                             for g in gpus) if gpus else "none found (nvidia-smi)"))
     ort = env.get("onnxruntime") or {}
-    lines.append("ONNX Runtime {} ({}); {}TensorRT {}; CUDA {}".format(
+    core = env.get("libswiftrt") or {}
+    lines.append("{}: {}".format(core.get("version") or "libswiftrt not loaded", ", ".join(
+        "{} {}".format(b["name"], b["version"] or ("(not used)" if b["available"] else "(not built in)"))
+        for b in core.get("backends") or [])))
+    lines.append("ONNX Runtime wheel {} ({}); CUDA {}".format(
         ort.get("version") or "not installed", ", ".join(ort.get("providers") or []) or "-",
-        "OpenVINO {} (engine backend); ".format(env["openvino"]) if env.get("openvino") else "",
-        env.get("tensorrt") or "not used", env.get("cuda") or "not found"))
+        env.get("cuda") or "not found"))
     peers = env.get("peers") or {}
     versions = env.get("versions") or {}
     lines.append("Python {}, numpy {}, OpenCV {}{}".format(
@@ -277,3 +280,14 @@ def plot(rep, samples, path):
     plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
     return path
+
+
+def format_backends(table):
+    """``rt-bench --list-backends``: libswiftrt's backends (runtime.backends.capabilities as dicts)
+    as a table: compiled in or not, version once an engine opened, files, options, what a call covers."""
+    rows = [("backend", "compiled in", "version", "runs", "options", "one call")]
+    rows += [(b["name"], "yes" if b["available"] else "no", b["version"] or "-", " ".join(b["files"]),
+              ", ".join(b["options"]), b["includes"]) for b in table]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1]
+                     for r in rows)

@@ -10,7 +10,7 @@ import os
 import time
 
 from runtime import bench, open_engine  # open_engine imports the engine code when first called
-from runtime.backends import BACKENDS
+from runtime.backends import check_backend
 from runtime.errors import UserError
 
 log = logging.getLogger("rt-bench")
@@ -21,8 +21,7 @@ def engine_backends(backend, count):
     None, one name for every engine, or one name per engine."""
     given = list(backend or [])
     for name in given:
-        if name is not None and name not in BACKENDS:
-            raise UserError("unknown --backend {!r}; use one of {}".format(name, ", ".join(BACKENDS)))
+        check_backend(name)
     if len(given) > 1 and len(given) != count:
         raise UserError("--backend: give it once for every engine or once per --engine "
                         "({} given for {} engines)".format(len(given), count))

@@ -317,10 +317,35 @@ def test_report_schema_and_outputs(rn18_engine, tmp_path):
         assert e2e["latency_ms"][stage]["count"] == 4
     env = rep["environment"]
     assert env["threads"] == 1 and env["onnxruntime"]["version"]
+    # The environment names the version of the core backend the engine ran on.
+    ran_on = rep["runners"][0]["info"]["core_backend"].split()
+    core = dict((b["name"], b) for b in env["libswiftrt"]["backends"])
+    assert core[ran_on[0]]["available"] and core[ran_on[0]]["version"] == ran_on[1]
     assert "cpu" in env["host"] and "jetson" in env["host"]
     md = out_md.read_text()
     assert "| runner |" in md and "swiftnet-rn18_fp32.onnx#2" in md and "Environment" in md
     assert out_png.read_bytes()[:4] == b"\x89PNG"
+
+
+def _listed_backends(capsys):
+    from runtime.cli import bench as cli
+    assert cli.main(["--list-backends"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:3] == ["backend", "compiled", "in"]
+    return dict((line.split()[0], line.split()[1]) for line in lines[2:])
+
+
+def test_list_backends_says_what_the_library_has(capsys, monkeypatch):
+    """rt-bench --list-backends: every core backend, compiled in exactly where the loaded
+    libswiftrt's version line names it (also for a library built with other backends)."""
+    from runtime import backends, libswiftrt
+    line = libswiftrt.version()
+    compiled = line.split("backends:")[1].strip(" )").split()
+    assert _listed_backends(capsys) == dict(
+        (name, "yes" if name in compiled else "no") for name in ("onnxruntime", "openvino", "tensorrt"))
+    monkeypatch.setitem(backends._state, "compiled", None)   # read the (pretended) library again
+    monkeypatch.setattr(libswiftrt, "version", lambda: "swiftrt 9.9.9 (abi 1; backends: tensorrt)")
+    assert _listed_backends(capsys) == {"onnxruntime": "no", "openvino": "no", "tensorrt": "yes"}
 
 
 def test_torch_peer_same_input_and_threads(rn18_engine, tmp_path, capsys):

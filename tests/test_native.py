@@ -344,7 +344,8 @@ def test_default_engine_backend_choice_and_missing_library(engines, tmp_path, ru
         with pytest.raises(UserError, match="unknown backend '{}'; the core has onnxruntime, "
                                             "openvino, tensorrt".format(bogus)):
             open_engine(engines["seg"], backend=bogus)
-    with pytest.raises(UserError, match="--providers selects ONNX Runtime"):
+    with pytest.raises(UserError, match="providers selects ONNX Runtime execution providers; "
+                                        "the openvino backend does not use them"):
         open_engine(engines["seg"], backend="openvino", providers=["cpu"])
     cv2.imwrite(str(tmp_path / "frame.png"), _scenes(1, SIZE)[0])
     env = dict(os.environ, SWIFTRT_LIBRARY=str(tmp_path / "no" / "libswiftrt.so"))

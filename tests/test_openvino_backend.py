@@ -129,7 +129,8 @@ def test_rt_bench_one_file_on_two_backends(rn18_engine, tmp_path):
     assert [r["info"]["backend"] for r in rep["runners"]] == ["native", "native"]
     assert [r["info"]["core_backend"].split()[0] for r in rep["runners"]] == ["onnxruntime", "openvino"]
     assert rep["runners"][1]["includes"].startswith("libswiftrt srt_engine_run (openvino ")
-    assert rep["environment"]["openvino"]
+    core = dict((b["name"], b["version"]) for b in rep["environment"]["libswiftrt"]["backends"])
+    assert core["openvino"] == rep["runners"][1]["info"]["core_backend"].split()[1]
 
 
 def test_rt_bench_backend_count_must_match(rn18_engine, run_cli_subprocess):

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from runtime import backends as backends_mod
 from runtime import manifest as manifest_mod
 from runtime.manifest import Manifest
 from runtime import outlier as outlier_mod
@@ -38,8 +39,6 @@ NAME = "native"
 CLASS_MAP = "class_map"          # keys of the outputs dict a native engine returns
 OUTLIER_SCORE = "outlier_score"
 
-# The core's own backends (SRT_BACKEND_*); "auto" picks by the file (.onnx / .plan).
-CORE_BACKENDS = {"auto": 0, "openvino": 1, "tensorrt": 2, "onnxruntime": 3}
 _RESIZE = {None: 0, "stretch": 1, "letterbox": 2, "crop": 3}
 _TASKS = {1: "segmentation", 2: "outlier", 3: "forecast"}
 
@@ -49,23 +48,21 @@ class CoreEngine(object):
 
     def __init__(self, path, threads=None, resize=None, outlier_threshold=None, current=False,
                  backend="auto", providers=None, spin=None, allow_legacy=False):
-        """``backend``: a CORE_BACKENDS name; ``providers``: ONNX Runtime execution providers
+        """``backend``: "auto" or a core backend's name (runtime.backends); ``providers``: ONNX Runtime execution providers
         (a list or a comma string, e.g. "tensorrt,cuda,cpu"); ``spin``: ONNX Runtime's intra-op
         spinning (None: the core's default, on for one model, off for a bundle's stages); ``allow_legacy``: also open manifests without their own
         digest and artifacts without a recorded sha256 (exported before both were written)."""
         if resize not in _RESIZE:
             raise UserError("unknown resize mode {!r}; use one of stretch, letterbox, crop".format(
                 resize))
-        if backend not in CORE_BACKENDS:
-            raise UserError("unknown core backend {!r}; use one of {}".format(
-                backend, ", ".join(sorted(CORE_BACKENDS))))
+        code = backends_mod.backend_code(backend)
         self.lib = lib = load_library()
         self.threads = int(threads) if threads else None
         self.providers = providers if isinstance(providers, (str, type(None))) else ",".join(providers)
         options = OpenOptions()
         _check(lib, lib.srt_open_options_init_sized(ctypes.byref(options), ctypes.sizeof(options)),
                "srt_open_options_init_sized")
-        options.backend = CORE_BACKENDS[backend]
+        options.backend = code
         options.threads = int(threads or 0)
         options.resize = _RESIZE[resize]
         if outlier_threshold is not None:
@@ -92,6 +89,7 @@ class CoreEngine(object):
             self.output_hw = (info.output_height, info.output_width)
             self.input_hw = (info.input_height, info.input_width)
             self.backend_name = info.backend_name.decode()
+            backends_mod.note_opened(self.backend_name)
             self.classes = []
             for index in range(info.num_classes):
                 cls = ClassInfo()
@@ -448,15 +446,11 @@ class NativeForecastEngine(ForecastOutputs):
 def open_native_engine(path, backend=None, providers=None, threads=None, resize=None,
                        current=False, allow_legacy=False):
     """A NativeForecastEngine for a forecast bundle, else a NativeEngine. ``backend``: None or
-    "native" (the core picks by file) or one of the core's backends (CORE_BACKENDS).
+    "native" (the core picks by file) or one of the core's backends (runtime.backends); the core
+    refuses options a backend does not take (``providers`` anywhere but ONNX Runtime).
     ``allow_legacy``: also open exports older than the manifest digest (runtime.manifest)."""
-    backend = "auto" if backend in (None, NAME) else backend
-    if backend not in CORE_BACKENDS:
-        raise UserError("unknown backend {!r}; the core has {}".format(
-            backend, ", ".join(b for b in sorted(CORE_BACKENDS) if b != "auto")))
-    if providers and backend not in ("auto", "onnxruntime"):
-        raise UserError("--providers selects ONNX Runtime execution providers; the {} backend "
-                        "does not use them".format(backend))
+    backend = "auto" if backend in backends_mod.AUTO + (None,) else backend
+    backends_mod.backend_code(backend)  # an unknown name: one line before the manifest is read
     if manifest_mod.peek_task(path) == "forecast":
         return NativeForecastEngine(path, threads=threads, resize=resize, current=current,
                                     backend=backend, providers=providers,

@@ -5,6 +5,7 @@
     rt-bench --engine engines/x.onnx --torch swiftnet-rn18 --openvino --markdown bench.md
     rt-bench --engine engines/x.plan --power --video drive.mp4 --plot bench.png
     rt-bench --engine engines/swiftnet-rn18_fp32.onnx --engine engines/f2f-mid_fp32 --video drive.mp4
+    rt-bench --list-backends
 
 Per runner: latency min/mean/median/p90/p95/p99/max, standard deviation and
 coefficient of variation (warned when unstable), throughput and the ratio to the
@@ -25,7 +26,7 @@ import logging
 import os
 import sys
 
-from runtime import bench, bench_format, bench_run
+from runtime import backends, bench, bench_format, bench_run, libswiftrt
 from runtime.backends import BACKENDS
 from runtime.cli.common import add_common_args, add_verify_arg, engine_inputs, run_cli
 from runtime.errors import UserError
@@ -42,9 +43,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     parser = _Parser(prog="rt-bench", description="Latency and throughput of segmentation "
                      "engines, with the PyTorch / OpenVINO peers and the streaming pipeline.")
-    parser.add_argument("--engine", "-e", action="append", required=True, metavar="ENGINE",
+    parser.add_argument("--list-backends", action="store_true",
+                        help="print libswiftrt's backends (compiled in, version, files, options) and exit")
+    parser.add_argument("--engine", "-e", action="append", metavar="ENGINE",
                         help="engine (.onnx or .plan with its manifest, or a forecast bundle's "
-                             "forecast.json or folder); repeat to compare, ratios are to the first")
+                             "forecast.json or folder); repeat to compare, ratios are to the first "
+                             "(required unless --list-backends)")
     warm = parser.add_mutually_exclusive_group()
     warm.add_argument("--warmup", type=int, metavar="N", help="warm-up calls per runner")
     warm.add_argument("--warmup-s", type=float, metavar="S",
@@ -95,6 +99,8 @@ def build_parser():
 def _check_args(args):
     """What only the command line has (engine files, outputs, --plot); bench_run.run checks the
     measurement's own values (BenchOptions.check)."""
+    if not args.engine:
+        raise UserError("the following arguments are required: --engine/-e")
     for path in args.engine:
         if not os.path.exists(path):
             raise UserError("engine not found: {}".format(path))
@@ -128,6 +134,11 @@ def _missing(module):
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    if args.list_backends:
+        table = bench_format.format_backends([c.as_dict() for c in backends.capabilities()])
+        library = "{} ({})".format(libswiftrt.version(), libswiftrt.load_library().path)
+        sys.stdout.write("{}\n{}\n".format(library, table))
+        return 0
     _check_args(args)
     options = bench_run.BenchOptions(
         backends=bench_run.engine_backends(args.backend, len(args.engine)),

@@ -28,7 +28,7 @@ import numpy as np
 
 from runtime import report as report_mod
 from runtime import open_engine, sources
-from runtime.backends import BACKENDS
+from runtime.backends import BACKENDS, check_backend
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
                                 engine_inputs, run_cli)
 from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
@@ -190,8 +190,7 @@ def make_source(args, kind, spec):
 def _check_args(args):
     if args.resize is not None and args.resize not in RESIZE_MODES:
         raise UserError("unknown --resize {!r}; use one of {}".format(args.resize, ", ".join(RESIZE_MODES)))
-    if args.backend is not None and args.backend not in BACKENDS:
-        raise UserError("unknown --backend {!r}; use one of {}".format(args.backend, ", ".join(BACKENDS)))
+    check_backend(args.backend)
     if args.visualize not in MODES:
         raise UserError("unknown --visualize {!r}; use one of {}".format(args.visualize, ", ".join(MODES)))
     if not 0 <= args.reconnect <= 1000:

@@ -9,10 +9,9 @@ a GPU server and on a Jetson).
 """
 import sys
 
-from runtime.backends import BACKENDS
+from runtime.backends import BACKENDS, check_backend
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
                                 run_cli)
-from runtime.errors import UserError
 from runtime.serving import triton
 
 
@@ -40,8 +39,7 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    if args.backend is not None and args.backend not in BACKENDS:
-        raise UserError("unknown --backend {!r}; use one of {}".format(args.backend, ", ".join(BACKENDS)))
+    check_backend(args.backend)
     check_threads(args.threads)
     written = triton.write_repository(
         args.engine, args.repository, name=args.name, instances=args.instances,

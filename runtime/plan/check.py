@@ -18,10 +18,9 @@ CLASS_MAP, OUTLIER_SCORE, FORECAST_MAP = "class_map", "outlier_score", "forecast
 
 
 def core_backends():
-    """The backends this libswiftrt was built with (its version line names them)."""
-    from runtime import libswiftrt
-    line = libswiftrt.version()
-    return line.split("backends:", 1)[1].strip(" )").split() if "backends:" in line else []
+    """The backends this libswiftrt was built with (runtime.backends.capabilities)."""
+    from runtime.backends import capabilities
+    return [c.name for c in capabilities() if c.available]
 
 
 def require_core_backends():
