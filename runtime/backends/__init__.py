@@ -53,6 +53,10 @@ AUTO_CODE = 0    # SRT_BACKEND_AUTO
 
 BACKENDS = AUTO[:1] + tuple(c.name for c in _DECLARED)   # what --backend accepts (and "auto")
 
+# --backend's help in every CLI: the names, and where to see what this libswiftrt has.
+BACKEND_HELP = "{} (native: the core picks by file; rt-bench --list-backends: which are built in)".format(
+    "|".join(BACKENDS))
+
 _state = {"compiled": None, "versions": {}}
 _lock = threading.Lock()
 

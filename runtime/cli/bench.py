@@ -27,7 +27,7 @@ import os
 import sys
 
 from runtime import backends, bench, bench_format, bench_run, libswiftrt
-from runtime.backends import BACKENDS
+from runtime.backends import BACKEND_HELP
 from runtime.cli.common import add_common_args, add_verify_arg, engine_inputs, run_cli
 from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_text_atomic
@@ -62,9 +62,9 @@ def build_parser():
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for every CPU runner alike (default: usable cores)")
     parser.add_argument("--backend", action="append", metavar="NAME",
-                        help="force a backend ({}): once for every engine, or once per --engine "
+                        help="force a backend, {}: once for every engine, or once per --engine "
                              "in the same order (the same file on two backends compares them)"
-                             .format("|".join(BACKENDS)))
+                             .format(BACKEND_HELP))
     parser.add_argument("--providers", help="ONNX Runtime providers, comma-separated")
     add_verify_arg(parser)
     parser.add_argument("--cv-warn", type=float, default=bench.DEFAULT_CV_WARN, metavar="X",

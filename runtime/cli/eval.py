@@ -27,7 +27,7 @@ import sys
 
 from runtime import evaluation
 from runtime import manifest as manifest_mod
-from runtime.backends import BACKENDS
+from runtime.backends import BACKEND_HELP
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
                                 engine_inputs, run_cli)
 from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
@@ -46,7 +46,7 @@ def build_parser():
     parser.add_argument("--split", default="val")
     parser.add_argument("--reference", help="a second engine: report pixel agreement with it")
     parser.add_argument("--limit", type=int, help="evaluate the first N images (bundles: sequences) only")
-    parser.add_argument("--backend", help="override the backend ({})".format(", ".join(BACKENDS)))
+    parser.add_argument("--backend", help="override the backend: " + BACKEND_HELP)
     parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime, OpenVINO)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
     parser.add_argument("--outlier-bins", type=int, default=10000,

@@ -28,7 +28,7 @@ import numpy as np
 
 from runtime import report as report_mod
 from runtime import open_engine, sources
-from runtime.backends import BACKENDS, check_backend
+from runtime.backends import BACKEND_HELP, check_backend
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
                                 engine_inputs, run_cli)
 from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
@@ -117,7 +117,7 @@ def build_parser():
     parser.add_argument("--capture-fps", type=float, metavar="FPS", help="camera/CSI frame rate")
     parser.add_argument("--resize", metavar="MODE", help="fit frames to the input: {} (default: the manifest's)"
                         .format("|".join(RESIZE_MODES)))
-    parser.add_argument("--backend", metavar="NAME", help="force a backend: {}".format("|".join(BACKENDS)))
+    parser.add_argument("--backend", metavar="NAME", help="force a backend: " + BACKEND_HELP)
     parser.add_argument("--providers", metavar="LIST", help="ONNX Runtime providers, comma-separated "
                                             "(e.g. tensorrt,cuda,cpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="inference threads (ONNX Runtime intra-op, OpenVINO)")

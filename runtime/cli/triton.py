@@ -9,7 +9,7 @@ a GPU server and on a Jetson).
 """
 import sys
 
-from runtime.backends import BACKENDS, check_backend
+from runtime.backends import BACKEND_HELP, check_backend
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
                                 run_cli)
 from runtime.serving import triton
@@ -27,7 +27,7 @@ def build_parser():
                         help="most queued requests handed to an instance at once (dynamic "
                              "batching; default 8)")
     parser.add_argument("--backend", metavar="NAME",
-                        help="swiftrt backend inside Triton: {}".format("|".join(BACKENDS)))
+                        help="swiftrt backend inside Triton: " + BACKEND_HELP)
     parser.add_argument("--threads", type=int, metavar="N", help="inference threads per instance")
     parser.add_argument("--python-path", metavar="DIR",
                         help="folder holding swiftrt's runtime package, for a Triton whose Python "
