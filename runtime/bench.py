@@ -100,11 +100,10 @@ class CallRunner(Runner):
 def core_includes(info):
     """What one srt_engine_run of an engine covers, from its ``describe()``: the core's own work
     and its backend's part, as runtime.backends declares it."""
-    core = info.get("core_backend") or ""
-    capability = backends.declared(core.split()[0]) if core else None
+    core = info.get("core_backend")
     return ("libswiftrt srt_engine_run ({}): BGR frame of the network size in, colour order / "
             "normalization / layout in C++, {}, class map out".format(
-                core or "?", capability.includes if capability else "inference"))
+                core, backends.capability(core).includes))
 
 
 class EngineRunner(Runner):
