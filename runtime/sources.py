@@ -29,7 +29,13 @@ import stat
 import threading
 import time
 
-import cv2
+# OpenCV's FFmpeg backend opens one stream at a time under a process-wide lock: a camera
+# reconnecting to a silent server (up to its open timeout) would hold up every other camera's
+# (re)connection. FFmpeg >= 4 opens streams in parallel safely, and OpenCV >= 4.9 drops its lock
+# when told so (read at the first open; an older OpenCV, e.g. JetPack's 4.x, keeps the lock).
+os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
+
+import cv2  # noqa: E402
 
 from runtime.errors import UserError
 

@@ -322,3 +322,37 @@ def test_duration_bounds_connecting_and_retrying(hanging_url, small_engine):
     took = time.monotonic() - started
     assert took < 1.5 + 1.0, took
     assert pipeline.reason in ("duration", "end_of_stream", "error"), pipeline.reason
+
+
+def test_a_silent_server_holds_up_no_other_cameras_connection(rtsp_server):
+    """OpenCV's FFmpeg backend opens streams under one process-wide lock unless told FFmpeg is
+    thread-safe (runtime.sources does): a camera whose server accepts and stays silent (its open
+    waits the 6 s open timeout) must not delay another camera connecting meanwhile."""
+    import threading
+    from runtime import sources
+    silent = _Server("accept_silent")
+    stuck = sources.open_source(silent.url, reconnect=0, stall_timeout=3.0)
+    waiting = threading.Thread(target=lambda: _read_quietly(stuck))
+    waiting.start()
+    good = None
+    try:
+        time.sleep(0.5)                  # the silent camera's open is inside FFmpeg now
+        good = sources.open_source(rtsp_server.url, stall_timeout=3.0)
+        started, frame = time.monotonic(), None
+        while frame is None and time.monotonic() - started < 10:
+            frame = good.read()
+        took = time.monotonic() - started
+        assert frame is not None and took < 3.0, took
+    finally:
+        for source in (good, stuck):
+            if source is not None:
+                source.close()
+        silent.close()
+        waiting.join(10)
+
+
+def _read_quietly(source):
+    try:
+        source.read()
+    except Exception:    # the silent server: SourceError once its open times out, or a stop
+        pass
