@@ -208,7 +208,7 @@ class ForecastRunner(Runner):
     kind = "forecast"
 
     def __init__(self, engine, name=None):
-        from runtime.forecast_stats import RESULT_KEY
+        from runtime.tasks.forecast import RESULT_KEY
         self.engine = engine
         self.name = name or bundle_name(engine.path)
         self.tensor = engine.dummy_input()

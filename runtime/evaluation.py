@@ -17,7 +17,7 @@ from runtime.data.cityscapes import (OUTLIER, find_pairs, group_sequences, outli
                                      read_outlier_details, read_outlier_mask, read_split_info)
 from runtime.errors import UserError
 from runtime.metrics import ConfusionMatrix, OutlierHistogram, check_label_ids
-from runtime.outlier import default_threshold
+from runtime.tasks.outlier import default_threshold
 from runtime.outlier_eval import OutlierBreakdown, plot_scores
 
 

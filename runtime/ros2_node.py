@@ -41,7 +41,7 @@ from runtime.backends import BACKENDS
 from runtime.cli.common import check_threads
 from runtime.errors import UserError, first_line
 from runtime.manifest import RESIZE_MODES
-from runtime.outlier import check_threshold
+from runtime.tasks.outlier import check_threshold
 from runtime.core_preprocess import fit_geometry
 from runtime.outputs import Output
 from runtime.pipeline import Pipeline

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserError
-from runtime import outlier as outlier_mod
+from runtime.tasks import outlier as outlier_mod
 
 MODES = ("overlay", "mask", "side-by-side")
 FORECAST_VIEWS = ("overlay", "side-by-side")

@@ -268,7 +268,7 @@ def test_rt_segment_outlier_flags_are_checked(ood_engine, tmp_path):
 
 
 def test_pipeline_without_outlier_output_has_no_outlier_summary():
-    from runtime.outlier import OutlierCounter
+    from runtime.tasks.outlier import OutlierCounter
     counter = OutlierCounter(0.5)
     assert counter.update(np.array([[0.2, 0.7], [0.5, 0.9]])) == 2
     assert counter.update(np.zeros((2, 2))) == 0

@@ -35,8 +35,8 @@ from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
 from runtime.errors import UserError
 from runtime.jsonfile import VIDEO_EXTENSIONS, Inputs, OutputError, check_output
 from runtime.manifest import RESIZE_MODES
-from runtime.outlier import VIEWS as OUTLIER_VIEWS
-from runtime.outlier import check_threshold
+from runtime.tasks.outlier import VIEWS as OUTLIER_VIEWS
+from runtime.tasks.outlier import check_threshold
 from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
 from runtime.pipeline import Pipeline
 from runtime.sizes import split_pair
@@ -391,7 +391,7 @@ def main(argv):
         outputs.append(DisplayOutput())
     pipeline = Pipeline(source, engine, outputs=outputs, realtime=args.realtime,
                         max_frames=args.max_frames, duration=args.duration, visualizer=visualizer,
-                        outlier_threshold=args.outlier_threshold)
+                        task_options={"outlier_threshold": args.outlier_threshold})
     status = StatusLine(pipeline, interval=args.status_interval, quiet=args.quiet)
     previous = _install_signals(pipeline)
     rss_start = None

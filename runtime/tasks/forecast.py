@@ -3,10 +3,13 @@
 A frame is either a *forecast* (every past offset was served: the class map is the
 segmentation expected ``horizon`` frames later) or *warm-up* (not enough history yet:
 no forecast). The report says how many of each, how far the picked past frames were
-from the times the forecaster was trained on, and what the forecast stages cost.
+from the times the forecaster was trained on, and what the forecast stages cost. ForecastTask
+is the family's hooks: its counters come from the engine (``stream_summary``), its frames'
+ForecastFrame reaches the visualizer as ``details``.
 """
 from runtime.engine_base import EngineBase
-from runtime.stats import Series
+from runtime.stats import Series, ms_text
+from runtime.tasks.base import Task
 
 RESULT_KEY = "forecast"  # the ForecastFrame in the outputs dict the engine hands the pipeline
 
@@ -128,3 +131,23 @@ class ForecastOutputs(EngineBase):
         frame = outputs[RESULT_KEY]
         self.stats.update(frame)
         return frame
+
+
+class ForecastTask(Task):
+    """A forecast bundle: the engine counts its frames (ForecastStats) and reports them under
+    RESULT_KEY; each frame's ForecastFrame is the result's ``details``."""
+
+    name = "forecast"
+    report_key = RESULT_KEY
+
+    def report_lines(self, block):
+        latency = block.get("latency_ms") or {}
+        lines = ["forecast +{:.2f} s: {} frames forecast, {} warm-up; f2f + decoder p50 {} ms".format(
+            block["horizon"]["s"], block["frames_forecast"], block["frames_warmup"],
+            ms_text(latency, "p50"))]
+        if block.get("note"):
+            lines.append("  " + block["note"])
+        return lines
+
+
+TASK = ForecastTask()

@@ -8,11 +8,14 @@ read it::
 
 A pixel is an outlier when its score is above the threshold. libswiftrt computes the score map
 and the mask (runtime/backends/native.py); this module holds what the Python side asks of the
-manifest (the output, the default threshold) and the report's per-frame counts.
+manifest (the output, the default threshold), the report's per-frame counts and the family's
+hooks (OutlierTask: the score on each frame's result, drawn by the visualizer, counted in the
+report's ``outliers`` block).
 """
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.tasks.base import Task
 
 MEANING = "outlier_score"
 DEFAULT_THRESHOLD = 0.5
@@ -52,6 +55,11 @@ class OutlierCounter(object):
         self.fraction_max = 0.0
         self.score_max = 0.0
 
+    def add(self, result):
+        """Count one frame's result (its ``outlier_score``); sets its ``outlier_pixels``."""
+        if result.outlier_score is not None:
+            result.outlier_pixels = self.update(result.outlier_score)
+
     def update(self, score):
         """Count one frame's score map; returns its number of outlier pixels."""
         count = int(np.count_nonzero(score > self.threshold))
@@ -79,3 +87,37 @@ class OutlierCounter(object):
                                    "max": self.fraction_max if frames else None},
             "max_score": self.score_max if frames else None,
         }
+
+
+class OutlierTask(Task):
+    """Segmentation plus a per-pixel outlier score: on the result, in the picture, counted."""
+
+    name = "outlier"
+    report_key = "outliers"
+
+    def read_frame(self, engine, result, outputs):
+        result.outlier_score = engine.outlier_score(outputs)
+
+    def counter(self, engine, options):
+        if engine.outlier_output is None:
+            return None
+        threshold = (options or {}).get("outlier_threshold")
+        return OutlierCounter(engine.outlier_threshold if threshold is None else threshold)
+
+    def visual_extras(self, result):
+        extras = Task.visual_extras(self, result)
+        if result.outlier_score is not None:
+            extras["outlier_score"] = result.outlier_score
+        return extras
+
+    def report_lines(self, block):
+        if not block.get("frames"):
+            return []
+        return ["outliers (score > {}): {} of {} frames, {:.1f} px/frame mean, {} max "
+                "({:.2%} of a frame at most)".format(
+                    block["threshold"], block["frames_with_outliers"], block["frames"],
+                    block["pixels_per_frame"]["mean"], block["pixels_per_frame"]["max"],
+                    block["fraction_per_frame"]["max"])]
+
+
+TASK = OutlierTask()

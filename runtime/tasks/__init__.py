@@ -1,0 +1,22 @@
+"""One home per model family on the Python side (the core's is runtime/native/src/tasks/).
+
+Each family's module holds what only that family has: result fields, counters, report lines,
+views and their flags. Callers ask ``for_engine(engine)`` / ``for_manifest(manifest)`` for
+the family's Task (runtime.tasks.base) and call its hooks; ``ALL`` lists every family in the
+order the report prints them. A family the table does not know (``forecast_stage``, a test
+double without a manifest) behaves as segmentation.
+"""
+from runtime.tasks import forecast, outlier, segmentation
+
+ALL = (segmentation.TASK, outlier.TASK, forecast.TASK)
+_BY_NAME = dict((task.name, task) for task in ALL)
+
+
+def for_manifest(manifest):
+    """The Task of a runtime.manifest.Manifest (None: segmentation)."""
+    return _BY_NAME.get(getattr(manifest, "task", None), segmentation.TASK)
+
+
+def for_engine(engine):
+    """The Task of an engine (runtime.engine_base.EngineBase), from its manifest."""
+    return for_manifest(engine.manifest)

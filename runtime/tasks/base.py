@@ -1,0 +1,37 @@
+"""What every model family's Python side answers (runtime.tasks.Task), with the defaults of a
+family that has nothing beyond a class map (segmentation).
+
+The pipeline, multicam, the report, the visualizer and the CLIs call these hooks on the
+family of the engine they run (runtime.tasks.for_engine) instead of testing its task name,
+so that a new family is one more module in runtime/tasks/ and one line in its table.
+"""
+
+
+class Task(object):
+    """One model family: its per-frame result fields, counters, report block and views.
+
+    name: the manifest's ``task``; report_key: the block its counters fill in the run
+    report (``summary()[report_key]``), None when it has none.
+    """
+
+    name = None
+    report_key = None
+
+    def read_frame(self, engine, result, outputs):
+        """Fill the family's fields of ``result`` (runtime.result.Result) from the engine's
+        raw ``outputs`` (the class map is already there)."""
+
+    def counter(self, engine, options):
+        """An object with ``add(result)`` and ``summary()`` counting this family's frames for
+        the report block ``report_key`` (None: nothing to count). ``options``: a dict of
+        the run's family options (e.g. ``outlier_threshold``), None values meaning the
+        manifest's defaults."""
+        return None
+
+    def visual_extras(self, result):
+        """Keyword arguments of Visualizer.render for this frame beyond frame and class map."""
+        return {"details": result.details} if result.details is not None else {}
+
+    def report_lines(self, block):
+        """Lines of the printed run summary for this family's report block."""
+        return []
