@@ -136,8 +136,7 @@ class MultiPipeline(object):
     @property
     def visualizer(self):
         if self._visualizer is None:
-            from runtime.visualize import make_visualizer
-            self._visualizer = make_visualizer(self.engine.manifest)
+            self._visualizer = tasks.visualizer(self.engine.manifest)
         return self._visualizer
 
     @property

@@ -169,8 +169,7 @@ class Pipeline(object):
     @property
     def visualizer(self):
         if self._visualizer is None:
-            from runtime.visualize import make_visualizer
-            self._visualizer = make_visualizer(self.engine.manifest)
+            self._visualizer = tasks.visualizer(self.engine.manifest)
         return self._visualizer
 
     def start(self):

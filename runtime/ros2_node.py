@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from runtime import open_engine
+from runtime import open_engine, tasks
 from runtime import ros2_convert as convert
 from runtime.backends import BACKENDS
 from runtime.cli.common import check_threads
@@ -803,10 +803,9 @@ class PerceptionNode(object):
             self.publishers = [RosPublisher(self.node, self.sources[0], self.engine, self.stats,
                                             settings, self.resize_mode(), self.classes)]
         self.source, self.publisher = self.sources[0], self.publishers[0]
-        from runtime.visualize import make_visualizer
-        self.visualizer = make_visualizer(self.engine.manifest, legend=False, hud=False,
-                                          alpha=settings.overlay_alpha,
-                                          outlier_threshold=settings.outlier_threshold)
+        task_options = {"outlier_threshold": settings.outlier_threshold}
+        self.visualizer = tasks.visualizer(self.engine.manifest, task_options, legend=False,
+                                           hud=False, alpha=settings.overlay_alpha)
         if hasattr(self.visualizer, "lut"):  # the overlay in the colours of ~/classes
             self.visualizer.lut = np.ascontiguousarray(palette(self.classes)[:, ::-1])
         if settings.images:
@@ -817,7 +816,7 @@ class PerceptionNode(object):
         else:
             self.pipeline = Pipeline(self.source, self.engine, outputs=[self.publisher],
                                      visualizer=self.visualizer,
-                                     outlier_threshold=settings.outlier_threshold)
+                                     task_options=task_options)
         self._classes_pub = self.node.create_publisher(String, "~/classes", latched_qos())
         self._publish_classes()
         self._diagnostics_pub = self.node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -881,10 +880,10 @@ class PerceptionNode(object):
         self.visualizer.alpha = settings.overlay_alpha
         if "outlier_threshold" in changed and self.engine.outlier_output is not None:
             threshold = self.publisher.threshold
-            if getattr(self.pipeline, "outliers", None) is not None:
-                self.pipeline.outliers.threshold = threshold
-            if hasattr(self.visualizer, "outlier_threshold"):
-                self.visualizer.outlier_threshold = threshold
+            if getattr(self.pipeline, "counter", None) is not None:
+                self.pipeline.counter.threshold = threshold
+            if hasattr(self.visualizer, "threshold"):
+                self.visualizer.threshold = threshold
             self._publish_classes()
         if changed:
             _log_info(self.logger, "parameters changed: {}".format(", ".join(

@@ -20,3 +20,40 @@ def for_manifest(manifest):
 def for_engine(engine):
     """The Task of an engine (runtime.engine_base.EngineBase), from its manifest."""
     return for_manifest(engine.manifest)
+
+
+def add_arguments(group):
+    """Every family's command-line flags (argparse group)."""
+    for task in ALL:
+        task.add_arguments(group)
+
+
+def options(args):
+    """Every family's options from parsed flags, checked (one dict: each family reads its own)."""
+    merged = {}
+    for task in ALL:
+        merged.update(task.options(args))
+    for task in ALL:
+        task.check_options(merged)
+    return merged
+
+
+def check_engine_options(options, engine):
+    """Refuse family options that ``engine``'s family does not take (UserError)."""
+    task = for_engine(engine)
+    for each in ALL:
+        each.check_engine_options(options, engine, task)
+
+
+def open_options(options):
+    """Keyword arguments of runtime.open_engine that the family options ask for."""
+    merged = {}
+    for task in ALL:
+        merged.update(task.open_options(options))
+    return merged
+
+
+def visualizer(manifest, options=None, **common):
+    """The picture drawer for an engine's Manifest (its family's Visualizer). ``common``:
+    runtime.visualize.Visualizer's ``mode``, ``alpha``, ``legend``, ``hud``."""
+    return for_manifest(manifest).visualizer(manifest, options or {}, **common)

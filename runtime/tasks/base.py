@@ -5,6 +5,7 @@ The pipeline, multicam, the report, the visualizer and the CLIs call these hooks
 family of the engine they run (runtime.tasks.for_engine) instead of testing its task name,
 so that a new family is one more module in runtime/tasks/ and one line in its table.
 """
+from runtime.visualize import Visualizer
 
 
 class Task(object):
@@ -34,4 +35,30 @@ class Task(object):
 
     def report_lines(self, block):
         """Lines of the printed run summary for this family's report block."""
+        return []
+
+    def add_arguments(self, group):
+        """Add the family's command-line flags (rt-segment's output group) to ``group``."""
+
+    def options(self, args):
+        """The family's options from parsed flags: a dict (see ``counter``, ``visualizer``)."""
+        return {}
+
+    def check_options(self, options):
+        """Refuse option values no engine could take (UserError), before opening one."""
+
+    def check_engine_options(self, options, engine, task):
+        """Refuse this family's options for an engine of family ``task`` that ignores them."""
+
+    def open_options(self, options):
+        """Keyword arguments of runtime.open_engine that this family's options ask for."""
+        return {}
+
+    def visualizer(self, manifest, options, **common):
+        """The picture drawer of this family's engines. ``common``: Visualizer's ``mode``,
+        ``alpha``, ``legend``, ``hud``; ``options``: the run's family options."""
+        return Visualizer(manifest, **common)
+
+    def saved_images(self, result):
+        """(file suffix, image) pairs rt-segment --save-frames writes beside a frame's labels."""
         return []

@@ -7,10 +7,15 @@ from the times the forecaster was trained on, and what the forecast stages cost.
 is the family's hooks: its counters come from the engine (``stream_summary``), its frames'
 ForecastFrame reaches the visualizer as ``details``.
 """
+import numpy as np
+
 from runtime.engine_base import EngineBase
+from runtime.errors import UserError
 from runtime.stats import Series, ms_text
 from runtime.tasks.base import Task
+from runtime.visualize import Visualizer, draw_hud, panel_label
 
+VIEWS = ("overlay", "side-by-side")
 RESULT_KEY = "forecast"  # the ForecastFrame in the outputs dict the engine hands the pipeline
 
 NEAREST_TIME = "nearest_time"
@@ -133,12 +138,102 @@ class ForecastOutputs(EngineBase):
         return frame
 
 
+def check_view(view):
+    if view not in VIEWS:
+        raise UserError("unknown --forecast-view {!r}; use one of {}".format(view, ", ".join(VIEWS)))
+    return view
+
+
+class ForecastVisualizer(Visualizer):
+    """Pictures of a forecast stream: the forecast over the current frame, or now | forecast.
+
+    ``view``: ``overlay`` (the forecast class map blended over the current frame) or
+    ``side-by-side`` (the current segmentation left, the forecast right; the engine must
+    decode the current frame: runtime.open_engine(bundle, current=True)). Warm-up frames show the
+    plain frame. The HUD (overlay) or the panel captions (side-by-side) say
+    ``forecast +0.60 s`` or ``warm-up 3/9``.
+    """
+
+    def __init__(self, manifest, view="overlay", alpha=0.5, legend=True, hud=True):
+        check_view(view)
+        Visualizer.__init__(self, manifest, mode="side-by-side" if view == "side-by-side"
+                            else "overlay", alpha=alpha, legend=legend, hud=hud)
+        self.view = view
+
+    def render(self, frame, class_map, hud_text=None, details=None, **extras):
+        """``details``: the frame's ForecastFrame (None: drawn as a warm-up frame)."""
+        height, width = frame.shape[:2]
+        forecasting = details is not None and details.is_forecast
+        label = _forecast_label(details)
+        forecast = self.blend(frame, class_map if forecasting else None)
+        out_h, out_w = self.output_size((height, width))
+        image = np.empty((out_h, out_w, 3), dtype=np.uint8)
+        if self.view == "side-by-side":
+            image[:, :width] = self.blend(frame, details.current_map if details else None)
+            image[:, width:2 * width] = forecast
+            right = 2 * width
+            if self.hud:
+                panel_label(image, "now", 0, width)
+                panel_label(image, label, width, width)
+        else:
+            image[:, :width] = forecast
+            right = width
+        if self.legend:
+            image[:, right:] = self.legend_panel(height)
+        if self.hud:
+            if self.view == "overlay":
+                hud_text = label + ("  " + hud_text if hud_text else "")
+            if hud_text:
+                draw_hud(image, hud_text)
+        return image
+
+
+def _forecast_label(details):
+    if details is None:
+        return "warm-up"
+    if details.is_forecast:
+        return "forecast {:+.2f} s".format(details.horizon_s)
+    if details.warmup:
+        return "warm-up {}/{}".format(*details.warmup)
+    return "warm-up"
+
+
 class ForecastTask(Task):
     """A forecast bundle: the engine counts its frames (ForecastStats) and reports them under
     RESULT_KEY; each frame's ForecastFrame is the result's ``details``."""
 
     name = "forecast"
     report_key = RESULT_KEY
+
+    def add_arguments(self, group):
+        group.add_argument("--forecast-view", metavar="VIEW",
+                           help="forecast bundles: overlay (the forecast over the current frame, "
+                                "default) or side-by-side (current segmentation | forecast)")
+
+    def options(self, args):
+        return {"forecast_view": args.forecast_view}
+
+    def check_options(self, options):
+        if options.get("forecast_view") is not None:
+            check_view(options["forecast_view"])
+
+    def check_engine_options(self, options, engine, task):
+        if task is self and options.get("mode", "overlay") != "overlay":
+            raise UserError("--visualize: {} is a forecast bundle; its views are --forecast-view "
+                            "{}".format(engine.path, "|".join(VIEWS)))
+        if task is not self and options.get("forecast_view") is not None:
+            raise UserError("--forecast-view: {} is not a forecast bundle (manifest task {!r})"
+                            .format(engine.path, task.name))
+
+    def open_options(self, options):
+        """The current frame is decoded too when the side-by-side view shows it."""
+        return {"current": options.get("forecast_view") == "side-by-side"}
+
+    def visualizer(self, manifest, options, **common):
+        """Only ``alpha``, ``legend`` and ``hud`` of ``common`` apply: the views are
+        ``forecast_view`` (overlay, the default, or side-by-side)."""
+        kept = dict((k, v) for k, v in common.items() if k in ("alpha", "legend", "hud"))
+        return ForecastVisualizer(manifest, view=options.get("forecast_view") or "overlay", **kept)
 
     def report_lines(self, block):
         latency = block.get("latency_ms") or {}

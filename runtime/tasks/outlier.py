@@ -12,14 +12,18 @@ manifest (the output, the default threshold), the report's per-frame counts and 
 hooks (OutlierTask: the score on each frame's result, drawn by the visualizer, counted in the
 report's ``outliers`` block).
 """
+import cv2
 import numpy as np
 
 from runtime.errors import UserError
 from runtime.tasks.base import Task
+from runtime.visualize import Visualizer, find_contours
 
 MEANING = "outlier_score"
 DEFAULT_THRESHOLD = 0.5
 VIEWS = ("mask", "heatmap")
+OUTLIER_COLOR = (255, 0, 255)  # BGR magenta: no Cityscapes class uses it
+_HATCH = 6                     # px: period of the diagonal hatching of outlier pixels
 
 
 def score_output(manifest):
@@ -89,6 +93,52 @@ class OutlierCounter(object):
         }
 
 
+def check_view(view):
+    if view not in VIEWS:
+        raise UserError("unknown --outlier-view {!r}; use one of {}".format(view, ", ".join(VIEWS)))
+    return view
+
+
+class OutlierVisualizer(Visualizer):
+    """The segmentation with the outlier score drawn on top: ``view="mask"`` hatches the pixels
+    above the threshold in magenta with an outline, ``"heatmap"`` blends a colour map of the
+    score in (stronger where the score is higher) and outlines the thresholded region."""
+
+    def __init__(self, manifest, threshold=None, view="mask", **common):
+        self.view = check_view(view)
+        self.threshold = (default_threshold(manifest) if threshold is None
+                          else check_threshold(threshold))
+        Visualizer.__init__(self, manifest, **common)
+
+    def decorate(self, image, extras):
+        score = extras.get("outlier_score")
+        return image if score is None else self.draw_outliers(image, score)
+
+    def draw_outliers(self, image, score):
+        """``image`` (BGR) with the outliers of ``score`` drawn on it (a new array)."""
+        height, width = image.shape[:2]
+        score = np.asarray(score, dtype=np.float32)
+        if score.shape[:2] != (height, width):
+            score = cv2.resize(score, (width, height), interpolation=cv2.INTER_LINEAR)
+        mask = score > self.threshold
+        out = image.copy()
+        if self.view == "heatmap":
+            heat = cv2.applyColorMap(np.clip(score * 255.0, 0, 255).astype(np.uint8),
+                                     cv2.COLORMAP_JET)
+            weight = (0.25 + 0.5 * np.clip(score, 0.0, 1.0))[..., None]
+            out = (out * (1.0 - weight) + heat * weight).astype(np.uint8)
+        elif mask.any():
+            yy, xx = np.mgrid[0:height, 0:width]
+            stripes = ((yy + xx) // (_HATCH // 2)) % 2 == 0
+            out[mask] = (out[mask] * 0.4 + np.array(OUTLIER_COLOR) * 0.6).astype(np.uint8)
+            out[mask & stripes] = OUTLIER_COLOR
+        if mask.any():
+            contours, _ = find_contours(mask.astype(np.uint8))
+            cv2.drawContours(out, contours, -1, OUTLIER_COLOR if self.view == "heatmap"
+                             else (255, 255, 255), 1)
+        return out
+
+
 class OutlierTask(Task):
     """Segmentation plus a per-pixel outlier score: on the result, in the picture, counted."""
 
@@ -109,6 +159,37 @@ class OutlierTask(Task):
         if result.outlier_score is not None:
             extras["outlier_score"] = result.outlier_score
         return extras
+
+    def add_arguments(self, group):
+        group.add_argument("--outlier-threshold", type=float, metavar="T",
+                           help="outlier engines: a pixel is an outlier when its score "
+                                "(1 - P(inlier)) is above T (default: the manifest's, 0.5)")
+        group.add_argument("--outlier-view", default="mask", metavar="VIEW",
+                           help="outlier engines: how outliers are drawn over the segmentation: "
+                                "mask (hatched, default) or heatmap")
+
+    def options(self, args):
+        return {"outlier_threshold": args.outlier_threshold, "outlier_view": args.outlier_view}
+
+    def check_options(self, options):
+        check_view(options.get("outlier_view") or "mask")
+        if options.get("outlier_threshold") is not None:
+            check_threshold(options["outlier_threshold"])
+
+    def check_engine_options(self, options, engine, task):
+        if options.get("outlier_threshold") is not None and engine.outlier_output is None:
+            raise UserError("--outlier-threshold: {} has no outlier score (manifest task {!r})"
+                            .format(engine.path, task.name))
+
+    def visualizer(self, manifest, options, **common):
+        return OutlierVisualizer(manifest, threshold=options.get("outlier_threshold"),
+                                 view=options.get("outlier_view") or "mask", **common)
+
+    def saved_images(self, result):
+        score = result.outlier_score
+        if score is None:
+            return []
+        return [("_outlier.png", (score.clip(0.0, 1.0) * 255.0 + 0.5).astype("uint8"))]
 
     def report_lines(self, block):
         if not block.get("frames"):
