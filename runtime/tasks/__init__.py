@@ -12,9 +12,14 @@ ALL = (segmentation.TASK, outlier.TASK, forecast.TASK)
 _BY_NAME = dict((task.name, task) for task in ALL)
 
 
+def for_name(name):
+    """The Task of a manifest's ``task`` name (unknown or None: segmentation)."""
+    return _BY_NAME.get(name, segmentation.TASK)
+
+
 def for_manifest(manifest):
     """The Task of a runtime.manifest.Manifest (None: segmentation)."""
-    return _BY_NAME.get(getattr(manifest, "task", None), segmentation.TASK)
+    return for_name(getattr(manifest, "task", None))
 
 
 def for_engine(engine):

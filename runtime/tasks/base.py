@@ -5,6 +5,7 @@ The pipeline, multicam, the report, the visualizer and the CLIs call these hooks
 family of the engine they run (runtime.tasks.for_engine) instead of testing its task name,
 so that a new family is one more module in runtime/tasks/ and one line in its table.
 """
+from runtime.eval_common import segmentation_lines
 from runtime.visualize import Visualizer
 
 
@@ -62,3 +63,18 @@ class Task(object):
     def saved_images(self, result):
         """(file suffix, image) pairs rt-segment --save-frames writes beside a frame's labels."""
         return []
+
+    def eval_metric(self, engine, options):
+        """rt-eval's extra score of this family, scored image by image (an object with
+        ``add(result, label, label_path, ignore_id)`` -> label and ``summarize(result)``), or
+        None. ``options``: rt-eval's family options."""
+        return None
+
+    def evaluate(self, engine_path, data, split, options, **common):
+        """rt-eval's result when this family is not scored image by image (a forecast
+        bundle on sequences); None: runtime.evaluation.evaluate_segmentation scores it."""
+        return None
+
+    def eval_lines(self, result):
+        """rt-eval's printed lines for a result of this family."""
+        return segmentation_lines(result)

@@ -9,6 +9,7 @@ ForecastFrame reaches the visualizer as ``details``.
 """
 import numpy as np
 
+from runtime import forecast_eval
 from runtime.engine_base import EngineBase
 from runtime.errors import UserError
 from runtime.stats import Series, ms_text
@@ -224,6 +225,13 @@ class ForecastTask(Task):
         if task is not self and options.get("forecast_view") is not None:
             raise UserError("--forecast-view: {} is not a forecast bundle (manifest task {!r})"
                             .format(engine.path, task.name))
+
+    def evaluate(self, engine_path, data, split, options, **common):
+        """Forecast vs copy-last vs oracle on a sequence folder (runtime.forecast_eval)."""
+        return forecast_eval.evaluate_bundle(engine_path, data, split, **common)
+
+    def eval_lines(self, result):
+        return forecast_eval.result_lines(result)
 
     def open_options(self, options):
         """The current frame is decoded too when the side-by-side view shows it."""

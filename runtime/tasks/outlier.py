@@ -15,7 +15,9 @@ report's ``outliers`` block).
 import cv2
 import numpy as np
 
+from runtime import outlier_eval
 from runtime.errors import UserError
+from runtime.eval_common import segmentation_lines
 from runtime.tasks.base import Task
 from runtime.visualize import Visualizer, find_contours
 
@@ -180,6 +182,20 @@ class OutlierTask(Task):
         if options.get("outlier_threshold") is not None and engine.outlier_output is None:
             raise UserError("--outlier-threshold: {} has no outlier score (manifest task {!r})"
                             .format(engine.path, task.name))
+        if options.get("plot") and engine.outlier_output is None:
+            raise UserError("--plot draws outlier scores: {} has no outlier_score output"
+                            .format(engine.path))
+
+    def eval_metric(self, engine, options):
+        """Outlier AP / AUROC / FPR95 and their breakdown (options ``outlier_bins``, ``plot``)."""
+        if engine.outlier_output is None:
+            return None
+        return outlier_eval.OutlierMetric(bins=options.get("outlier_bins") or 10000,
+                                          plot=options.get("plot"),
+                                          threshold=default_threshold(engine.manifest))
+
+    def eval_lines(self, result):
+        return segmentation_lines(result, outlier_eval.result_lines(result))
 
     def visualizer(self, manifest, options, **common):
         return OutlierVisualizer(manifest, threshold=options.get("outlier_threshold"),
