@@ -78,3 +78,21 @@ class Task(object):
     def eval_lines(self, result):
         """rt-eval's printed lines for a result of this family."""
         return segmentation_lines(result)
+
+    # -- rt-ros2 (runtime/ros2_node.py's RosPublisher ``publisher``) -------------------------
+
+    def ros_topics(self, engine, settings):
+        """The family's result topics (``~/<name>``) beside ~/class_map for node ``settings``."""
+        return []
+
+    def ros_threshold(self, engine, settings):
+        """The decision threshold the node uses and reports (None: the family has none)."""
+        return None
+
+    def ros_class_map(self, result):
+        """The class map ~/class_map publishes for a frame (None: none this frame)."""
+        return result.class_map
+
+    def ros_publish(self, publisher, result, header_in, header, sized):
+        """Publish the family's topics of a frame. ``header``: the input's header copied;
+        ``sized(values, fill, nearest=True)``: a map at the size the node publishes."""

@@ -243,6 +243,19 @@ class ForecastTask(Task):
         kept = dict((k, v) for k, v in common.items() if k in ("alpha", "legend", "hud"))
         return ForecastVisualizer(manifest, view=options.get("forecast_view") or "overlay", **kept)
 
+    def ros_topics(self, engine, settings):
+        return ["forecast"]
+
+    def ros_class_map(self, result):
+        """~/class_map is the current frame's segmentation (when the engine decodes it)."""
+        return getattr(result.details, "current_map", None)
+
+    def ros_publish(self, publisher, result, header_in, header, sized):
+        """~/forecast (mono8), stamped with the time it is for: the input's + the horizon."""
+        if result.class_map is not None and publisher._subscribed("forecast"):
+            publisher._publish("forecast", publisher.stamped(header_in, publisher.engine.horizon_s),
+                               sized(result.class_map, publisher.fill_id), "mono8")
+
     def report_lines(self, block):
         latency = block.get("latency_ms") or {}
         lines = ["forecast +{:.2f} s: {} frames forecast, {} warm-up; f2f + decoder p50 {} ms".format(

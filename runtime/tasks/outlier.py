@@ -207,6 +207,27 @@ class OutlierTask(Task):
             return []
         return [("_outlier.png", (score.clip(0.0, 1.0) * 255.0 + 0.5).astype("uint8"))]
 
+    def ros_topics(self, engine, settings):
+        if engine.outlier_output is None or not settings.publish_outlier:
+            return []
+        return ["outlier_score", "outlier_mask"]
+
+    def ros_threshold(self, engine, settings):
+        if engine.outlier_output is None:
+            return None
+        return engine.outlier_threshold if settings.outlier_threshold is None else settings.outlier_threshold
+
+    def ros_publish(self, publisher, result, header_in, header, sized):
+        """~/outlier_score (32FC1) and ~/outlier_mask (mono8, 255 above the threshold)."""
+        score = result.outlier_score
+        if score is None:
+            return
+        if publisher._subscribed("outlier_score"):
+            publisher._publish("outlier_score", header, sized(score, 0.0, nearest=False), "32FC1")
+        if publisher._subscribed("outlier_mask"):
+            mask = np.where(score > publisher.threshold, 255, 0).astype(np.uint8)
+            publisher._publish("outlier_mask", header, sized(mask, 0), "mono8")
+
     def report_lines(self, block):
         if not block.get("frames"):
             return []
