@@ -11,6 +11,7 @@ import numpy as np
 
 from runtime import forecast_eval
 from runtime.engine_base import EngineBase
+from runtime.manifest import FORECAST_STAGES
 from runtime.errors import UserError
 from runtime.stats import Series, ms_text
 from runtime.tasks.base import Task
@@ -51,6 +52,34 @@ class ForecastFrame(object):
         self.time_errors, self.picked_times = [], None
         self.warmup = None
         self.stage_ms = {}
+
+
+def stage_names(engine):
+    """The stage rows rt-bench times for a bundle's engine (runtime.bench.ForecastRunner), in order."""
+    return FORECAST_STAGES + (("decoder_current",) if engine.decode_current else ())
+
+
+def stage_timings(engine, frame):
+    """rt-bench's sub-timings of one forecast ``frame``: ms per stage, and each stage backend's
+    own timings as ``<stage>.<key>`` (e.g. ``f2f.compute`` on TensorRT)."""
+    timings = dict(frame.stage_ms)
+    for stage, backend in engine.bundle.backends.items():
+        for key, value in (getattr(backend, "last_timings", None) or {}).items():
+            timings["{}.{}".format(stage, key)] = value
+    return timings
+
+
+def stage_info(engine):
+    """Each stage's artifact, precision and backend, for rt-bench's report."""
+    bundle = engine.bundle
+    details = {}
+    for stage in FORECAST_STAGES:
+        backend = bundle.backends[stage].describe()
+        details[stage] = {"file": bundle.stage_paths[stage],
+                          "precision": bundle.stages[stage].precision,
+                          "backend": backend.get("backend"), "version": backend.get("version"),
+                          "providers": backend.get("providers")}
+    return details
 
 
 class ForecastStats(object):
