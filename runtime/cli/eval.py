@@ -31,7 +31,6 @@ from runtime.backends import BACKENDS
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
                                 engine_inputs, run_cli)
 from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
-from runtime.errors import UserError
 from runtime.jsonfile import Inputs, check_output, write_atomic
 
 
@@ -48,11 +47,7 @@ def build_parser():
     parser.add_argument("--backend", help="override the backend ({})".format(", ".join(BACKENDS)))
     parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime, OpenVINO)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
-    parser.add_argument("--outlier-bins", type=int, default=10000,
-                        help="outlier engines: score histogram bins over [0, 1] (default 10000)")
-    parser.add_argument("--plot", metavar="FILE",
-                        help="outlier engines: write a PNG of the inlier / outlier score distributions "
-                             "(needs matplotlib)")
+    tasks.add_eval_arguments(parser)   # each model family's flags (runtime/tasks/)
     add_verify_arg(parser)
     add_common_args(parser)
     return parser
@@ -76,15 +71,13 @@ def main(argv):
     args = build_parser().parse_args(argv)
     check_threads(args.threads)
     check_json_path(args)
-    if args.outlier_bins < 2:
-        raise UserError("--outlier-bins must be at least 2")
+    options = tasks.eval_options(args)
     if check_fleet_args(args, refused=[("--reference", args.reference), ("--limit", args.limit),
                                        ("--plot", args.plot)]):
         return run_fleet_cli(args, report_path=args.json_path, report_flag="--json",
                              require_labels=True, split=args.split)
     common = dict(reference=args.reference, limit=args.limit, backend=args.backend, threads=args.threads,
                   verify=not args.no_verify, quiet=args.quiet)
-    options = {"outlier_bins": args.outlier_bins, "plot": args.plot}
     result = evaluation.evaluate_engine(args.engine, args.data, args.split, options, **common)
     for line in tasks.for_name(manifest_mod.peek_task(args.engine)).eval_lines(result):
         print(line)

@@ -50,6 +50,20 @@ def check_engine_options(options, engine):
         each.check_engine_options(options, engine, task)
 
 
+def add_eval_arguments(parser):
+    """Every family's rt-eval flags."""
+    for task in ALL:
+        task.add_eval_arguments(parser)
+
+
+def eval_options(args):
+    """Every family's rt-eval options from parsed flags, checked (one dict)."""
+    merged = {}
+    for task in ALL:
+        merged.update(task.eval_options(args))
+    return merged
+
+
 def open_options(options):
     """Keyword arguments of runtime.open_engine that the family options ask for."""
     merged = {}

@@ -64,6 +64,13 @@ class Task(object):
         """(file suffix, image) pairs rt-segment --save-frames writes beside a frame's labels."""
         return []
 
+    def add_eval_arguments(self, parser):
+        """Add the family's rt-eval flags to ``parser``."""
+
+    def eval_options(self, args):
+        """The family's rt-eval options from parsed flags, checked: a dict."""
+        return {}
+
     def eval_metric(self, engine, options):
         """rt-eval's extra score of this family, scored image by image (an object with
         ``add(result, label, label_path, ignore_id)`` -> label and ``summarize(result)``), or

@@ -186,6 +186,18 @@ class OutlierTask(Task):
             raise UserError("--plot draws outlier scores: {} has no outlier_score output"
                             .format(engine.path))
 
+    def add_eval_arguments(self, parser):
+        parser.add_argument("--outlier-bins", type=int, default=10000,
+                            help="outlier engines: score histogram bins over [0, 1] (default 10000)")
+        parser.add_argument("--plot", metavar="FILE",
+                            help="outlier engines: write a PNG of the inlier / outlier score "
+                                 "distributions (needs matplotlib)")
+
+    def eval_options(self, args):
+        if args.outlier_bins < 2:
+            raise UserError("--outlier-bins must be at least 2")
+        return {"outlier_bins": args.outlier_bins, "plot": args.plot}
+
     def eval_metric(self, engine, options):
         """Outlier AP / AUROC / FPR95 and their breakdown (options ``outlier_bins``, ``plot``)."""
         if engine.outlier_output is None:
