@@ -3,6 +3,7 @@ engine's family for its fields, counters, report lines, views, flags and metrics
 family is a module in runtime/tasks/ and none of them changes."""
 import ast
 import os
+import sys
 
 from runtime import manifest, tasks
 from tests.conftest import REPO
@@ -12,6 +13,7 @@ from tests.conftest import REPO
 GENERIC = ("runtime/pipeline.py", "runtime/multicam.py", "runtime/report.py", "runtime/visualize.py",
            "runtime/outputs.py", "runtime/evaluation.py", "runtime/cli/segment.py", "runtime/cli/eval.py")
 FAMILY_WORDS = ("outlier", "forecast")
+_STRING = ast.Constant if sys.version_info >= (3, 8) else ast.Str
 
 
 def _family_names(path):
@@ -29,8 +31,10 @@ def _family_names(path):
             text = node.asname or node.name
         elif isinstance(node, ast.keyword):
             text = node.arg or ""
-        elif isinstance(node, ast.Str) and " " not in node.s:
-            text = node.s
+        elif isinstance(node, _STRING):
+            text = node.value if sys.version_info >= (3, 8) else node.s
+            if not isinstance(text, str) or " " in text:
+                continue
         else:
             continue
         if any(word in text.lower() for word in FAMILY_WORDS):
