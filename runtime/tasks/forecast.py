@@ -9,7 +9,6 @@ ForecastFrame reaches the visualizer as ``details``.
 """
 import numpy as np
 
-from runtime import forecast_eval
 from runtime.engine_base import EngineBase
 from runtime.manifest import FORECAST_STAGES
 from runtime.errors import UserError
@@ -257,9 +256,11 @@ class ForecastTask(Task):
 
     def evaluate(self, engine_path, data, split, options, **common):
         """Forecast vs copy-last vs oracle on a sequence folder (runtime.forecast_eval)."""
+        from runtime import forecast_eval  # rt-eval only: not on every engine open
         return forecast_eval.evaluate_bundle(engine_path, data, split, **common)
 
     def eval_lines(self, result):
+        from runtime import forecast_eval  # rt-eval only: not on every engine open
         return forecast_eval.result_lines(result)
 
     def open_options(self, options):

@@ -15,7 +15,6 @@ report's ``outliers`` block).
 import cv2
 import numpy as np
 
-from runtime import outlier_eval
 from runtime.errors import UserError
 from runtime.eval_common import segmentation_lines
 from runtime.tasks.base import Task
@@ -200,6 +199,7 @@ class OutlierTask(Task):
 
     def eval_metric(self, engine, options):
         """Outlier AP / AUROC / FPR95 and their breakdown (options ``outlier_bins``, ``plot``)."""
+        from runtime import outlier_eval  # rt-eval only: not on every engine open
         if engine.outlier_output is None:
             return None
         return outlier_eval.OutlierMetric(bins=options.get("outlier_bins") or 10000,
@@ -207,6 +207,7 @@ class OutlierTask(Task):
                                           threshold=default_threshold(engine.manifest))
 
     def eval_lines(self, result):
+        from runtime import outlier_eval  # rt-eval only: not on every engine open
         return segmentation_lines(result, outlier_eval.result_lines(result))
 
     def visualizer(self, manifest, options, **common):
