@@ -50,7 +50,7 @@ def collect(engine_path, split_dirs, split, threads=1, limit=None):
     """Per-image histograms and per-object records of the engine on the splits."""
     import cv2
 
-    from runtime.evaluation import predict_with_score
+    from runtime.outlier_eval import predict_with_score
     from runtime.data.cityscapes import find_pairs, read_outlier_details, read_outlier_mask, outlier_mask_path
     from runtime import open_engine
     engine = open_engine(engine_path, threads=threads)

@@ -174,14 +174,15 @@ class ForecastRunner(Runner):
     kind = "forecast"
 
     def __init__(self, engine, name=None):
-        from runtime.forecast_stats import RESULT_KEY
+        from runtime.tasks import forecast
         self.engine = engine
         self.name = name or bundle_name(engine.path)
         self.tensor = engine.dummy_input()
-        self.stages = FORECAST_STAGES + (("decoder_current",) if engine.decode_current else ())
+        self._task = forecast
+        self.stages = forecast.stage_names(engine)
         self.includes = forecast_includes(engine)
         self.priming_frames = 0
-        self._key = RESULT_KEY
+        self._key = forecast.RESULT_KEY
         self._index = 0
         self._primed = False
 
@@ -208,23 +209,11 @@ class ForecastRunner(Runner):
         if not frame.is_forecast:
             raise RuntimeError("{}: a timed frame was a warm-up frame (no forecast): the stream "
                                "was not warmed up".format(self.name))
-        timings = dict(frame.stage_ms)
-        for stage, backend in self.engine.bundle.backends.items():
-            for key, value in (getattr(backend, "last_timings", None) or {}).items():
-                timings["{}.{}".format(stage, key)] = value
-        return timings
+        return self._task.stage_timings(self.engine, frame)
 
     def describe(self):
         info = dict(self.engine.describe())
-        bundle = self.engine.bundle
-        details = {}
-        for stage in FORECAST_STAGES:
-            backend = bundle.backends[stage].describe()
-            details[stage] = {"file": bundle.stage_paths[stage],
-                              "precision": bundle.stages[stage].precision,
-                              "backend": backend.get("backend"), "version": backend.get("version"),
-                              "providers": backend.get("providers")}
-        info.update(stage_info=details, priming_frames=self.priming_frames)
+        info.update(stage_info=self._task.stage_info(self.engine), priming_frames=self.priming_frames)
         return info
 
 

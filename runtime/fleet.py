@@ -129,8 +129,7 @@ def _evaluate_forecast(engine_path, drive, split, options):
     from runtime import evaluation
     split = _split_of(drive, split)
     start = time.perf_counter()
-    result = evaluation.evaluate_forecast_bundle(engine_path, drive.path, split=split,
-                                                 quiet=True, **options)
+    result = evaluation.evaluate_engine(engine_path, drive.path, split=split, quiet=True, **options)
     wall = time.perf_counter() - start
     samples = result["samples"]
     return {"frames": samples, "fps": samples / wall, "wall_s": wall, "split": split,
@@ -144,14 +143,15 @@ def _evaluate(engine, drive, split):
     score histogram) kept in the result, so that the fleet's totals are exact."""
     from runtime import evaluation
     from runtime.data.cityscapes import find_pairs
-    from runtime.metrics import OutlierHistogram
+    from runtime.outlier_eval import OutlierMetric
     split = _split_of(drive, split)
     start = time.perf_counter()
     pairs = find_pairs(drive.path, split)
     if not pairs:
         raise UserError("drive {}: no images with labels".format(drive.name))
-    hist = OutlierHistogram() if engine.outlier_output is not None else None
-    matrix = evaluation.evaluate(engine, pairs, outliers=hist)[0]
+    metric = OutlierMetric(breakdown=False) if engine.outlier_output is not None else None
+    hist = metric.histogram if metric is not None else None
+    matrix = evaluation.evaluate(engine, pairs, metric=metric)[0]
     wall = time.perf_counter() - start
     out = {"frames": len(pairs), "fps": len(pairs) / wall, "wall_s": wall, "split": split,
            "confusion": matrix.matrix.tolist(), "missed": matrix.missed.tolist()}

@@ -17,11 +17,16 @@ When the sequences were recorded at another frame rate than the bundle was train
 offsets and horizon are converted by time (nearest frame; the core picks past frames by time
 as well) and the result says so.
 """
+import sys
+
 import cv2
 import numpy as np
 
-from runtime import compare
+from runtime import compare, open_engine
+from runtime import manifest as manifest_mod
+from runtime.data.cityscapes import find_pairs, group_sequences, read_split_info
 from runtime.errors import UserError
+from runtime.eval_common import check_limit, pct, progress_printer
 from runtime.metrics import ConfusionMatrix, check_label_ids
 
 MOVING_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
@@ -130,3 +135,69 @@ def _stream(engine, frames, rate):
 def count_samples(sequences, offsets, horizon):
     first = -min(offsets)
     return sum(max(0, len(frames) - horizon - first) for frames in sequences)
+
+
+def evaluate_bundle(bundle_path, data, split="val", reference=None, limit=None, backend=None,
+                    threads=None, verify=True, quiet=False):
+    """rt-eval on a forecast bundle and a sequence folder: the result dict rt-eval prints and writes.
+    Each sequence streams through libswiftrt (the ring of past features inside the core)."""
+    check_limit(limit)
+    if reference and manifest_mod.peek_task(reference) != "forecast":
+        raise UserError("--reference {} must be a forecast bundle too".format(reference))
+    sequences = [frames for frames in group_sequences(find_pairs(data, split)).values()]
+    if not sequences:
+        raise UserError("no sequences with labels under {} (split {!r}); write some with "
+                        "rt-synth sequences".format(data, split))
+    if limit:
+        sequences = sequences[:limit]
+    info = read_split_info(data, split) or {}
+    fps = (info.get("sequences") or {}).get("fps") or info.get("fps")
+    bundle = open_engine(bundle_path, backend=backend, threads=threads, verify=verify, current=True)
+    ref_bundle = None
+    try:
+        if reference:
+            ref_bundle = open_engine(reference, threads=threads, verify=verify, current=True)
+        offsets, horizon, converted = frame_offsets(bundle, fps)
+        if converted:
+            sys.stderr.write("note: sequences at {:g} fps, bundle trained at {:g} fps: past offsets {} and "
+                             "horizon {} frames, picked by time\n".format(fps, bundle.frame_rate,
+                                                                          offsets, horizon))
+        bar = progress_printer(count_samples(sequences, offsets, horizon), quiet)
+        scores, ref_scores, agreement = evaluate_sequences(
+            bundle, sequences, offsets, horizon, ref_bundle, bar, sequence_fps=fps)
+    finally:
+        for engine in (bundle, ref_bundle):
+            if engine is not None:
+                engine.close()
+    rate = float(fps or bundle.frame_rate)
+    result = {"engine": bundle_path, "task": "forecast", "data": data, "split": split,
+              "sequences": len(sequences), "precision": bundle.manifest.precision,
+              "forecaster": bundle.manifest.forecaster,
+              "horizon": {"frames": horizon, "s": horizon / rate},
+              "past_offsets": {"frames": offsets, "s": [o / rate for o in offsets]},
+              "sequence_fps": fps, "trained_fps": bundle.frame_rate, "offsets_converted_by_time": converted}
+    result.update(scores.summary())
+    if ref_scores is not None:
+        ref = ref_scores.summary()
+        result["reference"] = {"engine": reference, "forecast_miou": ref["forecast"]["miou"],
+                               "forecast_moving_miou": ref["forecast"]["moving_miou"],
+                               "miou_drop_pp": 100.0 * (ref["forecast"]["miou"] - result["forecast"]["miou"]),
+                               "agreement": agreement}
+    return result
+
+
+def result_lines(result):
+    """rt-eval's printed result for a forecast bundle."""
+    lines = ["forecast {:+.2f} s ({} frames) on {} sequences, {} samples:".format(
+        result["horizon"]["s"], result["horizon"]["frames"], result["sequences"], result["samples"])]
+    lines.append("  {:<10} {:>8} {:>14}".format("", "mIoU", "moving mIoU"))
+    for method in METHODS:
+        block = result[method]
+        lines.append("  {:<10} {:>7.2f} % {:>12}".format(
+            method.replace("_", "-"), 100 * block["miou"], pct(block["moving_miou"])))
+    lines.append("forecast vs copy-last: {:+.2f} pp mIoU".format(result["gain_over_copy_last_pp"]))
+    if "reference" in result:
+        ref = result["reference"]
+        lines.append("reference {}: forecast mIoU {:.2f} %, agreement {:.3f} %, drop {:+.2f} pp".format(
+            ref["engine"], 100 * ref["forecast_miou"], 100 * ref["agreement"], ref["miou_drop_pp"]))
+    return lines

@@ -27,6 +27,7 @@ import math
 import threading
 import time
 
+from runtime import tasks
 from runtime.errors import UserError
 from runtime.pipeline import _Channel, _END, _POLL, valid_frame
 from runtime.result import Result
@@ -110,6 +111,7 @@ class MultiPipeline(object):
         if len(outputs) != len(sources):
             raise ValueError("one list of outputs per source")
         self.engine = engine
+        self.task = tasks.for_engine(engine)
         self.cameras = [Camera(i, s, o) for i, (s, o) in enumerate(zip(sources, outputs))]
         self.realtime = bool(realtime)
         self.max_frames = int(max_frames) if max_frames else None
@@ -134,8 +136,7 @@ class MultiPipeline(object):
     @property
     def visualizer(self):
         if self._visualizer is None:
-            from runtime.visualize import make_visualizer
-            self._visualizer = make_visualizer(self.engine.manifest)
+            self._visualizer = tasks.visualizer(self.engine.manifest)
         return self._visualizer
 
     @property
@@ -360,7 +361,7 @@ class MultiPipeline(object):
             result.outputs = engine.infer_at(tensor, result.frame_time)
             t2 = _clock()
             result.class_map = engine.postprocess(result.outputs)
-            result.outlier_score = engine.outlier_score(result.outputs)
+            self.task.read_frame(engine, result, result.outputs)
             result.timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3,
                                   postprocess=(_clock() - t2) * 1e3)
             self.batch_frames += 1
@@ -387,7 +388,7 @@ class MultiPipeline(object):
                     self.batch_frames += 1
                     result.class_map, result.outputs = seg.class_map, seg.outputs
                     result.fitted, result.fit = seg.fitted, seg.fit
-                    result.outlier_score = seg.outlier_score
+                    self.task.read_frame(engine, result, seg.outputs)
                     result.timings.update(seg.timings)
                 if not out.put(batch):
                     break
@@ -426,11 +427,7 @@ class MultiPipeline(object):
         result.details = self.engines[cam.index].finish_frame(result.outputs)
         visual = None
         if any(o.needs_visual for o in cam.outputs):
-            extra = {}
-            if result.outlier_score is not None:
-                extra["outlier_score"] = result.outlier_score
-            if result.details is not None:
-                extra["details"] = result.details
+            extra = self.task.visual_extras(result)
             hud = "cam{}  {:.1f} FPS  {:.0f} ms".format(
                 cam.index, cam.fps_recent, (t0 - result.capture_time) * 1e3)
             visual = self.visualizer.render(result.fitted, result.class_map, hud, **extra)

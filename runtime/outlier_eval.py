@@ -14,12 +14,21 @@ turns them into per-group AP / AUROC / FPR at 95 % TPR:
 - image groups (``lighting``, ``exposure``): positives and negatives both come from the
   images of the group (a dark image's inliers are what a dark outlier competes with).
 
+OutlierMetric is the outlier family's part of rt-eval (runtime.tasks.outlier.OutlierTask.eval_metric):
+the split's AP / AUROC / FPR95, this breakdown and the score plot.
+
 Every group keeps one histogram of the same bins as runtime.metrics.OutlierHistogram, so
 memory is bounded and the metrics are those of the binned scores, like the split's.
 """
+import sys
+
+import cv2
 import numpy as np
 
-from runtime.metrics import _curve
+from runtime.data.cityscapes import OUTLIER, outlier_mask_path, read_outlier_details, read_outlier_mask
+from runtime.errors import UserError
+from runtime.eval_common import pct
+from runtime.metrics import OutlierHistogram, _curve
 
 # Size buckets: fraction of the image covered by the object's visible pixels (so the
 # buckets mean the same at any resolution; at 256x512 0.05 % is 66 pixels, 1 % 1311).
@@ -183,3 +192,88 @@ def plot_scores(path, pos, neg, title="", threshold=None, coarse=100):
     finally:
         plt.close(fig)
     return write_bytes_atomic(path, buffer.getvalue())  # beside the target, renamed: never half a PNG
+
+
+def predict_with_score(engine, image):
+    """(class map, outlier score or None) of ``image`` at the image's own resolution."""
+    result = engine.segment(image)
+    class_map, score = result.class_map, result.outlier_score
+    height, width = image.shape[:2]
+    if class_map.shape != (height, width):
+        class_map = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
+    if score is not None and score.shape != (height, width):
+        score = cv2.resize(score, (width, height), interpolation=cv2.INTER_LINEAR)
+    return class_map, score
+
+
+class OutlierMetric(object):
+    """rt-eval's outlier scores (runtime.evaluation.evaluate's ``metric``): the engine's scores
+    on the images that have an outlier mask, in a runtime.metrics.OutlierHistogram and an
+    OutlierBreakdown (images that also have the generator's sidecars); the outlier pixels are
+    ignored by the confusion matrix, which then measures the inlier mIoU.
+
+    ``breakdown`` False: the histogram only; ``plot``: a PNG of the inlier / outlier score
+    distributions, ``threshold`` marked on it.
+    """
+
+    def __init__(self, bins=10000, breakdown=True, plot=None, threshold=None):
+        self.histogram = OutlierHistogram(bins=bins)
+        self.breakdown = OutlierBreakdown(bins=bins) if breakdown else None
+        self.plot, self.threshold = plot, threshold
+
+    def add(self, result, label, label_path, ignore_id):
+        """Count one image's Result; its label with the outlier pixels set to ``ignore_id``."""
+        mask = read_outlier_mask(outlier_mask_path(label_path))
+        if mask is None:
+            return label
+        if mask.shape != label.shape:
+            raise UserError("outlier mask of {} has size {}, its label {}".format(
+                label_path, mask.shape, label.shape))
+        label = np.where(mask == OUTLIER, np.uint8(ignore_id), label).astype(np.uint8)
+        score = result.outlier_score
+        if score is None:
+            return label
+        if score.shape != mask.shape:
+            score = cv2.resize(score, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+        self.histogram.update(score, mask)
+        details = read_outlier_details(label_path) if self.breakdown is not None else None
+        if details is not None:
+            if details[0].shape != mask.shape:
+                raise UserError("outlier instance map of {} has size {}, its mask {}".format(
+                    label_path, details[0].shape, mask.shape))
+            self.breakdown.update(self.histogram.bin_of(score), mask, details[0], details[1])
+        return label
+
+    def summarize(self, result):
+        """Add ``inlier_miou`` and ``outlier`` to rt-eval's ``result`` (and draw the plot)."""
+        hist = self.histogram
+        if hist.pos.sum() + hist.neg.sum() == 0:
+            sys.stderr.write("note: no *_gtFine_outlierMask.png under {}: no outlier metrics\n"
+                             .format(result["data"]))
+            return
+        result["inlier_miou"] = result["miou"]
+        result["outlier"] = hist.summary()
+        parts = self.breakdown.summary(hist.neg) if self.breakdown is not None else None
+        if parts:
+            result["outlier"]["breakdown"] = parts
+        if self.plot:
+            plot_scores(self.plot, hist.pos, hist.neg, threshold=self.threshold,
+                        title="{} on {} ({}, {} images): AP {}".format(
+                            result["engine"], result["data"], result["split"], result["images"],
+                            pct(result["outlier"]["ap"])))
+
+
+def result_lines(result):
+    """rt-eval's printed lines for the ``outlier`` block of a result (none without one)."""
+    if "outlier" not in result:
+        return []
+    out = result["outlier"]
+    lines = ["outliers: AP {}   AUROC {}   FPR@95%TPR {}   ({} outlier / {} inlier pixels, "
+             "inlier mIoU {:.2f} %)".format(pct(out["ap"]), pct(out["auroc"]), pct(out["fpr_at_95_tpr"]),
+                                            out["outlier_pixels"], out["inlier_pixels"],
+                                            100 * result["inlier_miou"])]
+    for attribute, groups in sorted((out.get("breakdown") or {}).items()):
+        lines.append("  by {}: {}".format(attribute, ";  ".join(
+            "{} AP {} FPR95 {}".format(group, pct(v["ap"]), pct(v["fpr_at_95_tpr"]))
+            for group, v in sorted(groups.items()))))
+    return lines

@@ -16,6 +16,7 @@ import sys
 
 import cv2
 
+from runtime import tasks
 from runtime.errors import UserError
 from runtime.jsonfile import (OutputError, check_output_folder, remove_quietly, replace_file,
                               temp_path, write_bytes_atomic)
@@ -198,9 +199,10 @@ class FrameSaver(Output):
     """Each frame's picture as ``NNNNNN.<ext>`` and its class map as ``NNNNNN_labels.png``.
 
     The label PNG holds the raw class ids (what an evaluation needs); the picture is
-    what a person looks at. NNNNNN is the frame's index in the source. Outlier engines
-    also get ``NNNNNN_outlier.png``: the score (1 - P(inlier)) scaled to 0..255. For a
-    forecast bundle the labels are the forecast; warm-up frames have no label PNG.
+    what a person looks at. NNNNNN is the frame's index in the source. A model family may
+    add images beside the labels (runtime.tasks.Task.saved_images: an outlier engine's
+    ``NNNNNN_outlier.png``, its score scaled to 0..255). Frames without a class map (a
+    forecaster's warm-up) have no label PNG.
     """
 
     kind = "frames"
@@ -215,12 +217,11 @@ class FrameSaver(Output):
     def write(self, result, visual):
         stem = os.path.join(self.directory, "{:06d}".format(result.index))
         self._save("{}.{}".format(stem, self.ext), visual)
-        if self.labels and result.class_map is not None:  # None: no result yet (forecast warm-up)
+        if self.labels and result.class_map is not None:  # None: no result yet (warm-up)
             self._save(stem + "_labels.png", result.class_map)
-            score = result.outlier_score
-            if score is not None:
-                self._save(stem + "_outlier.png",
-                           (score.clip(0.0, 1.0) * 255.0 + 0.5).astype("uint8"))
+            for task in tasks.ALL:
+                for suffix, image in task.saved_images(result):
+                    self._save(stem + suffix, image)
         self.frames += 1
 
     def _save(self, path, image):

@@ -22,8 +22,8 @@ are closed on every exit path (``close()``, the end of the iteration, ``with``).
 
 The engine is a runtime.engine_base.EngineBase: the pipeline calls ``reset()`` when a run
 starts, ``dummy_input()`` and ``infer`` to warm up, then per frame ``preprocess``,
-``infer_at(tensor, frame_time)``, ``postprocess``, ``outlier_score`` (outlier engines) and
-``finish_frame`` (its return value is ``FrameResult.details``), and merges
+``infer_at(tensor, frame_time)``, ``postprocess``, its family's ``read_frame`` (runtime/tasks/)
+and ``finish_frame`` (its return value is ``FrameResult.details``), and merges
 ``stream_summary()`` into ``summary()``.
 """
 import collections
@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+from runtime import tasks
 from runtime.errors import UserError
 from runtime.result import Result
 from runtime.sources import MAX_SECONDS, EndOfStream
@@ -115,13 +116,13 @@ class Pipeline(object):
     always has it). max_frames / duration (s): bound the run. visualizer: draws the
     picture for outputs that need one (default: an overlay with legend and HUD).
     warmup: inferences run before the first frame, so that the first frames do not
-    pay for lazy initialisation. outlier_threshold: for engines with an outlier score
-    (their manifest says so), pixels above it are counted per frame (default: the
-    manifest's ``outlier.default_threshold``); ``summary()["outliers"]`` has the counts.
+    pay for lazy initialisation. task_options: the engine family's options, a dict
+    (runtime/tasks/; e.g. the outlier threshold, None or absent: the manifest's default);
+    the family's counters, if it has any, are ``summary()[task.report_key]``.
     """
 
     def __init__(self, source, engine, outputs=(), realtime=False, max_frames=None,
-                 duration=None, visualizer=None, queue_size=2, warmup=1, outlier_threshold=None):
+                 duration=None, visualizer=None, queue_size=2, warmup=1, task_options=None):
         self.source = source
         self.engine = engine
         self.outputs = list(outputs)
@@ -156,11 +157,8 @@ class Pipeline(object):
         self._started = self._closed = False
         self._frames = self._inferred = self._results = None
         self._done_times = collections.deque(maxlen=32)
-        self.outliers = None
-        if engine.outlier_output is not None:
-            from runtime.outlier import OutlierCounter
-            threshold = engine.outlier_threshold if outlier_threshold is None else outlier_threshold
-            self.outliers = OutlierCounter(threshold)
+        self.task = tasks.for_engine(engine)
+        self.counter = self.task.counter(engine, task_options)
 
     # -- control -------------------------------------------------------------------------
 
@@ -171,8 +169,7 @@ class Pipeline(object):
     @property
     def visualizer(self):
         if self._visualizer is None:
-            from runtime.visualize import make_visualizer
-            self._visualizer = make_visualizer(self.engine.manifest)
+            self._visualizer = tasks.visualizer(self.engine.manifest)
         return self._visualizer
 
     def start(self):
@@ -382,21 +379,16 @@ class Pipeline(object):
                 outputs, t_cap, timings = result.outputs, result.capture_time, result.timings
                 t0 = _clock()
                 result.class_map = class_map = engine.postprocess(outputs)
-                score = engine.outlier_score(outputs) if self.outliers is not None else None
-                result.outlier_score = score
-                result.details = details = engine.finish_frame(outputs)
+                self.task.read_frame(engine, result, outputs)
+                result.details = engine.finish_frame(outputs)
                 t1 = _clock()
-                if score is not None:
-                    result.outlier_pixels = self.outliers.update(score)
+                if self.counter is not None:
+                    self.counter.add(result)
                 visual = None
                 if any(o.needs_visual for o in self.outputs):
-                    extra = {}
-                    if score is not None:
-                        extra["outlier_score"] = score
-                    if details is not None:
-                        extra["details"] = details
                     visual = self.visualizer.render(result.fitted, class_map,
-                                                    self._hud_text(t_cap, t1), **extra)
+                                                    self._hud_text(t_cap, t1),
+                                                    **self.task.visual_extras(result))
                     result.visual = visual
                 for output in self.outputs:
                     output.write(result, visual)
@@ -457,8 +449,7 @@ class Pipeline(object):
                     "read": self.frames_read / wall if wall else None},
             "latency_ms": dict((name, s.summary()) for name, s in self.series.items()),
         }
-        if self.outliers is not None:
-            summary["outliers"] = self.outliers.summary()
+        if self.counter is not None:
+            summary[self.task.report_key] = self.counter.summary()
         summary.update(self.engine.stream_summary())
         return summary
-

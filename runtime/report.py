@@ -11,7 +11,9 @@ import re
 import subprocess
 import time
 
+from runtime import tasks
 from runtime.jsonfile import write_atomic
+from runtime.stats import ms_text
 
 REPORT_SCHEMA_VERSION = 1
 _PROBE_TIMEOUT = 3.0  # s, for nvidia-smi, nvpmodel, jetson_clocks
@@ -192,10 +194,9 @@ def build(summary, engine_info=None, source_info=None, outputs_info=None, memory
         "host": host_info(),
         "versions": versions(),
     }
-    if summary.get("outliers") is not None:  # outlier engines (task 'outlier') only
-        report["outliers"] = summary["outliers"]
-    if summary.get("forecast") is not None:  # forecast bundles (task 'forecast') only
-        report["forecast"] = summary["forecast"]
+    for task in tasks.ALL:  # each family's counters (runtime/tasks/), when it has any
+        if task.report_key and summary.get(task.report_key) is not None:
+            report[task.report_key] = summary[task.report_key]
     if summary.get("cameras") is not None:  # several sources (runtime.multicam) only
         report["cameras"] = summary["cameras"]
         report["batches"] = summary["batches"]
@@ -217,18 +218,6 @@ def _jsonable(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
-
-
-def _ms(stats, key):
-    value = stats.get(key) if stats else None
-    return "{:.1f}".format(value) if value is not None else "-"
-
-
-def _forecast_line(forecast):
-    latency = forecast.get("latency_ms") or {}
-    return ("forecast +{:.2f} s: {} frames forecast, {} warm-up; f2f + decoder p50 {} ms".format(
-        forecast["horizon"]["s"], forecast["frames_forecast"], forecast["frames_warmup"],
-        _ms(latency, "p50")))
 
 
 def format_summary(report):
@@ -255,29 +244,19 @@ def format_summary(report):
     for name, stats in report["latency_ms"].items():
         if stats.get("count"):
             lines.append("  {:<13} {:>7} {:>7} {:>7} {:>7}".format(
-                name, _ms(stats, "p50"), _ms(stats, "p90"), _ms(stats, "p99"), _ms(stats, "max")))
+                name, *[ms_text(stats, key) for key in ("p50", "p90", "p99", "max")]))
     for cam in report.get("cameras") or ():
         lat = cam["latency_ms"]["capture_to_result"]
         lines.append("  cam{} {}: {} FPS, p50 {} p99 {} ms, {} dropped, {} lost{}{}".format(
             cam["camera"], cam["source"].get("uri", ""),
             "{:.1f}".format(cam["fps"]) if cam["fps"] is not None else "-",
-            _ms(lat, "p50"), _ms(lat, "p99"), cam["frames"]["dropped"], cam["frames"]["lost"],
+            ms_text(lat, "p50"), ms_text(lat, "p99"), cam["frames"]["dropped"], cam["frames"]["lost"],
             ", {} reconnects".format(cam["source"]["reconnects"])
             if cam["source"].get("reconnects") else "",
             ", ended: " + cam["error"] if cam.get("error") else ""))
-    outliers = report.get("outliers")
-    if outliers and outliers.get("frames"):
-        lines.append("outliers (score > {}): {} of {} frames, {:.1f} px/frame mean, {} max "
-                     "({:.2%} of a frame at most)".format(
-                         outliers["threshold"], outliers["frames_with_outliers"],
-                         outliers["frames"], outliers["pixels_per_frame"]["mean"],
-                         outliers["pixels_per_frame"]["max"],
-                         outliers["fraction_per_frame"]["max"]))
-    forecast = report.get("forecast")
-    if forecast:
-        lines.append(_forecast_line(forecast))
-        if forecast.get("note"):
-            lines.append("  " + forecast["note"])
+    for task in tasks.ALL:
+        if task.report_key and report.get(task.report_key):
+            lines.extend(task.report_lines(report[task.report_key]))
     mem = report.get("memory") or {}
     if mem.get("rss_start_mb") is not None and mem.get("rss_end_mb") is not None:
         lines.append("memory: RSS {} MB at start, {} MB at end".format(

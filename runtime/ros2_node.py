@@ -35,13 +35,13 @@ import time
 
 import numpy as np
 
-from runtime import open_engine
+from runtime import open_engine, tasks
 from runtime import ros2_convert as convert
 from runtime.backends import BACKENDS
 from runtime.cli.common import check_threads
 from runtime.errors import UserError, first_line
 from runtime.manifest import RESIZE_MODES
-from runtime.outlier import check_threshold
+from runtime.tasks.outlier import check_threshold
 from runtime.core_preprocess import fit_geometry
 from runtime.outputs import Output
 from runtime.pipeline import Pipeline
@@ -483,9 +483,7 @@ class RosPublisher(Output):
         self.prefix = prefix
         self.source, self.engine, self.stats = source, engine, stats
         self.resize_mode = resize_mode
-        self.task = engine.manifest.task
-        self.horizon_s = engine.horizon_s
-        self.has_outliers = engine.outlier_output is not None
+        self.task = tasks.for_engine(engine)   # its family's topics (runtime/tasks/)
         self.palette = palette(classes)  # RGB per class id
         self.fill_id = int(engine.manifest.ignore_id)
         self.camera_info = None  # the camera's latest sensor_msgs/CameraInfo
@@ -502,10 +500,7 @@ class RosPublisher(Output):
             names.append("colored_segmentation_mask")
         if settings.publish_overlay:
             names.append("overlay")
-        if self.has_outliers and settings.publish_outlier:
-            names += ["outlier_score", "outlier_mask"]
-        if self.task == "forecast":
-            names.append("forecast")
+        names += self.task.ros_topics(self.engine, settings)
         if settings.publish_camera_info:
             names.append("camera_info")
         return names
@@ -514,9 +509,7 @@ class RosPublisher(Output):
         """Apply ``settings``: publishers made or removed for the toggles, the threshold."""
         with self._lock:
             self.settings = settings
-            if self.has_outliers:
-                self.threshold = (self.engine.outlier_threshold if settings.outlier_threshold
-                                  is None else settings.outlier_threshold)
+            self.threshold = self.task.ros_threshold(self.engine, settings)
             wanted = self.topic_names(settings)
             for name in list(self.publishers):
                 if name not in wanted:
@@ -564,13 +557,8 @@ class RosPublisher(Output):
         def sized(values, fill, nearest=True):
             return convert.unfit_map(values, geometry, fill, nearest) if to_input else values
 
-        class_map = result.class_map
-        if self.task == "forecast":
-            class_map = getattr(result.details, "current_map", None)
-            if result.class_map is not None and self._subscribed("forecast"):
-                stamp = convert.stamp_plus(header_in.stamp, self.horizon_s, self._time)
-                self._publish("forecast", convert.copy_header(header_in, self._header, stamp),
-                              sized(result.class_map, self.fill_id), "mono8")
+        self.task.ros_publish(self, result, header_in, header, sized)
+        class_map = self.task.ros_class_map(result)
         if class_map is not None:
             wants_colors = self._subscribed("colored_segmentation_mask")
             if self._subscribed("class_map") or wants_colors:
@@ -580,12 +568,6 @@ class RosPublisher(Output):
                 if wants_colors:
                     self._publish("colored_segmentation_mask", header, self.palette[class_map],
                                   "rgb8")
-        score = result.outlier_score
-        if score is not None and self._subscribed("outlier_score"):
-            self._publish("outlier_score", header, sized(score, 0.0, nearest=False), "32FC1")
-        if score is not None and self._subscribed("outlier_mask"):
-            mask = np.where(score > self.threshold, 255, 0).astype(np.uint8)
-            self._publish("outlier_mask", header, sized(mask, 0), "mono8")
         if visual is not None and self._subscribed("overlay"):
             self._publish("overlay", header, sized(visual, 0, nearest=False), "bgr8")
         camera_info = self.camera_info
@@ -597,6 +579,11 @@ class RosPublisher(Output):
             info.header = header
             self.publishers["camera_info"].publish(info)
             self.counts["camera_info"] += 1
+
+    def stamped(self, header_in, seconds):
+        """A result header for ``seconds`` after the input's stamp (e.g. a forecast's time)."""
+        stamp = convert.stamp_plus(header_in.stamp, seconds, self._time)
+        return convert.copy_header(header_in, self._header, stamp)
 
     def _publish(self, name, header, values, encoding):
         values = np.asarray(values)
@@ -803,10 +790,9 @@ class PerceptionNode(object):
             self.publishers = [RosPublisher(self.node, self.sources[0], self.engine, self.stats,
                                             settings, self.resize_mode(), self.classes)]
         self.source, self.publisher = self.sources[0], self.publishers[0]
-        from runtime.visualize import make_visualizer
-        self.visualizer = make_visualizer(self.engine.manifest, legend=False, hud=False,
-                                          alpha=settings.overlay_alpha,
-                                          outlier_threshold=settings.outlier_threshold)
+        task_options = {"outlier_threshold": settings.outlier_threshold}
+        self.visualizer = tasks.visualizer(self.engine.manifest, task_options, legend=False,
+                                           hud=False, alpha=settings.overlay_alpha)
         if hasattr(self.visualizer, "lut"):  # the overlay in the colours of ~/classes
             self.visualizer.lut = np.ascontiguousarray(palette(self.classes)[:, ::-1])
         if settings.images:
@@ -817,7 +803,7 @@ class PerceptionNode(object):
         else:
             self.pipeline = Pipeline(self.source, self.engine, outputs=[self.publisher],
                                      visualizer=self.visualizer,
-                                     outlier_threshold=settings.outlier_threshold)
+                                     task_options=task_options)
         self._classes_pub = self.node.create_publisher(String, "~/classes", latched_qos())
         self._publish_classes()
         self._diagnostics_pub = self.node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -881,10 +867,10 @@ class PerceptionNode(object):
         self.visualizer.alpha = settings.overlay_alpha
         if "outlier_threshold" in changed and self.engine.outlier_output is not None:
             threshold = self.publisher.threshold
-            if getattr(self.pipeline, "outliers", None) is not None:
-                self.pipeline.outliers.threshold = threshold
-            if hasattr(self.visualizer, "outlier_threshold"):
-                self.visualizer.outlier_threshold = threshold
+            if getattr(self.pipeline, "counter", None) is not None:
+                self.pipeline.counter.threshold = threshold
+            if hasattr(self.visualizer, "threshold"):
+                self.visualizer.threshold = threshold
             self._publish_classes()
         if changed:
             _log_info(self.logger, "parameters changed: {}".format(", ".join(

@@ -36,6 +36,12 @@ def summarize(samples_ms):
     return out
 
 
+def ms_text(stats, key):
+    """``stats[key]`` (a Series summary's ms) as text with one decimal, ``-`` when absent."""
+    value = stats.get(key) if stats else None
+    return "{:.1f}".format(value) if value is not None else "-"
+
+
 class Series(object):
     """Samples of one measurement, with bounded memory for runs of any length.
 

@@ -5,15 +5,9 @@ hard-coded class list. Images are drawn at the resolution the network saw (the
 fitted frame), so an output video has one fixed size whatever the camera gives.
 Only called when an output needs a picture: the hot path never pays for it otherwise.
 
-Engines with an outlier score (manifest task ``outlier``) get it drawn on top of the
-segmentation: ``outlier_view="mask"`` hatches the pixels above the threshold in magenta
-with an outline, ``"heatmap"`` blends a colour map of the score in (stronger where the
-score is higher) and outlines the thresholded region.
-
-Forecast bundles (manifest task ``forecast``) get ``ForecastVisualizer``: ``overlay``
-blends the forecast class map over the current frame, ``side-by-side`` puts the current
-segmentation left of the forecast. Warm-up frames (no forecast yet) show the plain frame
-and say so. ``make_visualizer`` picks the right one from the manifest.
+A model family draws what it has beyond a class map by subclassing Visualizer
+(runtime/tasks/: the outlier score over the segmentation, a forecast beside the current frame);
+``runtime.tasks.visualizer`` picks the one of an engine's manifest.
 """
 import math
 
@@ -21,27 +15,16 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserError
-from runtime import outlier as outlier_mod
 
 MODES = ("overlay", "mask", "side-by-side")
-FORECAST_VIEWS = ("overlay", "side-by-side")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-OUTLIER_COLOR = (255, 0, 255)  # BGR magenta: no Cityscapes class uses it
-_HATCH = 6                     # px: period of the diagonal hatching of outlier pixels
 
 
 class Visualizer(object):
     """Renders (fitted BGR frame, class map) into one BGR image (colours and names from the
     engine's runtime.manifest.Manifest)."""
 
-    def __init__(self, manifest, mode="overlay", alpha=0.5, legend=True, hud=True,
-                 outlier_threshold=None, outlier_view="mask"):
-        if outlier_view not in outlier_mod.VIEWS:
-            raise UserError("unknown --outlier-view {!r}; use one of {}".format(
-                outlier_view, ", ".join(outlier_mod.VIEWS)))
-        self.outlier_view = outlier_view
-        self.outlier_threshold = (outlier_mod.default_threshold(manifest) if outlier_threshold is None
-                                  else outlier_mod.check_threshold(outlier_threshold))
+    def __init__(self, manifest, mode="overlay", alpha=0.5, legend=True, hud=True):
         if mode not in MODES:
             raise UserError("unknown --visualize {!r}; use one of {}".format(mode, ", ".join(MODES)))
         alpha = float(alpha)
@@ -80,13 +63,13 @@ class Visualizer(object):
             width += self.legend_panel(height).shape[1]
         return height, width
 
-    def render(self, frame, class_map, hud_text=None, outlier_score=None, details=None):
+    def render(self, frame, class_map, hud_text=None, **extras):
         """One BGR image: the chosen view, the legend on the right, the HUD on top.
 
-        ``outlier_score`` (H, W floats in [0, 1]), when given, is drawn over the
-        segmentation (over the colour half in side-by-side mode). ``class_map`` None
-        (no result for this frame yet) draws the frame itself. ``details`` is for
-        engine-specific views (subclasses); ignored here.
+        ``class_map`` None (no result for this frame yet) draws the frame itself.
+        ``extras``: what the engine's family gives beyond the class map
+        (runtime.tasks.Task.visual_extras), drawn by ``decorate`` over the segmentation
+        (over the colour half in side-by-side mode).
         """
         height, width = frame.shape[:2]
         color = self.class_colors(class_map, (height, width), frame)
@@ -96,11 +79,10 @@ class Visualizer(object):
             view = color
         else:
             view = None
-        if outlier_score is not None:
-            if view is None:
-                color = self.draw_outliers(color, outlier_score)
-            else:
-                view = self.draw_outliers(view, outlier_score)
+        if view is None:
+            color = self.decorate(color, extras)
+        else:
+            view = self.decorate(view, extras)
         if self.mode != "side-by-side" and not self.legend:
             image = view
         else:
@@ -119,29 +101,9 @@ class Visualizer(object):
             draw_hud(image, hud_text)
         return image
 
-    def draw_outliers(self, image, score):
-        """``image`` (BGR) with the outliers of ``score`` drawn on it (a new array)."""
-        height, width = image.shape[:2]
-        score = np.asarray(score, dtype=np.float32)
-        if score.shape[:2] != (height, width):
-            score = cv2.resize(score, (width, height), interpolation=cv2.INTER_LINEAR)
-        mask = score > self.outlier_threshold
-        out = image.copy()
-        if self.outlier_view == "heatmap":
-            heat = cv2.applyColorMap(np.clip(score * 255.0, 0, 255).astype(np.uint8),
-                                     cv2.COLORMAP_JET)
-            weight = (0.25 + 0.5 * np.clip(score, 0.0, 1.0))[..., None]
-            out = (out * (1.0 - weight) + heat * weight).astype(np.uint8)
-        elif mask.any():
-            yy, xx = np.mgrid[0:height, 0:width]
-            stripes = ((yy + xx) // (_HATCH // 2)) % 2 == 0
-            out[mask] = (out[mask] * 0.4 + np.array(OUTLIER_COLOR) * 0.6).astype(np.uint8)
-            out[mask & stripes] = OUTLIER_COLOR
-        if mask.any():
-            contours, _ = _find_contours(mask.astype(np.uint8))
-            cv2.drawContours(out, contours, -1, OUTLIER_COLOR if self.outlier_view == "heatmap"
-                             else (255, 255, 255), 1)
-        return out
+    def decorate(self, image, extras):
+        """``image`` with a family's ``extras`` drawn on it; a plain segmentation has none."""
+        return image
 
     def legend_panel(self, height):
         """The class legend for a frame of this height (drawn once per height, then reused)."""
@@ -150,84 +112,6 @@ class Visualizer(object):
             panel = _legend_panel(self.classes, self.lut, height)
             self._panels[height] = panel
         return panel
-
-
-class ForecastVisualizer(Visualizer):
-    """Pictures of a forecast stream: the forecast over the current frame, or now | forecast.
-
-    ``view``: ``overlay`` (the forecast class map blended over the current frame) or
-    ``side-by-side`` (the current segmentation left, the forecast right; the engine must
-    decode the current frame: runtime.open_engine(bundle, current=True)). Warm-up frames show the
-    plain frame. The HUD (overlay) or the panel captions (side-by-side) say
-    ``forecast +0.60 s`` or ``warm-up 3/9``.
-    """
-
-    def __init__(self, manifest, view="overlay", alpha=0.5, legend=True, hud=True):
-        if view not in FORECAST_VIEWS:
-            raise UserError("unknown --forecast-view {!r}; use one of {}".format(
-                view, ", ".join(FORECAST_VIEWS)))
-        Visualizer.__init__(self, manifest, mode="side-by-side" if view == "side-by-side"
-                            else "overlay", alpha=alpha, legend=legend, hud=hud)
-        self.view = view
-
-    def render(self, frame, class_map, hud_text=None, outlier_score=None, details=None):
-        """``details``: the frame's ForecastFrame (None: drawn as a warm-up frame)."""
-        height, width = frame.shape[:2]
-        forecasting = details is not None and details.is_forecast
-        label = _forecast_label(details)
-        forecast = self.blend(frame, class_map if forecasting else None)
-        out_h, out_w = self.output_size((height, width))
-        image = np.empty((out_h, out_w, 3), dtype=np.uint8)
-        if self.view == "side-by-side":
-            image[:, :width] = self.blend(frame, details.current_map if details else None)
-            image[:, width:2 * width] = forecast
-            right = 2 * width
-            if self.hud:
-                _panel_label(image, "now", 0, width)
-                _panel_label(image, label, width, width)
-        else:
-            image[:, :width] = forecast
-            right = width
-        if self.legend:
-            image[:, right:] = self.legend_panel(height)
-        if self.hud:
-            if self.view == "overlay":
-                hud_text = label + ("  " + hud_text if hud_text else "")
-            if hud_text:
-                draw_hud(image, hud_text)
-        return image
-
-
-def _forecast_label(details):
-    if details is None:
-        return "warm-up"
-    if details.is_forecast:
-        return "forecast {:+.2f} s".format(details.horizon_s)
-    if details.warmup:
-        return "warm-up {}/{}".format(*details.warmup)
-    return "warm-up"
-
-
-def _panel_label(image, text, x, width):
-    """A caption at the bottom left of one panel."""
-    scale = max(0.35, min(1.0, width / 1000.0))
-    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
-    bottom = image.shape[0]
-    cv2.rectangle(image, (x, bottom - th - base - 8), (x + tw + 8, bottom), (0, 0, 0), -1)
-    cv2.putText(image, text, (x + 4, bottom - base - 4), _FONT, scale, (255, 255, 255), 1,
-                cv2.LINE_AA)
-
-
-def make_visualizer(manifest, forecast_view=None, **options):
-    """The visualizer for an engine's Manifest: ForecastVisualizer for forecast bundles.
-
-    ``options`` are Visualizer's; for a bundle only ``alpha``, ``legend`` and ``hud`` apply
-    (its views are ``forecast_view``: overlay, the default, or side-by-side).
-    """
-    if manifest.task == "forecast":
-        kept = dict((k, v) for k, v in options.items() if k in ("alpha", "legend", "hud"))
-        return ForecastVisualizer(manifest, view=forecast_view or "overlay", **kept)
-    return Visualizer(manifest, **options)
 
 
 def _legend_panel(classes, lut, height):
@@ -252,10 +136,20 @@ def _legend_panel(classes, lut, height):
     return panel
 
 
-def _find_contours(mask):
+def find_contours(mask):
     """cv2.findContours as (contours, hierarchy) on OpenCV 3 and 4 alike."""
     found = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return found[-2], found[-1]
+
+
+def panel_label(image, text, x, width):
+    """A caption at the bottom left of the panel of ``width`` px starting at column ``x``."""
+    scale = max(0.35, min(1.0, width / 1000.0))
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
+    bottom = image.shape[0]
+    cv2.rectangle(image, (x, bottom - th - base - 8), (x + tw + 8, bottom), (0, 0, 0), -1)
+    cv2.putText(image, text, (x + 4, bottom - base - 4), _FONT, scale, (255, 255, 255), 1,
+                cv2.LINE_AA)
 
 
 def draw_hud(image, text):

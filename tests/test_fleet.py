@@ -183,7 +183,7 @@ def test_forecast_bundle_on_labelled_sequence_drives(forecast_bundle, forecast_s
     drives = [fleet.Drive(forecast_sequences), fleet.Drive(forecast_sequences, name="again")]
     report = fleet.run_fleet(forecast_bundle, drives, str(tmp_path / "out"), split="val",
                              threads=1, quiet=True)
-    alone = evaluation.evaluate_forecast_bundle(forecast_bundle, forecast_sequences, "val", quiet=True)
+    alone = evaluation.evaluate_engine(forecast_bundle, forecast_sequences, "val", quiet=True)
     for entry in report["drives"]:
         assert entry["forecast"]["gain_over_copy_last_pp"] == pytest.approx(
             alone["gain_over_copy_last_pp"], abs=1e-9)

@@ -202,7 +202,8 @@ def test_engine_returns_the_outlier_score(ood_engine):
 
 def test_visualizer_draws_outliers_only_above_the_threshold(ood_engine):
     from runtime import manifest
-    from runtime.visualize import OUTLIER_COLOR, Visualizer
+    from runtime.tasks.outlier import OUTLIER_COLOR, OutlierVisualizer
+    from runtime.visualize import Visualizer
     data = manifest.Manifest.load(ood_engine)
     frame = np.full(SIZE + (3,), 100, np.uint8)
     class_map = np.zeros(SIZE, np.uint8)
@@ -210,14 +211,14 @@ def test_visualizer_draws_outliers_only_above_the_threshold(ood_engine):
     score[10:30, 20:60] = 0.9
     plain = Visualizer(data, legend=False, hud=False).render(frame, class_map)
     for view in ("mask", "heatmap"):
-        vis = Visualizer(data, legend=False, hud=False, outlier_view=view)
+        vis = OutlierVisualizer(data, legend=False, hud=False, view=view)
         image = vis.render(frame, class_map, outlier_score=score)
         assert image.shape == plain.shape
         assert not np.array_equal(image[12:28, 22:58], plain[12:28, 22:58])
         if view == "mask":
             assert np.array_equal(image[40:, :], plain[40:, :])  # below the threshold: untouched
             assert (image[12:28, 22:58] == OUTLIER_COLOR).all(axis=2).any()
-    high = Visualizer(data, legend=False, hud=False, outlier_threshold=0.95)
+    high = OutlierVisualizer(data, legend=False, hud=False, threshold=0.95)
     assert np.array_equal(high.render(frame, class_map, outlier_score=score), plain)
 
 
@@ -268,7 +269,7 @@ def test_rt_segment_outlier_flags_are_checked(ood_engine, tmp_path):
 
 
 def test_pipeline_without_outlier_output_has_no_outlier_summary():
-    from runtime.outlier import OutlierCounter
+    from runtime.tasks.outlier import OutlierCounter
     counter = OutlierCounter(0.5)
     assert counter.update(np.array([[0.2, 0.7], [0.5, 0.9]])) == 2
     assert counter.update(np.zeros((2, 2))) == 0

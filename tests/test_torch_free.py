@@ -7,7 +7,7 @@ import sys
 from tests.conftest import REPO
 
 DEVICE_MODULES = ["runtime", "runtime.manifest", "runtime.libswiftrt", "runtime.core_preprocess",
-                  "runtime.engine_base", "runtime.forecast_stats", "runtime.forecast_eval",
+                  "runtime.engine_base", "runtime.tasks.forecast", "runtime.forecast_eval",
                   "runtime.evaluation", "runtime.backends", "runtime.backends.native", "runtime.cli.common"]
 
 

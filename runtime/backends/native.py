@@ -24,11 +24,11 @@ import numpy as np
 from runtime import backends as backends_mod
 from runtime import manifest as manifest_mod
 from runtime.manifest import Manifest
-from runtime import outlier as outlier_mod
+from runtime.tasks import outlier as outlier_mod
 from runtime import result as result_mod
 from runtime.engine_base import EngineBase
 from runtime.errors import ManifestError, UserError
-from runtime.forecast_stats import ForecastOutputs
+from runtime.tasks.forecast import ForecastOutputs
 from runtime.core_preprocess import Preprocessor
 from runtime.libswiftrt import (ClassInfo, EngineInfo, Frame, OpenOptions, Result,
                                 check as _check, frame_struct, load_library, version)
@@ -315,7 +315,7 @@ class NativeForecastEngine(ForecastOutputs):
 
     def __init__(self, path, threads=None, resize=None, current=False, backend="auto",
                  providers=None, allow_legacy=False):
-        from runtime.forecast_stats import ForecastStats
+        from runtime.tasks.forecast import ForecastStats
         self.core = CoreEngine(path, threads=threads, resize=resize, current=current,
                                backend=backend, providers=providers,
                                allow_legacy=allow_legacy)
@@ -354,8 +354,8 @@ class NativeForecastEngine(ForecastOutputs):
 
     def infer_at(self, frame, frame_time):
         """One frame of the stream at ``frame_time`` (s; None: consecutive at the trained rate)."""
-        from runtime.forecast_stats import RESULT_KEY
-        from runtime.forecast_stats import ForecastFrame
+        from runtime.tasks.forecast import RESULT_KEY
+        from runtime.tasks.forecast import ForecastFrame
         if frame_time is None:
             frame_time = self._frames / self.frame_rate
         self._frames += 1

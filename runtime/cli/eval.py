@@ -25,14 +25,12 @@ This module parses, prints and writes the JSON; the evaluation is runtime/evalua
 """
 import sys
 
-from runtime import evaluation
+from runtime import evaluation, tasks
 from runtime import manifest as manifest_mod
 from runtime.backends import BACKEND_HELP
 from runtime.cli.common import (OneLineParser, add_common_args, add_verify_arg, check_threads,
                                 engine_inputs, run_cli)
 from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
-from runtime.errors import UserError
-from runtime.evaluation import pct
 from runtime.jsonfile import Inputs, check_output, write_atomic
 
 
@@ -49,11 +47,7 @@ def build_parser():
     parser.add_argument("--backend", help="override the backend: " + BACKEND_HELP)
     parser.add_argument("--threads", type=int, help="inference threads (ONNX Runtime, OpenVINO)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
-    parser.add_argument("--outlier-bins", type=int, default=10000,
-                        help="outlier engines: score histogram bins over [0, 1] (default 10000)")
-    parser.add_argument("--plot", metavar="FILE",
-                        help="outlier engines: write a PNG of the inlier / outlier score distributions "
-                             "(needs matplotlib)")
+    tasks.add_eval_arguments(parser)   # each model family's flags (runtime/tasks/)
     add_verify_arg(parser)
     add_common_args(parser)
     return parser
@@ -77,60 +71,19 @@ def main(argv):
     args = build_parser().parse_args(argv)
     check_threads(args.threads)
     check_json_path(args)
-    if args.outlier_bins < 2:
-        raise UserError("--outlier-bins must be at least 2")
+    options = tasks.eval_options(args)
     if check_fleet_args(args, refused=[("--reference", args.reference), ("--limit", args.limit),
                                        ("--plot", args.plot)]):
         return run_fleet_cli(args, report_path=args.json_path, report_flag="--json",
                              require_labels=True, split=args.split)
     common = dict(reference=args.reference, limit=args.limit, backend=args.backend, threads=args.threads,
                   verify=not args.no_verify, quiet=args.quiet)
-    if manifest_mod.peek_task(args.engine) == "forecast":
-        result = evaluation.evaluate_forecast_bundle(args.engine, args.data, args.split, **common)
-        _print_forecast(result)
-    else:
-        result = evaluation.evaluate_segmentation(args.engine, args.data, args.split,
-                                                  outlier_bins=args.outlier_bins, plot=args.plot, **common)
-        _print(result)
+    result = evaluation.evaluate_engine(args.engine, args.data, args.split, options, **common)
+    for line in tasks.for_name(manifest_mod.peek_task(args.engine)).eval_lines(result):
+        print(line)
     if args.json_path:
         write_atomic(args.json_path, result)
     return 0
-
-
-def _print_forecast(result):
-    print("forecast {:+.2f} s ({} frames) on {} sequences, {} samples:".format(
-        result["horizon"]["s"], result["horizon"]["frames"], result["sequences"], result["samples"]))
-    print("  {:<10} {:>8} {:>14}".format("", "mIoU", "moving mIoU"))
-    for method in ("forecast", "copy_last", "oracle"):
-        block = result[method]
-        print("  {:<10} {:>7.2f} % {:>12}".format(method.replace("_", "-"), 100 * block["miou"],
-                                                   pct(block["moving_miou"])))
-    print("forecast vs copy-last: {:+.2f} pp mIoU".format(result["gain_over_copy_last_pp"]))
-    if "reference" in result:
-        ref = result["reference"]
-        print("reference {}: forecast mIoU {:.2f} %, agreement {:.3f} %, drop {:+.2f} pp".format(
-            ref["engine"], 100 * ref["forecast_miou"], 100 * ref["agreement"], ref["miou_drop_pp"]))
-
-
-def _print(result):
-    print("mIoU {:.2f} %   pixel accuracy {:.2f} %   ({} images)".format(
-        100 * result["miou"], 100 * result["pixel_accuracy"], result["images"]))
-    for name, value in result["per_class_iou"].items():
-        print("  {:<14} {}".format(name, "  n/a" if value is None else "{:6.2f}".format(100 * value)))
-    if "outlier" in result:
-        out = result["outlier"]
-        print("outliers: AP {}   AUROC {}   FPR@95%TPR {}   ({} outlier / {} inlier pixels, "
-              "inlier mIoU {:.2f} %)".format(pct(out["ap"]), pct(out["auroc"]),
-                                             pct(out["fpr_at_95_tpr"]), out["outlier_pixels"],
-                                             out["inlier_pixels"], 100 * result["inlier_miou"]))
-        for attribute, groups in sorted((out.get("breakdown") or {}).items()):
-            print("  by {}: {}".format(attribute, ";  ".join(
-                "{} AP {} FPR95 {}".format(group, pct(v["ap"]), pct(v["fpr_at_95_tpr"]))
-                for group, v in sorted(groups.items()))))
-    if "reference" in result:
-        ref = result["reference"]
-        print("reference {}: mIoU {:.2f} %, agreement {:.3f} %, drop {:+.2f} pp".format(
-            ref["engine"], 100 * ref["miou"], 100 * ref["agreement"], ref["miou_drop_pp"]))
 
 
 def entry():

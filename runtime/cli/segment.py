@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from runtime import report as report_mod
-from runtime import open_engine, sources
+from runtime import open_engine, sources, tasks
 from runtime.backends import BACKEND_HELP, check_backend
 from runtime.cli.common import (add_common_args, add_verify_arg, check_seconds, check_threads,
                                 engine_inputs, run_cli)
@@ -35,12 +35,10 @@ from runtime.cli.fleet import add_fleet_args, check_fleet_args, run_fleet_cli
 from runtime.errors import UserError
 from runtime.jsonfile import VIDEO_EXTENSIONS, Inputs, OutputError, check_output
 from runtime.manifest import RESIZE_MODES
-from runtime.outlier import VIEWS as OUTLIER_VIEWS
-from runtime.outlier import check_threshold
 from runtime.outputs import DisplayOutput, FrameSaver, VideoOutput
 from runtime.pipeline import Pipeline
 from runtime.sizes import split_pair
-from runtime.visualize import FORECAST_VIEWS, MODES, make_visualizer
+from runtime.visualize import MODES
 
 
 _SIGNAL_EXIT = {"interrupted": 130, "terminated": 143, "hangup": 129}
@@ -141,15 +139,7 @@ def build_parser():
     out.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
     out.add_argument("--no-legend", action="store_true", help="no class legend")
     out.add_argument("--no-hud", action="store_true", help="no FPS/latency text on the frames")
-    out.add_argument("--outlier-threshold", type=float, metavar="T",
-                     help="outlier engines: a pixel is an outlier when its score (1 - P(inlier)) "
-                          "is above T (default: the manifest's, 0.5)")
-    out.add_argument("--outlier-view", default="mask", metavar="VIEW",
-                     help="outlier engines: how outliers are drawn over the segmentation: "
-                          "mask (hatched, default) or heatmap")
-    out.add_argument("--forecast-view", metavar="VIEW",
-                     help="forecast bundles: overlay (the forecast over the current frame, "
-                          "default) or side-by-side (current segmentation | forecast)")
+    tasks.add_arguments(out)   # each model family's view flags (runtime/tasks/)
     out.add_argument("--report", metavar="JSON", help="write the run report (docs/report-schema.md)")
     out.add_argument("--status-interval", type=float, default=5.0, metavar="S",
                      help="seconds between status lines when stderr is not a terminal (default 5)")
@@ -205,14 +195,7 @@ def _check_args(args):
         raise UserError("--alpha must be between 0 and 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
-    if args.outlier_view not in OUTLIER_VIEWS:
-        raise UserError("unknown --outlier-view {!r}; use one of {}".format(
-            args.outlier_view, ", ".join(OUTLIER_VIEWS)))
-    if args.outlier_threshold is not None:
-        check_threshold(args.outlier_threshold)
-    if args.forecast_view is not None and args.forecast_view not in FORECAST_VIEWS:
-        raise UserError("unknown --forecast-view {!r}; use one of {}".format(
-            args.forecast_view, ", ".join(FORECAST_VIEWS)))
+    args.task_options = dict(tasks.options(args), mode=args.visualize)
 
 
 CAMERA_FIELD = "{index}"   # in --output with several cameras: the camera's index
@@ -257,20 +240,6 @@ def check_outputs(args, opened):
             for index in range(len(opened)):
                 check_output_folder(os.path.join(args.save_frames, "cam{}".format(index)),
                                     "--save-frames", inputs)
-
-
-def _check_engine_args(args, engine):
-    """Flags that only some engines understand."""
-    task = engine.manifest.task
-    if args.outlier_threshold is not None and engine.outlier_output is None:
-        raise UserError("--outlier-threshold: {} has no outlier score (manifest task {!r})".format(
-            args.engine, task))
-    if task == "forecast" and args.visualize != "overlay":
-        raise UserError("--visualize: {} is a forecast bundle; its views are --forecast-view "
-                        "{}".format(args.engine, "|".join(FORECAST_VIEWS)))
-    if task != "forecast" and args.forecast_view is not None:
-        raise UserError("--forecast-view: {} is not a forecast bundle (manifest task {!r})".format(
-            args.engine, task))
 
 
 class StatusLine(object):
@@ -390,7 +359,7 @@ def main(argv):
         outputs.append(DisplayOutput())
     pipeline = Pipeline(source, engine, outputs=outputs, realtime=args.realtime,
                         max_frames=args.max_frames, duration=args.duration, visualizer=visualizer,
-                        outlier_threshold=args.outlier_threshold)
+                        task_options=args.task_options)
     status = StatusLine(pipeline, interval=args.status_interval, quiet=args.quiet)
     previous = _install_signals(pipeline)
     rss_start = None
@@ -429,23 +398,20 @@ def _camera_outputs(args, count):
 
 
 def _open_engine(args):
-    """The engine the flags ask for (one per camera for a forecast bundle)."""
+    """The engine the flags ask for (one per camera for a stateful engine)."""
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     return open_engine(args.engine, backend=args.backend, providers=providers,
-                       threads=args.threads, resize=args.resize,
-                       current=args.forecast_view == "side-by-side", verify=not args.no_verify)
+                       threads=args.threads, resize=args.resize, verify=not args.no_verify,
+                       **tasks.open_options(args.task_options))
 
 
 def _engine_and_visualizer(args):
     """The engine the flags ask for, checked against them, and the picture drawer for it (one
     source or several)."""
     engine = _open_engine(args)
-    _check_engine_args(args, engine)
-    visualizer = make_visualizer(engine.manifest, forecast_view=args.forecast_view,
-                                 mode=args.visualize, alpha=args.alpha,
-                                 legend=not args.no_legend, hud=not args.no_hud,
-                                 outlier_threshold=args.outlier_threshold,
-                                 outlier_view=args.outlier_view)
+    tasks.check_engine_options(args.task_options, engine)
+    visualizer = tasks.visualizer(engine.manifest, args.task_options, mode=args.visualize,
+                                  alpha=args.alpha, legend=not args.no_legend, hud=not args.no_hud)
     return engine, visualizer
 
 
@@ -454,7 +420,7 @@ def _main_cameras(args, argv, opened):
     from runtime.multicam import MultiPipeline
     engine, visualizer = _engine_and_visualizer(args)
     engines = [engine]
-    if engine.stateful:   # a forecast bundle: one feature ring, so one engine, per camera
+    if engine.stateful:   # e.g. a forecast bundle's feature ring: one engine per camera
         engines += [_open_engine(args) for _ in opened[1:]]
     per_camera = _camera_outputs(args, len(opened))
     pipeline = MultiPipeline(opened, engines if engine.stateful else engine, outputs=per_camera,
