@@ -18,7 +18,7 @@ Per configuration: processed frames per second per camera (mean over cameras), c
 result latency p50/p99 (ms, the worst camera), CPU seconds per second of wall time (all
 processes, start-up and engine loading included), frames processed per CPU second (the work
 per frame, which a shared machine's scheduler blurs less than FPS) and resident memory (MB,
-peak RSS summed over the processes), from each run's report and the children's rusage.
+peak RSS summed over the processes, VmHWM sampled from /proc), from each run's report and rusage.
 Machine, load and date are printed with the table; ``--from-json`` reprints a saved run.
 """
 import argparse
@@ -58,23 +58,48 @@ def _drives(folder, count, seconds):
     return paths
 
 
+def _peak_rss_kib(pid):
+    """The process's own peak RSS (VmHWM of its current address space), KiB; None once it is gone.
+
+    Not rusage's ru_maxrss: Linux carries the parent's peak RSS across fork and exec into it, so
+    every rt-segment started from this script (torch loaded for the exports) would show ours."""
+    try:
+        with open("/proc/{}/status".format(pid)) as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (IOError, OSError, ValueError):
+        return None
+    return None
+
+
 def _run(processes, duration):
-    """Start every argv at once; wait; rusage per process (os.wait4)."""
+    """Start every argv at once; wait; CPU time (os.wait4) and peak RSS (VmHWM, sampled) per process."""
     env = dict(os.environ, PYTHONPATH=REPO)
     started = time.monotonic()
     procs = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE) for argv in processes]
+    peaks = dict((proc.pid, 0) for proc in procs)
     usage = {}
-    for proc in procs:
-        _, status, rusage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(
-            os, "waitstatus_to_exitcode") else status >> 8
-        usage[proc.pid] = rusage
-        if proc.returncode != 0:
-            raise SystemExit("rt-segment failed: {}".format(proc.stderr.read().decode()[-2000:]))
+    while len(usage) < len(procs):
+        for proc in procs:
+            if proc.pid in usage:
+                continue
+            peak = _peak_rss_kib(proc.pid)
+            if peak:
+                peaks[proc.pid] = max(peaks[proc.pid], peak)
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid == 0:
+                continue
+            proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(
+                os, "waitstatus_to_exitcode") else status >> 8
+            usage[proc.pid] = rusage
+            if proc.returncode != 0:
+                raise SystemExit("rt-segment failed: {}".format(proc.stderr.read().decode()[-2000:]))
+        time.sleep(0.1)
     wall = time.monotonic() - started
     cpu = sum(u.ru_utime + u.ru_stime for u in usage.values())
-    rss_mb = sum(u.ru_maxrss for u in usage.values()) / 1024.0   # Linux: KiB
+    rss_mb = sum(peaks.values()) / 1024.0
     return wall, cpu, rss_mb
 
 
