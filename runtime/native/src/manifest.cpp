@@ -283,6 +283,8 @@ ModelManifest load_model_manifest(const std::string &artifact, const std::string
     m.stage = stage && stage->is_string() ? stage->string() : "";
     if (m.stage != "features" && m.stage != "f2f" && m.stage != "decoder")
       bad(where, "forecast stage '" + m.stage + "' not one of features, f2f, decoder");
+    if (const Json *rate = root.get("frame_rate")) m.frame_rate = *rate;
+    if (const Json *offsets = root.get("past_offsets")) m.past_offsets = *offsets;
   }
   m.precision = root.at("precision").string();
   const Json &art = root.at("artifact");

@@ -58,6 +58,9 @@ struct ModelManifest {
   std::vector<TensorSpec> outputs;
   std::vector<ClassSpec> classes;
   bool has_outlier_block = false;
+  // A bundle stage may repeat the bundle's frame_rate / past_offsets (null: it does not); the
+  // bundle refuses a stage that says otherwise.
+  Json frame_rate, past_offsets;
   float outlier_threshold = 0.5f;
   Json tensorrt;  // the plan's `tensorrt` block (null for ONNX)
   const TensorSpec *output(const std::string &meaning) const;  // nullptr when absent

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 
 #include "../error.hpp"
 #include "../tensor.hpp"
@@ -12,6 +13,15 @@
 
 namespace srt {
 namespace {
+
+// A rate as runtime/manifest.py prints it in the same message: 30.0, 12.5.
+std::string number_text(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), v == std::floor(v) && std::fabs(v) < 1e15 ? "%.1f" : "%g", v);
+  return text;
+}
+
+std::string number_text(const Json &j) { return j.is_number() ? number_text(j.number()) : std::string("a non-number"); }
 
 const double kEps = 1e-6;  // s: a frame exactly half an interval away still counts (feature_ring.py)
 const int kSlack = 2;
@@ -231,6 +241,18 @@ class ForecastTask : public Task {
           fail(SRT_ERROR_UNSUPPORTED, "forecast bundle " + b_.manifest_path + ": stage '" + names[i] + "' output '" +
                                           out->name + "' is " + dtype_name(out->dtype) +
                                           ": this core reads features as float16 or float32");
+      }
+    }
+    for (int i = 0; i < 3; ++i) {  // what a stage repeats of the bundle must be the bundle's
+      const ModelManifest &s = stages_[i];
+      if (!s.frame_rate.is_null() && !(s.frame_rate.is_number() && s.frame_rate.number() == b_.frame_rate))
+        bad(std::string("stage '") + names[i] + "' says frame_rate " + number_text(s.frame_rate) +
+            ", the bundle says " + number_text(b_.frame_rate));
+      if (!s.past_offsets.is_null()) {
+        bool same = s.past_offsets.is_array() && s.past_offsets.size() == b_.past_offsets.size();
+        for (size_t k = 0; same && k < b_.past_offsets.size(); ++k)
+          same = s.past_offsets[k].is_number() && s.past_offsets[k].number() == b_.past_offsets[k];
+        if (!same) bad(std::string("stage '") + names[i] + "' says past_offsets other than the bundle's");
       }
     }
     const InputSpec &frame = stages_[0].input, &ours = b_.input;
