@@ -145,7 +145,7 @@ class BenchOptions(object):
         """Values a user can get wrong (rt-bench's flags), one line each, before any measurement."""
         from runtime.cli.common import check_seconds, check_threads
         positive = (("--warmup", self.warmup), ("--iterations", self.iterations), ("--rounds", self.rounds),
-                    ("--threads", self.threads), ("--e2e-frames", self.e2e_frames),
+                    ("--e2e-frames", self.e2e_frames),
                     ("--power-interval", self.power_interval))
         for flag, value in positive:
             if value is not None and value < 1:

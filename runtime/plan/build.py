@@ -116,7 +116,6 @@ def _build_checked(onnx_path, onnx_manifest, plan_path, check, precision, worksp
         fp32_layers = tuple(fp32_layers) + tuple(n for n in head if n not in fp32_layers)
         log("the outlier head stays in FP32 ({} layers)".format(len(head)))
     build = build or builder.build_engine
-    check_artifact_output(plan_path, inputs=[onnx_path], kinds=(".plan", ".engine", ".trt"))
     if check_images is not None and not os.path.exists(str(check_images)):
         raise UserError("--check-images {} not found (a folder of images or a video)".format(check_images))
     log("building {} ({}) from {}".format(plan_path, precision, onnx_path))
@@ -183,6 +182,7 @@ def build_bundle_plans(bundle, output_dir, precision="fp16", workspace_mb=1024, 
             plan = os.path.join(output_dir, stage + ".plan")
             stage_precision = "fp32" if stage == "f2f" and precision != "fp32" else precision
             log("stage {}: {} plan".format(stage, stage_precision))
+            check_artifact_output(plan, inputs=[onnx_path], kinds=(".plan", ".engine", ".trt"))
             written = _build_checked(onnx_path, Manifest.load(onnx_path), plan, None, stage_precision,
                                      workspace_mb, timing_cache, check_images=check_images, log=log,
                                      build=build)

@@ -33,11 +33,17 @@ def add_arguments(group):
         task.add_arguments(group)
 
 
-def options(args):
-    """Every family's options from parsed flags, checked (one dict: each family reads its own)."""
+def _merged(method, value):
+    """Every family's ``method(value)`` dicts merged into one (each family reads its own keys)."""
     merged = {}
     for task in ALL:
-        merged.update(task.options(args))
+        merged.update(getattr(task, method)(value))
+    return merged
+
+
+def options(args):
+    """Every family's options from parsed flags, checked (one dict: each family reads its own)."""
+    merged = _merged("options", args)
     for task in ALL:
         task.check_options(merged)
     return merged
@@ -58,18 +64,12 @@ def add_eval_arguments(parser):
 
 def eval_options(args):
     """Every family's rt-eval options from parsed flags, checked (one dict)."""
-    merged = {}
-    for task in ALL:
-        merged.update(task.eval_options(args))
-    return merged
+    return _merged("eval_options", args)
 
 
 def open_options(options):
     """Keyword arguments of runtime.open_engine that the family options ask for."""
-    merged = {}
-    for task in ALL:
-        merged.update(task.open_options(options))
-    return merged
+    return _merged("open_options", options)
 
 
 def visualizer(manifest, options=None, **common):
