@@ -283,7 +283,7 @@ def test_a_slow_source_warns_once_and_uses_the_nearest_frames(bundle, caplog):
     engine = open_engine(bundle)
     frame = np.zeros(fb.SIZE + (3,), np.uint8)
     try:
-        with caplog.at_level(logging.WARNING, logger="runtime.forecast"):
+        with caplog.at_level(logging.WARNING, logger="runtime.backends.native"):
             frames = [engine.step(frame, k * 0.2) for k in range(6)]
         summary = engine.stream_summary()["forecast"]
     finally:

@@ -1,5 +1,5 @@
 // ONNX Runtime backend: an .onnx engine run through ONNX Runtime's C API (onnxruntime_c_api.h),
-// with the session options runtime/backends/onnxruntime.py sets: all graph optimizations, an
+// with the session options the Python engine set before issue 26: all graph optimizations, an
 // intra-op thread count (one inter-op thread), intra-op spinning on or off, and the execution
 // providers TensorRT -> CUDA -> CPU by availability (or the caller's list). With TensorRT's
 // provider, FP16 / INT8 follow the manifest's precision and its engines and timing caches are
@@ -11,7 +11,7 @@
 // libonnxruntime from 1.10 on (the wheel's; on a Jetson ONNX Runtime's release build of JetPack's
 // version: 1.10 on JetPack 4, 1.16 on JetPack 5). What came later is used only where the loaded
 // library has it (its version string): the CUDA provider's V2 options (1.11), TensorRT's timing
-// cache (1.11) and its shared folder (1.17), the same gates as runtime/backends/onnxruntime.py.
+// cache (1.11) and its shared folder (1.17), the same gates the Python engine had.
 //
 // Buffers: every input and output is a host buffer of this backend wrapped once in an OrtValue;
 // Run() writes the outputs into them (pre-allocated outputs), so a frame costs no allocation.
@@ -162,7 +162,7 @@ std::vector<std::string> choose_providers(const std::string &requested) {
   return out;
 }
 
-// runtime/backends/onnxruntime.py default_cache_root: $SWIFTRT_CACHE, else ~/.cache/swiftrt/ort-tensorrt.
+// The cache root: $SWIFTRT_CACHE, else ~/.cache/swiftrt/ort-tensorrt.
 std::string cache_root() {
   if (const char *root = std::getenv("SWIFTRT_CACHE")) if (*root) return root;
   std::string base;
@@ -268,7 +268,7 @@ class OnnxRuntimeBackend : public Backend {
     return provider;
   }
 
-  // runtime/backends/onnxruntime.py tensorrt_options: FP16 for fp16/int8 artifacts, INT8 for int8
+  // TensorRT provider options: FP16 for fp16/int8 artifacts, INT8 for int8
   // ones (explicit Q/DQ), engines in <cache>/<sha256[:16]>; a timing cache from ORT 1.11 (beside
   // the engines), one for all models in the cache root from ORT 1.17 (older ones refuse the key).
   // Compiled here; run only where ONNX Runtime has TensorRT (a Jetson): not run on hardware.

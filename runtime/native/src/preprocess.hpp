@@ -1,5 +1,5 @@
 // Camera frame (8-bit BGR or RGB, any size and row pitch) -> the network's input tensor, exactly
-// as runtime/preprocess.py did it (srt_preprocess gives Python this very code): fit (stretch / letterbox / crop, OpenCV-exact bilinear),
+// as the Python engine did it (srt_preprocess gives Python this very code): fit (stretch / letterbox / crop, OpenCV-exact bilinear),
 // colour order, optional host normalization (x * mul + add in float32), NHWC or NCHW, dtype.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The forecast family: a bundle of three models (features -> f2f -> decoder) and the ring of
-// past features between them (runtime/forecast.py, runtime/feature_ring.py): the frame feeds the
+// past features between them (as the Python engine ran them before issue 26): the frame feeds the
 // features stage (the engine's frame model); once the ring holds a feature map near every past
 // offset, f2f predicts the future features and the decoder turns them into the forecast map.
 #include <algorithm>
@@ -23,18 +23,18 @@ std::string number_text(double v) {
 
 std::string number_text(const Json &j) { return j.is_number() ? number_text(j.number()) : std::string("a non-number"); }
 
-const double kEps = 1e-6;  // s: a frame exactly half an interval away still counts (feature_ring.py)
+const double kEps = 1e-6;  // s: a frame exactly half an interval away still counts
 const int kSlack = 2;
 const double kMaxRateFactor = 8.0;
 
-// runtime/feature_ring.py capacity_for
+// capacity_for: the ring's size
 int capacity_for(double oldest_offset_s, double frame_rate, double source_rate) {
   double rate = frame_rate;
   if (source_rate > 0) rate = std::min(std::max(rate, source_rate), kMaxRateFactor * frame_rate);
   return static_cast<int>(std::ceil(std::fabs(oldest_offset_s) * rate - kEps)) + 1 + kSlack;
 }
 
-// runtime/feature_ring.py FeatureRing: (time, features) in time order, bounded. A ring of slots
+// FeatureRing: (time, features) in time order, bounded. A ring of slots
 // whose feature storage is reused: no allocation per frame once every slot has been filled.
 class FeatureRing {
  public:
@@ -146,7 +146,6 @@ class ForecastTask : public Task {
                                        "decode_current; set class_map to NULL or open it so");
   }
 
-  // runtime/forecast.py ForecastEngine.reset
   void reset() override {
     ring_ = FeatureRing(capacity_for(offsets_s_[0], b_.frame_rate, 0));
     intervals_count_ = 0;
@@ -156,7 +155,7 @@ class ForecastTask : public Task {
   }
 
   // The features stage ran: its features into the ring, then f2f and the decoder once the ring
-  // holds every past offset (runtime/forecast.py ForecastEngine.run).
+  // holds every past offset.
   double finish(const FrameDone &frame, srt_result *r) override {
     double frame_time = frame.has_timestamp ? frame.timestamp : frames_ / b_.frame_rate;
     ++frames_;
@@ -211,7 +210,7 @@ class ForecastTask : public Task {
     *post_ms += now_ms() - t;
   }
 
-  // runtime/forecast.py ForecastBundle._check_stages (shapes, kinds, classes)
+  // The stages against each other and the bundle (shapes, kinds, classes, rate, offsets)
   void check_stages() {
     std::vector<int64_t> shape = b_.feature_shape, stacked = shape;
     stacked[1] *= static_cast<int64_t>(b_.past_offsets.size());
@@ -264,7 +263,7 @@ class ForecastTask : public Task {
     if (!same) bad("stage 'decoder' has classes that differ from the bundle's (ids and names must match)");
   }
 
-  // runtime/forecast.py ForecastEngine._observe: the source's frame interval (median of the last 16).
+  // The source's frame interval (median of the last 16).
   void observe(double t) {
     double last = last_time_;
     bool had = has_last_;

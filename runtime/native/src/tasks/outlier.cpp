@@ -1,5 +1,5 @@
 // The outlier family: a segmentation model with a second output, a per-pixel outlier score
-// (1 - P(inlier)), thresholded into a mask and a count (runtime/outlier.py's reading of it).
+// (1 - P(inlier)), thresholded into a mask and a count.
 #include "../error.hpp"
 #include "segmentation.hpp"
 
